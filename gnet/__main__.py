@@ -1,0 +1,170 @@
+"""Command line: python -m gnet block | summary | train.
+
+Bad arguments exit with status 2 and a one-line message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from gnet.analysis import BlockReport, NetworkReport, block_report, network_report, torchinfo_summary
+from gnet.spec import NETWORK_PRESETS, BlockSpec, SpecError, network_preset, with_input
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _ints(text: str, n: int, what: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if len(parts) != n:
+        raise UsageError(f"{what} takes {n} comma-separated whole numbers, got {text!r}")
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"{what} takes whole numbers, got {text!r}") from None
+
+
+def make_parser() -> Parser:
+    p = Parser(prog="python -m gnet", description="Inception Explorer: analyse and train GoogLeNets.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    b = sub.add_parser("block", help="shapes, params and mult-adds of one Inception block")
+    b.add_argument("--input", required=True, metavar="C,H,W")
+    b.add_argument("--b1", required=True, metavar="N")
+    b.add_argument("--b2", required=True, metavar="R,N")
+    b.add_argument("--b3", required=True, metavar="R,N")
+    b.add_argument("--b4", required=True, metavar="N")
+    b.add_argument("--no-reduce", action="store_true", help="the naive module: no 1×1 reductions (R ignored)")
+    b.add_argument("--b3-kernel", type=int, choices=(3, 5), default=5)
+    b.add_argument("--factorize", action="store_true", help="b3 as two stacked 3×3 convs")
+    b.add_argument("--bn", action="store_true", help="BatchNorm after each conv, no conv bias")
+    b.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("summary", help="layer by layer summary of a GoogLeNet preset")
+    s.add_argument("--preset", required=True, choices=list(NETWORK_PRESETS))
+    s.add_argument("--input", metavar="C,H,W")
+    s.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the real module")
+    s.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("train", help="train a network; writes a run directory")
+    try:
+        from gnet.train import add_train_arguments
+    except ImportError:  # the trainer is optional until it lands
+        add_train_arguments = None
+    if add_train_arguments is not None:
+        add_train_arguments(t)
+    return p
+
+
+def _block(args: argparse.Namespace) -> int:
+    c, h, w = _ints(args.input, 3, "--input")
+    b2r, b2 = _ints(args.b2, 2, "--b2")
+    b3r, b3 = _ints(args.b3, 2, "--b3")
+    (b1,) = _ints(args.b1, 1, "--b1")
+    (b4,) = _ints(args.b4, 1, "--b4")
+    spec = BlockSpec(b1, b2r, b2, b3r, b3, b4, reduce=not args.no_reduce, b3_kernel=args.b3_kernel,
+                     factorize=args.factorize, batch_norm=args.bn)
+    report = block_report(spec, (c, h, w))
+    print(json.dumps(block_json(report)) if args.json else block_text(report))
+    return 0
+
+
+def block_json(r: BlockReport) -> dict:
+    def costs(cost) -> dict:
+        return {"params": cost.params, "mult_adds": cost.mult_adds, "multiplications": cost.multiplications}
+
+    return {
+        "input_shape": list(r.input_shape),
+        "output_shape": list(r.output_shape),
+        **costs(r.cost),
+        "branches": [{"name": b.name, "label": b.label, "output_shape": list(b.output_shape), **costs(b.cost)}
+                     for b in r.branches],
+    }
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows)
+
+
+def _shape(s: tuple[int, ...]) -> str:
+    return "×".join(map(str, s))
+
+
+def block_text(r: BlockReport) -> str:
+    rows = [["branch", "output (C×H×W)", "params", "mult-adds", "multiplications"]]
+    for b in r.branches:
+        rows.append([f"{b.name} {b.label}", _shape(b.output_shape), f"{b.cost.params:,}", f"{b.cost.mult_adds:,}",
+                     f"{b.cost.multiplications:,}"])
+    rows.append(["total", _shape(r.output_shape), f"{r.cost.params:,}", f"{r.cost.mult_adds:,}",
+                 f"{r.cost.multiplications:,}"])
+    return f"input {_shape(r.input_shape)} (C×H×W); output H×W×C: {r.concat_text()}\n" + _table(rows)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    spec = network_preset(args.preset)
+    if args.input:
+        c, h, w = _ints(args.input, 3, "--input")
+        spec = with_input(spec, c, (h, w))
+    report = network_report(spec)
+    if args.json:
+        print(json.dumps(summary_json(report)))
+    else:
+        print(summary_text(report))
+        if args.torchinfo:
+            print(str(torchinfo_summary(spec)))
+    return 0
+
+
+def summary_json(r: NetworkReport) -> dict:
+    return {
+        "preset": r.spec.name,
+        "input_shape": list(r.input_shape),
+        "output_shape": list(r.output_shape),
+        "params": r.params_total,
+        "mult_adds": r.cost.mult_adds,
+        "multiplications": r.cost.multiplications,
+        "blocks": [{"name": n, "output_shape": list(b.output_shape), "params": b.cost.params}
+                   for n, b in r.blocks.items()],
+    }
+
+
+def summary_text(r: NetworkReport) -> str:
+    rows = [["layer", "type", "output (C×H×W)", "params", "mult-adds"]]
+    for row in r.summary_rows():
+        rows.append([row.name, row.kind, _shape(row.output_shape), f"{row.cost.params:,}", f"{row.cost.mult_adds:,}"])
+    rows.append(["total", "", _shape(r.output_shape), f"{r.params_total:,}", f"{r.cost.mult_adds:,}"])
+    note = " (aux heads: training only, mult-adds not in the total)" if r.aux_cost.params else ""
+    return f"{r.spec.name}: input {_shape(r.input_shape)}{note}\n" + _table(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = make_parser().parse_args(argv)
+        if args.command == "block":
+            return _block(args)
+        if args.command == "summary":
+            return _summary(args)
+        from gnet.train import run_from_args  # noqa: PLC0415
+
+        return run_from_args(args)
+    except (UsageError, SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ImportError:
+        print("error: training is not available in this build", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

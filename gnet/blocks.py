@@ -1,0 +1,103 @@
+"""nn.Modules for Inception blocks, built from a validated `BlockSpec`.
+
+Module names follow torchvision's `models/googlenet.py` (`branch1`..`branch4`,
+each conv a `ConvBlock` with `.conv` and, in BatchNorm style, `.bn`), so
+torchvision's GoogLeNet state_dict loads into the `googlenet-imagenet` preset.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gnet.spec import BlockSpec
+
+
+class ConvBlock(nn.Module):
+    """Conv → (BatchNorm) → ReLU. With BatchNorm the conv has no bias (torchvision's
+    BasicConv2d); without, it has one (d2l's `nn.Conv2d` + `nn.ReLU`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, batch_norm: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                              bias=not batch_norm)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if batch_norm else None
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        return self.relu(x)
+
+
+def branch_layers(in_channels: int, spec: BlockSpec) -> dict[str, list[tuple[str, int, int, int]]]:
+    """Each branch as a list of (kind, in, out, kernel): the one description of a
+    block's layers, shared by the module builder and the analysis."""
+    b2_in, b3_in = in_channels, in_channels
+    b2: list[tuple[str, int, int, int]] = []
+    b3: list[tuple[str, int, int, int]] = []
+    if spec.reduce:
+        b2.append(("conv", in_channels, spec.b2_reduce, 1))
+        b3.append(("conv", in_channels, spec.b3_reduce, 1))
+        b2_in, b3_in = spec.b2_reduce, spec.b3_reduce
+    b2.append(("conv", b2_in, spec.b2, 3))
+    if spec.factorize:
+        b3 += [("conv", b3_in, spec.b3, 3), ("conv", spec.b3, spec.b3, 3)]
+    else:
+        b3.append(("conv", b3_in, spec.b3, spec.b3_kernel))
+    return {
+        "b1": [("conv", in_channels, spec.b1, 1)],
+        "b2": b2,
+        "b3": b3,
+        "b4": [("maxpool", in_channels, in_channels, 3), ("conv", in_channels, spec.b4, 1)],
+    }
+
+
+class InceptionBlock(nn.Module):
+    """Four parallel branches, concatenated on the channel axis. All convs are
+    'same'-padded and the pool has stride 1, so H and W are unchanged."""
+
+    def __init__(self, in_channels: int, spec: BlockSpec) -> None:
+        super().__init__()
+        spec.validate()
+        self.spec = spec
+        self.in_channels = in_channels
+        branches = []
+        for layers in branch_layers(in_channels, spec).values():
+            mods: list[nn.Module] = []
+            for kind, c_in, c_out, k in layers:
+                if kind == "maxpool":
+                    mods.append(nn.MaxPool2d(k, stride=1, padding=k // 2, ceil_mode=True))
+                else:
+                    mods.append(ConvBlock(c_in, c_out, k, padding=k // 2, batch_norm=spec.batch_norm))
+            branches.append(mods[0] if len(mods) == 1 else nn.Sequential(*mods))
+        self.branch1, self.branch2, self.branch3, self.branch4 = branches
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+
+
+def branch_kernel_labels(block: nn.Module) -> dict[str, str]:
+    """Kernel sizes read from a loaded module, e.g. {"b3": "1×1 → 3×3"}.
+
+    Works for this project's InceptionBlock and torchvision's Inception alike:
+    torchvision's pretrained "5×5" branch really is 3×3 (pytorch/vision#906),
+    and a label must say what the weights do, not what the paper drew.
+    """
+    labels = {}
+    for i, b in enumerate(BRANCH_ATTRS):
+        parts = []
+        for m in getattr(block, b).modules():
+            if isinstance(m, nn.MaxPool2d):
+                k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
+                parts.append(f"{k}×{k} max-pool")
+            elif isinstance(m, nn.Conv2d):
+                kh, kw = m.kernel_size
+                parts.append(f"{kh}×{kw}")
+        labels[f"b{i + 1}"] = " → ".join(parts)
+    return labels
+
+
+BRANCH_ATTRS = ("branch1", "branch2", "branch3", "branch4")

@@ -1,0 +1,124 @@
+"""Project checkpoints: a model's weights together with everything needed to rebuild it.
+
+A checkpoint carries its NetworkSpec, preprocessing and class names (as
+nanoGPT puts model arguments in its checkpoint), so it rebuilds its own model.
+Files are written atomically (temp file + os.replace) and read with
+`torch.load(weights_only=True)`, so a crafted pickle cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gnet.spec import NetworkSpec, SpecError
+
+FORMAT = "gnet-checkpoint-v1"
+MAX_CHECKPOINT_BYTES = 2_000_000_000
+
+
+class CheckpointError(ValueError):
+    """A file is not a usable checkpoint; the message says why and what to do."""
+
+
+@dataclass
+class Checkpoint:
+    spec: NetworkSpec
+    model_state: dict[str, torch.Tensor]
+    classes: list[str]
+    preprocess: dict[str, Any]  # {"image_size": [H, W], "mean": [...], "std": [...], "in_channels": C}
+    extra: dict[str, Any] = field(default_factory=dict)  # optimizer state, epoch, step, metrics, rng ...
+
+    def build_model(self) -> torch.nn.Module:
+        """The network with these weights, in eval mode, on the CPU."""
+        from gnet.network import GoogLeNet
+
+        model = GoogLeNet(self.spec)
+        try:
+            model.load_state_dict(self.model_state)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0]
+            raise CheckpointError(f"the weights do not fit the network spec stored with them: {first}") from None
+        return model.eval()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file so readers see the old content or the new one, never a torn one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save({
+        "format": FORMAT,
+        "spec": ckpt.spec.to_dict(),
+        "model": ckpt.model_state,
+        "classes": list(ckpt.classes),
+        "preprocess": ckpt.preprocess,
+        "extra": ckpt.extra,
+    }, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Load and check a project checkpoint; CheckpointError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file at {path.name!r}")
+    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError("the file is larger than 2 GB; a GoogLeNet checkpoint is well under 200 MB")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            "refused to load: the file contains Python objects other than tensors and plain data "
+            f"(a checkpoint must load with weights_only=True). Details: {str(e).splitlines()[0][:200]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"not a readable PyTorch file (truncated or corrupt?): {str(e).splitlines()[0][:200]}") from None
+    return checkpoint_from_dict(raw)
+
+
+def checkpoint_from_dict(raw: Any) -> Checkpoint:
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError(
+            "this is a PyTorch file but not an Inception Explorer checkpoint "
+            f"(expected format {FORMAT!r}); for torchvision weights use the weights-file option instead"
+        )
+    try:
+        spec = NetworkSpec.from_dict(raw["spec"])
+    except SpecError as e:
+        raise CheckpointError(f"the network spec inside the checkpoint is invalid: {e}") from None
+    state = raw.get("model")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError("the checkpoint has no model weights")
+    classes = raw.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or len(classes) != spec.num_classes:
+        raise CheckpointError(f"the checkpoint must name {spec.num_classes} classes, one per output")
+    pre = raw.get("preprocess")
+    if not isinstance(pre, dict):
+        raise CheckpointError("the checkpoint has no preprocessing settings")
+    extra = raw.get("extra") or {}
+    return Checkpoint(spec, state, [c[:100] for c in classes], pre, extra if isinstance(extra, dict) else {})

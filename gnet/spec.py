@@ -1,0 +1,486 @@
+"""Specs: plain dataclasses that describe Inception blocks and GoogLeNets.
+
+A spec is data, not a module: it can be validated, analysed, serialised to
+JSON and put in a URL without allocating a single tensor. `gnet.blocks` and
+`gnet.network` turn a *validated* spec into an `nn.Module`.
+
+Shapes are (C, H, W) throughout. A `BlockSpec` holds a block's own choices
+(branch channels and variant); the block's input shape is passed beside it,
+so inside a network each block's in_channels is derived from the block
+before it and never typed twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Union
+
+# Caps: large enough for any real GoogLeNet experiment, small enough that a
+# typo ("40960") is refused before anything is allocated.
+MAX_CHANNELS = 8192
+MAX_SPATIAL = 4096
+MAX_CLASSES = 100_000
+MAX_BLOCKS_PER_STAGE = 16
+MAX_STAGES = 6
+MAX_PARAMS = 500_000_000  # a network larger than this is refused before it is built
+
+BRANCHES = ("b1", "b2", "b3", "b4")
+BLOCK_NAMES = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
+
+
+class SpecError(ValueError):
+    """A spec (or a user's input that became one) is invalid.
+
+    The message names the field and the allowed range, in words a user understands.
+    """
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise SpecError(f"{name} must be a whole number from {lo} to {hi:,}, got {value!r}")
+    if not lo <= value <= hi:
+        raise SpecError(f"{name} must be from {lo} to {hi:,}, got {value:,}")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One Inception block: four parallel branches concatenated on channels.
+
+    b1: 1×1 conv → b1 channels
+    b2: 1×1 conv → b2_reduce, then 3×3 conv → b2
+    b3: 1×1 conv → b3_reduce, then a b3_kernel×b3_kernel conv → b3
+        (factorize=True: two stacked 3×3 convs → b3, b3, same 5×5 receptive field)
+    b4: 3×3 max-pool (stride 1), then 1×1 conv → b4 ("pool projection")
+
+    reduce=False is the paper's naive module: b2 and b3 convolve the input
+    directly (the *_reduce fields are ignored). Unlike the paper's Fig. 2a we
+    keep b4's projection so both versions have the same output shape, as in
+    Andrew Ng's 28×28×192 example (seed 002).
+    batch_norm=True is torchvision's style (conv without bias, BatchNorm eps=1e-3,
+    ReLU); False is d2l's (conv with bias, ReLU).
+    """
+
+    b1: int
+    b2_reduce: int
+    b2: int
+    b3_reduce: int
+    b3: int
+    b4: int
+    reduce: bool = True
+    b3_kernel: int = 5
+    factorize: bool = False
+    batch_norm: bool = False
+
+    def validate(self) -> "BlockSpec":
+        for name in ("b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4"):
+            _check_int(name, getattr(self, name), 1, MAX_CHANNELS)
+        for name in ("reduce", "factorize", "batch_norm"):
+            _check_bool(name, getattr(self, name))
+        if self.b3_kernel not in (3, 5) or isinstance(self.b3_kernel, bool):
+            raise SpecError(f"b3_kernel must be 3 or 5, got {self.b3_kernel!r}")
+        if self.factorize and self.b3_kernel != 5:
+            raise SpecError("factorize replaces a 5×5 conv by two 3×3 convs: it needs b3_kernel 5")
+        return self
+
+    @property
+    def out_channels(self) -> int:
+        return self.b1 + self.b2 + self.b3 + self.b4
+
+    def b3_label(self) -> str:
+        if self.factorize:
+            return "3×3 → 3×3"
+        return f"{self.b3_kernel}×{self.b3_kernel}"
+
+    def branch_labels(self) -> dict[str, str]:
+        r = "1×1 → " if self.reduce else ""
+        return {
+            "b1": "1×1",
+            "b2": f"{r}3×3",
+            "b3": f"{r}{self.b3_label()}",
+            "b4": "3×3 max-pool → 1×1",
+        }
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+
+    def validate(self, where: str) -> "ConvSpec":
+        _check_int(f"{where} out_channels", self.out_channels, 1, MAX_CHANNELS)
+        _check_int(f"{where} kernel", self.kernel, 1, 15)
+        _check_int(f"{where} stride", self.stride, 1, 8)
+        _check_int(f"{where} padding", self.padding, 0, 7)
+        return self
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A max-pool. ceil_mode=True is torchvision's choice; d2l pads by 1 instead."""
+
+    kernel: int
+    stride: int
+    padding: int = 0
+    ceil_mode: bool = False
+
+    def validate(self, where: str) -> "PoolSpec":
+        _check_int(f"{where} kernel", self.kernel, 1, 15)
+        _check_int(f"{where} stride", self.stride, 1, 8)
+        _check_int(f"{where} padding", self.padding, 0, self.kernel // 2)
+        _check_bool(f"{where} ceil_mode", self.ceil_mode)
+        return self
+
+
+StemLayer = Union[ConvSpec, PoolSpec]
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A GoogLeNet: stem, stages of Inception blocks with a max-pool between
+    stages, global average pool, dropout, fully connected classifier.
+
+    Stem layers are named as torchvision names them (conv1, maxpool1, conv2, ...),
+    blocks as the paper does (3a, 3b, 4a ...), modules as torchvision
+    (`inception3a.branch2`), so torchvision's state_dict loads into the
+    `googlenet-imagenet` preset.
+
+    aux=True adds the paper's auxiliary classifiers after blocks 4a and 4d
+    (training only). aux_pool "paper" is the paper's 5×5/3 average pool;
+    "torchvision" is torchvision's adaptive 4×4 pool (same shape at 14×14).
+    """
+
+    name: str
+    in_channels: int
+    input_size: tuple[int, int]
+    num_classes: int
+    stem: tuple[StemLayer, ...]
+    stages: tuple[tuple[BlockSpec, ...], ...]
+    stage_pools: tuple[PoolSpec, ...]  # one between each pair of stages
+    batch_norm: bool = False  # stem convs; blocks carry their own flag
+    dropout: float = 0.0
+    aux: bool = False
+    aux_pool: str = "paper"
+    aux_dropout: float = 0.7
+    description: str = ""
+
+    # -- structure -------------------------------------------------------
+    def block_names(self) -> list[str]:
+        return [f"{i + 3}{chr(ord('a') + j)}" for i, stage in enumerate(self.stages) for j in range(len(stage))]
+
+    def blocks(self) -> list[tuple[str, BlockSpec]]:
+        specs = [b for stage in self.stages for b in stage]
+        return list(zip(self.block_names(), specs))
+
+    def block(self, name: str) -> BlockSpec:
+        for n, b in self.blocks():
+            if n == name:
+                return b
+        raise SpecError(f"no block {name!r}; this network has {', '.join(self.block_names())}")
+
+    def with_block(self, name: str, spec: BlockSpec) -> "NetworkSpec":
+        """A copy with one block replaced; downstream in_channels follow by construction."""
+        self.block(name)  # raises for an unknown name
+        names = iter(self.block_names())
+        stages = tuple(tuple(spec if next(names) == name else b for b in stage) for stage in self.stages)
+        return dataclasses.replace(self, stages=stages)
+
+    def aux_blocks(self) -> tuple[str, ...]:
+        """Blocks the auxiliary heads attach to: 4a and 4d, as in the paper."""
+        return ("4a", "4d") if self.aux else ()
+
+    # -- validation ------------------------------------------------------
+    def validate(self) -> "NetworkSpec":
+        """Check every field, every spatial size and the parameter cap."""
+        from gnet.analysis import network_report  # the analysis walks the spec; imported late to avoid a cycle
+
+        network_report(self)
+        return self
+
+    def validate_fields(self) -> "NetworkSpec":
+        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 80:
+            raise SpecError("name must be 1 to 80 characters")
+        _check_int("in_channels", self.in_channels, 1, MAX_CHANNELS)
+        if not isinstance(self.input_size, (tuple, list)) or len(self.input_size) != 2:
+            raise SpecError(f"input_size must be [height, width], got {self.input_size!r}")
+        _check_int("input height", self.input_size[0], 1, MAX_SPATIAL)
+        _check_int("input width", self.input_size[1], 1, MAX_SPATIAL)
+        _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
+        _check_bool("batch_norm", self.batch_norm)
+        _check_bool("aux", self.aux)
+        for i, layer in enumerate(self.stem):
+            if not isinstance(layer, (ConvSpec, PoolSpec)):
+                raise SpecError(f"stem layer {i + 1} must be a conv or a max-pool")
+            layer.validate(f"stem layer {i + 1}")
+        _check_int("number of stages", len(self.stages), 1, MAX_STAGES)
+        for i, stage in enumerate(self.stages):
+            _check_int(f"stage {i + 3} block count", len(stage), 1, MAX_BLOCKS_PER_STAGE)
+        for name, b in self.blocks():
+            if not isinstance(b, BlockSpec):
+                raise SpecError(f"block {name} must be a block spec")
+            try:
+                b.validate()
+            except SpecError as e:
+                raise SpecError(f"block {name}: {e}") from None
+        if len(self.stage_pools) != len(self.stages) - 1:
+            raise SpecError(f"{len(self.stages)} stages need {len(self.stages) - 1} pools between them")
+        for i, p in enumerate(self.stage_pools):
+            p.validate(f"pool after stage {i + 3}")
+        for name, value in (("dropout", self.dropout), ("aux_dropout", self.aux_dropout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise SpecError(f"{name} must be a number in [0, 1), got {value!r}")
+        if self.aux_pool not in ("paper", "torchvision"):
+            raise SpecError(f"aux_pool must be 'paper' or 'torchvision', got {self.aux_pool!r}")
+        if self.aux and not {"4a", "4d"} <= set(self.block_names()):
+            raise SpecError("auxiliary heads attach to blocks 4a and 4d: stage 4 needs at least 4 blocks")
+        return self
+
+    # -- serialisation ---------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stem"] = [{"type": "conv" if isinstance(l, ConvSpec) else "maxpool", **dataclasses.asdict(l)} for l in self.stem]
+        d["input_size"] = list(self.input_size)
+        return d
+
+    @staticmethod
+    def from_dict(d: Any) -> "NetworkSpec":
+        """Parse untrusted JSON-like data; raises SpecError, never anything else."""
+        if not isinstance(d, dict):
+            raise SpecError("a network spec must be a JSON object")
+        try:
+            stem = []
+            for l in d["stem"]:
+                l = dict(l)
+                kind = l.pop("type")
+                stem.append({"conv": ConvSpec, "maxpool": PoolSpec}[kind](**l))
+            spec = NetworkSpec(
+                name=d["name"],
+                in_channels=d["in_channels"],
+                input_size=tuple(d["input_size"]),
+                num_classes=d["num_classes"],
+                stem=tuple(stem),
+                stages=tuple(tuple(block_from_dict(b) for b in stage) for stage in d["stages"]),
+                stage_pools=tuple(PoolSpec(**p) for p in d["stage_pools"]),
+                **{k: d[k] for k in ("batch_norm", "dropout", "aux", "aux_pool", "aux_dropout", "description") if k in d},
+            )
+        except SpecError:
+            raise
+        except KeyError as e:
+            raise SpecError(f"network spec is missing the field {e.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise SpecError(f"network spec is malformed: {e}") from None
+        return spec.validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @staticmethod
+    def from_json(text: str | bytes) -> "NetworkSpec":
+        return NetworkSpec.from_dict(_parse_json(text))
+
+
+def _parse_json(text: str | bytes) -> Any:
+    if len(text) > 1_000_000:
+        raise SpecError("the JSON file is larger than 1 MB; a spec is a few kB")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SpecError(f"not valid JSON: {e}") from None
+
+
+BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(BlockSpec))
+
+
+def block_from_dict(d: Any) -> BlockSpec:
+    """Parse untrusted JSON-like data into a validated BlockSpec."""
+    if not isinstance(d, dict):
+        raise SpecError("a block spec must be a JSON object")
+    unknown = set(d) - set(BLOCK_FIELDS)
+    if unknown:
+        raise SpecError(f"unknown block field(s): {', '.join(sorted(map(str, unknown)))}")
+    try:
+        return BlockSpec(**d).validate()
+    except TypeError as e:
+        raise SpecError(f"block spec is missing a field: {e}") from None
+
+
+# ---------------------------------------------------------------------------
+# Block designs: a block together with its input shape (what the designer edits)
+
+
+@dataclass(frozen=True)
+class BlockDesign:
+    block: BlockSpec
+    input_shape: tuple[int, int, int]  # (C, H, W)
+
+    def validate(self) -> "BlockDesign":
+        c, h, w = self.input_shape
+        _check_int("input channels", c, 1, MAX_CHANNELS)
+        _check_int("input height", h, 1, MAX_SPATIAL)
+        _check_int("input width", w, 1, MAX_SPATIAL)
+        self.block.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_shape": list(self.input_shape), "block": dataclasses.asdict(self.block)}
+
+    @staticmethod
+    def from_dict(d: Any) -> "BlockDesign":
+        if not isinstance(d, dict) or set(d) != {"input_shape", "block"}:
+            raise SpecError('a block design must be a JSON object with "input_shape" and "block"')
+        shape = d["input_shape"]
+        if not isinstance(shape, list) or len(shape) != 3:
+            raise SpecError("input_shape must be [C, H, W]")
+        return BlockDesign(block_from_dict(d["block"]), tuple(shape)).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @staticmethod
+    def from_json(text: str | bytes) -> "BlockDesign":
+        return BlockDesign.from_dict(_parse_json(text))
+
+
+# ---------------------------------------------------------------------------
+# Presets
+
+# The paper's table 1 (and d2l's code): (b1, b2_reduce, b2, b3_reduce, b3, b4)
+PAPER_BLOCKS: dict[str, tuple[int, int, int, int, int, int]] = {
+    "3a": (64, 96, 128, 16, 32, 32),
+    "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64),
+    "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
+}
+# Input (C, H, W) of each block in the ImageNet GoogLeNet at 224×224.
+PAPER_BLOCK_INPUTS: dict[str, tuple[int, int, int]] = {
+    "3a": (192, 28, 28), "3b": (256, 28, 28),
+    "4a": (480, 14, 14), "4b": (512, 14, 14), "4c": (512, 14, 14), "4d": (512, 14, 14), "4e": (528, 14, 14),
+    "5a": (832, 7, 7), "5b": (832, 7, 7),
+}
+
+
+def paper_block(name: str, **variant: Any) -> BlockSpec:
+    b1, b2r, b2, b3r, b3, b4 = PAPER_BLOCKS[name]
+    return BlockSpec(b1, b2r, b2, b3r, b3, b4, **variant)
+
+
+def block_presets() -> dict[str, BlockDesign]:
+    """Designs the Block Designer offers: the paper's nine blocks at their real
+    input sizes, and Andrew Ng's 28×28×192 example (seed 002)."""
+    presets = {f"Paper {n}": BlockDesign(paper_block(n), PAPER_BLOCK_INPUTS[n]) for n in BLOCK_NAMES}
+    presets["Ng's example (28×28×192, seed 002)"] = BlockDesign(BlockSpec(64, 96, 128, 16, 32, 32), (192, 28, 28))
+    return presets
+
+
+def _stages(**variant: Any) -> tuple[tuple[BlockSpec, ...], ...]:
+    return (
+        tuple(paper_block(n, **variant) for n in ("3a", "3b")),
+        tuple(paper_block(n, **variant) for n in ("4a", "4b", "4c", "4d", "4e")),
+        tuple(paper_block(n, **variant) for n in ("5a", "5b")),
+    )
+
+
+def d2l_fashion96() -> NetworkSpec:
+    """Seed 001's network exactly: d2l's GoogLeNet for 1×96×96 Fashion-MNIST."""
+    pool = PoolSpec(3, 2, padding=1)
+    return NetworkSpec(
+        name="d2l-fashion96",
+        in_channels=1,
+        input_size=(96, 96),
+        num_classes=10,
+        stem=(ConvSpec(64, 7, 2, 3), pool, ConvSpec(64, 1), ConvSpec(192, 3, 1, 1), pool),
+        stages=_stages(),
+        stage_pools=(pool, pool),
+        description="d2l's GoogLeNet for Fashion-MNIST resized to 96×96 (seed 001): conv bias + ReLU, no BatchNorm, no aux heads.",
+    )
+
+
+def googlenet_imagenet(aux: bool = False) -> NetworkSpec:
+    """torchvision's googlenet architecture (state_dict compatible).
+
+    Differences from the paper, as in torchvision: BatchNorm after every conv,
+    the "5×5" branch uses a 3×3 kernel (pytorch/vision#906), ceil-mode pools,
+    a 2×2 pool before stage 5, dropout 0.2, aux heads with adaptive 4×4 pooling.
+    """
+    pool = PoolSpec(3, 2, ceil_mode=True)
+    return NetworkSpec(
+        name="googlenet-imagenet",
+        in_channels=3,
+        input_size=(224, 224),
+        num_classes=1000,
+        stem=(ConvSpec(64, 7, 2, 3), pool, ConvSpec(64, 1), ConvSpec(192, 3, 1, 1), pool),
+        stages=_stages(b3_kernel=3, batch_norm=True),
+        stage_pools=(pool, PoolSpec(2, 2, ceil_mode=True)),
+        batch_norm=True,
+        dropout=0.2,
+        aux=aux,
+        aux_pool="torchvision",
+        description="torchvision's GoogLeNet for ImageNet (224×224, 1000 classes): BatchNorm, 3×3 kernel in the '5×5' branch (pytorch/vision#906).",
+    )
+
+
+def mini() -> NetworkSpec:
+    """A small GoogLeNet that trains on a 2-core CPU in minutes (32×32 input)."""
+    pool = PoolSpec(3, 2, padding=1)
+    return NetworkSpec(
+        name="mini",
+        in_channels=3,
+        input_size=(32, 32),
+        num_classes=10,
+        stem=(ConvSpec(32, 3, 1, 1), pool),
+        stages=(
+            (BlockSpec(16, 16, 24, 4, 8, 8, batch_norm=True), BlockSpec(24, 24, 32, 8, 16, 16, batch_norm=True)),
+            (BlockSpec(32, 32, 48, 8, 16, 16, batch_norm=True), BlockSpec(48, 32, 64, 12, 24, 24, batch_norm=True)),
+        ),
+        stage_pools=(pool,),
+        batch_norm=True,
+        description="A small two-stage GoogLeNet for 32×32 images that trains on a laptop CPU in minutes.",
+    )
+
+
+NETWORK_PRESETS = {
+    "d2l-fashion96": d2l_fashion96,
+    "googlenet-imagenet": googlenet_imagenet,
+    "googlenet-imagenet-aux": lambda: googlenet_imagenet(aux=True),
+    "mini": mini,
+}
+
+
+def network_preset(name: str) -> NetworkSpec:
+    try:
+        return NETWORK_PRESETS[name]()
+    except KeyError:
+        raise SpecError(f"unknown preset {name!r}; choose one of {', '.join(NETWORK_PRESETS)}") from None
+
+
+def with_input(spec: NetworkSpec, in_channels: int | None = None, size: tuple[int, int] | None = None) -> NetworkSpec:
+    return dataclasses.replace(
+        spec,
+        in_channels=spec.in_channels if in_channels is None else in_channels,
+        input_size=spec.input_size if size is None else tuple(size),
+    )
+
+
+__all__ = [
+    "BlockSpec", "BlockDesign", "ConvSpec", "PoolSpec", "NetworkSpec", "SpecError",
+    "block_presets", "network_preset", "paper_block", "d2l_fashion96", "googlenet_imagenet", "mini",
+    "NETWORK_PRESETS", "PAPER_BLOCKS", "PAPER_BLOCK_INPUTS", "BLOCK_NAMES", "BRANCHES",
+]

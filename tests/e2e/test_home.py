@@ -1,0 +1,19 @@
+import pytest
+
+from tests.conftest import assert_no_exception, screenshot, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+
+def test_home_renders_and_links_pages(app_server, page):
+    page.goto(app_server)
+    wait_for_app(page)
+    page.get_by_role("heading", name="Inception Explorer").wait_for()
+    body = page.inner_text("body")
+    assert "H×W×(C1+C2+C3+C4)" in body
+    assert "120,422,400" in body and "12,443,648" in body
+    for title in ("Block Designer", "Network Explorer", "Feature Maps", "Training"):
+        assert page.get_by_role("link", name=title).count() >= 1
+    assert "Compute device" in body
+    assert_no_exception(page)
+    screenshot(page, "home")
