@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.ui import device_badge
+from pages.ui import device_badge, run_page
 
 st.set_page_config(page_title="Inception Explorer", page_icon=":material/hub:", layout="wide")
 
@@ -16,4 +16,4 @@ PAGES = [
 
 page = st.navigation(PAGES)
 device_badge()
-page.run()
+run_page(page)

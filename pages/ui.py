@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from gnet.colors import BRANCH_COLORS
+
+
+PAGE_FAILED = (
+    "Something went wrong on this page. The details were logged on the server; "
+    "try again, or change the input you gave."
+)
+
+
+log = logging.getLogger("inception_explorer")
+
+
+def run_page(page) -> None:
+    """Run a page; a bug (bad input is answered by the pages with st.error) is
+    logged server-side and shown as a plain message, never as a traceback."""
+    try:
+        page.run()
+    except Exception:
+        log.exception("page %r failed", getattr(page, "title", page))
+        st.error(PAGE_FAILED)
 
 
 @st.cache_resource
