@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -33,7 +34,9 @@ def _ints(text: str, n: int, what: str) -> tuple[int, ...]:
         raise UsageError(f"{what} takes whole numbers, got {text!r}") from None
 
 
-def make_parser() -> Parser:
+def make_parser(with_train: bool = True) -> Parser:
+    """with_train=False leaves the train options out, so `block` and `summary`
+    (pure arithmetic) start without importing torch and the trainer."""
     p = Parser(prog="python -m gnet", description="Inception Explorer: analyse and train GoogLeNets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -56,12 +59,13 @@ def make_parser() -> Parser:
     s.add_argument("--json", action="store_true")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
-    try:
-        from gnet.train import add_train_arguments
-    except ImportError:  # the trainer is optional until it lands
-        add_train_arguments = None
-    if add_train_arguments is not None:
-        add_train_arguments(t)
+    if with_train:
+        try:
+            from gnet.train import add_train_arguments
+        except ImportError:  # the trainer is optional until it lands
+            add_train_arguments = None
+        if add_train_arguments is not None:
+            add_train_arguments(t)
     return p
 
 
@@ -149,21 +153,30 @@ def summary_text(r: NetworkReport) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = make_parser().parse_args(argv)
+        args = make_parser(with_train=argv[:1] == ["train"]).parse_args(argv)
         if args.command == "block":
             return _block(args)
         if args.command == "summary":
             return _summary(args)
-        from gnet.train import run_from_args  # noqa: PLC0415
-
-        return run_from_args(args)
+        try:
+            from gnet.checkpoints import CheckpointError
+            from gnet.train import run_from_args
+        except ImportError:
+            print("error: training is not available in this build", file=sys.stderr)
+            return 2
+        try:
+            return run_from_args(args)
+        except CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     except (UsageError, SpecError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except ImportError:
-        print("error: training is not available in this build", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # `python -m gnet summary ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

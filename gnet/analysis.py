@@ -20,9 +20,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from gnet.blocks import branch_layers
 from gnet.spec import (
-    MAX_PARAMS, MAX_SPATIAL, BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError,
+    MAX_PARAMS, MAX_SPATIAL, BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, branch_layers,
 )
 
 Shape = tuple[int, int, int]  # (C, H, W)
@@ -74,16 +73,15 @@ def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
 
 
 def pool_out(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
-    """PyTorch's max-pool output size, ceil_mode rule included."""
-    span = size + 2 * padding - kernel
-    if span < 0:
-        return 0
-    if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
-    if (out - 1) * stride >= size + padding:  # the last window must start inside the input
+    """PyTorch's max-pool output size (ATen's pooling_output_shape), or 0 where torch
+    refuses the input. In ceil mode a window may hang over the edge, so a 2-pixel
+    input to a 3×3/2 pool gives 1 pixel, as long as the last window starts inside
+    the input or its left padding."""
+    span = size + 2 * padding - kernel + (stride - 1 if ceil_mode else 0)
+    out = span // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
-    return out
+    return max(out, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -235,7 +233,7 @@ def network_report(spec: NetworkSpec) -> NetworkReport:
     rows = _walk(spec, spec.input_size, blocks)
     if isinstance(rows, str):
         need = _min_input(spec)
-        hint = f"; the smallest input it accepts is {need}×{need}" if need else ""
+        hint = f"; the smallest square input it accepts is {need}×{need}" if need else ""
         raise SpecError(f"input {spec.input_size[0]}×{spec.input_size[1]} is too small: {rows}{hint}")
     main, aux = [], []
     for r in rows:

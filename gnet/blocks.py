@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gnet.spec import BlockSpec
+from gnet.spec import MAX_PARAMS, BlockSpec, SpecError, branch_layers  # noqa: F401  (re-exported)
 
 
 class ConvBlock(nn.Module):
@@ -32,36 +32,19 @@ class ConvBlock(nn.Module):
         return self.relu(x)
 
 
-def branch_layers(in_channels: int, spec: BlockSpec) -> dict[str, list[tuple[str, int, int, int]]]:
-    """Each branch as a list of (kind, in, out, kernel): the one description of a
-    block's layers, shared by the module builder and the analysis."""
-    b2_in, b3_in = in_channels, in_channels
-    b2: list[tuple[str, int, int, int]] = []
-    b3: list[tuple[str, int, int, int]] = []
-    if spec.reduce:
-        b2.append(("conv", in_channels, spec.b2_reduce, 1))
-        b3.append(("conv", in_channels, spec.b3_reduce, 1))
-        b2_in, b3_in = spec.b2_reduce, spec.b3_reduce
-    b2.append(("conv", b2_in, spec.b2, 3))
-    if spec.factorize:
-        b3 += [("conv", b3_in, spec.b3, 3), ("conv", spec.b3, spec.b3, 3)]
-    else:
-        b3.append(("conv", b3_in, spec.b3, spec.b3_kernel))
-    return {
-        "b1": [("conv", in_channels, spec.b1, 1)],
-        "b2": b2,
-        "b3": b3,
-        "b4": [("maxpool", in_channels, in_channels, 3), ("conv", in_channels, spec.b4, 1)],
-    }
-
-
 class InceptionBlock(nn.Module):
     """Four parallel branches, concatenated on the channel axis. All convs are
     'same'-padded and the pool has stride 1, so H and W are unchanged."""
 
     def __init__(self, in_channels: int, spec: BlockSpec) -> None:
         super().__init__()
-        spec.validate()
+        from gnet.analysis import block_report  # analysis imports this module; late import avoids a cycle
+
+        # Validate in_channels and the spec, and refuse a block too large to allocate,
+        # before any weight exists (the report is analytic; the 1×1 size does not change params).
+        params = block_report(spec, (in_channels, 1, 1)).cost.params
+        if params > MAX_PARAMS:
+            raise SpecError(f"this block has {params:,} parameters; the cap is {MAX_PARAMS:,}")
         self.spec = spec
         self.in_channels = in_channels
         branches = []

@@ -42,9 +42,8 @@ class GoogLeNet(nn.Module):
         super().__init__()
         from gnet.analysis import network_report  # validated shapes, no tensors
 
-        spec.validate()
+        report = network_report(spec)  # validates the spec: nothing is allocated for an invalid one
         self.spec = spec
-        report = network_report(spec)
         self.stem_names: list[str] = []
         channels, convs, pools = spec.in_channels, 0, 0
         for layer in spec.stem:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -37,20 +38,44 @@ class SpecError(ValueError):
     """
 
 
+def _show(value: Any) -> str:
+    """A short rendering of a user's value for a message (a 5,000-digit number or a
+    long string must not become the message, nor fail to format)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if abs(value) < 10**30 else ("-" if value < 0 else "") + "a number with over 30 digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise SpecError(f"{name} must be a whole number from {lo} to {hi:,}, got {value!r}")
+        raise SpecError(f"{name} must be a whole number from {lo} to {hi:,}, got {_show(value)}")
     if not lo <= value <= hi:
-        raise SpecError(f"{name} must be from {lo} to {hi:,}, got {value:,}")
+        raise SpecError(f"{name} must be from {lo} to {hi:,}, got {_show(value)}")
     return value
+
+
+def _whole(value: Any) -> Any:
+    """64.0 (JSON, a float number_input) and numpy integers (st.data_editor) become
+    int 64, so a validated spec holds plain ints; anything else is left for
+    validation to refuse."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _normalise(obj: Any, *names: str) -> None:
+    for name in names:  # frozen dataclasses: normalise in __post_init__ only
+        object.__setattr__(obj, name, _whole(getattr(obj, name)))
 
 
 def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise SpecError(f"{name} must be true or false, got {value!r}")
+        raise SpecError(f"{name} must be true or false, got {_show(value)}")
     return value
 
 
@@ -83,13 +108,16 @@ class BlockSpec:
     factorize: bool = False
     batch_norm: bool = False
 
+    def __post_init__(self) -> None:
+        _normalise(self, "b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4", "b3_kernel")
+
     def validate(self) -> "BlockSpec":
         for name in ("b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4"):
             _check_int(name, getattr(self, name), 1, MAX_CHANNELS)
         for name in ("reduce", "factorize", "batch_norm"):
             _check_bool(name, getattr(self, name))
-        if self.b3_kernel not in (3, 5) or isinstance(self.b3_kernel, bool):
-            raise SpecError(f"b3_kernel must be 3 or 5, got {self.b3_kernel!r}")
+        if isinstance(self.b3_kernel, bool) or not isinstance(self.b3_kernel, int) or self.b3_kernel not in (3, 5):
+            raise SpecError(f"b3_kernel must be 3 or 5, got {_show(self.b3_kernel)}")
         if self.factorize and self.b3_kernel != 5:
             raise SpecError("factorize replaces a 5×5 conv by two 3×3 convs: it needs b3_kernel 5")
         return self
@@ -113,12 +141,39 @@ class BlockSpec:
         }
 
 
+def branch_layers(in_channels: int, spec: BlockSpec) -> dict[str, list[tuple[str, int, int, int]]]:
+    """Each branch as a list of (kind, in, out, kernel): the one description of a
+    block's layers, shared by the module builder (gnet.blocks) and the analysis.
+    Kept here, free of torch, so the analysis and the CLI start without importing torch."""
+    b2_in, b3_in = in_channels, in_channels
+    b2: list[tuple[str, int, int, int]] = []
+    b3: list[tuple[str, int, int, int]] = []
+    if spec.reduce:
+        b2.append(("conv", in_channels, spec.b2_reduce, 1))
+        b3.append(("conv", in_channels, spec.b3_reduce, 1))
+        b2_in, b3_in = spec.b2_reduce, spec.b3_reduce
+    b2.append(("conv", b2_in, spec.b2, 3))
+    if spec.factorize:
+        b3 += [("conv", b3_in, spec.b3, 3), ("conv", spec.b3, spec.b3, 3)]
+    else:
+        b3.append(("conv", b3_in, spec.b3, spec.b3_kernel))
+    return {
+        "b1": [("conv", in_channels, spec.b1, 1)],
+        "b2": b2,
+        "b3": b3,
+        "b4": [("maxpool", in_channels, in_channels, 3), ("conv", in_channels, spec.b4, 1)],
+    }
+
+
 @dataclass(frozen=True)
 class ConvSpec:
     out_channels: int
     kernel: int
     stride: int = 1
     padding: int = 0
+
+    def __post_init__(self) -> None:
+        _normalise(self, "out_channels", "kernel", "stride", "padding")
 
     def validate(self, where: str) -> "ConvSpec":
         _check_int(f"{where} out_channels", self.out_channels, 1, MAX_CHANNELS)
@@ -136,6 +191,9 @@ class PoolSpec:
     stride: int
     padding: int = 0
     ceil_mode: bool = False
+
+    def __post_init__(self) -> None:
+        _normalise(self, "kernel", "stride", "padding")
 
     def validate(self, where: str) -> "PoolSpec":
         _check_int(f"{where} kernel", self.kernel, 1, 15)
@@ -176,6 +234,16 @@ class NetworkSpec:
     aux_pool: str = "paper"
     aux_dropout: float = 0.7
     description: str = ""
+
+    def __post_init__(self) -> None:
+        _normalise(self, "in_channels", "num_classes")
+        if isinstance(self.input_size, (tuple, list)):  # a list (from JSON) would make the spec unhashable
+            object.__setattr__(self, "input_size", tuple(_whole(x) for x in self.input_size))
+        for name in ("stem", "stages", "stage_pools"):  # lists are accepted, tuples are stored
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.stages, tuple):
+            object.__setattr__(self, "stages", tuple(tuple(s) if isinstance(s, list) else s for s in self.stages))
 
     # -- structure -------------------------------------------------------
     def block_names(self) -> list[str]:
@@ -219,6 +287,12 @@ class NetworkSpec:
         _check_int("input height", self.input_size[0], 1, MAX_SPATIAL)
         _check_int("input width", self.input_size[1], 1, MAX_SPATIAL)
         _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
+        if not isinstance(self.description, str) or len(self.description) > 2000:
+            raise SpecError("description must be text of at most 2,000 characters")
+        if not isinstance(self.stem, tuple) or not isinstance(self.stages, tuple) or not all(
+                isinstance(stage, tuple) for stage in self.stages) or not isinstance(self.stage_pools, tuple):
+            raise SpecError("stem, stages (and each stage) and stage_pools must be tuples")
+        _check_int("number of stem layers", len(self.stem), 0, 32)
         _check_bool("batch_norm", self.batch_norm)
         _check_bool("aux", self.aux)
         for i, layer in enumerate(self.stem):
@@ -241,9 +315,9 @@ class NetworkSpec:
             p.validate(f"pool after stage {i + 3}")
         for name, value in (("dropout", self.dropout), ("aux_dropout", self.aux_dropout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise SpecError(f"{name} must be a number in [0, 1), got {value!r}")
-        if self.aux_pool not in ("paper", "torchvision"):
-            raise SpecError(f"aux_pool must be 'paper' or 'torchvision', got {self.aux_pool!r}")
+                raise SpecError(f"{name} must be a number from 0 up to (not including) 1, got {_show(value)}")
+        if not isinstance(self.aux_pool, str) or self.aux_pool not in ("paper", "torchvision"):
+            raise SpecError(f"aux_pool must be 'paper' or 'torchvision', got {_show(self.aux_pool)}")
         if self.aux and not {"4a", "4d"} <= set(self.block_names()):
             raise SpecError("auxiliary heads attach to blocks 4a and 4d: stage 4 needs at least 4 blocks")
         return self
@@ -260,28 +334,28 @@ class NetworkSpec:
         """Parse untrusted JSON-like data; raises SpecError, never anything else."""
         if not isinstance(d, dict):
             raise SpecError("a network spec must be a JSON object")
-        try:
-            stem = []
-            for l in d["stem"]:
-                l = dict(l)
-                kind = l.pop("type")
-                stem.append({"conv": ConvSpec, "maxpool": PoolSpec}[kind](**l))
-            spec = NetworkSpec(
-                name=d["name"],
-                in_channels=d["in_channels"],
-                input_size=tuple(d["input_size"]),
-                num_classes=d["num_classes"],
-                stem=tuple(stem),
-                stages=tuple(tuple(block_from_dict(b) for b in stage) for stage in d["stages"]),
-                stage_pools=tuple(PoolSpec(**p) for p in d["stage_pools"]),
-                **{k: d[k] for k in ("batch_norm", "dropout", "aux", "aux_pool", "aux_dropout", "description") if k in d},
-            )
-        except SpecError:
-            raise
-        except KeyError as e:
-            raise SpecError(f"network spec is missing the field {e.args[0]!r}") from None
-        except (TypeError, ValueError, AttributeError) as e:
-            raise SpecError(f"network spec is malformed: {e}") from None
+        _check_keys(d, NETWORK_FIELDS, "network spec")
+        missing = [k for k in NETWORK_REQUIRED if k not in d]
+        if missing:
+            raise SpecError(f"network spec is missing the field(s) {', '.join(missing)}")
+        for k in ("stem", "stages", "stage_pools", "input_size"):
+            if not isinstance(d[k], (list, tuple)):
+                raise SpecError(f"{k} must be a JSON list")
+        stem = []
+        for i, layer in enumerate(d["stem"]):
+            where = f"stem layer {i + 1}"
+            if not isinstance(layer, dict) or layer.get("type") not in ("conv", "maxpool"):
+                raise SpecError(f'{where} must be an object with "type": "conv" or "maxpool"')
+            cls = ConvSpec if layer["type"] == "conv" else PoolSpec
+            stem.append(_from_fields(cls, {k: v for k, v in layer.items() if k != "type"}, where))
+        stages = []
+        for i, stage in enumerate(d["stages"]):
+            if not isinstance(stage, (list, tuple)):
+                raise SpecError(f"stage {i + 3} must be a list of blocks")
+            stages.append(tuple(block_from_dict(b) for b in stage))
+        pools = tuple(_from_fields(PoolSpec, p, f"pool after stage {i + 3}") for i, p in enumerate(d["stage_pools"]))
+        spec = NetworkSpec(**{**d, "stem": tuple(stem), "stages": tuple(stages), "stage_pools": pools,
+                              "input_size": tuple(d["input_size"])})
         return spec.validate()
 
     def to_json(self) -> str:
@@ -293,28 +367,47 @@ class NetworkSpec:
 
 
 def _parse_json(text: str | bytes) -> Any:
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise SpecError("a spec must be JSON text")
     if len(text) > 1_000_000:
         raise SpecError("the JSON file is larger than 1 MB; a spec is a few kB")
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SpecError(f"not valid JSON: {e}") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, a number too long to convert
+        msg = str(e)
+        raise SpecError(f"not valid JSON: {msg if len(msg) <= 120 else msg[:117] + '...'}") from None
+    except RecursionError:
+        raise SpecError("not valid JSON for a spec: nested too deeply") from None
 
 
 BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(BlockSpec))
+NETWORK_FIELDS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
+NETWORK_REQUIRED = tuple(f.name for f in dataclasses.fields(NetworkSpec) if f.default is dataclasses.MISSING)
+
+
+def _check_keys(d: dict, allowed: tuple[str, ...], what: str) -> None:
+    unknown = set(d) - set(allowed)
+    if unknown:
+        names = ", ".join(sorted(_show(k) for k in unknown)[:5])
+        raise SpecError(f"unknown {what} field(s): {names}; allowed: {', '.join(allowed)}")
+
+
+def _from_fields(cls: type, d: Any, where: str) -> Any:
+    """cls(**d) for untrusted data, with the missing or unknown field named."""
+    if not isinstance(d, dict):
+        raise SpecError(f"{where} must be a JSON object")
+    fields = tuple(f.name for f in dataclasses.fields(cls))
+    _check_keys(d, fields, where)
+    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise SpecError(f"{where} is missing the field(s) {', '.join(missing)}")
+    return cls(**d)
 
 
 def block_from_dict(d: Any) -> BlockSpec:
     """Parse untrusted JSON-like data into a validated BlockSpec."""
-    if not isinstance(d, dict):
-        raise SpecError("a block spec must be a JSON object")
-    unknown = set(d) - set(BLOCK_FIELDS)
-    if unknown:
-        raise SpecError(f"unknown block field(s): {', '.join(sorted(map(str, unknown)))}")
-    try:
-        return BlockSpec(**d).validate()
-    except TypeError as e:
-        raise SpecError(f"block spec is missing a field: {e}") from None
+    return _from_fields(BlockSpec, d, "block spec").validate()
 
 
 # ---------------------------------------------------------------------------
@@ -326,7 +419,15 @@ class BlockDesign:
     block: BlockSpec
     input_shape: tuple[int, int, int]  # (C, H, W)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.input_shape, (tuple, list)):
+            object.__setattr__(self, "input_shape", tuple(_whole(x) for x in self.input_shape))
+
     def validate(self) -> "BlockDesign":
+        if not isinstance(self.block, BlockSpec):
+            raise SpecError("a block design needs a block spec")
+        if not isinstance(self.input_shape, tuple) or len(self.input_shape) != 3:
+            raise SpecError(f"input shape must be (channels, height, width), got {_show(self.input_shape)}")
         c, h, w = self.input_shape
         _check_int("input channels", c, 1, MAX_CHANNELS)
         _check_int("input height", h, 1, MAX_SPATIAL)
@@ -342,7 +443,7 @@ class BlockDesign:
         if not isinstance(d, dict) or set(d) != {"input_shape", "block"}:
             raise SpecError('a block design must be a JSON object with "input_shape" and "block"')
         shape = d["input_shape"]
-        if not isinstance(shape, list) or len(shape) != 3:
+        if not isinstance(shape, (list, tuple)) or len(shape) != 3:
             raise SpecError("input_shape must be [C, H, W]")
         return BlockDesign(block_from_dict(d["block"]), tuple(shape)).validate()
 

@@ -1,4 +1,208 @@
+"""Block Designer: one Inception block, its shapes and costs, live."""
+
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("Block_designer".replace("_", " ").title())
-st.info("This page is not built yet (issue #3). Nothing here is faked: it will show real results once it lands.")
+from gnet import charts, codegen, urlstate
+from gnet.analysis import block_report, bottleneck_comparison, factorization_comparison
+from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
+from pages.ui import branch_chip
+
+PRESETS = block_presets()
+DEFAULT_PRESET = "Ng's example (28×28×192, seed 002)"
+BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True}
+CHANNELS = ("bd_b1", "bd_b2r", "bd_b2", "bd_b3r", "bd_b3", "bd_b4")
+MAX_TYPED = 10_000_000  # the widget's own cap; the spec's caps (SpecError) are far lower and named
+
+
+def _load(design: BlockDesign) -> None:
+    """Put a design into the widgets (called before they are drawn: callbacks, first run)."""
+    s = st.session_state
+    s.bd_c, s.bd_h, s.bd_w = design.input_shape
+    b = design.block
+    for key, value in zip(CHANNELS, (b.b1, b.b2_reduce, b.b2, b.b3_reduce, b.b3, b.b4)):
+        s[key] = value
+    s.bd_reduce = b.reduce
+    s.bd_b3v = urlstate.b3_variant(b)
+    s.bd_bn = next(k for k, v in BN_CHOICES.items() if v == b.batch_norm)
+
+
+def _on_preset() -> None:
+    _load(PRESETS[st.session_state.bd_preset])
+
+
+def _on_upload() -> None:
+    file = st.session_state.bd_upload
+    st.session_state.bd_upload_error = None
+    if file is None:
+        return
+    try:
+        _load(BlockDesign.from_json(file.getvalue()))
+    except SpecError as e:
+        st.session_state.bd_upload_error = f"{file.name[:80]!r} is not a usable block design: {e}"
+
+
+def _design() -> BlockDesign:
+    s = st.session_state
+    spec = BlockSpec(*(int(s[k]) for k in CHANNELS), reduce=s.bd_reduce, batch_norm=BN_CHOICES[s.bd_bn])
+    return BlockDesign(urlstate.with_b3_variant(spec, s.bd_b3v), (int(s.bd_c), int(s.bd_h), int(s.bd_w))).validate()
+
+
+handoff = st.session_state.pop("bd_handoff", None)  # "open in Block Designer" from the Network Explorer
+if handoff is not None:
+    st.session_state.bd_network_block, design = handoff
+    _load(design)
+    st.session_state.bd_link_error = None
+elif "bd_c" not in st.session_state:  # first run, or back from another page (widget state is dropped there)
+    try:
+        linked = urlstate.design_from_query(st.query_params.to_dict())
+        st.session_state.bd_link_error = None
+    except SpecError as e:
+        linked = None
+        st.session_state.bd_link_error = f"The link's design was not loaded: {e}."
+    saved = st.session_state.get("bd_saved")
+    _load(linked or (BlockDesign.from_dict(saved) if saved else PRESETS[DEFAULT_PRESET]))
+
+st.title("Block Designer")
+st.caption("Set an Inception block's input and branch channels; every shape and count below is computed exactly, "
+           "without building the module, so even a 4096-channel block at 224×224 reports instantly.")
+if link_error := st.session_state.pop("bd_link_error", None):  # shown once; the next change rewrites the link
+    st.error(link_error)
+
+left, right = st.columns([1, 2.7], gap="large")
+
+with left:
+    st.selectbox("Preset", list(PRESETS), key="bd_preset", index=None, placeholder="Load a preset…",
+                 on_change=_on_preset, help="The paper's blocks 3a…5b at their real input sizes, and seed 002's example.")
+    st.markdown("**Input** (H×W×C)")
+    c1, c2, c3 = st.columns(3)
+    num = dict(min_value=0, max_value=MAX_TYPED, step=1)
+    c1.number_input("H", key="bd_h", **num)
+    c2.number_input("W", key="bd_w", **num)
+    c3.number_input("C", key="bd_c", **num)
+    reduce = st.toggle("1×1 reductions (bottlenecks)", key="bd_reduce",
+                       help="Off: the naive module, b2 and b3 convolve the input directly.")
+    st.markdown(branch_chip("b1", "b1") + " 1×1 conv")
+    st.number_input("b1 channels", key="bd_b1", **num)
+    st.markdown(branch_chip("b2", "b2") + " 1×1 → 3×3")
+    c1, c2 = st.columns(2)
+    c1.number_input("b2 reduce (1×1)", key="bd_b2r", disabled=not reduce, **num)
+    c2.number_input("b2 out (3×3)", key="bd_b2", **num)
+    st.markdown(branch_chip("b3", "b3") + " 1×1 → 5×5 (or its variants)")
+    c1, c2 = st.columns(2)
+    c1.number_input("b3 reduce (1×1)", key="bd_b3r", disabled=not reduce, **num)
+    c2.number_input("b3 out", key="bd_b3", **num)
+    st.radio("b3 convolution", list(urlstate.B3_VARIANTS), key="bd_b3v",
+             help="torchvision's pretrained GoogLeNet uses 3×3 in its '5×5' branch (pytorch/vision#906).")
+    st.markdown(branch_chip("b4", "b4") + " 3×3 max-pool → 1×1")
+    st.number_input("b4 pool projection", key="bd_b4", **num)
+    st.radio("After each conv", list(BN_CHOICES), key="bd_bn")
+    st.file_uploader("Load a design (JSON)", type=["json"], key="bd_upload", on_change=_on_upload)
+    if st.session_state.get("bd_upload_error"):
+        st.error(st.session_state.bd_upload_error)
+
+with right:
+    try:
+        design = _design()
+    except SpecError as e:
+        st.error(f"Invalid input: {e}")
+        st.stop()
+    st.session_state.bd_saved = design.to_dict()
+    query = urlstate.design_to_query(design)
+    if {k: st.query_params.get(k) for k in query} != query:
+        st.query_params.update(query)  # the link reproduces the design
+
+    report = block_report(design.block, design.input_shape)
+    target = st.session_state.get("bd_network_block")
+    network = st.session_state.get("ne_network")
+    if target and network is not None and target in network.block_names():
+        st.info(f"Editing block {target} of the network {network.name!r}. In the network, the block's input "
+                "comes from the layer before it; H, W and C here only drive this page's analysis.")
+        n1, n2 = st.columns(2)
+        if n1.button(f"Apply to {target} and return to the Network Explorer", type="primary", key="bd_apply"):
+            st.session_state.ne_network = network.with_block(target, design.block)
+            st.session_state.ne_block = target
+            st.session_state.bd_network_block = None
+            st.switch_page("pages/network_explorer.py")
+        if n2.button("Stop editing the network's block", key="bd_detach"):
+            st.session_state.bd_network_block = None
+            st.rerun()
+    spec, shape = design.block, design.input_shape
+    st.markdown(f"### Output {report.concat_text()}")
+    st.caption(f"H×W×C, channels last as the seeds write it; PyTorch tensors are C×H×W: "
+               f"{charts.chw(report.input_shape)} → {charts.chw(report.output_shape)}. "
+               "Every conv is 'same'-padded and the pool has stride 1, so H and W are unchanged.")
+    m = st.columns(4)
+    m[0].metric("Parameters", f"{report.cost.params:,}")
+    m[1].metric("Mult-adds", f"{report.cost.mult_adds:,}", help="torchinfo's convention: bias adds counted.")
+    m[2].metric("Multiplications", f"{report.cost.multiplications:,}",
+                help="The seeds' hand count: kernel weights × output positions, no bias.")
+    m[3].metric("FLOPs", f"{report.cost.flops:,}", help="2 × multiplications.")
+
+    int_col = st.column_config.NumberColumn(format="localized")
+    st.dataframe(
+        charts.branch_rows(report), hide_index=True, width="stretch",
+        column_config={k: int_col for k in ("params", "weights", "mult-adds", "multiplications", "FLOPs")}
+        | {"share of params": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+    )
+    st.caption("weights = conv kernels only (no bias, no BatchNorm), the seeds' parameter count; "
+               "params = everything torch counts.")
+
+    tab_diagram, tab_bottleneck, tab_export = st.tabs(["Diagram", "What the bottleneck buys", "Export"])
+    with tab_diagram:
+        st.plotly_chart(charts.block_diagram_fig(report), theme="streamlit", key="bd_diagram")
+        st.plotly_chart(charts.branch_share_fig(report), theme="streamlit", key="bd_share")
+
+    with tab_bottleneck:
+        b2 = bottleneck_comparison(spec, shape, "b2")
+        b3 = bottleneck_comparison(spec, shape, "b3")
+        whole = bottleneck_comparison(spec, shape)
+        c, _, _ = shape
+        st.markdown(
+            f"A 1×1 conv first shrinks the {c:,} input channels; the expensive conv then works on fewer.\n\n"
+            f"- {branch_chip('b2', 'b2 path')} {c:,}→{spec.b2_reduce:,}→{spec.b2:,}: weights "
+            f"**{b2.a.weights:,}** without vs **{b2.b.weights:,}** with the 1×1 reduction "
+            f"(×{b2.ratio('weights'):.2f})\n"
+            f"- {branch_chip('b3', 'b3 path')} {c:,}→{spec.b3_reduce:,}→{spec.b3:,} ({spec.b3_label()}): "
+            f"multiplications **{b3.a.multiplications:,}** without vs **{b3.b.multiplications:,}** with "
+            f"(×{b3.ratio('multiplications'):.2f})\n"
+            f"- whole block: params **{whole.a.params:,}** vs **{whole.b.params:,}** "
+            f"(×{whole.ratio('params'):.2f}), multiplications **{whole.a.multiplications:,}** vs "
+            f"**{whole.b.multiplications:,}** (×{whole.ratio('multiplications'):.2f})"
+        )
+        st.dataframe(charts.comparison_rows({"b2 path": b2, "b3 path": b3, "whole block": whole}),
+                     hide_index=True, width="stretch",
+                     column_config={b2.label_a: int_col, b2.label_b: int_col, "saved": int_col,
+                                    "ratio": st.column_config.NumberColumn(format="%.3f")})
+        st.markdown("#### b3: one 5×5 conv vs two stacked 3×3 convs")
+        conv = charts.factorized_conv_comparison(spec, shape)
+        branch = factorization_comparison(spec, shape)
+        st.markdown(
+            f"Two 3×3 convs see the same 5×5 window with fewer weights (seed 004).\n\n"
+            f"- the conv alone, {conv.label_a} vs {conv.label_b}: weights **{conv.a.weights:,}** vs "
+            f"**{conv.b.weights:,}** (×{conv.ratio('weights'):.2f}), multiplications "
+            f"**{conv.a.multiplications:,}** vs **{conv.b.multiplications:,}**\n"
+            f"- the whole b3 branch (with its 1×1 reduction, if on): params **{branch.a.params:,}** vs "
+            f"**{branch.b.params:,}** (×{branch.ratio('params'):.2f})"
+        )
+        seed = charts.factorized_conv_comparison(BlockSpec(64, 64, 64, 64, 64, 64), (64, 1, 1))
+        st.caption(f"Seed 004's example, {seed.label_a} vs {seed.label_b}: {seed.a.weights:,} vs "
+                   f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
+                   "close; with a narrow reduction (16→32) the second 3×3 conv can cost more than it saves.")
+        st.dataframe(charts.comparison_rows({"b3 conv alone": conv, "b3 branch": branch}),
+                     hide_index=True, width="stretch",
+                     column_config={conv.label_a: int_col, conv.label_b: int_col, branch.label_a: int_col,
+                                    branch.label_b: int_col, "saved": int_col,
+                                    "ratio": st.column_config.NumberColumn(format="%.3f")})
+
+    with tab_export:
+        code = codegen.block_code(design)
+        d1, d2 = st.columns(2)
+        d1.download_button("Download PyTorch code (.py)", code, file_name="inception_block.py",
+                           mime="text/x-python", key="bd_dl_code")
+        d2.download_button("Download design (.json)", design.to_json(), file_name="inception_block.json",
+                           mime="application/json", key="bd_dl_json")
+        st.caption("The page's link holds this design: copy the address bar to share it. "
+                   "Load a JSON design with the uploader on the left.")
+        st.code(code, language="python")

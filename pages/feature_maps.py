@@ -1,4 +1,249 @@
-import streamlit as st
+"""Feature Maps: a GoogLeNet on the user's image, branch by branch (issue 4).
 
-st.title("Feature_maps".replace("_", " ").title())
-st.info("This page is not built yet (issue #4). Nothing here is faked: it will show real results once it lands.")
+Thin page: widgets in, gnet.images / gnet.pretrained / gnet.features calls, images and charts out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import plotly.express as px
+import streamlit as st
+import torch
+
+from gnet import features as F
+from gnet.checkpoints import CheckpointError
+from gnet.colors import BRANCH_COLORS, OTHER_COLOR
+from gnet.devices import describe, pick_device
+from gnet.images import FORMAT_NAMES, ImageError, load, preprocess
+from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints,
+                             how_to_get_weights, load_model)
+from gnet.spec import SpecError
+from pages.ui import branch_chip
+
+SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+SOURCE_LABELS = {
+    "pretrained": "Pretrained (torchvision, ImageNet)",
+    "checkpoint": "Training checkpoint",
+    "weights": "Weights file",
+    "untrained": "Untrained (random weights)",
+}
+
+
+@st.cache_resource(show_spinner="Loading the network…", max_entries=6)
+def _model(kind: str, path: str, mtime: float, device: str) -> LoadedModel:
+    """One model per (source, file, device) for the whole process; mtime makes a rewritten file reload."""
+    return load_model(ModelSource(kind, path), torch.device(device))
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _request_retry() -> None:
+    st.session_state["fm_retry_now"] = True
+
+
+def choose_model() -> tuple[ModelSource, str]:
+    """Widgets for the model source; returns what to load and a note on any fallback."""
+    found = [str(p) for p in find_checkpoints()]
+    requested = st.session_state.get("fm_checkpoint")  # set by the Training page's "open in Feature Maps"
+    if isinstance(requested, str) and requested and requested not in found:
+        found.insert(0, requested)
+    env_weights = os.environ.get("GNET_WEIGHTS", "")
+    default = "checkpoint" if requested else "weights" if env_weights else "pretrained"
+    kinds = list(SOURCE_LABELS)
+    kind = st.radio("Network", kinds, index=kinds.index(default), format_func=SOURCE_LABELS.__getitem__,
+                    horizontal=True, key="fm_source")
+    if kind == "checkpoint":
+        if not found:
+            st.info("No training checkpoints yet (looked for `*/checkpoints/*.pt` under GNET_RUNS_DIR). "
+                    "Train one on the Training page, or pick another network.")
+            st.stop()
+        index = found.index(requested) if requested in found else 0
+        path = st.selectbox("Checkpoint", found, index=index, key="fm_ckpt_path")
+        return ModelSource("checkpoint", path), ""
+    if kind == "weights":
+        path = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", value=env_weights,
+                             key="fm_weights_path", help="Defaults to the GNET_WEIGHTS environment variable.")
+        if not path.strip():
+            st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
+            st.stop()
+        return ModelSource("weights", path.strip()), ""
+    if kind == "untrained":
+        return ModelSource("untrained"), ""
+    status = ensure_pretrained_weights(retry=bool(st.session_state.pop("fm_retry_now", False)))
+    if status.ok:
+        return ModelSource("pretrained"), ""
+    fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
+    shown = f"the training checkpoint {Path(fallback.path).parent.parent.name}/{Path(fallback.path).name}" \
+        if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
+    st.warning(f"{status.message}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
+    st.button("Retry download", key="fm_retry", on_click=_request_retry)
+    return fallback, shown
+
+
+def read_image() -> tuple[bytes, str] | None:
+    left, right = st.columns([3, 2])
+    upload = left.file_uploader(f"Upload an image ({FORMAT_NAMES}; GIF: first frame)", type=UPLOAD_TYPES,
+                                key="fm_upload")
+    samples = sorted(p.name for p in SAMPLES.glob("*.jpg"))
+    sample = right.selectbox("…or use a sample image", samples, key="fm_sample",
+                             help="Public-domain / CC0 photos; see assets/samples/LICENSE.md.")
+    if upload is not None:
+        return upload.getvalue(), "your upload"
+    if sample:
+        return (SAMPLES / sample).read_bytes(), f"sample {sample}"
+    return None
+
+
+def show_mosaics(ex: F.Extraction, k: int) -> None:
+    stats = {s.group: s for s in F.group_stats(ex)}
+    groups = list(ex.groups)
+    cols = st.columns(2 if len(groups) > 1 else 1)
+    for i, g in enumerate(groups):
+        act, s = ex.groups[g], stats[g]
+        chosen = F.rank_channels(act, k)
+        name = g if g != "out" else ex.layer.label
+        title = f"{name} · {s.kernels} · top {len(chosen)} of {s.channels} channels"
+        with cols[i % len(cols)]:
+            st.markdown(branch_chip(g, f"{name}: {s.kernels}") if g in BRANCH_COLORS else f"**{name}: {s.kernels}**")
+            st.caption(f"channels {s.first_channel}–{s.first_channel + s.channels - 1} of the output · "
+                       f"map {act.shape[1]}×{act.shape[2]} · mean {s.mean:.3f} · max {s.max:.3f} · "
+                       f"zeros {s.zero_fraction:.0%} · share of the layer's activation {s.share:.1%}")
+            img = F.mosaic(act, chosen, ex.offsets[g], F.group_color(g), title)
+            st.image(img, output_format="PNG")
+            st.download_button(f"Download {name} grid (PNG)", F.png_bytes(img), f"{ex.layer.label}_{g}_top{k}.png",
+                               "image/png", key=f"fm_dl_{g}")
+
+
+def show_shares(ex: F.Extraction) -> None:
+    stats = F.group_stats(ex)
+    fig = px.bar(
+        x=[s.group for s in stats], y=[s.share for s in stats], color=[s.group for s in stats],
+        color_discrete_map={**BRANCH_COLORS, "out": OTHER_COLOR},
+        labels={"x": "branch", "y": "share of summed activation", "color": "branch"},
+        hover_data={"kernels": [s.kernels for s in stats], "channels": [s.channels for s in stats]},
+        title="Each branch's share of the block's output activation",
+    )
+    fig.update_layout(yaxis_tickformat=".0%", showlegend=False, height=320)
+    st.plotly_chart(fig, theme="streamlit")
+    st.dataframe([{"branch": s.group, "kernels": s.kernels, "channels": s.channels,
+                   "first output channel": s.first_channel, "mean": round(s.mean, 4), "max": round(s.max, 4),
+                   "zeros": f"{s.zero_fraction:.1%}", "share": f"{s.share:.1%}"} for s in stats], hide_index=True)
+
+
+def show_channel(ex: F.Extraction, cropped) -> None:  # type: ignore[no-untyped-def]
+    groups = list(ex.groups)
+    c1, c2, c3 = st.columns([1, 1, 1])
+    g = c1.selectbox("Branch", groups, key=f"fm_ch_group_{ex.layer.module}",
+                     format_func=lambda b: f"{b} ({ex.kernel_labels.get(b, '')})")
+    act = ex.groups[g]
+    top = F.rank_channels(act, 1)[0]
+    ch = c2.number_input(f"Channel in {g} (0–{act.shape[0] - 1})", 0, act.shape[0] - 1, top, 1,
+                         key=f"fm_ch_{ex.layer.module}_{g}")
+    alpha = c3.slider("Overlay opacity", 0.0, 1.0, 0.55, 0.05, key="fm_alpha")
+    fmap = act[int(ch)]
+    st.caption(f"{g} channel {int(ch)} = output channel {ex.offsets[g] + int(ch)} · mean {fmap.mean():.4f} · "
+               f"max {fmap.max():.4f} · colours are this channel's own min (dark) to max (yellow)")
+    a, b = st.columns(2)
+    a.image(F.heatmap(fmap), caption=f"the map at its real resolution ({fmap.shape[0]}×{fmap.shape[1]})")
+    b.image(F.overlay(cropped, fmap, alpha).resize((448, 448)), caption="overlaid on the network's input")
+
+
+def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
+    zeroed = st.multiselect("Zero these branches", list(ex.groups), key=f"fm_ablate_{ex.layer.module}",
+                            format_func=lambda b: f"{b} ({ex.kernel_labels.get(b, '')})")
+    if not zeroed:
+        st.caption("Pick one or more branches to see how the top-5 changes without them.")
+        return
+    rows = F.ablation_rows(ex.logits, F.ablate(lm.model, ex, zeroed), lm.classes)
+    st.dataframe([{"class": r.label, "before": f"{r.before:.2%}", "after": f"{r.after:.2%}",
+                   "rank before": r.rank_before, "rank after": r.rank_after} for r in rows], hide_index=True)
+    fig = px.bar(x=[r.label for r in rows] * 2, y=[r.before for r in rows] + [r.after for r in rows],
+                 color=["before"] * len(rows) + [f"without {', '.join(zeroed)}"] * len(rows), barmode="group",
+                 labels={"x": "class", "y": "probability", "color": ""})
+    fig.update_layout(yaxis_tickformat=".0%", height=340)
+    st.plotly_chart(fig, theme="streamlit")
+
+
+# ---------------------------------------------------------------------------
+
+st.title("Feature Maps")
+st.caption("What each branch of a GoogLeNet block responds to in your image. Tensor shapes are C×H×W.")
+
+source, fallback = choose_model()
+device = pick_device()
+try:
+    lm = _model(source.kind, source.path, _mtime(source.path) if source.path else 0.0, str(device))
+except (CheckpointError, SpecError) as e:
+    st.error(f"Could not load this network: {e}")
+    st.stop()
+
+if not lm.trained:
+    st.warning(f"**{lm.label}.** The maps show what random filters do, not what a trained network learned.")
+st.markdown(f"**Network:** {lm.label} · **device:** {describe(lm.device)}")
+if lm.note:
+    st.caption(lm.note)
+
+picked = read_image()
+if picked is None:
+    st.info("Upload an image or pick a sample.")
+    st.stop()
+data, what = picked
+try:
+    loaded = load(data)
+    cropped, x = preprocess(loaded.image, lm.preprocess)
+except ImageError as e:
+    st.error(f"Could not use {what}: {e}")
+    st.stop()
+
+layer_list = F.layers(lm.model)
+labels = [l.label for l in layer_list]
+c1, c2 = st.columns([1, 2])
+layer = c1.selectbox("Layer", labels, index=labels.index("3a") if "3a" in labels else 0, key="fm_layer")
+k = c2.slider("Channels shown per branch (strongest by mean activation)", 1, 64, 16, key="fm_k")
+
+ex = F.extract(lm.model, x, layer)
+st.markdown(f"**Inference:** {ex.forward_s * 1000:.1f} ms forward pass on {describe(lm.device)}")
+
+left, mid, right = st.columns([1, 1, 1])
+with left:
+    ow, oh = loaded.original_size
+    st.image(loaded.image, caption=f"{what}: {loaded.format}, {ow}×{oh} px, mode {loaded.original_mode}")
+    for note in loaded.notes:
+        st.caption(note)
+with mid:
+    st.image(cropped.resize((448, 448 * cropped.height // cropped.width)),
+             caption=f"what the network sees: {cropped.height}×{cropped.width} (H×W)")
+with right:
+    st.markdown("**Preprocessing**")
+    st.caption(lm.preprocess.describe())
+    st.dataframe([{"channel": i, "mean": round(float(c.mean()), 3), "min": round(float(c.min()), 3),
+                   "max": round(float(c.max()), 3)} for i, c in enumerate(x[0])], hide_index=True)
+
+st.subheader("Top-5 predictions")
+if not lm.trained:
+    st.caption("Untrained network: these classes are arbitrary.")
+st.dataframe([{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"}
+              for p in F.top_k(ex.logits, lm.classes)], hide_index=True)
+
+st.subheader(f"Layer {ex.layer.label}: {ex.channels()} channels, {next(iter(ex.groups.values())).shape[1]}×"
+             f"{next(iter(ex.groups.values())).shape[2]} maps")
+show_mosaics(ex, k)
+st.download_button(f"Download all activations of {ex.layer.label} (.npz)", F.activations_npz(ex),
+                   f"activations_{ex.layer.label.split()[0]}.npz", "application/octet-stream", key="fm_dl_npz")
+if ex.layer.is_block:
+    show_shares(ex)
+
+st.subheader("One channel, large")
+show_channel(ex, cropped)
+
+if ex.layer.is_block:
+    st.subheader("Branch ablation")
+    show_ablation(lm, ex)

@@ -1,4 +1,199 @@
+"""Network Explorer: whole GoogLeNets layer by layer; edit any block, export the result."""
+
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("Network_explorer".replace("_", " ").title())
-st.info("This page is not built yet (issue #3). Nothing here is faked: it will show real results once it lands.")
+from gnet import charts, codegen, urlstate
+from gnet.analysis import network_report, torchinfo_summary
+from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+
+DEFAULT_PRESET = "d2l-fashion96"
+BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True}
+FIELDS = ("b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4")
+MAX_TYPED = 10_000_000
+# torchinfo runs a real forward pass on the CPU: refuse what would take long or exhaust memory.
+TORCHINFO_MAX_MULT_ADDS = 20_000_000_000
+TORCHINFO_MAX_ACTIVATIONS = 150_000_000
+
+
+@st.cache_data(max_entries=16, show_spinner="Building the module and running torchinfo…")
+def _torchinfo(spec_json: str) -> tuple[str, int, int]:
+    summary = torchinfo_summary(NetworkSpec.from_json(spec_json))
+    return str(summary), int(summary.total_params), int(summary.total_mult_adds)
+
+
+def _set_network(spec: NetworkSpec) -> None:
+    """Replace the network; the input widgets and the block editor re-read it."""
+    s = st.session_state
+    s.ne_network = spec
+    s.ne_c, (s.ne_h, s.ne_w) = spec.in_channels, spec.input_size
+    s.ne_version = s.get("ne_version", 0) + 1
+    s.ne_edit_error = None
+
+
+def _on_preset() -> None:
+    if st.session_state.ne_preset is not None:
+        _set_network(network_preset(st.session_state.ne_preset))
+        st.session_state.ne_source = st.session_state.ne_preset  # what "undo all edits" reloads
+        st.session_state.ne_upload_error = None
+
+
+def _on_input() -> None:
+    s = st.session_state
+    s.ne_network = with_input(s.ne_network, int(s.ne_c), (int(s.ne_h), int(s.ne_w)))
+
+
+def _on_upload() -> None:
+    file = st.session_state.ne_upload
+    st.session_state.ne_upload_error = None
+    if file is None:
+        return
+    try:
+        _set_network(NetworkSpec.from_json(file.getvalue()))
+        st.session_state.ne_source = None
+    except SpecError as e:
+        st.session_state.ne_upload_error = f"{file.name[:80]!r} is not a usable network spec: {e}"
+
+
+def _on_reset() -> None:
+    _set_network(network_preset(st.session_state.ne_source))
+
+
+def _form_key(field: str) -> str:
+    return f"ne_f_{field}_{st.session_state.ne_block}_{st.session_state.ne_version}"
+
+
+def _edited_block() -> BlockSpec:
+    s = st.session_state
+    spec = BlockSpec(*(int(s[_form_key(f)]) for f in FIELDS), reduce=s[_form_key("reduce")],
+                     batch_norm=BN_CHOICES[s[_form_key("bn")]])
+    return urlstate.with_b3_variant(spec, s[_form_key("b3v")]).validate()
+
+
+def _on_apply() -> None:
+    s = st.session_state
+    try:
+        s.ne_network = s.ne_network.with_block(s.ne_block, _edited_block())
+        s.ne_edit_error = None
+    except SpecError as e:
+        s.ne_edit_error = f"Block {s.ne_block} was not changed: {e}"
+
+
+if "ne_network" not in st.session_state:
+    _set_network(network_preset(DEFAULT_PRESET))
+    st.session_state.ne_source = DEFAULT_PRESET
+if "ne_c" not in st.session_state:  # widget state is dropped when the user visits another page
+    _set_network(st.session_state.ne_network)
+
+st.title("Network Explorer")
+network: NetworkSpec = st.session_state.ne_network
+st.caption(network.description or f"Network {network.name!r}, loaded from a file or edited.")
+
+left, right = st.columns([1, 3], gap="large")
+with left:
+    st.selectbox("Preset", list(NETWORK_PRESETS), key="ne_preset", index=None, placeholder="Load a preset…",
+                 on_change=_on_preset, help="googlenet-imagenet-aux adds the paper's auxiliary heads after 4a and 4d.")
+    st.markdown("**Input** (C×H×W)")
+    c1, c2, c3 = st.columns(3)
+    num = dict(min_value=0, max_value=MAX_TYPED, step=1)
+    c1.number_input("C", key="ne_c", on_change=_on_input, **num)
+    c2.number_input("H", key="ne_h", on_change=_on_input, **num)
+    c3.number_input("W", key="ne_w", on_change=_on_input, **num)
+
+    st.markdown("**Edit a block**")
+    names = network.block_names()
+    if st.session_state.get("ne_block") not in names:
+        st.session_state.ne_block = names[0]
+    block_name = st.selectbox("Block", names, key="ne_block")
+    block = network.block(block_name)
+    with st.form(f"ne_form_{block_name}_{st.session_state.ne_version}", border=True):
+        a, b = st.columns(2)
+        for i, (field, label) in enumerate(zip(FIELDS, ("b1 (1×1)", "b2 reduce", "b2 out (3×3)", "b3 reduce",
+                                                        "b3 out", "b4 pool proj."))):
+            (a if i % 2 == 0 else b).number_input(label, value=getattr(block, field), key=_form_key(field), **num)
+        st.toggle("1×1 reductions", value=block.reduce, key=_form_key("reduce"))
+        variants = list(urlstate.B3_VARIANTS)
+        st.radio("b3 convolution", variants, index=variants.index(urlstate.b3_variant(block)), key=_form_key("b3v"))
+        bn_labels = list(BN_CHOICES)
+        st.radio("After each conv", bn_labels, index=int(block.batch_norm), key=_form_key("bn"))
+        st.form_submit_button(f"Apply to {block_name}", on_click=_on_apply, type="primary")
+    if st.session_state.get("ne_edit_error"):
+        st.error(st.session_state.ne_edit_error)
+    st.caption("Downstream blocks take their input channels from the block before them, so totals follow.")
+    if st.button(f"Open {block_name} in Block Designer", key="ne_open_designer"):
+        try:
+            shape = network_report(network).blocks[block_name].input_shape
+        except SpecError as e:
+            st.error(f"Fix the network first: {e}")
+        else:
+            design = BlockDesign(block, shape)
+            st.session_state.bd_handoff = (block_name, design)
+            st.switch_page("pages/block_designer.py", query_params=urlstate.design_to_query(design))
+    st.button("Undo all edits (reload the preset)", key="ne_reset", on_click=_on_reset,
+              disabled=st.session_state.get("ne_source") is None)
+    st.file_uploader("Load a network (JSON)", type=["json"], key="ne_upload", on_change=_on_upload)
+    if st.session_state.get("ne_upload_error"):
+        st.error(st.session_state.ne_upload_error)
+
+with right:
+    try:
+        report = network_report(network)
+    except SpecError as e:
+        st.error(f"Invalid network: {e}")
+        st.stop()
+    st.session_state["designed_network"] = network  # the Training page offers to train this one
+    t = charts.totals(report)
+    m = st.columns(4)
+    m[0].metric("Parameters", f"{t['params']:,}", help="All parameters, aux heads included (torchinfo's 'Total params').")
+    m[1].metric("Mult-adds", f"{t['mult_adds']:,}", help="torchinfo's 'Total mult-adds': one eval-mode forward, "
+                "aux heads not run, bias adds counted.")
+    m[2].metric("Multiplications", f"{t['multiplications']:,}", help="The seeds' hand count (no bias); FLOPs = 2×.")
+    m[3].metric("Output", f"{report.output_shape[0]:,} classes")
+    st.caption(f"Input {charts.chw(report.input_shape)} (C×H×W). Blocks: "
+               + ", ".join(f"{n} → {b.output_shape[0]}" for n, b in report.blocks.items()))
+
+    tab_table, tab_depth, tab_blocks, tab_params = st.tabs(
+        ["Layers", "Shapes along depth", "Cost per block", "Where the parameters live"])
+    int_col = st.column_config.NumberColumn(format="localized")
+    with tab_table:
+        rows = charts.layer_rows(report)
+        rows.append({"layer": "total", "type": "", "output (C×H×W)": charts.chw(report.output_shape),
+                     "params": t["params"], "mult-adds": t["mult_adds"],
+                     "note": "= torchinfo (mult-adds: eval forward, aux heads not run)"})
+        st.dataframe(rows, hide_index=True, width="stretch", height=min(38 * len(rows) + 40, 720),
+                     column_config={"params": int_col, "mult-adds": int_col})
+        if network.aux:
+            st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
+            st.dataframe(charts.aux_rows(report), hide_index=True, width="stretch",
+                         column_config={"params": int_col, "mult-adds": int_col})
+        with st.expander("torchinfo's summary of the built module"):
+            too_big = (report.cost.mult_adds > TORCHINFO_MAX_MULT_ADDS
+                       or report.activation_elements > TORCHINFO_MAX_ACTIVATIONS)
+            if too_big:
+                st.info("This network is too large to build and run on the server just for a summary "
+                        "(the table above is exact without building it).")
+            elif st.toggle("Build the module and run torchinfo", key="ne_torchinfo"):
+                text, ti_params, ti_mult_adds = _torchinfo(network.to_json())
+                same = ti_params == t["params"] and ti_mult_adds == t["mult_adds"]
+                (st.success if same else st.warning)(
+                    f"torchinfo: {ti_params:,} params, {ti_mult_adds:,} mult-adds — "
+                    + ("the same as the table." if same else "differs from the table."))
+                st.code(text, language=None)
+    with tab_depth:
+        st.plotly_chart(charts.depth_fig(report), theme="streamlit", key="ne_depth")
+    with tab_blocks:
+        st.plotly_chart(charts.block_cost_fig(report), theme="streamlit", key="ne_blocks")
+    with tab_params:
+        st.plotly_chart(charts.params_sunburst_fig(report), theme="streamlit", key="ne_sunburst")
+
+    st.markdown("#### Export")
+    code = codegen.network_code(network)
+    d1, d2 = st.columns(2)
+    d1.download_button("Download network (.json)", network.to_json(), file_name="googlenet.json",
+                       mime="application/json", key="ne_dl_json")
+    d2.download_button("Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python",
+                       key="ne_dl_code")
+    st.caption("The Training page can train this network as it is now (edits included).")
+    with st.expander("PyTorch code"):
+        st.code(code, language="python")

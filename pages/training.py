@@ -1,4 +1,243 @@
-import streamlit as st
+"""Training: start runs, watch them live, compare, stop, resume, delete.
 
-st.title("Training".replace("_", " ").title())
-st.info("This page is not built yet (issue #5). Nothing here is faked: it will show real results once it lands.")
+Each run is a separate `python -m gnet train` process (gnet.runs.start), so it survives page
+reloads and closed browsers; this page only reads the run's files.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from gnet import runs
+from gnet.checkpoints import CheckpointError
+from gnet.data import DataError, list_image_folders
+from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
+from gnet.train import MAX_BATCH, MAX_EPOCHS, MAX_IMAGE, MIN_IMAGE, OPTIMIZERS, RECIPES, ConfigError, TrainConfig, \
+    predictions, preflight
+
+USER_ERRORS = (ConfigError, SpecError, runs.RunError, DataError, CheckpointError)
+DESIGNED = "Designed in Network Explorer"
+POLL_S = 1.5
+
+st.title("Training")
+st.caption("Runs are separate processes: they keep training when you reload or close this page, and a run started "
+           "by hand with `python -m gnet train --run-dir <runs folder>/NAME` appears here too.")
+root = runs.runs_root()
+
+
+# -- start a run ---------------------------------------------------------------------------------
+def network_choices() -> dict[str, NetworkSpec]:
+    nets = {name: network_preset(name) for name in NETWORK_PRESETS if name != "googlenet-imagenet-aux"}
+    designed = st.session_state.get("designed_network")
+    if isinstance(designed, NetworkSpec):
+        nets = {DESIGNED: designed, **nets}
+    return nets
+
+
+with st.expander("Start a new run", expanded=not runs.list_runs(root)):
+    nets = network_choices()
+    c1, c2, c3 = st.columns(3)
+    net_name = c1.selectbox("Network", list(nets), index=list(nets).index("mini") if DESIGNED not in nets else 0,
+                            key="tr_network", help="Presets, or the network you edited on the Network Explorer page.")
+    datasets = ["synthetic", "fashion-mnist", "mnist", "cifar10", *(f"folder:{n}" for n in list_image_folders())]
+    dataset = c2.selectbox("Dataset", datasets, key="tr_dataset",
+                           help="synthetic: shapes and textures generated locally (works offline). torchvision sets "
+                                "download on first use; folder:NAME is an image folder in the data directory.")
+    recipe = c3.radio("Recipe", list(RECIPES), index=1, key="tr_recipe", horizontal=True,
+                      help="seed: seed 001 exactly (plain SGD lr 0.005, batch 128, 30 epochs). improved: BatchNorm, "
+                           "Nesterov momentum, one-cycle lr, label smoothing, flips.")
+    r = RECIPES[recipe]
+    spec = nets[net_name]
+    c1, c2, c3, c4 = st.columns(4)
+    image_size = c1.number_input("Image size (pixels)", MIN_IMAGE, MAX_IMAGE, spec.input_size[0], key=f"tr_size_{net_name}")
+    epochs = c2.number_input("Epochs", 1, MAX_EPOCHS, r["epochs"] if net_name != "mini" else 3, key=f"tr_epochs_{recipe}")
+    batch = c3.number_input("Batch size", 1, MAX_BATCH, r["batch_size"], key=f"tr_batch_{recipe}")
+    device = c4.selectbox("Device", ["auto", "cpu", "cuda"], key="tr_device")
+    c1, c2, c3, c4 = st.columns(4)
+    optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(r["optimizer"]), key=f"tr_opt_{recipe}",
+                             help="sgd: plain SGD (seed 001); momentum: SGD with Nesterov momentum 0.9; adamw.")
+    lr = c2.number_input("Learning rate", min_value=0.0, value=r["lr"], format="%.4g", key=f"tr_lr_{recipe}")
+    aux = c3.checkbox("Auxiliary classifiers (loss weight 0.3)", key="tr_aux",
+                      help="The paper's two extra heads after 4a and 4d, used in training only (needs a stage 4 "
+                           "with at least 4 blocks).")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
+    c1, c2 = st.columns(2)
+    max_train = c1.number_input("Training images (0 = all)", 0, 10_000_000,
+                                2000 if dataset == "synthetic" else 0, key=f"tr_max_train_{dataset}",
+                                help="Fewer images make a quick experiment; synthetic generates this many.")
+    name = c2.text_input("Run name", value=f"{net_name.split()[0].lower()}-{dataset.replace(':', '-')}-"
+                                           f"{time.strftime('%m%d-%H%M%S')}", key="tr_name", max_chars=64,
+                         help="Letters, digits, '.', '_' or '-'.")
+    if st.button("Start training", type="primary", key="tr_start"):
+        try:
+            extra = {}
+            if dataset == "synthetic" and max_train:
+                extra = {"synthetic_train": int(max_train), "synthetic_test": max(10, int(max_train) // 5)}
+            cfg = TrainConfig.from_recipe(
+                recipe, spec, dataset=dataset, image_size=int(image_size), epochs=int(epochs),
+                batch_size=int(batch), optimizer=optimizer, lr=float(lr), aux=aux or None, device=device,
+                seed=int(seed), max_train_samples=int(max_train) if max_train and dataset != "synthetic" else None,
+                **extra)
+            preflight(cfg)
+            runs.start(root, name.strip(), {"train": cfg.to_dict()})
+            st.session_state["tr_selected"] = name.strip()
+            st.success(f"Started run {name.strip()}.")
+        except USER_ERRORS as e:
+            st.error(f"Could not start the run: {e}")
+
+# -- the runs ------------------------------------------------------------------------------------
+all_runs = runs.list_runs(root)
+if not all_runs:
+    st.info(f"No runs yet in {root}. Start one above.")
+    st.stop()
+
+st.subheader("Runs")
+st.dataframe(
+    [{"run": r.name, "status": r.state, "network": (r.config.get("train") or {}).get("network", {}).get("name", "?"),
+      "dataset": (r.config.get("train") or {}).get("dataset", "?"),
+      "epochs": (r.config.get("train") or {}).get("epochs"),
+      "best test acc": f"{r.status['best_acc']:.2%}" if isinstance(r.status.get("best_acc"), (int, float))
+      and r.status["best_acc"] >= 0 else "",
+      "device": r.status.get("device", "")} for r in all_runs],
+    hide_index=True, width="stretch",
+)
+names = [r.name for r in all_runs]
+if st.session_state.get("tr_selected") not in names:
+    st.session_state["tr_selected"] = names[0]
+selected = st.selectbox("Watch run", names, key="tr_selected")
+path = runs.run_dir(root, selected)
+
+
+def fmt_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}h {seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def curves(records: list[dict], epochs: list[dict]) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    steps = [r for r in records if r.get("kind") == "step"]
+    for col, key in ((1, "loss"), (2, "acc")):
+        legend = col == 1  # one legend entry per line kind; both panels share the colours
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in steps], y=[r[key] for r in steps], mode="lines",
+                                 name="train (per step)", legendgroup="step", showlegend=legend,
+                                 line=dict(width=1, color="#56B4E9")), row=1, col=col)
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r[f"train_{key}"] for r in epochs],
+                                 mode="lines+markers", name="train (epoch)", legendgroup="train", showlegend=legend,
+                                 line=dict(color="#0072B2")), row=1, col=col)
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r[f"test_{key}"] for r in epochs],
+                                 mode="lines+markers", name="test", legendgroup="test", showlegend=legend,
+                                 line=dict(color="#D55E00")), row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=360, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_predictions(run: str, mtime: float) -> list:
+    return predictions(Path(run))
+
+
+def watch(run_path: Path, was_active: bool) -> None:
+    info = runs.read_run(run_path)
+    if info.state == "missing":
+        st.warning(f"Run {run_path.name} no longer exists (it was deleted). Choose another run.")
+        return
+    if was_active and not info.active:
+        st.rerun()  # the run ended: refresh the buttons and the table
+    s = info.status
+    box = {"finished": st.success, "failed": st.error, "died": st.error, "stopped": st.warning}.get(info.state, st.info)
+    box(f"**{info.state}**" + (f" — {info.message}" if info.message else ""))
+    total = int(s.get("total_steps") or 0)
+    done = int(s.get("global_step") or 0)
+    spe = int(s.get("steps_per_epoch") or 0)
+    if total:
+        text = f"epoch {min(done // spe + 1, int(s.get('epochs', 0))) if spe else '?'}/{s.get('epochs')} · " \
+               f"step {done:,}/{total:,}"
+        if info.active and s.get("eta_s") is not None:
+            text += f" · ETA {fmt_eta(float(s['eta_s']))}"
+        st.progress(min(1.0, done / total), text=text)
+    records = runs.read_metrics(run_path)
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    steps = [r for r in records if r.get("kind") == "step"]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Images/s", f"{steps[-1]['images_per_s']:,.0f}" if steps else "–")
+    m2.metric("Test accuracy", f"{epochs[-1]['test_acc']:.2%}" if epochs else "–",
+              help="After the latest finished epoch.")
+    m3.metric("Device", str(s.get("device", "–")))
+    m4.metric("GPU memory (peak)", f"{steps[-1]['gpu_mem_gb']:.2f} GB" if steps and "gpu_mem_gb" in steps[-1] else "–")
+    if records:
+        st.plotly_chart(curves(records, epochs), theme="streamlit", key=f"tr_curves_{run_path.name}")
+    else:
+        st.caption("Waiting for the first metrics (loading data and building the network)…")
+    ckpt = info.checkpoint("last")
+    if ckpt is not None:
+        try:
+            preds = cached_predictions(str(run_path), ckpt.stat().st_mtime)
+        except (CheckpointError, OSError) as e:
+            st.caption(f"No predictions: {e}")
+        else:
+            st.markdown("**Latest checkpoint's predictions on test images**")
+            cols = st.columns(len(preds))
+            for col, p in zip(cols, preds):
+                mark = "✓" if p.true == p.predicted else "✗"
+                col.image(p.image, width="stretch")
+                col.caption(f"{mark} {p.predicted} ({p.confidence:.0%}); true: {p.true}")
+
+
+info = runs.read_run(path)
+st.subheader(f"Run {selected}")
+st.fragment(watch, run_every=POLL_S if info.active or info.state in ("created", "starting") else None)(path, info.active)
+
+# -- actions -------------------------------------------------------------------------------------
+a1, a2, a3, a4, a5 = st.columns(5)
+try:
+    if info.active and a1.button("Stop", key="tr_stop", help="Finish the current step, save a checkpoint, stop."):
+        runs.request_stop(path)
+        st.toast("Stop requested; the run saves a checkpoint and stops.")
+    if info.state in ("stopped", "died", "failed") and a1.button("Resume", key="tr_resume"):
+        runs.resume(root, selected)
+        st.rerun()
+except USER_ERRORS as e:
+    st.error(str(e))
+last = info.checkpoint("last")
+if last is not None:
+    a2.download_button("Download checkpoint", data=lambda: last.read_bytes(), file_name=f"{selected}-last.pt",
+                       mime="application/octet-stream", key="tr_download")
+    if a3.button("Open in Feature Maps", key="tr_open_fm"):
+        st.session_state["fm_checkpoint"] = str(info.checkpoint("best") or last)
+        st.switch_page("pages/feature_maps.py")
+if not info.active:
+    confirm = a4.checkbox("Confirm delete", key="tr_confirm_delete")
+    if a5.button("Delete run", key="tr_delete", disabled=not confirm):
+        try:
+            runs.delete(root, selected)
+            st.session_state.pop("tr_selected", None)
+            st.session_state["tr_confirm_delete"] = False
+            st.rerun()
+        except USER_ERRORS as e:
+            st.error(str(e))
+
+# -- compare -------------------------------------------------------------------------------------
+st.subheader("Compare runs")
+chosen = st.multiselect("Runs to overlay", names, default=names[: min(2, len(names))], key="tr_compare")
+if chosen:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Test loss", "Test accuracy"))
+    palette = px.colors.qualitative.Safe
+    for i, name in enumerate(chosen):
+        eps = runs.read_metrics(runs.run_dir(root, name), "epoch")
+        line = dict(color=palette[i % len(palette)])
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_loss"] for r in eps], mode="lines+markers",
+                                 name=name, legendgroup=name, line=line), row=1, col=1)
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_acc"] for r in eps], mode="lines+markers",
+                                 name=name, legendgroup=name, showlegend=False, line=line), row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=340, margin=dict(t=40, b=10))
+    st.plotly_chart(fig, theme="streamlit", key="tr_compare_chart")

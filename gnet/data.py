@@ -1,0 +1,313 @@
+"""Datasets for training, all returned the same way: whole splits as uint8 tensors.
+
+Every dataset becomes a `Dataset` holding (N, C, H, W) uint8 images and int64
+labels on the CPU; the trainer moves them to the training device once and
+resizes/normalises whole batches there (no per-sample PIL work per step).
+
+- "synthetic": generated locally and deterministically (the default, works offline):
+  ten classes of shapes and textures at random scales, so multi-scale branches matter.
+- "fashion-mnist", "mnist", "cifar10": torchvision's loaders (downloaded on first
+  use into the data directory; offline, the error names the folder to put the files in).
+- "folder:NAME": an ImageFolder at <data dir>/NAME (class sub-folders, optionally
+  under train/ and test/); unreadable files are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+TORCHVISION_DATASETS = {
+    # name: (torchvision class name, folder it creates under the data dir, horizontal flip is label-preserving)
+    "fashion-mnist": ("FashionMNIST", "FashionMNIST", True),
+    "mnist": ("MNIST", "MNIST", False),
+    "cifar10": ("CIFAR10", "cifar-10-batches-py", True),
+}
+DATASETS = ("synthetic", *TORCHVISION_DATASETS, "folder:NAME")
+SYNTHETIC_CLASSES = ["disc", "ring", "square", "frame", "triangle", "cross",
+                     "h-stripes", "v-stripes", "checkers", "dots"]
+MAX_FOLDER_IMAGES = 200_000
+MAX_FOLDER_CLASSES = 1000
+MAX_IMAGE_PIXELS = 50_000_000  # a decoded image larger than this is skipped (decompression bombs)
+
+
+class DataError(ValueError):
+    """A dataset cannot be loaded; the message says why and what to do."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    classes: list[str]
+    train_x: torch.Tensor  # (N, C, H, W) uint8
+    train_y: torch.Tensor  # (N,) int64
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    flip_ok: bool = False  # is a horizontal flip label-preserving (augmentation)?
+    notes: list[str] = field(default_factory=list)  # e.g. "skipped 3 unreadable files"
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        return int(self.train_x.shape[2]), int(self.train_x.shape[3])
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the training images, in [0, 1] units."""
+        x = self.train_x[:10_000].to(torch.float64) / 255.0
+        mean = x.mean(dim=(0, 2, 3))
+        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        return [round(float(m), 6) for m in mean], [round(float(s), 6) for s in std]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.train_x, self.train_y, self.test_x, self.test_y))
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("GNET_DATA_DIR", "data"))
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, image_size: int = 32,
+                 synthetic_train: int = 10_000, synthetic_test: int = 2_000, seed: int = 0,
+                 download: bool | None = None) -> Dataset:
+    """Load a dataset by name. image_size only matters where the images are made or
+    decoded here (synthetic, folder); torchvision sets keep their native size and the
+    trainer resizes batches on the device. download=None: allowed unless GNET_NO_DOWNLOAD=1."""
+    root = Path(data_dir) if data_dir is not None else data_root()
+    if name == "synthetic":
+        return synthetic(synthetic_train, synthetic_test, image_size, seed)
+    if name in TORCHVISION_DATASETS:
+        if download is None:
+            download = os.environ.get("GNET_NO_DOWNLOAD", "") not in ("1", "true", "yes")
+        return _torchvision(name, root, download)
+    if name.startswith("folder:"):
+        return image_folder(root, name[len("folder:"):], image_size)
+    raise DataError(f"unknown dataset {name!r}; choose synthetic, fashion-mnist, mnist, cifar10 or folder:NAME")
+
+
+# ---------------------------------------------------------------------------
+# Synthetic shapes and textures
+
+
+def synthetic(n_train: int, n_test: int, size: int = 32, seed: int = 0) -> Dataset:
+    """Ten classes, balanced, identical for identical arguments on every machine.
+
+    Shapes (disc, ring, square, frame, triangle, cross) appear at 15–45 % of the
+    image at a random place; textures (stripes, checkers, dots) have periods from
+    2 to 8 pixels (times size/32). Colours, positions and noise are random, so
+    the class is carried by form and scale, not by colour.
+    """
+    if not (10 <= n_train <= 200_000 and 10 <= n_test <= 50_000):
+        raise DataError("synthetic dataset size must be 10 to 200,000 training and 10 to 50,000 test images")
+    if not 8 <= size <= 256:
+        raise DataError(f"synthetic image size must be 8 to 256 pixels, got {size}")
+    x_tr, y_tr = _synthetic_split(n_train, size, seed * 2 + 1)
+    x_te, y_te = _synthetic_split(n_test, size, seed * 2 + 2)
+    return Dataset("synthetic", list(SYNTHETIC_CLASSES), x_tr, y_tr, x_te, y_te, flip_ok=False)
+
+
+def _synthetic_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    labels = labels[torch.randperm(n, generator=g)]
+
+    def u(lo: float, hi: float) -> torch.Tensor:  # one uniform number per image, shaped to broadcast over H, W
+        return (lo + (hi - lo) * torch.rand(n, generator=g)).view(n, 1, 1)
+
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32) + 0.5,
+                            torch.arange(size, dtype=torch.float32) + 0.5, indexing="ij")
+    r = u(0.08, 0.23) * size  # half-width in pixels: shapes span 15–45 % of the image
+    cy, cx = u(0.3, 0.7) * size, u(0.3, 0.7) * size
+    dy, dx = ys - cy, xs - cx
+    dist = (dy ** 2 + dx ** 2).sqrt()
+    period = u(2.0, 8.0) * size / 32
+    phase = u(0.0, 1.0) * period
+    thick = (r * 0.3).clamp_min(1.0)
+    def mask_of(c: int, i: torch.Tensor) -> torch.Tensor:  # class c's pattern for the images i
+        y, x, ry, rx, rr, t, p = ys, xs, dy[i], dx[i], r[i], thick[i], period[i]
+        ay, ax, d = ry.abs(), rx.abs(), dist[i]
+        sy, sx = torch.remainder(y + phase[i], p), torch.remainder(x + phase[i], p)
+        return [
+            lambda: d <= rr,                                                 # disc
+            lambda: (d <= rr) & (d >= rr - t),                               # ring
+            lambda: (ay <= rr) & (ax <= rr),                                 # square
+            lambda: (ay <= rr) & (ax <= rr) & ((ay >= rr - t) | (ax >= rr - t)),  # frame
+            lambda: (ry <= rr) & (ry >= -rr) & (ax <= (ry + rr) / 2),        # triangle, apex up
+            lambda: ((ay <= t / 2) & (ax <= rr)) | ((ax <= t / 2) & (ay <= rr)),  # cross
+            lambda: (sy < p / 2).expand_as(d),                               # horizontal stripes
+            lambda: (sx < p / 2).expand_as(d),                               # vertical stripes
+            lambda: (sy < p / 2) ^ (sx < p / 2),                             # checkers
+            lambda: ((sy - p / 2) ** 2 + (sx - p / 2) ** 2) <= (p / 4) ** 2,  # dots
+        ][c]()
+
+    mask = torch.zeros(n, size, size)
+    for c in range(10):  # one pattern per class, computed only for that class's images
+        i = (labels == c).nonzero().flatten()
+        mask[i] = mask_of(c, i).float()
+    mask = mask.unsqueeze(1)  # (N, 1, H, W)
+    fg = torch.rand(n, 3, 1, 1, generator=g)
+    bg = torch.rand(n, 3, 1, 1, generator=g)
+    # Keep foreground and background apart in brightness so every image shows its pattern.
+    sign = torch.where(fg.mean(1, keepdim=True) >= bg.mean(1, keepdim=True), 1.0, -1.0)
+    fg = (bg + sign * 0.35 + (fg - bg) * 0.5).clamp(0, 1)
+    img = mask * fg + (1 - mask) * bg + 0.06 * torch.randn(n, 3, size, size, generator=g)
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8), labels.to(torch.int64)
+
+
+# ---------------------------------------------------------------------------
+# torchvision datasets
+
+
+def _torchvision(name: str, root: Path, download: bool = True) -> Dataset:
+    import torchvision.datasets as tvd
+
+    cls_name, folder, flip_ok = TORCHVISION_DATASETS[name]
+    cls = getattr(tvd, cls_name)
+    pretty = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}[name]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=download)
+    except Exception as e:  # noqa: BLE001 - download and parse errors come in many types (URLError, RuntimeError, OSError ...)
+        where = root / folder / ("raw" if cls_name != "CIFAR10" else "")
+        files = ("train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+                 "t10k-labels-idx1-ubyte" if cls_name != "CIFAR10" else "the python version's data_batch_1..5 and test_batch")
+        raise DataError(
+            f"could not load {pretty} ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'no details'}). "
+            f"Without a network connection, put {files} into {where}"
+        ) from None
+
+    def tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(ds.data)
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # MNIST (N,H,W); CIFAR (N,H,W,C)
+        return x.contiguous().to(torch.uint8), torch.as_tensor(ds.targets, dtype=torch.int64)
+
+    try:
+        x_tr, y_tr = tensors(train)
+        x_te, y_te = tensors(test)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise DataError(f"the {pretty} files in {root / folder} are unreadable: {e}") from None
+    if len(x_tr) == 0 or len(x_te) == 0 or len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
+        raise DataError(f"the {pretty} files in {root / folder} are empty or inconsistent (images vs labels)")
+    classes = [str(c) for c in train.classes]
+    if int(torch.cat([y_tr, y_te]).max()) >= len(classes) or int(torch.cat([y_tr, y_te]).min()) < 0:
+        raise DataError(f"the {pretty} label files in {root / folder} contain labels outside 0..{len(classes) - 1}")
+    return Dataset(name, classes, x_tr, y_tr, x_te, y_te, flip_ok=flip_ok)
+
+
+# ---------------------------------------------------------------------------
+# Image folders
+
+FOLDER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def list_image_folders(root: Path | None = None) -> list[str]:
+    """Sub-folders of the data directory that look like ImageFolders (not torchvision's own)."""
+    root = root or data_root()
+    if not root.is_dir():
+        return []
+    skip = {f for _, f, _ in TORCHVISION_DATASETS.values()}
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and p.name not in skip and FOLDER_NAME.fullmatch(p.name) and not p.name.startswith("."))
+
+
+def image_folder(root: Path, name: str, size: int, test_fraction: float = 0.2) -> Dataset:
+    """<root>/NAME/<class>/*.png, or <root>/NAME/{train,test}/<class>/*.png.
+
+    Images are decoded once with Pillow, converted to RGB and resized to size×size.
+    Files that are not images, or that Pillow cannot decode, are skipped and counted.
+    Without train/ and test/, every 1/test_fraction-th file of each class (sorted by name) is a test image.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    if not FOLDER_NAME.fullmatch(name) or name in (".", ".."):
+        raise DataError(f"image folder name {name!r} must be letters, digits, '.', '_' or '-'")
+    base = (root / name)
+    if base.is_symlink() or not base.resolve().is_relative_to(root.resolve()) or not base.is_dir():
+        raise DataError(f"no image folder {name!r} in the data directory {root}")
+    if not 8 <= size <= 512:
+        raise DataError(f"image size must be 8 to 512 pixels, got {size}")
+    split_dirs = (base / "train").is_dir() and (base / "test").is_dir()
+    top = base / "train" if split_dirs else base
+    try:
+        classes, class_to_idx = find_classes(str(top))
+    except (FileNotFoundError, OSError) as e:
+        raise DataError(f"image folder {name!r} has no class sub-folders ({e})") from None
+    if not 2 <= len(classes) <= MAX_FOLDER_CLASSES:
+        raise DataError(f"image folder {name!r} needs 2 to {MAX_FOLDER_CLASSES} class sub-folders, found {len(classes)}")
+
+    def files(d: Path) -> list[tuple[str, int]]:
+        # Every file counts, so the ones that are not images are reported as skipped, not silently ignored.
+        items = make_dataset(str(d), class_to_idx, is_valid_file=lambda p: not os.path.basename(p).startswith("."),
+                             allow_empty=True)
+        if len(items) > MAX_FOLDER_IMAGES:
+            raise DataError(f"image folder {name!r} has more than {MAX_FOLDER_IMAGES:,} files; use a subset")
+        return items
+
+    if split_dirs:
+        train_items, test_items = files(base / "train"), files(base / "test")
+    else:
+        every = max(2, round(1 / test_fraction))
+        train_items, test_items = [], []
+        by_class: dict[int, list[tuple[str, int]]] = {}
+        for item in files(base):
+            by_class.setdefault(item[1], []).append(item)
+        for items in by_class.values():
+            for i, item in enumerate(sorted(items)):
+                (test_items if i % every == every - 1 else train_items).append(item)
+    skipped: list[str] = []
+    x_tr, y_tr = _decode(train_items, size, skipped, IMG_EXTENSIONS)
+    x_te, y_te = _decode(test_items, size, skipped, IMG_EXTENSIONS)
+    if len(x_tr) == 0 or len(x_te) == 0:
+        raise DataError(f"image folder {name!r} has no readable images for training and testing "
+                        f"({len(skipped)} files skipped as unreadable or not images)")
+    notes = [f"skipped {len(skipped)} unreadable or non-image file(s), e.g. {', '.join(skipped[:3])}"] if skipped else []
+    return Dataset(f"folder:{name}", classes, x_tr, y_tr, x_te, y_te, flip_ok=True, notes=notes)
+
+
+def _decode(items: list[tuple[str, int]], size: int, skipped: list[str],
+            extensions: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    from PIL import Image
+
+    xs, ys = [], []
+    for path, label in items:
+        if not path.lower().endswith(extensions):
+            skipped.append(os.path.basename(path))
+            continue
+        try:
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise ValueError("image too large")
+                im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+                xs.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3))
+                ys.append(label)
+        except Exception:  # noqa: BLE001 - Pillow raises many types for corrupt files; skip and count them
+            skipped.append(os.path.basename(path))
+    if not xs:
+        return torch.zeros(0, 3, size, size, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)
+    return torch.stack(xs).permute(0, 3, 1, 2).contiguous(), torch.tensor(ys, dtype=torch.int64)
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A deterministic random subset of n samples (all of them when n is None or larger)."""
+    if n is None or n >= len(x):
+        return x, y
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return x[idx], y[idx]
+
+
+def to_model_input(x_uint8: torch.Tensor, size: tuple[int, int], mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, h, w) → float (N, C, H, W), resized bilinearly and normalised.
+
+    The same preprocessing the trainer does inline, for evaluation outside it (the page's predictions)."""
+    x = x_uint8.float().div_(255)
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=x.shape[-1] > size[1])
+    return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)

@@ -1,0 +1,246 @@
+"""The analytic network report vs the real GoogLeNet module, over random
+NetworkSpecs (stems, stages, pools, aux heads, input sizes): invalid ones must
+raise SpecError exactly when torch itself would fail, valid ones must build and
+match layer by layer (output shapes, params) and in total (torchinfo mult-adds)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from gnet.analysis import (
+    Cost, bottleneck_comparison, conv_cost, conv_out, factorization_comparison, network_report, pool_out,
+    torchinfo_summary,
+)
+from gnet.network import GoogLeNet, build
+from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, network_preset, with_input
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: one torch thread avoids OpenMP spin-waits when the 2 cores are
+    shared with other tests (measured 10-50× faster per example under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.integers(1, 300), kernel=st.integers(1, 15), stride=st.integers(1, 8), ceil=st.booleans(),
+       data=st.data())
+def test_pool_out_matches_torch(size, kernel, stride, ceil, data):
+    padding = data.draw(st.integers(0, kernel // 2))
+    try:
+        expected = F.max_pool2d(torch.zeros(1, 1, size, 1), (kernel, 1), (stride, 1), (padding, 0),
+                                ceil_mode=ceil).shape[2]
+    except RuntimeError:  # torch refuses: the output would be empty
+        expected = 0
+    assert pool_out(size, kernel, stride, padding, ceil) == expected
+
+
+def test_pool_out_ceil_mode_edge_cases():
+    # A 2-pixel input through a 3×3/2 ceil-mode pool: one window hanging over the edge.
+    assert pool_out(2, 3, 2, 0, True) == 1 == F.max_pool2d(torch.zeros(1, 1, 2, 2), 3, 2, ceil_mode=True).shape[-1]
+    assert pool_out(2, 3, 2, 0, False) == 0
+    # torchvision's 112 -> 56 -> 28 and d2l's 48 -> 24 (padding 1)
+    assert pool_out(112, 3, 2, 0, True) == 56 and pool_out(48, 3, 2, 1, False) == 24
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(1, 64), kernel=st.integers(1, 15), stride=st.integers(1, 8), padding=st.integers(0, 7))
+def test_conv_out_matches_torch(size, kernel, stride, padding):
+    try:
+        expected = F.conv2d(torch.zeros(1, 1, size, 1), torch.zeros(1, 1, kernel, 1), stride=(stride, 1),
+                            padding=(padding, 0)).shape[2]
+    except RuntimeError:
+        expected = 0
+    assert max(conv_out(size, kernel, stride, padding), 0) == expected
+
+
+# ---------------------------------------------------------------------------
+# Random networks
+
+small = st.integers(1, 6)
+
+
+@st.composite
+def blocks(draw, batch_norm: bool) -> BlockSpec:
+    kernel = draw(st.sampled_from((3, 5)))
+    return BlockSpec(*(draw(small) for _ in range(6)), reduce=draw(st.booleans()), b3_kernel=kernel,
+                     factorize=kernel == 5 and draw(st.booleans()), batch_norm=batch_norm)
+
+
+@st.composite
+def pools(draw) -> PoolSpec:
+    kernel = draw(st.integers(1, 4))
+    return PoolSpec(kernel, draw(st.integers(1, 3)), draw(st.integers(0, kernel // 2)), draw(st.booleans()))
+
+
+@st.composite
+def networks(draw) -> NetworkSpec:
+    bn = draw(st.booleans())
+    stem = draw(st.lists(st.one_of(
+        st.builds(ConvSpec, small, st.integers(1, 7), st.integers(1, 3), st.integers(0, 3)), pools()), max_size=3))
+    aux = draw(st.booleans())
+    n_stages = draw(st.integers(1, 3))
+    # aux heads need blocks 4a..4d; sometimes give too few so the spec must be refused
+    counts = [draw(st.integers(4 if aux and s == 1 and draw(st.booleans()) else 1, 5 if s == 1 else 2))
+              for s in range(n_stages)]
+    return NetworkSpec(
+        name="random",
+        in_channels=draw(st.integers(1, 3)),
+        input_size=(draw(st.integers(1, 40)), draw(st.integers(1, 40))),
+        num_classes=draw(st.integers(1, 5)),
+        stem=tuple(stem),
+        stages=tuple(tuple(draw(blocks(draw(st.booleans()))) for _ in range(n)) for n in counts),
+        stage_pools=tuple(draw(pools()) for _ in range(n_stages - 1)),
+        batch_norm=bn,
+        dropout=draw(st.sampled_from((0.0, 0.5))),
+        aux=aux,
+        aux_pool=draw(st.sampled_from(("paper", "torchvision"))),
+    )
+
+
+def _torch_accepts_sizes(spec: NetworkSpec) -> bool:
+    """Walk the spec's spatial ops with torch itself on a 1-channel tensor."""
+    x = torch.zeros(1, 1, *spec.input_size)
+    try:
+        for layer in spec.stem:
+            if isinstance(layer, ConvSpec):
+                x = F.conv2d(x, torch.zeros(1, 1, layer.kernel, layer.kernel), stride=layer.stride,
+                             padding=layer.padding)
+            else:
+                x = F.max_pool2d(x, layer.kernel, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
+        names = iter(spec.block_names())
+        for s, stage in enumerate(spec.stages):
+            for _ in stage:
+                x = F.max_pool2d(x, 3, 1, 1, ceil_mode=True)  # b4's pool; the 'same' convs keep H×W
+                if next(names) in spec.aux_blocks() and spec.aux_pool == "paper":
+                    F.avg_pool2d(x, 5, 3)
+            if s < len(spec.stage_pools):
+                p = spec.stage_pools[s]
+                x = F.max_pool2d(x, p.kernel, p.stride, p.padding, ceil_mode=p.ceil_mode)
+    except RuntimeError:
+        return False
+    return x.shape[-1] >= 1 and x.shape[-2] >= 1
+
+
+def _check_module_matches(spec: NetworkSpec) -> None:
+    report = network_report(spec)
+    model = build(spec)
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [model.get_submodule(r.name).register_forward_hook(
+        lambda m, i, o, name=r.name: shapes.__setitem__(name, tuple(o.shape))) for r in report.rows]
+    model.train()  # runs the aux heads too; batch 2 so BatchNorm accepts 1×1 maps
+    out = model(torch.randn(2, spec.in_channels, *spec.input_size))
+    for h in hooks:
+        h.remove()
+    for r in report.rows:
+        got = shapes[r.name]
+        assert got[1:] == (r.output_shape if len(got) == 4 else (r.output_shape[0],)), r.name
+        assert r.output_shape[1:] == (1, 1) or len(got) == 4, r.name
+        assert sum(p.numel() for p in model.get_submodule(r.name).parameters()) == r.cost.params, r.name
+    outputs = out if isinstance(out, tuple) else (out,)
+    assert len(outputs) == 1 + len(spec.aux_blocks())
+    assert all(o.shape == (2, spec.num_classes) for o in outputs)
+    assert sum(p.numel() for p in model.parameters()) == report.params_total
+    assert tuple(report.blocks) == tuple(spec.block_names())
+    for name, block in report.blocks.items():
+        assert shapes[f"inception{name}.branch1"][2:] == block.output_shape[1:]
+    summary = torchinfo_summary(spec, model=model)
+    assert summary.total_mult_adds == report.cost.mult_adds
+    assert summary.total_params == report.params_total
+
+
+@settings(max_examples=50, deadline=None)
+@given(spec=networks())
+def test_random_networks_match_or_are_refused(spec: NetworkSpec):
+    too_few_blocks = spec.aux and len(spec.stages) < 2 or spec.aux and len(spec.stages[1]) < 4
+    if too_few_blocks:
+        event("refused: aux without blocks 4a..4d")
+        with pytest.raises(SpecError, match="stage 4 needs at least 4 blocks"):
+            GoogLeNet(spec)
+        return
+    if not _torch_accepts_sizes(spec):
+        event("refused: input too small")
+        with pytest.raises(SpecError, match="too small") as err:
+            GoogLeNet(spec)
+        hint = re.search(r"smallest square input it accepts is (\d+)×", str(err.value))
+        if hint:  # the hint is exact: that size works, one less does not
+            n = int(hint.group(1))
+            assert _torch_accepts_sizes(with_input(spec, size=(n, n)))
+            network_report(with_input(spec, size=(n, n)))
+            if n > 1:
+                assert not _torch_accepts_sizes(with_input(spec, size=(n - 1, n - 1)))
+        return
+    event(f"valid, aux={spec.aux_pool if spec.aux else 'none'}")
+    _check_module_matches(spec)
+
+
+def test_presets_match_torchinfo():
+    spec = network_preset("googlenet-imagenet-aux")
+    report = network_report(spec)
+    summary = torchinfo_summary(spec)
+    assert summary.total_mult_adds == report.cost.mult_adds
+    assert summary.total_params == report.params_total
+    assert report.cost.params == 6_624_904  # inference part: torchvision's count without aux heads
+    _check_module_matches(network_preset("mini"))
+
+
+def test_paper_aux_heads():
+    """The paper's aux head at 224×224: 14×14×512 at 4a -> 5×5/3 avg-pool -> 4×4 -> 1×1 conv 128 -> FC 1024."""
+    spec = with_input(network_preset("googlenet-imagenet-aux"), size=(224, 224))
+    import dataclasses
+
+    paper = dataclasses.replace(spec, aux_pool="paper")
+    report = network_report(paper)
+    assert report.row("aux1.pool").output_shape == (512, 4, 4)
+    assert report.row("aux2.pool").output_shape == (528, 4, 4)
+    assert report.row("aux1.fc1").cost.params == 128 * 4 * 4 * 1024 + 1024
+    # same shapes as torchvision's adaptive pool at 14×14, so the same parameter count
+    assert report.params_total == network_report(spec).params_total
+    # at 160×160, 4a is 10×10: the paper pool gives 2×2, torchvision's adaptive pool still 4×4
+    small_paper = network_report(with_input(paper, size=(160, 160)))
+    assert small_paper.row("aux1.pool").output_shape == (512, 2, 2)
+    assert network_report(with_input(spec, size=(160, 160))).row("aux1.pool").output_shape == (512, 4, 4)
+    with pytest.raises(SpecError, match="aux1's 5×5/3 average pool needs at least 5×5"):
+        network_report(with_input(paper, size=(64, 64)))
+
+
+def test_too_small_input_names_layer_and_min_size():
+    with pytest.raises(SpecError) as err:
+        network_report(with_input(network_preset("googlenet-imagenet"), size=(8, 8)))
+    msg = str(err.value)
+    assert "input 8×8 is too small" in msg and "maxpool" in msg
+    n = int(re.search(r"accepts is (\d+)×\1", msg).group(1))
+    network_report(with_input(network_preset("googlenet-imagenet"), size=(n, n)))
+    with pytest.raises(SpecError):
+        network_report(with_input(network_preset("googlenet-imagenet"), size=(n - 1, n - 1)))
+
+
+def test_param_cap_refuses_before_building():
+    wide = BlockSpec(8192, 8192, 8192, 8192, 8192, 8192, reduce=False)
+    spec = NetworkSpec("huge", 8192, (32, 32), 10, (), ((wide,),), ())
+    with pytest.raises(SpecError, match="parameters; the cap is 500,000,000"):
+        GoogLeNet(spec)
+
+
+def test_comparisons_and_cost_arithmetic():
+    spec = BlockSpec(64, 96, 128, 16, 32, 32)
+    whole = bottleneck_comparison(spec, (192, 28, 28))
+    assert whole.b.params < whole.a.params and whole.label_a == "without 1×1 reductions"
+    per_branch = [bottleneck_comparison(spec, (192, 28, 28), b) for b in ("b1", "b2", "b3", "b4")]
+    assert sum((c.a for c in per_branch), Cost()) == whole.a
+    # b1 and b4 do not change with the reductions
+    assert per_branch[0].a == per_branch[0].b and per_branch[3].a == per_branch[3].b
+    fact = factorization_comparison(BlockSpec(1, 1, 1, 16, 32, 1, b3_kernel=3), (8, 10, 10))
+    assert fact.a.weights == 16 * 8 + 32 * 16 * 25 and fact.b.weights == 16 * 8 + 32 * 16 * 9 + 32 * 32 * 9
+    c = conv_cost(3, 4, 3, (5, 5), bias=True, batch_norm=False)
+    assert c.as_dict() == {"params": 112, "weights": 108, "mult_adds": 112 * 25, "multiplications": 108 * 25}
+    assert c.flops == 2 * 108 * 25

@@ -1,0 +1,144 @@
+"""Figures and tables: built from the analysis, in the branch colours, totals that add up."""
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gnet import charts
+from gnet.analysis import block_report, bottleneck_comparison, network_report, torchinfo_summary
+from gnet.colors import BRANCH_COLORS
+from gnet.spec import BRANCHES, NETWORK_PRESETS, BlockSpec, block_presets, network_preset
+
+NG = block_presets()["Ng's example (28×28×192, seed 002)"]
+
+
+def test_shape_notation():
+    assert charts.hwc((256, 28, 14)) == "28×14×256"
+    assert charts.chw((256, 28, 14)) == "256×28×14"
+
+
+def test_branch_rows_add_up_to_the_report():
+    report = block_report(NG.block, NG.input_shape)
+    rows = charts.branch_rows(report)
+    assert [r["branch"] for r in rows] == [*BRANCHES, "total"]
+    for key, field in (("params", "params"), ("weights", "weights"), ("mult-adds", "mult_adds"),
+                       ("multiplications", "multiplications")):
+        assert sum(r[key] for r in rows[:4]) == rows[4][key] == getattr(report.cost, field)
+    assert rows[4]["FLOPs"] == 2 * report.cost.multiplications
+    assert sum(r["share of params"] for r in rows[:4]) == pytest.approx(1.0)
+    assert rows[4]["output (H×W×C)"] == "28×28×256"
+    assert rows[1]["output (H×W×C)"] == "28×28×128"
+
+
+def test_seed_numbers_in_the_comparisons():
+    b2 = bottleneck_comparison(NG.block, NG.input_shape, "b2")
+    b3 = bottleneck_comparison(NG.block, NG.input_shape, "b3")
+    rows = charts.comparison_rows({"b2 path": b2, "b3 path": b3})
+    by = {(r["part"], r["metric"]): r for r in rows}
+    assert by[("b2 path", charts.METRICS["weights"])][b2.label_a] == 221_184  # seed 000 / 003
+    assert by[("b2 path", charts.METRICS["weights"])][b2.label_b] == 129_024
+    b3_mult = by[("b3 path", charts.METRICS["multiplications"])]
+    assert (b3_mult[b3.label_a], b3_mult[b3.label_b]) == (120_422_400, 12_443_648)  # seed 002
+    assert b3_mult["saved"] == 120_422_400 - 12_443_648
+    assert b3_mult["ratio"] == pytest.approx(12_443_648 / 120_422_400)
+
+
+def test_factorized_conv_comparison_seed_004():
+    comp = charts.factorized_conv_comparison(BlockSpec(1, 1, 1, 64, 64, 1), (3, 8, 8))
+    assert (comp.a.weights, comp.b.weights) == (102_400, 73_728)
+    assert comp.a.multiplications == 102_400 * 64
+    naive = charts.factorized_conv_comparison(BlockSpec(1, 1, 1, 5, 64, 1, reduce=False), (64, 8, 8))
+    assert (naive.a.weights, naive.b.weights) == (102_400, 73_728)  # without reduction the input feeds the conv
+
+
+def test_branch_share_fig_uses_branch_colours_and_sums_to_100():
+    fig = charts.branch_share_fig(block_report(NG.block, NG.input_shape))
+    assert [t.marker.color for t in fig.data] == [BRANCH_COLORS[b] for b in BRANCHES]
+    for i in range(4):  # each metric's shares add to 100 %
+        assert sum(t.x[i] for t in fig.data) == pytest.approx(100.0)
+    assert fig.data[0].x[0] == pytest.approx(100 * 64 / 256)  # b1's share of the output channels
+
+
+def _edges(fig):
+    return [t for t in fig.data if t.mode == "lines"]
+
+
+def test_block_diagram_edges_carry_shapes_and_channel_widths():
+    report = block_report(NG.block, NG.input_shape)
+    fig = charts.block_diagram_fig(report)
+    edges = _edges(fig)
+    # input→layer and layer→layer/concat edges: b1 2, b2 3, b3 3, b4 3, plus concat→output
+    assert len(edges) == 12
+    texts = [a.text for a in fig.layout.annotations]
+    for shape in ("28×28×96", "28×28×16", "28×28×128", "28×28×32", "28×28×64", "28×28×192"):
+        assert shape in texts
+    assert any("28×28×256" in t for t in texts)
+    width = {e.text: e.line.width for e in edges}
+    assert width["28×28×256 (256 channels)"] > width["28×28×128 (128 channels)"] > width["28×28×16 (16 channels)"]
+    colours = {e.line.color for e in edges}
+    assert set(BRANCH_COLORS.values()) <= colours
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(1, 4096), min_size=7, max_size=7), st.booleans(), st.booleans())
+def test_block_diagram_any_block(ch, reduce, factorize):
+    spec = BlockSpec(*ch[:6], reduce=reduce, factorize=factorize)
+    report = block_report(spec, (ch[6], 224, 224))
+    fig = charts.block_diagram_fig(report)
+    layers = sum(len(b.layers) for b in report.branches)
+    assert len(_edges(fig)) == layers + 4 + 1
+    assert all(e.line.width > 0 for e in _edges(fig))
+
+
+@pytest.mark.parametrize("preset", list(NETWORK_PRESETS))
+def test_network_tables_and_figures_add_up(preset):
+    report = network_report(network_preset(preset))
+    rows = charts.layer_rows(report)
+    assert sum(r["params"] for r in rows) == report.params_total
+    names = [r["layer"] for r in rows]
+    for i, block in enumerate(report.spec.aux_blocks(), start=1):  # aux heads listed right after their block
+        assert names[names.index(f"inception{block}") + 1] == f"aux{i}.pool"
+    t = charts.totals(report)
+    assert t["params"] == report.params_total and t["mult_adds"] == report.cost.mult_adds
+
+    sun = charts.params_sunburst_fig(report).data[0]
+    value = dict(zip(sun.ids, sun.values))
+    assert value["network"] == report.params_total
+    children: dict[str, int] = {}
+    for id_, parent, v in zip(sun.ids, sun.parents, sun.values):
+        if parent:
+            children[parent] = children.get(parent, 0) + v
+    for parent, s in children.items():  # branchvalues="total": a parent is the sum of its children
+        assert s == value[parent], parent
+    for block, rep in report.blocks.items():
+        assert value[f"{block}/b2"] == rep.branch("b2").cost.params
+
+    bars = charts.block_cost_fig(report).data
+    for j, block in enumerate(report.blocks):
+        params = sum(t.y[j] for t in bars if t.xaxis == "x")
+        mult_adds = sum(t.y[j] for t in bars if t.xaxis == "x2")
+        assert (params, mult_adds) == (report.blocks[block].cost.params, report.blocks[block].cost.mult_adds)
+    assert {t.marker.color for t in bars} == set(BRANCH_COLORS.values())
+
+    depth = charts.depth_fig(report).data
+    assert depth[0].y[0] == report.input_shape[1] and depth[1].y[-1] == report.spec.num_classes
+    assert list(depth[1].y[1:]) == [r.output_shape[0] for r in report.summary_rows() if not r.group.startswith("aux")]
+
+
+def test_aux_rows_name_where_they_attach():
+    report = network_report(network_preset("googlenet-imagenet-aux"))
+    rows = charts.aux_rows(report)
+    assert [(r["head"], r["attaches after"]) for r in rows] == [("aux1", "4a"), ("aux2", "4d")]
+    assert sum(r["params"] for r in rows) == report.aux_cost.params
+    assert report.params_total - sum(r["params"] for r in rows) == 6_624_904  # torchvision, no aux heads
+
+
+def test_totals_equal_torchinfo():
+    spec = network_preset("mini").with_block("3b", BlockSpec(20, 8, 24, 4, 12, 8, factorize=True, batch_norm=True))
+    report = network_report(spec)
+    info = torchinfo_summary(spec)
+    t = charts.totals(report)
+    assert (t["params"], t["mult_adds"]) == (info.total_params, info.total_mult_adds)
+    assert dataclasses.asdict(report.cost)["mult_adds"] == info.total_mult_adds

@@ -1,0 +1,237 @@
+"""gnet.images: the one validation path for uploaded images, and preprocessing."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from gnet import images
+from gnet.images import ImageError, Preprocess, load, preprocess
+from gnet.pretrained import WEIGHTS, imagenet_preprocess
+
+SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def gradient(w: int = 40, h: int = 30) -> Image.Image:
+    y, x = np.mgrid[0:h, 0:w]
+    a = np.stack([x * 255 // max(1, w - 1), y * 255 // max(1, h - 1), np.full_like(x, 128)], -1)
+    return Image.fromarray(a.astype(np.uint8), "RGB")
+
+
+def png_with_size(w: int, h: int) -> bytes:
+    """A real 1×1 PNG whose IHDR claims w×h (valid CRC): what a decompression bomb's header looks like."""
+    data = encode(Image.new("L", (1, 1)), "PNG")
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return data[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:]
+
+
+# -- formats and modes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("*.jpg")))
+def test_samples_load_as_rgb(name):
+    li = load((SAMPLES / name).read_bytes())
+    assert li.format == "JPEG" and li.image.mode == "RGB"
+    assert li.image.size == li.original_size and max(li.image.size) <= 512
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF"])
+def test_every_supported_format_decodes_to_the_same_picture(fmt):
+    src = gradient()
+    li = load(encode(src, fmt))
+    assert li.format == fmt and li.image.mode == "RGB" and li.image.size == src.size
+    err = np.abs(np.asarray(li.image, np.int16) - np.asarray(src, np.int16)).mean()
+    assert err < (12 if fmt in ("JPEG", "WEBP", "GIF") else 0.01)
+
+
+def test_format_is_sniffed_not_taken_from_the_name():
+    # the loader never sees a file name: PNG bytes are PNG whatever the upload was called
+    assert load(encode(gradient(), "PNG")).format == "PNG"
+    with pytest.raises(ImageError, match="not a supported image"):
+        load(b"<svg xmlns='http://www.w3.org/2000/svg'></svg>")
+    with pytest.raises(ImageError, match="not a supported image"):
+        load(b"%PDF-1.4 hello")
+
+
+def test_palette_with_transparency_is_composited_on_white():
+    img = Image.new("P", (8, 8), 0)
+    img.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    img.paste(1, (0, 0, 4, 8))
+    li = load(encode(img, "PNG", transparency=0))  # index 0 (red) is transparent
+    a = np.asarray(li.image)
+    assert a[0, 0].tolist() == [0, 0, 255] and a[0, 7].tolist() == [255, 255, 255]
+    assert li.original_mode == "P" and any("white" in n for n in li.notes)
+
+
+def test_rgba_half_transparent_blends_with_white():
+    img = Image.new("RGBA", (4, 4), (0, 0, 0, 128))
+    a = np.asarray(load(encode(img, "PNG")).image)
+    assert np.all(np.abs(a.astype(int) - 127) <= 1)
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped():
+    a = np.array([[0, 32896, 65535, 1000]], dtype=np.uint16)
+    li = load(encode(Image.fromarray(a), "PNG"))
+    out = np.asarray(li.image)[0, :, 0]
+    assert out.tolist() == [0, 128, 255, 4]  # v / 257, rounded
+    assert li.original_mode.startswith("I")
+
+
+def test_float_tiff_is_stretched():
+    a = np.array([[0.25, 0.5], [0.75, 1.25]], dtype=np.float32)
+    out = np.asarray(load(encode(Image.fromarray(a, "F"), "TIFF")).image)[:, :, 0]
+    assert out[0, 0] == 0 and out[1, 1] == 255 and 0 < out[0, 1] < out[1, 0] < 255
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF"])
+def test_cmyk_converts_to_rgb(fmt):
+    li = load(encode(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), fmt))  # pure red in CMYK
+    r, g, b = np.asarray(li.image)[8, 8].tolist()
+    assert li.original_mode == "CMYK" and r > 200 and g < 60 and b < 60
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "LA"])
+def test_grayscale_modes(mode):
+    li = load(encode(Image.new(mode, (6, 6), 255 if mode != "LA" else (255, 255)), "PNG"))
+    assert li.image.mode == "RGB" and np.asarray(li.image).min() == 255
+
+
+def test_gif_uses_the_first_frame():
+    frames = [Image.new("RGB", (10, 10), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    r, g, b = np.asarray(load(buf.getvalue()).image)[5, 5].tolist()
+    assert r > 200 and b < 50
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (40, 20), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 10, 20))  # white stripe on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    li = load(encode(img, "JPEG", exif=exif, quality=95))
+    a = np.asarray(li.image)
+    assert li.image.size == (20, 40) and li.original_size == (40, 20)
+    assert a[2, 10].min() > 200 and a[-3, 10].max() < 60  # the stripe is now on top
+    assert any("EXIF" in n for n in li.notes)
+
+
+def test_big_jpeg_is_decoded_at_reduced_scale():
+    big = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1500, 2000, 3), dtype=np.uint8))
+    li = load(encode(big, "JPEG", quality=80))
+    assert li.original_size == (2000, 1500) and min(li.image.size) == images.WORK_SIDE
+
+
+# -- bad input ----------------------------------------------------------------
+
+
+def test_empty_file():
+    with pytest.raises(ImageError, match="empty"):
+        load(b"")
+
+
+def test_too_many_bytes():
+    with pytest.raises(ImageError, match="limit is 25 MB"):
+        load(b"\x89PNG" + bytes(images.MAX_BYTES))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_files(fmt):
+    data = encode(Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)), fmt)
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        load(data[: len(data) // 2])
+
+
+def test_pixel_limit_before_decoding():
+    with pytest.raises(ImageError, match="50,000,000"):
+        load(png_with_size(9000, 6000))  # 54 MP: under PIL's own limit, over ours
+
+
+def test_decompression_bomb_never_warns_globally(recwarn):
+    with pytest.raises(ImageError, match="pixels"):
+        load(png_with_size(20000, 20000))  # 400 MP: PIL's DecompressionBombError
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_extreme_aspect_ratio():
+    with pytest.raises(ImageError, match="20:1"):
+        load(encode(Image.new("RGB", (2100, 100)), "PNG"))
+
+
+def test_not_bytes():
+    with pytest.raises(ImageError):
+        load("a string")  # type: ignore[arg-type]
+
+
+# -- fuzz ----------------------------------------------------------------------
+
+
+def _seeds() -> list[bytes]:
+    img = gradient(12, 9)
+    gif = io.BytesIO()
+    img.save(gif, format="GIF")
+    return [encode(img, "PNG"), encode(img, "JPEG"), gif.getvalue(), encode(img, "TIFF"),
+            encode(img.convert("RGBA"), "WEBP"), encode(img, "BMP")]
+
+
+SEEDS = _seeds()
+
+
+@st.composite
+def mutated(draw):
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 8))):
+        op = draw(st.sampled_from(["flip", "cut", "insert"]))
+        i = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip" and data:
+            data[i] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del data[i: i + draw(st.integers(1, 64))]
+        else:
+            data[i:i] = draw(st.binary(min_size=1, max_size=16))
+    return bytes(data)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=512), mutated()))
+def test_fuzz_only_image_error_comes_out(data):
+    try:
+        li = load(data)
+    except ImageError as e:
+        assert str(e)
+    else:
+        assert li.image.mode == "RGB" and min(li.image.size) >= 1
+
+
+# -- preprocessing -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(451, 300), (300, 451), (224, 224), (37, 500), (1, 1)])
+def test_preprocess_equals_torchvision_transforms(size):
+    img = gradient(*size)
+    cropped, x = preprocess(img, imagenet_preprocess())
+    assert cropped.size == (224, 224) and x.shape == (1, 3, 224, 224)
+    assert torch.allclose(x, WEIGHTS.transforms()(img)[None], atol=1e-6)
+
+
+def test_preprocess_grayscale_network():
+    pre = Preprocess(32, (32, 32), (0.5,), (0.25,), in_channels=1)
+    cropped, x = preprocess(Image.new("RGB", (64, 48), (255, 255, 255)), pre)
+    assert cropped.mode == "L" and x.shape == (1, 1, 32, 32)
+    assert torch.allclose(x, torch.full_like(x, (1.0 - 0.5) / 0.25))

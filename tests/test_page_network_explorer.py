@@ -1,0 +1,139 @@
+"""Network Explorer page under AppTest: expected values come from gnet.analysis, torchinfo and the seeds."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gnet.analysis import network_report
+from gnet.spec import BlockSpec, NetworkSpec, network_preset, with_input
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "network_explorer.py")
+
+
+def _run() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _expect(at: AppTest, spec: NetworkSpec) -> None:
+    report = network_report(spec)
+    m = _metrics(at)
+    assert m["Parameters"] == f"{report.params_total:,}"
+    assert m["Mult-adds"] == f"{report.cost.mult_adds:,}"
+    assert m["Multiplications"] == f"{report.cost.multiplications:,}"
+    table = at.dataframe[0].value
+    total = table.iloc[-1]
+    assert (total["layer"], total["params"], total["mult-adds"]) == ("total", report.params_total, report.cost.mult_adds)
+    assert at.session_state["designed_network"] == spec
+
+
+def _apply(at: AppTest, block: str, **values) -> AppTest:
+    at.selectbox(key="ne_block").set_value(block).run()
+    for field, value in values.items():
+        widget = next(w for w in at.number_input if w.key.startswith(f"ne_f_{field}_{block}_"))
+        widget.set_value(value)
+    next(b for b in at.button if b.label == f"Apply to {block}").click().run()
+    assert not at.exception
+    return at
+
+
+def test_default_is_seed_001_with_its_totals():
+    at = _run()
+    spec = network_preset("d2l-fashion96")
+    _expect(at, spec)
+    m = _metrics(at)
+    assert m["Parameters"] == "5,977,530"  # seed 001's torchinfo table
+    table = at.dataframe[0].value.set_index("layer")
+    assert table.loc["inception3a", "params"] == 12_352 + 129_248 + 15_920 + 6_176  # seed 001, block 3a branches
+    assert len(at.get("plotly_chart")) == 3
+    assert "class GoogLeNet(nn.Module)" in at.code[0].value
+
+
+def test_googlenet_with_aux_heads_shows_where_they_attach():
+    at = _run()
+    at.selectbox(key="ne_preset").set_value("googlenet-imagenet-aux").run()
+    assert not at.exception
+    spec = network_preset("googlenet-imagenet-aux")
+    _expect(at, spec)
+    layers = list(at.dataframe[0].value["layer"])
+    assert layers[layers.index("inception4a") + 1] == "aux1.pool"
+    assert layers[layers.index("inception4d") + 1] == "aux2.pool"
+    aux = at.dataframe[1].value
+    report = network_report(spec)
+    assert list(aux["attaches after"]) == ["4a", "4d"]
+    assert int(aux["params"].sum()) == report.aux_cost.params
+    assert report.params_total - report.aux_cost.params == 6_624_904  # torchvision's googlenet without aux
+
+
+def test_input_size_follows_and_invalid_sizes_show_an_error():
+    at = _run()
+    at.selectbox(key="ne_preset").set_value("googlenet-imagenet").run()
+    at.number_input(key="ne_h").set_value(160).run()
+    assert not at.exception
+    _expect(at, with_input(network_preset("googlenet-imagenet"), size=(160, 224)))
+    at.number_input(key="ne_h").set_value(0).run()
+    assert not at.exception
+    assert "input height" in at.error[0].value
+    assert at.button(key="ne_open_designer")  # the controls stay usable
+    at.number_input(key="ne_h").set_value(224).run()
+    assert not at.error
+    _expect(at, network_preset("googlenet-imagenet"))
+
+
+def test_editing_a_block_updates_downstream_and_the_designed_network():
+    at = _apply(_run(), "3a", b1=128, b3=64)
+    spec = network_preset("d2l-fashion96").with_block("3a", BlockSpec(128, 96, 128, 16, 64, 32))
+    _expect(at, spec)
+    report = network_report(spec)
+    assert report.blocks["3b"].input_shape[0] == 128 + 128 + 64 + 32  # in_channels followed by themselves
+    table = at.dataframe[0].value.set_index("layer")
+    assert table.loc["inception3b", "params"] == report.blocks["3b"].cost.params
+    # undo reloads the preset
+    at.button(key="ne_reset").click().run()
+    _expect(at, network_preset("d2l-fashion96"))
+
+
+def test_invalid_block_edit_shows_an_error_and_keeps_the_network():
+    at = _apply(_run(), "4b", b2=0)
+    assert any("b2 must be from 1" in e.value and "4b" in e.value for e in at.error)
+    _expect(at, network_preset("d2l-fashion96"))
+
+
+def test_torchinfo_summary_on_request_matches_the_table():
+    at = _run()
+    at.selectbox(key="ne_preset").set_value("mini").run()
+    at.toggle(key="ne_torchinfo").set_value(True).run()
+    assert not at.exception
+    report = network_report(network_preset("mini"))
+    assert at.success[0].value.startswith(f"torchinfo: {report.params_total:,} params, {report.cost.mult_adds:,}")
+    assert "Total params" in at.code[0].value
+
+
+def test_network_json_upload_and_bad_files():
+    at = _run()
+    spec = network_preset("mini").with_block("4b", BlockSpec(8, 8, 8, 8, 8, 8))
+    at.file_uploader(key="ne_upload").set_value(("net.json", spec.to_json().encode(), "application/json")).run()
+    assert not at.exception and not at.error
+    _expect(at, spec)
+    for content, words in ((b"\x00\xff garbage", "not valid JSON"), (b"[1, 2]", "JSON object"),
+                           (spec.to_json().replace('"num_classes": 10', '"num_classes": 0').encode(), "num_classes")):
+        at.file_uploader(key="ne_upload").set_value(("bad.json", content, "application/json")).run()
+        assert not at.exception
+        assert any(words in e.value for e in at.error), [e.value for e in at.error]
+        _expect(at, spec)
+
+
+@pytest.mark.parametrize("preset", ["googlenet-imagenet", "mini"])
+def test_presets_render(preset):
+    at = _run()
+    at.selectbox(key="ne_preset").set_value(preset).run()
+    assert not at.exception
+    _expect(at, network_preset(preset))
+    assert at.number_input(key="ne_h").value == network_preset(preset).input_size[0]

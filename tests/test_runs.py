@@ -1,0 +1,128 @@
+"""Run directories: names that cannot escape, tolerant readers, liveness, caps."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gnet import runs
+from gnet.runs import RunError
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "../x", "a..b", "x y", "é", "a" * 65, "/abs", "a\\b", "-\n"])
+def test_bad_names_refused(tmp_path, name):
+    with pytest.raises(RunError):
+        runs.run_dir(tmp_path, name)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="abcXYZ019._-/\\~ ", min_size=0, max_size=12))
+def test_accepted_names_stay_inside_the_root(tmp_path_factory, name):
+    root = tmp_path_factory.mktemp("root")
+    try:
+        path = runs.run_dir(root, name)
+    except RunError:
+        return
+    assert path.resolve().parent == root.resolve()
+
+
+def test_symlinked_run_refused(tmp_path):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "evil").symlink_to(tmp_path / "outside")
+    with pytest.raises(RunError, match="symbolic link"):
+        runs.run_dir(tmp_path / "root", "evil")
+
+
+def test_create_twice_refused(tmp_path):
+    runs.create(tmp_path / "r", {"train": {}})
+    with pytest.raises(RunError, match="already exists"):
+        runs.create(tmp_path / "r", {"train": {}})
+
+
+def test_metrics_reader_ignores_a_torn_last_line(tmp_path):
+    runs.append_metrics(tmp_path, [{"kind": "step", "step": 1, "loss": 2.0}, {"kind": "epoch", "step": 1}])
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "step", "step": 2, "lo')  # a writer killed mid-line
+    recs = runs.read_metrics(tmp_path)
+    assert [r["step"] for r in recs] == [1, 1]
+    assert runs.read_metrics(tmp_path, "epoch") == [{"kind": "epoch", "step": 1}]
+    (tmp_path / "metrics.jsonl").write_bytes(b"\xff\xfe garbage\n[1, 2]\n" + json.dumps({"step": 3}).encode() + b"\n")
+    assert runs.read_metrics(tmp_path) == [{"step": 3}]
+    assert runs.read_metrics(tmp_path / "missing") == []
+
+
+def test_truncate_metrics_keeps_records_up_to_a_step(tmp_path):
+    runs.append_metrics(tmp_path, [{"kind": "step", "step": s} for s in range(1, 6)])
+    runs.truncate_metrics(tmp_path, 3)
+    assert [r["step"] for r in runs.read_metrics(tmp_path)] == [1, 2, 3]
+
+
+def _fake_running(path, pid: int) -> None:
+    runs.create(path, {"train": {"network": {"name": "x"}}})
+    runs.write_status(path, "running", pid=pid, host=socket.gethostname(), started=1.0)
+
+
+def test_dead_process_reads_as_died(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    _fake_running(tmp_path / "r", proc.pid)
+    info = runs.read_run(tmp_path / "r")
+    assert info.state == "died" and "resume" in info.message
+
+
+def test_live_process_reads_as_running(tmp_path):
+    _fake_running(tmp_path / "r", os.getpid())
+    assert runs.read_run(tmp_path / "r").state == "running"
+
+
+def test_unreaped_child_zombie_reads_as_died(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    time.sleep(1.0)  # exited but not waited for: a zombie, which kill(pid, 0) still finds
+    _fake_running(tmp_path / "z", child.pid)
+    assert runs.read_run(tmp_path / "z").state == "died"
+
+
+def test_missing_and_garbled_status(tmp_path):
+    assert runs.read_run(tmp_path / "nope").state == "missing"
+    runs.create(tmp_path / "g", {})
+    (tmp_path / "g" / "status.json").write_text("{torn")
+    assert runs.read_run(tmp_path / "g").state == "unknown"
+
+
+def test_cap_on_concurrent_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("GNET_MAX_RUNS", "1")
+    _fake_running(tmp_path / "busy", os.getpid())
+    with pytest.raises(RunError, match="at most 1 at once"):
+        runs.start(tmp_path, "second", {"train": {}})
+    assert not (tmp_path / "second").exists()
+
+
+def test_delete_and_stop_rules(tmp_path):
+    _fake_running(tmp_path / "busy", os.getpid())
+    with pytest.raises(RunError, match="stop it before deleting"):
+        runs.delete(tmp_path, "busy")
+    runs.create(tmp_path / "done", {})
+    runs.write_status(tmp_path / "done", "finished")
+    with pytest.raises(RunError, match="not running"):
+        runs.request_stop(tmp_path / "done")
+    runs.delete(tmp_path, "done")
+    assert not (tmp_path / "done").exists()
+    with pytest.raises(RunError, match="no longer exists"):
+        runs.delete(tmp_path, "done")
+
+
+def test_list_runs_ignores_symlinks_and_strays(tmp_path):
+    runs.create(tmp_path / "a", {})
+    (tmp_path / "stray").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    assert [r.name for r in runs.list_runs(tmp_path)] == ["a"]
+    assert runs.list_runs(tmp_path / "none") == []

@@ -1,0 +1,156 @@
+"""The trainer: recipes, caps, CLI, an end-to-end tiny run, determinism, stop/resume, NaN, aux heads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gnet import runs
+from gnet.__main__ import main
+from gnet.checkpoints import load_checkpoint
+from gnet.network import build
+from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, network_preset
+from gnet.train import ConfigError, TrainConfig, lr_at, model_spec, predictions, train
+from tests.test_data import write_fashion_mnist
+
+TINY = dict(image_size=16, synthetic_train=120, synthetic_test=40, batch_size=40, epochs=2, device="cpu")
+
+
+def tiny(**kw) -> TrainConfig:
+    return TrainConfig.from_recipe("improved", network_preset("mini"), **{**TINY, **kw})
+
+
+def weights(run) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "checkpoints" / "last.pt").model_state
+
+
+def epoch_numbers(run) -> list[tuple]:
+    return [(r["epoch"], r["train_loss"], r["train_acc"], r["test_loss"], r["test_acc"])
+            for r in runs.read_metrics(run, "epoch")]
+
+
+def test_seed_recipe_is_seed_001_exactly():
+    cfg = TrainConfig.from_recipe("seed", network_preset("d2l-fashion96"), dataset="fashion-mnist")
+    assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.optimizer, cfg.schedule) == (0.005, 128, 30, "sgd", "constant")
+    assert (cfg.weight_decay, cfg.label_smoothing, cfg.batch_norm, cfg.normalize, cfg.flip, cfg.aux) == \
+        (0.0, 0.0, False, False, False, False)
+    spec = model_spec(cfg, 1, 10)
+    assert spec.input_size == (96, 96) and not spec.batch_norm
+    assert sum(p.numel() for p in build(spec).parameters()) == 5_977_530  # seed 001's torchinfo total
+    assert all(lr_at(s, 100, cfg) == 0.005 for s in (0, 50, 99))
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("epochs", 1001), ("batch_size", 5000), ("image_size", 4),
+                                         ("lr", float("nan")), ("lr", -1.0), ("lr", 0.0), ("optimizer", "rmsprop"),
+                                         ("label_smoothing", 0.9), ("device", "tpu"), ("epochs", True)])
+def test_caps_are_clear_errors(field, value):
+    with pytest.raises(ConfigError, match=field.replace("_", " ")):
+        tiny(**{field: value})
+
+
+def test_network_too_small_for_the_image_is_a_spec_error():
+    from gnet.spec import SpecError
+
+    cfg = TrainConfig.from_recipe("improved", network_preset("googlenet-imagenet"), image_size=8)
+    with pytest.raises(SpecError, match="too small"):
+        model_spec(cfg, 1, 10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(total=st.integers(1, 5000), frac=st.floats(0, 1), lr=st.floats(1e-5, 10))
+def test_onecycle_lr_stays_within_peak(total, frac, lr):
+    cfg = dataclasses.replace(tiny(), lr=lr)
+    step = min(total - 1, int(frac * total))
+    assert 0.0 <= lr_at(step, total, cfg) <= lr * (1 + 1e-12)
+
+
+def test_cli_bad_options_exit_2_with_one_line(capsys, tmp_path):
+    for argv in (["train", "--preset", "mini", "--epochs", "0", "--run-dir", str(tmp_path / "a")],
+                 ["train", "--preset", "mini", "--batch-size", "x", "--run-dir", str(tmp_path / "b")],
+                 ["train", "--dataset", "synthetic", "--run-dir", str(tmp_path / "c")],
+                 ["train", "--spec", str(tmp_path / "missing.json"), "--run-dir", str(tmp_path / "d")],
+                 ["train", "--preset", "mini", "--resume", "--run-dir", str(tmp_path / "e")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+
+
+def test_end_to_end_cli_run_on_tiny_fashion_mnist(tmp_path, capsys):
+    write_fashion_mnist(tmp_path / "data", 80, 40)
+    run = tmp_path / "run"
+    rc = main(["train", "--preset", "mini", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "data"),
+               "--image-size", "16", "--epochs", "2", "--batch-size", "20", "--device", "cpu", "--seed", "1",
+               "--run-dir", str(run)])
+    assert rc == 0, capsys.readouterr().err
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["global_step"] == 8
+    steps, epochs = runs.read_metrics(run, "step"), runs.read_metrics(run, "epoch")
+    assert [r["step"] for r in steps] == list(range(1, 9)) and [r["epoch"] for r in epochs] == [1, 2]
+    for r in steps:
+        assert {"loss", "acc", "lr", "images_per_s"} <= set(r) and r["images_per_s"] > 0
+    for r in epochs:
+        assert 0 <= r["test_acc"] <= 1 and r["test_acc"] * 40 == pytest.approx(round(r["test_acc"] * 40))
+    config = json.loads((run / "config.json").read_text())
+    assert config["preprocess"]["image_size"] == [16, 16] and config["preprocess"]["in_channels"] == 1
+    assert config["spec"]["in_channels"] == 1 and config["train"]["dataset"] == "fashion-mnist"
+    for which in ("last", "best"):
+        ck = load_checkpoint(run / "checkpoints" / f"{which}.pt")
+        assert ck.classes[0] == "T-shirt/top" and ck.spec.input_size == (16, 16)
+        model = ck.build_model()
+        assert model(torch.zeros(2, 1, 16, 16)).shape == (2, 10)
+    preds = predictions(run)
+    assert len(preds) == 8 and preds[0].image.shape == (28, 28, 3) and 0 < preds[0].confidence <= 1
+
+
+def test_same_seed_same_results_and_stop_resume_equals_straight_run(tmp_path):
+    cfg = tiny(epochs=2)
+    straight = runs.create(tmp_path / "straight", {"train": cfg.to_dict()})
+    assert train(cfg, straight) == "finished"
+    again = runs.create(tmp_path / "again", {"train": cfg.to_dict()})
+    train(cfg, again)
+    assert epoch_numbers(again) == epoch_numbers(straight)
+    # Stop mid-epoch 1 (step 2 of 3), then resume from the checkpoint written at the stop.
+    split = runs.create(tmp_path / "split", {"train": cfg.to_dict()})
+    assert train(cfg, split, should_stop=lambda step: step == 2) == "stopped"
+    assert runs.read_run(split).state == "stopped"
+    assert load_checkpoint(split / "checkpoints" / "last.pt").extra["global_step"] == 2
+    assert train(cfg, split, resume=True) == "finished"
+    assert epoch_numbers(split) == epoch_numbers(straight)
+    a, b = weights(straight), weights(split)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["step"] for r in runs.read_metrics(split, "step")][-1] == 6
+
+
+def test_nan_loss_stops_with_a_clear_status(tmp_path):
+    cfg = tiny(lr=1e30, optimizer="sgd", schedule="constant", epochs=3)
+    run = runs.create(tmp_path / "nan", {"train": cfg.to_dict()})
+    assert train(cfg, run) == "failed"
+    info = runs.read_run(run)
+    assert info.state == "failed" and ("NaN" in info.message or "infinite" in info.message)
+    assert "learning rate" in info.message
+
+
+def _aux_spec() -> NetworkSpec:
+    """The smallest network with the paper's aux heads (stage 4 needs blocks 4a..4d)."""
+    b = BlockSpec(4, 4, 4, 2, 4, 4, batch_norm=True)
+    return NetworkSpec(name="tiny-aux", in_channels=3, input_size=(24, 24), num_classes=10,
+                       stem=(ConvSpec(8, 3, 1, 1), PoolSpec(3, 2, 1)), stages=((b,), (b, b, b, b)),
+                       stage_pools=(PoolSpec(3, 2, 1),), batch_norm=True)
+
+
+def test_aux_heads_train_and_stay_out_of_evaluation(tmp_path):
+    cfg = TrainConfig.from_recipe("improved", _aux_spec(), **{**TINY, "image_size": 24, "epochs": 1}, aux=True)
+    assert cfg.aux_weight == 0.3
+    run = runs.create(tmp_path / "aux", {"train": cfg.to_dict()})
+    assert train(cfg, run) == "finished"
+    ck = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert ck.spec.aux and any(k.startswith("aux1.") for k in ck.model_state)
+    model = ck.build_model()
+    assert isinstance(model(torch.zeros(2, 3, 24, 24)), torch.Tensor)  # eval: main head only
+    assert len(model.train()(torch.zeros(2, 3, 24, 24))) == 3
