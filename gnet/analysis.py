@@ -116,7 +116,10 @@ class BlockReport:
     cost: Cost
 
     def branch(self, name: str) -> BranchReport:
-        return next(b for b in self.branches if b.name == name)
+        for b in self.branches:
+            if b.name == name:
+                return b
+        raise SpecError(f"no branch {name!r}; a block has branches b1, b2, b3 and b4")
 
     def concat_text(self) -> str:
         """The seeds' H×W×(C1+C2+C3+C4) notation with the numbers filled in."""
@@ -127,8 +130,7 @@ class BlockReport:
 
 def block_report(spec: BlockSpec, input_shape: Shape, prefix: str = "") -> BlockReport:
     """Per-branch output shapes and costs of one block at an input (C, H, W)."""
-    BlockDesign(spec, tuple(input_shape)).validate()
-    c, h, w = input_shape
+    c, h, w = BlockDesign(spec, input_shape).validate().input_shape
     branches = []
     labels = spec.branch_labels()
     for i, (bname, layers) in enumerate(branch_layers(c, spec).items()):
@@ -321,10 +323,13 @@ def _aux_rows(spec: NetworkSpec, name: str, shape: Shape) -> list[LayerRow] | st
 
 
 def _min_input(spec: NetworkSpec) -> int | None:
-    """Smallest square input the network accepts (sizes only grow the feature maps)."""
-    lo, hi = 1, MAX_SPATIAL
-    if isinstance(_walk(spec, (hi, hi)), str):
-        return None
+    """Smallest square input the network accepts (a larger input never makes a
+    feature map smaller). Doubling first, then bisecting: a few walks, not twelve."""
+    lo, hi = 1, 16
+    while isinstance(_walk(spec, (hi, hi)), str):
+        if hi >= MAX_SPATIAL:
+            return None
+        lo, hi = hi + 1, min(2 * hi, MAX_SPATIAL)
     while lo < hi:
         mid = (lo + hi) // 2
         if isinstance(_walk(spec, (mid, mid)), str):

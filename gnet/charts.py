@@ -12,13 +12,12 @@ the seeds' hand count (no bias); FLOPs = 2 × multiplications.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gnet.analysis import BlockReport, Comparison, Cost, LayerRow, NetworkReport, conv_cost, total
+from gnet.analysis import BlockReport, Comparison, LayerRow, NetworkReport, conv_cost, total
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.spec import BRANCHES, BlockSpec
 
@@ -80,15 +79,16 @@ def factorized_conv_comparison(spec: BlockSpec, input_shape: Shape) -> Compariso
     return Comparison(f"one 5×5 conv {c_in}→{spec.b3}", f"two 3×3 convs {c_in}→{spec.b3}→{spec.b3}", five, two)
 
 
-def comparison_rows(parts: dict[str, Comparison], metrics: tuple[str, ...] = ("weights", "multiplications", "params")
+def comparison_rows(parts: dict[str, Comparison], metrics: tuple[str, ...] = ("weights", "multiplications"),
+                    columns: tuple[str, str] = ("without 1×1 reductions", "with 1×1 reductions"),
                     ) -> list[dict[str, object]]:
-    """Side-by-side rows: part, metric, version a, version b, b/a and the saving."""
+    """Side-by-side rows: part, metric, version a, version b, b/a and the saving (a − b)."""
     rows: list[dict[str, object]] = []
     for part, comp in parts.items():
         for m in metrics:
             rows.append({
-                "part": part, "metric": METRICS.get(m, m), comp.label_a: getattr(comp.a, m),
-                comp.label_b: getattr(comp.b, m), "ratio": comp.ratio(m), "saved": comp.saved(m),
+                "part": part, "metric": METRICS.get(m, m), columns[0]: getattr(comp.a, m),
+                columns[1]: getattr(comp.b, m), "ratio": comp.ratio(m), "saved": comp.saved(m),
             })
     return rows
 
@@ -114,7 +114,7 @@ def branch_share_fig(report: BlockReport) -> go.Figure:
                     hovertemplate=f"{b.name}: %{{x:.1f}}%% of %{{y}} (%{{customdata}})<extra></extra>")
     fig.update_layout(barmode="stack", height=260, margin=dict(l=10, r=10, t=30, b=10),
                       xaxis=dict(title="share (%)", range=[0, 100]), yaxis=dict(autorange="reversed"),
-                      legend=dict(orientation="h", y=-0.35), title="Each branch's share")
+                      legend=dict(orientation="h", y=-0.35, traceorder="normal"), title="Each branch's share")
     return fig
 
 
@@ -123,61 +123,67 @@ def _edge_width(channels: int, biggest: int) -> float:
     return 1.5 + 14.0 * math.sqrt(channels / max(biggest, 1))
 
 
+_STEP = 1.7  # x distance between layer columns: room for an H×W×C label between boxes
+_HALF = 0.42  # half a box's width
+
+
 def block_diagram_fig(report: BlockReport) -> go.Figure:
     """Input → four parallel paths → concat. Edge widths follow channel counts;
-    every edge is labelled with the shape it carries (H×W×C)."""
+    every edge inside a branch is labelled with the shape it carries (H×W×C)."""
     fig = go.Figure()
     cols = max(len(b.layers) for b in report.branches)
-    x_concat = cols + 1
+    x_concat = _STEP * (cols + 1.4)  # extra room for the branch-output labels
+    x_out = x_concat + _STEP
     y_mid = 1.5
     ys = {name: 3 - i for i, name in enumerate(BRANCHES)}
     biggest = max([report.input_shape[0]] + [r.output_shape[0] for b in report.branches for r in b.layers])
     annotations: list[dict] = []
     shapes: list[dict] = []
 
-    def edge(x0: float, y0: float, x1: float, y1: float, shape: Shape, color: str, label: bool = True) -> None:
-        fig.add_trace(go.Scatter(x=[x0, x1], y=[y0, y1], mode="lines", showlegend=False,
+    def edge(xs: list[float], ys_: list[float], shape: Shape, color: str, label_x: float | None) -> None:
+        """A polyline; its label sits above its first point's row, at label_x."""
+        fig.add_trace(go.Scatter(x=xs, y=ys_, mode="lines", showlegend=False,
                                  line=dict(color=color, width=_edge_width(shape[0], biggest)),
-                                 hoverinfo="text", text=f"{hwc(shape)} ({shape[0]:,} channels)", opacity=0.75))
-        if label:
-            annotations.append(dict(x=(x0 + x1) / 2, y=(y0 + y1) / 2 + 0.2, text=hwc(shape), showarrow=False,
+                                 hoverinfo="text", text=f"{hwc(shape)} ({shape[0]:,} channels)", opacity=0.7))
+        if label_x is not None:
+            annotations.append(dict(x=label_x, y=ys_[0], yshift=16, text=hwc(shape), showarrow=False,
                                     font=dict(size=11)))
 
-    def node(x: float, y: float, text: str, color: str, wide: float = 0.34) -> None:
-        shapes.append(dict(type="rect", x0=x - wide, x1=x + wide, y0=y - 0.22, y1=y + 0.22,
+    def node(x: float, y: float, text: str, color: str) -> None:
+        shapes.append(dict(type="rect", x0=x - _HALF, x1=x + _HALF, y0=y - 0.24, y1=y + 0.24,
                            fillcolor=color, line=dict(width=0), layer="above"))
         annotations.append(dict(x=x, y=y, text=f"<b>{text}</b>", showarrow=False, font=dict(color="white", size=12)))
 
     for b in report.branches:
         color = BRANCH_COLORS[b.name]
         y = ys[b.name]
-        prev_x, prev_y, prev_shape = 0.0, y_mid, report.input_shape
+        # fan out from the input: a short diagonal, then straight to the first layer
+        edge([_HALF, 0.85, _STEP - _HALF], [y_mid, y, y], report.input_shape, color, None)
+        x = _STEP
         for j, layer in enumerate(b.layers):
-            x = j + 1
-            edge(prev_x, prev_y, x, y, prev_shape, color, label=j > 0)
-            node(x, y, layer.kind.replace("conv ", "").replace("max-pool 3×3/1", "3×3 pool") + (
-                " conv" if layer.kind.startswith("conv") else ""), color)
-            prev_x, prev_y, prev_shape = x, y, layer.output_shape
-        edge(prev_x, prev_y, x_concat, y_mid, prev_shape, color)
-        annotations.append(dict(x=0.45, y=y, text=f"<b>{b.name}</b>", showarrow=False,
-                                font=dict(color=color, size=13)))
-    edge(x_concat, y_mid, x_concat + 1, y_mid, report.output_shape, OTHER_COLOR)
-    node(0, y_mid, f"input<br>{hwc(report.input_shape)}", OTHER_COLOR, wide=0.42)
+            x = _STEP * (j + 1)
+            if j:
+                edge([x - _STEP + _HALF, x - _HALF], [y, y], b.layers[j - 1].output_shape, color, x - _STEP / 2)
+            kind = layer.kind.replace("max-pool 3×3/1", "3×3 pool").replace("conv ", "")
+            node(x, y, kind + (" conv" if layer.kind.startswith("conv") else ""), color)
+        # straight on to the concat column, then a short diagonal into it
+        edge([x + _HALF, x_concat - 0.85, x_concat - _HALF], [y, y, y_mid], b.output_shape, color,
+             (x + _HALF + x_concat - 0.85) / 2)
+        annotations.append(dict(x=_STEP - _HALF - 0.05, y=y, xanchor="right", yshift=14, text=f"<b>{b.name}</b>",
+                                showarrow=False, font=dict(color=color, size=13)))
+    edge([x_concat + _HALF, x_out - _HALF], [y_mid, y_mid], report.output_shape, OTHER_COLOR, None)
+    node(0, y_mid, f"input<br>{hwc(report.input_shape)}", OTHER_COLOR)
     node(x_concat, y_mid, "concat", OTHER_COLOR)
-    node(x_concat + 1, y_mid, f"output<br>{hwc(report.output_shape)}", OTHER_COLOR, wide=0.42)
-    fig.update_layout(shapes=shapes, annotations=annotations, height=420, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis=dict(visible=False, range=[-0.5, x_concat + 1.5]),
-                      yaxis=dict(visible=False, range=[-0.5, 3.6]),
+    node(x_out, y_mid, f"output<br>{hwc(report.output_shape)}", OTHER_COLOR)
+    fig.update_layout(shapes=shapes, annotations=annotations, height=430, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis=dict(visible=False, range=[-0.5, x_out + 0.5], fixedrange=True),
+                      yaxis=dict(visible=False, range=[-0.45, 3.45], fixedrange=True),
                       title="Block diagram (edge width ∝ √channels; labels H×W×C)")
     return fig
 
 
 # ---------------------------------------------------------------------------
 # Network tables
-
-
-def _group_of(row: LayerRow) -> str:
-    return row.group if row.group else row.name
 
 
 def layer_rows(report: NetworkReport) -> list[dict[str, object]]:
@@ -264,6 +270,9 @@ def block_cost_fig(report: NetworkReport) -> go.Figure:
     return fig
 
 
+_STAGE_GREY = "#B4B4B4"  # stages lighter than blocks (OTHER_COLOR), branches in their colours
+
+
 def params_sunburst_fig(report: NetworkReport) -> go.Figure:
     """Where the parameters live: stage → block → branch (stem, head and aux heads beside)."""
     ids, labels, parents, values, colors = [], [], [], [], []
@@ -273,9 +282,9 @@ def params_sunburst_fig(report: NetworkReport) -> go.Figure:
 
     stem = total(r.cost for r in report.rows if r.group == "stem")
     head = total(r.cost for r in report.rows if r.group == "head")
-    add("network", f"{report.spec.name[:40]}", "", report.params_total, OTHER_COLOR)
+    add("network", "all", "", report.params_total, "rgba(0,0,0,0)")
     if stem.params:
-        add("stem", "stem", "network", stem.params, OTHER_COLOR)
+        add("stem", "stem", "network", stem.params, _STAGE_GREY)
     stages: dict[str, list[str]] = {}
     for name in report.blocks:
         stages.setdefault(f"stage {name[:-1]}", []).append(name)
@@ -283,7 +292,7 @@ def params_sunburst_fig(report: NetworkReport) -> go.Figure:
     for stage, blocks in stages.items():
         aux_params = sum(total(r.cost for r in report.rows if r.group == aux_at[b]).params
                          for b in blocks if b in aux_at)
-        add(stage, stage, "network", sum(report.blocks[b].cost.params for b in blocks) + aux_params, OTHER_COLOR)
+        add(stage, stage, "network", sum(report.blocks[b].cost.params for b in blocks) + aux_params, _STAGE_GREY)
         for b in blocks:
             rep = report.blocks[b]
             add(b, b, stage, rep.cost.params, OTHER_COLOR)
@@ -292,13 +301,9 @@ def params_sunburst_fig(report: NetworkReport) -> go.Figure:
             if b in aux_at:
                 aux = total(r.cost for r in report.rows if r.group == aux_at[b])
                 add(aux_at[b], f"{aux_at[b]} (after {b})", stage, aux.params, OTHER_COLOR)
-    add("head", "fc", "network", head.params, OTHER_COLOR)
+    add("head", "fc", "network", head.params, _STAGE_GREY)
     fig = go.Figure(go.Sunburst(ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
                                 marker=dict(colors=colors, line=dict(width=1)),
                                 hovertemplate="%{label}: %{value:,} params (%{percentRoot:.1%})<extra></extra>"))
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), title="Where the parameters live")
     return fig
-
-
-def cost_dict(cost: Cost) -> dict[str, int]:
-    return {**dataclasses.asdict(cost), "flops": cost.flops}

@@ -257,7 +257,7 @@ class NetworkSpec:
         for n, b in self.blocks():
             if n == name:
                 return b
-        raise SpecError(f"no block {name!r}; this network has {', '.join(self.block_names())}")
+        raise SpecError(f"no block {_show(name)}; this network has {', '.join(self.block_names())}")
 
     def with_block(self, name: str, spec: BlockSpec) -> "NetworkSpec":
         """A copy with one block replaced; downstream in_channels follow by construction."""
@@ -283,7 +283,7 @@ class NetworkSpec:
             raise SpecError("name must be 1 to 80 characters")
         _check_int("in_channels", self.in_channels, 1, MAX_CHANNELS)
         if not isinstance(self.input_size, (tuple, list)) or len(self.input_size) != 2:
-            raise SpecError(f"input_size must be [height, width], got {self.input_size!r}")
+            raise SpecError(f"input_size must be [height, width], got {_show(self.input_size)}")
         _check_int("input height", self.input_size[0], 1, MAX_SPATIAL)
         _check_int("input width", self.input_size[1], 1, MAX_SPATIAL)
         _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
@@ -371,9 +371,14 @@ def _parse_json(text: str | bytes) -> Any:
         raise SpecError("a spec must be JSON text")
     if len(text) > 1_000_000:
         raise SpecError("the JSON file is larger than 1 MB; a spec is a few kB")
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8-sig")  # an editor's byte-order mark is not an error
+        except UnicodeDecodeError:
+            raise SpecError("the file is not UTF-8 text; a spec is a JSON text file") from None
     try:
-        return json.loads(text)
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, a number too long to convert
+        return json.loads(text.removeprefix("\ufeff"))
+    except ValueError as e:  # JSONDecodeError, a number too long to convert
         msg = str(e)
         raise SpecError(f"not valid JSON: {msg if len(msg) <= 120 else msg[:117] + '...'}") from None
     except RecursionError:
@@ -479,6 +484,8 @@ PAPER_BLOCK_INPUTS: dict[str, tuple[int, int, int]] = {
 
 
 def paper_block(name: str, **variant: Any) -> BlockSpec:
+    if not isinstance(name, str) or name not in PAPER_BLOCKS:
+        raise SpecError(f"the paper has no block {_show(name)}; its blocks are {', '.join(BLOCK_NAMES)}")
     b1, b2r, b2, b3r, b3, b4 = PAPER_BLOCKS[name]
     return BlockSpec(b1, b2r, b2, b3r, b3, b4, **variant)
 
@@ -566,17 +573,16 @@ NETWORK_PRESETS = {
 
 
 def network_preset(name: str) -> NetworkSpec:
-    try:
-        return NETWORK_PRESETS[name]()
-    except KeyError:
-        raise SpecError(f"unknown preset {name!r}; choose one of {', '.join(NETWORK_PRESETS)}") from None
+    if not isinstance(name, str) or name not in NETWORK_PRESETS:
+        raise SpecError(f"unknown preset {_show(name)}; choose one of {', '.join(NETWORK_PRESETS)}")
+    return NETWORK_PRESETS[name]()
 
 
 def with_input(spec: NetworkSpec, in_channels: int | None = None, size: tuple[int, int] | None = None) -> NetworkSpec:
     return dataclasses.replace(
         spec,
         in_channels=spec.in_channels if in_channels is None else in_channels,
-        input_size=spec.input_size if size is None else tuple(size),
+        input_size=spec.input_size if size is None else size,  # validation refuses a malformed size
     )
 
 

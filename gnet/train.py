@@ -357,7 +357,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
         dist.all_reduce(t)
         return t.tolist()
 
-    def evaluate() -> tuple[float, float]:
+    def evaluate() -> tuple[float, float, int]:
         model.eval()
         sums = torch.zeros(3, dtype=torch.float64, device=device)
         with torch.no_grad(), autocast():
@@ -368,7 +368,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
                                      (logits.argmax(1) == y).sum().double(), torch.tensor(len(y), device=device).double()])
         model.train()
         loss_sum, correct, n = all_sum(sums.tolist())
-        return loss_sum / max(n, 1), correct / max(n, 1)
+        return loss_sum / max(n, 1), correct / max(n, 1), int(n)
 
     # -- the loop --------------------------------------------------------------------------------
     state, message = "finished", ""
@@ -432,13 +432,14 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
                                   global_step=global_step, images_per_s=ips,
                                   eta_s=step_time * (total_steps - global_step), elapsed_s=elapsed)
             if end_of_epoch:
-                test_loss, test_acc = evaluate()
+                test_loss, test_acc, test_n = evaluate()
                 if main:
                     tr_n = max(epoch_sums[2], 1)
                     runs.append_metrics(run, [{
                         "kind": "epoch", "step": global_step, "epoch": epoch + 1, "train_loss": epoch_sums[0] / tr_n,
                         "train_acc": epoch_sums[1] / tr_n, "test_loss": test_loss, "test_acc": test_acc,
-                        "lr": lr, "time": time.time(), "elapsed_s": elapsed}])
+                        "train_n": int(epoch_sums[2]), "test_n": test_n, "lr": lr, "time": time.time(),
+                        "elapsed_s": elapsed}])
                 epoch_sums = [0.0, 0.0, 0.0]
                 best = test_acc > best_acc
                 best_acc = max(best_acc, test_acc)

@@ -81,7 +81,7 @@ with left:
     c1.number_input("H", key="bd_h", **num)
     c2.number_input("W", key="bd_w", **num)
     c3.number_input("C", key="bd_c", **num)
-    reduce = st.toggle("1×1 reductions (bottlenecks)", key="bd_reduce",
+    reduce = st.toggle("1×1 reductions", key="bd_reduce",
                        help="Off: the naive module, b2 and b3 convolve the input directly.")
     st.markdown(branch_chip("b1", "b1") + " 1×1 conv")
     st.number_input("b1 channels", key="bd_b1", **num)
@@ -133,21 +133,23 @@ with right:
     st.caption(f"H×W×C, channels last as the seeds write it; PyTorch tensors are C×H×W: "
                f"{charts.chw(report.input_shape)} → {charts.chw(report.output_shape)}. "
                "Every conv is 'same'-padded and the pool has stride 1, so H and W are unchanged.")
-    m = st.columns(4)
-    m[0].metric("Parameters", f"{report.cost.params:,}")
-    m[1].metric("Mult-adds", f"{report.cost.mult_adds:,}", help="torchinfo's convention: bias adds counted.")
-    m[2].metric("Multiplications", f"{report.cost.multiplications:,}",
-                help="The seeds' hand count: kernel weights × output positions, no bias.")
-    m[3].metric("FLOPs", f"{report.cost.flops:,}", help="2 × multiplications.")
+    with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
+        st.metric("Parameters", f"{report.cost.params:,}", width="content")
+        st.metric("Mult-adds", f"{report.cost.mult_adds:,}", width="content",
+                  help="torchinfo's convention: bias adds counted.")
+        st.metric("Multiplications", f"{report.cost.multiplications:,}", width="content",
+                  help="The seeds' hand count: kernel weights × output positions, no bias.")
 
     int_col = st.column_config.NumberColumn(format="localized")
     st.dataframe(
         charts.branch_rows(report), hide_index=True, width="stretch",
+        column_order=("branch", "path", "output (H×W×C)", "params", "weights", "mult-adds", "multiplications",
+                      "share of params"),
         column_config={k: int_col for k in ("params", "weights", "mult-adds", "multiplications", "FLOPs")}
         | {"share of params": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
     )
-    st.caption("weights = conv kernels only (no bias, no BatchNorm), the seeds' parameter count; "
-               "params = everything torch counts.")
+    st.caption(f"FLOPs = 2 × multiplications = {report.cost.flops:,}. weights = conv kernels only (no bias, "
+               "no BatchNorm), the seeds' parameter count; params = everything torch counts.")
 
     tab_diagram, tab_bottleneck, tab_export = st.tabs(["Diagram", "What the bottleneck buys", "Export"])
     with tab_diagram:
@@ -171,10 +173,12 @@ with right:
             f"(×{whole.ratio('params'):.2f}), multiplications **{whole.a.multiplications:,}** vs "
             f"**{whole.b.multiplications:,}** (×{whole.ratio('multiplications'):.2f})"
         )
-        st.dataframe(charts.comparison_rows({"b2 path": b2, "b3 path": b3, "whole block": whole}),
-                     hide_index=True, width="stretch",
-                     column_config={b2.label_a: int_col, b2.label_b: int_col, "saved": int_col,
-                                    "ratio": st.column_config.NumberColumn(format="%.3f")})
+        ratio_col = st.column_config.NumberColumn(format="%.3f", help="with / without")
+        rows = (charts.comparison_rows({"b2 path": b2, "b3 path": b3})
+                + charts.comparison_rows({"whole block": whole}, ("params", "multiplications")))
+        st.dataframe(rows, hide_index=True, width="stretch",
+                     column_config={"without 1×1 reductions": int_col, "with 1×1 reductions": int_col,
+                                    "saved": int_col, "ratio": ratio_col})
         st.markdown("#### b3: one 5×5 conv vs two stacked 3×3 convs")
         conv = charts.factorized_conv_comparison(spec, shape)
         branch = factorization_comparison(spec, shape)
@@ -190,11 +194,10 @@ with right:
         st.caption(f"Seed 004's example, {seed.label_a} vs {seed.label_b}: {seed.a.weights:,} vs "
                    f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
                    "close; with a narrow reduction (16→32) the second 3×3 conv can cost more than it saves.")
-        st.dataframe(charts.comparison_rows({"b3 conv alone": conv, "b3 branch": branch}),
-                     hide_index=True, width="stretch",
-                     column_config={conv.label_a: int_col, conv.label_b: int_col, branch.label_a: int_col,
-                                    branch.label_b: int_col, "saved": int_col,
-                                    "ratio": st.column_config.NumberColumn(format="%.3f")})
+        rows = charts.comparison_rows({"b3 conv alone": conv}, columns=("one 5×5", "two 3×3")) + \
+            charts.comparison_rows({"whole b3 branch": branch}, ("params", "multiplications"), ("one 5×5", "two 3×3"))
+        st.dataframe(rows, hide_index=True, width="stretch",
+                     column_config={"one 5×5": int_col, "two 3×3": int_col, "saved": int_col, "ratio": ratio_col})
 
     with tab_export:
         code = codegen.block_code(design)

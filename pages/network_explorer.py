@@ -130,7 +130,7 @@ with left:
             design = BlockDesign(block, shape)
             st.session_state.bd_handoff = (block_name, design)
             st.switch_page("pages/block_designer.py", query_params=urlstate.design_to_query(design))
-    st.button("Undo all edits (reload the preset)", key="ne_reset", on_click=_on_reset,
+    st.button("Undo edits", key="ne_reset", on_click=_on_reset,
               disabled=st.session_state.get("ne_source") is None)
     st.file_uploader("Load a network (JSON)", type=["json"], key="ne_upload", on_change=_on_upload)
     if st.session_state.get("ne_upload_error"):
@@ -144,12 +144,14 @@ with right:
         st.stop()
     st.session_state["designed_network"] = network  # the Training page offers to train this one
     t = charts.totals(report)
-    m = st.columns(4)
-    m[0].metric("Parameters", f"{t['params']:,}", help="All parameters, aux heads included (torchinfo's 'Total params').")
-    m[1].metric("Mult-adds", f"{t['mult_adds']:,}", help="torchinfo's 'Total mult-adds': one eval-mode forward, "
-                "aux heads not run, bias adds counted.")
-    m[2].metric("Multiplications", f"{t['multiplications']:,}", help="The seeds' hand count (no bias); FLOPs = 2×.")
-    m[3].metric("Output", f"{report.output_shape[0]:,} classes")
+    with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
+        st.metric("Parameters", f"{t['params']:,}", width="content",
+                  help="All parameters, aux heads included (torchinfo's 'Total params').")
+        st.metric("Mult-adds", f"{t['mult_adds']:,}", width="content",
+                  help="torchinfo's 'Total mult-adds': one eval-mode forward, aux heads not run, bias adds counted.")
+        st.metric("Multiplications", f"{t['multiplications']:,}", width="content",
+                  help="The seeds' hand count (no bias); FLOPs = 2 × multiplications.")
+        st.metric("Output", f"{report.output_shape[0]:,} classes", width="content")
     st.caption(f"Input {charts.chw(report.input_shape)} (C×H×W). Blocks: "
                + ", ".join(f"{n} → {b.output_shape[0]}" for n, b in report.blocks.items()))
 
@@ -161,7 +163,7 @@ with right:
         rows.append({"layer": "total", "type": "", "output (C×H×W)": charts.chw(report.output_shape),
                      "params": t["params"], "mult-adds": t["mult_adds"],
                      "note": "= torchinfo (mult-adds: eval forward, aux heads not run)"})
-        st.dataframe(rows, hide_index=True, width="stretch", height=min(38 * len(rows) + 40, 720),
+        st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760),
                      column_config={"params": int_col, "mult-adds": int_col})
         if network.aux:
             st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")

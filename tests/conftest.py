@@ -5,57 +5,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.appserver import CHROMIUM_ARGS, ROOT
+from tests.appserver import app_server as start_app_server
 ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """The real app on a free loopback port, with its own runs root and an empty torch hub cache."""
-    port = _free_port()
-    home = tmp_path_factory.mktemp("app_home")
-    env = {**os.environ, "GNET_RUNS_DIR": str(home / "runs"), "TORCH_HOME": str(home / "torch"),
-           "GNET_DATA_DIR": str(home / "data"), "PYTHONUNBUFFERED": "1"}
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start; log:\n{(home / 'server.log').read_text()[-3000:]}")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with start_app_server(tmp_path_factory.mktemp("app_home")) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +33,7 @@ def browser():
     with sync_playwright() as pw:
         b = pw.chromium.launch(
             executable_path=chromium,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=CHROMIUM_ARGS,
         )
         yield b
         b.close()

@@ -45,7 +45,7 @@ def _leaf_mult_adds(summary, module: nn.Module) -> int:
     return sum(layer.macs for layer in summary.summary_list if layer.is_leaf_layer and id(layer.module) in inside)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(spec=block_specs(), c=channels, h=st.integers(1, 9), w=st.integers(1, 9))
 def test_block_module_matches_report(spec: BlockSpec, c: int, h: int, w: int):
     report = block_report(spec, (c, h, w))
@@ -69,7 +69,7 @@ def test_block_module_matches_report(spec: BlockSpec, c: int, h: int, w: int):
         assert _leaf_mult_adds(summary, getattr(block, attr)) == branch.cost.mult_adds
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20, deadline=None, database=None)
 @given(spec=block_specs())
 def test_kernel_labels_read_from_module_match_spec_labels(spec: BlockSpec):
     assert branch_kernel_labels(InceptionBlock(3, spec)) == spec.branch_labels()

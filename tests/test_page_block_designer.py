@@ -39,7 +39,8 @@ def _expect(at: AppTest, design: BlockDesign) -> None:
     report = block_report(design.block, design.input_shape)
     assert _output(at) == f"### Output {report.concat_text()}"
     assert _metrics(at) == {"Parameters": f"{report.cost.params:,}", "Mult-adds": f"{report.cost.mult_adds:,}",
-                            "Multiplications": f"{report.cost.multiplications:,}", "FLOPs": f"{report.cost.flops:,}"}
+                            "Multiplications": f"{report.cost.multiplications:,}"}
+    assert any(f"FLOPs = 2 × multiplications = {report.cost.flops:,}." in c.value for c in at.caption)
     table = at.dataframe[0].value
     assert list(table["params"]) == [b.cost.params for b in report.branches] + [report.cost.params]
     assert at.query_params == design_to_query(design)  # the link reproduces what is shown

@@ -165,7 +165,7 @@ def test_block_design_json_round_trip():
 
 @pytest.mark.parametrize("text, words", [
     ("{", "not valid JSON"),
-    (b"\xff\xfe\x00", "not valid JSON"),
+    (b"\xff\xfe\x00", "not UTF-8 text"),
     pytest.param("[" * 100_000 + "]" * 100_000, "nested too deeply", id="deep"),
     pytest.param("[" + "9" * 5000 + "]", "not valid JSON", id="5000-digits"),
     pytest.param("x" * 1_000_001, "larger than 1 MB", id="over-1MB"),
@@ -177,6 +177,21 @@ def test_malformed_network_json(text, words):
         NetworkSpec.from_json(text)
     assert words in str(err.value)
     assert len(str(err.value)) < 300
+
+
+def test_json_with_byte_order_mark_and_non_utf8():
+    spec = network_preset("mini")
+    assert NetworkSpec.from_json(b"\xef\xbb\xbf" + spec.to_json().encode()) == spec
+    assert NetworkSpec.from_json("\ufeff" + spec.to_json()) == spec
+    with pytest.raises(SpecError, match="not UTF-8 text"):
+        NetworkSpec.from_json(spec.to_json().encode("utf-16"))
+    with pytest.raises(SpecError, match="must be JSON text"):
+        NetworkSpec.from_json(None)
+
+
+def test_unknown_paper_block():
+    with pytest.raises(SpecError, match="the paper has no block '6a'; its blocks are 3a, 3b"):
+        paper_block("6a")
 
 
 def test_malformed_dicts_name_what_is_wrong():
@@ -237,7 +252,7 @@ def mutated_specs(draw):
     return d
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.one_of(json_like, mutated_specs()))
 def test_fuzz_parsers_raise_only_spec_error(data):
     for parse in (NetworkSpec.from_dict, block_from_dict, BlockDesign.from_dict,
@@ -248,6 +263,22 @@ def test_fuzz_parsers_raise_only_spec_error(data):
             assert str(e)
         else:  # whatever parses is valid and round-trips
             assert type(parsed).from_json(parsed.to_json()) == parsed
+
+
+@st.composite
+def block_designs(draw) -> BlockDesign:
+    kernel = draw(st.sampled_from((3, 5)))
+    block = BlockSpec(*(draw(st.integers(1, MAX_CHANNELS)) for _ in range(6)), reduce=draw(st.booleans()),
+                      b3_kernel=kernel, factorize=kernel == 5 and draw(st.booleans()), batch_norm=draw(st.booleans()))
+    return BlockDesign(block, (draw(st.integers(1, MAX_CHANNELS)), draw(st.integers(1, 4096)),
+                               draw(st.integers(1, 4096))))
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(design=block_designs())
+def test_block_design_round_trip_any_valid(design):
+    assert BlockDesign.from_json(design.to_json()) == design.validate()
+    assert block_report(design.block, list(design.input_shape)).input_shape == design.input_shape
 
 
 def test_with_input_changes_only_the_input():

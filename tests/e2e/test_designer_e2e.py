@@ -84,6 +84,9 @@ def test_network_explorer_edit_a_block(app_server, page):
     page.get_by_text(f"{report.params_total:,}").first.wait_for()
     assert "3a → 320" in page.inner_text("body")
     assert_no_exception(page)
-    page.get_by_role("tab", name="Where the parameters live").click()
-    page.wait_for_timeout(800)
-    screenshot(page, "network_explorer_edited")
+    for tab, name in (("Where the parameters live", "params"), ("Shapes along depth", "depth"),
+                      ("Cost per block", "blocks")):
+        page.get_by_role("tab", name=tab).click()
+        page.locator("[data-testid='stPlotlyChart']:visible").first.wait_for()
+        page.wait_for_timeout(500)
+        screenshot(page, f"network_explorer_edited_{name}")

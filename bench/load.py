@@ -1,0 +1,168 @@
+"""Load test: N concurrent browser sessions against the real app on loopback.
+
+Each session (its own Chromium context, so its own Streamlit session) opens the
+Feature Maps page, picks a sample image, reads every branch's activation
+statistics, then opens the Block Designer, sets a channel count and reads the
+concatenated shape. Every answer must equal what a lone session got for the same
+input (no activations mixed between sessions), no page may show an error, and
+the server's resident memory may not grow by more than the stated bound (the
+model is held once per process in st.cache_resource, not once per session).
+
+    .venv/bin/python bench/load.py [--sessions 16]
+
+Prints p50/p95 latency per action, the server's RSS and the checks' outcome;
+exits 1 when a check fails. Only 127.0.0.1 is contacted, and every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.appserver import CHROMIUM_ARGS, app_server  # noqa: E402
+
+SAMPLES = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.jpg"))
+STATS = "share of the layer's activation"
+# Growth allowed from 1 to N sessions. One more copy of the GoogLeNet is ~27 MB of
+# weights, so a per-session model would break the bound; per-session page state
+# (the image, mosaics, media files) is measured at about 10 MB.
+RSS_BOUND_MB_PER_SESSION = 20.0  # below one model copy per session
+TIMEOUT_MS = 180_000
+
+
+@dataclass
+class Result:
+    fm_seconds: list[float] = field(default_factory=list)
+    bd_seconds: list[float] = field(default_factory=list)
+    fm_text: dict[int, str] = field(default_factory=dict)
+    bd_text: dict[int, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+async def _settle(page) -> None:
+    """Wait until Streamlit has no script run in flight."""
+    await page.wait_for_timeout(150)
+    await page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                                 timeout=TIMEOUT_MS)
+
+
+async def _check_clean(page, where: str, res: Result) -> None:
+    body = await page.inner_text("body")
+    if await page.locator("[data-testid='stException']").count() or "Something went wrong" in body:
+        res.errors.append(f"{where}: {body[:300]!r}")
+
+
+async def feature_maps(page, url: str, sample: str, res: Result, i: int) -> None:
+    await page.goto(f"{url}/feature_maps")
+    await page.get_by_text("or use a sample image").first.wait_for(timeout=TIMEOUT_MS)
+    await _settle(page)
+    t = time.perf_counter()
+    await page.get_by_role("combobox", name="…or use a sample image").click()
+    await page.get_by_role("option", name=sample, exact=True).click()
+    await page.get_by_text(f"sample {sample}:").first.wait_for(timeout=TIMEOUT_MS)
+    await _settle(page)
+    res.fm_seconds.append(time.perf_counter() - t)
+    captions = await page.get_by_text(STATS).all_inner_texts()
+    res.fm_text[i] = "\n".join(captions)
+    await _check_clean(page, f"session {i} feature maps", res)
+
+
+async def block_designer(page, url: str, b1: int, res: Result, i: int) -> None:
+    await page.goto(f"{url}/block_designer")
+    field_ = page.get_by_label("b1 channels")
+    await field_.wait_for(timeout=TIMEOUT_MS)
+    await _settle(page)
+    t = time.perf_counter()
+    await field_.fill(str(b1))
+    await field_.press("Enter")
+    heading = page.get_by_role("heading").filter(has_text="Output")
+    await page.wait_for_function(
+        "b1 => [...document.querySelectorAll('h3')].some(h => h.innerText.includes('×(' + b1 + '+'))",
+        arg=b1, timeout=TIMEOUT_MS)
+    await _settle(page)
+    res.bd_seconds.append(time.perf_counter() - t)
+    res.bd_text[i] = (await heading.first.inner_text()).strip()
+    await _check_clean(page, f"session {i} block designer", res)
+
+
+async def session(browser, url: str, i: int, res: Result) -> None:
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await ctx.new_page()
+    try:
+        await feature_maps(page, url, SAMPLES[i % len(SAMPLES)], res, i)
+        await block_designer(page, url, 8 + i, res, i)
+    except Exception as e:  # report, don't hide: a failed session fails the run
+        res.errors.append(f"session {i}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    finally:
+        await ctx.close()
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
+
+
+async def run(sessions: int) -> int:
+    from playwright.async_api import async_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("Debian's chromium is needed: apt-get install chromium")
+        return 2
+    with tempfile.TemporaryDirectory() as home, app_server(Path(home)) as server:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            # A lone session per distinct input first: the reference answers, and the warm model.
+            ref = Result()
+            for i in range(len(SAMPLES)):
+                await session(browser, server.url, i, ref)
+            rss_1 = server.rss_mb()
+            load = Result()
+            t = time.perf_counter()
+            await asyncio.gather(*(session(browser, server.url, i, load) for i in range(sessions)))
+            wall = time.perf_counter() - t
+            rss_n = server.rss_mb()
+            await browser.close()
+
+    mismatched = [i for i in load.fm_text if load.fm_text[i] != ref.fm_text.get(i % len(SAMPLES))]
+    wrong_shape = [i for i, txt in load.bd_text.items() if f"×({8 + i}+" not in txt]
+    growth = rss_n - rss_1
+    bound = RSS_BOUND_MB_PER_SESSION * sessions
+    print(f"{sessions} concurrent sessions on {server.url} in {wall:.1f} s")
+    for name, xs in (("feature maps: pick sample → mosaics", load.fm_seconds),
+                     ("block designer: set b1 → new shape", load.bd_seconds)):
+        print(f"  {name:40s} p50 {_pct(xs, 0.5):6.2f} s   p95 {_pct(xs, 0.95):6.2f} s   n={len(xs)}"
+              + (f"   mean {statistics.mean(xs):.2f} s" if xs else ""))
+    print(f"  server RSS: {rss_1:.0f} MB after the reference sessions, {rss_n:.0f} MB after {sessions} more "
+          f"(+{growth:.0f} MB; bound {bound:.0f} MB = {RSS_BOUND_MB_PER_SESSION:.0f} MB × sessions)")
+    print(f"  errors: {len(load.errors) + len(ref.errors)}; activations differing from a lone session: "
+          f"{len(mismatched)}; wrong block shapes: {len(wrong_shape)}")
+    for e in (ref.errors + load.errors)[:10]:
+        print("   ", e)
+    ok = (not load.errors and not ref.errors and not mismatched and not wrong_shape and growth <= bound
+          and len(load.fm_text) == sessions and len(load.bd_text) == sessions)
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=16)
+    args = ap.parse_args()
+    if not 1 <= args.sessions <= 64:
+        print("--sessions must be from 1 to 64")
+        return 2
+    return asyncio.run(run(args.sessions))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
