@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
@@ -15,6 +17,11 @@ BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True
 CHANNELS = ("bd_b1", "bd_b2r", "bd_b2", "bd_b3r", "bd_b3", "bd_b4")
 MAX_TYPED = 10_000_000  # the widget's own cap; the spec's caps (SpecError) are far lower and named
 
+
+
+def _plain(text: str) -> str:
+    """Escape markdown so a message quoting a user's file or value renders as typed."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", text)
 
 def _load(design: BlockDesign) -> None:
     """Put a design into the widgets (called before they are drawn: callbacks, first run)."""
@@ -40,7 +47,7 @@ def _on_upload() -> None:
     try:
         _load(BlockDesign.from_json(file.getvalue()))
     except SpecError as e:
-        st.session_state.bd_upload_error = f"{file.name[:80]!r} is not a usable block design: {e}"
+        st.session_state.bd_upload_error = f"The uploaded file is not a usable block design: {e}"
 
 
 def _design() -> BlockDesign:
@@ -68,7 +75,7 @@ st.title("Block Designer")
 st.caption("Set an Inception block's input and branch channels; every shape and count below is computed exactly, "
            "without building the module, so even a 4096-channel block at 224×224 reports instantly.")
 if link_error := st.session_state.pop("bd_link_error", None):  # shown once; the next change rewrites the link
-    st.error(link_error)
+    st.error(_plain(link_error))
 
 left, right = st.columns([1, 2.7], gap="large")
 
@@ -100,13 +107,13 @@ with left:
     st.radio("After each conv", list(BN_CHOICES), key="bd_bn")
     st.file_uploader("Load a design (JSON)", type=["json"], key="bd_upload", on_change=_on_upload)
     if st.session_state.get("bd_upload_error"):
-        st.error(st.session_state.bd_upload_error)
+        st.error(_plain(st.session_state.bd_upload_error))
 
 with right:
     try:
         design = _design()
     except SpecError as e:
-        st.error(f"Invalid input: {e}")
+        st.error(_plain(f"Invalid input: {e}"))
         st.stop()
     st.session_state.bd_saved = design.to_dict()
     query = urlstate.design_to_query(design)
@@ -117,7 +124,7 @@ with right:
     target = st.session_state.get("bd_network_block")
     network = st.session_state.get("ne_network")
     if target and network is not None and target in network.block_names():
-        st.info(f"Editing block {target} of the network {network.name!r}. In the network, the block's input "
+        st.info(f"Editing block {target} of the Network Explorer's network. In the network, the block's input "
                 "comes from the layer before it; H, W and C here only drive this page's analysis.")
         n1, n2 = st.columns(2)
         if n1.button(f"Apply to {target} and return to the Network Explorer", type="primary", key="bd_apply"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
@@ -18,6 +20,11 @@ TORCHINFO_MAX_ACTIVATIONS = 150_000_000
 
 
 @st.cache_data(max_entries=16, show_spinner="Building the module and running torchinfo…")
+
+def _plain(text: str) -> str:
+    """Escape markdown so a message quoting a user's file or value renders as typed."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", text)
+
 def _torchinfo(spec_json: str) -> tuple[str, int, int]:
     summary = torchinfo_summary(NetworkSpec.from_json(spec_json))
     return str(summary), int(summary.total_params), int(summary.total_mult_adds)
@@ -53,7 +60,7 @@ def _on_upload() -> None:
         _set_network(NetworkSpec.from_json(file.getvalue()))
         st.session_state.ne_source = None
     except SpecError as e:
-        st.session_state.ne_upload_error = f"{file.name[:80]!r} is not a usable network spec: {e}"
+        st.session_state.ne_upload_error = f"The uploaded file is not a usable network spec: {e}"
 
 
 def _on_reset() -> None:
@@ -88,7 +95,12 @@ if "ne_c" not in st.session_state:  # widget state is dropped when the user visi
 
 st.title("Network Explorer")
 network: NetworkSpec = st.session_state.ne_network
-st.caption(network.description or f"Network {network.name!r}, loaded from a file or edited.")
+source = st.session_state.get("ne_source")
+if source is not None:  # a preset: its description is ours; a file's name and description are not shown as markdown
+    changed = [n for (n, b), (_, p) in zip(network.blocks(), network_preset(source).blocks()) if b != p]
+    st.caption(network_preset(source).description + (f" **Edited:** {', '.join(changed)}." if changed else ""))
+else:
+    st.caption("A network loaded from a file.")
 
 left, right = st.columns([1, 3], gap="large")
 with left:
@@ -119,13 +131,13 @@ with left:
         st.radio("After each conv", bn_labels, index=int(block.batch_norm), key=_form_key("bn"))
         st.form_submit_button(f"Apply to {block_name}", on_click=_on_apply, type="primary")
     if st.session_state.get("ne_edit_error"):
-        st.error(st.session_state.ne_edit_error)
+        st.error(_plain(st.session_state.ne_edit_error))
     st.caption("Downstream blocks take their input channels from the block before them, so totals follow.")
     if st.button(f"Open {block_name} in Block Designer", key="ne_open_designer"):
         try:
             shape = network_report(network).blocks[block_name].input_shape
         except SpecError as e:
-            st.error(f"Fix the network first: {e}")
+            st.error(_plain(f"Fix the network first: {e}"))
         else:
             design = BlockDesign(block, shape)
             st.session_state.bd_handoff = (block_name, design)
@@ -134,13 +146,13 @@ with left:
               disabled=st.session_state.get("ne_source") is None)
     st.file_uploader("Load a network (JSON)", type=["json"], key="ne_upload", on_change=_on_upload)
     if st.session_state.get("ne_upload_error"):
-        st.error(st.session_state.ne_upload_error)
+        st.error(_plain(st.session_state.ne_upload_error))
 
 with right:
     try:
         report = network_report(network)
     except SpecError as e:
-        st.error(f"Invalid network: {e}")
+        st.error(_plain(f"Invalid network: {e}"))
         st.stop()
     st.session_state["designed_network"] = network  # the Training page offers to train this one
     t = charts.totals(report)
@@ -151,8 +163,7 @@ with right:
                   help="torchinfo's 'Total mult-adds': one eval-mode forward, aux heads not run, bias adds counted.")
         st.metric("Multiplications", f"{t['multiplications']:,}", width="content",
                   help="The seeds' hand count (no bias); FLOPs = 2 × multiplications.")
-        st.metric("Output", f"{report.output_shape[0]:,} classes", width="content")
-    st.caption(f"Input {charts.chw(report.input_shape)} (C×H×W). Blocks: "
+    st.caption(f"Input {charts.chw(report.input_shape)} (C×H×W) → {report.output_shape[0]:,} classes. Blocks: "
                + ", ".join(f"{n} → {b.output_shape[0]}" for n, b in report.blocks.items()))
 
     tab_table, tab_depth, tab_blocks, tab_params = st.tabs(

@@ -213,16 +213,22 @@ if last is not None:
     if a3.button("Open in Feature Maps", key="tr_open_fm"):
         st.session_state["fm_checkpoint"] = str(info.checkpoint("best") or last)
         st.switch_page("pages/feature_maps.py")
+def delete_run(name: str) -> None:
+    """A callback: runs before the widgets are drawn, so it may reset them."""
+    try:
+        runs.delete(root, name)
+    except USER_ERRORS as e:
+        st.session_state["tr_flash_error"] = str(e)
+        return
+    st.session_state.pop("tr_selected", None)
+    st.session_state["tr_confirm_delete"] = False
+
+
 if not info.active:
     confirm = a4.checkbox("Confirm delete", key="tr_confirm_delete")
-    if a5.button("Delete run", key="tr_delete", disabled=not confirm):
-        try:
-            runs.delete(root, selected)
-            st.session_state.pop("tr_selected", None)
-            st.session_state["tr_confirm_delete"] = False
-            st.rerun()
-        except USER_ERRORS as e:
-            st.error(str(e))
+    a5.button("Delete run", key="tr_delete", disabled=not confirm, on_click=delete_run, args=(selected,))
+if "tr_flash_error" in st.session_state:
+    st.error(st.session_state.pop("tr_flash_error"))
 
 # -- compare -------------------------------------------------------------------------------------
 st.subheader("Compare runs")

@@ -9,9 +9,21 @@ from pathlib import Path
 
 import pytest
 
+import torch
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
 from tests.appserver import CHROMIUM_ARGS, ROOT
 from tests.appserver import app_server as start_app_server
+
 ARTIFACTS = ROOT / "tests" / "artifacts"
+
+# Tiny networks run faster on one thread, and the suite shares 2 cores with the app
+# server and Chromium; subprocesses (the app, training runs) keep their own defaults.
+torch.set_num_threads(1)
+# Hypothesis keeps its example database out of the source tree.
+settings.register_profile("gnet", database=DirectoryBasedExampleDatabase(str(ARTIFACTS / ".hypothesis")))
+settings.load_profile("gnet")
 
 
 @pytest.fixture(scope="session")

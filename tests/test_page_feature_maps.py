@@ -28,7 +28,8 @@ def env(tmp_path, monkeypatch):
 
 
 def run(at: AppTest | None = None) -> AppTest:
-    at = at or AppTest.from_file(PAGE, default_timeout=120)
+    if at is None:
+        at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

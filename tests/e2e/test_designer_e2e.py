@@ -84,6 +84,22 @@ def test_network_explorer_edit_a_block(app_server, page):
     page.get_by_text(f"{report.params_total:,}").first.wait_for()
     assert "3a → 320" in page.inner_text("body")
     assert_no_exception(page)
+
+    # round trip through the Block Designer: open 4b there, change it, apply it back
+    page.get_by_label("Block", exact=True).click()
+    page.get_by_role("option", name="4b").click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Open 4b in Block Designer").click()
+    wait_for_app(page)
+    page.get_by_text("Editing block 4b").wait_for()
+    _set_number(page, "b4 pool projection", 100)
+    page.get_by_role("button", name="Apply to 4b and return to the Network Explorer").click()
+    wait_for_app(page)
+    edited = edited.with_block("4b", BlockSpec(160, 112, 224, 24, 64, 100))
+    page.get_by_text(f"{network_report(edited).params_total:,}").first.wait_for()
+    assert "4b → 548" in page.inner_text("body")
+    assert_no_exception(page)
+
     for tab, name in (("Where the parameters live", "params"), ("Shapes along depth", "depth"),
                       ("Cost per block", "blocks")):
         page.get_by_role("tab", name=tab).click()

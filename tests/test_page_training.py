@@ -1,0 +1,135 @@
+"""The Training page (AppTest): start a tiny run, watch it, stop, resume, delete; errors stay on the page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gnet import runs
+from gnet.spec import network_preset
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the run's subprocess shares 2 cores with the suite
+    return tmp_path / "runs"
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for kind in ("info", "success", "warning", "error", "caption", "markdown")
+                    for e in at.get(kind))
+
+
+def start_tiny(at: AppTest, name: str, epochs: int) -> None:
+    at.selectbox(key="tr_network").set_value("mini")
+    at.number_input(key="tr_size_mini").set_value(12)
+    at.number_input(key="tr_max_train_synthetic").set_value(100)
+    at.number_input(key="tr_epochs_improved").set_value(epochs)
+    at.number_input(key="tr_batch_improved").set_value(20)
+    at.selectbox(key="tr_device").set_value("cpu")
+    at.text_input(key="tr_name").set_value(name)
+    at.button(key="tr_start").click().run()
+    assert not at.exception
+    assert f"Started run {name}" in texts(at), texts(at)
+
+
+def poll(at: AppTest, until, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        assert not at.exception
+        if until(at):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; page shows: {texts(at)[:1500]}")
+
+
+def test_empty_runs_folder(root):
+    at = page()
+    assert "No runs yet" in texts(at)
+    assert at.button(key="tr_start")
+
+
+def test_start_watch_and_finish_a_tiny_run(root):
+    at = page()
+    start_tiny(at, "tiny", epochs=2)
+    poll(at, lambda a: "finished" in texts(a) and a.get("plotly_chart"))
+    assert at.get("progress")[0].value == 100
+    assert "epoch 2/2" in at.get("progress")[0].proto.text
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Device"].startswith("cpu") and metrics["Images/s"] != "–" and metrics["Test accuracy"].endswith("%")
+    # predictions of the latest checkpoint on test images
+    poll(at, lambda a: "true:" in texts(a))
+    assert "Latest checkpoint's predictions" in texts(at)
+    assert at.button(key="tr_open_fm") and at.get("download_button")
+    # the runs table and the comparison chart
+    assert at.dataframe[0].value["run"].tolist() == ["tiny"]
+    assert at.multiselect(key="tr_compare").value == ["tiny"]
+
+
+def test_stop_resume_and_delete(root):
+    at = page()
+    start_tiny(at, "long", epochs=500)
+    poll(at, lambda a: "running" in texts(a) and a.get("progress"))
+    at.button(key="tr_stop").click().run()
+    assert not at.exception
+    poll(at, lambda a: "stopped" in texts(a) and a.button(key="tr_resume"))
+    at.button(key="tr_resume").click().run()
+    poll(at, lambda a: "running" in texts(a))
+    runs.request_stop(runs.run_dir(root, "long"))
+    poll(at, lambda a: "stopped" in texts(a) and a.checkbox(key="tr_confirm_delete"))
+    assert at.button(key="tr_delete").disabled  # needs the confirmation first
+    at.checkbox(key="tr_confirm_delete").check().run()
+    at.button(key="tr_delete").click().run()
+    assert not at.exception
+    assert not (root / "long").exists()
+    assert "No runs yet" in texts(at)
+
+
+def test_run_deleted_while_watched_and_cap_message(root, monkeypatch):
+    runs.create(root / "gone", {"train": {"network": {"name": "mini"}}})
+    runs.write_status(root / "gone", "finished", message="done")
+    busy = runs.create(root / "busy", {"train": {"network": {"name": "mini"}}})
+    runs.write_status(busy, "running", pid=os.getpid(), host=socket.gethostname(), started=time.time())
+    monkeypatch.setenv("GNET_MAX_RUNS", "1")
+    at = page()
+    at.selectbox(key="tr_selected").set_value("gone").run()
+    shutil.rmtree(root / "gone")
+    at.run()
+    assert not at.exception
+    assert "busy" in at.dataframe[0].value["run"].tolist()
+    # the concurrent-run cap: a clear message, nothing created
+    at.text_input(key="tr_name").set_value("third")
+    at.button(key="tr_start").click().run()
+    assert not at.exception
+    assert "at most 1 at once" in texts(at)
+    assert not (root / "third").exists()
+    # a bad name is refused with a message, not a traceback
+    at.text_input(key="tr_name").set_value("../escape")
+    at.button(key="tr_start").click().run()
+    assert not at.exception and "run name" in texts(at)
+
+
+def test_designed_network_is_offered(root):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["designed_network"] = network_preset("mini")
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="tr_network").options[0] == "Designed in Network Explorer"
