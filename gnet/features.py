@@ -10,6 +10,7 @@ torchvision's GoogLeNet and this project's `gnet.network.GoogLeNet` alike
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -270,7 +271,7 @@ def mosaic(act: np.ndarray, channels: Sequence[int], offset: int, color: str, ti
     n = len(channels)
     if n == 0:
         raise FeatureError("no channels to show")
-    cols = cols or min(n, 8)
+    cols = cols or min(8, math.ceil(math.sqrt(n)))  # about square: tiles and labels stay readable in a column
     rows = -(-n // cols)
     pad, label_h, head_h, frame = 4, 16, 24, 4
     w = frame * 2 + pad + cols * (tile + pad)

@@ -153,7 +153,8 @@ def _download(url: str, path: Path, timeout: float) -> str:
         t.start()
         t.join(timeout)
         if t.is_alive():
-            return f"no answer from the download server within {timeout:g} s (offline?)"
+            return (f"the download did not finish within {timeout:g} s (offline, or a slow connection: "
+                    "if it is still running the file will appear in the cache; press Retry download later)")
         if error:
             e = error[0]
             return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else 'download failed'}"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
+import pandas as pd
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
 from gnet.analysis import block_report, bottleneck_comparison, factorization_comparison
+from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
-from pages.ui import branch_chip
+from pages.ui import branch_chip, plain, use_app_navigation
+
+use_app_navigation()
 
 PRESETS = block_presets()
 DEFAULT_PRESET = "Ng's example (28×28×192, seed 002)"
@@ -18,10 +20,6 @@ CHANNELS = ("bd_b1", "bd_b2r", "bd_b2", "bd_b3r", "bd_b3", "bd_b4")
 MAX_TYPED = 10_000_000  # the widget's own cap; the spec's caps (SpecError) are far lower and named
 
 
-
-def _plain(text: str) -> str:
-    """Escape markdown so a message quoting a user's file or value renders as typed."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", text)
 
 def _load(design: BlockDesign) -> None:
     """Put a design into the widgets (called before they are drawn: callbacks, first run)."""
@@ -36,7 +34,9 @@ def _load(design: BlockDesign) -> None:
 
 
 def _on_preset() -> None:
-    _load(PRESETS[st.session_state.bd_preset])
+    if st.session_state.bd_preset is not None:
+        _load(PRESETS[st.session_state.bd_preset])
+        st.session_state.bd_upload_error = None
 
 
 def _on_upload() -> None:
@@ -75,7 +75,7 @@ st.title("Block Designer")
 st.caption("Set an Inception block's input and branch channels; every shape and count below is computed exactly, "
            "without building the module, so even a 4096-channel block at 224×224 reports instantly.")
 if link_error := st.session_state.pop("bd_link_error", None):  # shown once; the next change rewrites the link
-    st.error(_plain(link_error))
+    st.error(plain(link_error))
 
 left, right = st.columns([1, 2.7], gap="large")
 
@@ -107,13 +107,13 @@ with left:
     st.radio("After each conv", list(BN_CHOICES), key="bd_bn")
     st.file_uploader("Load a design (JSON)", type=["json"], key="bd_upload", on_change=_on_upload)
     if st.session_state.get("bd_upload_error"):
-        st.error(_plain(st.session_state.bd_upload_error))
+        st.error(plain(st.session_state.bd_upload_error))
 
 with right:
     try:
         design = _design()
     except SpecError as e:
-        st.error(_plain(f"Invalid input: {e}"))
+        st.error(plain(f"Invalid input: {e}"))
         st.stop()
     st.session_state.bd_saved = design.to_dict()
     query = urlstate.design_to_query(design)
@@ -148,8 +148,11 @@ with right:
                   help="The seeds' hand count: kernel weights × output positions, no bias.")
 
     int_col = st.column_config.NumberColumn(format="localized")
+    table = pd.DataFrame(charts.branch_rows(report)).style.map(
+        lambda b: f"background-color: {BRANCH_COLORS[b]}; color: white" if b in BRANCH_COLORS else "",
+        subset=["branch"])  # each branch in its colour, as in every chart
     st.dataframe(
-        charts.branch_rows(report), hide_index=True, width="stretch",
+        table, hide_index=True, width="stretch",
         column_order=("branch", "path", "output (H×W×C)", "params", "weights", "mult-adds", "multiplications",
                       "share of params"),
         column_config={k: int_col for k in ("params", "weights", "mult-adds", "multiplications", "FLOPs")}

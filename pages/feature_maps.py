@@ -6,6 +6,7 @@ Thin page: widgets in, gnet.images / gnet.pretrained / gnet.features calls, imag
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import plotly.express as px
@@ -38,6 +39,12 @@ def _model(kind: str, path: str, mtime: float, device: str) -> LoadedModel:
     return load_model(ModelSource(kind, path), torch.device(device))
 
 
+def esc(text: str) -> str:
+    """Markdown-escape text that came from files or users (run names, file names, decoder
+    messages), so it shows literally and can never become a link or an image."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$:])", r"\\\1", str(text))
+
+
 def _mtime(path: str) -> float:
     try:
         return os.stat(path).st_mtime
@@ -49,11 +56,12 @@ def _request_retry() -> None:
     st.session_state["fm_retry_now"] = True
 
 
-def choose_model() -> tuple[ModelSource, str]:
-    """Widgets for the model source; returns what to load and a note on any fallback."""
+def choose_model() -> ModelSource:
+    """Widgets for the model source; offline, says what it shows instead of the pretrained weights."""
     found = [str(p) for p in find_checkpoints()]
     requested = st.session_state.get("fm_checkpoint")  # set by the Training page's "open in Feature Maps"
-    if isinstance(requested, str) and requested and requested not in found:
+    requested = requested if isinstance(requested, str) and requested else None
+    if requested and requested not in found:
         found.insert(0, requested)
     env_weights = os.environ.get("GNET_WEIGHTS", "")
     default = "checkpoint" if requested else "weights" if env_weights else "pretrained"
@@ -67,25 +75,25 @@ def choose_model() -> tuple[ModelSource, str]:
             st.stop()
         index = found.index(requested) if requested in found else 0
         path = st.selectbox("Checkpoint", found, index=index, key="fm_ckpt_path")
-        return ModelSource("checkpoint", path), ""
+        return ModelSource("checkpoint", path)
     if kind == "weights":
         path = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", value=env_weights,
                              key="fm_weights_path", help="Defaults to the GNET_WEIGHTS environment variable.")
         if not path.strip():
             st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
             st.stop()
-        return ModelSource("weights", path.strip()), ""
+        return ModelSource("weights", path.strip())
     if kind == "untrained":
-        return ModelSource("untrained"), ""
+        return ModelSource("untrained")
     status = ensure_pretrained_weights(retry=bool(st.session_state.pop("fm_retry_now", False)))
     if status.ok:
-        return ModelSource("pretrained"), ""
+        return ModelSource("pretrained")
     fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
-    shown = f"the training checkpoint {Path(fallback.path).parent.parent.name}/{Path(fallback.path).name}" \
+    shown = f"the training checkpoint {esc(Path(fallback.path).parent.parent.name)}/{esc(Path(fallback.path).name)}" \
         if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
-    st.warning(f"{status.message}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
+    st.warning(f"{esc(status.message)}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
     st.button("Retry download", key="fm_retry", on_click=_request_retry)
-    return fallback, shown
+    return fallback
 
 
 def read_image() -> tuple[bytes, str] | None:
@@ -177,17 +185,17 @@ def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
 st.title("Feature Maps")
 st.caption("What each branch of a GoogLeNet block responds to in your image. Tensor shapes are C×H×W.")
 
-source, fallback = choose_model()
+source = choose_model()
 device = pick_device()
 try:
     lm = _model(source.kind, source.path, _mtime(source.path) if source.path else 0.0, str(device))
 except (CheckpointError, SpecError) as e:
-    st.error(f"Could not load this network: {e}")
+    st.error(f"Could not load this network: {esc(e)}")
     st.stop()
 
 if not lm.trained:
-    st.warning(f"**{lm.label}.** The maps show what random filters do, not what a trained network learned.")
-st.markdown(f"**Network:** {lm.label} · **device:** {describe(lm.device)}")
+    st.warning(f"**{esc(lm.label)}.** The maps show what random filters do, not what a trained network learned.")
+st.markdown(f"**Network:** {esc(lm.label)} · **device:** {describe(lm.device)}")
 if lm.note:
     st.caption(lm.note)
 
@@ -200,7 +208,7 @@ try:
     loaded = load(data)
     cropped, x = preprocess(loaded.image, lm.preprocess)
 except ImageError as e:
-    st.error(f"Could not use {what}: {e}")
+    st.error(f"Could not use {esc(what)}: {esc(e)}")
     st.stop()
 
 layer_list = F.layers(lm.model)

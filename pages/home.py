@@ -1,5 +1,9 @@
 import streamlit as st
 
+from pages.ui import use_app_navigation
+
+use_app_navigation()
+
 st.title("Inception Explorer")
 st.markdown(
     """

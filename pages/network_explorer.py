@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
 from gnet.analysis import network_report, torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+from pages.ui import plain, use_app_navigation
+
+use_app_navigation()
 
 DEFAULT_PRESET = "d2l-fashion96"
 BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True}
@@ -19,12 +20,8 @@ TORCHINFO_MAX_MULT_ADDS = 20_000_000_000
 TORCHINFO_MAX_ACTIVATIONS = 150_000_000
 
 
+
 @st.cache_data(max_entries=16, show_spinner="Building the module and running torchinfo…")
-
-def _plain(text: str) -> str:
-    """Escape markdown so a message quoting a user's file or value renders as typed."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", text)
-
 def _torchinfo(spec_json: str) -> tuple[str, int, int]:
     summary = torchinfo_summary(NetworkSpec.from_json(spec_json))
     return str(summary), int(summary.total_params), int(summary.total_mult_adds)
@@ -131,13 +128,13 @@ with left:
         st.radio("After each conv", bn_labels, index=int(block.batch_norm), key=_form_key("bn"))
         st.form_submit_button(f"Apply to {block_name}", on_click=_on_apply, type="primary")
     if st.session_state.get("ne_edit_error"):
-        st.error(_plain(st.session_state.ne_edit_error))
+        st.error(plain(st.session_state.ne_edit_error))
     st.caption("Downstream blocks take their input channels from the block before them, so totals follow.")
     if st.button(f"Open {block_name} in Block Designer", key="ne_open_designer"):
         try:
             shape = network_report(network).blocks[block_name].input_shape
         except SpecError as e:
-            st.error(_plain(f"Fix the network first: {e}"))
+            st.error(plain(f"Fix the network first: {e}"))
         else:
             design = BlockDesign(block, shape)
             st.session_state.bd_handoff = (block_name, design)
@@ -146,13 +143,14 @@ with left:
               disabled=st.session_state.get("ne_source") is None)
     st.file_uploader("Load a network (JSON)", type=["json"], key="ne_upload", on_change=_on_upload)
     if st.session_state.get("ne_upload_error"):
-        st.error(_plain(st.session_state.ne_upload_error))
+        st.error(plain(st.session_state.ne_upload_error))
 
 with right:
     try:
         report = network_report(network)
     except SpecError as e:
-        st.error(_plain(f"Invalid network: {e}"))
+        st.session_state.pop("designed_network", None)  # the Training page must not train what is not shown
+        st.error(plain(f"Invalid network: {e}"))
         st.stop()
     st.session_state["designed_network"] = network  # the Training page offers to train this one
     t = charts.totals(report)

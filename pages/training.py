@@ -170,8 +170,12 @@ def watch(run_path: Path, was_active: bool) -> None:
     m1.metric("Images/s", f"{steps[-1]['images_per_s']:,.0f}" if steps else "–")
     m2.metric("Test accuracy", f"{epochs[-1]['test_acc']:.2%}" if epochs else "–",
               help="After the latest finished epoch.")
-    m3.metric("Device", str(s.get("device", "–")))
+    m3.metric("Device", str(s.get("device", "–")).split(" (")[0], help=str(s.get("device", "")))
     m4.metric("GPU memory (peak)", f"{steps[-1]['gpu_mem_gb']:.2f} GB" if steps and "gpu_mem_gb" in steps[-1] else "–")
+    if s.get("device"):
+        world = int(s.get("world_size") or 1)
+        st.caption(f"Device: {s['device']}" + (f" × {world} processes (DDP)" if world > 1 else "")
+                   + (f" · {s['precision']}" if s.get("precision") else ""))
     if records:
         st.plotly_chart(curves(records, epochs), theme="streamlit", key=f"tr_curves_{run_path.name}")
     else:

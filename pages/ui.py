@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import streamlit as st
 
@@ -16,6 +17,22 @@ PAGE_FAILED = (
 
 
 log = logging.getLogger("inception_explorer")
+
+
+def use_app_navigation() -> None:
+    """Make a first visit straight to a sub-page go through app.py's st.navigation.
+
+    With a `pages/` folder next to app.py, Streamlit runs a freshly started
+    server's first request in its old folder mode (pages/*.py directly, no
+    app.py) until st.navigation has run once. Every page calls this first: it
+    turns that mode off and reruns, so app.py builds the real navigation and
+    opens the page the URL asked for.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def run_page(page) -> None:
@@ -37,6 +54,11 @@ def _device_label() -> str:
 
 def device_badge() -> None:
     st.sidebar.caption(f"Compute device: **{_device_label()}**")
+
+
+def plain(text: str) -> str:
+    """Escape markdown so a message quoting a user's file or value renders as typed."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", text)
 
 
 def branch_chip(branch: str, text: str) -> str:

@@ -136,7 +136,7 @@ def test_mosaic_layout_and_frame(n, branch):
     act = np.random.default_rng(n).random((24, 7, 7)).astype(np.float32)
     chosen = F.rank_channels(act, n)
     img = F.mosaic(act, chosen, offset=100, color=BRANCH_COLORS[branch], title=f"{branch} · 1×1 → 3×3", tile=40)
-    cols = min(len(chosen), 8)
+    cols = min(8, int(np.ceil(np.sqrt(len(chosen)))))
     rows = -(-len(chosen) // cols)
     assert img.size == (4 * 2 + 4 + cols * 44, 4 * 2 + 24 + 4 + rows * (40 + 16 + 4))
     rgb = tuple(int(BRANCH_COLORS[branch][i:i + 2], 16) for i in (1, 3, 5))

@@ -157,6 +157,15 @@ def test_json_upload_round_trip_and_bad_files():
         _expect(at, design)  # the previous design stays
 
 
+def test_user_text_in_messages_is_not_rendered_as_markdown():
+    at = _run()
+    evil = b'{"input_shape": [8, 8, 8], "block": {"![x](http://example.invalid/t.png)": 1}}'
+    at.file_uploader(key="bd_upload").set_value(("x.json", evil, "application/json")).run()
+    assert not at.exception
+    assert r"\!\[x\]\(http\:" in at.error[0].value  # escaped: shown as typed, no image fetched
+    assert "![x](http" in _errors(at)[0]
+
+
 def test_download_buttons_offer_code_and_json():
     at = _run()
     labels = [b.label for b in at.get("download_button")]

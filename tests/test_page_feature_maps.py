@@ -4,6 +4,7 @@ weights from a temporary torch hub cache, checkpoints, uploads (good and bad), a
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,8 @@ def run(at: AppTest | None = None) -> AppTest:
 
 
 def texts(at: AppTest, kind: str) -> str:
-    return "\n".join(str(e.value) for e in getattr(at, kind))
+    """The elements' markdown with the page's backslash escapes removed (as a browser shows it)."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in getattr(at, kind)))
 
 
 def png(img: Image.Image) -> bytes:
@@ -126,8 +128,6 @@ def test_upload_bad_files_show_an_error_and_the_page_stays_usable(env, data, mat
     at = run()
     at.file_uploader(key="fm_upload").set_value(("x.png", data, "image/png"))
     run(at)
-    import re
-
     assert re.search(match, texts(at, "error")), texts(at, "error")
     assert at.radio(key="fm_source") is not None and not at.get("image")
     at.file_uploader(key="fm_upload").set_value(None)  # back to the sample: works again
@@ -177,6 +177,18 @@ def test_malicious_checkpoint_is_refused_on_the_page(env):
     run(at)
     assert "refused to load" in texts(at, "error") and not marker.exists()
     assert not at.get("image")
+
+
+def test_file_and_run_names_are_shown_literally_never_as_markdown(env):
+    path = env / "runs" / "![x](http:__evil.example_a.png)" / "checkpoints" / "last.pt"
+    path.parent.mkdir(parents=True)
+    write_checkpoint(path)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["fm_checkpoint"] = str(path)
+    run(at)
+    raw = "\n".join(str(m.value) for m in at.markdown)
+    assert "![x](" not in raw and "\\!\\[x\\]\\(" in raw  # escaped in the source ...
+    assert "checkpoint ![x](http:__evil.example_a.png)/last.pt" in texts(at, "markdown")  # ... literal on screen
 
 
 def test_weights_path_that_does_not_exist(env):

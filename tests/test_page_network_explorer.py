@@ -86,6 +86,7 @@ def test_input_size_follows_and_invalid_sizes_show_an_error():
     at.number_input(key="ne_h").set_value(0).run()
     assert not at.exception
     assert "input height" in _errors(at)[0]
+    assert "designed_network" not in at.session_state  # nothing invalid is offered for training
     assert at.button(key="ne_open_designer")  # the controls stay usable
     at.number_input(key="ne_h").set_value(224).run()
     assert not at.error
@@ -103,6 +104,11 @@ def test_editing_a_block_updates_downstream_and_the_designed_network():
     # undo reloads the preset
     at.button(key="ne_reset").click().run()
     _expect(at, network_preset("d2l-fashion96"))
+
+
+def test_edited_blocks_are_named_in_the_caption():
+    at = _apply(_run(), "4c", b4=96)
+    assert any(c.value.endswith("**Edited:** 4c.") for c in at.caption)
 
 
 def test_invalid_block_edit_shows_an_error_and_keeps_the_network():
@@ -127,7 +133,8 @@ def test_network_json_upload_and_bad_files():
     at.file_uploader(key="ne_upload").set_value(("net.json", spec.to_json().encode(), "application/json")).run()
     assert not at.exception and not at.error
     _expect(at, spec)
-    for content, words in ((b"\x00\xff garbage", "not valid JSON"), (b"[1, 2]", "JSON object"),
+    assert "A network loaded from a file." in [c.value for c in at.caption]  # its own description is not rendered
+    for content, words in ((b"\x00\xff garbage", "UTF-8"), (b"{'name': 1", "not valid JSON"), (b"[1, 2]", "JSON object"),
                            (spec.to_json().replace('"num_classes": 10', '"num_classes": 0').encode(), "num_classes")):
         at.file_uploader(key="ne_upload").set_value(("bad.json", content, "application/json")).run()
         assert not at.exception

@@ -62,12 +62,14 @@ def test_block_designer_updates_the_concat_shape(app_server, page):
     assert_no_exception(page)
     screenshot(page, "block_designer_invalid")
 
-
-def test_shared_link_reproduces_a_design(app_server, page):
-    _open(page, app_server + "/block_designer?c=48&h=17&w=9&b1=10&b2r=20&b2=30&b3r=5&b3=64&b4=7&reduce=1&b3v=33&bn=1")
+    # a shared link reproduces a design
+    page.goto(app_server + "/block_designer?c=48&h=17&w=9&b1=10&b2r=20&b2=30&b3r=5&b3=64&b4=7&reduce=1&b3v=33&bn=1")
+    wait_for_app(page)
     spec = BlockSpec(10, 20, 30, 5, 64, 7, factorize=True, batch_norm=True)
     page.get_by_text(f"Output {block_report(spec, (48, 17, 9)).concat_text()}").wait_for()
     assert_no_exception(page)
+    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for()
+    screenshot(page, "block_designer_from_link")
 
 
 def test_network_explorer_edit_a_block(app_server, page):
