@@ -6,13 +6,14 @@ forward pass ≤ 10 ms on a GPU. The baseline, measured in the same run, decodes
 same JPEG at full resolution and preprocesses with torchvision's transforms (what one
 would write without Image.draft).
 
-    python bench/feature_maps.py [--layer 3a] [--repeats 7] [--device auto]
+    python bench/feature_maps.py [--layer 3a] [--repeats 7] [--device auto] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import time
@@ -58,13 +59,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)  # on a busy 2-core box, 1 thread avoids OpenMP spin-waiting
 
     device = pick_device(args.device)
     data = twelve_megapixel_jpeg()
     lm = load_model(ModelSource("untrained"), device)  # same architecture and cost as the pretrained weights
     print(f"input: 4000×3000 JPEG, {len(data) / 2**20:.1f} MB · layer {args.layer} · top-{args.k} per branch · "
-          f"device {describe(device)} · torch {torch.__version__} · median of {args.repeats}")
+          f"device {describe(device)} (load average {os.getloadavg()[0]:.1f}) · torch {torch.__version__} · median of {args.repeats}")
 
     decode_ms, loaded = median_ms(lambda: load(data), args.repeats)
     pre_ms, (cropped, x) = median_ms(lambda: preprocess(loaded.image, lm.preprocess), args.repeats)

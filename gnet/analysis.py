@@ -179,6 +179,20 @@ def factorization_comparison(spec: BlockSpec, input_shape: Shape) -> Comparison:
     return Comparison("b3 as 5×5", "b3 as two 3×3", five.branch("b3").cost, two.branch("b3").cost)
 
 
+def factorized_conv_comparison(spec: BlockSpec, input_shape: Shape) -> Comparison:
+    """b3's large conv alone (after its 1×1 reduction, if any): one 5×5 vs two 3×3 (seed 004).
+
+    Seed 004 counts only this conv, e.g. 64→64: 5×5×64×64 = 102,400 weights vs
+    2 × 3×3×64×64 = 73,728; the whole-branch comparison also counts the 1×1 reduction.
+    """
+    c, h, w = input_shape
+    c_in = spec.b3_reduce if spec.reduce else c
+    bias, bn = not spec.batch_norm, spec.batch_norm
+    five = conv_cost(c_in, spec.b3, 5, (h, w), bias, bn)
+    two = conv_cost(c_in, spec.b3, 3, (h, w), bias, bn) + conv_cost(spec.b3, spec.b3, 3, (h, w), bias, bn)
+    return Comparison(f"one 5×5 conv {c_in}→{spec.b3}", f"two 3×3 convs {c_in}→{spec.b3}→{spec.b3}", five, two)
+
+
 # ---------------------------------------------------------------------------
 # Networks
 

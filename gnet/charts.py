@@ -17,9 +17,9 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gnet.analysis import BlockReport, Comparison, LayerRow, NetworkReport, conv_cost, total
+from gnet.analysis import BlockReport, Comparison, LayerRow, NetworkReport, total
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
-from gnet.spec import BRANCHES, BlockSpec
+from gnet.spec import BRANCHES
 
 Shape = tuple[int, int, int]
 
@@ -63,20 +63,6 @@ def branch_rows(report: BlockReport) -> list[dict[str, object]]:
         "multiplications": c.multiplications, "FLOPs": c.flops, "share of params": 1.0 if c.params else 0.0,
     })
     return rows
-
-
-def factorized_conv_comparison(spec: BlockSpec, input_shape: Shape) -> Comparison:
-    """b3's large conv alone (after its 1×1 reduction, if any): one 5×5 vs two 3×3 (seed 004).
-
-    Seed 004 counts only this conv, e.g. 64→64: 5×5×64×64 = 102,400 weights vs
-    2 × 3×3×64×64 = 73,728; the whole-branch comparison also counts the 1×1 reduction.
-    """
-    c, h, w = input_shape
-    c_in = spec.b3_reduce if spec.reduce else c
-    bias, bn = not spec.batch_norm, spec.batch_norm
-    five = conv_cost(c_in, spec.b3, 5, (h, w), bias, bn)
-    two = conv_cost(c_in, spec.b3, 3, (h, w), bias, bn) + conv_cost(spec.b3, spec.b3, 3, (h, w), bias, bn)
-    return Comparison(f"one 5×5 conv {c_in}→{spec.b3}", f"two 3×3 convs {c_in}→{spec.b3}→{spec.b3}", five, two)
 
 
 def comparison_rows(parts: dict[str, Comparison], metrics: tuple[str, ...] = ("weights", "multiplications"),

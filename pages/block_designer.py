@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
-from gnet.analysis import block_report, bottleneck_comparison, factorization_comparison
+from gnet.analysis import block_report, bottleneck_comparison, factorization_comparison, factorized_conv_comparison
 from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
 from pages.ui import branch_chip, plain, use_app_navigation
@@ -190,7 +190,7 @@ with right:
                      column_config={"without 1×1 reductions": int_col, "with 1×1 reductions": int_col,
                                     "saved": int_col, "ratio": ratio_col})
         st.markdown("#### b3: one 5×5 conv vs two stacked 3×3 convs")
-        conv = charts.factorized_conv_comparison(spec, shape)
+        conv = factorized_conv_comparison(spec, shape)
         branch = factorization_comparison(spec, shape)
         st.markdown(
             f"Two 3×3 convs see the same 5×5 window with fewer weights (seed 004).\n\n"
@@ -200,7 +200,7 @@ with right:
             f"- the whole b3 branch (with its 1×1 reduction, if on): params **{branch.a.params:,}** vs "
             f"**{branch.b.params:,}** (×{branch.ratio('params'):.2f})"
         )
-        seed = charts.factorized_conv_comparison(BlockSpec(64, 64, 64, 64, 64, 64), (64, 1, 1))
+        seed = factorized_conv_comparison(BlockSpec(64, 64, 64, 64, 64, 64), (64, 1, 1))
         st.caption(f"Seed 004's example, {seed.label_a} vs {seed.label_b}: {seed.a.weights:,} vs "
                    f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
                    "close; with a narrow reduction (16→32) the second 3×3 conv can cost more than it saves.")

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnet import charts
-from gnet.analysis import block_report, bottleneck_comparison, network_report, torchinfo_summary
+from gnet.analysis import (block_report, bottleneck_comparison, factorized_conv_comparison, network_report,
+                           torchinfo_summary)
 from gnet.colors import BRANCH_COLORS
 from gnet.spec import BRANCHES, NETWORK_PRESETS, BlockSpec, block_presets, network_preset
 
@@ -46,10 +47,10 @@ def test_seed_numbers_in_the_comparisons():
 
 
 def test_factorized_conv_comparison_seed_004():
-    comp = charts.factorized_conv_comparison(BlockSpec(1, 1, 1, 64, 64, 1), (3, 8, 8))
+    comp = factorized_conv_comparison(BlockSpec(1, 1, 1, 64, 64, 1), (3, 8, 8))
     assert (comp.a.weights, comp.b.weights) == (102_400, 73_728)
     assert comp.a.multiplications == 102_400 * 64
-    naive = charts.factorized_conv_comparison(BlockSpec(1, 1, 1, 5, 64, 1, reduce=False), (64, 8, 8))
+    naive = factorized_conv_comparison(BlockSpec(1, 1, 1, 5, 64, 1, reduce=False), (64, 8, 8))
     assert (naive.a.weights, naive.b.weights) == (102_400, 73_728)  # without reduction the input feeds the conv
 
 
