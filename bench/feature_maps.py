@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gnet import features as F  # noqa: E402
 from gnet.devices import describe, pick_device  # noqa: E402
 from gnet.images import load, preprocess  # noqa: E402
-from gnet.pretrained import WEIGHTS, ModelSource, load_model  # noqa: E402
+from gnet.pretrained import WEIGHTS, LoadedModel, ModelSource, load_model  # noqa: E402
 
 
 def twelve_megapixel_jpeg(seed: int = 0) -> bytes:
@@ -44,7 +45,7 @@ def twelve_megapixel_jpeg(seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
-def median_ms(fn, repeats: int) -> tuple[float, object]:
+def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -101,7 +102,7 @@ def main() -> None:
     print(f"mosaic PNG sizes: {', '.join(f'{len(p) // 1024} kB' for p in pngs)}")
 
 
-def render_from_bytes(data: bytes, lm, args) -> list[bytes]:  # type: ignore[no-untyped-def]
+def render_from_bytes(data: bytes, lm: LoadedModel, args: argparse.Namespace) -> list[bytes]:
     _, x = preprocess(load(data).image, lm.preprocess)
     ex = F.extract(lm.model, x, args.layer)
     return [F.png_bytes(F.mosaic(a, F.rank_channels(a, args.k), ex.offsets[g], F.group_color(g), g))

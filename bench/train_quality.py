@@ -32,7 +32,7 @@ from gnet.train import TrainConfig, train
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--train", type=int, default=10_000)
     p.add_argument("--test", type=int, default=2_000)

@@ -42,7 +42,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -560,6 +560,9 @@ def run_from_args(args: argparse.Namespace) -> int:
             changes = {k: getattr(args, k) for k in ("epochs", "device") if getattr(args, k) is not None}
             cfg = dataclasses.replace(cfg, **changes).validate()
             resume = bool(args.resume)
+        elif existing and not (args.preset or args.spec):
+            raise ConfigError(f"{run} already holds a run ({status.get('state', 'unknown')}); "
+                              "add --resume to continue it, or choose a new --run-dir")
         else:
             cfg = config_from_args(args)
             if main:

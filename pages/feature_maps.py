@@ -6,12 +6,12 @@ Thin page: widgets in, gnet.images / gnet.pretrained / gnet.features calls, imag
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import plotly.express as px
 import streamlit as st
 import torch
+from PIL import Image
 
 from gnet import features as F
 from gnet.checkpoints import CheckpointError
@@ -21,7 +21,9 @@ from gnet.images import FORMAT_NAMES, ImageError, load, preprocess
 from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints,
                              how_to_get_weights, load_model)
 from gnet.spec import SpecError
-from pages.ui import branch_chip
+from pages.ui import branch_chip, plain, use_app_navigation
+
+use_app_navigation()
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
@@ -39,12 +41,6 @@ def _model(kind: str, path: str, mtime: float, device: str) -> LoadedModel:
     return load_model(ModelSource(kind, path), torch.device(device))
 
 
-def esc(text: str) -> str:
-    """Markdown-escape text that came from files or users (run names, file names, decoder
-    messages), so it shows literally and can never become a link or an image."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$:])", r"\\\1", str(text))
-
-
 def _mtime(path: str) -> float:
     try:
         return os.stat(path).st_mtime
@@ -56,8 +52,9 @@ def _request_retry() -> None:
     st.session_state["fm_retry_now"] = True
 
 
-def choose_model() -> ModelSource:
-    """Widgets for the model source; offline, says what it shows instead of the pretrained weights."""
+def choose_model() -> tuple[ModelSource, bool]:
+    """Widgets for the model source → (what to load, whether it stands in for missing pretrained weights).
+    Offline, says what it could not get and what it shows instead."""
     found = [str(p) for p in find_checkpoints()]
     requested = st.session_state.get("fm_checkpoint")  # set by the Training page's "open in Feature Maps"
     requested = requested if isinstance(requested, str) and requested else None
@@ -74,26 +71,31 @@ def choose_model() -> ModelSource:
                     "Train one on the Training page, or pick another network.")
             st.stop()
         index = found.index(requested) if requested in found else 0
-        path = st.selectbox("Checkpoint", found, index=index, key="fm_ckpt_path")
-        return ModelSource("checkpoint", path)
+        path = st.selectbox("Checkpoint", found, index=index, key="fm_ckpt_path", format_func=_run_and_file)
+        return ModelSource("checkpoint", path), False
     if kind == "weights":
         path = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", value=env_weights,
                              key="fm_weights_path", help="Defaults to the GNET_WEIGHTS environment variable.")
         if not path.strip():
             st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
             st.stop()
-        return ModelSource("weights", path.strip())
+        return ModelSource("weights", path.strip()), False
     if kind == "untrained":
-        return ModelSource("untrained")
+        return ModelSource("untrained"), False
     status = ensure_pretrained_weights(retry=bool(st.session_state.pop("fm_retry_now", False)))
     if status.ok:
-        return ModelSource("pretrained")
+        return ModelSource("pretrained"), False
     fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
-    shown = f"the training checkpoint {esc(Path(fallback.path).parent.parent.name)}/{esc(Path(fallback.path).name)}" \
+    shown = f"the training checkpoint {plain(_run_and_file(fallback.path))}" \
         if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
-    st.warning(f"{esc(status.message)}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
+    st.warning(f"{plain(status.message)}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
     st.button("Retry download", key="fm_retry", on_click=_request_retry)
-    return fallback
+    return fallback, True
+
+
+def _run_and_file(path: str) -> str:
+    p = Path(path)
+    return f"{p.parent.parent.name}/{p.name}" if p.parent.name == "checkpoints" else str(p)
 
 
 def read_image() -> tuple[bytes, str] | None:
@@ -146,7 +148,7 @@ def show_shares(ex: F.Extraction) -> None:
                    "zeros": f"{s.zero_fraction:.1%}", "share": f"{s.share:.1%}"} for s in stats], hide_index=True)
 
 
-def show_channel(ex: F.Extraction, cropped) -> None:  # type: ignore[no-untyped-def]
+def show_channel(ex: F.Extraction, cropped: Image.Image) -> None:
     groups = list(ex.groups)
     c1, c2, c3 = st.columns([1, 1, 1])
     g = c1.selectbox("Branch", groups, key=f"fm_ch_group_{ex.layer.module}",
@@ -185,17 +187,19 @@ def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
 st.title("Feature Maps")
 st.caption("What each branch of a GoogLeNet block responds to in your image. Tensor shapes are C×H×W.")
 
-source = choose_model()
+source, standing_in = choose_model()
 device = pick_device()
 try:
     lm = _model(source.kind, source.path, _mtime(source.path) if source.path else 0.0, str(device))
 except (CheckpointError, SpecError) as e:
-    st.error(f"Could not load this network: {esc(e)}")
-    st.stop()
+    st.error(f"Could not load this network: {plain(e)}")
+    if not standing_in:
+        st.stop()
+    lm = _model("untrained", "", 0.0, str(device))  # the stand-in checkpoint is broken: show the untrained net
 
 if not lm.trained:
-    st.warning(f"**{esc(lm.label)}.** The maps show what random filters do, not what a trained network learned.")
-st.markdown(f"**Network:** {esc(lm.label)} · **device:** {describe(lm.device)}")
+    st.warning(f"**{plain(lm.label)}.** The maps show what random filters do, not what a trained network learned.")
+st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
 if lm.note:
     st.caption(lm.note)
 
@@ -208,7 +212,7 @@ try:
     loaded = load(data)
     cropped, x = preprocess(loaded.image, lm.preprocess)
 except ImageError as e:
-    st.error(f"Could not use {esc(what)}: {esc(e)}")
+    st.error(f"Could not use {plain(what)}: {plain(e)}")
     st.stop()
 
 layer_list = F.layers(lm.model)

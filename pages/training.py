@@ -154,6 +154,8 @@ def watch(run_path: Path, was_active: bool) -> None:
     s = info.status
     box = {"finished": st.success, "failed": st.error, "died": st.error, "stopped": st.warning}.get(info.state, st.info)
     box(f"**{info.state}**" + (f" — {info.message}" if info.message else ""))
+    for note in info.config.get("dataset_notes") or []:
+        st.caption(f"Dataset: {note}")
     total = int(s.get("total_steps") or 0)
     done = int(s.get("global_step") or 0)
     spe = int(s.get("steps_per_epoch") or 0)

@@ -58,7 +58,7 @@ def device_badge() -> None:
 
 def plain(text: str) -> str:
     """Escape markdown so a message quoting a user's file or value renders as typed."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", text)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", str(text))
 
 
 def branch_chip(branch: str, text: str) -> str:

@@ -47,7 +47,9 @@ def app_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[
     """The app with its own runs root, data dir and an empty torch hub cache under `home`."""
     port = _free_port()
     env = {**os.environ, "GNET_RUNS_DIR": str(home / "runs"), "TORCH_HOME": str(home / "torch"),
-           "GNET_DATA_DIR": str(home / "data"), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+           "GNET_DATA_DIR": str(home / "data"), "PYTHONUNBUFFERED": "1",
+           # No download attempts from tests, even on a machine with internet.
+           "GNET_OFFLINE": "1", **(extra_env or {})}
     with open(home / "server.log", "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -191,6 +191,30 @@ def test_file_and_run_names_are_shown_literally_never_as_markdown(env):
     assert "checkpoint ![x](http:__evil.example_a.png)/last.pt" in texts(at, "markdown")  # ... literal on screen
 
 
+def test_offline_with_a_broken_checkpoint_still_shows_the_untrained_network(env):
+    path = env / "runs" / "evil" / "checkpoints" / "last.pt"
+    path.parent.mkdir(parents=True)
+    marker = env / "marker"
+    write_malicious(path, marker)
+    at = run()
+    assert "Showing the training checkpoint evil/last.pt instead" in texts(at, "warning")
+    assert "refused to load" in texts(at, "error") and not marker.exists()
+    assert "UNTRAINED" in texts(at, "markdown") and len(at.get("image")) == 8
+
+
+def test_gnet_weights_environment_variable(env, monkeypatch):
+    import torch
+
+    from tests.test_pretrained import torchvision_state
+
+    path = env / "googlenet-own.pth"
+    torch.save(torchvision_state(), path)
+    monkeypatch.setenv("GNET_WEIGHTS", str(path))
+    at = run()
+    assert at.radio(key="fm_source").value == "weights" and at.text_input(key="fm_weights_path").value == str(path)
+    assert "torchvision GoogLeNet, weights file googlenet-own.pth" in texts(at, "markdown") and not at.warning
+
+
 def test_weights_path_that_does_not_exist(env):
     at = run()
     at.radio(key="fm_source").set_value("weights")

@@ -108,6 +108,8 @@ def closed_port() -> int:
 
 
 def test_offline_download_fails_fast_and_is_remembered(torch_home):
+    """A real attempt through torch.hub's downloader with an empty cache, against a local port
+    nobody listens on (tests never touch the internet): fails at once, is reported, remembered."""
     url = f"http://127.0.0.1:{closed_port()}/googlenet-1378be20.pth"
     t0 = time.perf_counter()
     status = ensure_pretrained_weights(timeout=3, url=url)
@@ -118,14 +120,6 @@ def test_offline_download_fails_fast_and_is_remembered(torch_home):
     assert ensure_pretrained_weights(timeout=3, url=url).message == status.message  # remembered
     assert time.perf_counter() - t0 < 0.1
     assert "hub/checkpoints" in pretrained.how_to_get_weights()
-
-
-def test_the_real_default_url_fails_fast_here_or_works(torch_home):
-    """The real attempt with an empty cache: offline it must fail within the bound, not hang."""
-    t0 = time.perf_counter()
-    status = ensure_pretrained_weights(timeout=2)
-    assert time.perf_counter() - t0 < 4
-    assert status.ok or "googlenet-1378be20.pth" in status.message
 
 
 def test_a_server_that_never_answers_is_cut_off(torch_home):

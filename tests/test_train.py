@@ -154,3 +154,34 @@ def test_aux_heads_train_and_stay_out_of_evaluation(tmp_path):
     model = ck.build_model()
     assert isinstance(model(torch.zeros(2, 3, 24, 24)), torch.Tensor)  # eval: main head only
     assert len(model.train()(torch.zeros(2, 3, 24, 24))) == 3
+
+
+def test_missing_dataset_fails_the_run_with_the_folder_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GNET_NO_DOWNLOAD", "1")  # never touch the network in tests
+    run = tmp_path / "run"
+    rc = main(["train", "--preset", "mini", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "empty"),
+               "--device", "cpu", "--run-dir", str(run)])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and str(tmp_path / "empty" / "FashionMNIST" / "raw") in err
+    info = runs.read_run(run)
+    assert info.state == "failed" and "FashionMNIST" in info.message
+    # the same directory again without --resume: a clear refusal, nothing overwritten
+    assert main(["train", "--run-dir", str(run)]) == 2
+    assert "add --resume" in capsys.readouterr().err
+
+
+def test_unreadable_files_in_an_image_folder_are_reported_by_the_run(tmp_path):
+    from PIL import Image
+
+    for cls, color in (("a", (250, 0, 0)), ("b", (0, 0, 250))):
+        (tmp_path / "data" / "shapes" / cls).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (9, 9), color).save(tmp_path / "data" / "shapes" / cls / f"{i}.png")
+    (tmp_path / "data" / "shapes" / "a" / "bad.png").write_bytes(b"garbage")
+    cfg = tiny(dataset="folder:shapes", data_dir=str(tmp_path / "data"), epochs=1, batch_size=5)
+    run = runs.create(tmp_path / "run", {"train": cfg.to_dict()})
+    assert train(cfg, run) == "finished"
+    notes = runs.read_run(run).config["dataset_notes"]
+    assert notes and "skipped 1" in notes[0] and "bad.png" in notes[0]
+    assert load_checkpoint(run / "checkpoints" / "last.pt").classes == ["a", "b"]

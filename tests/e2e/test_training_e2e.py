@@ -36,9 +36,9 @@ def test_training_run_updates_live(app_server, page):
     page.get_by_text("No runs yet").wait_for()
     wait_for_app(page)
     _set_number(page, "Image size (pixels)", 12)
-    _set_number(page, "Epochs", 6)
+    _set_number(page, "Epochs", 4)
     _set_number(page, "Batch size", 25)
-    _set_number(page, "Training images (0 = all)", 400)
+    _set_number(page, "Training images (0 = all)", 300)
     name = page.get_by_label("Run name", exact=True)
     name.fill("e2e-run")
     name.press("Enter")
@@ -61,10 +61,10 @@ def test_training_run_updates_live(app_server, page):
     assert re.search(r"step \d+/\d+", seen[-1])
     screenshot(page, "training_live")
 
-    page.get_by_text("finished 6 epoch(s)").wait_for(timeout=120_000)
+    page.get_by_text("finished 4 epoch(s)").wait_for(timeout=120_000)
     page.wait_for_timeout(2500)  # one more poll: predictions of the final checkpoint
     body = page.inner_text("body")
-    assert "epoch 6/6" in body and "true:" in body and "Compare runs" in body
+    assert "epoch 4/4" in body and "true:" in body and "Compare runs" in body
     assert "Compute device" in body  # run through app.py's navigation
     assert page.locator(".js-plotly-plot").count() >= 2  # live curves + comparison
     assert_no_exception(page)
