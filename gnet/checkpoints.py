@@ -84,21 +84,43 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Load and check a project checkpoint; CheckpointError for anything else."""
-    path = Path(path)
+    return checkpoint_from_dict(torch_load_safely(Path(path)))
+
+
+def torch_load_safely(path: Path) -> Any:
+    """`torch.load(weights_only=True)` on the CPU, with every failure a CheckpointError
+    that says what is wrong with the file. The one way this project reads a torch file."""
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path.name!r}")
     if path.stat().st_size > MAX_CHECKPOINT_BYTES:
         raise CheckpointError("the file is larger than 2 GB; a GoogLeNet checkpoint is well under 200 MB")
+    sniff_torch_file(path)
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            "refused to load: the file contains Python objects other than tensors and plain data "
-            f"(a checkpoint must load with weights_only=True). Details: {str(e).splitlines()[0][:200]}"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"not a readable PyTorch file (truncated or corrupt?): {str(e).splitlines()[0][:200]}") from None
-    return checkpoint_from_dict(raw)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated/corrupt files raise many types
+        raise CheckpointError(describe_load_failure(path, e)) from None
+
+
+def sniff_torch_file(path: Path) -> None:
+    """torch.save writes a zip ("PK"); old torch files are a bare pickle (0x80). Anything else
+    is refused before torch.load, whose error for e.g. a text file reads like a security refusal."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path.name}: {e.strerror}") from None
+    if head != b"PK" and head[:1] != b"\x80":
+        raise CheckpointError(f"{path.name} is not a PyTorch file (torch.save writes a zip archive)")
+
+
+def describe_load_failure(path: Path, e: BaseException) -> str:
+    if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
+        return (f"refused to load {path.name}: it contains Python objects other than tensors and plain data "
+                "(a checkpoint must load with weights_only=True, so nothing in it can run code).")
+    first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    if isinstance(e, (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, pickle.UnpicklingError)):
+        return f"{path.name} is not a readable PyTorch file (truncated or corrupt?): {first}."
+    return f"{path.name} could not be loaded: {type(e).__name__}."
 
 
 def checkpoint_from_dict(raw: Any) -> Checkpoint:

@@ -22,9 +22,7 @@ the builder does (load, drop the untrained aux heads).
 from __future__ import annotations
 
 import os
-import pickle
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from torchvision.models import GoogLeNet_Weights
 from torchvision.models import googlenet as tv_googlenet
 
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
-from gnet.checkpoints import CheckpointError, load_checkpoint
+from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkpoint, torch_load_safely
 from gnet.images import Preprocess
 
 WEIGHTS = GoogLeNet_Weights.IMAGENET1K_V1
@@ -198,7 +196,7 @@ def _load_pretrained(source: ModelSource) -> LoadedModel:
         # torchvision's weights API, as googlenet(weights=...) calls it, but with weights_only=True.
         state = WEIGHTS.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure reading the cache file is "corrupt file"
-        raise CheckpointError(_load_failure(path, e) + f" Delete {path} and download it again.") from None
+        raise CheckpointError(describe_load_failure(path, e) + f" Delete {path} and download it again.") from None
     model = _torchvision_model(state, "the cached pretrained weights")
     return LoadedModel(model, source, "torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)", True,
                        imagenet_categories(), imagenet_preprocess(), torch.device("cpu"), TRANSFORM_NOTE)
@@ -208,7 +206,7 @@ def _load_weights_file(source: ModelSource) -> LoadedModel:
     path = Path(source.path).expanduser()
     if not source.path.strip() or not path.is_file():
         raise CheckpointError(f"no weights file at {source.path!r}")
-    raw = _torch_load(path)
+    raw = torch_load_safely(path)
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         return _load_project_checkpoint(ModelSource("checkpoint", source.path))
     state = raw
@@ -245,8 +243,6 @@ def _torchvision_model(state: dict[str, torch.Tensor], what: str) -> nn.Module:
 
 def _load_project_checkpoint(source: ModelSource) -> LoadedModel:
     path = Path(source.path).expanduser()
-    if path.is_file():
-        _sniff_torch_file(path)
     ckpt = load_checkpoint(path)  # CheckpointError for anything that isn't one
     model = ckpt.build_model()
     pre = checkpoint_preprocess(ckpt.preprocess, ckpt.spec.in_channels)
@@ -283,35 +279,6 @@ def _load_untrained(source: ModelSource) -> LoadedModel:
         model = build(googlenet_imagenet())
     return LoadedModel(model, source, "UNTRAINED GoogLeNet (random weights, seed 0): its predictions mean nothing",
                        False, imagenet_categories(), imagenet_preprocess(), torch.device("cpu"))
-
-
-def _sniff_torch_file(path: Path) -> None:
-    """torch.save writes a zip ("PK"); old torch files are a bare pickle (0x80). Anything else
-    is refused before torch.load, whose error for e.g. a text file reads like a security refusal."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-    except OSError as e:
-        raise CheckpointError(f"cannot read {path.name}: {e.strerror}") from None
-    if head != b"PK" and head[:1] != b"\x80":
-        raise CheckpointError(f"{path.name} is not a PyTorch file (torch.save writes a zip archive)")
-
-
-def _torch_load(path: Path) -> object:
-    _sniff_torch_file(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated/corrupt files raise many types
-        raise CheckpointError(_load_failure(path, e)) from None
-
-
-def _load_failure(path: Path, e: BaseException) -> str:
-    if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
-        return (f"refused to load {path.name}: it contains Python objects other than tensors "
-                "(it must load with weights_only=True).")
-    if isinstance(e, (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, pickle.UnpicklingError)):
-        return f"{path.name} is not a readable PyTorch file (truncated or corrupt?): {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}."
-    return f"{path.name} could not be loaded: {type(e).__name__}."
 
 
 # ---------------------------------------------------------------------------
