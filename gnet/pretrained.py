@@ -33,6 +33,7 @@ from torchvision.models import googlenet as tv_googlenet
 
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkpoint, torch_load_safely
+from gnet.runs import runs_root
 from gnet.images import Preprocess
 
 WEIGHTS = GoogLeNet_Weights.IMAGENET1K_V1
@@ -285,13 +286,28 @@ def _load_untrained(source: ModelSource) -> LoadedModel:
 # Checkpoints written by training runs
 
 
-def runs_dir() -> Path:
-    return Path(os.environ.get("GNET_RUNS_DIR", "runs"))
+def user_file(text: str) -> Path:
+    """A file path typed or chosen in the app, confined to the folders the app may read:
+    the torch hub cache, GNET_DATA_DIR and GNET_RUNS_DIR (symlinks and '..' resolved
+    first), or exactly the operator's GNET_WEIGHTS file. CheckpointError otherwise."""
+    from gnet.data import data_root
+
+    path = Path(text.strip()).expanduser()
+    resolved = path.resolve()
+    env = os.environ.get("GNET_WEIGHTS", "").strip()
+    if env and resolved == Path(env).expanduser().resolve():
+        return path
+    roots = [hub_weights_path().parent, data_root(), runs_root()]
+    if not any(resolved.is_relative_to(r.resolve()) for r in roots):
+        raise CheckpointError(
+            "for safety the app only reads weights from the torch hub cache, the data folder (GNET_DATA_DIR) "
+            "or the runs folder (GNET_RUNS_DIR); copy the file there, or set GNET_WEIGHTS to its path")
+    return path
 
 
 def find_checkpoints(root: Path | None = None, limit: int = 200) -> list[Path]:
     """`<runs>/*/checkpoints/*.pt`, newest first."""
-    root = runs_dir() if root is None else root
+    root = runs_root() if root is None else root
     try:
         found = [p for p in root.glob("*/checkpoints/*.pt") if p.is_file()]
     except OSError:

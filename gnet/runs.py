@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def write_status(path: Path, state: str, **fields: Any) -> None:
-    write_json(path / "status.json", {"state": state, "updated": time.time(), **fields})
+    """Atomic (temp file + rename) but without fsync: it is rewritten often, and after a
+    crash the pid and heartbeat, not this file's durability, tell what happened."""
+    target = path / "status.json"
+    tmp = path / f".status.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_text(json.dumps({"state": state, "updated": time.time(), **fields}, indent=1), encoding="utf-8")
+    os.replace(tmp, target)
 
 
 def touch_heartbeat(path: Path) -> None:

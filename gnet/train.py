@@ -390,7 +390,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
     # -- the loop --------------------------------------------------------------------------------
     state, message = "finished", ""
     window = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, correct, n since the last record
-    t_window, t_last_ckpt, n_window_steps = time.perf_counter(), time.monotonic(), 0
+    t_window, t_last_ckpt, t_last_status, n_window_steps = time.perf_counter(), time.monotonic(), 0.0, 0
     stop_file = run / "STOP"
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
@@ -445,9 +445,11 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
                 if device.type == "cuda":
                     rec["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
                 runs.append_metrics(run, [rec])
-                runs.write_status(run, "running", **status_base, epoch=epoch, step_in_epoch=s + 1,
-                                  global_step=global_step, images_per_s=ips,
-                                  eta_s=step_time * (total_steps - global_step), elapsed_s=elapsed)
+                if end_of_epoch or time.monotonic() - t_last_status >= 1.0:  # a rename per second is plenty
+                    runs.write_status(run, "running", **status_base, epoch=epoch, step_in_epoch=s + 1,
+                                      global_step=global_step, images_per_s=ips,
+                                      eta_s=step_time * (total_steps - global_step), elapsed_s=elapsed)
+                    t_last_status = time.monotonic()
             if end_of_epoch:
                 test_loss, test_acc, test_n = evaluate()
                 if main:

@@ -18,7 +18,7 @@ from gnet.checkpoints import CheckpointError
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.devices import describe, pick_device
 from gnet.images import FORMAT_NAMES, ImageError, load, preprocess
-from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints,
+from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints, user_file,
                              how_to_get_weights, load_model)
 from gnet.spec import SpecError
 from pages.ui import branch_chip, plain, use_app_navigation
@@ -52,6 +52,15 @@ def _request_retry() -> None:
     st.session_state["fm_retry_now"] = True
 
 
+def _confined(path: str) -> str:
+    """Paths from widgets may only reach the app's own folders (gnet.pretrained.user_file)."""
+    try:
+        return str(user_file(path))
+    except CheckpointError as e:
+        st.error(plain(str(e)))
+        st.stop()
+
+
 def choose_model() -> tuple[ModelSource, bool]:
     """Widgets for the model source → (what to load, whether it stands in for missing pretrained weights).
     Offline, says what it could not get and what it shows instead."""
@@ -72,14 +81,14 @@ def choose_model() -> tuple[ModelSource, bool]:
             st.stop()
         index = found.index(requested) if requested in found else 0
         path = st.selectbox("Checkpoint", found, index=index, key="fm_ckpt_path", format_func=_run_and_file)
-        return ModelSource("checkpoint", path), False
+        return ModelSource("checkpoint", _confined(path)), False
     if kind == "weights":
         path = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", value=env_weights,
                              key="fm_weights_path", help="Defaults to the GNET_WEIGHTS environment variable.")
         if not path.strip():
             st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
             st.stop()
-        return ModelSource("weights", path.strip()), False
+        return ModelSource("weights", _confined(path)), False
     if kind == "untrained":
         return ModelSource("untrained"), False
     status = ensure_pretrained_weights(retry=bool(st.session_state.pop("fm_retry_now", False)))

@@ -23,6 +23,7 @@ def env(tmp_path, monkeypatch):
     """An empty torch hub cache and runs root; downloads off, so the suite never touches the network."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GNET_OFFLINE", "1")
     monkeypatch.delenv("GNET_WEIGHTS", raising=False)
     return tmp_path
@@ -219,6 +220,23 @@ def test_weights_path_that_does_not_exist(env):
     at = run()
     at.radio(key="fm_source").set_value("weights")
     run(at)
-    at.text_input(key="fm_weights_path").set_value("/nowhere/googlenet.pth")
+    at.text_input(key="fm_weights_path").set_value(str(env / "data" / "googlenet.pth"))
     run(at)
     assert "no weights file" in texts(at, "error")
+
+
+@pytest.mark.parametrize("where", ["/etc/passwd", "{data}/../outside.pth", "{data}/link.pth"])
+def test_weights_path_outside_the_app_folders_is_refused(env, where):
+    """Issue 6: a typed path cannot reach files outside the hub cache, data and runs roots,
+    neither directly, through '..', nor through a symlink."""
+    data = env / "data"
+    data.mkdir()
+    (env / "outside.pth").write_bytes(b"PK secret")
+    (data / "link.pth").symlink_to(env / "outside.pth")
+    at = run()
+    at.radio(key="fm_source").set_value("weights")
+    run(at)
+    at.text_input(key="fm_weights_path").set_value(where.format(data=data))
+    run(at)
+    assert "for safety the app only reads weights from" in texts(at, "error")
+    assert "secret" not in " ".join(texts(at, "error"))

@@ -25,7 +25,6 @@ def _progress_text(page) -> str:
 
 
 def test_training_run_updates_live(app_server, page):
-    T0 = time.time()
     page.set_viewport_size({"width": 1400, "height": 2600})  # Streamlit scrolls inside the app: show it all
     # A fresh server treats pages/ as Streamlit's old multipage folder until app.py has called
     # st.navigation once: load the entry page first (as the other e2e tests do).
@@ -45,7 +44,6 @@ def test_training_run_updates_live(app_server, page):
     name.press("Enter")
     wait_for_app(page)
     screenshot(page, "training_form")
-    print("T form", time.time()-T0, flush=True)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Started run e2e-run").wait_for(timeout=30_000)
 
@@ -59,18 +57,15 @@ def test_training_run_updates_live(app_server, page):
         if len(seen) >= 2 and page.locator(".js-plotly-plot").count() >= 1:
             break
         page.wait_for_timeout(300)
-    print("T seen", time.time()-T0, seen, flush=True)
     assert len(seen) >= 2, f"progress never updated: {seen}"
     assert re.search(r"step \d+/\d+", seen[-1])
     screenshot(page, "training_live")
 
     page.get_by_text("finished 4 epoch(s)").wait_for(timeout=120_000)
-    print("T finished", time.time()-T0, flush=True)
     page.wait_for_timeout(2500)  # one more poll: predictions of the final checkpoint
     body = page.inner_text("body")
     assert "epoch 4/4" in body and "true:" in body and "Compare runs" in body
     assert "Compute device" in body  # run through app.py's navigation
     assert page.locator(".js-plotly-plot").count() >= 2  # live curves + comparison
     assert_no_exception(page)
-    print("T end", time.time()-T0, flush=True)
     screenshot(page, "training_finished")
