@@ -143,8 +143,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def read_metrics(path: Path, kind: str | None = None) -> list[dict[str, Any]]:
-    """All complete metric records; a torn or garbled line is skipped, a missing file is []."""
+def read_metrics(path: Path, kind: str | None = None, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """All complete metric records; a torn or garbled line is skipped, a missing file is [].
+
+    require: keys that must hold numbers (records without them are skipped, so a chart never fails)."""
     try:
         text = (path / "metrics.jsonl").read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -155,7 +157,8 @@ def read_metrics(path: Path, kind: str | None = None) -> list[dict[str, Any]]:
             rec = json.loads(line)
         except ValueError:
             continue
-        if isinstance(rec, dict) and (kind is None or rec.get("kind") == kind):
+        if isinstance(rec, dict) and (kind is None or rec.get("kind") == kind) and all(
+                isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require):
             out.append(rec)
     return out
 

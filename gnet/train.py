@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import io
 import math
 import os
 import signal
@@ -52,7 +53,7 @@ import torch.nn.functional as F
 
 from gnet import runs
 from gnet.checkpoints import Checkpoint, CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
-from gnet.data import DataError, load_dataset, subset
+from gnet.data import TORCHVISION_DATASETS, DataError, load_dataset, subset
 from gnet.devices import autocast_dtype, describe, pick_device
 from gnet.network import build
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset, with_input
@@ -163,6 +164,10 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ConfigError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if not isinstance(self.dataset, str) or not (self.dataset in ("synthetic", *TORCHVISION_DATASETS)
+                                                     or self.dataset.startswith("folder:")):
+            raise ConfigError(f"dataset must be synthetic, {', '.join(TORCHVISION_DATASETS)} or folder:NAME, "
+                              f"got {self.dataset!r}")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.recipe not in RECIPES:
@@ -258,7 +263,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
     hw = spec.input_size
     mean_l, std_l = data.channel_stats() if cfg.normalize else ([0.0] * data.in_channels, [1.0] * data.in_channels)
     preprocess = {"image_size": list(hw), "mean": mean_l, "std": std_l, "in_channels": data.in_channels,
-                  "resize": "bilinear", "dataset": data.name}
+                  "interpolation": "bilinear", "dataset": data.name}
     nbytes = sum(t.numel() * t.element_size() for t in (train_x, train_y, test_x, test_y))
     on_device = device.type != "cuda" or nbytes < 0.5 * torch.cuda.mem_get_info(device)[0]
     store = device if on_device else torch.device("cpu")
@@ -300,7 +305,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
     log_every = cfg.log_every or max(1, steps_per_epoch // 50)
 
     # -- resume: weights, optimiser, position, accumulators and RNG states -----------------------
-    start_epoch, start_step, global_step, best_acc, elapsed = 0, 0, 0, -1.0, 0.0
+    start_epoch, start_step, global_step, best_acc, elapsed, epoch_started_at = 0, 0, 0, -1.0, 0.0, 0.0
     epoch_sums = [0.0, 0.0, 0.0]  # loss*n, correct, n for the epoch so far
     last_path, best_path = run / "checkpoints" / "last.pt", run / "checkpoints" / "best.pt"
     if resume and last_path.is_file():
@@ -312,6 +317,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
         start_epoch, start_step = int(ck.extra["epoch"]), int(ck.extra["step_in_epoch"])
         global_step, best_acc = int(ck.extra["global_step"]), float(ck.extra["best_acc"])
         epoch_sums, elapsed = list(ck.extra["epoch_sums"]), float(ck.extra.get("elapsed_s", 0.0))
+        epoch_started_at = float(ck.extra.get("epoch_started_at", elapsed))
         torch.set_rng_state(ck.extra["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in ck.extra:
             torch.cuda.set_rng_state(ck.extra["rng_cuda"], device)
@@ -332,8 +338,8 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
     prior = runs.read_json(run / "status.json") or {}
     started = prior.get("started") or time.time()
     status_base = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "device": describe(device),
-                   "world_size": world, "precision": "bf16 autocast" if amp else "fp32", "epochs": cfg.epochs, "steps_per_epoch": steps_per_epoch,
-                   "total_steps": total_steps}
+                   "world_size": world, "precision": "bf16 autocast" if amp else "fp32", "epochs": cfg.epochs,
+                   "steps_per_epoch": steps_per_epoch, "total_steps": total_steps}
     beat_stop = threading.Event()
     if main:
         config = runs.read_json(run / "config.json") or {}
@@ -344,7 +350,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
             runs.truncate_metrics(run, global_step)
         for stale in (run / "checkpoints").glob(".*.tmp"):  # left by a process killed mid-write
             stale.unlink(missing_ok=True)
-        buf = __import__("io").BytesIO()
+        buf = io.BytesIO()
         torch.save({"x": test_x[:16].cpu(), "y": test_y[:16].cpu(), "classes": data.classes}, buf)
         atomic_write_bytes(run / "samples.pt", buf.getvalue())
         runs.write_status(run, "running", **status_base, epoch=start_epoch, global_step=global_step)
@@ -359,12 +365,15 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
     def save(which: Path, epoch: int, step_in_epoch: int) -> None:
         extra = {"optimizer": opt.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
                  "global_step": global_step, "best_acc": best_acc, "epoch_sums": list(epoch_sums),
-                 "elapsed_s": elapsed, "rng_cpu": torch.get_rng_state(), "config": cfg.to_dict()}
+                 "elapsed_s": elapsed, "epoch_started_at": epoch_started_at, "rng_cpu": torch.get_rng_state(),
+                 "config": cfg.to_dict()}
         if device.type == "cuda":
             extra["rng_cuda"] = torch.cuda.get_rng_state(device)
         if augment is not None:
             extra["rng_augment"] = augment.get_state()
         state = {k: v.detach().cpu().contiguous() for k, v in raw_model.state_dict().items()}
+        if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+            return  # weights already diverged: keep the last good checkpoint (the next record reports it)
         save_checkpoint(which, Checkpoint(spec, state, list(data.classes), preprocess, extra))
 
     def all_sum(values: list[float]) -> list[float]:
@@ -389,11 +398,14 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
 
     # -- the loop --------------------------------------------------------------------------------
     state, message = "finished", ""
-    window = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, correct, n since the last record
-    t_window, t_last_ckpt, t_last_status, n_window_steps = time.perf_counter(), time.monotonic(), 0.0, 0
+    window = torch.zeros(2, dtype=torch.float64, device=device)  # loss*n, correct since the last record (no sync)
+    n_window, n_window_steps = 0, 0  # images and steps since the last record (host counters)
+    t_window, t_last_ckpt, t_last_status = time.perf_counter(), time.monotonic(), 0.0
     stop_file = run / "STOP"
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
+        if not (resume and epoch == start_epoch and start_step > 0):
+            epoch_started_at = elapsed  # training seconds (evaluation excluded) when this epoch began
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
         mine = perm[rank::world][:n_per_rank].to(store)
         for s in range(start_step if epoch == start_epoch else 0, steps_per_epoch):
@@ -410,8 +422,8 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
-            window += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
-                                   torch.tensor(float(len(y)), dtype=torch.float64, device=device)])
+            window += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double()])
+            n_window += len(y)
             global_step += 1
             n_window_steps += 1
             # Stop requests: checked every step in one process, at record steps under DDP (all ranks agree there).
@@ -423,15 +435,16 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
             # -- a record step: one sync, all-reduce the sums (and the stop vote) ------------------
             wants_stop = float(StopFlag.requested or stop_file.exists()
                                or (should_stop is not None and should_stop(global_step)))
-            loss_sum, correct, n, stop_votes = all_sum([*window.tolist(), wants_stop])
+            loss_sum, correct, n, stop_votes = all_sum([*window.tolist(), float(n_window), wants_stop])
             window.zero_()
+            n_window = 0
             now = time.perf_counter()
             dt, t_window = now - t_window, now
             elapsed += dt
             ips = n / dt if dt > 0 else 0.0
             if not math.isfinite(loss_sum):
                 state = "failed"
-                message = (f"the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} at step {global_step} "
+                message = (f"the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} by step {global_step} "
                            f"(epoch {epoch + 1}); the learning rate {cfg.lr:g} is probably too high. "
                            "The last good checkpoint is kept.")
                 break
@@ -458,6 +471,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
                         "kind": "epoch", "step": global_step, "epoch": epoch + 1, "train_loss": epoch_sums[0] / tr_n,
                         "train_acc": epoch_sums[1] / tr_n, "test_loss": test_loss, "test_acc": test_acc,
                         "train_n": int(epoch_sums[2]), "test_n": test_n, "lr": lr, "time": time.time(),
+                        "images_per_s": epoch_sums[2] / max(elapsed - epoch_started_at, 1e-9),
                         "elapsed_s": elapsed}])
                 epoch_sums = [0.0, 0.0, 0.0]
                 best = test_acc > best_acc

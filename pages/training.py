@@ -24,6 +24,8 @@ from gnet.train import MAX_BATCH, MAX_EPOCHS, MAX_IMAGE, MIN_IMAGE, OPTIMIZERS, 
 USER_ERRORS = (ConfigError, SpecError, runs.RunError, DataError, CheckpointError)
 DESIGNED = "Designed in Network Explorer"
 POLL_S = 1.5
+STEP_KEYS = ("step", "epoch", "loss", "acc", "images_per_s")
+EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 
 st.title("Training")
 st.caption("Runs are separate processes: they keep training when you reload or close this page, and a run started "
@@ -144,20 +146,32 @@ def cached_predictions(run: str, mtime: float) -> list:
     return predictions(Path(run))
 
 
-def watch(run_path: Path, was_active: bool) -> None:
+def watch(run_path: Path, page_state: str) -> None:
+    try:
+        show_run(run_path, page_state)
+    except (ValueError, TypeError, KeyError, OSError) as e:  # hand-edited or foreign files in the run folder
+        st.error(f"The files of run {run_path.name} are not readable as a run ({type(e).__name__}); "
+                 "the other runs are unaffected.")
+
+
+def show_run(run_path: Path, page_state: str) -> None:
     info = runs.read_run(run_path)
     if info.state == "missing":
         st.warning(f"Run {run_path.name} no longer exists (it was deleted). Choose another run.")
         return
-    if was_active and not info.active:
-        st.rerun()  # the run ended: refresh the buttons and the table
+    if info.state != page_state:
+        st.rerun()  # started, ended, stopped or died: refresh the table and the buttons too
     s = info.status
     box = {"finished": st.success, "failed": st.error, "died": st.error, "stopped": st.warning}.get(info.state, st.info)
     box(f"**{info.state}**" + (f" — {info.message}" if info.message else ""))
     for note in info.config.get("dataset_notes") or []:
         st.caption(f"Dataset: {note}")
+    epochs = runs.read_metrics(run_path, "epoch", EPOCH_KEYS)
+    steps = runs.read_metrics(run_path, "step", STEP_KEYS)
+    records = steps + epochs
     total = int(s.get("total_steps") or 0)
-    done = int(s.get("global_step") or 0)
+    # metrics are appended every record step, the status about once a second: show the newer
+    done = max(int(s.get("global_step") or 0), int(steps[-1]["step"]) if steps and info.active else 0)
     spe = int(s.get("steps_per_epoch") or 0)
     if total:
         text = f"epoch {min(done // spe + 1, int(s.get('epochs', 0))) if spe else '?'}/{s.get('epochs')} · " \
@@ -165,9 +179,6 @@ def watch(run_path: Path, was_active: bool) -> None:
         if info.active and s.get("eta_s") is not None:
             text += f" · ETA {fmt_eta(float(s['eta_s']))}"
         st.progress(min(1.0, done / total), text=text)
-    records = runs.read_metrics(run_path)
-    epochs = [r for r in records if r.get("kind") == "epoch"]
-    steps = [r for r in records if r.get("kind") == "step"]
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Images/s", f"{steps[-1]['images_per_s']:,.0f}" if steps else "–")
     m2.metric("Test accuracy", f"{epochs[-1]['test_acc']:.2%}" if epochs else "–",
@@ -199,7 +210,7 @@ def watch(run_path: Path, was_active: bool) -> None:
 
 info = runs.read_run(path)
 st.subheader(f"Run {selected}")
-st.fragment(watch, run_every=POLL_S if info.active or info.state in ("created", "starting") else None)(path, info.active)
+st.fragment(watch, run_every=POLL_S if info.active or info.state == "created" else None)(path, info.state)
 
 # -- actions -------------------------------------------------------------------------------------
 a1, a2, a3, a4, a5 = st.columns(5)
@@ -239,11 +250,14 @@ if "tr_flash_error" in st.session_state:
 # -- compare -------------------------------------------------------------------------------------
 st.subheader("Compare runs")
 chosen = st.multiselect("Runs to overlay", names, default=names[: min(2, len(names))], key="tr_compare")
-if chosen:
+compare = {name: runs.read_metrics(runs.run_dir(root, name), "epoch", EPOCH_KEYS) for name in chosen}
+if chosen and not any(compare.values()):
+    st.caption("No finished epochs yet in the chosen runs.")
+elif chosen:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Test loss", "Test accuracy"))
     palette = px.colors.qualitative.Safe
     for i, name in enumerate(chosen):
-        eps = runs.read_metrics(runs.run_dir(root, name), "epoch")
+        eps = compare[name]
         line = dict(color=palette[i % len(palette)])
         fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_loss"] for r in eps], mode="lines+markers",
                                  name=name, legendgroup=name, line=line), row=1, col=1)

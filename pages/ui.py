@@ -47,8 +47,12 @@ def run_page(page) -> None:
 
 @st.cache_resource
 def _device_label() -> str:
-    from gnet.devices import describe, pick_device
+    """Also sets the server's torch threads, once per process (see inference_threads)."""
+    import torch
 
+    from gnet.devices import describe, inference_threads, pick_device
+
+    torch.set_num_threads(inference_threads())
     return describe(pick_device())
 
 

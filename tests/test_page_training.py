@@ -133,3 +133,12 @@ def test_designed_network_is_offered(root):
     at.run()
     assert not at.exception
     assert at.selectbox(key="tr_network").options[0] == "Designed in Network Explorer"
+
+
+def test_garbled_run_files_give_a_message_not_a_traceback(root):
+    bad = runs.create(root / "bad", {"train": {"network": {"name": "mini"}}})
+    runs.write_status(bad, "finished", total_steps="lots", global_step=[1], steps_per_epoch=None)
+    (bad / "metrics.jsonl").write_text('{"kind": "step", "step": "x"}\n{"kind": "epoch", "epoch": 1}\n[]\n{"torn')
+    at = page()
+    assert "not readable as a run" in texts(at)
+    assert at.dataframe[0].value["run"].tolist() == ["bad"]

@@ -126,3 +126,17 @@ def test_list_runs_ignores_symlinks_and_strays(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path / "a")
     assert [r.name for r in runs.list_runs(tmp_path)] == ["a"]
     assert runs.list_runs(tmp_path / "none") == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=8),
+       cut=st.integers(0, 10_000))
+def test_reader_returns_a_prefix_whatever_the_tear(tmp_path_factory, values, cut):
+    """A writer killed anywhere leaves complete lines then at most one partial: the reader returns them."""
+    d = tmp_path_factory.mktemp("m")
+    records = [{"kind": "step", "step": i, "loss": v} for i, v in enumerate(values)]
+    text = "".join(json.dumps(r) + "\n" for r in records).encode()
+    (d / "metrics.jsonl").write_bytes(text[: cut % (len(text) + 1)])
+    got = runs.read_metrics(d, "step", require=("loss",))
+    assert got == records[: len(got)]
+    assert len(got) >= text[: cut % (len(text) + 1)].count(b"\n")  # every complete line is read

@@ -47,7 +47,8 @@ def test_seed_recipe_is_seed_001_exactly():
 
 @pytest.mark.parametrize("field,value", [("epochs", 0), ("epochs", 1001), ("batch_size", 5000), ("image_size", 4),
                                          ("lr", float("nan")), ("lr", -1.0), ("lr", 0.0), ("optimizer", "rmsprop"),
-                                         ("label_smoothing", 0.9), ("device", "tpu"), ("epochs", True)])
+                                         ("label_smoothing", 0.9), ("device", "tpu"), ("epochs", True),
+                                         ("dataset", "imagenet"), ("amp", "fp8")])
 def test_caps_are_clear_errors(field, value):
     with pytest.raises(ConfigError, match=field.replace("_", " ")):
         tiny(**{field: value})
