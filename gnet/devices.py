@@ -24,11 +24,18 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on CUDA GPUs that support it; None (full fp32) elsewhere."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+def autocast_dtype(device: torch.device, mode: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for training: mode "off" → None (fp32), "bf16" → bf16,
+    "auto" → bf16 where the hardware has it natively (CUDA GPUs that support it,
+    CPUs with AVX512-BF16/AMX), else None. Weights, optimiser and loss stay fp32."""
+    if mode == "off" or device.type not in ("cuda", "cpu"):
+        return None
+    if mode == "bf16":
         return torch.bfloat16
-    return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return torch.bfloat16 if native else None
 
 
 def describe(device: torch.device) -> str:

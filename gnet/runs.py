@@ -179,6 +179,11 @@ class RunInfo:
     def message(self) -> str:
         return str(self.status.get("message", ""))
 
+    def setting(self, key: str, default: Any = "") -> Any:
+        """A training setting from config.json (tolerates a garbled file)."""
+        train = self.config.get("train")
+        return train.get(key, default) if isinstance(train, dict) else default
+
     def checkpoint(self, which: str = "last") -> Path | None:
         p = self.path / "checkpoints" / f"{which}.pt"
         return p if p.is_file() else None
@@ -203,6 +208,13 @@ def pid_alive(pid: Any) -> bool:
     return True
 
 
+def _num(value: Any, default: float = 0.0) -> float:
+    """A number from a file someone may have edited: anything else is the default."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return float(value)
+
+
 def read_run(path: Path) -> RunInfo:
     """The run's state as seen now, with 'died' for a run whose process is gone."""
     if not path.is_dir():
@@ -215,8 +227,8 @@ def read_run(path: Path) -> RunInfo:
         try:
             beat = (path / "heartbeat").stat().st_mtime
         except OSError:
-            beat = float(status.get("updated", 0))
-        stale = time.time() - max(beat, float(status.get("updated", 0))) > HEARTBEAT_STALE_S
+            beat = _num(status.get("updated"))
+        stale = time.time() - max(beat, _num(status.get("updated"))) > HEARTBEAT_STALE_S
         pid = status.get("pid")
         if not isinstance(pid, int) and state == "starting":  # the child has not written its own yet
             launched = read_json(path / "launcher.json") or {}
@@ -238,7 +250,7 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
     for p in root.iterdir():
         if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name) and (p / "config.json").exists():
             runs.append(read_run(p))
-    return sorted(runs, key=lambda r: float(r.status.get("started", r.status.get("updated", 0)) or 0), reverse=True)
+    return sorted(runs, key=lambda r: _num(r.status.get("started"), _num(r.status.get("updated"))), reverse=True)
 
 
 # ---------------------------------------------------------------------------

@@ -19,8 +19,10 @@ Recipes:
   * "improved" (default): BatchNorm after every conv (stable at 10× the lr), SGD with Nesterov momentum
     0.9 and weight decay 5e-4, a one-cycle lr (linear warm-up over 20 % of the steps from lr/10 to lr,
     then linear decay to 0), label smoothing 0.1, per-channel normalisation, random horizontal flips on
-    datasets where a flip keeps the label (Fashion-MNIST, CIFAR-10, image folders). It buys a
-    higher accuracy in a third of the epochs (target: ≥ 93.7 % Fashion-MNIST in 10 epochs on a GPU).
+    datasets where a flip keeps the label (Fashion-MNIST, CIFAR-10, image folders). What it buys,
+    measured on this CPU (mini preset, synthetic 10k/2k at 32×32, 3 epochs): test accuracy
+    19.1 → 27.8 → 32.9 % with the seed recipe vs 77.3 → 98.3 → 99.0 % improved. On Fashion-MNIST
+    with d2l-fashion96 the target is ≥ 93.7 % in 10 epochs (GPU; not measurable offline here).
 Auxiliary classifiers (--aux) add 0.3 × their cross-entropy to the loss during training only
 (seeds 002/003); evaluation and checkpoints' predictions use the main head.
 
@@ -180,24 +182,13 @@ def model_spec(cfg: TrainConfig, in_channels: int, num_classes: int) -> NetworkS
     """The network adapted to the dataset (channels, classes), image size, aux heads and BatchNorm."""
     spec = NetworkSpec.from_dict(cfg.network)
     size = (cfg.image_size, cfg.image_size) if cfg.image_size else spec.input_size
-    spec = dataclasses.replace(with_input(spec, in_channels, size), num_classes=num_classes, aux=cfg.aux)
+    # --aux adds the heads; a spec that already has them (googlenet-imagenet-aux, an edited one) keeps them
+    spec = dataclasses.replace(with_input(spec, in_channels, size), num_classes=num_classes, aux=cfg.aux or spec.aux)
     if cfg.batch_norm and not spec.batch_norm:
         spec = dataclasses.replace(
             spec, batch_norm=True,
             stages=tuple(tuple(dataclasses.replace(b, batch_norm=True) for b in st) for st in spec.stages))
     return spec.validate()
-
-
-def amp_dtype(device: torch.device, mode: str) -> torch.dtype | None:
-    """bf16 autocast where the hardware has native bf16 (weights, optimiser and loss stay fp32)."""
-    if mode == "off":
-        return None
-    if device.type == "cuda":
-        return autocast_dtype(device) if mode == "auto" else torch.bfloat16
-    if device.type == "cpu":
-        native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        return torch.bfloat16 if mode == "bf16" or native else None
-    return None
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -249,7 +240,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
     if cfg.batch_size % world:
         raise ConfigError(f"batch size {cfg.batch_size} must be divisible by the {world} processes")
     per_rank_batch = cfg.batch_size // world
-    amp = amp_dtype(device, cfg.amp)
+    amp = autocast_dtype(device, cfg.amp)
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
     torch.backends.cudnn.benchmark = True
 

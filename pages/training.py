@@ -20,6 +20,9 @@ from gnet.data import DataError, list_image_folders
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
 from gnet.train import MAX_BATCH, MAX_EPOCHS, MAX_IMAGE, MIN_IMAGE, OPTIMIZERS, RECIPES, ConfigError, TrainConfig, \
     predictions, preflight
+from pages.ui import plain, use_app_navigation
+
+use_app_navigation()
 
 USER_ERRORS = (ConfigError, SpecError, runs.RunError, DataError, CheckpointError)
 DESIGNED = "Designed in Network Explorer"
@@ -91,7 +94,7 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
             st.session_state["tr_selected"] = name.strip()
             st.success(f"Started run {name.strip()}.")
         except USER_ERRORS as e:
-            st.error(f"Could not start the run: {e}")
+            st.error(plain(f"Could not start the run: {e}"))
 
 # -- the runs ------------------------------------------------------------------------------------
 all_runs = runs.list_runs(root)
@@ -100,13 +103,18 @@ if not all_runs:
     st.stop()
 
 st.subheader("Runs")
+
+
+def table_row(r: runs.RunInfo) -> dict[str, str]:
+    net, best = r.setting("network"), r.status.get("best_acc")
+    return {"run": r.name, "status": r.state, "network": str(net.get("name", "?")) if isinstance(net, dict) else "?",
+            "dataset": str(r.setting("dataset", "?")), "epochs": str(r.setting("epochs", "")),
+            "best test acc": f"{best:.2%}" if isinstance(best, (int, float)) and best >= 0 else "",
+            "device": str(r.status.get("device", ""))}
+
+
 st.dataframe(
-    [{"run": r.name, "status": r.state, "network": (r.config.get("train") or {}).get("network", {}).get("name", "?"),
-      "dataset": (r.config.get("train") or {}).get("dataset", "?"),
-      "epochs": (r.config.get("train") or {}).get("epochs"),
-      "best test acc": f"{r.status['best_acc']:.2%}" if isinstance(r.status.get("best_acc"), (int, float))
-      and r.status["best_acc"] >= 0 else "",
-      "device": r.status.get("device", "")} for r in all_runs],
+    [table_row(r) for r in all_runs],
     hide_index=True, width="stretch",
 )
 names = [r.name for r in all_runs]
@@ -165,7 +173,7 @@ def show_run(run_path: Path, page_state: str) -> None:
     box = {"finished": st.success, "failed": st.error, "died": st.error, "stopped": st.warning}.get(info.state, st.info)
     box(f"**{info.state}**" + (f" — {info.message}" if info.message else ""))
     for note in info.config.get("dataset_notes") or []:
-        st.caption(f"Dataset: {note}")
+        st.caption(plain(f"Dataset: {note}"))
     epochs = runs.read_metrics(run_path, "epoch", EPOCH_KEYS)
     steps = runs.read_metrics(run_path, "step", STEP_KEYS)
     records = steps + epochs
@@ -198,7 +206,7 @@ def show_run(run_path: Path, page_state: str) -> None:
         try:
             preds = cached_predictions(str(run_path), ckpt.stat().st_mtime)
         except (CheckpointError, OSError) as e:
-            st.caption(f"No predictions: {e}")
+            st.caption(plain(f"No predictions: {e}"))
         else:
             st.markdown("**Latest checkpoint's predictions on test images**")
             cols = st.columns(len(preds))
@@ -222,7 +230,7 @@ try:
         runs.resume(root, selected)
         st.rerun()
 except USER_ERRORS as e:
-    st.error(str(e))
+    st.error(plain(str(e)))
 last = info.checkpoint("last")
 if last is not None:
     a2.download_button("Download checkpoint", data=lambda: last.read_bytes(), file_name=f"{selected}-last.pt",
@@ -245,7 +253,7 @@ if not info.active:
     confirm = a4.checkbox("Confirm delete", key="tr_confirm_delete")
     a5.button("Delete run", key="tr_delete", disabled=not confirm, on_click=delete_run, args=(selected,))
 if "tr_flash_error" in st.session_state:
-    st.error(st.session_state.pop("tr_flash_error"))
+    st.error(plain(st.session_state.pop("tr_flash_error")))
 
 # -- compare -------------------------------------------------------------------------------------
 st.subheader("Compare runs")

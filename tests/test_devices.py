@@ -13,7 +13,10 @@ def test_auto_picks_cpu_without_a_gpu_and_refuses_a_missing_cuda():
             assert "no CUDA GPU" in str(e)
         else:
             raise AssertionError("cuda without a GPU must be refused")
-    assert autocast_dtype(torch.device("cpu")) is None
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "off") is None and autocast_dtype(cpu, "bf16") is torch.bfloat16
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert autocast_dtype(cpu) is (torch.bfloat16 if native else None)
     assert describe(torch.device("cpu")).startswith("cpu (")
 
 

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gnet import runs
 from gnet.checkpoints import load_checkpoint
 
@@ -22,10 +24,22 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def launch(args: list[str], log: Path) -> subprocess.Popen:
-    with open(log, "ab") as f:
-        return subprocess.Popen([sys.executable, "-m", "gnet", "train", *args], cwd=ROOT, env=ENV,
-                                stdout=f, stderr=subprocess.STDOUT)
+@pytest.fixture
+def launch():
+    """Start `python -m gnet train ...`; every process still alive at the end is killed."""
+    procs: list[subprocess.Popen] = []
+
+    def start(args: list[str], log: Path) -> subprocess.Popen:
+        with open(log, "ab") as f:
+            procs.append(subprocess.Popen([sys.executable, "-m", "gnet", "train", *args], cwd=ROOT, env=ENV,
+                                          stdout=f, stderr=subprocess.STDOUT))
+        return procs[-1]
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def wait_running(run: Path, proc: subprocess.Popen, min_step: int, timeout: float = 90) -> dict:
@@ -53,7 +67,7 @@ def checkpoints_ok(run: Path) -> int:
     return step
 
 
-def test_random_sigkills_never_corrupt_anything_and_resume_continues(tmp_path):
+def test_random_sigkills_never_corrupt_anything_and_resume_continues(tmp_path, launch):
     run, log = tmp_path / "run", tmp_path / "log.txt"
     rng = random.Random(1234)
     first = ["--preset", "mini", "--image-size", "12", "--synthetic-train", "200", "--synthetic-test", "20",
@@ -89,7 +103,7 @@ def test_random_sigkills_never_corrupt_anything_and_resume_continues(tmp_path):
     assert time.time() - t0 < 150
 
 
-def test_stop_file_is_seen_by_a_running_process(tmp_path):
+def test_stop_file_is_seen_by_a_running_process(tmp_path, launch):
     run, log = tmp_path / "run", tmp_path / "log.txt"
     proc = launch(["--preset", "mini", "--image-size", "12", "--synthetic-train", "100", "--synthetic-test", "20",
                    "--batch-size", "20", "--epochs", "500", "--device", "cpu", "--run-dir", str(run)], log)

@@ -22,7 +22,11 @@ def root(tmp_path, monkeypatch):
     monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the run's subprocess shares 2 cores with the suite
-    return tmp_path / "runs"
+    yield tmp_path / "runs"
+    for info in runs.list_runs(tmp_path / "runs"):  # never leave a training process behind a failed test
+        pid = info.status.get("pid")
+        if info.active and isinstance(pid, int) and pid != os.getpid() and runs.pid_alive(pid):
+            os.kill(pid, 9)
 
 
 def page() -> AppTest:
@@ -136,9 +140,13 @@ def test_designed_network_is_offered(root):
 
 
 def test_garbled_run_files_give_a_message_not_a_traceback(root):
-    bad = runs.create(root / "bad", {"train": {"network": {"name": "mini"}}})
-    runs.write_status(bad, "finished", total_steps="lots", global_step=[1], steps_per_epoch=None)
+    bad = runs.create(root / "bad", {"train": {"network": "not a spec", "epochs": {"x": 1}}})
+    runs.write_status(bad, "finished", total_steps="lots", global_step=[1], steps_per_epoch=None, started="soon")
+    odd = runs.create(root / "odd", {"train": [1, 2]})
+    runs.write_status(odd, "running", pid="x", host=socket.gethostname(), updated="late")
     (bad / "metrics.jsonl").write_text('{"kind": "step", "step": "x"}\n{"kind": "epoch", "epoch": 1}\n[]\n{"torn')
     at = page()
+    at.selectbox(key="tr_selected").set_value("bad").run()
+    assert not at.exception
     assert "not readable as a run" in texts(at)
-    assert at.dataframe[0].value["run"].tolist() == ["bad"]
+    assert sorted(at.dataframe[0].value["run"].tolist()) == ["bad", "odd"]
