@@ -51,6 +51,7 @@ class Result:
 async def _settle(page) -> None:
     """Wait until Streamlit has no script run in flight."""
     await page.wait_for_timeout(150)
+    await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=TIMEOUT_MS)
     await page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                  timeout=TIMEOUT_MS)
 

@@ -61,8 +61,9 @@ def page(browser):
 
 
 def wait_for_app(page) -> None:
-    """Wait until Streamlit has finished running the script (no 'Running...' status)."""
-    page.wait_for_selector("[data-testid='stApp']")
+    """Wait until Streamlit has run the script to the end (the app root's script state,
+    which starts as "initial", reads "notRunning"; no running-status widget)."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
     )

@@ -22,14 +22,6 @@ from gnet.network import GoogLeNet, build
 from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, network_preset, with_input
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one torch thread avoids OpenMP spin-waits when the 2 cores are
-    shared with other tests (measured 10-50× faster per example under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @settings(max_examples=300, deadline=None, database=None)

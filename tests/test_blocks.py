@@ -16,14 +16,6 @@ from gnet.blocks import BRANCH_ATTRS, InceptionBlock, branch_kernel_labels
 from gnet.spec import BRANCHES, BlockSpec, SpecError, paper_block
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one torch thread avoids OpenMP spin-waits when the 2 cores are
-    shared with other tests (measured 10-50× faster per example under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 channels = st.integers(1, 6)
 

@@ -17,15 +17,6 @@ from gnet.spec import BlockSpec, network_preset, with_input
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """--torchinfo runs the real module: one torch thread avoids OpenMP spin-waits on shared cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 NG = ["--input", "192,28,28", "--b1", "64", "--b2", "96,128", "--b3", "16,32", "--b4", "32"]
 COST_KEYS = {"params", "mult_adds", "multiplications"}
 

@@ -19,14 +19,6 @@ from gnet.network import GoogLeNet, build
 from gnet.spec import BlockSpec, block_presets, network_preset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one torch thread avoids OpenMP spin-waits when the 2 cores are
-    shared with other tests (measured 10-50× faster per example under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 # Seed 001's torchinfo table (d2l GoogLeNet, 1×96×96, 10 classes), copied row by row:
 # block -> (output channels, output H=W, params of channel1..channel4).

@@ -9,6 +9,7 @@ def test_home_renders_and_links_pages(app_server, page):
     page.goto(app_server)
     wait_for_app(page)
     page.get_by_role("heading", name="Inception Explorer").wait_for()
+    page.get_by_text("Why the 1×1 convolutions").wait_for()
     body = page.inner_text("body")
     assert "H×W×(C1+C2+C3+C4)" in body
     assert "120,422,400" in body and "12,443,648" in body
