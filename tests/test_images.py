@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
 from gnet import images
 from gnet.images import ImageError, Preprocess, load, preprocess
 from gnet.pretrained import WEIGHTS, imagenet_preprocess
+from tests.fuzzing import fuzz_settings
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
 
@@ -208,7 +209,7 @@ def mutated(draw):
     return bytes(data)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz_settings(100)
 @given(st.one_of(st.binary(max_size=512), mutated()))
 def test_fuzz_only_image_error_comes_out(data):
     try:

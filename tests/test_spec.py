@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnet.analysis import block_report, network_report
@@ -16,6 +16,7 @@ from gnet.spec import (
     BLOCK_NAMES, MAX_CHANNELS, NETWORK_PRESETS, BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError,
     block_from_dict, block_presets, network_preset, paper_block, with_input,
 )
+from tests.fuzzing import fuzz_settings
 
 OK = dict(b1=1, b2_reduce=1, b2=1, b3_reduce=1, b3=1, b4=1)
 
@@ -252,7 +253,7 @@ def mutated_specs(draw):
     return d
 
 
-@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz_settings(200)
 @given(data=st.one_of(json_like, mutated_specs()))
 def test_fuzz_parsers_raise_only_spec_error(data):
     for parse in (NetworkSpec.from_dict, block_from_dict, BlockDesign.from_dict,

@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from gnet.spec import MAX_CHANNELS, BlockDesign, BlockSpec, SpecError, block_presets
 from gnet.urlstate import B3_VARIANTS, KEYS, b3_variant, design_from_query, design_to_query, with_b3_variant
+from tests.fuzzing import fuzz_settings
 
 channels = st.integers(1, MAX_CHANNELS)
 variants = st.sampled_from(list(B3_VARIANTS.values()))
@@ -86,3 +87,15 @@ def test_b3_variants_map_to_spec_fields():
         spec.validate()
     with pytest.raises(SpecError):
         with_b3_variant(base, "7×7")
+
+
+@fuzz_settings(200)
+@given(st.dictionaries(st.sampled_from([*KEYS, "x", ""]) | st.text(max_size=6),
+                       st.text(max_size=12) | st.lists(st.text(max_size=6), max_size=3), max_size=14))
+def test_fuzz_query_strings_give_a_design_none_or_spec_error(params):
+    try:
+        design = design_from_query(params)
+    except SpecError as e:
+        assert str(e)
+    else:
+        assert design is None or design == design.validate()
