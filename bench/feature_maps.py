@@ -27,7 +27,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gnet import features as F  # noqa: E402
-from gnet.devices import describe, pick_device  # noqa: E402
+from gnet.devices import describe, inference_threads, pick_device  # noqa: E402
 from gnet.images import load, preprocess  # noqa: E402
 from gnet.pretrained import WEIGHTS, LoadedModel, ModelSource, load_model  # noqa: E402
 
@@ -60,10 +60,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch intra-op threads (0: what the app uses, gnet.devices.inference_threads())")
     args = ap.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)  # on a busy 2-core box, 1 thread avoids OpenMP spin-waiting
+    torch.set_num_threads(args.threads if args.threads > 0 else inference_threads())
 
     device = pick_device(args.device)
     data = twelve_megapixel_jpeg()
