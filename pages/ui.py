@@ -9,7 +9,6 @@ import streamlit as st
 
 from gnet.colors import BRANCH_COLORS
 
-
 PAGE_FAILED = (
     "Something went wrong on this page. The details were logged on the server; "
     "try again, or change the input you gave."
@@ -46,8 +45,9 @@ def run_page(page) -> None:
 
 
 @st.cache_resource
-def _device_label() -> str:
-    """Also sets the server's torch threads, once per process (see inference_threads)."""
+def _set_up_server() -> str:
+    """Once per server process: torch's intra-op threads for inference (see
+    gnet.devices.inference_threads); returns the compute device's label."""
     import torch
 
     from gnet.devices import describe, inference_threads, pick_device
@@ -57,7 +57,7 @@ def _device_label() -> str:
 
 
 def device_badge() -> None:
-    st.sidebar.caption(f"Compute device: **{_device_label()}**")
+    st.sidebar.caption(f"Compute device: **{_set_up_server()}**")
 
 
 def plain(text: str) -> str:
