@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -146,21 +147,34 @@ def read_json(path: Path) -> dict[str, Any] | None:
 def read_metrics(path: Path, kind: str | None = None, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """All complete metric records; a torn or garbled line is skipped, a missing file is [].
 
-    require: keys that must hold numbers (records without them are skipped, so a chart never fails)."""
+    require: keys that must hold numbers (records without them are skipped, so a chart never fails).
+    The page polls this every second or two: a file is parsed again only when it has changed.
+    Treat the records as read-only (they are shared between callers)."""
+    file = path / "metrics.jsonl"
     try:
-        text = (path / "metrics.jsonl").read_text(encoding="utf-8", errors="replace")
+        st = file.stat()
     except OSError:
         return []
+    return [rec for rec in _parsed_metrics(str(file), st.st_mtime_ns, st.st_size)
+            if (kind is None or rec.get("kind") == kind) and all(
+                isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require)]
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_metrics(file: str, mtime_ns: int, size: int) -> tuple[dict[str, Any], ...]:
+    try:
+        text = Path(file).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
     out = []
     for line in text.splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
             continue
-        if isinstance(rec, dict) and (kind is None or rec.get("kind") == kind) and all(
-                isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require):
+        if isinstance(rec, dict):
             out.append(rec)
-    return out
+    return tuple(out)
 
 
 @dataclass
