@@ -157,25 +157,33 @@ def to_rgb(img: Image.Image, notes: list[str] | None = None) -> Image.Image:
 class Preprocess:
     """Resize the short side to `resize`, centre-crop to `crop` (H, W), scale to
     0..1, normalise with mean/std per channel. torchvision's ImageNet recipe is
-    resize 256, crop 224, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)."""
+    resize 256, crop 224, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
+    stretch=True resizes the whole image to `crop` instead, as this project's
+    trainer does (its checkpoints say so), so a checkpoint sees what it trained on."""
 
     resize: int
     crop: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     in_channels: int = 3
+    stretch: bool = False
 
     def describe(self) -> str:
         m = ", ".join(f"{v:.3f}" for v in self.mean)
         s = ", ".join(f"{v:.3f}" for v in self.std)
         gray = "converted to grayscale, " if self.in_channels == 1 else ""
-        return (f"short side resized to {self.resize} px, centre crop {self.crop[0]}×{self.crop[1]} (H×W), "
+        size = (f"whole image resized to {self.crop[0]}×{self.crop[1]} (H×W), as in training" if self.stretch else
+                f"short side resized to {self.resize} px, centre crop {self.crop[0]}×{self.crop[1]} (H×W)")
+        return (f"{size}, "
                 f"{gray}scaled to 0..1, normalised (x − mean) / std with mean ({m}) and std ({s})")
 
 
 def crop_for_model(img: Image.Image, pre: Preprocess) -> Image.Image:
     """Resize + centre crop: the image the network sees, before normalisation."""
     w, h = img.size
+    if pre.stretch:
+        img = img.resize((pre.crop[1], pre.crop[0]), Image.Resampling.BILINEAR)
+        return img.convert("L") if pre.in_channels == 1 else img
     # Sizes and offsets rounded exactly as torchvision's Resize(int) and CenterCrop round them,
     # so the tensor equals WEIGHTS.transforms() on the same image.
     if w <= h:

@@ -268,7 +268,7 @@ def checkpoint_preprocess(d: dict, in_channels: int) -> Preprocess:
         raise CheckpointError(f"the checkpoint's image size {h}×{w} is out of range")
     if c not in (1, 3) or c != in_channels or len(mean) != c or len(std) != c or min(std) <= 0:
         raise CheckpointError(f"the checkpoint's preprocessing does not fit a {in_channels}-channel network")
-    return Preprocess(resize, (h, w), mean, std, c)
+    return Preprocess(resize, (h, w), mean, std, c, stretch=d.get("resize_mode") == "stretch")
 
 
 def _load_untrained(source: ModelSource) -> LoadedModel:

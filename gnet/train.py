@@ -254,7 +254,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
     hw = spec.input_size
     mean_l, std_l = data.channel_stats() if cfg.normalize else ([0.0] * data.in_channels, [1.0] * data.in_channels)
     preprocess = {"image_size": list(hw), "mean": mean_l, "std": std_l, "in_channels": data.in_channels,
-                  "interpolation": "bilinear", "dataset": data.name}
+                  "interpolation": "bilinear", "resize_mode": "stretch", "dataset": data.name}
     nbytes = sum(t.numel() * t.element_size() for t in (train_x, train_y, test_x, test_y))
     on_device = device.type != "cuda" or nbytes < 0.5 * torch.cuda.mem_get_info(device)[0]
     store = device if on_device else torch.device("cpu")

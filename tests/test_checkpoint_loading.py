@@ -107,3 +107,21 @@ def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(CheckpointError, match="refused to load"):
         load_model(ModelSource("checkpoint", str(evil)))
     assert not marker.exists()
+
+
+def test_project_checkpoints_see_the_whole_image_as_in_training():
+    """The trainer resizes whole images (no crop); its checkpoints say so, and Feature Maps
+    preprocesses the same way, so a wide photo's edges are not cut off."""
+    from PIL import Image
+
+    from gnet.images import preprocess
+    from gnet.pretrained import checkpoint_preprocess
+
+    img = Image.new("RGB", (64, 32), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 16, 32))  # the left quarter is red
+    base = {"image_size": [32, 32], "mean": [0.0] * 3, "std": [1.0] * 3, "in_channels": 3}
+    stretched, x = preprocess(img, checkpoint_preprocess({**base, "resize_mode": "stretch"}, 3))
+    cropped, _ = preprocess(img, checkpoint_preprocess(base, 3))
+    assert stretched.size == cropped.size == (32, 32)
+    assert stretched.getpixel((2, 16))[0] > 200 and x[0, 0, 16, 2] > 0.8  # red kept at the left edge
+    assert cropped.getpixel((2, 16))[0] < 50  # a centre crop would have cut it off
