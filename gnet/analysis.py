@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from gnet.spec import (
-    MAX_PARAMS, MAX_SPATIAL, BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, branch_layers,
+    MAX_ACTIVATION_BYTES, MAX_PARAMS, MAX_SPATIAL, BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, branch_layers,
 )
 
 Shape = tuple[int, int, int]  # (C, H, W)
@@ -258,6 +258,10 @@ def network_report(spec: NetworkSpec) -> NetworkReport:
                            main[-1].output_shape, total(r.cost for r in main), total(r.cost for r in aux))
     if report.params_total > MAX_PARAMS:
         raise SpecError(f"this network has {report.params_total:,} parameters; the cap is {MAX_PARAMS:,}")
+    if 4 * report.activation_elements > MAX_ACTIVATION_BYTES:
+        raise SpecError(f"one image through this network makes {4 * report.activation_elements / 2**30:.1f} GiB "
+                        f"of activations; the cap is {MAX_ACTIVATION_BYTES / 2**30:.0f} GiB: use a smaller input or "
+                        "fewer channels")
     return report
 
 

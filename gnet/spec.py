@@ -26,6 +26,7 @@ MAX_CLASSES = 100_000
 MAX_BLOCKS_PER_STAGE = 16
 MAX_STAGES = 6
 MAX_PARAMS = 500_000_000  # a network larger than this is refused before it is built
+MAX_ACTIVATION_BYTES = 4 * 2**30  # fp32 activations of one image through the network
 
 BRANCHES = ("b1", "b2", "b3", "b4")
 BLOCK_NAMES = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")

@@ -54,6 +54,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from gnet import runs
+from gnet.analysis import network_report
 from gnet.checkpoints import Checkpoint, CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from gnet.data import TORCHVISION_DATASETS, DataError, load_dataset, subset
 from gnet.devices import autocast_dtype, describe, pick_device
@@ -188,7 +189,21 @@ def model_spec(cfg: TrainConfig, in_channels: int, num_classes: int) -> NetworkS
         spec = dataclasses.replace(
             spec, batch_norm=True,
             stages=tuple(tuple(dataclasses.replace(b, batch_norm=True) for b in st) for st in spec.stages))
-    return spec.validate()
+    spec.validate()
+    check_memory(spec, cfg.batch_size)
+    return spec
+
+
+def check_memory(spec: NetworkSpec, batch_size: int, available: int | None = None) -> None:
+    """Refuse, before anything is allocated, a batch whose activations (kept for the backward
+    pass, plus their gradients: about 2 × fp32 per output element) exceed half this machine's memory."""
+    need = 2 * 4 * batch_size * network_report(spec).activation_elements
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > available // 2:
+        raise ConfigError(f"batch {batch_size} at {spec.input_size[0]}×{spec.input_size[1]} needs about "
+                          f"{need / 2**30:.1f} GiB for activations; this machine has {available / 2**30:.0f} GiB: "
+                          "use a smaller batch size or image size")
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:

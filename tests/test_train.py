@@ -186,3 +186,22 @@ def test_unreadable_files_in_an_image_folder_are_reported_by_the_run(tmp_path):
     notes = runs.read_run(run).config["dataset_notes"]
     assert notes and "skipped 1" in notes[0] and "bad.png" in notes[0]
     assert load_checkpoint(run / "checkpoints" / "last.pt").classes == ["a", "b"]
+
+
+def test_memory_check_refuses_a_batch_that_cannot_fit_before_allocating():
+    from gnet.analysis import network_report
+    from gnet.spec import mini
+    from gnet.train import ConfigError, check_memory
+
+    spec = mini()
+    per_image = 2 * 4 * network_report(spec).activation_elements
+    check_memory(spec, 64, available=2 * 64 * per_image + 1)  # fits in half the memory
+    with pytest.raises(ConfigError, match="use a smaller batch size"):
+        check_memory(spec, 65, available=2 * 64 * per_image)
+
+
+def test_activation_cap_per_image_is_a_spec_error():
+    from gnet.spec import SpecError, d2l_fashion96, with_input
+
+    with pytest.raises(SpecError, match="GiB of activations"):
+        with_input(d2l_fashion96(), size=(4096, 4096)).validate()
