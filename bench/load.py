@@ -139,10 +139,11 @@ async def run(sessions: int) -> int:
     growth = rss_n - rss_1
     bound = RSS_BOUND_MB_PER_SESSION * sessions
     print(f"{sessions} concurrent sessions on {server.url} in {wall:.1f} s")
-    for name, xs in (("feature maps: pick sample → mosaics", load.fm_seconds),
-                     ("block designer: set b1 → new shape", load.bd_seconds)):
+    for name, xs, lone in (("feature maps: pick sample → mosaics", load.fm_seconds, ref.fm_seconds),
+                           ("block designer: set b1 → new shape", load.bd_seconds, ref.bd_seconds)):
         print(f"  {name:40s} p50 {_pct(xs, 0.5):6.2f} s   p95 {_pct(xs, 0.95):6.2f} s   n={len(xs)}"
-              + (f"   mean {statistics.mean(xs):.2f} s" if xs else ""))
+              + (f"   mean {statistics.mean(xs):.2f} s" if xs else "")
+              + f"   (a lone session: p50 {_pct(lone, 0.5):.2f} s)")
     print(f"  server RSS: {rss_1:.0f} MB after the reference sessions, {rss_n:.0f} MB after {sessions} more "
           f"(+{growth:.0f} MB; bound {bound:.0f} MB = {RSS_BOUND_MB_PER_SESSION:.0f} MB × sessions)")
     print(f"  errors: {len(load.errors) + len(ref.errors)}; activations differing from a lone session: "
