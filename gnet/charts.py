@@ -172,8 +172,9 @@ def block_diagram_fig(report: BlockReport) -> go.Figure:
 # Network tables
 
 
-def layer_rows(report: NetworkReport) -> list[dict[str, object]]:
-    """torchinfo-like table, blocks summed, each aux head listed right after the block it attaches to."""
+def layer_rows(report: NetworkReport, expand: bool = False) -> list[dict[str, object]]:
+    """torchinfo-like table, blocks summed, each aux head listed right after the block it attaches to.
+    expand=True also lists every layer inside each block (branch by branch) under its block row."""
     aux_after = {f"inception{b}": f"aux{i + 1}" for i, b in enumerate(report.spec.aux_blocks())}
     main = [r for r in report.summary_rows() if not r.group.startswith("aux")]
     aux = [r for r in report.rows if r.group.startswith("aux")]
@@ -189,6 +190,10 @@ def layer_rows(report: NetworkReport) -> list[dict[str, object]]:
             blk = report.blocks[r.group]
             note = " | ".join(f"{b.name} {b.output_shape[0]}" for b in blk.branches)
         add(r, note)
+        if expand and r.name.startswith("inception"):
+            for b in report.blocks[r.group].branches:
+                for layer in b.layers:
+                    add(layer, f"{b.name} ({b.label})")
         if r.name in aux_after:
             for a in aux:
                 if a.group == aux_after[r.name]:

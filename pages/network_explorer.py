@@ -168,11 +168,13 @@ with right:
         ["Layers", "Shapes along depth", "Cost per block", "Where the parameters live"])
     int_col = st.column_config.NumberColumn(format="localized")
     with tab_table:
-        rows = charts.layer_rows(report)
+        expand = st.toggle("Show the layers inside each block", key="ne_expand",
+                           help="Every conv and pool of each branch, with its own shape, params and mult-adds.")
+        rows = charts.layer_rows(report, expand=expand)
         rows.append({"layer": "total", "type": "", "output (C×H×W)": charts.chw(report.output_shape),
                      "params": t["params"], "mult-adds": t["mult_adds"],
                      "note": "= torchinfo (mult-adds: eval forward, aux heads not run)"})
-        st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760),
+        st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
                      column_config={"params": int_col, "mult-adds": int_col})
         if network.aux:
             st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")

@@ -143,3 +143,16 @@ def test_totals_equal_torchinfo():
     t = charts.totals(report)
     assert (t["params"], t["mult_adds"]) == (info.total_params, info.total_mult_adds)
     assert dataclasses.asdict(report.cost)["mult_adds"] == info.total_mult_adds
+
+
+@pytest.mark.parametrize("name", ["d2l-fashion96", "googlenet-imagenet-aux"])
+def test_expanded_layer_rows_list_every_branch_layer_and_sum_to_the_blocks(name):
+    report = network_report(network_preset(name))
+    rows = charts.layer_rows(report, expand=True)
+    inner = [r for r in rows if r["layer"].count(".branch")]
+    assert {r["layer"] for r in inner} == {l.name for b in report.blocks.values() for br in b.branches for l in br.layers}
+    for block_name, block in report.blocks.items():
+        mine = [r for r in inner if r["layer"].startswith(f"inception{block_name}.")]
+        assert sum(r["params"] for r in mine) == block.cost.params
+        assert sum(r["mult-adds"] for r in mine) == block.cost.mult_adds
+    assert len(charts.layer_rows(report)) == len(rows) - len(inner)

@@ -149,3 +149,18 @@ def test_presets_render(preset):
     assert not at.exception
     _expect(at, network_preset(preset))
     assert at.number_input(key="ne_h").value == network_preset(preset).input_size[0]
+
+
+def test_layer_table_expands_to_every_layer_inside_the_blocks():
+    from gnet.analysis import network_report
+    from gnet.spec import network_preset
+
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    collapsed = len(at.dataframe[0].value)
+    at.toggle(key="ne_expand").set_value(True).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    report = network_report(network_preset("d2l-fashion96"))
+    inner = sum(len(br.layers) for b in report.blocks.values() for br in b.branches)
+    assert len(table) == collapsed + inner
+    assert "inception3a.branch2.1" in set(table["layer"])
