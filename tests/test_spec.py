@@ -263,7 +263,17 @@ def test_fuzz_parsers_raise_only_spec_error(data):
         except SpecError as e:
             assert str(e)
         else:  # whatever parses is valid and round-trips
-            assert type(parsed).from_json(parsed.to_json()) == parsed
+            if isinstance(parsed, BlockSpec):
+                assert block_from_dict(dataclasses.asdict(parsed)) == parsed.validate()
+            else:
+                assert type(parsed).from_json(parsed.to_json()) == parsed
+
+
+def test_a_valid_block_dict_parses_and_round_trips():
+    """The case the fuzzer found: a plain block dict is valid for block_from_dict."""
+    d = dict(zip(("b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4"), (1, 96, 208, 16, 48, 64)))
+    spec = block_from_dict(d)
+    assert block_from_dict(dataclasses.asdict(spec)) == spec and spec.out_channels == 1 + 208 + 48 + 64
 
 
 @st.composite
