@@ -216,6 +216,27 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * max(0.0, (total - step) / max(1, total - warm))
 
 
+@dataclass
+class Pace:
+    """The remaining time of a run from this process's own pace. The first record window is left out:
+    it holds start-up (first-call kernel selection, allocator growth) and would inflate the ETA many times."""
+
+    first_step: int | None = None
+    first_elapsed: float = 0.0
+    eval_s: float = 0.0
+    evals: int = 0
+
+    def eta(self, step: int, elapsed: float, total_steps: int, evals_left: int) -> float | None:
+        """Seconds to go after `step` (training seconds `elapsed`, evaluation excluded); None until known."""
+        if self.first_step is None:
+            self.first_step, self.first_elapsed = step, elapsed
+        if step <= self.first_step:
+            return None
+        per_step = (elapsed - self.first_elapsed) / (step - self.first_step)
+        per_eval = self.eval_s / self.evals if self.evals else 0.0
+        return per_step * (total_steps - step) + per_eval * evals_left
+
+
 class StopFlag:
     """Set by SIGTERM/SIGINT (and the STOP file): finish the step, checkpoint, status 'stopped'."""
 
@@ -405,8 +426,9 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
     # -- the loop --------------------------------------------------------------------------------
     state, message = "finished", ""
     window = torch.zeros(2, dtype=torch.float64, device=device)  # loss*n, correct since the last record (no sync)
-    n_window, n_window_steps = 0, 0  # images and steps since the last record (host counters)
+    n_window = 0  # images since the last record (a host counter)
     t_window, t_last_ckpt, t_last_status = time.perf_counter(), time.monotonic(), 0.0
+    pace = Pace()
     stop_file = run / "STOP"
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
@@ -431,7 +453,6 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
             window += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double()])
             n_window += len(y)
             global_step += 1
-            n_window_steps += 1
             # Stop requests: checked every step in one process, at record steps under DDP (all ranks agree there).
             stop_here = world == 1 and (StopFlag.requested or stop_file.exists()
                                         or (should_stop is not None and should_stop(global_step)))
@@ -456,8 +477,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
                 break
             for i, v in enumerate((loss_sum, correct, n)):
                 epoch_sums[i] += v
-            step_time = dt / max(n_window_steps, 1)
-            n_window_steps = 0
+            eta = pace.eta(global_step, elapsed, total_steps, evals_left=cfg.epochs - epoch)
             if main:
                 rec = {"kind": "step", "step": global_step, "epoch": epoch + (s + 1) / steps_per_epoch,
                        "loss": loss_sum / n, "acc": correct / n, "lr": lr, "images_per_s": ips, "time": time.time()}
@@ -467,10 +487,12 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
                 if end_of_epoch or time.monotonic() - t_last_status >= 1.0:  # a rename per second is plenty
                     runs.write_status(run, "running", **status_base, epoch=epoch, step_in_epoch=s + 1,
                                       global_step=global_step, images_per_s=ips,
-                                      eta_s=step_time * (total_steps - global_step), elapsed_s=elapsed)
+                                      eta_s=eta, elapsed_s=elapsed)
                     t_last_status = time.monotonic()
             if end_of_epoch:
+                t_eval = time.perf_counter()
                 test_loss, test_acc, test_n = evaluate()
+                pace.eval_s, pace.evals = pace.eval_s + time.perf_counter() - t_eval, pace.evals + 1
                 if main:
                     tr_n = max(epoch_sums[2], 1)
                     runs.append_metrics(run, [{

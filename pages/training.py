@@ -6,6 +6,7 @@ reloads and closed browsers; this page only reads the run's files.
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 
@@ -188,7 +189,9 @@ def show_run(run_path: Path, page_state: str) -> None:
             text += f" · ETA {fmt_eta(float(s['eta_s']))}"
         st.progress(min(1.0, done / total), text=text)
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Images/s", f"{steps[-1]['images_per_s']:,.0f}" if steps else "–")
+    # the median of the latest records: one window slowed by a checkpoint or a busy machine does not show
+    m1.metric("Images/s", f"{statistics.median(r['images_per_s'] for r in steps[-10:]):,.0f}" if steps else "–",
+              help="Training throughput: the median over the latest logged steps.")
     m2.metric("Test accuracy", f"{epochs[-1]['test_acc']:.2%}" if epochs else "–",
               help="After the latest finished epoch.")
     m3.metric("Device", str(s.get("device", "–")).split(" (")[0], help=str(s.get("device", "")))

@@ -15,7 +15,7 @@ from gnet.__main__ import main
 from gnet.checkpoints import load_checkpoint
 from gnet.network import build
 from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, network_preset
-from gnet.train import ConfigError, TrainConfig, lr_at, model_spec, predictions, train
+from gnet.train import ConfigError, Pace, TrainConfig, lr_at, model_spec, predictions, train
 from tests.test_data import write_fashion_mnist
 
 TINY = dict(image_size=16, synthetic_train=120, synthetic_test=40, batch_size=40, epochs=2, device="cpu")
@@ -68,6 +68,25 @@ def test_onecycle_lr_stays_within_peak(total, frac, lr):
     cfg = dataclasses.replace(tiny(), lr=lr)
     step = min(total - 1, int(frac * total))
     assert 0.0 <= lr_at(step, total, cfg) <= lr * (1 + 1e-12)
+
+
+def test_eta_leaves_out_the_start_up_window_and_counts_the_evaluations_to_come():
+    pace = Pace()
+    # Step 1 took 5 s (start-up); from then on 0.1 s a step. 100 steps in all, one evaluation per epoch.
+    assert pace.eta(step=1, elapsed=5.0, total_steps=100, evals_left=2) is None
+    assert pace.eta(step=11, elapsed=6.0, total_steps=100, evals_left=2) == pytest.approx(8.9)
+    pace.eval_s, pace.evals = 3.0, 1  # one evaluation took 3 s
+    assert pace.eta(step=51, elapsed=10.0, total_steps=100, evals_left=1) == pytest.approx(4.9 + 3.0)
+    assert pace.eta(step=100, elapsed=14.9, total_steps=100, evals_left=1) == pytest.approx(3.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 1000), st.floats(0.001, 10), st.floats(0, 100), st.integers(1, 5000))
+def test_eta_is_the_steady_pace_times_the_steps_left(first, per_step, warmup, more):
+    pace, total = Pace(), first + more + 7
+    assert pace.eta(first, warmup, total, 0) is None
+    eta = pace.eta(first + more, warmup + per_step * more, total, 0)
+    assert eta == pytest.approx(per_step * 7, rel=1e-6)
 
 
 def test_cli_bad_options_exit_2_with_one_line(capsys, tmp_path):

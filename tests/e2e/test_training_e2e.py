@@ -1,4 +1,4 @@
-"""Browser: start a tiny run on the Training page and watch its progress and curves update live."""
+"""Browser: start a run on the Training page, watch its progress and curves update live, stop and resume it."""
 
 from __future__ import annotations
 
@@ -24,7 +24,25 @@ def _progress_text(page) -> str:
     return bar.first.inner_text() if bar.count() else ""
 
 
-def test_training_run_updates_live(app_server, page):
+def _watch_progress(page, changes: int, timeout_s: float = 120) -> list[str]:
+    """The progress texts seen while polling, until `changes` distinct ones and the live curves are shown."""
+    seen: list[str] = []
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        text = _progress_text(page)
+        if text and (not seen or text != seen[-1]):
+            seen.append(text)
+        if len(seen) >= changes and page.get_by_text("train (per step)").count() >= 1:  # the live curves' legend
+            break
+        page.wait_for_timeout(300)
+    return seen
+
+
+def _step(text: str) -> int:
+    return int(re.search(r"step ([\d,]+)/", text).group(1).replace(",", ""))
+
+
+def test_training_run_updates_live_stops_and_resumes(app_server, page):
     page.set_viewport_size({"width": 1400, "height": 2600})  # Streamlit scrolls inside the app: show it all
     # A fresh server treats pages/ as Streamlit's old multipage folder until app.py has called
     # st.navigation once: load the entry page first (as the other e2e tests do).
@@ -35,10 +53,12 @@ def test_training_run_updates_live(app_server, page):
     page.get_by_role("heading", name="Training").wait_for()
     page.get_by_text("No runs yet").wait_for()
     wait_for_app(page)
+    # A run far longer than the test watches it (1000 epochs), so that the live updates are seen on a machine
+    # of any speed; the test stops it, resumes it and stops it again.
     _set_number(page, "Image size (pixels)", 12)
-    _set_number(page, "Epochs", 3)
+    _set_number(page, "Epochs", 1000)
     _set_number(page, "Batch size", 25)
-    _set_number(page, "Training images (0 = all)", 200)
+    _set_number(page, "Training images (0 = all)", 400)
     name = page.get_by_label("Run name", exact=True)
     name.fill("e2e-run")
     name.press("Enter")
@@ -48,27 +68,35 @@ def test_training_run_updates_live(app_server, page):
     page.get_by_text("Started run e2e-run").wait_for(timeout=30_000)
 
     # The fragment polls the run's files: the progress text must change while we watch.
-    seen: list[str] = []
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        text = _progress_text(page)
-        if text and (not seen or text != seen[-1]):
-            seen.append(text)
-        if len(seen) >= 2 and page.get_by_text("train (per step)").count() >= 1:  # the live curves' legend
-            break
-        page.wait_for_timeout(300)
+    seen = _watch_progress(page, changes=2)
     assert len(seen) >= 2, f"progress never updated: {seen}"
-    assert re.search(r"step \d+/\d+", seen[-1])
+    assert _step(seen[-1]) > _step(seen[0]), seen
+    assert "/1000" in seen[-1] and "ETA" in seen[-1]
     screenshot(page, "training_live")
+    # Let one epoch finish first, so that the stopped run has a test accuracy to compare.
+    page.wait_for_function("() => /epoch ([2-9]|\\d\\d+)\\/1000/.test(document.body.innerText)", timeout=120_000)
 
-    page.get_by_text("finished 3 epoch(s)").wait_for(timeout=120_000)
-    page.wait_for_timeout(2500)  # one more poll: predictions of the final checkpoint
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text(re.compile(r"stopped at step [\d,]+ of [\d,]+; resume continues")).wait_for(timeout=60_000)
+    wait_for_app(page)
+    page.get_by_text("true:").first.wait_for(timeout=30_000)  # predictions of the stop's checkpoint
     body = page.inner_text("body")
-    assert "epoch 3/3" in body and "true:" in body and "Compare runs" in body
-    assert "Compute device" in body  # run through app.py's navigation
-    assert page.locator(".js-plotly-plot").count() >= 2  # live curves + comparison
+    stopped_at = _step(_progress_text(page))
+    assert stopped_at >= _step(seen[-1])
+    assert "Compare runs" in body and "Compute device" in body  # run through app.py's navigation
+    assert "No finished epochs yet" not in body
+    assert page.locator(".js-plotly-plot").count() >= 2  # curves + comparison
     assert_no_exception(page)
-    screenshot(page, "training_finished")
+    screenshot(page, "training_stopped")
+
+    # Resume continues from the stop's step, live again.
+    page.get_by_role("button", name="Resume").click()
+    seen = _watch_progress(page, changes=2)
+    assert len(seen) >= 2 and _step(seen[-1]) > stopped_at, (stopped_at, seen)
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text(re.compile(r"stopped at step [\d,]+ of")).wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
 
     # "Open in Feature Maps" hands the run's checkpoint to the Feature Maps page.
     page.get_by_role("button", name="Open in Feature Maps").click()
