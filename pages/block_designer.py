@@ -156,7 +156,10 @@ with right:
         column_order=("branch", "path", "output (H×W×C)", "params", "weights", "mult-adds", "multiplications",
                       "share of params"),
         column_config={k: int_col for k in ("params", "weights", "mult-adds", "multiplications", "FLOPs")}
-        | {"share of params": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
+        | {"branch": st.column_config.TextColumn(width=52),  # narrow headers: the table fits its column unscrolled
+           "output (H×W×C)": st.column_config.TextColumn("output", help="H×W×C, channels last as in the seeds"),
+           "share of params": st.column_config.NumberColumn("share", format="percent",
+                                                            help="the branch's share of the block's parameters")},
     )
     st.caption(f"FLOPs = 2 × multiplications = {report.cost.flops:,}. weights = conv kernels only (no bias, "
                "no BatchNorm), the seeds' parameter count; params = everything torch counts.")

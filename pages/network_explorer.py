@@ -173,9 +173,12 @@ with right:
         rows = charts.layer_rows(report, expand=expand)
         rows.append({"layer": "total", "type": "", "output (C×H×W)": charts.chw(report.output_shape),
                      "params": t["params"], "mult-adds": t["mult_adds"],
-                     "note": "= torchinfo (mult-adds: eval forward, aux heads not run)"})
+                     "note": "= torchinfo"})
         st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
-                     column_config={"params": int_col, "mult-adds": int_col})
+                     column_config={"params": int_col, "mult-adds": int_col,
+                                    "note": st.column_config.TextColumn(width="large")})
+        st.caption("The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
+                   + (", which does not run the aux heads (their cost is listed below)." if network.aux else "."))
         if network.aux:
             st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
             st.dataframe(charts.aux_rows(report), hide_index=True, width="stretch",

@@ -75,7 +75,6 @@ def test_random_sigkills_never_corrupt_anything_and_resume_continues(tmp_path, l
              "--run-dir", str(run)]
     proc = launch(first, log)
     last_step, kills = 0, 0
-    t0 = time.time()
     while kills < 8:
         wait_running(run, proc, last_step)
         time.sleep(rng.uniform(0.0, 0.5))  # anywhere: mid-step, mid-metrics line, mid-checkpoint write
@@ -100,7 +99,6 @@ def test_random_sigkills_never_corrupt_anything_and_resume_continues(tmp_path, l
     assert steps == sorted(set(steps)), "resume replays no step twice in the metrics"
     # temp files of writes cut short by a kill are removed when the next process starts
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
-    assert time.time() - t0 < 150
 
 
 def test_stop_file_is_seen_by_a_running_process(tmp_path, launch):
