@@ -27,9 +27,11 @@ def use_app_navigation() -> None:
     turns that mode off and reruns, so app.py builds the real navigation and
     opens the page the URL asked for.
     """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
+    try:  # a Streamlit internal: if a release drops it, pages still work from app.py's links
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
         st.rerun()
 

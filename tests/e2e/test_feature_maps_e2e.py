@@ -41,7 +41,10 @@ def test_upload_shows_branch_grids(app_server, page):
     # 2 input views + 4 branch mosaics + heatmap + overlay, all actually rendered
     images = page.locator("[data-testid='stImage'] img")
     assert images.count() == 8
-    assert all(images.nth(i).evaluate("e => e.complete && e.naturalWidth > 0") for i in range(8))
+    for i in range(8):  # each one decoded (scrolled to: the browser may load images lazily)
+        images.nth(i).scroll_into_view_if_needed()
+        page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(),
+                               timeout=30_000)
     assert page.get_by_role("button", name="Download b2 grid (PNG)").count() == 1
     assert_no_exception(page)
     screenshot(page, "feature_maps_upload")
