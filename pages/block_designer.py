@@ -190,8 +190,13 @@ with right:
         rows = (charts.comparison_rows({"b2 path": b2, "b3 path": b3})
                 + charts.comparison_rows({"whole block": whole}, ("params", "multiplications")))
         st.dataframe(rows, hide_index=True, width="stretch",
-                     column_config={"without 1×1 reductions": int_col, "with 1×1 reductions": int_col,
-                                    "saved": int_col, "ratio": ratio_col})
+                     column_config={  # short headers: the table fits its column unscrolled
+                         "without 1×1 reductions": st.column_config.NumberColumn("without 1×1", format="localized",
+                                                                                 help="without 1×1 reductions"),
+                         "with 1×1 reductions": st.column_config.NumberColumn("with 1×1", format="localized",
+                                                                              help="with 1×1 reductions"),
+                         "metric": st.column_config.TextColumn(width="medium"),
+                         "saved": int_col, "ratio": ratio_col})
         st.markdown("#### b3: one 5×5 conv vs two stacked 3×3 convs")
         conv = factorized_conv_comparison(spec, shape)
         branch = factorization_comparison(spec, shape)
