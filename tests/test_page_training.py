@@ -90,7 +90,7 @@ def test_start_watch_and_finish_a_tiny_run(root):
 
 def test_stop_resume_and_delete(root):
     at = page()
-    start_tiny(at, "long", epochs=500)
+    start_tiny(at, "long", epochs=1000)  # far longer than the test: stopped early on any machine
     poll(at, lambda a: "running" in texts(a) and a.get("progress"))
     at.button(key="tr_stop").click().run()
     assert not at.exception
