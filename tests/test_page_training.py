@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import statistics
 import time
 from pathlib import Path
 
@@ -78,7 +79,10 @@ def test_start_watch_and_finish_a_tiny_run(root):
     assert at.get("progress")[0].value == 100
     assert "epoch 2/2" in at.get("progress")[0].proto.text
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Device"] == "cpu" and metrics["Images/s"] != "–" and metrics["Test accuracy"].endswith("%")
+    assert metrics["Device"] == "cpu" and metrics["Test accuracy"].endswith("%")
+    # throughput: the median of the latest logged steps, so one slow window (a checkpoint write) does not show
+    steps = runs.read_metrics(runs.run_dir(root, "tiny"), "step")
+    assert metrics["Images/s"] == f"{statistics.median(r['images_per_s'] for r in steps[-10:]):,.0f}"
     # predictions of the latest checkpoint on test images
     poll(at, lambda a: "true:" in texts(a))
     assert "Latest checkpoint's predictions" in texts(at)
