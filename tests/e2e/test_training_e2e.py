@@ -38,6 +38,11 @@ def _watch_progress(page, changes: int, timeout_s: float = 120) -> list[str]:
     return seen
 
 
+def _button(page, name: str):
+    """The page's own button: Streamlit's status widget has a "Stop" button of its own while a script runs."""
+    return page.locator("[data-testid='stMain']").get_by_role("button", name=name, exact=True)
+
+
 def _step(text: str) -> int:
     return int(re.search(r"step ([\d,]+)/", text).group(1).replace(",", ""))
 
@@ -78,7 +83,7 @@ def test_training_run_updates_live_stops_and_resumes(app_server, page):
     # Let one epoch finish first, so that the stopped run has a test accuracy to compare.
     page.wait_for_function("() => /epoch ([2-9]|\\d\\d+)\\/1000/.test(document.body.innerText)", timeout=120_000)
 
-    page.get_by_role("button", name="Stop").click()
+    _button(page, "Stop").click()
     page.get_by_text(re.compile(r"stopped at step [\d,]+ of [\d,]+; resume continues")).wait_for(timeout=60_000)
     wait_for_app(page)
     page.get_by_text("true:").first.wait_for(timeout=30_000)  # predictions of the stop's checkpoint
@@ -92,10 +97,10 @@ def test_training_run_updates_live_stops_and_resumes(app_server, page):
     screenshot(page, "training_stopped")
 
     # Resume continues from the stop's step, live again.
-    page.get_by_role("button", name="Resume").click()
+    _button(page, "Resume").click()
     seen = _watch_progress(page, changes=2)
     assert len(seen) >= 2 and _step(seen[-1]) > stopped_at, (stopped_at, seen)
-    page.get_by_role("button", name="Stop").click()
+    _button(page, "Stop").click()
     page.get_by_text(re.compile(r"stopped at step [\d,]+ of")).wait_for(timeout=60_000)
     wait_for_app(page)
     assert_no_exception(page)
