@@ -42,6 +42,12 @@ def texts(at: AppTest) -> str:
                     for e in at.get(kind))
 
 
+def shows_state(at: AppTest, state: str) -> bool:
+    """The watched run's status box says `state` (other text, e.g. "No finished epochs yet", does not count)."""
+    return any(str(e.value).startswith(f"**{state}**") for kind in ("info", "success", "warning", "error")
+               for e in at.get(kind))
+
+
 def start_tiny(at: AppTest, name: str, epochs: int) -> None:
     at.selectbox(key="tr_network").set_value("mini")
     at.number_input(key="tr_size_mini").set_value(12)
@@ -75,7 +81,7 @@ def test_empty_runs_folder(root):
 def test_start_watch_and_finish_a_tiny_run(root):
     at = page()
     start_tiny(at, "tiny", epochs=2)
-    poll(at, lambda a: "finished" in texts(a) and a.get("plotly_chart"))
+    poll(at, lambda a: shows_state(a, "finished") and a.get("plotly_chart"))
     assert at.get("progress")[0].value == 100
     assert "epoch 2/2" in at.get("progress")[0].proto.text
     metrics = {m.label: m.value for m in at.metric}
@@ -95,14 +101,14 @@ def test_start_watch_and_finish_a_tiny_run(root):
 def test_stop_resume_and_delete(root):
     at = page()
     start_tiny(at, "long", epochs=1000)  # far longer than the test: stopped early on any machine
-    poll(at, lambda a: "running" in texts(a) and a.get("progress"))
+    poll(at, lambda a: shows_state(a, "running") and a.get("progress"))
     at.button(key="tr_stop").click().run()
     assert not at.exception
-    poll(at, lambda a: "stopped" in texts(a) and a.button(key="tr_resume"))
+    poll(at, lambda a: shows_state(a, "stopped") and a.button(key="tr_resume"))
     at.button(key="tr_resume").click().run()
-    poll(at, lambda a: "running" in texts(a))
+    poll(at, lambda a: shows_state(a, "running"))
     runs.request_stop(runs.run_dir(root, "long"))
-    poll(at, lambda a: "stopped" in texts(a) and a.checkbox(key="tr_confirm_delete"))
+    poll(at, lambda a: shows_state(a, "stopped") and a.checkbox(key="tr_confirm_delete"))
     assert at.button(key="tr_delete").disabled  # needs the confirmation first
     at.checkbox(key="tr_confirm_delete").check().run()
     at.button(key="tr_delete").click().run()
