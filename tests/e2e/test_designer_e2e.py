@@ -84,7 +84,7 @@ def test_network_explorer_edit_a_block(app_server, page):
     edited = spec.with_block("3a", BlockSpec(128, 96, 128, 16, 32, 32))
     report = network_report(edited)
     page.get_by_text(f"{report.params_total:,}").first.wait_for()
-    assert "3a → 320" in page.inner_text("body")
+    page.get_by_text("3a → 320").wait_for()  # the blocks caption, drawn later in the same rerun
     assert_no_exception(page)
 
     # round trip through the Block Designer: open 4b there, change it, apply it back
@@ -99,7 +99,7 @@ def test_network_explorer_edit_a_block(app_server, page):
     wait_for_app(page)
     edited = edited.with_block("4b", BlockSpec(160, 112, 224, 24, 64, 100))
     page.get_by_text(f"{network_report(edited).params_total:,}").first.wait_for()
-    assert "4b → 548" in page.inner_text("body")
+    page.get_by_text("4b → 548").wait_for()
     assert_no_exception(page)
 
     for tab, name in (("Where the parameters live", "params"), ("Shapes along depth", "depth"),
