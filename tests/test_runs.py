@@ -175,3 +175,17 @@ def test_runs_are_listed_newest_first_by_start_then_update_time(tmp_path):
         runs.write_status(tmp_path / name, "finished", **fields)
     # "d" never started: its status' own update time (now) places it, so it comes first
     assert [r.name for r in runs.list_runs(tmp_path)] == ["d", "b", "c", "a"]
+
+
+def test_request_stop_writes_the_stop_file_and_sends_sigterm(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        _fake_running(tmp_path / "live", child.pid)
+        runs.request_stop(tmp_path / "live")
+        assert (tmp_path / "live" / "STOP").read_bytes() == b"stop\n"
+        assert child.wait(timeout=60) == -15  # SIGTERM: the trainer's handler finishes the step and stops
+    finally:
+        child.kill()
+        child.wait()
+    with pytest.raises(RunError, match="'gone' no longer exists"):
+        runs.request_stop(tmp_path / "gone")
