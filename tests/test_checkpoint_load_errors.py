@@ -116,3 +116,8 @@ def test_weights_that_do_not_fit_their_spec_quote_torchs_first_line():
         ck.build_model()
     assert str(e.value) == ("the weights do not fit the network spec stored with them: "
                             "Error(s) in loading state_dict for GoogLeNet:")
+
+
+def test_class_names_are_cut_to_100_characters_and_a_non_dict_extra_is_dropped():
+    ck = checkpoint_from_dict(raw_checkpoint(classes=["x" * 150] + [f"c{i}" for i in range(9)], extra=[1, 2]))
+    assert ck.classes[0] == "x" * 100 and ck.classes[1] == "c0" and ck.extra == {}
