@@ -21,6 +21,7 @@ from gnet.images import FORMAT_NAMES, ImageError, load, preprocess
 from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints, user_file,
                              how_to_get_weights, load_model)
 from gnet.spec import SpecError
+from pages.download_panel import weights_download
 from pages.ui import branch_chip, plain, use_app_navigation
 
 use_app_navigation()
@@ -97,6 +98,9 @@ def choose_model() -> tuple[ModelSource, bool]:
     fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
     shown = f"the training checkpoint {plain(_run_and_file(fallback.path))}" \
         if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
+    if status.state == "downloading":  # progress, then the page switches to the pretrained net by itself
+        weights_download(shown)
+        return fallback, True
     st.warning(f"{plain(status.message)}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
     st.button("Retry download", key="fm_retry", on_click=_request_retry)
     return fallback, True
