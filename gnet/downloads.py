@@ -85,14 +85,18 @@ class Progress:
 
     def describe(self) -> str:
         """One line for a progress bar: '12.3 of 49.7 MB · 4.1 MB/s · about 9 s left'."""
-        text = f"{self.done / 1e6:.1f} of {self.total / 1e6:.1f} MB" if self.total else f"{self.done / 1e6:.1f} MB"
-        text += f" · {self.speed / 1e6:.1f} MB/s" if self.speed > 0 else " · waiting for data"
+        text = f"{format_bytes(self.done)} of {format_bytes(self.total)}" if self.total else format_bytes(self.done)
+        text += f" · {format_bytes(self.speed)}/s" if self.speed > 0 else " · waiting for data"
         eta = self.eta_s
         if eta is not None:
             text += f" · about {format_seconds(eta)} left"
         if self.attempt > 1:
             text += f" · attempt {self.attempt} of {self.attempts}"
         return text
+
+
+def format_bytes(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def format_seconds(s: float) -> str:

@@ -39,7 +39,8 @@ def weights_download(showing: str) -> None:
 
 
 @st.fragment(run_every=POLL_S)
-def dataset_download(what: str, poll: Callable[[], downloads.Progress | None], key: str) -> None:
+def dataset_download(what: str, poll: Callable[[], downloads.Progress | None], cancel: Callable[[], None],
+                     key: str) -> None:
     """A dataset's download: `poll()` returns its progress, or None once every file is in place;
     the page reruns when it ends (to start the waiting run, or to say why it failed)."""
     p = poll()
@@ -47,6 +48,4 @@ def dataset_download(what: str, poll: Callable[[], downloads.Progress | None], k
         st.rerun()
     show_progress(p, what)
     st.caption("The run starts by itself when the files are downloaded and verified.")
-    if st.button("Cancel download", key=f"{key}_cancel"):
-        st.session_state[f"{key}_cancelled"] = True
-        st.rerun()
+    st.button("Cancel download", key=f"{key}_cancel", on_click=cancel)

@@ -19,7 +19,7 @@ from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.devices import describe, pick_device
 from gnet.images import FORMAT_NAMES, ImageError, load, preprocess
 from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints, user_file,
-                             how_to_get_weights, load_model)
+                             how_to_get_weights, hub_weights_path, load_model)
 from gnet.spec import SpecError
 from pages.download_panel import weights_download
 from pages.ui import branch_chip, plain, use_app_navigation
@@ -203,7 +203,9 @@ st.caption("What each branch of a GoogLeNet block responds to in your image. Ten
 source, standing_in = choose_model()
 device = pick_device()
 try:
-    lm = _model(source.kind, source.path, _mtime(source.path) if source.path else 0.0, str(device))
+    # the pretrained net is keyed by its cache file too, so a file downloaded or replaced later is loaded afresh
+    key_path = str(hub_weights_path()) if source.kind == "pretrained" else source.path
+    lm = _model(source.kind, key_path, _mtime(key_path) if key_path else 0.0, str(device))
 except (CheckpointError, SpecError) as e:
     st.error(f"Could not load this network: {plain(e)}")
     if not standing_in:

@@ -16,8 +16,16 @@ from gnet.data import DataError, dataset_download, load_dataset
 from gnet.pretrained import ModelSource, ensure_pretrained_weights, hub_weights_path, load_model
 from gnet.spec import network_preset
 from gnet.train import TrainConfig, train
-from tests.loopback import (FileServer, cifar_archive, idx_images, idx_labels, md5, mnist_files, sha256,
-                            torchvision_weights_bytes)
+from tests.loopback import (
+    FileServer,
+    cifar_archive,
+    idx_images,
+    idx_labels,
+    md5,
+    mnist_files,
+    sha256,
+    torchvision_weights_bytes,
+)
 
 WEIGHTS_PATH = f"/weights/{pretrained.WEIGHTS_FILE}"
 
