@@ -34,7 +34,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
-STALL_S = 30.0  # no byte for this long: the attempt is given up
+STALL_S = 30.0  # no byte for this long: the attempt is given up (GNET_DOWNLOAD_STALL_S overrides it)
 ATTEMPTS = 3  # a cut or stalled transfer is tried this many times in all
 RETRY_WAIT_S = 1.0  # before the 2nd attempt; doubled before each later one
 SPEED_WINDOW_S = 3.0  # the speed shown is measured over this many recent seconds
@@ -95,11 +95,22 @@ class Progress:
         return text
 
 
+def stall_seconds() -> float:
+    """GNET_DOWNLOAD_STALL_S (e.g. longer for a satellite link), else STALL_S."""
+    try:
+        value = float(os.environ.get("GNET_DOWNLOAD_STALL_S", "") or STALL_S)
+    except ValueError:
+        return STALL_S
+    return value if 0 < value <= 3600 else STALL_S
+
+
 def format_bytes(n: float) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def format_seconds(s: float) -> str:
+    if not s < 100 * 3600:  # also inf and nan: a trickle of bytes
+        return "more than 100 h"
     s = int(round(s))
     return f"{s} s" if s < 90 else f"{s // 60} min {s % 60:02d} s"
 
@@ -125,10 +136,11 @@ class Download:
 
     def progress(self) -> Progress:
         with self._lock:
-            speed = 0.0
-            if len(self._samples) >= 2:
-                (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
-                speed = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+            # bytes per second up to now, so a connection that went quiet shows 0, not its last speed
+            now, speed = time.monotonic(), 0.0
+            if self._samples and now - self._samples[-1][0] <= SPEED_WINDOW_S:
+                t0, b0 = self._samples[0]
+                speed = (self._done - b0) / (now - t0) if now > t0 else 0.0
             return Progress(self._state, self._done, self._total, speed, max(1, self._attempt), self.attempts,
                             self._message)
 
@@ -282,7 +294,7 @@ _jobs: dict[tuple[str, str], Download] = {}
 _jobs_lock = threading.Lock()
 
 
-def fetch(url: str, dest: str | os.PathLike, check: Check, *, retry: bool = False, stall_s: float = STALL_S,
+def fetch(url: str, dest: str | os.PathLike, check: Check, *, retry: bool = False, stall_s: float | None = None,
           attempts: int = ATTEMPTS) -> Download:
     """The process's download of `url` into `dest`, started if there is none yet.
 
@@ -299,7 +311,7 @@ def fetch(url: str, dest: str | os.PathLike, check: Check, *, retry: bool = Fals
             if state == "running" or (state == "done" and dest.is_file()) or (state != "done" and not retry):
                 return job
         _remove_stale_partials(dest)
-        job = Download(url, dest, check, stall_s, attempts)
+        job = Download(url, dest, check, stall_seconds() if stall_s is None else stall_s, attempts)
         _jobs[key] = job
         return job.start()
 

@@ -125,7 +125,7 @@ def how_to_get_weights() -> str:
 
 
 def ensure_pretrained_weights(timeout: float = 0.0, url: str | None = None, retry: bool = False,
-                              stall_s: float = downloads.STALL_S) -> WeightsStatus:
+                              stall_s: float | None = None) -> WeightsStatus:
     """The cached weights file, or the state of its download (started here if none is running).
 
     Waits at most `timeout` seconds (0: returns at once with the progress). One download per
@@ -214,7 +214,8 @@ def _load_pretrained(source: ModelSource) -> LoadedModel:
 def _load_weights_file(source: ModelSource) -> LoadedModel:
     path = Path(source.path).expanduser()
     if not source.path.strip() or not path.is_file():
-        raise CheckpointError(f"no weights file at {source.path!r}")
+        log.warning("no weights file at %r", source.path)
+        raise CheckpointError(f"no weights file at the path given ({path.name!r} not found)")
     raw = torch_load_safely(path)
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         return _load_project_checkpoint(ModelSource("checkpoint", source.path))

@@ -84,8 +84,11 @@ def choose_model() -> tuple[ModelSource, bool]:
         path = st.selectbox("Checkpoint", found, index=index, key="fm_ckpt_path", format_func=_run_and_file)
         return ModelSource("checkpoint", _confined(path)), False
     if kind == "weights":
-        path = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", value=env_weights,
-                             key="fm_weights_path", help="Defaults to the GNET_WEIGHTS environment variable.")
+        # The operator's GNET_WEIGHTS path is used, not shown (no server path on a page).
+        typed = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", key="fm_weights_path",
+                              placeholder="empty: the server's GNET_WEIGHTS file" if env_weights else "",
+                              help="Leave empty to use the file the server's GNET_WEIGHTS names.")
+        path = typed.strip() or env_weights
         if not path.strip():
             st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
             st.stop()

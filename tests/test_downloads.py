@@ -10,6 +10,8 @@ import threading
 import pytest
 import torch
 import torchvision.datasets as tvd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gnet import data, downloads, pretrained, runs
 from gnet.data import DataError, dataset_download, load_dataset
@@ -173,10 +175,15 @@ def test_a_bad_sha256_setting_is_a_message(online, monkeypatch):
     assert status.state == "failed" and "64 hexadecimal digits" in status.message
 
 
-def test_cancel(online, server, monkeypatch):
+def test_a_quiet_connection_shows_no_speed_then_cancel(online, server, monkeypatch):
+    monkeypatch.setattr(downloads, "SPEED_WINDOW_S", 0.05)
     mirror_weights(server, monkeypatch, pause_at=50_000)
     ensure_pretrained_weights()
     assert server.files[WEIGHTS_PATH].paused.wait(30)
+    while job().progress().done < 50_000 or job().progress().speed > 0:  # the server holds the rest back
+        assert not job().wait(0.02)
+    p = job().progress()
+    assert p.eta_s is None and "50 kB of" in p.describe() and "waiting for data" in p.describe()
     pretrained.cancel_weights_download()
     assert job().wait(60)
     status = ensure_pretrained_weights()
@@ -248,3 +255,17 @@ def test_offline_dataset_message_names_folders_symbolically(online, monkeypatch)
     with pytest.raises(DataError) as e:
         load_dataset("fashion-mnist")
     assert "$GNET_DATA_DIR/FashionMNIST/raw/" in str(e.value) and str(online) not in str(e.value)
+
+
+@settings(max_examples=25, deadline=None)
+@given(done=st.integers(0, 10**9), extra=st.integers(0, 10**9), speed=st.floats(0, 1e9))
+def test_progress_fraction_and_eta(done, extra, speed):
+    total = done + extra
+    p = downloads.Progress("running", done, total or None, speed, 1, 3)
+    if total:
+        assert p.fraction == pytest.approx(done / total) and 0 <= p.fraction <= 1
+    if total and speed > 0:
+        assert p.eta_s == pytest.approx(extra / speed) and p.eta_s >= 0
+        assert "left" in p.describe()
+    else:
+        assert p.eta_s is None
