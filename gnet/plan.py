@@ -28,7 +28,6 @@ image edge, where padding is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from gnet.spec import MAX_SPATIAL, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError
 
@@ -61,7 +60,7 @@ class ReceptiveField:
     jump: int
     start: float
 
-    def through(self, kernel: int, stride: int, padding: int) -> "ReceptiveField":
+    def through(self, kernel: int, stride: int, padding: int) -> ReceptiveField:
         """The field after a conv or pool with this geometry (Araujo et al., eq. for r, j and c)."""
         return ReceptiveField(self.size + (kernel - 1) * self.jump, self.jump * stride,
                               self.start + ((kernel - 1) / 2 - padding) * self.jump)
@@ -74,7 +73,7 @@ class ReceptiveField:
         half = (self.size - 1) / 2
         return round(self.centre(index) - half), round(self.centre(index) + half)
 
-    def union(self, other: "ReceptiveField") -> "ReceptiveField":
+    def union(self, other: ReceptiveField) -> ReceptiveField:
         """The field of a unit that sees both (same jump: branches of one block)."""
         lo = min(self.start - (self.size - 1) / 2, other.start - (other.size - 1) / 2)
         hi = max(self.start + (self.size - 1) / 2, other.start + (other.size - 1) / 2)
@@ -90,7 +89,7 @@ class Step:
 
     path: str  # torchvision module path: "conv1", "inception3a.branch2.1", "aux1.fc2"
     kind: str  # CONV, MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, BLOCK, BRANCH, AUX, DROPOUT, LINEAR
-    spec: Union[ConvSpec, PoolSpec, BlockSpec, tuple[int, int], float, int, None]
+    spec: ConvSpec | PoolSpec | BlockSpec | tuple[int, int] | float | int | None
     in_shape: Shape
     out_shape: Shape
     block: str | None  # "inception3a" for the block and everything inside it
