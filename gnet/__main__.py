@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Sequence
 
-from gnet.analysis import BlockReport, NetworkReport, block_report, network_report, torchinfo_summary
+from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
 from gnet.spec import NETWORK_PRESETS, BlockSpec, SpecError, network_preset, with_input
 
 
@@ -126,6 +126,8 @@ def _summary(args: argparse.Namespace) -> int:
     else:
         print(summary_text(report))
         if args.torchinfo:
+            from gnet.network import torchinfo_summary  # torch only when asked: `summary` starts without it
+
             print(str(torchinfo_summary(spec)))
     return 0
 

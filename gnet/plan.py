@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gnet.spec import MAX_SPATIAL, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError
+from gnet.spec import BRANCHES, MAX_SPATIAL, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError
 
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (features,) after flattening
 
@@ -195,29 +195,39 @@ def _adaptive_rf(rf: ReceptiveField | None, in_hw: tuple[int, ...], out_hw: tupl
 # Blocks
 
 
-def branch_layers(in_channels: int, spec: BlockSpec) -> dict[str, list[tuple[str, int, int, int]]]:
-    """Each branch as a list of (kind, in, out, kernel): the layers of a block, from its spec.
+def branch_layers(in_channels: int, b1: int, b2: tuple[int, int], b3: tuple[int, int], b4: int,
+                  reduce: bool = True, b3_kernel: int = 5, factorize: bool = False) -> list[list[tuple[str, int, int, int]]]:
+    """The four branches of an Inception block, each a list of (kind, in, out, kernel) layers.
 
-    b1: 1×1; b2: [1×1 →] 3×3; b3: [1×1 →] 5×5, two 3×3 (factorize) or 3×3 (b3_kernel 3,
-    torchvision's); b4: 3×3 max-pool → 1×1. The [1×1] reductions exist when spec.reduce."""
-    b2_in, b3_in = in_channels, in_channels
-    b2: list[tuple[str, int, int, int]] = []
-    b3: list[tuple[str, int, int, int]] = []
-    if spec.reduce:
-        b2.append((CONV, in_channels, spec.b2_reduce, 1))
-        b3.append((CONV, in_channels, spec.b3_reduce, 1))
-        b2_in, b3_in = spec.b2_reduce, spec.b3_reduce
-    b2.append((CONV, b2_in, spec.b2, 3))
-    if spec.factorize:
-        b3 += [(CONV, b3_in, spec.b3, 3), (CONV, spec.b3, spec.b3, 3)]
+    b1: 1×1 conv
+    b2 = (reduce, out): 1×1 conv to `reduce` channels, then 3×3 conv to `out`
+    b3 = (reduce, out): 1×1 conv, then a b3_kernel×b3_kernel conv
+         (factorize=True: two stacked 3×3 convs, the same 5×5 receptive field)
+    b4: 3×3 max-pool (stride 1), then 1×1 conv ("pool projection")
+    reduce=False is the naive module: b2 and b3 convolve the input directly.
+    """
+    (b2_reduce, b2_out), (b3_reduce, b3_out) = b2, b3
+    head2 = [("conv", in_channels, b2_reduce, 1)] if reduce else []
+    head3 = [("conv", in_channels, b3_reduce, 1)] if reduce else []
+    b2_in = b2_reduce if reduce else in_channels
+    b3_in = b3_reduce if reduce else in_channels
+    if factorize:
+        tail3 = [("conv", b3_in, b3_out, 3), ("conv", b3_out, b3_out, 3)]
     else:
-        b3.append((CONV, b3_in, spec.b3, spec.b3_kernel))
-    return {
-        "b1": [(CONV, in_channels, spec.b1, 1)],
-        "b2": b2,
-        "b3": b3,
-        "b4": [(MAXPOOL, in_channels, in_channels, 3), (CONV, in_channels, spec.b4, 1)],
-    }
+        tail3 = [("conv", b3_in, b3_out, b3_kernel)]
+    return [
+        [("conv", in_channels, b1, 1)],
+        [*head2, ("conv", b2_in, b2_out, 3)],
+        [*head3, *tail3],
+        [("maxpool", in_channels, in_channels, 3), ("conv", in_channels, b4, 1)],
+    ]
+
+
+def spec_branch_layers(in_channels: int, spec: BlockSpec) -> dict[str, list[tuple[str, int, int, int]]]:
+    """`branch_layers` for a BlockSpec, keyed by branch name."""
+    layers = branch_layers(in_channels, spec.b1, (spec.b2_reduce, spec.b2), (spec.b3_reduce, spec.b3), spec.b4,
+                           reduce=spec.reduce, b3_kernel=spec.b3_kernel, factorize=spec.factorize)
+    return dict(zip(BRANCHES, layers))
 
 
 # The pool of branch b4, as torchvision builds it (ceil_mode is a no-op at stride 1).
@@ -231,7 +241,7 @@ def block_steps(spec: BlockSpec, in_shape: Shape, prefix: str = "", rf: Receptiv
     branch keeps H and W ("same" padding, stride 1)."""
     c, h, w = in_shape
     steps: list[Step] = []
-    for i, (bname, layers) in enumerate(branch_layers(c, spec).items()):
+    for i, (bname, layers) in enumerate(spec_branch_layers(c, spec).items()):
         path = f"{prefix}branch{i + 1}"
         inner: list[Step] = []
         r = rf
@@ -387,6 +397,6 @@ def min_input(spec: NetworkSpec) -> int | None:
 
 
 __all__ = [
-    "ReceptiveField", "Step", "Plan", "layer_plan", "block_steps", "branch_layers", "conv_out", "pool_out",
+    "ReceptiveField", "Step", "Plan", "layer_plan", "block_steps", "branch_layers", "spec_branch_layers", "conv_out", "pool_out",
     "min_input", "PIXEL",
 ]
