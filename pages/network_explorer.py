@@ -8,6 +8,7 @@ from gnet import charts, codegen, urlstate
 from gnet.analysis import network_report, validate_network
 from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+from pages.handoff import offer_network, send_block
 from pages.ui import plain, use_app_navigation
 
 use_app_navigation()
@@ -138,7 +139,7 @@ with left:
             st.error(plain(f"Fix the network first: {e}"))
         else:
             design = BlockDesign(block, shape)
-            st.session_state.bd_handoff = (block_name, design)
+            send_block(block_name, design)
             st.switch_page("pages/block_designer.py", query_params=urlstate.design_to_query(design))
     st.button("Undo edits", key="ne_reset", on_click=_on_reset,
               disabled=st.session_state.get("ne_source") is None)
@@ -150,10 +151,10 @@ with right:
     try:
         report = network_report(network)
     except SpecError as e:
-        st.session_state.pop("designed_network", None)  # the Training page must not train what is not shown
+        offer_network(None)  # the Training page must not train what is not shown
         st.error(plain(f"Invalid network: {e}"))
         st.stop()
-    st.session_state["designed_network"] = network  # the Training page offers to train this one
+    offer_network(network)  # the Training page offers to train this one
     t = charts.totals(report)
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
         st.metric("Parameters", f"{t['params']:,}", width="content",
