@@ -377,6 +377,14 @@ def _hover(series: dict[tuple[str, str], list[float]], i: int) -> list[list[str]
     return [[f"{series[(b, br)][i]:.4g}" if (b, br) in series else "" for br in branches] for b in blocks]
 
 
+def _log_colorbar(lo: float | None, hi: float | None) -> dict:
+    """Colours are log10 of the value; the bar's ticks print the values themselves."""
+    if lo is None or hi is None:
+        return dict(title="log scale")
+    ticks = [lo + (hi - lo) * i / 4 for i in range(5)] if hi > lo else [lo]
+    return dict(title="log scale", tickvals=ticks, ticktext=[f"{10 ** t:.3g}" for t in ticks])
+
+
 def _color_range(series: dict[tuple[str, str], list[float]]) -> tuple[float, float] | tuple[None, None]:
     logs = [x for vs in series.values() for v in vs if (x := _log10(v)) is not None]
     return (min(logs), max(logs)) if logs else (None, None)
@@ -396,14 +404,14 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
     def heat(i: int) -> go.Heatmap:
         y, x, z = _grid(series, i)
         return go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", customdata=_hover(series, i),
-                          colorbar=dict(title="log10"), xgap=2, ygap=2,
+                          colorbar=_log_colorbar(lo, hi), xgap=2, ygap=2,
                           hovertemplate="%{y} %{x}: %{customdata}<extra></extra>")
 
     fig.add_trace(heat(last))
     fig.frames = [go.Frame(data=[heat(i)], name=str(s)) for i, s in enumerate(steps)]
     fig.update_layout(
         height=460, margin=dict(l=10, r=10, t=40, b=10), title=f"{label or stat} per block and branch",
-        yaxis=dict(autorange="reversed", title="block", type="category"), xaxis=dict(title="branch", side="top"),
+        yaxis=dict(autorange="reversed", title="block", type="category"), xaxis=dict(side="top"),
         sliders=[dict(active=last, currentvalue=dict(prefix="step "), pad=dict(t=30),
                       steps=[dict(label=str(s), method="animate",
                                   args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
@@ -423,14 +431,16 @@ def telemetry_lines_fig(records: list[dict], stat: str, label: str = "") -> go.F
         for br in dict.fromkeys(b for _, b in series):
             if (blk, br) not in series:
                 continue
-            fig.add_trace(go.Scatter(x=steps, y=[v if v > 0 else None for v in series[(blk, br)]], mode="lines",
+            fig.add_trace(go.Scatter(x=steps, y=[v if v > 0 else None for v in series[(blk, br)]], mode="lines+markers",
+                                     marker=dict(size=4),
                                      name=br, legendgroup=br, showlegend=i == 0, line=dict(color=BRANCH_COLORS.get(
                                          br, OTHER_COLOR), width=1.5),
                                      hovertemplate=f"{blk} {br} step %{{x}}: %{{y:.4g}}<extra></extra>"),
                           row=i // cols + 1, col=i % cols + 1)
     fig.update_yaxes(type="log")
     fig.update_layout(height=max(260, 220 * rows), margin=dict(l=10, r=10, t=50, b=10),
-                      title=f"{label or stat} per block, by branch", legend=dict(orientation="h", y=1.08, x=0.6))
+                      title=f"{label or stat} per block, by branch (log scale)",
+                      legend=dict(orientation="h", yanchor="top", y=-0.06))
     return fig
 
 
@@ -464,7 +474,7 @@ def telemetry_compare_fig(runs_records: dict[str, list[dict]], stat: str, label:
             continue
         y, x, z = _grid(series, -1)
         fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", showscale=j == 0,
-                                 colorbar=dict(title="log10"), customdata=_hover(series, -1), xgap=2, ygap=2,
+                                 colorbar=_log_colorbar(lo, hi), customdata=_hover(series, -1), xgap=2, ygap=2,
                                  hovertemplate=f"{n} %{{y}} %{{x}}: %{{customdata}}<extra></extra>"),
                       row=1, col=j + 1)
         fig.update_yaxes(autorange="reversed", type="category", row=1, col=j + 1)

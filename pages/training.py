@@ -175,7 +175,7 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     lines.plotly_chart(charts.telemetry_lines_fig(records, stat, label), theme="streamlit",
                        key=f"tr_tel_lines_{run_path.name}")
     aux.plotly_chart(charts.aux_loss_fig(records), theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
-    st.caption(f"{len(records)} telemetry records, last at step {records[-1]['step']:,}. " + (
+    st.caption(f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. " + (
         f"TensorBoard reads this run too: `tensorboard --logdir {root}`." if tensorboard_available() else
         "Install the `tensorboard` package (`pip install tensorboard`) and new runs also write TensorBoard "
         "event files into their folders."))
