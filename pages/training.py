@@ -15,8 +15,17 @@ import streamlit as st
 
 from gnet import charts, runs
 from gnet.checkpoints import CheckpointError
-from gnet.data import (DOWNLOAD_MB, PRETTY, TORCHVISION_DATASETS, DataError, cancel_dataset_download, dataset_download,
-                       downloads_allowed, how_to_get_dataset, list_image_folders)
+from gnet.data import (
+    DOWNLOAD_MB,
+    PRETTY,
+    TORCHVISION_DATASETS,
+    DataError,
+    cancel_dataset_download,
+    dataset_download,
+    downloads_allowed,
+    how_to_get_dataset,
+    list_image_folders,
+)
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
 from gnet.telemetry import tensorboard_available
 from gnet.train import ConfigError, TrainConfig, predictions, preflight

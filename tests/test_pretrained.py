@@ -13,8 +13,8 @@ import pytest
 import torch
 import torchvision
 
-from gnet import features as F
 from gnet import downloads, pretrained
+from gnet import features as F
 from gnet.checkpoints import CheckpointError
 from gnet.pretrained import ModelSource, ensure_pretrained_weights, hub_weights_path, load_model
 
