@@ -5,6 +5,7 @@ torchvision's own classes with their mirrors replaced, which then train."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -130,6 +131,20 @@ def test_a_cut_download_is_retried_cleanly(online, server, monkeypatch):
     assert server.requests[WEIGHTS_PATH] == 2  # the cut attempt, then one whole one
     assert hub_weights_path().read_bytes() == blob
     assert leftovers() == [pretrained.WEIGHTS_FILE]
+
+
+def test_a_partial_file_left_by_a_killed_server_is_removed(online, server, monkeypatch):
+    blob = mirror_weights(server, monkeypatch)
+    folder = hub_weights_path().parent
+    folder.mkdir(parents=True)
+    dead, live = folder / f"{pretrained.WEIGHTS_FILE}.dead.partial", folder / f"{pretrained.WEIGHTS_FILE}.live.partial"
+    dead.write_bytes(b"half a file")
+    live.write_bytes(b"another process is writing this one")
+    old = dead.stat().st_mtime - 2 * downloads.STALE_PARTIAL_S
+    os.utime(dead, (old, old))  # explicit mtimes, no sleeping
+    ensure_pretrained_weights()
+    assert job().wait(60) and hub_weights_path().read_bytes() == blob
+    assert not dead.exists() and live.exists()
 
 
 def test_a_download_cut_every_time_fails_and_leaves_nothing(online, server, monkeypatch):
