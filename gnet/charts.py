@@ -494,6 +494,11 @@ def rf_size(report: NetworkReport, path: str) -> int | None:
     return rf.size if rf else None
 
 
+# Branches with the same field (b2's 3×3 and b4's pool → 1×1) coincide: open, larger markers keep both visible.
+_RF_MARKERS = {"b1": dict(symbol="circle", size=8), "b2": dict(symbol="diamond-open", size=14),
+               "b3": dict(symbol="circle", size=8), "b4": dict(symbol="square-open", size=12)}
+
+
 def receptive_field_fig(report: NetworkReport) -> go.Figure:
     """Receptive field along depth: the main path in grey, each block's four branches in their colours.
 
@@ -516,7 +521,8 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
         steps = [plan.branch_steps(b)[br] for b in blocks]
         label = report.blocks[blocks[0].removeprefix("inception")].branch(br).label if blocks else br
         fig.add_scatter(x=[b.removeprefix("inception") for b in blocks], y=[s.rf.size for s in steps],
-                        mode="markers", name=f"{br} ({label})", marker=dict(color=BRANCH_COLORS[br], size=9),
+                        mode="markers", name=f"{br} ({label})",
+                        marker=dict(color=BRANCH_COLORS[br], **_RF_MARKERS[br], line=dict(width=2)),
                         customdata=[hover(s) for s in steps], hovertemplate="%{customdata}<extra></extra>")
     side = max(report.input_shape[1:])
     fig.add_hline(y=side, line_dash="dot", line_color=OTHER_COLOR, annotation_text=f"input {side} px",
