@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | train.
+"""Command line: python -m gnet block | summary | compare | train.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -9,9 +9,11 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from gnet.analysis import BlockReport, NetworkReport, block_report, network_report, torchinfo_summary
+from gnet.compare import Comparison, Side, compare, load_design
 from gnet.spec import NETWORK_PRESETS, BlockSpec, SpecError, network_preset, with_input
 
 
@@ -57,6 +59,12 @@ def make_parser(with_train: bool = True) -> Parser:
     s.add_argument("--input", metavar="C,H,W")
     s.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the real module")
     s.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("compare", help="two block designs or two networks (the app's JSON exports): A, B, Δ = B − A")
+    c.add_argument("a", metavar="A.json")
+    c.add_argument("b", metavar="B.json")
+    c.add_argument("--branches", action="store_true", help="networks: also a row per branch of every block")
+    c.add_argument("--json", action="store_true")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     if with_train:
@@ -152,6 +160,47 @@ def summary_text(r: NetworkReport) -> str:
     return f"{r.spec.name}: input {_shape(r.input_shape)}{note}\n" + _table(rows)
 
 
+# -- compare ------------------------------------------------------------------------------------
+def _compare(args: argparse.Namespace) -> int:
+    designs = []
+    for name in (args.a, args.b):
+        try:
+            text = Path(name).read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read {name}: {e.strerror}") from None
+        try:
+            designs.append(load_design(text))
+        except SpecError as e:
+            raise UsageError(f"{name}: {e}") from None
+    result = compare(*designs, detail="branches" if args.branches else "layers", label_a=args.a, label_b=args.b)
+    print(json.dumps(result.as_dict()) if args.json else compare_text(result))
+    return 0
+
+
+def _signed(v: int | None) -> str:
+    return "" if v is None else f"{v:+,}" if v else "0"
+
+
+def compare_text(c: Comparison) -> str:
+    def cell(side: Side | None, metric: str) -> str:
+        if side is None:
+            return ""
+        v = getattr(side, metric)
+        return ("global" if metric == "rf" else "") if v is None else f"{v:,}"
+
+    head = ["row", "type", "A (C×H×W)", "B (C×H×W)"]
+    for m in ("params", "mult-adds", "RF"):
+        head += [f"{m} A", f"{m} B", f"Δ {m}"]
+    rows = [head]
+    for r in (*c.rows, c.total):
+        line = [r.name, r.kind, _shape(r.a.shape) if r.a else "–", _shape(r.b.shape) if r.b else "–"]
+        for m in ("params", "mult_adds", "rf"):
+            line += [cell(r.a, m), cell(r.b, m), _signed(r.delta(m))]
+        rows.append(line)
+    return (f"A: {c.label_a}\nB: {c.label_b}\n{c.kind} comparison, Δ = B − A; RF = receptive field in "
+            + ("input pixels" if c.kind == "network" else "the block's input pixels") + "\n" + _table(rows))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -160,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _block(args)
         if args.command == "summary":
             return _summary(args)
+        if args.command == "compare":
+            return _compare(args)
         try:
             from gnet.checkpoints import CheckpointError
             from gnet.train import run_from_args
