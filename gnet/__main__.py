@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | compare | train.
+"""Command line: python -m gnet block | summary | compare | sweep | train.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -9,12 +9,13 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
 from gnet.analysis import BlockReport, NetworkReport, block_report, network_report, torchinfo_summary
 from gnet.compare import Comparison, Side, compare, load_design
-from gnet.spec import NETWORK_PRESETS, BlockSpec, SpecError, network_preset, with_input
+from gnet.spec import NETWORK_PRESETS, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 
 
 class UsageError(Exception):
@@ -65,6 +66,30 @@ def make_parser(with_train: bool = True) -> Parser:
     c.add_argument("b", metavar="B.json")
     c.add_argument("--branches", action="store_true", help="networks: also a row per branch of every block")
     c.add_argument("--json", action="store_true")
+
+    w = sub.add_parser("sweep", help="train design variants of one network as ordinary runs in one sweep folder")
+    net = w.add_mutually_exclusive_group()
+    net.add_argument("--preset", choices=list(NETWORK_PRESETS), help="the base network")
+    net.add_argument("--spec", metavar="FILE.json", help="the base network, as the Network Explorer exports it")
+    w.add_argument("--edits", metavar="FILE.json", help="the edited network the 'edits' variant trains")
+    w.add_argument("--variants", default="base", help="comma-separated: base, edits, no-reduce, factorize, b3-3x3, "
+                   "width=F (e.g. width=0.5, width=2), aux=on, aux=off")
+    w.add_argument("--dataset", default="synthetic", help="synthetic (default), fashion-mnist, mnist, cifar10, folder:NAME")
+    w.add_argument("--recipe", default="improved", help="seed or improved (default)")
+    w.add_argument("--epochs", type=int, default=3)
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--image-size", type=int, default=None)
+    w.add_argument("--batch-size", type=int, default=None)
+    w.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    w.add_argument("--synthetic-train", type=int, default=None)
+    w.add_argument("--synthetic-test", type=int, default=None)
+    w.add_argument("--max-train-samples", type=int, default=None)
+    w.add_argument("--max-test-samples", type=int, default=None)
+    w.add_argument("--parallel", type=int, default=None, help="runs at once (default 1; never above GNET_MAX_RUNS)")
+    w.add_argument("--sweep-dir", required=True, help="the sweep's folder; its runs are its subfolders")
+    w.add_argument("--resume", action="store_true", help="continue a killed or stopped sweep in --sweep-dir")
+    w.add_argument("--json", action="store_true", help='print {"rows": [...]} at the end, one row per variant')
+    w.add_argument("--quiet", action="store_true", help="no progress lines")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     if with_train:
@@ -201,6 +226,62 @@ def compare_text(c: Comparison) -> str:
             + ("input pixels" if c.kind == "network" else "the block's input pixels") + "\n" + _table(rows))
 
 
+# -- sweep --------------------------------------------------------------------------------------
+def _spec_file(name: str) -> NetworkSpec:
+    try:
+        return NetworkSpec.from_json(Path(name).read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot read {name}: {e.strerror}") from None
+    except SpecError as e:
+        raise UsageError(f"{name}: {e}") from None
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from gnet import runs, sweeps  # imports torch: only for this command
+
+    path = Path(args.sweep_dir)
+    try:
+        if args.resume:
+            sweep = sweeps.read(path)
+        else:
+            if not (args.preset or args.spec):
+                raise UsageError("choose the base network with --preset NAME or --spec FILE.json")
+            base = network_preset(args.preset) if args.preset else _spec_file(args.spec)
+            settings = sweeps.Settings(**{k: getattr(args, k) for k in (
+                "dataset", "recipe", "epochs", "seed", "image_size", "batch_size", "device", "synthetic_train",
+                "synthetic_test", "max_train_samples", "max_test_samples")})
+            sweep = sweeps.create(path, base, sweeps.parse_variants(args.variants), settings,
+                                  _spec_file(args.edits) if args.edits else None, args.parallel or 1)
+        seen: dict[str, tuple] = {}
+
+        def progress(rows: list) -> None:
+            for r in rows:
+                key = (r.state, r.epochs_done)
+                if not args.quiet and seen.get(r.variant) != key:
+                    acc = f", best test acc {r.best_test_acc:.2%}" if r.best_test_acc is not None else ""
+                    print(f"{time.strftime('%H:%M:%S')} {r.variant}: {r.state}, {r.epochs_done} epoch(s){acc}",
+                          file=sys.stderr, flush=True)
+                seen[r.variant] = key
+
+        rows = sweeps.run(sweep, resume=args.resume, parallel=args.parallel, on_update=progress)
+    except (sweeps.SweepError, runs.RunError) as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps({"sweep_dir": str(path), "rows": [r.as_dict() for r in rows]}))
+    else:
+        table = [["variant", "state", "params", "mult-adds", "best test acc", "images/s", "seconds", "run"]]
+        for r in rows:
+            table.append([r.variant, r.state, f"{r.params:,}", f"{r.mult_adds:,}",
+                          "" if r.best_test_acc is None else f"{r.best_test_acc:.2%}",
+                          "" if r.images_per_s is None else f"{r.images_per_s:,.0f}",
+                          "" if r.seconds is None else f"{r.seconds:.1f}", r.run_dir])
+        print(_table(table))
+    if any(r.state != "finished" for r in rows):
+        print("the sweep did not finish every run; continue it with --resume", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -211,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _summary(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "sweep":
+            return _sweep(args)
         try:
             from gnet.checkpoints import CheckpointError
             from gnet.train import run_from_args
