@@ -132,7 +132,7 @@ def network_receptive_fields(spec: NetworkSpec) -> dict[str, int | None]:
 # Building rows
 
 
-def _align(names_a: list[str], names_b: list[str]) -> list[tuple[str | None, str | None]]:
+def align_names(names_a: list[str], names_b: list[str]) -> list[tuple[str | None, str | None]]:
     """Pairs of row names in display order: equal names paired, the rest one-sided."""
     pairs: list[tuple[str | None, str | None]] = []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=names_a, b=names_b, autojunk=False).get_opcodes():
@@ -146,7 +146,7 @@ def _align(names_a: list[str], names_b: list[str]) -> list[tuple[str | None, str
 def _merge(kind: str, label_a: str, label_b: str, rows_a: dict[str, tuple[str, Side]],
            rows_b: dict[str, tuple[str, Side]], total_a: Side, total_b: Side, total_kind: str) -> Comparison:
     rows = []
-    for na, nb in _align(list(rows_a), list(rows_b)):
+    for na, nb in align_names(list(rows_a), list(rows_b)):
         name = na or nb
         assert name is not None
         ka, sa = rows_a[na] if na else ("", None)
@@ -225,3 +225,8 @@ def load_design(text: str | bytes) -> Design:
         return NetworkSpec.from_dict(data)
     raise SpecError('not a design the app exports: expected a block design ("input_shape", "block") '
                     'or a network spec ("stages", ...)')
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """For (cost, accuracy) points: True where no other point is as cheap and as accurate, and better in one."""
+    return [not any(c2 <= c and a2 >= a and (c2 < c or a2 > a) for c2, a2 in points) for c, a in points]

@@ -302,11 +302,6 @@ def rows(sweep: Sweep) -> list[Row]:
     return out
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
-    """For (cost, accuracy) points: True where no other point is as cheap and as accurate, and better in one."""
-    return [not any(c2 <= c and a2 >= a and (c2 < c or a2 > a) for c2, a2 in points) for c, a in points]
-
-
 # ---------------------------------------------------------------------------
 # The scheduler
 
