@@ -238,3 +238,40 @@ def test_killed_sweep_resumes(tmp_path):
     epochs = runs.read_metrics(second, "epoch")
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]
     assert epochs[0]["time"] < killed_at < epochs[-1]["time"]  # epoch 1 from before the kill: resumed, not redone
+
+
+def test_network_explorer_shows_the_sweeps_runs(finished_sweep, monkeypatch):
+    """The page's charts (accuracy vs mult-adds and vs params, Pareto front marked) and table show the runs."""
+    from streamlit.testing.v1 import AppTest
+
+    root, out = finished_sweep
+    monkeypatch.setenv("GNET_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(ROOT / "pages" / "network_explorer.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="sw_selected").value == "s1"
+    table = next(d.value for d in at.dataframe if "Pareto" in d.value.columns).set_index("variant")
+    for row in out["rows"]:
+        assert table.loc[row["variant"], "params"] == row["params"]
+        assert table.loc[row["variant"], "mult-adds"] == row["mult_adds"]
+        assert table.loc[row["variant"], "best test acc"] == pytest.approx(row["best_test_acc"])
+        assert table.loc[row["variant"], "state"] == "finished"
+    front = pareto_front([(r["mult_adds"], r["best_test_acc"]) for r in out["rows"]])
+    assert [table.loc[r["variant"], "Pareto"] == "✓" for r in out["rows"]] == front
+    figs = {}
+    for chart in at.get("plotly_chart"):
+        fig = json.loads(chart.proto.spec)
+        title = fig["layout"].get("title", {}).get("text", "")
+        if title.startswith("Test accuracy vs"):
+            figs[title] = fig
+    assert set(figs) == {"Test accuracy vs mult-adds per image", "Test accuracy vs parameters"}
+    for title, cost in (("Test accuracy vs mult-adds per image", "mult_adds"), ("Test accuracy vs parameters", "params")):
+        points = {(x, y): t for tr in figs[title]["data"] if tr.get("mode") == "markers+text"
+                  for x, y, t in zip(tr["x"], tr["y"], tr["text"])}
+        assert points == {(r[cost], r["best_test_acc"]): r["variant"] for r in out["rows"]}
+        assert any(tr.get("name") == "Pareto front" for tr in figs[title]["data"])
+    # a bad sweep name is refused on the page, nothing is started
+    at.text_input(key="sw_name").set_value("no spaces please")
+    next(b for b in at.button if b.label == "Start sweep").click().run()
+    assert not at.exception and any("The sweep was not started" in e.value for e in at.error)
+    assert [s.name for s in sweeps.list_sweeps(root)] == ["s1"]
