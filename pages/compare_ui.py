@@ -208,14 +208,13 @@ def sweep_section(network: NetworkSpec, source: str | None) -> None:
         st.caption("Each variant trains as an ordinary run (it opens on the Training page as SWEEP/VARIANT), "
                    f"at most {runs.max_runs()} at once (GNET_MAX_RUNS); the others wait, queued. The runs and the "
                    "scheduler are separate processes: they go on when this page is closed.")
-        with st.form("sw_form", border=False):
+        with st.form("sw_form", border=False, enter_to_submit=False):  # Enter in a field must not start runs
             bases = [THIS, *(n for n in NETWORK_PRESETS if n != "googlenet-imagenet-aux")]
-            c1, c2, c3 = st.columns(3)
+            c1, c2, c3 = st.columns([1, 2, 1])
             base_name = c1.selectbox("Base network", bases, index=bases.index(source) if source in bases else 0,
                                      key="sw_base", help="'edits' trains this page's network beside the base.")
-            options = list(sweeps.VARIANTS)
-            variants = c2.multiselect("Variants", options, default=["base", "no-reduce", "factorize"],
-                                      format_func=_variant_label, key="sw_variants")
+            variants = c2.multiselect("Variants", list(sweeps.VARIANTS), default=["base", "no-reduce", "factorize"],
+                                      key="sw_variants", help="; ".join(map(_variant_label, sweeps.VARIANTS)))
             width = c3.text_input("Other widths (comma-separated factors)", "", key="sw_widths",
                                   help="e.g. 0.25, 1.5: every branch's channels × the factor")
             c1, c2, c3, c4 = st.columns(4)
