@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from gnet.analysis import BlockReport, NetworkReport, block_report, network_report, torchinfo_summary
+from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
 from gnet.compare import Comparison, Side, compare, load_design
 from gnet.spec import NETWORK_PRESETS, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 
@@ -159,6 +159,8 @@ def _summary(args: argparse.Namespace) -> int:
     else:
         print(summary_text(report))
         if args.torchinfo:
+            from gnet.network import torchinfo_summary  # torch only when asked: `summary` starts without it
+
             print(str(torchinfo_summary(spec)))
     return 0
 
@@ -211,7 +213,7 @@ def compare_text(c: Comparison) -> str:
         if side is None:
             return ""
         v = getattr(side, metric)
-        return ("global" if metric == "rf" else "") if v is None else f"{v:,}"
+        return "" if v is None else f"{v:,}"
 
     head = ["row", "type", "A (C×H×W)", "B (C×H×W)"]
     for m in ("params", "mult-adds", "RF"):

@@ -7,8 +7,8 @@ fields from the layer plan, so a row's Δ is exactly the difference of what each
 says on its own. Rows are aligned by module path; a layer that only one side has shows
 an empty other side (its cost counts as 0 in Δ, its shape and receptive field as absent).
 
-Receptive fields are in input pixels (network rows) or in the block's input pixels
-(block rows); global pooling and the classifier see the whole input (shown as None).
+Receptive fields (gnet.plan) are in input pixels (network rows) or in the block's input
+pixels (block rows); None where the plan has none (the auxiliary heads' adaptive pools).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
-from gnet.spec import BlockDesign, BlockSpec, ConvSpec, NetworkSpec, SpecError, _parse_json
+from gnet.plan import block_steps, layer_plan
+from gnet.spec import BlockDesign, BlockSpec, NetworkSpec, SpecError, _parse_json
 
 Design = BlockDesign | NetworkSpec
 COSTS = ("params", "mult_adds", "multiplications")
@@ -77,55 +78,18 @@ class Comparison:
 
 
 # ---------------------------------------------------------------------------
-# Receptive fields
-# TODO(plan): read Step.rf from gnet.plan.layer_plan once it lands on main; same numbers.
-
-def _branch_growth(spec: BlockSpec) -> dict[str, int]:
-    """How many input pixels each branch adds to the receptive field (kernel − 1, summed)."""
-    b3 = 4 if spec.factorize else spec.b3_kernel - 1
-    return {"b1": 0, "b2": 2, "b3": b3, "b4": 2}  # b4: 3×3 pool then 1×1
+# Receptive fields: the layer plan's (Araujo et al. 2019), sizes in input pixels
 
 
 def block_receptive_fields(spec: BlockSpec) -> dict[str, int]:
     """Each branch's receptive field in the block's input pixels, and the block's ("total")."""
-    rf = {b: 1 + g for b, g in _branch_growth(spec).items()}
+    rf = {s.branch: s.rf.size for s in block_steps(spec, (1, 1, 1)) if s.depth == 0 and s.branch and s.rf}
     return {**rf, "total": max(rf.values())}
 
 
 def network_receptive_fields(spec: NetworkSpec) -> dict[str, int | None]:
-    """Receptive field size (input pixels) at the output of every layer and branch, by module path."""
-    out: dict[str, int | None] = {}
-    r, j = 1, 1
-    convs = pools = 0
-
-    def grow(kernel: int, stride: int) -> None:
-        nonlocal r, j
-        r, j = r + (kernel - 1) * j, j * stride
-
-    for layer in spec.stem:
-        if isinstance(layer, ConvSpec):
-            convs += 1
-            grow(layer.kernel, layer.stride)
-            out[f"conv{convs}"] = r
-        else:
-            pools += 1
-            grow(layer.kernel, layer.stride)
-            out[f"maxpool{pools}"] = r
-    names = iter(spec.block_names())
-    for s, stage in enumerate(spec.stages):
-        for block in stage:
-            name = next(names)
-            growth = _branch_growth(block)
-            for i, b in enumerate(("b1", "b2", "b3", "b4")):
-                out[f"inception{name}.branch{i + 1}"] = r + growth[b] * j
-            r = r + max(growth.values()) * j
-            out[f"inception{name}"] = r
-        if s < len(spec.stage_pools):
-            pools += 1
-            grow(spec.stage_pools[s].kernel, spec.stage_pools[s].stride)
-            out[f"maxpool{pools}"] = r
-    out["avgpool"] = out["fc"] = None
-    return out
+    """Receptive field size (input pixels) at the output of every module, by module path."""
+    return {s.path: s.rf.size if s.rf else None for s in layer_plan(spec).steps}
 
 
 # ---------------------------------------------------------------------------
@@ -182,10 +146,9 @@ def _network_rows(report: NetworkReport, detail: str) -> tuple[dict[str, tuple[s
                 bc = br.cost
                 rows[path] = (f"{br.name} {br.label}", Side(br.output_shape, bc.params, bc.mult_adds,
                                                              bc.multiplications, rf.get(path)))
-    last_block = f"inception{report.spec.block_names()[-1]}"
     c = report.cost
     # params: the whole module (aux heads included); mult-adds: the eval forward (aux heads not run), as torchinfo
-    total = Side(report.output_shape, report.params_total, c.mult_adds, c.multiplications, rf[last_block])
+    total = Side(report.output_shape, report.params_total, c.mult_adds, c.multiplications, rf["fc"])
     return rows, total
 
 
@@ -193,7 +156,7 @@ def compare_networks(a: NetworkSpec, b: NetworkSpec, detail: str = "layers", lab
                      label_b: str = "B") -> Comparison:
     """Rows per layer (blocks summed; detail="branches" adds each block's four branches).
 
-    The total's receptive field is that of the last block's output (what the global pool averages)."""
+    The total's receptive field is the classifier's (the last block's, widened by the global pool's window)."""
     if detail not in DETAILS:
         raise SpecError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
     rows_a, total_a = _network_rows(network_report(a), detail)

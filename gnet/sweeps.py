@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from gnet import runs
-from gnet.analysis import network_report
+from gnet.analysis import network_report, validate_network
 from gnet.checkpoints import atomic_write_bytes
 from gnet.spec import BlockSpec, NetworkSpec, SpecError
 from gnet.train import ConfigError, TrainConfig, preflight
@@ -138,7 +138,7 @@ def variant_spec(base: NetworkSpec, variant: str, edits: NetworkSpec | None = No
     else:
         spec = dataclasses.replace(base, aux=v == "aux=on")
     try:
-        return spec.validate()
+        return validate_network(spec)
     except SpecError as e:
         raise SweepError(f"variant {v}: {e}") from None
 

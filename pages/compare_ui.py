@@ -35,7 +35,7 @@ def _table(rows: list[dict[str, object]]) -> None:
         cols[k] = SIGNED if k.startswith("Δ") else INT if k.endswith((" A", " B")) else None
     st.dataframe(rows, hide_index=True, width="stretch", column_config={k: v for k, v in cols.items() if v},
                  height=min(35 * (len(rows) + 1) + 3, 760))
-    st.caption("Δ = B − A. RF: receptive field, in input pixels (blank: the whole input, after global pooling). "
+    st.caption("Δ = B − A. RF: receptive field in input pixels (the layer plan's; blank for the aux heads). "
                "A row only one design has shows '–' on the other side and counts as 0 in Δ.")
 
 

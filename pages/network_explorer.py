@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
-from gnet.analysis import network_report, torchinfo_summary
+from gnet.analysis import network_report, validate_network
+from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 from pages import compare_ui
 from pages.ui import plain, use_app_navigation
@@ -55,7 +56,7 @@ def _on_upload() -> None:
     if file is None:
         return
     try:
-        _set_network(NetworkSpec.from_json(file.getvalue()))
+        _set_network(validate_network(NetworkSpec.from_json(file.getvalue())))
         st.session_state.ne_source = None
     except SpecError as e:
         st.session_state.ne_upload_error = f"The uploaded file is not a usable network spec: {e}"

@@ -104,7 +104,8 @@ def test_d2l_receptive_fields():
     rf = network_receptive_fields(network_preset("d2l-fashion96"))
     # 7×7/2 conv, 3×3/2 pool, 1×1, 3×3, 3×3/2 pool, then a 5×5 branch at jump 8
     assert [rf[k] for k in ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a")] == [7, 11, 11, 19, 27, 59]
-    assert rf["inception3a.branch1"] == 27 and rf["inception3a.branch2"] == 43 and rf["avgpool"] is None
+    assert rf["inception3a.branch1"] == 27 and rf["inception3a.branch2"] == 43
+    assert rf["inception5b"] == 715 and rf["avgpool"] == rf["fc"] == 715 + 2 * 32  # a 3×3 global pool at jump 32
 
 
 @pytest.mark.parametrize("b3", [(5, False), (5, True), (3, False)])
