@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | train.
+"""Command line: python -m gnet block | summary | train | explain.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -57,6 +57,15 @@ def make_parser(with_train: bool = True) -> Parser:
     s.add_argument("--input", metavar="C,H,W")
     s.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the real module")
     s.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("explain", help="which branch of which block carries the evidence for a class")
+    e.add_argument("image", metavar="IMAGE")
+    src = e.add_mutually_exclusive_group()
+    src.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
+    src.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
+    src.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
+    e.add_argument("--target", metavar="INDEX_OR_NAME", help="class index or name (default: the top-1 class)")
+    e.add_argument("--json", action="store_true")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     if with_train:
@@ -152,6 +161,43 @@ def summary_text(r: NetworkReport) -> str:
     return f"{r.spec.name}: input {_shape(r.input_shape)}{note}\n" + _table(rows)
 
 
+def _explain(args: argparse.Namespace) -> int:
+    # torch is imported here, not at the top, so `block` and `summary` start without it.
+    from gnet.attribution import AttributionError, explain, explain_text
+    from gnet.checkpoints import CheckpointError
+    from gnet.devices import pick_device
+    from gnet.images import ImageError, load, preprocess
+    from gnet.pretrained import ModelSource, ensure_pretrained_weights, load_model
+
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read the image {args.image!r}: {e.strerror or e}") from None
+    if args.weights:
+        source = ModelSource("weights", args.weights)
+    elif args.checkpoint:
+        source = ModelSource("checkpoint", args.checkpoint)
+    elif args.untrained:
+        source = ModelSource("untrained")
+    else:
+        status = ensure_pretrained_weights()
+        if not status.ok:
+            raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
+        source = ModelSource("pretrained")
+    try:
+        image = load(data).image
+        lm = load_model(source, pick_device())
+        _, x = preprocess(image, lm.preprocess)
+        ex = explain(lm.model, x, args.target, lm.classes)
+    except ImageError as e:
+        raise UsageError(f"cannot use the image {args.image!r}: {e}") from None
+    except (CheckpointError, AttributionError) as e:
+        raise UsageError(str(e).replace("\n", " ")) from None
+    print(json.dumps(ex.to_json()) if args.json else explain_text(ex, lm.label))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -160,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _block(args)
         if args.command == "summary":
             return _summary(args)
+        if args.command == "explain":
+            return _explain(args)
         try:
             from gnet.checkpoints import CheckpointError
             from gnet.train import run_from_args

@@ -62,10 +62,9 @@ class Drop:
     delta_logit: float
 
     def sentence(self, label: str) -> str:
-        return (f"zeroing {block_label(self.block)}·{self.branch} drops '{label}' from "
-                f"{self.before:.0%} to {self.after:.0%}" if self.after <= self.before else
-                f"zeroing {block_label(self.block)}·{self.branch} raises '{label}' from "
-                f"{self.before:.0%} to {self.after:.0%}")
+        verb = "drops" if self.after <= self.before else "raises"
+        return (f"zeroing {block_label(self.block)}·{self.branch} {verb} '{label}' from {pct(self.before)} "
+                f"to {pct(self.after)}")
 
 
 @dataclass(frozen=True)
@@ -111,6 +110,16 @@ class Explanation:
         }
 
 
+def pct(p: float) -> str:
+    """A probability as people read it: "62 %", "6.2 %", "0.031 %" (small ones keep two digits)."""
+    v = 100 * p
+    if v >= 10:
+        return f"{v:.0f} %"
+    if v >= 1:
+        return f"{v:.1f} %"
+    return f"{v:.2g} %"
+
+
 def block_label(module: str) -> str:
     return module.removeprefix("inception")
 
@@ -138,7 +147,7 @@ def resolve_target(target: int | str | None, logits: np.ndarray | torch.Tensor, 
         want = target.strip().casefold()
         hits = [i for i, c in enumerate(classes[:n]) if c.casefold() == want]
         if not hits:
-            near = [c for c in classes[:n] if want in c.casefold()][:5]
+            near = [c for c in classes[:n] if want in c.casefold() or c.casefold() in want][:5]
             hint = f"; did you mean {', '.join(repr(c) for c in near)}?" if near else ""
             raise AttributionError(f"unknown class {target.strip()!r}{hint}")
         return hits[0]
@@ -189,6 +198,14 @@ def _zeroed_copies(parts: Sequence[torch.Tensor]) -> torch.Tensor:
         batch[k, o:o + p.shape[1]] = 0
         o += p.shape[1]
     return batch
+
+
+def predict(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """The logits (num_classes,) for one image, run module by module like `explain` (no graph kept)."""
+    names = main_path(model)
+    with torch.inference_mode():
+        h = _stem(model, x.to(_device(model)), names)
+        return model.fc(model.dropout(torch.flatten(model.avgpool(h), 1)))[0].float().cpu().numpy()
 
 
 def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
@@ -362,3 +379,21 @@ def receptive_fields(model: nn.Module, x: torch.Tensor, block: str, row: int, co
     return EmpiricalRF(block, row, col, {b: (hh, ww) for b in BRANCHES},
                        {b: maps_np[k] for k, b in enumerate(BRANCHES)},
                        {b: theoretical_rf(model, block, b) for b in BRANCHES})
+
+
+# ---------------------------------------------------------------------------
+# Text report (the CLI without --json)
+
+
+def explain_text(ex: Explanation, model_label: str = "") -> str:
+    head = [model_label,
+            (f"target {ex.target} '{ex.label}': logit {ex.logit:.3f}, probability {pct(ex.prob)} "
+             f"({ex.input_hw[0]}×{ex.input_hw[1]} input, {ex.seconds * 1000:.0f} ms)"),
+            "per block and branch: grad×act | change in probability (percentage points) when the branch is zeroed"]
+    rows = [["block", *BRANCHES]]
+    for b, br in ex.blocks.items():
+        rows.append([block_label(b), *(f"{br[r].grad_x_act:+.3g} | {br[r].delta_prob * 100:+.3g}" for r in BRANCHES)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    drops = [d.sentence(ex.label) for d in ex.largest_drops(3)]
+    return "\n".join([h for h in head if h] + table + (["largest drops:"] + [f"  {d}" for d in drops] if drops else []))
