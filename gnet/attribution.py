@@ -305,12 +305,14 @@ class ReceptiveField:
 def _kernel(mod: nn.Module) -> tuple[int, int, int] | None:
     """(kernel, stride, padding) along H of a conv or pool, None for anything that keeps the grid."""
     if isinstance(mod, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        k, s, p = mod.kernel_size, mod.stride, mod.padding
-        first = (lambda v: v if isinstance(v, int) else v[0])
-        if isinstance(mod, nn.Conv2d) and first(mod.dilation) != 1:
+        if isinstance(mod, nn.Conv2d) and _first(mod.dilation) != 1:
             raise AttributionError("dilated convolutions are not supported here")
-        return first(k), first(s), first(p)
+        return _first(mod.kernel_size), _first(mod.stride), _first(mod.padding)
     return None
+
+
+def _first(v: int | tuple[int, ...]) -> int:
+    return v if isinstance(v, int) else v[0]
 
 
 def theoretical_rf(model: nn.Module, block: str, branch: str) -> ReceptiveField:
