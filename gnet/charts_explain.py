@@ -54,7 +54,7 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
     """All blocks x 4 branches of Grad-CAM thumbnails in one image: rows are blocks, columns the
     branches (framed and coloured in the branch colours); the header says which scale is used."""
     vmax = gradcam_scales(ex, scale)
-    pad, label_w, head_h, foot_h = 6, 44, 58, 14
+    pad, label_w, head_h, foot_h = 6, 44, 70, 14
     blocks = list(ex.blocks)
     w = label_w + len(BRANCHES) * (tile + pad) + pad
     h = head_h + len(blocks) * (tile + foot_h + pad) + pad
@@ -69,7 +69,8 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
     for j, r in enumerate(BRANCHES):
         x0 = label_w + pad + j * (tile + pad)
         draw.rectangle([x0, 40, x0 + tile - 1, head_h - 2], fill=BRANCH_COLORS[r])
-        draw.text((x0 + 4, 41), ascii_label(f"{r} {first.get(r, '')}"), fill="white", font=_font(11))
+        draw.text((x0 + 4, 41), r, fill="white", font=_font(12))
+        draw.text((x0 + 4, 55), ascii_label(first.get(r, "")), fill="white", font=_font(10))
     for i, b in enumerate(blocks):
         y0 = head_h + i * (tile + foot_h + pad)
         draw.text((6, y0 + tile // 2 - 8), block_label(b), fill="#222222", font=_font(16))
@@ -168,12 +169,17 @@ def rf_image(image: Image.Image, rf: EmpiricalRF, branch: str, size: int = 320, 
     """The unit's empirical receptive field (|d unit / d input|, own max) as a heat overlay (heat=False:
     the image alone), with its theoretical receptive field drawn as a box in the branch colour."""
     g = rf.maps[branch]
-    top = float(g.max())
-    v = np.sqrt(g / top) if top > 0 and heat else np.zeros_like(g)  # sqrt: the tails stay visible
-    heat = LUT[np.clip(v * 255 + 0.5, 0, 255).astype(np.uint8)]
+    nz = g[g > 0]
+    # |gradient| is very peaked at the centre: scale by the 99th percentile and take the square root
+    # so the whole region the unit sees shows, not just its middle pixels.
+    top = float(np.percentile(nz, 99)) if nz.size else 0.0
+    v = np.sqrt(np.clip(g / top, 0, 1)) if top > 0 and heat else np.zeros_like(g)
+    lut = LUT[np.clip(v * 255 + 0.5, 0, 255).astype(np.uint8)].astype(np.float32)
     base = np.asarray(image.convert("RGB").resize((g.shape[1], g.shape[0]), Image.Resampling.BILINEAR), np.float32)
-    a = 0.75 * v[..., None]
-    out = Image.fromarray(np.clip(base * (1 - a) + heat * a + 0.5, 0, 255).astype(np.uint8), "RGB")
+    if heat:
+        base = base * 0.45
+    a = 0.85 * v[..., None]
+    out = Image.fromarray(np.clip(base * (1 - a) + lut * a + 0.5, 0, 255).astype(np.uint8), "RGB")
     s = size / max(g.shape)
     out = out.resize((round(g.shape[1] * s), round(g.shape[0] * s)), Image.Resampling.BILINEAR)
     x0, y0, x1, y1 = rf.theory[branch].box(rf.row, rf.col, g.shape)
