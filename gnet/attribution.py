@@ -13,8 +13,9 @@ module by module (no hooks), keeping every branch output, and `torch.autograd.gr
 takes the target logit's gradient with respect to those 36 tensors. Nothing is
 written to the model (no hooks, no `.grad`, its mode is kept), so one cached model
 serves many sessions and threads at once. The ablations reuse each block's branch
-outputs from that pass: the four ablated copies of a block form one batch of 4 that
-runs through the rest of the network (9 batched tails instead of 36 full passes).
+outputs from that pass: the four ablated copies of a block are batched, and join the
+copies of the earlier blocks on their way through the rest of the network (no full
+forward pass is repeated; 36 ablations cost about as much as 9 batch-4 tails).
 
 Receptive fields: the empirical one is |d unit / d input| (autograd w.r.t. the input,
 summed over the branch's channels at one position); the theoretical one is computed
@@ -184,12 +185,6 @@ def _stem(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> torch.Tens
     return h
 
 
-def _tail(model: nn.Module, names: Sequence[str], h: torch.Tensor) -> torch.Tensor:
-    for name in names:
-        h = getattr(model, name)(h)
-    return model.fc(model.dropout(torch.flatten(model.avgpool(h), 1)))
-
-
 def _zeroed_copies(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     """(4, C, H, W): the block's concatenated output four times, copy k with branch k set to zero."""
     batch = torch.cat(parts, dim=1).repeat(len(parts), 1, 1, 1)
@@ -206,6 +201,25 @@ def predict(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     with torch.inference_mode():
         h = _stem(model, x.to(_device(model)), names)
         return model.fc(model.dropout(torch.flatten(model.avgpool(h), 1)))[0].float().cpu().numpy()
+
+
+def _ablated_logits(model: nn.Module, names: Sequence[str], blocks: Sequence[str],
+                    parts: dict[str, list[torch.Tensor]]) -> torch.Tensor:
+    """Logits of every one-branch ablation, block by block in network order (rows 4i..4i+3: block i's
+    b1..b4 zeroed). Each block's 4 ablated copies are built from its saved branch outputs and join
+    one batch that travels on through the rest of the network with the earlier blocks' copies:
+    the same arithmetic as 9 separate tails of batch 4, in far fewer (larger) kernel calls."""
+    carry: torch.Tensor | None = None
+    for name in names:
+        mod = getattr(model, name)
+        if carry is not None:
+            carry = mod(carry)
+        if name in blocks:
+            zeroed = _zeroed_copies([p.detach() for p in parts[name]])
+            carry = zeroed if carry is None else torch.cat([carry, zeroed])
+    if carry is None:
+        raise AttributionError("this network has no Inception blocks")
+    return model.fc(model.dropout(torch.flatten(model.avgpool(carry), 1)))
 
 
 def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
@@ -246,7 +260,7 @@ def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
         tgt = resolve_target(target, logits_cpu, classes)
         flat = [p for b in blocks for p in parts[b]]
         grads = torch.autograd.grad(logits[tgt], flat)
-    with torch.no_grad():
+    with torch.inference_mode():
         cams, gxa = [], []
         for a, g in zip(flat, grads):
             alpha = g.mean(dim=(2, 3), keepdim=True)
@@ -256,10 +270,9 @@ def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
         prob = torch.softmax(logits.double(), 0)[tgt]
         deltas = []
         if ablation:
-            for name in blocks:
-                out = _tail(model, names[names.index(name) + 1:], _zeroed_copies([p.detach() for p in parts[name]]))
-                deltas.append(torch.stack([out[:, tgt].double() - logit,
-                                           torch.softmax(out.double(), 1)[:, tgt] - prob], 1))  # (4, 2)
+            out = _ablated_logits(model, names[first:], blocks, parts)  # (4 * blocks, classes)
+            deltas.append(torch.stack([out[:, tgt].double() - logit,
+                                       torch.softmax(out.double(), 1)[:, tgt] - prob], 1))  # (36, 2)
         # One transfer to the CPU for everything (each .cpu() would synchronise a GPU).
         packed = torch.cat([torch.cat(cams).double(), torch.stack(gxa), logit[None], prob[None],
                             *(d.flatten() for d in deltas)]).cpu().numpy()
@@ -359,7 +372,7 @@ class EmpiricalRF:
 
 def receptive_fields(model: nn.Module, x: torch.Tensor, block: str, row: int, col: int) -> EmpiricalRF:
     """The four branches of `block` at position (row, col): |d (sum over the branch's channels
-    at that position) / d input|, all four in one batched forward and one backward pass."""
+    at that position) / d input|, from one forward and four backward passes."""
     names = main_path(model)
     if block not in block_modules(model):
         raise AttributionError(f"no block {block!r}; choose one of "
@@ -367,16 +380,18 @@ def receptive_fields(model: nn.Module, x: torch.Tensor, block: str, row: int, co
     device = _device(model)
     idx = names.index(block)
     with torch.enable_grad():
-        xin = x.to(device).detach().repeat(4, 1, 1, 1).requires_grad_(True)
+        xin = x.to(device).detach().requires_grad_(True)
         h = _stem(model, xin, names[:idx])
         mod = getattr(model, block)
         parts = [getattr(mod, b)(h) for b in BRANCH_ATTRS]
         hh, ww = parts[0].shape[2], parts[0].shape[3]
         if not (0 <= row < hh and 0 <= col < ww):
             raise AttributionError(f"position ({row}, {col}) is outside {block_label(block)}'s {hh}×{ww} grid")
-        # Copy k of the image answers for branch k only: one backward gives all four gradients.
-        y = sum(p[k, :, row, col].sum() for k, p in enumerate(parts))
-        (g,) = torch.autograd.grad(y, [xin])
+        # One forward, four backward passes through the kept graph (measured faster on CPU than a
+        # batch of 4 copies or a vmapped backward: the forward up to the block is shared).
+        grads = [torch.autograd.grad(p[0, :, row, col].sum(), [xin], retain_graph=k < 3)[0]
+                 for k, p in enumerate(parts)]
+        g = torch.cat(grads)
     maps_np = g.detach().abs().sum(dim=1).float().cpu().numpy()
     return EmpiricalRF(block, row, col, {b: (hh, ww) for b in BRANCHES},
                        {b: maps_np[k] for k, b in enumerate(BRANCHES)},
