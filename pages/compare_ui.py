@@ -20,7 +20,7 @@ from gnet.analysis import network_report
 from gnet.compare import compare_blocks, compare_networks, load_design
 from gnet.data import list_image_folders
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, block_presets, network_preset
-from gnet.train import MAX_EPOCHS, MAX_IMAGE, MIN_IMAGE, RECIPES
+from gnet.train import MAX_EPOCHS, MAX_IMAGE, RECIPES
 from pages.ui import plain
 
 PINNED, PRESET, FILE = "the pinned design", "a preset", "a JSON file"
