@@ -91,13 +91,24 @@ class BranchProbe:
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Weight and update norms, kept on the device (read with everything else in one sync)."""
+        """Weight and update norms, kept on the device (read with everything else in one sync); foreach
+        kernels keep the launches per telemetry step few on a GPU."""
         self._norms = []
-        for k in self.keys:
-            now, before = self._params(k), self._before[k]
-            zero = torch.zeros((), device=now[0].device) if now else torch.zeros(())
-            self._norms.append(sum((p.float().square().sum() for p in now), zero).sqrt())
-            self._norms.append(sum(((p.float() - b.float()).square().sum() for p, b in zip(now, before)), zero).sqrt())
+        now = [self._params(k) for k in self.keys]
+        flat_now = [p for ps in now for p in ps]
+        flat_before = [p for k in self.keys for p in self._before[k]]
+        if not flat_now:
+            return
+        weights = torch._foreach_norm([p.float() for p in flat_now])
+        updates = torch._foreach_norm(torch._foreach_sub([p.float() for p in flat_now],
+                                                         [p.float() for p in flat_before]))
+        i = 0
+        for ps in now:
+            w, u = weights[i:i + len(ps)], updates[i:i + len(ps)]
+            zero = torch.zeros((), device=flat_now[0].device)
+            self._norms += [torch.stack(w).square().sum().sqrt() if w else zero,
+                            torch.stack(u).square().sum().sqrt() if u else zero]
+            i += len(ps)
         self._before = {}
 
     def record(self, all_sum: Callable[[list[float]], list[float]], world: int, losses: list[torch.Tensor],
