@@ -56,7 +56,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from gnet import runs
-from gnet.analysis import network_report
+from gnet.analysis import network_report, validate_network
 from gnet.checkpoints import Checkpoint, CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from gnet.data import DataError, Dataset, load_dataset, subset, to_model_input
 from gnet.devices import autocast_dtype, describe, pick_device
@@ -88,7 +88,7 @@ def model_spec(cfg: TrainConfig, in_channels: int, num_classes: int) -> NetworkS
         spec = dataclasses.replace(
             spec, batch_norm=True,
             stages=tuple(tuple(dataclasses.replace(b, batch_norm=True) for b in st) for st in spec.stages))
-    spec.validate()
+    validate_network(spec)
     check_memory(spec, cfg.batch_size)
     return spec
 
