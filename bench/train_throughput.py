@@ -39,16 +39,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.profiler import ProfilerActivity  # noqa: E402
-from torch.profiler import profile as torch_profile  # noqa: E402
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity
+from torch.profiler import profile as torch_profile
 
-from gnet import runs  # noqa: E402
-from gnet.analysis import network_report  # noqa: E402
-from gnet.network import build  # noqa: E402
-from gnet.spec import d2l_fashion96, with_input  # noqa: E402
-from gnet.train import OPTIONS, TrainConfig, train  # noqa: E402
+from gnet import runs
+from gnet.analysis import network_report
+from gnet.network import build
+from gnet.spec import d2l_fashion96, with_input
+from gnet.train import OPTIONS, TrainConfig, train
 
 
 def write_idx(path: Path, array: torch.Tensor) -> None:
