@@ -414,7 +414,7 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
     fig.frames = [go.Frame(data=[heat(i)], name=str(s)) for i, s in enumerate(steps)]
     fig.update_layout(
         height=460, margin=dict(l=10, r=10, t=40, b=10), title=f"{label or stat} per block and branch",
-        yaxis=dict(autorange="reversed", title="block", type="category"), xaxis=dict(side="top"),
+        yaxis=dict(autorange="reversed", title="block", type="category"),
         sliders=[dict(active=last, currentvalue=dict(prefix="step "), pad=dict(t=30),
                       steps=[dict(label=str(s), method="animate",
                                   args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
