@@ -25,6 +25,7 @@ from gnet.pretrained import (
     user_file,
 )
 from gnet.spec import SpecError
+from pages.handoff import requested_checkpoint
 from pages.ui import plain
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
@@ -67,8 +68,7 @@ def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
     """Widgets for the model source → (what to load, whether it stands in for missing pretrained weights).
     Offline, says what it could not get and what it shows instead."""
     found = [str(p) for p in find_checkpoints()]
-    requested = st.session_state.get(f"{prefix}_checkpoint")  # set by the Training page's "open in ..."
-    requested = requested if isinstance(requested, str) and requested else None
+    requested = requested_checkpoint(prefix)  # sent by the Training page's "open in ..."
     if requested and requested not in found:
         found.insert(0, requested)
     env_weights = os.environ.get("GNET_WEIGHTS", "")
