@@ -275,3 +275,23 @@ def test_network_explorer_shows_the_sweeps_runs(finished_sweep, monkeypatch):
     next(b for b in at.button if b.label == "Start sweep").click().run()
     assert not at.exception and any("The sweep was not started" in e.value for e in at.error)
     assert [s.name for s in sweeps.list_sweeps(root)] == ["s1"]
+
+
+def test_sweep_runs_open_on_the_training_page_and_in_feature_maps(finished_sweep, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from gnet.pretrained import find_checkpoints
+
+    root, out = finished_sweep
+    monkeypatch.setenv("GNET_RUNS_DIR", str(root))
+    found = find_checkpoints(root)
+    assert {p.parent.parent.name for p in found} == {"base", "no-reduce"} and len(found) == 4  # last.pt, best.pt
+    at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert set(at.selectbox(key="tr_selected").options) == {"s1/base", "s1/no-reduce"}
+    at.selectbox(key="tr_selected").set_value("s1/no-reduce").run()
+    assert not at.exception
+    assert any(str(e.value).startswith("**finished**") for e in at.success)
+    at.button(key="tr_open_fm").click().run()
+    assert at.session_state["fm_checkpoint"].startswith(str(Path(out["rows"][1]["run_dir"])))
