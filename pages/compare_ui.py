@@ -26,13 +26,12 @@ from pages.ui import plain
 PINNED, PRESET, FILE = "the pinned design", "a preset", "a JSON file"
 POLL_S = 1.5
 INT = st.column_config.NumberColumn(format="localized")
-SIGNED = st.column_config.NumberColumn(format="%+d")
 
 
 def _table(rows: list[dict[str, object]]) -> None:
     cols: dict[str, object] = {}
     for k in rows[0]:
-        cols[k] = SIGNED if k.startswith("Δ") else INT if k.endswith((" A", " B")) else None
+        cols[k] = INT if k.startswith("Δ") or k.endswith((" A", " B")) else None
     st.dataframe(rows, hide_index=True, width="stretch", column_config={k: v for k, v in cols.items() if v},
                  height=min(35 * (len(rows) + 1) + 3, 760))
     st.caption("Δ = B − A. RF: receptive field in input pixels (the layer plan's; blank for the aux heads). "
