@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | compare | sweep | train.
+"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -10,11 +10,12 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
 from gnet.compare import Comparison, Side, compare, load_design
+from gnet.plan import Plan, layer_plan
 from gnet.spec import NETWORK_PRESETS, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 
 
@@ -61,6 +62,9 @@ def make_parser(with_train: bool = True) -> Parser:
     s.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the real module")
     s.add_argument("--json", action="store_true")
 
+    rf = sub.add_parser("receptive-field", help="receptive field of every layer and branch output of a preset")
+    rf.add_argument("--preset", required=True, choices=list(NETWORK_PRESETS))
+    rf.add_argument("--json", action="store_true")
     c = sub.add_parser("compare", help="two block designs or two networks (the app's JSON exports): A, B, Δ = B − A")
     c.add_argument("a", metavar="A.json")
     c.add_argument("b", metavar="B.json")
@@ -187,6 +191,28 @@ def summary_text(r: NetworkReport) -> str:
     return f"{r.spec.name}: input {_shape(r.input_shape)}{note}\n" + _table(rows)
 
 
+def _receptive_field(args: argparse.Namespace) -> int:
+    plan = layer_plan(network_preset(args.preset))
+    print(json.dumps(receptive_field_json(plan, args.preset)) if args.json else receptive_field_text(plan, args.preset))
+    return 0
+
+
+def receptive_field_json(plan: Plan, preset: str) -> dict:
+    """Every step with a receptive field, in module order (containers before their layers)."""
+    return {"preset": preset, "input": list(plan.input_shape),
+            "layers": [{"name": s.path, "block": s.block, "branch": s.branch, "size": s.rf.size, "jump": s.rf.jump,
+                        "start": s.rf.start} for s in plan.steps if s.rf is not None]}
+
+
+def receptive_field_text(plan: Plan, preset: str) -> str:
+    rows = [["layer", "block", "branch", "size", "jump", "start"]]
+    rows += [[s.path, s.block or "", s.branch or "", str(s.rf.size), str(s.rf.jump), f"{s.rf.start:g}"]
+             for s in plan.steps if s.rf is not None]
+    missing = [s.path for s in plan.steps if s.rf is None and s.depth == 0]
+    note = (f"\nno single receptive field for {', '.join(missing)}: adaptive pooling with unequal windows"
+            if missing else "")
+    return (f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels (size, jump = "
+            "cumulative stride, start = centre of the first unit, pixel index from 0)\n" + _table(rows) + note)
 # -- compare ------------------------------------------------------------------------------------
 def _compare(args: argparse.Namespace) -> int:
     designs = []
@@ -292,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _block(args)
         if args.command == "summary":
             return _summary(args)
+        if args.command == "receptive-field":
+            return _receptive_field(args)
         if args.command == "compare":
             return _compare(args)
         if args.command == "sweep":

@@ -177,14 +177,15 @@ def block_diagram_fig(report: BlockReport) -> go.Figure:
 def layer_rows(report: NetworkReport, expand: bool = False) -> list[dict[str, object]]:
     """torchinfo-like table, blocks summed, each aux head listed right after the block it attaches to.
     expand=True also lists every layer inside each block (branch by branch) under its block row."""
-    aux_after = {f"inception{b}": f"aux{i + 1}" for i, b in enumerate(report.spec.aux_blocks())}
+    aux_after = report.plan.aux_after()
     main = [r for r in report.summary_rows() if not r.group.startswith("aux")]
     aux = [r for r in report.rows if r.group.startswith("aux")]
     out: list[dict[str, object]] = []
 
     def add(r: LayerRow, note: str = "") -> None:
         out.append({"layer": r.name, "type": r.kind, "output (C×H×W)": chw(r.output_shape),
-                    "params": r.cost.params, "mult-adds": r.cost.mult_adds, "note": note})
+                    "params": r.cost.params, "mult-adds": r.cost.mult_adds,
+                    "receptive field (px)": rf_size(report, r.name), "note": note})
 
     for r in main:
         note = ""
@@ -486,6 +487,46 @@ def telemetry_compare_fig(runs_records: dict[str, list[dict]], stat: str, label:
 
 
 # ---------------------------------------------------------------------------
+# Receptive fields (from the layer plan; Araujo et al., Distill 2019)
+
+
+def rf_size(report: NetworkReport, path: str) -> int | None:
+    """A layer's receptive field in input pixels (one side; None where it has no single one)."""
+    rf = report.plan.step(path).rf if report.plan is not None and path in report.plan else None
+    return rf.size if rf else None
+
+
+def receptive_field_fig(report: NetworkReport) -> go.Figure:
+    """Receptive field along depth: the main path in grey, each block's four branches in their colours.
+
+    Every branch of a block starts from the same field (the block's input), so the spread at a block
+    is what its kernels add; the dotted line is the input's side: above it a unit sees the whole image
+    (and padding)."""
+    plan = report.plan
+    main = [plan.step(p) for p in plan.main_path()]
+    names = [s.path.removeprefix("inception") for s in main]
+
+    def hover(s) -> str:
+        return f"{s.path}: {s.rf.size} px, jump {s.rf.jump}, first centre {s.rf.start:g}"
+
+    fig = go.Figure()
+    fig.add_scatter(x=names, y=[s.rf.size for s in main], mode="lines+markers", name="layer output",
+                    line=dict(color=OTHER_COLOR), customdata=[hover(s) for s in main],
+                    hovertemplate="%{customdata}<extra></extra>")
+    blocks = plan.blocks()
+    for br in BRANCHES:
+        steps = [plan.branch_steps(b)[br] for b in blocks]
+        label = report.blocks[blocks[0].removeprefix("inception")].branch(br).label if blocks else br
+        fig.add_scatter(x=[b.removeprefix("inception") for b in blocks], y=[s.rf.size for s in steps],
+                        mode="markers", name=f"{br} ({label})", marker=dict(color=BRANCH_COLORS[br], size=9),
+                        customdata=[hover(s) for s in steps], hovertemplate="%{customdata}<extra></extra>")
+    side = max(report.input_shape[1:])
+    fig.add_hline(y=side, line_dash="dot", line_color=OTHER_COLOR, annotation_text=f"input {side} px",
+                  annotation_position="top left")
+    fig.update_xaxes(categoryorder="array", categoryarray=names)
+    fig.update_yaxes(title="receptive field (input pixels)", rangemode="tozero")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.15))
+    return fig
 # A/B comparison and sweeps (issue 14): tables and figures for gnet.compare and gnet.sweeps rows
 
 A_COLOR, B_COLOR = "#0072B2", "#D55E00"  # A solid blue, B dashed vermillion (Okabe–Ito, not a branch colour)

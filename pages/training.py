@@ -20,6 +20,7 @@ from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
 from gnet.telemetry import tensorboard_available
 from gnet.train import ConfigError, TrainConfig, predictions, preflight
 from gnet.train_options import OPTIONS, RECIPES
+from pages.handoff import designed_network, send_checkpoint
 from pages.ui import plain, use_app_navigation
 
 use_app_navigation()
@@ -39,8 +40,8 @@ root = runs.runs_root()
 # -- start a run ---------------------------------------------------------------------------------
 def network_choices() -> dict[str, NetworkSpec]:
     nets = {name: network_preset(name) for name in NETWORK_PRESETS if name != "googlenet-imagenet-aux"}
-    designed = st.session_state.get("designed_network")
-    if isinstance(designed, NetworkSpec):
+    designed = designed_network()
+    if designed is not None:
         nets = {DESIGNED: designed, **nets}
     return nets
 
@@ -258,7 +259,7 @@ if last is not None:
     a2.download_button("Download checkpoint", data=lambda: last.read_bytes(), file_name=f"{selected}-last.pt",
                        mime="application/octet-stream", key="tr_download")
     if a3.button("Open in Feature Maps", key="tr_open_fm"):
-        st.session_state["fm_checkpoint"] = str(info.checkpoint("best") or last)
+        send_checkpoint(str(info.checkpoint("best") or last))
         st.switch_page("pages/feature_maps.py")
 def delete_run(name: str) -> None:
     """A callback: runs before the widgets are drawn, so it may reset them."""

@@ -97,8 +97,8 @@ def test_network_explorer_pin_edit_overlay_and_link():
     assert t.loc["total", "Δ mult-adds"] == rb.cost.mult_adds - ra.cost.mult_adds
     assert t.loc["inception4a", "Δ params"] == 0  # 3a's output channels are unchanged, so is 4a
     assert [m.value for m in at.metric if m.label == "Params, B"] == [f"{rb.params_total:,}"]
-    figs = [c for c in at.get("plotly_chart") if "receptive field" in c.proto.spec]
-    assert len(figs) == 1  # the depth plots of A and B, overlaid
+    figs = [c for c in at.get("plotly_chart") if c.key == "ne_cmp_depth"]
+    assert len(figs) == 1 and "receptive field" in figs[0].proto.spec  # the depth plots of A and B, overlaid
     q = query(at)
     assert q["na"] == "mini" and urlstate.network_from_query(q["nb"]) == b
 

@@ -57,9 +57,7 @@ def by_hand(cfg: TrainConfig) -> tuple[dict, dict[str, float], float]:
     for g in opt.param_groups:
         g["lr"] = get_lr(0, cfg.epochs * loader.steps, cfg)
     outs, aux_logits, h = {}, [], x
-    for name in model.stem_names:
-        h = getattr(model, name)(h)
-    for name in model.body_names:
+    for name in model.main_path:  # the plan's forward order up to the head
         mod = getattr(model, name)
         if name.startswith("inception"):
             parts = []
