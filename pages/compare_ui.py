@@ -20,7 +20,7 @@ from gnet.analysis import network_report
 from gnet.compare import compare_blocks, compare_networks, load_design
 from gnet.data import list_image_folders
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, block_presets, network_preset
-from gnet.train import MAX_EPOCHS, MAX_IMAGE, MIN_IMAGE, RECIPES
+from gnet.train import MAX_EPOCHS, MAX_IMAGE, RECIPES
 from pages.ui import plain
 
 PINNED, PRESET, FILE = "the pinned design", "a preset", "a JSON file"
@@ -281,6 +281,8 @@ def _watch_sweep(path, was_live: bool) -> None:
                 f"{sweep.settings.epochs} epoch(s), seed {sweep.settings.seed} · {done}/{len(rows)} finished · "
                 f"scheduler {state}")
     data = [r.as_dict() for r in rows]
+    if state not in ("running", "starting"):  # nothing will start them: say so, not "queued"
+        data = [{**d, "state": "not started"} if d["state"] == "queued" else d for d in data]
     if any(r.best_test_acc is not None for r in rows):
         c1, c2 = st.columns(2)
         c1.plotly_chart(charts.sweep_fig(data, "mult_adds"), theme="streamlit", key="sw_fig_mult_adds")
