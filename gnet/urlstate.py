@@ -15,7 +15,7 @@ import base64
 import dataclasses
 import json
 import zlib
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset
 
