@@ -297,11 +297,17 @@ def _watch_sweep(path, was_live: bool) -> None:
     st.caption("Params and mult-adds of each network as trained (the recipe's BatchNorm, the dataset's channels "
                "and classes); time: training seconds, evaluation excluded. Open a run on the Training page: "
                + ", ".join(sweep.run_name(r.variant) for r in rows) + ".")
-    b1, b2 = st.columns(2)
+    for r in rows:
+        if r.state in ("failed", "died") and r.message:
+            st.warning(plain(f"{r.variant}: {r.state} — {r.message}"))
+    b1 = st.columns(2)[0]
     if live and b1.button("Stop sweep", key="sw_stop", help="No more runs start; the active ones checkpoint."):
         sweeps.request_stop(sweep)
         st.toast("Stopping the sweep: the active runs save a checkpoint and stop.")
-    if not live and any(r.state != "finished" for r in rows) and b1.button("Resume sweep", key="sw_resume"):
+    resumable = any(r.state in (*sweeps.RESUMABLE, "queued") for r in rows)
+    if not live and resumable and b1.button("Resume sweep", key="sw_resume",
+                                            help="Stopped or killed runs continue from their checkpoints; "
+                                                 "the rest start."):
         try:
             sweeps.launch(sweep)
         except OSError as e:

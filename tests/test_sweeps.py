@@ -295,3 +295,23 @@ def test_sweep_runs_open_on_the_training_page_and_in_feature_maps(finished_sweep
     assert any(str(e.value).startswith("**finished**") for e in at.success)
     at.button(key="tr_open_fm").click().run()
     assert at.session_state["fm_checkpoint"].startswith(str(Path(out["rows"][1]["run_dir"])))
+
+
+def test_page_says_why_a_variant_died_and_offers_resume(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path))
+    sweep = sweeps.create(tmp_path / "s", network_preset("mini"), ["base", "no-reduce"],
+                          sweeps.Settings(epochs=1, image_size=12))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    runs.create(sweep.run_path("base"), {"train": sweep.configs["base"]})
+    runs.write_status(sweep.run_path("base"), "running", pid=gone.pid, host=socket.gethostname())
+    at = AppTest.from_file(str(ROOT / "pages" / "network_explorer.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("base: died" in w.value.replace("\\", "") and "resume" in w.value for w in at.warning)
+    table = next(d.value for d in at.dataframe if "Pareto" in d.value.columns).set_index("variant")
+    assert list(table["state"]) == ["died", "not started"]
+    assert any(b.label == "Resume sweep" for b in at.button)
+    assert not any(b.label == "Stop sweep" for b in at.button)
