@@ -315,3 +315,31 @@ def test_page_says_why_a_variant_died_and_offers_resume(tmp_path, monkeypatch):
     assert list(table["state"]) == ["died", "not started"]
     assert any(b.label == "Resume sweep" for b in at.button)
     assert not any(b.label == "Stop sweep" for b in at.button)
+
+
+def test_cli_sweep_with_spec_and_edits_files(tmp_path, capsys, monkeypatch):
+    """--spec and --edits (the app's JSON exports), --parallel, --json; a fake trainer that finishes at once."""
+    monkeypatch.setenv("GNET_MAX_RUNS", "2")
+
+    def fake_spawn(path: Path, extra: list[str]) -> int:
+        runs.append_metrics(path, [{"kind": "epoch", "epoch": 1, "test_acc": 0.5, "images_per_s": 100.0, "step": 1}])
+        runs.write_status(path, "finished", pid=os.getpid(), host=socket.gethostname(), elapsed_s=2.0)
+        return os.getpid()
+
+    monkeypatch.setattr(runs, "_spawn", fake_spawn)
+    base = network_preset("mini")
+    edited = base.with_block("4b", dataclasses.replace(base.block("4b"), b1=8))
+    (tmp_path / "base.json").write_text(base.to_json())
+    (tmp_path / "edited.json").write_text(edited.to_json())
+    argv = ["sweep", "--spec", str(tmp_path / "base.json"), "--edits", str(tmp_path / "edited.json"),
+            "--variants", "base,edits,b3-3x3", "--epochs", "1", "--image-size", "12", "--parallel", "2",
+            "--sweep-dir", str(tmp_path / "s"), "--json", "--quiet"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["variant"]: r for r in out["rows"]}
+    assert list(rows) == ["base", "edits", "b3-3x3"] and all(r["state"] == "finished" for r in rows.values())
+    assert rows["edits"]["params"] < rows["base"]["params"] and rows["base"]["best_test_acc"] == 0.5
+    sweep = sweeps.read(tmp_path / "s")
+    assert NetworkSpec.from_dict(sweep.configs["edits"]["network"]) == edited
+    assert main(argv) == 2  # the folder already holds a sweep
+    assert "already holds a sweep" in capsys.readouterr().err
