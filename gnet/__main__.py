@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train.
+"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train | explain.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -94,6 +94,14 @@ def make_parser(with_train: bool = True) -> Parser:
     w.add_argument("--resume", action="store_true", help="continue a killed or stopped sweep in --sweep-dir")
     w.add_argument("--json", action="store_true", help='print {"rows": [...]} at the end, one row per variant')
     w.add_argument("--quiet", action="store_true", help="no progress lines")
+    e = sub.add_parser("explain", help="which branch of which block carries the evidence for a class")
+    e.add_argument("image", metavar="IMAGE")
+    src = e.add_mutually_exclusive_group()
+    src.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
+    src.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
+    src.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
+    e.add_argument("--target", metavar="INDEX_OR_NAME", help="class index or name (default: the top-1 class)")
+    e.add_argument("--json", action="store_true")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     if with_train:
@@ -307,6 +315,40 @@ def _sweep(args: argparse.Namespace) -> int:
     if any(r.state != "finished" for r in rows):
         print("the sweep did not finish every run; continue it with --resume", file=sys.stderr)
         return 1
+def _explain(args: argparse.Namespace) -> int:
+    # torch is imported here, not at the top, so `block` and `summary` start without it.
+    from gnet.attribution import AttributionError, explain, explain_text
+    from gnet.checkpoints import CheckpointError
+    from gnet.devices import pick_device
+    from gnet.images import ImageError, load, preprocess
+    from gnet.pretrained import ModelSource, ensure_pretrained_weights, load_model
+
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read the image {args.image!r}: {e.strerror or e}") from None
+    if args.weights:
+        source = ModelSource("weights", args.weights)
+    elif args.checkpoint:
+        source = ModelSource("checkpoint", args.checkpoint)
+    elif args.untrained:
+        source = ModelSource("untrained")
+    else:
+        status = ensure_pretrained_weights()
+        if not status.ok:
+            raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
+        source = ModelSource("pretrained")
+    try:
+        image = load(data).image
+        lm = load_model(source, pick_device())
+        _, x = preprocess(image, lm.preprocess)
+        ex = explain(lm.model, x, args.target, lm.classes)
+    except ImageError as e:
+        raise UsageError(f"cannot use the image {args.image!r}: {e}") from None
+    except (CheckpointError, AttributionError) as e:
+        raise UsageError(str(e).replace("\n", " ")) from None
+    print(json.dumps(ex.to_json()) if args.json else explain_text(ex, lm.label))
     return 0
 
 
@@ -324,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "explain":
+            return _explain(args)
         try:
             from gnet.checkpoints import CheckpointError
             from gnet.train import run_from_args
