@@ -315,6 +315,9 @@ def _sweep(args: argparse.Namespace) -> int:
     if any(r.state != "finished" for r in rows):
         print("the sweep did not finish every run; continue it with --resume", file=sys.stderr)
         return 1
+    return 0
+
+
 def _explain(args: argparse.Namespace) -> int:
     # torch is imported here, not at the top, so `block` and `summary` start without it.
     from gnet.attribution import AttributionError, explain, explain_text
