@@ -221,6 +221,8 @@ def receptive_field_text(plan: Plan, preset: str) -> str:
             if missing else "")
     return (f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels (size, jump = "
             "cumulative stride, start = centre of the first unit, pixel index from 0)\n" + _table(rows) + note)
+
+
 # -- compare ------------------------------------------------------------------------------------
 def _compare(args: argparse.Namespace) -> int:
     designs = []
