@@ -614,7 +614,7 @@ def sweep_fig(rows: list[dict[str, object]], cost: str = "mult_adds") -> go.Figu
             continue
         fig.add_scatter(
             x=[r[cost] for r in pts], y=[r["best_test_acc"] for r in pts], mode="markers+text",
-            text=[str(r["variant"]) for r in pts], textposition="top center",
+            text=[str(r["variant"]) for r in pts], textposition="top center" if is_front else "bottom center",
             name="on the front" if is_front else "dominated",
             marker=dict(size=14 if is_front else 9, color=B_COLOR if is_front else A_COLOR,
                         symbol="star" if is_front else "circle"),

@@ -227,4 +227,4 @@ with right:
                    "Load a JSON design with the uploader on the left.")
         st.code(code, language="python")
 
-    compare_ui.block_compare_section(design)
+compare_ui.block_compare_section(design)  # full width, below both columns
