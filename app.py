@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/network_explorer.py", title="Network Explorer", icon=":material/account_tree:", url_path="network_explorer"),
     st.Page("pages/feature_maps.py", title="Feature Maps", icon=":material/image_search:", url_path="feature_maps"),
     st.Page("pages/training.py", title="Training", icon=":material/monitoring:", url_path="training"),
+    st.Page("pages/atlas.py", title="Channel Atlas", icon=":material/grid_view:", url_path="atlas"),
 ]
 
 page = st.navigation(PAGES)

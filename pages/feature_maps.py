@@ -21,7 +21,7 @@ from gnet.images import FORMAT_NAMES, ImageError, load, preprocess
 from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints, user_file,
                              how_to_get_weights, load_model)
 from gnet.spec import SpecError
-from pages.ui import branch_chip, plain, use_app_navigation
+from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
 use_app_navigation()
 
@@ -262,6 +262,7 @@ st.download_button(f"Download all activations of {ex.layer.label} (.npz)", F.act
 if ex.layer.is_block:
     show_shares(ex)
 
+page_link("pages/atlas.py", label="Channel Atlas: what each channel wants to see", icon=":material/grid_view:")
 st.subheader("One channel, large")
 show_channel(ex, cropped)
 
