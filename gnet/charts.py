@@ -326,7 +326,7 @@ def specialisation_fig(blocks: list[str], grids: dict[str, list[list[float]]],
                         text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}",
                         hovertemplate=hover + "<extra></extra>", showscale=i == len(grids) - 1,
                         colorbar=dict(tickformat=".0%", len=0.9), row=1, col=i + 1)
-        fig.update_xaxes(tickvals=list(BRANCHES), ticktext=ticks, side="top", row=1, col=i + 1)
+        fig.update_xaxes(tickvals=list(BRANCHES), ticktext=ticks, row=1, col=i + 1)
     fig.update_yaxes(autorange="reversed", title_text="block", row=1, col=1)
-    fig.update_layout(height=max(260, 40 * len(blocks) + 120), margin=dict(l=10, r=10, t=70, b=10))
+    fig.update_layout(height=max(260, 40 * len(blocks) + 120), margin=dict(l=10, r=10, t=50, b=10))
     return fig

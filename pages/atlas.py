@@ -151,7 +151,7 @@ def show_grid(resolved: dict[str, list[fv.ResolvedTarget]], found: dict[str, fv.
     for b, targets in resolved.items():
         st.markdown(branch_chip(b, f"{b}: {ex.kernel_labels.get(b, '')}") +
                     f" · channels {ex.offsets[b]}–{ex.offsets[b] + ex.groups[b].shape[0] - 1} of the block output")
-        per_row = min(8, max(1, len(targets)))
+        per_row = 4  # four across: the full "4b·b3 ch 5 | out 389" fits a button, tiles line up
         for start in range(0, len(targets), per_row):
             cols = st.columns(per_row)
             for col, r in zip(cols, targets[start:start + per_row]):
