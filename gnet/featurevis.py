@@ -50,7 +50,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from gnet.blocks import BRANCH_ATTRS
 from gnet.checkpoints import atomic_write_bytes
-from gnet.features import BRANCHES, FeatureError, find_layer, layers, main_path
+from gnet.features import BRANCHES, FeatureError, find_layer, main_path, model_plan
 from gnet.images import Preprocess, crop_for_model, to_tensor
 from gnet.runs import PROJECT_ROOT, pid_alive, read_json, runs_root, write_json
 
@@ -141,21 +141,14 @@ class ResolvedTarget:
         return f"{self.label}·{t.branch} ch {t.channel} | out {self.output_channel}"
 
 
-def branch_widths(block: nn.Module) -> dict[str, int]:
-    """Output channels of each branch, read from its last conv (torchvision's Inception and ours alike)."""
-    widths = {}
-    for name, attr in zip(BRANCHES, BRANCH_ATTRS):
-        convs = [m for m in getattr(block, attr).modules() if isinstance(m, nn.Conv2d)]
-        if not convs:
-            raise VisError(f"branch {name} has no convolution")
-        widths[name] = convs[-1].out_channels
-    return widths
+def branch_widths(model: nn.Module, block: str) -> dict[str, int]:
+    """Output channels of each branch of `block`, from the network's layer plan."""
+    return {b: step.out_shape[0] for b, step in model_plan(model).branch_steps(block).items()}
 
 
 def block_names(model: nn.Module) -> list[str]:
     """The Inception blocks a user can visualise, in order (module names)."""
-    # TODO(plan): switch to gnet.plan.layer_plan(spec).blocks() once every model source carries a plan.
-    return [lay.module for lay in layers(model) if lay.is_block]
+    return [b for b in model_plan(model).blocks() if getattr(model, b, None) is not None]
 
 
 def resolve(model: nn.Module, target: Target) -> ResolvedTarget:
@@ -167,7 +160,7 @@ def resolve(model: nn.Module, target: Target) -> ResolvedTarget:
     if not lay.is_block:
         names = ", ".join(m.removeprefix("inception") for m in block_names(model))
         raise VisError(f"{lay.label} is not an Inception block; visualise one of {names}")
-    widths = branch_widths(getattr(model, lay.module))
+    widths = branch_widths(model, lay.module)
     t = Target(lay.module, target.branch, target.channel)
     if t.branch is None:
         width, offset = sum(widths.values()), 0
@@ -185,7 +178,7 @@ def resolve(model: nn.Module, target: Target) -> ResolvedTarget:
 def from_output_channel(model: nn.Module, layer: str, out_channel: int) -> Target:
     """A block-output channel index → the branch it sits in and its index there."""
     lay = resolve(model, Target(layer)).target.layer
-    widths = branch_widths(getattr(model, lay))
+    widths = branch_widths(model, lay)
     start = 0
     for b in BRANCHES:
         if 0 <= out_channel - start < widths[b]:

@@ -13,119 +13,22 @@ import os
 from pathlib import Path
 
 import streamlit as st
-import torch
 from PIL import Image, ImageDraw, ImageOps
 
 from gnet import features as F
 from gnet import featurevis as fv
 from gnet.charts import specialisation_fig
-from gnet.checkpoints import CheckpointError
 from gnet.colors import BRANCH_COLORS
 from gnet.devices import describe, pick_device
-from gnet.images import FORMAT_NAMES, ImageError, load, preprocess, to_tensor
-from gnet.pretrained import (
-    LoadedModel,
-    ModelSource,
-    ensure_pretrained_weights,
-    find_checkpoints,
-    how_to_get_weights,
-    load_model,
-    user_file,
-)
-from gnet.spec import SpecError
+from gnet.images import ImageError, load, preprocess, to_tensor
+from gnet.pretrained import LoadedModel, ModelSource
+from pages.sources import SAMPLES, cached_model, choose_model, file_mtime, load_chosen, read_image
 from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
 use_app_navigation()
 
-SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
-SOURCE_LABELS = {
-    "pretrained": "Pretrained (torchvision, ImageNet)",
-    "checkpoint": "Training checkpoint",
-    "weights": "Weights file",
-    "untrained": "Untrained (random weights)",
-}
 TILE = 112
 ORDERS = {"top": "strongest on this image first", "index": "in channel order"}
-
-
-# ---------------------------------------------------------------------------
-# Model and image pickers (the same sources as Feature Maps)
-
-
-@st.cache_resource(show_spinner="Loading the network…", max_entries=6)
-def _model(kind: str, path: str, mtime: float, device: str) -> LoadedModel:
-    """One model per (source, file, device) for the whole process; never mutated (gnet.featurevis runs
-    module by module and differentiates with respect to images only)."""
-    return load_model(ModelSource(kind, path), torch.device(device))
-
-
-def _mtime(path: str) -> float:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return 0.0
-
-
-def _confined(path: str) -> str:
-    try:
-        return str(user_file(path))
-    except CheckpointError as e:
-        st.error(plain(str(e)))
-        st.stop()
-
-
-def _run_and_file(path: str) -> str:
-    p = Path(path)
-    return f"{p.parent.parent.name}/{p.name}" if p.parent.name == "checkpoints" else str(p)
-
-
-def _retry() -> None:
-    st.session_state["at_retry_now"] = True
-
-
-def choose_model() -> ModelSource:
-    found = [str(p) for p in find_checkpoints()]
-    env_weights = os.environ.get("GNET_WEIGHTS", "")
-    kinds = list(SOURCE_LABELS)
-    kind = st.radio("Network", kinds, index=kinds.index("weights" if env_weights else "pretrained"),
-                    format_func=SOURCE_LABELS.__getitem__, horizontal=True, key="at_source")
-    if kind == "checkpoint":
-        if not found:
-            st.info("No training checkpoints yet (looked for `*/checkpoints/*.pt` under GNET_RUNS_DIR). "
-                    "Train one on the Training page, or pick another network.")
-            st.stop()
-        path = st.selectbox("Checkpoint", found, key="at_ckpt_path", format_func=_run_and_file)
-        return ModelSource("checkpoint", _confined(path))
-    if kind == "weights":
-        path = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", value=env_weights,
-                             key="at_weights_path")
-        if not path.strip():
-            st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
-            st.stop()
-        return ModelSource("weights", _confined(path))
-    if kind == "untrained":
-        return ModelSource("untrained")
-    status = ensure_pretrained_weights(retry=bool(st.session_state.pop("at_retry_now", False)))
-    if status.ok:
-        return ModelSource("pretrained")
-    fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
-    shown = f"the training checkpoint {plain(_run_and_file(fallback.path))}" \
-        if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
-    st.warning(f"{plain(status.message)}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
-    st.button("Retry download", key="at_retry", on_click=_retry)
-    return fallback
-
-
-def read_image() -> tuple[bytes, str]:
-    left, right = st.columns([3, 2])
-    upload = left.file_uploader(f"Your image ({FORMAT_NAMES}): ranks the channels and shows where they fire",
-                                type=UPLOAD_TYPES, key="at_upload")
-    samples = sorted(p.name for p in SAMPLES.glob("*.jpg"))
-    sample = right.selectbox("…or a sample image", samples, key="at_sample")
-    if upload is not None:
-        return upload.getvalue(), "your upload"
-    return (SAMPLES / sample).read_bytes(), f"sample {sample}"
 
 
 # ---------------------------------------------------------------------------
@@ -221,7 +124,7 @@ def start(root: Path, source: ModelSource, fingerprint: str, layer: str, missing
 def _specialisation(kind: str, path: str, mtime: float, device: str, digest: str,
                     upload: bytes | None) -> fv.Specialisation:
     """Over the sample images and the user's upload (digest keys the cache; the bytes ride along)."""
-    lm = _model(kind, path, mtime, device)
+    lm = cached_model(kind, path, mtime, device)
     images = [load((SAMPLES / p).read_bytes()).image for p in sorted(os.listdir(SAMPLES)) if p.endswith(".jpg")]
     return fv.specialisation(lm.model, lm.preprocess, images + ([load(upload).image] if upload else []))
 
@@ -245,19 +148,19 @@ st.caption("What each channel of an Inception block wants to see (activation max
 page_link("pages/feature_maps.py", label="Back to Feature Maps: what the channels do with your image",
           icon=":material/image_search:")
 
-source = choose_model()
+source, standing_in = choose_model("at")
 device = pick_device()
-try:
-    lm = _model(source.kind, source.path, _mtime(source.path) if source.path else 0.0, str(device))
-except (CheckpointError, SpecError) as e:
-    st.error(f"Could not load this network: {plain(e)}")
-    st.stop()
+lm = load_chosen(source, standing_in, device)
 if not lm.trained:
     st.warning(f"**{plain(lm.label)}.** Its channels were never trained: the pictures show what random filters "
                "respond to, not learned features.")
 st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
 
-data, what = read_image()
+picked = read_image("at")
+if picked is None:
+    st.info("Upload an image or pick a sample.")
+    st.stop()
+data, what = picked
 try:
     cropped, x = preprocess(load(data).image, lm.preprocess)
 except ImageError as e:
@@ -308,7 +211,7 @@ if st.session_state.get("at_job"):
 elif missing:
     st.button(f"Visualise the {len(missing)} missing channel{'s' * (len(missing) != 1)} "
               f"({cfg.size}×{cfg.size} px, {cfg.steps} steps)", type="primary", key="at_start",
-              on_click=start, args=(root, source, fingerprint, layer, missing, cfg))
+              on_click=start, args=(root, lm.source, fingerprint, layer, missing, cfg))
     st.caption(f"Runs in the background (at most {fv.max_jobs()} jobs at once, shared by every session); "
                "finished pictures are kept on disk, so a second look is instant.")
 else:
@@ -321,8 +224,8 @@ show_grid(resolved, found, layer_label, ex)
 
 st.subheader("Branch specialisation")
 upload = data if what == "your upload" else None
-spec = _specialisation(source.kind, source.path, _mtime(source.path) if source.path else 0.0, str(device),
-                       hashlib.sha256(upload or b"").hexdigest(), upload)
+mtime = file_mtime(lm.source.path) if lm.source.path else 0.0
+spec = _specialisation(lm.source.kind, lm.source.path, mtime, str(device), hashlib.sha256(upload or b"").hexdigest(), upload)
 st.plotly_chart(specialisation_fig(spec.blocks(), {m: spec.grid(m) for m in
                                                    ("colour_sensitivity", "colour_selective", "strongest_share")},
                                    spec.grid("channel_share")), theme="streamlit", key="at_spec_chart")

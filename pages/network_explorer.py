@@ -5,8 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
-from gnet.analysis import network_report, torchinfo_summary
+from gnet.analysis import network_report, validate_network
+from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+from pages import compare_ui
+from pages.handoff import offer_network, send_block
 from pages.ui import plain, use_app_navigation
 
 use_app_navigation()
@@ -54,7 +57,7 @@ def _on_upload() -> None:
     if file is None:
         return
     try:
-        _set_network(NetworkSpec.from_json(file.getvalue()))
+        _set_network(validate_network(NetworkSpec.from_json(file.getvalue())))
         st.session_state.ne_source = None
     except SpecError as e:
         st.session_state.ne_upload_error = f"The uploaded file is not a usable network spec: {e}"
@@ -84,6 +87,7 @@ def _on_apply() -> None:
         s.ne_edit_error = f"Block {s.ne_block} was not changed: {e}"
 
 
+compare_ui.network_link(_set_network)  # a shared A/B link sets the network first
 if "ne_network" not in st.session_state:
     _set_network(network_preset(DEFAULT_PRESET))
     st.session_state.ne_source = DEFAULT_PRESET
@@ -137,7 +141,7 @@ with left:
             st.error(plain(f"Fix the network first: {e}"))
         else:
             design = BlockDesign(block, shape)
-            st.session_state.bd_handoff = (block_name, design)
+            send_block(block_name, design)
             st.switch_page("pages/block_designer.py", query_params=urlstate.design_to_query(design))
     st.button("Undo edits", key="ne_reset", on_click=_on_reset,
               disabled=st.session_state.get("ne_source") is None)
@@ -149,10 +153,10 @@ with right:
     try:
         report = network_report(network)
     except SpecError as e:
-        st.session_state.pop("designed_network", None)  # the Training page must not train what is not shown
+        offer_network(None)  # the Training page must not train what is not shown
         st.error(plain(f"Invalid network: {e}"))
         st.stop()
-    st.session_state["designed_network"] = network  # the Training page offers to train this one
+    offer_network(network)  # the Training page offers to train this one
     t = charts.totals(report)
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
         st.metric("Parameters", f"{t['params']:,}", width="content",
@@ -164,8 +168,8 @@ with right:
     st.caption(f"Input {charts.chw(report.input_shape)} (C×H×W) → {report.output_shape[0]:,} classes. Blocks: "
                + ", ".join(f"{n} → {b.output_shape[0]}" for n, b in report.blocks.items()))
 
-    tab_table, tab_depth, tab_blocks, tab_params = st.tabs(
-        ["Layers", "Shapes along depth", "Cost per block", "Where the parameters live"])
+    tab_table, tab_depth, tab_rf, tab_blocks, tab_params = st.tabs(
+        ["Layers", "Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"])
     int_col = st.column_config.NumberColumn(format="localized")
     with tab_table:
         expand = st.toggle("Show the layers inside each block", key="ne_expand",
@@ -176,6 +180,9 @@ with right:
                      "note": "= torchinfo"})
         st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
                      column_config={"params": int_col, "mult-adds": int_col,
+                                    "receptive field (px)": st.column_config.NumberColumn(
+                                        help="Input pixels one output unit sees, along each side (Araujo et al., "
+                                             "Distill 2019); it may reach into the padding."),
                                     "note": st.column_config.TextColumn(width="large")})
         st.caption("The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
                    + (", which does not run the aux heads (their cost is listed below)." if network.aux else "."))
@@ -198,6 +205,11 @@ with right:
                 st.code(text, language=None)
     with tab_depth:
         st.plotly_chart(charts.depth_fig(report), theme="streamlit", key="ne_depth")
+    with tab_rf:
+        st.plotly_chart(charts.receptive_field_fig(report), theme="streamlit", key="ne_rf")
+        st.caption("The receptive field of a unit: the input pixels it can see, per side (kernel, stride and "
+                   "padding of every layer before it; Araujo et al., Distill 2019). `python -m gnet "
+                   "receptive-field --preset NAME` lists every layer's size, jump and start.")
     with tab_blocks:
         st.plotly_chart(charts.block_cost_fig(report), theme="streamlit", key="ne_blocks")
     with tab_params:
@@ -213,3 +225,6 @@ with right:
     st.caption("The Training page can train this network as it is now (edits included).")
     with st.expander("PyTorch code"):
         st.code(code, language="python")
+
+compare_ui.network_compare_section(network)
+compare_ui.sweep_section(network, st.session_state.get("ne_source"))
