@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-import torch  # noqa: E402
+import torch
 
-from gnet import featurevis as fv  # noqa: E402
-from gnet.pretrained import ModelSource, hub_weights_path, load_model  # noqa: E402
+from gnet import featurevis as fv
+from gnet.pretrained import ModelSource, hub_weights_path, load_model
 
 
 def seconds(model: torch.nn.Module, pre, target: fv.Target, cfg: fv.VisConfig) -> tuple[float, float, float]:

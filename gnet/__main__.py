@@ -422,7 +422,7 @@ def _visualize(args: argparse.Namespace) -> int:
     try:
         cfg.validate()
         lm = load_model(source, device)
-        layer = args.layer if args.layer.startswith("inception") else f"inception{args.layer}"
+        layer = args.layer  # "4b" or "inception4b": resolve() names the module
         if args.branch is None and args.channel is not None:
             target = fv.from_output_channel(lm.model, layer, args.channel)
         else:
