@@ -15,7 +15,7 @@ from gnet.devices import describe, pick_device
 from gnet.images import ImageError, load, preprocess
 from gnet.pretrained import LoadedModel
 from pages.sources import choose_model, load_chosen, read_image
-from pages.ui import branch_chip, plain, use_app_navigation
+from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
 use_app_navigation()
 
@@ -154,6 +154,7 @@ st.download_button(f"Download all activations of {ex.layer.label} (.npz)", F.act
 if ex.layer.is_block:
     show_shares(ex)
 
+page_link("pages/atlas.py", label="Channel Atlas: what each channel wants to see", icon=":material/grid_view:")
 st.subheader("One channel, large")
 show_channel(ex, cropped)
 
