@@ -130,9 +130,26 @@ def fmt_eta(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
 
 
+MAX_CURVE_POINTS = 600  # per-step points drawn: a long run's poll would otherwise resend every step it ever logged
+
+
+def thinned(rows: list[dict], most: int = MAX_CURVE_POINTS) -> list[dict]:
+    """Every k-th row and the last, at most about `most`: the curve's shape, at a bounded size per poll."""
+    k = -(-len(rows) // most) if rows else 1
+    return rows if k <= 1 else rows[::k] + ([rows[-1]] if (len(rows) - 1) % k else [])
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_curves(run: str, started: object, n_steps: int, n_epochs: int, _records: list[dict], _epochs: list[dict]
+                  ) -> go.Figure:
+    """Built again only when the run (its start time tells a re-created one apart) logged something new: the
+    records are append-only. Shared by the sessions watching the run, and read-only."""
+    return curves(_records, _epochs)
+
+
 def curves(records: list[dict], epochs: list[dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    steps = [r for r in records if r.get("kind") == "step"]
+    steps = thinned([r for r in records if r.get("kind") == "step"])
     for col, key in ((1, "loss"), (2, "acc")):
         legend = col == 1  # one legend entry per line kind; both panels share the colours
         fig.add_trace(go.Scatter(x=[r["epoch"] for r in steps], y=[r[key] for r in steps], mode="lines",
@@ -201,7 +218,8 @@ def show_run(run_path: Path, page_state: str) -> None:
         st.caption(f"Device: {s['device']}" + (f" × {world} processes (DDP)" if world > 1 else "")
                    + (f" · {s['precision']}" if s.get("precision") else ""))
     if records:
-        st.plotly_chart(curves(records, epochs), theme="streamlit", key=f"tr_curves_{run_path.name}")
+        st.plotly_chart(cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), records, epochs), theme="streamlit",
+                        key=f"tr_curves_{run_path.name}")
     else:
         st.caption("Waiting for the first metrics (loading data and building the network)…")
     ckpt = info.checkpoint("last")
