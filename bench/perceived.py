@@ -11,7 +11,8 @@ pointer event) to the first animation frame where
   - every image in the main area is decoded and every visible plotly chart has drawn its SVG.
 Prints the median and p90 per interaction, and a baseline measured in the same run: a one-widget page served by
 its own Streamlit server (a number input and the text it writes), i.e. the floor Streamlit and the browser set.
-Ratio = interaction median / baseline median.
+Ratio = interaction median / baseline median. The medians of the parts follow: until the server's first answer
+(answer), from it to its last message (server: the script run) and from that to the done frame (render).
 
 The Training page is measured per poll of a running run (its st.fragment(run_every=...)): from the rerun request
 sent on the websocket to the end of that run, and the bytes the browser receives per poll (websocket frames plus
@@ -109,7 +110,9 @@ DONE_JS = """
   for (const chart of main.querySelectorAll("[data-testid='stPlotlyChart']")) {
     if (chart.offsetParent !== null && !chart.querySelector('.main-svg')) return false;
   }
-  return performance.now() - g.last;
+  const now = performance.now(), after = g.recvs.filter(t => t >= g.last);
+  // total; and its parts: until the server's first answer, the server's run, the browser's rendering after it
+  return [now - g.last, after[0] - g.last, after[after.length - 1] - after[0], now - after[after.length - 1]];
 }
 """
 
@@ -122,6 +125,7 @@ class Result:
     ms: list[float] = field(default_factory=list)
     note: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    parts: list[tuple[float, float, float]] = field(default_factory=list)  # (to first answer, run, render) ms
 
     def row(self, base: float | None) -> str:
         if not self.ms:
@@ -130,7 +134,11 @@ class Result:
         p90 = _quantile(self.ms, 0.9)
         ratio = f"{med / base:6.2f}" if base else "     –"
         flag = "ok " if med <= 250 else "SLOW"
-        more = "  " + "  ".join(f"{k} {v:,.0f}" for k, v in self.extra.items()) if self.extra else ""
+        extra = dict(self.extra)
+        if self.parts:
+            extra |= {k: statistics.median(p[i] for p in self.parts)
+                      for i, k in enumerate(("answer", "server", "render"))}
+        more = "  " + "  ".join(f"{k} {v:,.0f}" for k, v in extra.items()) if extra else ""
         return f"{self.name:58s} {med:8.0f} {p90:8.0f} {ratio}  {flag} (n={len(self.ms)}){more} {self.note}"
 
 
@@ -156,12 +164,12 @@ def _goto(page, url: str) -> None:
     _idle(page)
 
 
-def _timed(page, act: Callable[[], None], check: Check) -> float:
-    """Run one input and return its latency in ms, measured in the page (event time to the done frame)."""
+def _timed(page, act: Callable[[], None], check: Check) -> list[float]:
+    """Run one input; its latency in ms, measured in the page (event time to the done frame), and the parts."""
     page.evaluate("() => { window.__perceived.last = performance.now(); }")  # a floor if act sends no event
     act()
     handle = page.wait_for_function(DONE_JS, arg=list(check), polling="raf", timeout=TIMEOUT_MS)
-    return float(handle.json_value())
+    return [float(v) for v in handle.json_value()]
 
 
 def _measure(page, name: str, tries: int, warmup: int, step: Callable[[int], tuple[Callable[[], None], Check]]
@@ -171,9 +179,10 @@ def _measure(page, name: str, tries: int, warmup: int, step: Callable[[int], tup
     try:
         for i in range(warmup + tries):
             act, check = step(i)
-            ms = _timed(page, act, check)
+            total, first, run, render = _timed(page, act, check)
             if i >= warmup:
-                res.ms.append(ms)
+                res.ms.append(total)
+                res.parts.append((first, run, render))
             _idle(page)
     except Exception as e:  # report it and keep measuring the other interactions
         res.ms.clear()
@@ -288,7 +297,7 @@ def feature_maps(page, url: str, tries: int, warmup: int) -> list[Result]:
 
     def channels(i: int):
         key = "ArrowRight" if i % 2 == 0 else "ArrowLeft"
-        thumb = page.locator("[data-testid='stSlider'] [role='slider']").first
+        thumb = page.locator("[data-testid='stSlider'] input[type='range']").first
         before = _srcs(page)
         return (lambda: thumb.press(key), ("new_images", {"before": before, "n": 4}))  # the four branch mosaics
 
@@ -499,7 +508,7 @@ def main() -> None:
             time.sleep(1.0)  # let a stopped run write its checkpoint before the folder goes
     print(f"{'':58s} {'median':>8s} {'p90':>8s} {'× base':>6s}  (ms, target: median ≤ 250)")
     if args.json:
-        args.json.write_text(json.dumps({r.name: {"ms": r.ms, "note": r.note, **r.extra} for r in results}, indent=1))
+        args.json.write_text(json.dumps({r.name: {"ms": r.ms, "parts": r.parts, "note": r.note, **r.extra} for r in results}, indent=1))
 
 
 def _safe_list(fn: Callable[[], list[Result]]) -> list[Result]:
