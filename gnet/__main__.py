@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | train.
+"""Command line: python -m gnet block | summary | receptive-field | train.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Sequence
 
-from gnet.analysis import BlockReport, NetworkReport, block_report, network_report, torchinfo_summary
+from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
+from gnet.plan import Plan, layer_plan
 from gnet.spec import NETWORK_PRESETS, BlockSpec, SpecError, network_preset, with_input
 
 
@@ -57,6 +58,10 @@ def make_parser(with_train: bool = True) -> Parser:
     s.add_argument("--input", metavar="C,H,W")
     s.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the real module")
     s.add_argument("--json", action="store_true")
+
+    rf = sub.add_parser("receptive-field", help="receptive field of every layer and branch output of a preset")
+    rf.add_argument("--preset", required=True, choices=list(NETWORK_PRESETS))
+    rf.add_argument("--json", action="store_true")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     if with_train:
@@ -126,6 +131,8 @@ def _summary(args: argparse.Namespace) -> int:
     else:
         print(summary_text(report))
         if args.torchinfo:
+            from gnet.network import torchinfo_summary  # torch only when asked: `summary` starts without it
+
             print(str(torchinfo_summary(spec)))
     return 0
 
@@ -152,6 +159,30 @@ def summary_text(r: NetworkReport) -> str:
     return f"{r.spec.name}: input {_shape(r.input_shape)}{note}\n" + _table(rows)
 
 
+def _receptive_field(args: argparse.Namespace) -> int:
+    plan = layer_plan(network_preset(args.preset))
+    print(json.dumps(receptive_field_json(plan, args.preset)) if args.json else receptive_field_text(plan, args.preset))
+    return 0
+
+
+def receptive_field_json(plan: Plan, preset: str) -> dict:
+    """Every step with a receptive field, in module order (containers before their layers)."""
+    return {"preset": preset, "input": list(plan.input_shape),
+            "layers": [{"name": s.path, "block": s.block, "branch": s.branch, "size": s.rf.size, "jump": s.rf.jump,
+                        "start": s.rf.start} for s in plan.steps if s.rf is not None]}
+
+
+def receptive_field_text(plan: Plan, preset: str) -> str:
+    rows = [["layer", "block", "branch", "size", "jump", "start"]]
+    rows += [[s.path, s.block or "", s.branch or "", str(s.rf.size), str(s.rf.jump), f"{s.rf.start:g}"]
+             for s in plan.steps if s.rf is not None]
+    missing = [s.path for s in plan.steps if s.rf is None and s.depth == 0]
+    note = (f"\nno single receptive field for {', '.join(missing)}: adaptive pooling with unequal windows"
+            if missing else "")
+    return (f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels (size, jump = "
+            "cumulative stride, start = centre of the first unit, pixel index from 0)\n" + _table(rows) + note)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -160,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _block(args)
         if args.command == "summary":
             return _summary(args)
+        if args.command == "receptive-field":
+            return _receptive_field(args)
         try:
             from gnet.checkpoints import CheckpointError
             from gnet.train import run_from_args

@@ -6,6 +6,8 @@ A run is a directory (under GNET_RUNS_DIR, default ./runs, when started from the
     status.json      state, pid, host, progress; replaced atomically
     heartbeat        touched every few seconds by the training process
     metrics.jsonl    one JSON object per line ("step" and "epoch" records)
+    telemetry.jsonl  per-branch statistics every K steps (gnet.telemetry), same reader rules
+    events.out.tfevents.*  TensorBoard events, when the tensorboard package is installed
     checkpoints/     last.pt, best.pt (gnet.checkpoints format, written atomically)
     samples.pt       a few test images for the page's predictions
     log.txt          the process's stdout/stderr (tracebacks go here, never to the page)
@@ -44,6 +46,13 @@ FINAL = ("finished", "stopped", "failed", "died")
 HEARTBEAT_EVERY_S = 2.0
 HEARTBEAT_STALE_S = 90.0  # no heartbeat for this long (and no pid to check on this host) → died
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TELEMETRY = "telemetry.jsonl"
+TELEMETRY_STATS: dict[str, str] = {  # per-branch record key (gnet.telemetry) -> label
+    "out_rms": "output RMS",
+    "grad_rms": "output-gradient RMS",
+    "weight_norm": "weight norm",
+    "update_norm": "last update norm",
+}
 
 
 class RunError(ValueError):
@@ -119,17 +128,27 @@ def touch_heartbeat(path: Path) -> None:
 
 def append_metrics(path: Path, records: list[dict[str, Any]]) -> None:
     """Append whole lines in one write, so a crash tears at most the last line."""
+    append_jsonl(path / "metrics.jsonl", records)
+
+
+def append_jsonl(file: Path, records: list[dict[str, Any]]) -> None:
     if not records:
         return
-    with open(path / "metrics.jsonl", "a", encoding="utf-8") as f:
+    with open(file, "a", encoding="utf-8") as f:
         f.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in records))
         f.flush()
 
 
 def truncate_metrics(path: Path, max_step: int) -> None:
     """Keep only records up to a checkpoint's step (resume replays what came after it)."""
-    kept = [r for r in read_metrics(path) if int(r.get("step", 0)) <= max_step]
-    atomic_write_bytes(path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept).encode())
+    truncate_jsonl(path / "metrics.jsonl", max_step)
+
+
+def truncate_jsonl(file: Path, max_step: int) -> None:
+    if not file.exists():
+        return
+    kept = [r for r in _read_jsonl(file) if _num(r.get("step")) <= max_step]
+    atomic_write_bytes(file, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
 
 # ---------------------------------------------------------------------------
@@ -150,14 +169,26 @@ def read_metrics(path: Path, kind: str | None = None, require: tuple[str, ...] =
     require: keys that must hold numbers (records without them are skipped, so a chart never fails).
     The page polls this every second or two: a file is parsed again only when it has changed.
     Treat the records as read-only (they are shared between callers)."""
-    file = path / "metrics.jsonl"
+    return [rec for rec in _read_jsonl(path / "metrics.jsonl")
+            if (kind is None or rec.get("kind") == kind) and all(
+                isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require)]
+
+
+def read_telemetry(path: Path) -> list[dict[str, Any]]:
+    """The run's telemetry records (gnet.telemetry), by step; the same tolerance as read_metrics, and a
+    record is kept only with a numeric step and a dict of branches (a hand-edited line cannot break a chart)."""
+    out = [r for r in _read_jsonl(path / TELEMETRY)
+           if isinstance(r.get("step"), int) and not isinstance(r.get("step"), bool)
+           and isinstance(r.get("branches"), dict)]
+    return sorted(out, key=lambda r: r["step"])
+
+
+def _read_jsonl(file: Path) -> tuple[dict[str, Any], ...]:
     try:
         st = file.stat()
     except OSError:
-        return []
-    return [rec for rec in _parsed_metrics(str(file), st.st_mtime_ns, st.st_size)
-            if (kind is None or rec.get("kind") == kind) and all(
-                isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require)]
+        return ()
+    return _parsed_metrics(str(file), st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=64)

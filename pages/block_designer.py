@@ -10,6 +10,7 @@ from gnet import charts, codegen, urlstate
 from gnet.analysis import block_report, bottleneck_comparison, factorization_comparison, factorized_conv_comparison
 from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
+from pages.handoff import editing_block, return_block, set_editing_block, take_block
 from pages.ui import branch_chip, plain, use_app_navigation
 
 use_app_navigation()
@@ -70,10 +71,10 @@ def _design() -> BlockDesign:
     return BlockDesign(urlstate.with_b3_variant(spec, s.bd_b3v), (int(s.bd_c), int(s.bd_h), int(s.bd_w))).validate()
 
 
-handoff = st.session_state.pop("bd_handoff", None)  # "open in Block Designer" from the Network Explorer
+handoff = take_block()  # "open in Block Designer" from the Network Explorer
 if handoff is not None:
-    st.session_state.bd_network_block, design = handoff
-    _load(design)
+    set_editing_block(handoff.block)
+    _load(handoff.design)
     st.session_state.bd_link_error = None
 elif "bd_c" not in st.session_state:  # first run, or back from another page (widget state is dropped there)
     try:
@@ -135,19 +136,16 @@ with right:
         st.query_params.update(query)  # the link reproduces the design
 
     report = block_report(design.block, design.input_shape)
-    target = st.session_state.get("bd_network_block")
-    network = st.session_state.get("ne_network")
-    if target and network is not None and target in network.block_names():
+    if (editing := editing_block()) is not None:
+        target = editing[0]
         st.info(f"Editing block {target} of the Network Explorer's network. In the network, the block's input "
                 "comes from the layer before it; H, W and C here only drive this page's analysis.")
         n1, n2 = st.columns(2)
         if n1.button(f"Apply to {target} and return to the Network Explorer", type="primary", key="bd_apply"):
-            st.session_state.ne_network = network.with_block(target, design.block)
-            st.session_state.ne_block = target
-            st.session_state.bd_network_block = None
+            return_block(target, design.block)
             st.switch_page("pages/network_explorer.py")
         if n2.button("Stop editing the network's block", key="bd_detach"):
-            st.session_state.bd_network_block = None
+            set_editing_block(None)
             st.rerun()
     spec, shape = design.block, design.input_shape
     st.markdown(f"### Output {report.concat_text()}")

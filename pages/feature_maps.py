@@ -25,6 +25,7 @@ from gnet.images import FORMAT_NAMES, ImageError, LoadedImage, Preprocess, load,
 from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints, user_file,
                              how_to_get_weights, load_model)
 from gnet.spec import SpecError
+from pages.handoff import requested_checkpoint
 from pages.ui import branch_chip, plain, use_app_navigation
 
 use_app_navigation()
@@ -143,8 +144,7 @@ def choose_model() -> tuple[ModelSource, bool]:
     """Widgets for the model source → (what to load, whether it stands in for missing pretrained weights).
     Offline, says what it could not get and what it shows instead."""
     found = [str(p) for p in find_checkpoints()]
-    requested = st.session_state.get("fm_checkpoint")  # set by the Training page's "open in Feature Maps"
-    requested = requested if isinstance(requested, str) and requested else None
+    requested = requested_checkpoint()  # sent by the Training page's "open in Feature Maps"
     if requested and requested not in found:
         found.insert(0, requested)
     env_weights = os.environ.get("GNET_WEIGHTS", "")

@@ -6,8 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
-from gnet.analysis import NetworkReport, network_report, torchinfo_summary
+from gnet.analysis import NetworkReport, network_report, validate_network
+from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+from pages.handoff import offer_network, send_block
 from pages.ui import plain, use_app_navigation
 
 use_app_navigation()
@@ -21,7 +23,8 @@ TORCHINFO_MAX_MULT_ADDS = 20_000_000_000
 TORCHINFO_MAX_ACTIVATIONS = 150_000_000
 
 
-FIGURES = {"depth": charts.depth_fig, "blocks": charts.block_cost_fig, "sunburst": charts.params_sunburst_fig}
+FIGURES = {"depth": charts.depth_fig, "rf": charts.receptive_field_fig, "blocks": charts.block_cost_fig,
+           "sunburst": charts.params_sunburst_fig}
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -69,7 +72,7 @@ def _on_upload() -> None:
     if file is None:
         return
     try:
-        _set_network(NetworkSpec.from_json(file.getvalue()))
+        _set_network(validate_network(NetworkSpec.from_json(file.getvalue())))
         st.session_state.ne_source = None
     except SpecError as e:
         st.session_state.ne_upload_error = f"The uploaded file is not a usable network spec: {e}"
@@ -109,6 +112,9 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
                  "note": "= torchinfo"})
     st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
                  column_config={"params": int_col, "mult-adds": int_col,
+                                "receptive field (px)": st.column_config.NumberColumn(
+                                    help="Input pixels one output unit sees, along each side (Araujo et al., "
+                                         "Distill 2019); it may reach into the padding."),
                                 "note": st.column_config.TextColumn(width="large")})
     st.caption("The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
                + (", which does not run the aux heads (their cost is listed below)." if network.aux else "."))
@@ -133,15 +139,20 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
 
 @st.fragment  # switching a tab, expanding the table, torchinfo: rerun these tabs alone, and only the open one runs
 def network_tabs(network: NetworkSpec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
-    tab_table, tab_depth, tab_blocks, tab_params = st.tabs(
-        ["Layers", "Shapes along depth", "Cost per block", "Where the parameters live"], key="ne_tab", on_change="rerun")
+    tab_table, tab_depth, tab_rf, tab_blocks, tab_params = st.tabs(
+        ["Layers", "Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"],
+        key="ne_tab", on_change="rerun")
     if tab_table.open:
         with tab_table:
             layer_table(network, report, t, spec_json)
-    for tab, which in ((tab_depth, "depth"), (tab_blocks, "blocks"), (tab_params, "sunburst")):
+    for tab, which in ((tab_depth, "depth"), (tab_rf, "rf"), (tab_blocks, "blocks"), (tab_params, "sunburst")):
         if tab.open:
             with tab:
                 st.plotly_chart(_figure(spec_json, which), theme="streamlit", key=f"ne_{which}")
+                if which == "rf":
+                    st.caption("The receptive field of a unit: the input pixels it can see, per side (kernel, stride "
+                               "and padding of every layer before it; Araujo et al., Distill 2019). `python -m gnet "
+                               "receptive-field --preset NAME` lists every layer's size, jump and start.")
 
 
 if "ne_network" not in st.session_state:
@@ -197,7 +208,7 @@ with left:
             st.error(plain(f"Fix the network first: {e}"))
         else:
             design = BlockDesign(block, shape)
-            st.session_state.bd_handoff = (block_name, design)
+            send_block(block_name, design)
             st.switch_page("pages/block_designer.py", query_params=urlstate.design_to_query(design))
     st.button("Undo edits", key="ne_reset", on_click=_on_reset,
               disabled=st.session_state.get("ne_source") is None)
@@ -209,10 +220,10 @@ with right:
     try:
         report = network_report(network)
     except SpecError as e:
-        st.session_state.pop("designed_network", None)  # the Training page must not train what is not shown
+        offer_network(None)  # the Training page must not train what is not shown
         st.error(plain(f"Invalid network: {e}"))
         st.stop()
-    st.session_state["designed_network"] = network  # the Training page offers to train this one
+    offer_network(network)  # the Training page offers to train this one
     spec_json = network.to_json()
     t = charts.totals(report)
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap

@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 
 from gnet.analysis import (
     Cost, bottleneck_comparison, conv_cost, conv_out, factorization_comparison, network_report, pool_out,
-    torchinfo_summary,
 )
-from gnet.network import GoogLeNet, build
+from gnet.network import GoogLeNet, build, torchinfo_summary
 from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, network_preset, with_input
 
 

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from gnet.analysis import block_report
 from gnet.spec import PAPER_BLOCK_INPUTS, PAPER_BLOCKS, BlockDesign, BlockSpec, block_presets
 from gnet.urlstate import design_to_query
+from pages.handoff import BLOCK_HANDOFF, EXPLORER_NETWORK, BlockHandoff
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "block_designer.py")
 NG = block_presets()["Ng's example (28×28×192, seed 002)"]
@@ -180,7 +181,7 @@ def test_download_buttons_offer_code_and_json():
 def test_handoff_from_the_network_explorer():
     at = AppTest.from_file(PAGE, default_timeout=60)
     design = BlockDesign(BlockSpec(*PAPER_BLOCKS["4a"]), PAPER_BLOCK_INPUTS["4a"])
-    at.session_state["bd_handoff"] = ("4a", design)
+    at.session_state[BLOCK_HANDOFF] = BlockHandoff("4a", design)
     at.run()
     assert not at.exception
     _expect(at, design)
@@ -192,11 +193,21 @@ def test_apply_back_offers_the_network_block():
 
     at = AppTest.from_file(PAGE, default_timeout=60)
     network = network_preset("d2l-fashion96")
-    at.session_state["ne_network"] = network
-    at.session_state["bd_handoff"] = ("4a", BlockDesign(network.block("4a"), PAPER_BLOCK_INPUTS["4a"]))
+    at.session_state[EXPLORER_NETWORK] = network
+    at.session_state[BLOCK_HANDOFF] = BlockHandoff("4a", BlockDesign(network.block("4a"), PAPER_BLOCK_INPUTS["4a"]))
     at.run()
     assert not at.exception
     assert "Editing block 4a" in at.info[0].value
     assert at.button(key="bd_apply").label == "Apply to 4a and return to the Network Explorer"
     at.button(key="bd_detach").click().run()
     assert not at.exception and not at.info
+
+
+def test_a_stale_handoff_of_the_wrong_type_is_ignored():
+    """A value left under the handoff key by an older page version (a bare tuple) is not used."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[BLOCK_HANDOFF] = ("4a", "not a design")
+    at.run()
+    assert not at.exception and not at.info
+    _expect(at, block_presets()["Ng's example (28×28×192, seed 002)"])  # the default design
+

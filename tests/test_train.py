@@ -220,7 +220,8 @@ def test_memory_check_refuses_a_batch_that_cannot_fit_before_allocating():
 
 
 def test_activation_cap_per_image_is_a_spec_error():
+    from gnet.analysis import validate_network
     from gnet.spec import SpecError, d2l_fashion96, with_input
 
     with pytest.raises(SpecError, match="GiB of activations"):
-        with_input(d2l_fashion96(), size=(4096, 4096)).validate()
+        validate_network(with_input(d2l_fashion96(), size=(4096, 4096)))
