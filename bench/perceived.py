@@ -39,9 +39,10 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -462,7 +463,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     only = {s.strip() for s in args.only.split(",") if s.strip()}
-    want = (lambda k: not only or k in only)
+    def want(key: str) -> bool:
+        return not only or key in only
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     print(f"commit {commit.strip() or '?'} · {os.cpu_count()} CPUs · load average {os.getloadavg()[0]:.1f} · "
           f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} · tries {args.tries} (+{args.warmup} warm-up)"

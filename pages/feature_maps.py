@@ -22,8 +22,15 @@ from gnet.checkpoints import CheckpointError
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.devices import describe, pick_device
 from gnet.images import FORMAT_NAMES, ImageError, LoadedImage, Preprocess, load, preprocess
-from gnet.pretrained import (LoadedModel, ModelSource, ensure_pretrained_weights, find_checkpoints, user_file,
-                             how_to_get_weights, load_model)
+from gnet.pretrained import (
+    LoadedModel,
+    ModelSource,
+    ensure_pretrained_weights,
+    find_checkpoints,
+    how_to_get_weights,
+    load_model,
+    user_file,
+)
 from gnet.spec import SpecError
 from pages.handoff import requested_checkpoint
 from pages.ui import branch_chip, plain, use_app_navigation
@@ -305,7 +312,7 @@ except ImageError as e:
 def layer_view(lm: LoadedModel, model_key: ModelKey, image_key: str, loaded: LoadedImage, cropped: Image.Image,
                x: torch.Tensor, what: str) -> None:
     layer_list = F.layers(lm.model)
-    labels = [l.label for l in layer_list]
+    labels = [lay.label for lay in layer_list]
     c1, c2 = st.columns([1, 2])
     layer = c1.selectbox("Layer", labels, index=labels.index("3a") if "3a" in labels else 0, key="fm_layer")
     k = c2.slider("Channels shown per branch (strongest by mean activation)", 1, 64, 16, key="fm_k")

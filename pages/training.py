@@ -177,6 +177,14 @@ def telemetry_stat(key: str) -> str:
                              "with respect to it, the norm of the branch's parameters, and of the last update.")
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_telemetry_figs(run: str, started: object, n_records: int, stat: str, label: str, _records: list[dict]
+                          ) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only."""
+    return (charts.telemetry_heatmap_fig(_records, stat, label), charts.telemetry_lines_fig(_records, stat, label),
+            charts.aux_loss_fig(_records))
+
+
 def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     """Per-branch statistics of the run (live while it trains)."""
     st.markdown("**Branch telemetry**")
@@ -189,11 +197,10 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     stat = telemetry_stat("tr_tel_stat")
     label = runs.TELEMETRY_STATS[stat]
     heat, lines, aux = st.tabs(["Blocks × branches", "Lines per block", "Aux heads vs main loss"])
-    heat.plotly_chart(charts.telemetry_heatmap_fig(records, stat, label), theme="streamlit",
-                      key=f"tr_tel_heat_{run_path.name}")
-    lines.plotly_chart(charts.telemetry_lines_fig(records, stat, label), theme="streamlit",
-                       key=f"tr_tel_lines_{run_path.name}")
-    aux.plotly_chart(charts.aux_loss_fig(records), theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
+    figs = cached_telemetry_figs(str(run_path), info.status.get("started"), len(records), stat, label, records)
+    heat.plotly_chart(figs[0], theme="streamlit", key=f"tr_tel_heat_{run_path.name}")
+    lines.plotly_chart(figs[1], theme="streamlit", key=f"tr_tel_lines_{run_path.name}")
+    aux.plotly_chart(figs[2], theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
     st.caption(f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. " + (
         f"TensorBoard reads this run too: `tensorboard --logdir {root}`." if tensorboard_available() else
         "Install the `tensorboard` package (`pip install tensorboard`) and new runs also write TensorBoard "
