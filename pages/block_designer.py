@@ -10,6 +10,7 @@ from gnet import charts, codegen, urlstate
 from gnet.analysis import block_report, bottleneck_comparison, factorization_comparison, factorized_conv_comparison
 from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
+from pages import compare_ui
 from pages.handoff import editing_block, return_block, set_editing_block, take_block
 from pages.ui import branch_chip, plain, use_app_navigation
 
@@ -240,3 +241,5 @@ with right:
         st.caption("The page's link holds this design: copy the address bar to share it. "
                    "Load a JSON design with the uploader on the left.")
         st.code(code, language="python")
+
+    compare_ui.block_compare_section(design)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-from pathlib import Path
 
 import numpy as np
 import plotly.express as px
@@ -18,49 +16,22 @@ import torch
 from PIL import Image
 
 from gnet import features as F
-from gnet.checkpoints import CheckpointError
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.devices import describe, pick_device
-from gnet.images import FORMAT_NAMES, ImageError, LoadedImage, Preprocess, load, preprocess
-from gnet.pretrained import (
-    LoadedModel,
-    ModelSource,
-    ensure_pretrained_weights,
-    find_checkpoints,
-    how_to_get_weights,
-    load_model,
-    user_file,
-)
-from gnet.spec import SpecError
-from pages.handoff import requested_checkpoint
+from gnet.images import ImageError, LoadedImage, Preprocess, load, preprocess
+from gnet.pretrained import LoadedModel, ModelSource
+from pages.sources import choose_model, file_mtime, load_chosen, read_image
 from pages.ui import branch_chip, plain, use_app_navigation
 
 use_app_navigation()
 
-SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
-SOURCE_LABELS = {
-    "pretrained": "Pretrained (torchvision, ImageNet)",
-    "checkpoint": "Training checkpoint",
-    "weights": "Weights file",
-    "untrained": "Untrained (random weights)",
-}
+# (source kind, path, file mtime, device, the loaded model's label): which model the cached results below are of;
+# the label tells a broken stand-in checkpoint's untrained fallback apart.
+ModelKey = tuple[str, str, float, str, str]
 
 
-ModelKey = tuple[str, str, float, str]  # (source kind, path, file mtime, device): what _model was called with
-
-
-@st.cache_resource(show_spinner="Loading the network…", max_entries=6)
-def _model(kind: str, path: str, mtime: float, device: str) -> LoadedModel:
-    """One model per (source, file, device) for the whole process; mtime makes a rewritten file reload."""
-    return load_model(ModelSource(kind, path), torch.device(device))
-
-
-def _mtime(path: str) -> float:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return 0.0
+def _model_key(source: ModelSource, lm: LoadedModel) -> ModelKey:
+    return (source.kind, source.path, file_mtime(source.path) if source.path else 0.0, str(lm.device), lm.label)
 
 
 # Everything below the image is a pure function of (model, image bytes, layer, widget values): cached by those
@@ -134,78 +105,6 @@ def _shares_fig(ex_key: tuple, _ex: F.Extraction) -> go.Figure:
     return fig
 
 
-def _request_retry() -> None:
-    st.session_state["fm_retry_now"] = True
-
-
-def _confined(path: str) -> str:
-    """Paths from widgets may only reach the app's own folders (gnet.pretrained.user_file)."""
-    try:
-        return str(user_file(path))
-    except CheckpointError as e:
-        st.error(plain(str(e)))
-        st.stop()
-
-
-def choose_model() -> tuple[ModelSource, bool]:
-    """Widgets for the model source → (what to load, whether it stands in for missing pretrained weights).
-    Offline, says what it could not get and what it shows instead."""
-    found = [str(p) for p in find_checkpoints()]
-    requested = requested_checkpoint()  # sent by the Training page's "open in Feature Maps"
-    if requested and requested not in found:
-        found.insert(0, requested)
-    env_weights = os.environ.get("GNET_WEIGHTS", "")
-    default = "checkpoint" if requested else "weights" if env_weights else "pretrained"
-    kinds = list(SOURCE_LABELS)
-    kind = st.radio("Network", kinds, index=kinds.index(default), format_func=SOURCE_LABELS.__getitem__,
-                    horizontal=True, key="fm_source")
-    if kind == "checkpoint":
-        if not found:
-            st.info("No training checkpoints yet (looked for `*/checkpoints/*.pt` under GNET_RUNS_DIR). "
-                    "Train one on the Training page, or pick another network.")
-            st.stop()
-        index = found.index(requested) if requested in found else 0
-        path = st.selectbox("Checkpoint", found, index=index, key="fm_ckpt_path", format_func=_run_and_file)
-        return ModelSource("checkpoint", _confined(path)), False
-    if kind == "weights":
-        path = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", value=env_weights,
-                             key="fm_weights_path", help="Defaults to the GNET_WEIGHTS environment variable.")
-        if not path.strip():
-            st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
-            st.stop()
-        return ModelSource("weights", _confined(path)), False
-    if kind == "untrained":
-        return ModelSource("untrained"), False
-    status = ensure_pretrained_weights(retry=bool(st.session_state.pop("fm_retry_now", False)))
-    if status.ok:
-        return ModelSource("pretrained"), False
-    fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
-    shown = f"the training checkpoint {plain(_run_and_file(fallback.path))}" \
-        if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
-    st.warning(f"{plain(status.message)}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
-    st.button("Retry download", key="fm_retry", on_click=_request_retry)
-    return fallback, True
-
-
-def _run_and_file(path: str) -> str:
-    p = Path(path)
-    return f"{p.parent.parent.name}/{p.name}" if p.parent.name == "checkpoints" else str(p)
-
-
-def read_image() -> tuple[bytes, str] | None:
-    left, right = st.columns([3, 2])
-    upload = left.file_uploader(f"Upload an image ({FORMAT_NAMES}; GIF: first frame)", type=UPLOAD_TYPES,
-                                key="fm_upload")
-    samples = sorted(p.name for p in SAMPLES.glob("*.jpg"))
-    sample = right.selectbox("…or use a sample image", samples, key="fm_sample",
-                             help="Public-domain / CC0 photos; see assets/samples/LICENSE.md.")
-    if upload is not None:
-        return upload.getvalue(), "your upload"
-    if sample:
-        return (SAMPLES / sample).read_bytes(), f"sample {sample}"
-    return None
-
-
 def show_mosaics(ex: F.Extraction, k: int, ex_key: tuple) -> None:
     stats = {s.group: s for s in F.group_stats(ex)}
     groups = list(ex.groups)
@@ -277,16 +176,8 @@ st.title("Feature Maps")
 st.caption("What each branch of a GoogLeNet block responds to in your image. Tensor shapes are C×H×W.")
 
 source, standing_in = choose_model()
-device = pick_device()
-model_key: ModelKey = (source.kind, source.path, _mtime(source.path) if source.path else 0.0, str(device))
-try:
-    lm = _model(*model_key)
-except (CheckpointError, SpecError) as e:
-    st.error(f"Could not load this network: {plain(e)}")
-    if not standing_in:
-        st.stop()
-    model_key = ("untrained", "", 0.0, str(device))  # the stand-in checkpoint is broken: show the untrained net
-    lm = _model(*model_key)
+lm = load_chosen(source, standing_in, pick_device())  # a broken stand-in checkpoint: the untrained net
+model_key = _model_key(source, lm)
 
 if not lm.trained:
     st.warning(f"**{plain(lm.label)}.** The maps show what random filters do, not what a trained network learned.")

@@ -9,6 +9,7 @@ from gnet import charts, codegen, urlstate
 from gnet.analysis import NetworkReport, network_report, validate_network
 from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+from pages import compare_ui
 from pages.handoff import offer_network, send_block
 from pages.ui import plain, use_app_navigation
 
@@ -155,6 +156,7 @@ def network_tabs(network: NetworkSpec, report: NetworkReport, t: dict[str, int],
                                "receptive-field --preset NAME` lists every layer's size, jump and start.")
 
 
+compare_ui.network_link(_set_network)  # a shared A/B link sets the network first
 if "ne_network" not in st.session_state:
     _set_network(network_preset(DEFAULT_PRESET))
     st.session_state.ne_source = DEFAULT_PRESET
@@ -248,3 +250,6 @@ with right:
     st.caption("The Training page can train this network as it is now (edits included).")
     with st.expander("PyTorch code"):
         st.code(code, language="python")
+
+compare_ui.network_compare_section(network)
+compare_ui.sweep_section(network, st.session_state.get("ne_source"))
