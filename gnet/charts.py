@@ -19,6 +19,8 @@ from plotly.subplots import make_subplots
 
 from gnet.analysis import BlockReport, Comparison, LayerRow, NetworkReport, total
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
+from gnet.compare import Comparison as ABComparison
+from gnet.compare import align_names, network_receptive_fields, pareto_front
 from gnet.spec import BRANCHES
 
 Shape = tuple[int, int, int]
@@ -412,7 +414,7 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
     fig.frames = [go.Frame(data=[heat(i)], name=str(s)) for i, s in enumerate(steps)]
     fig.update_layout(
         height=460, margin=dict(l=10, r=10, t=40, b=10), title=f"{label or stat} per block and branch",
-        yaxis=dict(autorange="reversed", title="block", type="category"), xaxis=dict(side="top"),
+        yaxis=dict(autorange="reversed", title="block", type="category"),
         sliders=[dict(active=last, currentvalue=dict(prefix="step "), pad=dict(t=30),
                       steps=[dict(label=str(s), method="animate",
                                   args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
@@ -494,6 +496,11 @@ def rf_size(report: NetworkReport, path: str) -> int | None:
     return rf.size if rf else None
 
 
+# Branches with the same field (b2's 3×3 and b4's pool → 1×1) coincide: open, larger markers keep both visible.
+_RF_MARKERS = {"b1": dict(symbol="circle", size=8), "b2": dict(symbol="diamond-open", size=14),
+               "b3": dict(symbol="circle", size=8), "b4": dict(symbol="square-open", size=12)}
+
+
 def receptive_field_fig(report: NetworkReport) -> go.Figure:
     """Receptive field along depth: the main path in grey, each block's four branches in their colours.
 
@@ -516,7 +523,8 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
         steps = [plan.branch_steps(b)[br] for b in blocks]
         label = report.blocks[blocks[0].removeprefix("inception")].branch(br).label if blocks else br
         fig.add_scatter(x=[b.removeprefix("inception") for b in blocks], y=[s.rf.size for s in steps],
-                        mode="markers", name=f"{br} ({label})", marker=dict(color=BRANCH_COLORS[br], size=9),
+                        mode="markers", name=f"{br} ({label})",
+                        marker=dict(color=BRANCH_COLORS[br], **_RF_MARKERS[br], line=dict(width=2)),
                         customdata=[hover(s) for s in steps], hovertemplate="%{customdata}<extra></extra>")
     side = max(report.input_shape[1:])
     fig.add_hline(y=side, line_dash="dot", line_color=OTHER_COLOR, annotation_text=f"input {side} px",
@@ -524,4 +532,139 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
     fig.update_xaxes(categoryorder="array", categoryarray=names)
     fig.update_yaxes(title="receptive field (input pixels)", rangemode="tozero")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.15))
+    return fig
+# A/B comparison and sweeps (issue 14): tables and figures for gnet.compare and gnet.sweeps rows
+
+A_COLOR, B_COLOR = "#0072B2", "#D55E00"  # A solid blue, B dashed vermillion (Okabe–Ito, not a branch colour)
+
+
+def compare_table(c: ABComparison) -> list[dict[str, object]]:
+    """A/B/Δ rows for st.dataframe: shapes C×H×W, params, mult-adds (torchinfo), receptive field (px)."""
+    out: list[dict[str, object]] = []
+    for r in (*c.rows, c.total):
+        row: dict[str, object] = {"row": r.name, "type": r.kind, "A (C×H×W)": chw(r.a.shape) if r.a else "–",
+                                  "B (C×H×W)": chw(r.b.shape) if r.b else "–"}
+        for metric, label in (("params", "params"), ("mult_adds", "mult-adds"), ("rf", "RF")):
+            row[f"{label} A"] = getattr(r.a, metric) if r.a else None
+            row[f"{label} B"] = getattr(r.b, metric) if r.b else None
+            row[f"Δ {label}"] = r.delta(metric)
+        out.append(row)
+    return out
+
+
+def depth_compare_fig(a: NetworkReport, b: NetworkReport, label_a: str = "A", label_b: str = "B") -> go.Figure:
+    """Spatial size, channels and receptive field along depth for A and B, overlaid (layers aligned by name)."""
+    panels = ("spatial size H", "channels C", "receptive field (input pixels)")
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=panels)
+
+    def series(report: NetworkReport) -> dict[str, tuple[Shape, int | None]]:
+        rf = network_receptive_fields(report.spec)
+        rows = [r for r in report.summary_rows() if not r.group.startswith("aux") and r.name not in ("avgpool", "fc")]
+        return {"input": (report.input_shape, 1), **{r.name.removeprefix("inception"): (r.output_shape, rf[r.name])
+                                                     for r in rows}}
+
+    sa, sb = series(a), series(b)
+    order = [x for pair in align_names(list(sa), list(sb)) for x in pair if x is not None]
+    order = list(dict.fromkeys(order))
+    for s, label, color, dash in ((sa, label_a, A_COLOR, "solid"), (sb, label_b, B_COLOR, "dash")):
+        names = [n for n in order if n in s]
+        for row, pick in ((1, lambda v: v[0][1]), (2, lambda v: v[0][0]), (3, lambda v: v[1])):
+            fig.add_scatter(x=names, y=[pick(s[n]) for n in names], mode="lines+markers", name=label,
+                            legendgroup=label, showlegend=row == 1, row=row, col=1,
+                            line=dict(color=color, dash=dash), customdata=[chw(s[n][0]) for n in names],
+                            hovertemplate=f"{label} %{{x}}: %{{y:,}} (%{{customdata}} C×H×W)<extra></extra>")
+    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.08))
+    return fig
+
+
+def block_compare_fig(c: ABComparison) -> go.Figure:
+    """Params and mult-adds per branch, A (hatched) beside B, in the branch colours."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("params per branch", "mult-adds per branch (torchinfo)"))
+    names = [r.name for r in c.rows]
+    colors = [BRANCH_COLORS.get(n, OTHER_COLOR) for n in names]
+    for side, label, pattern in (("a", c.label_a, "/"), ("b", c.label_b, "")):
+        for col, metric in ((1, "params"), (2, "mult_adds")):
+            fig.add_bar(x=names, y=[r.value(side, metric) for r in c.rows], name=label, legendgroup=label,
+                        showlegend=col == 1, row=1, col=col, offsetgroup=side,
+                        marker=dict(color=colors, pattern_shape=pattern, opacity=0.55 if side == "a" else 1.0),
+                        hovertemplate=f"{label} %{{x}}: %{{y:,}}<extra></extra>")
+    fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+SWEEP_COSTS = {"mult_adds": "mult-adds per image (torchinfo)", "params": "parameters"}
+
+
+def sweep_fig(rows: list[dict[str, object]], cost: str = "mult_adds") -> go.Figure:
+    """Best test accuracy against a cost, one point per variant; the Pareto front (nothing both cheaper
+    and more accurate) drawn as a line through its points, which are marked larger."""
+    done = [r for r in rows if isinstance(r.get("best_test_acc"), (int, float))]
+    front = pareto_front([(float(r[cost]), float(r["best_test_acc"])) for r in done])
+    fig = go.Figure()
+    on = sorted((r for r, f in zip(done, front) if f), key=lambda r: r[cost])
+    if on:
+        fig.add_scatter(x=[r[cost] for r in on], y=[r["best_test_acc"] for r in on], mode="lines",
+                        line=dict(color=OTHER_COLOR, dash="dot", shape="hv"), name="Pareto front", hoverinfo="skip")
+    for is_front in (True, False):
+        pts = [r for r, f in zip(done, front) if f == is_front]
+        if not pts:
+            continue
+        fig.add_scatter(
+            x=[r[cost] for r in pts], y=[r["best_test_acc"] for r in pts], mode="markers+text",
+            text=[str(r["variant"]) for r in pts], textposition="top center" if is_front else "bottom center",
+            name="on the front" if is_front else "dominated",
+            marker=dict(size=14 if is_front else 9, color=B_COLOR if is_front else A_COLOR,
+                        symbol="star" if is_front else "circle"),
+            customdata=[[r["variant"], r["state"]] for r in pts],
+            hovertemplate="%{customdata[0]} (%{customdata[1]}): %{y:.2%} at %{x:,}<extra></extra>")
+    fig.update_xaxes(title_text=SWEEP_COSTS[cost], type="log")
+    fig.update_yaxes(title_text="best test accuracy", tickformat=".0%")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
+                      title=f"Test accuracy vs {SWEEP_COSTS[cost].split(' (')[0]}")
+    return fig
+
+
+def sweep_table(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """variant, state, params, mult-adds, best test acc, images/s, time, and whether it is on the Pareto front
+    of accuracy against mult-adds."""
+    done = [r for r in rows if isinstance(r.get("best_test_acc"), (int, float))]
+    front = dict(zip((str(r["variant"]) for r in done),
+                     pareto_front([(float(r["mult_adds"]), float(r["best_test_acc"])) for r in done])))
+    return [{"variant": r["variant"], "state": r["state"], "params": r["params"], "mult-adds": r["mult_adds"],
+             "best test acc": r["best_test_acc"], "images/s": r["images_per_s"], "time (s)": r["seconds"],
+             "Pareto": "✓" if front.get(str(r["variant"])) else ""} for r in rows]
+
+
+# ---------------------------------------------------------------------------
+# Branch specialisation (issue 13): plain numbers in, so this module stays torch-free
+
+SPECIALISATION_METRICS: dict[str, str] = {  # gnet.featurevis.BranchStats field -> panel title
+    "colour_sensitivity": "colour sensitivity (mean over channels)",
+    "colour_selective": "share of colour-selective channels",
+    "strongest_share": "share of the block's strongest channels",
+}
+
+
+def specialisation_fig(blocks: list[str], grids: dict[str, list[list[float]]],
+                       expected: list[list[float]] | None = None) -> go.Figure:
+    """One blocks × branches heatmap per metric (values 0..1, shown as %), branch names in their colours.
+    expected: each branch's share of the block's channels, shown on hover beside the strongest share."""
+    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=[SPECIALISATION_METRICS.get(k, k) for k in grids],
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    ticks = [f"<span style='color:{BRANCH_COLORS[b]}'><b>{b}</b></span>" for b in BRANCHES]
+    for i, (metric, z) in enumerate(grids.items()):
+        hover = "%{y} · %{x}: %{z:.0%}"
+        custom = None
+        if metric == "strongest_share" and expected is not None:
+            custom, hover = expected, hover + " (its share of the channels: %{customdata:.0%})"
+        fig.add_heatmap(z=z, x=list(BRANCHES), y=blocks, zmin=0, zmax=1, colorscale="Viridis", customdata=custom,
+                        text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}",
+                        hovertemplate=hover + "<extra></extra>", showscale=i == len(grids) - 1,
+                        colorbar=dict(tickformat=".0%", len=0.9), row=1, col=i + 1)
+        fig.update_xaxes(tickvals=list(BRANCHES), ticktext=ticks, row=1, col=i + 1)
+    fig.update_yaxes(autorange="reversed", title_text="block", row=1, col=1)
+    fig.update_layout(height=max(260, 40 * len(blocks) + 120), margin=dict(l=10, r=10, t=50, b=10))
     return fig

@@ -38,7 +38,7 @@ from gnet import downloads
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkpoint, torch_load_safely
 from gnet.images import Preprocess
-from gnet.runs import runs_root
+from gnet.runs import SWEEP_FILE, runs_root
 
 WEIGHTS = GoogLeNet_Weights.IMAGENET1K_V1
 WEIGHTS_FILE = "googlenet-1378be20.pth"  # torchvision's file name; "1378be20" is its SHA-256 prefix
@@ -124,11 +124,12 @@ def how_to_get_weights() -> str:
             "file's path, or GNET_WEIGHTS_URL (+ GNET_WEIGHTS_SHA256) to a mirror, then press “Retry download”.")
 
 
-def ensure_pretrained_weights(timeout: float = 0.0, url: str | None = None, retry: bool = False,
+def ensure_pretrained_weights(timeout: float | None = 0.0, url: str | None = None, retry: bool = False,
                               stall_s: float | None = None) -> WeightsStatus:
     """The cached weights file, or the state of its download (started here if none is running).
 
-    Waits at most `timeout` seconds (0: returns at once with the progress). One download per
+    Waits at most `timeout` seconds (0: returns at once with the progress, as the pages do;
+    None: until the download ends, as the CLI does; a stalled one ends by itself). One download per
     process however many callers wait; its failure is remembered until `retry=True`.
     GNET_OFFLINE=1 skips the attempt.
     """
@@ -144,7 +145,7 @@ def ensure_pretrained_weights(timeout: float = 0.0, url: str | None = None, retr
     except CheckpointError as e:
         return WeightsStatus(False, path, f"could not get the pretrained GoogLeNet weights: {e}", "failed")
     job = downloads.fetch(src, path, check, retry=retry, stall_s=stall_s)
-    if timeout > 0:
+    if timeout is None or timeout > 0:
         job.wait(timeout)
     p = job.progress()
     if p.state == "done" and path.is_file():
@@ -315,10 +316,11 @@ def user_file(text: str) -> Path:
 
 
 def find_checkpoints(root: Path | None = None, limit: int = 200) -> list[Path]:
-    """`<runs>/*/checkpoints/*.pt`, newest first."""
+    """`<runs>/*/checkpoints/*.pt`, and `<runs>/<sweep>/*/checkpoints/*.pt` of sweeps' runs, newest first."""
     root = runs_root() if root is None else root
     try:
         found = [p for p in root.glob("*/checkpoints/*.pt") if p.is_file()]
+        found += [p for p in root.glob("*/*/checkpoints/*.pt") if p.is_file() and (p.parents[2] / SWEEP_FILE).is_file()]
     except OSError:
         return []
     found.sort(key=lambda p: (-_mtime(p), str(p)))

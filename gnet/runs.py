@@ -13,6 +13,10 @@ A run is a directory (under GNET_RUNS_DIR, default ./runs, when started from the
     log.txt          the process's stdout/stderr (tracebacks go here, never to the page)
     STOP             present when a graceful stop was asked for
 
+A sweep (gnet.sweeps) is a directory under the runs root holding sweep.json and one ordinary run
+per variant; such a run is named "SWEEP/VARIANT" here, and lists, opens, resumes and deletes like
+any other run.
+
 Readers tolerate anything half-written: a torn last metrics line is ignored, a
 missing or unparsable status reads as "unknown". A run that was "running" but whose
 process is gone (pid dead, or heartbeat stale) reads as "died"; its last checkpoint
@@ -22,6 +26,7 @@ is resumable.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import json
@@ -46,6 +51,7 @@ FINAL = ("finished", "stopped", "failed", "died")
 HEARTBEAT_EVERY_S = 2.0
 HEARTBEAT_STALE_S = 90.0  # no heartbeat for this long (and no pid to check on this host) → died
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SWEEP_FILE = "sweep.json"  # marks a directory of the runs root as a sweep: its subdirectories are runs
 TELEMETRY = "telemetry.jsonl"
 TELEMETRY_STATS: dict[str, str] = {  # per-branch record key (gnet.telemetry) -> label
     "out_rms": "output RMS",
@@ -77,8 +83,14 @@ def validate_name(name: str) -> str:
 
 
 def run_dir(root: Path, name: str) -> Path:
-    """The directory of run `name`, refusing anything that could leave the runs root."""
-    validate_name(name)
+    """The directory of run `name`, refusing anything that could leave the runs root.
+
+    "SWEEP/RUN" names a run inside a sweep directory (one that holds sweep.json)."""
+    sweep, sep, rest = name.partition("/") if isinstance(name, str) else (name, "", "")
+    if sep and (root / validate_name(sweep) / SWEEP_FILE).is_file() and not (root / sweep).is_symlink():
+        validate_name(rest)
+    else:
+        validate_name(name)
     root_resolved = root.resolve()
     path = root / name
     if path.is_symlink():
@@ -295,6 +307,10 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
     for p in root.iterdir():
         if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name) and (p / "config.json").exists():
             runs.append(read_run(p))
+        elif p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name) and (p / SWEEP_FILE).is_file():
+            for q in p.iterdir():  # a sweep's variants: ordinary runs one level down
+                if q.is_dir() and not q.is_symlink() and NAME_RE.fullmatch(q.name) and (q / "config.json").exists():
+                    runs.append(dataclasses.replace(read_run(q), name=f"{p.name}/{q.name}"))
     return sorted(runs, key=lambda r: _num(r.status.get("started"), _num(r.status.get("updated"))), reverse=True)
 
 

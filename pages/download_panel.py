@@ -26,7 +26,7 @@ def show_progress(p: downloads.Progress | None, what: str) -> None:
 
 
 @st.fragment(run_every=POLL_S)
-def weights_download(showing: str) -> None:
+def weights_download(showing: str, prefix: str = "fm") -> None:
     """While the pretrained weights download: their progress. When the verified file is in
     place (or the download failed), the whole page reruns and shows the result by itself."""
     status = ensure_pretrained_weights()
@@ -35,7 +35,7 @@ def weights_download(showing: str) -> None:
     show_progress(status.progress, "the pretrained GoogLeNet weights (torchvision, ImageNet)")
     st.caption(f"Meanwhile the page shows {showing}; it switches to the pretrained network by itself once the file "
                "is downloaded and its hash checked. You can pick another network above in the meantime.")
-    st.button("Cancel download", key="fm_cancel_download", on_click=cancel_weights_download)
+    st.button("Cancel download", key=f"{prefix}_cancel_download", on_click=cancel_weights_download)
 
 
 @st.fragment(run_every=POLL_S)

@@ -6,7 +6,7 @@ Pages never read or write each other's session-state keys directly; they call th
 - Network Explorer ↔ Block Designer: one block to edit (`send_block` / `take_block`), which block of
   the explorer's network the designer is editing (`editing_block`), and the edited block back
   (`return_block`).
-- Training → Feature Maps: a checkpoint to open (`send_checkpoint` / `requested_checkpoint`).
+- Training → Feature Maps or Explain: a checkpoint to open (`send_checkpoint` / `requested_checkpoint`).
 
 Every reader checks the type of what it finds, so a stale or foreign value is ignored, never used.
 """
@@ -25,7 +25,7 @@ BLOCK_HANDOFF = "bd_handoff"
 EDITING_BLOCK = "bd_network_block"
 EXPLORER_NETWORK = "ne_network"  # the Network Explorer's own network
 EXPLORER_BLOCK = "ne_block"  # the Network Explorer's block picker
-CHECKPOINT = "fm_checkpoint"
+CHECKPOINT = "{page}_checkpoint"  # per receiving page: "fm" (Feature Maps), "ex" (Explain), ...
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,13 @@ def return_block(block: str, spec: BlockSpec) -> None:
     set_editing_block(None)
 
 
-# -- Training → Feature Maps
+# -- Training → Feature Maps / Explain (`page` is the receiving page's widget-key prefix)
 
 
-def send_checkpoint(path: str) -> None:
-    st.session_state[CHECKPOINT] = path
+def send_checkpoint(path: str, page: str = "fm") -> None:
+    st.session_state[CHECKPOINT.format(page=page)] = path
 
 
-def requested_checkpoint() -> str | None:
-    path = st.session_state.get(CHECKPOINT)
+def requested_checkpoint(page: str = "fm") -> str | None:
+    path = st.session_state.get(CHECKPOINT.format(page=page))
     return path if isinstance(path, str) and path else None

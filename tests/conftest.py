@@ -26,6 +26,18 @@ settings.register_profile("gnet", database=DirectoryBasedExampleDatabase(str(ART
 settings.load_profile("gnet")
 
 
+def chromium_or_skip() -> str:
+    """Debian's chromium. Without it a browser test skips on a developer's machine, but fails where the
+    browser tests are required: GNET_REQUIRE_BROWSER=1 (.ci/run sets it) or CI."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        required = bool(os.environ.get("GNET_REQUIRE_BROWSER") or os.environ.get("CI"))
+        if required:
+            pytest.fail("Debian's chromium is required here (GNET_REQUIRE_BROWSER/CI is set): apt-get install chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return chromium
+
+
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """The real app on a free loopback port, with its own runs root and an empty torch hub cache."""
@@ -35,11 +47,7 @@ def app_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is required in CI (apt-get install chromium)")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

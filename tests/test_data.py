@@ -73,7 +73,11 @@ def test_synthetic_is_deterministic_and_balanced():
     assert not torch.equal(a.train_x, c.train_x)
     assert a.train_x.shape == (100, 3, 16, 16) and a.train_x.dtype == torch.uint8
     assert a.train_y.bincount(minlength=10).tolist() == [10] * 10
-    assert not torch.equal(a.train_x, a.test_x[: len(a.train_x)]) if len(a.test_x) >= 100 else True
+    # The test split is drawn independently of the training split: no test image is a training image,
+    # not even with equal split sizes (where one seed for both would give identical splits).
+    for d in (a, synthetic(20, 20, 16, seed=3)):
+        same = (d.test_x.flatten(1)[:, None, :] == d.train_x.flatten(1)[None, :, :]).all(-1)
+        assert not bool(same.any()), f"{int(same.any(1).sum())} test images are copies of training images"
 
 
 @settings(max_examples=8, deadline=None)
@@ -142,3 +146,22 @@ def test_subset_and_model_input():
     assert subset(x, y, None, 0)[0] is x
     out = to_model_input(xs, (8, 8), torch.zeros(3), torch.ones(3))
     assert out.shape == (5, 3, 8, 8) and float(out.max()) <= 1.0 and float(out.min()) >= 0.0
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), channels=st.sampled_from([1, 3]))
+def test_model_input_is_normalised_per_channel(seed, channels):
+    """Against an independent oracle: per channel, (x/255 − mean)/std, so the result's per-channel mean and
+    std are (m/255 − mean)/std and s/255/std for the images' own m, s (no resize: same size in and out)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (4, channels, 6, 6), generator=g, dtype=torch.uint8)
+    mean, std = torch.rand(channels, generator=g), 0.1 + torch.rand(channels, generator=g)
+    out = to_model_input(x, (6, 6), mean, std).double()
+    px = x.double() / 255
+    for c in range(channels):
+        expect_mean = (float(px[:, c].mean()) - float(mean[c])) / float(std[c])
+        expect_std = float(px[:, c].std()) / float(std[c])
+        assert float(out[:, c].mean()) == pytest.approx(expect_mean, abs=1e-5)
+        assert float(out[:, c].std()) == pytest.approx(expect_std, rel=1e-5)
+    pixel = (int(x[1, -1, 2, 3]) / 255 - float(mean[-1])) / float(std[-1])  # one pixel, by hand
+    assert float(out[1, -1, 2, 3]) == pytest.approx(pixel, abs=1e-6)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from gnet.devices import autocast_dtype, describe, inference_threads, pick_device
@@ -5,7 +6,9 @@ from gnet.devices import autocast_dtype, describe, inference_threads, pick_devic
 
 def test_auto_picks_cpu_without_a_gpu_and_refuses_a_missing_cuda():
     dev = pick_device("auto")
-    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    # The oracle is torch's own availability, not the function's answer.
+    assert dev == torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     if not torch.cuda.is_available():
         try:
             pick_device("cuda")
@@ -31,3 +34,12 @@ def test_bad_device_name_is_refused():
 
 def test_inference_threads_leave_cores_for_other_work():
     assert [inference_threads(n) for n in (1, 2, 3, 4, 8, 16, 64)] == [1, 1, 1, 2, 4, 4, 4]
+
+
+@pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"),
+                                               (False, False, "cpu")])
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device("auto") == torch.device(expected)
+    assert pick_device("cpu") == torch.device("cpu")

@@ -1,11 +1,13 @@
 """Faults: SIGKILL a real training process at random points, many times; SIGTERM stops gracefully.
 
 Every checkpoint on disk must be loadable or absent (never corrupt), every kill must read as
-"died", resume must continue from the last good checkpoint, and the metrics reader never fails.
+"died", resume must continue from the last good checkpoint, the metrics reader never fails, and
+the run's records and final weights equal those of the same run trained without a kill.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -16,9 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from gnet import runs
 from gnet.checkpoints import load_checkpoint
+from gnet.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -97,6 +101,21 @@ def test_random_sigkills_never_corrupt_anything_and_resume_continues(tmp_path, l
     assert checkpoints_ok(run) >= status["global_step"]
     steps = [r["step"] for r in runs.read_metrics(run, "step")]
     assert steps == sorted(set(steps)), "resume replays no step twice in the metrics"
+    # The oracle: the same config trained without a kill, stopped at the same step, in this process
+    # (one thread, as the launched ones). Kills and resumes must change nothing but the clock.
+    stopped_at = int(info.status["global_step"])
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text())["train"])
+    cfg = dataclasses.replace(cfg, checkpoint_every_s=3600.0)  # fewer saves, same arithmetic
+    ref = runs.create(tmp_path / "uninterrupted", {"train": cfg.to_dict()})
+    assert train(cfg, ref, should_stop=lambda s: s == stopped_at) == "stopped"
+    clock = ("time", "images_per_s", "elapsed_s")
+    rows = [[{k: v for k, v in r.items() if k not in clock} for r in runs.read_metrics(d)] for d in (run, ref)]
+    assert rows[0] == rows[1], "the killed and resumed run's records differ from an uninterrupted run's"
+    a, b = (load_checkpoint(d / "checkpoints" / "last.pt") for d in (run, ref))
+    assert a.model_state.keys() == b.model_state.keys()
+    assert all(torch.equal(a.model_state[k], b.model_state[k]) for k in a.model_state), "final weights differ"
+    for key in ("global_step", "epoch", "step_in_epoch", "best_acc", "epoch_sums"):
+        assert a.extra[key] == b.extra[key], key
     # temp files of writes cut short by a kill are removed when the next process starts
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -164,10 +165,17 @@ def test_pixel_limit_before_decoding():
         load(png_with_size(9000, 6000))  # 54 MP: under PIL's own limit, over ours
 
 
-def test_decompression_bomb_never_warns_globally(recwarn):
+@pytest.mark.parametrize("side", [10_000, 20_000])
+def test_decompression_bomb_never_warns_globally(recwarn, side):
+    """100 MP is in PIL's warning band (above MAX_IMAGE_PIXELS, at most twice it), 400 MP in its error band:
+    both are refused with a clear message, and neither leaves a process-wide warning or filter behind."""
+    warn_band = Image.MAX_IMAGE_PIXELS < side * side <= 2 * Image.MAX_IMAGE_PIXELS
+    assert warn_band == (side == 10_000)  # the oracle: PIL's own thresholds
+    filters = list(warnings.filters)
     with pytest.raises(ImageError, match="pixels"):
-        load(png_with_size(20000, 20000))  # 400 MP: PIL's DecompressionBombError
+        load(png_with_size(side, side))
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert warnings.filters == filters
 
 
 def test_extreme_aspect_ratio():

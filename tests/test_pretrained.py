@@ -3,6 +3,7 @@ test writes into a temporary torch hub cache), bounded offline download, weights
 
 from __future__ import annotations
 
+import os
 import pathlib
 import socket
 import threading
@@ -236,10 +237,12 @@ def test_find_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path))
     for run in ("a", "b"):
         (tmp_path / run / "checkpoints").mkdir(parents=True)
-    (tmp_path / "a" / "checkpoints" / "last.pt").write_bytes(b"x")
-    time.sleep(0.01)
+    # Explicit mtimes, not a sleep between writes: "a" is older although it is written last.
     (tmp_path / "b" / "checkpoints" / "best.pt").write_bytes(b"x")
     (tmp_path / "b" / "metrics.jsonl").write_text("")
+    (tmp_path / "a" / "checkpoints" / "last.pt").write_bytes(b"x")
+    os.utime(tmp_path / "a" / "checkpoints" / "last.pt", (1_000_000, 1_000_000))
+    os.utime(tmp_path / "b" / "checkpoints" / "best.pt", (2_000_000, 2_000_000))
     assert pretrained.find_checkpoints() == [tmp_path / "b" / "checkpoints" / "best.pt",
                                              tmp_path / "a" / "checkpoints" / "last.pt"]
     assert pretrained.find_checkpoints(tmp_path / "nothing-here") == []

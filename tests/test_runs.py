@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -86,9 +86,13 @@ def test_live_process_reads_as_running(tmp_path):
 
 def test_unreaped_child_zombie_reads_as_died(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    time.sleep(1.0)  # exited but not waited for: a zombie, which kill(pid, 0) still finds
+    # Wait until it has exited, without reaping it (WNOWAIT): a zombie, which kill(pid, 0) still finds.
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+    assert Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    os.kill(child.pid, 0)  # no error: the naive liveness check would say "running"
     _fake_running(tmp_path / "z", child.pid)
     assert runs.read_run(tmp_path / "z").state == "died"
+    child.wait()
 
 
 def test_missing_and_garbled_status(tmp_path):

@@ -16,8 +16,13 @@ def test_xsrf_and_cors_protection_on():
     assert CONFIG["server"]["enableCORS"] is True
 
 
-def test_upload_limit_is_small():
-    assert 1 <= CONFIG["server"]["maxUploadSize"] <= 50
+def test_upload_limit_is_25_mb_everywhere():
+    """The server's cap, the image loader's own cap and the README's figure are one number: 25 MB."""
+    from gnet.images import MAX_BYTES
+
+    assert CONFIG["server"]["maxUploadSize"] == 25  # Streamlit counts MB as 2**20 bytes
+    assert MAX_BYTES == 25 * 2**20
+    assert "uploads are capped at 25 MB" in (ROOT / "README.md").read_text()
 
 
 def test_no_tracebacks_in_the_browser():
@@ -48,3 +53,28 @@ def test_page_failure_net_shows_no_traceback():
     assert not at.exception
     shown = " ".join(e.value for e in at.error)
     assert "Something went wrong" in shown and "/etc/path" not in shown
+
+
+def test_app_routes_every_page_through_the_safety_net(monkeypatch):
+    """app.py itself (not a copy of it): a page that raises shows the plain message, no exception."""
+    import ast
+
+    from streamlit.testing.v1 import AppTest
+
+    import pages.ui
+
+    def broken() -> None:  # every page calls this first
+        raise RuntimeError("secret /etc/path detail")
+
+    monkeypatch.setattr(pages.ui, "use_app_navigation", broken)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert pages.ui.PAGE_FAILED in shown and "/etc/path" not in shown
+    # and statically: the one page app.py runs goes through run_page, nothing runs a page directly
+    tree = ast.parse((ROOT / "app.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert not [n for n in calls if isinstance(n.func, ast.Attribute) and n.func.attr == "run"], \
+        "app.py runs a page directly; run it with run_page(page)"
+    assert [ast.unparse(n) for n in calls if isinstance(n.func, ast.Name) and n.func.id == "run_page"] == \
+        ["run_page(page)"]

@@ -3,20 +3,19 @@
 import asyncio
 import concurrent.futures
 import importlib.util
-import shutil
 import sys
 
 import pytest
 
 from tests.appserver import ROOT
+from tests.conftest import chromium_or_skip
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.timeout(600)  # 16 Chromium sessions share the machine's 2 cores: about 3 minutes
 def test_sixteen_concurrent_sessions_get_their_own_correct_answers(capsys):
-    if shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed")
+    chromium_or_skip()
     spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
     load = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = load  # dataclasses look their module up while the class is built
@@ -28,3 +27,4 @@ def test_sixteen_concurrent_sessions_get_their_own_correct_answers(capsys):
     print(out)
     assert code == 0, out
     assert "errors: 0; activations differing from a lone session: 0; wrong block shapes: 0" in out
+    assert "explanations differing from a lone session: 0" in out
