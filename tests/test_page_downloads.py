@@ -194,6 +194,29 @@ def test_training_offers_a_missing_dataset_downloads_it_then_the_run_trains(env,
     # cheaper than waiting for this run's own process); the fixture stops this one.
 
 
+def test_training_dataset_download_failure_says_why_and_offers_a_retry(env, server, monkeypatch):
+    files = mnist_files(20, 10)
+    for name, blob in files.items():
+        server.add(f"/mirror/FashionMNIST/{name}", blob)
+    sums = env / "md5sums.txt"  # the operator's checksums disagree with one served file
+    sums.write_text("".join(f"{md5(b if n != 't10k-labels-idx1-ubyte.gz' else b'other')}  FashionMNIST/{n}\n"
+                            for n, b in files.items()))
+    monkeypatch.setenv("GNET_DATASET_MIRROR", server.url("/mirror/"))
+    monkeypatch.setenv("GNET_DATASET_CHECKSUMS", str(sums))
+    at = run(AppTest.from_file(str(PAGES / "training.py"), default_timeout=60))
+    start_fashion_run(at, "fm-bad")
+    at.button(key="tr_dataset_dl_start").click()
+    run(at)
+    for f in files:
+        job = downloads.find(server.url(f"/mirror/FashionMNIST/{f}"), env / "data" / "FashionMNIST" / "raw" / f)
+        assert job is not None and job.wait(60)
+    run(at)
+    err = texts(at.error)
+    assert "Could not download Fashion-MNIST" in err and "wrong MD5" in err and "t10k-labels-idx1-ubyte.gz" in err
+    assert at.button(key="tr_dataset_dl_retry") and not runs.list_runs(env / "runs") and not at.progress
+    assert_no_server_path(at, env)
+
+
 def test_training_offline_says_which_files_go_where_without_server_paths(env, monkeypatch):
     monkeypatch.setenv("GNET_OFFLINE", "1")
     at = run(AppTest.from_file(str(PAGES / "training.py"), default_timeout=60))
