@@ -284,3 +284,12 @@ def test_progress_fraction_and_eta(done, extra, speed):
         assert "left" in p.describe()
     else:
         assert p.eta_s is None
+
+
+def test_without_mirrors_the_official_sources_and_checks_apply(online):
+    url, check = pretrained.weights_source()
+    assert url == "https://download.pytorch.org/models/googlenet-1378be20.pth"  # never fetched in the suite
+    assert check.sha256 == "1378be20" and check.sha256 == pretrained.WEIGHTS_FILE.split("-")[1].split(".")[0]
+    assert data.dataset_class("fashion-mnist") is tvd.FashionMNIST and data.dataset_class("cifar10") is tvd.CIFAR10
+    files, _ = data._remote_files("cifar10", online / "data")
+    assert files[0].url == tvd.CIFAR10.url and files[0].md5 == tvd.CIFAR10.tgz_md5
