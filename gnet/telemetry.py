@@ -33,21 +33,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from gnet.blocks import BRANCH_ATTRS
+from gnet.plan import Plan
+from gnet.spec import BRANCHES
 
-BRANCH_NAMES = tuple(f"b{i + 1}" for i in range(len(BRANCH_ATTRS)))
+BRANCH_NAMES = BRANCHES
 
 
 def branch_modules(model: nn.Module) -> dict[str, dict[str, nn.Module]]:
-    """{"inception3a": {"b1": module, ...}, ...} in network order.
-
-    Read from the module's own names (torchvision's `inceptionXY.branchN`); to be read from the layer
-    plan (`layer_plan(spec).blocks()` / `branch_paths()`) once gnet/plan.py is on main."""
-    out: dict[str, dict[str, nn.Module]] = {}
-    for name, mod in model.named_children():
-        if name.startswith("inception") and all(hasattr(mod, b) for b in BRANCH_ATTRS):
-            out[name] = {br: getattr(mod, attr) for br, attr in zip(BRANCH_NAMES, BRANCH_ATTRS)}
-    return out
+    """{"inception3a": {"b1": module, ...}, ...} in network order, from the network's layer plan
+    (`model` is a gnet GoogLeNet, unwrapped from DDP / torch.compile)."""
+    plan: Plan = model.plan
+    return {block: {br: model.get_submodule(path) for br, path in plan.branch_paths(block).items()}
+            for block in plan.blocks()}
 
 
 class BranchProbe:
