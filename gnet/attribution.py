@@ -18,8 +18,8 @@ copies of the earlier blocks on their way through the rest of the network (no fu
 forward pass is repeated; 36 ablations cost about as much as 9 batch-4 tails).
 
 Receptive fields: the empirical one is |d unit / d input| (autograd w.r.t. the input,
-summed over the branch's channels at one position); the theoretical one is the layer
-plan's (gnet.plan, Araujo et al. 2019), checked against the built modules in tests/test_plan.py.
+summed over the branch's channels at one position); the theoretical one comes from the
+layer plan (gnet.plan, Araujo et al. 2019).
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models import GoogLeNet as TorchvisionGoogLeNet
 
 from gnet.blocks import BRANCH_ATTRS, branch_kernel_labels
-from gnet.features import main_path, model_plan
-from gnet.plan import ReceptiveField
+from gnet.features import main_path
+from gnet.plan import ReceptiveField, layer_plan
+from gnet.spec import NetworkSpec, googlenet_imagenet
 
 BRANCHES = ("b1", "b2", "b3", "b4")
 
@@ -300,16 +302,36 @@ def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
 # Receptive fields
 
 
+def rf_box(rf: ReceptiveField, row: int, col: int, hw: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) pixel edges of unit (row, col)'s theoretical field, clipped to an image of hw = (H, W)
+    (pixel k spans k - 0.5 .. k + 0.5; the plan's fields are in pixel-centre coordinates)."""
+    (y0, y1), (x0, x1) = rf.span(row), rf.span(col)
+    return (max(-0.5, x0 - 0.5), max(-0.5, y0 - 0.5), min(hw[1] - 0.5, x1 + 0.5), min(hw[0] - 0.5, y1 + 0.5))
+
+
+def network_spec(model: nn.Module) -> NetworkSpec:
+    """The spec whose layer plan describes `model`: its own for this project's GoogLeNet; torchvision's
+    GoogLeNet is the googlenet-imagenet preset module for module (its state_dict loads into it)."""
+    spec = getattr(model, "spec", None)
+    if isinstance(spec, NetworkSpec):
+        return spec
+    if isinstance(model, TorchvisionGoogLeNet):
+        return googlenet_imagenet()
+    raise AttributionError(f"no layer plan for a {type(model).__name__}; receptive fields need a GoogLeNet")
+
+
 def theoretical_rf(model: nn.Module, block: str, branch: str) -> ReceptiveField:
-    """The receptive field of a branch output's units, from the network's layer plan (a gnet
-    GoogLeNet's own; for torchvision's, the plan of the preset built to match it, whose "5×5"
-    branch is 3×3 as in its weights)."""
+    """The receptive field of a branch output's units, from the layer plan (gnet.plan)."""
     if branch not in BRANCHES:
         raise AttributionError(f"no branch {branch!r}; choose one of {', '.join(BRANCHES)}")
     if block not in block_modules(model):
         raise AttributionError(f"no block {block!r}; choose one of "
                                f"{', '.join(block_label(b) for b in block_modules(model))}")
-    return model_plan(model).branch_steps(block)[branch].rf
+    plan = layer_plan(network_spec(model))
+    rf = plan.step(plan.branch_paths(block)[branch]).rf
+    if rf is None:
+        raise AttributionError(f"the layer plan has no receptive field for {block_label(block)}·{branch}")
+    return rf
 
 
 @dataclass(frozen=True)

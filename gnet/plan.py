@@ -73,13 +73,6 @@ class ReceptiveField:
         half = (self.size - 1) / 2
         return round(self.centre(index) - half), round(self.centre(index) + half)
 
-    def box(self, row: int, col: int, hw: tuple[int, int]) -> tuple[float, float, float, float]:
-        """(x0, y0, x1, y1) pixel edges of unit (row, col)'s window, clipped to an image of hw = (H, W)
-        (pixel k spans k - 0.5 .. k + 0.5)."""
-        half = self.size / 2
-        cy, cx = self.centre(row), self.centre(col)
-        return (max(-0.5, cx - half), max(-0.5, cy - half), min(hw[1] - 0.5, cx + half), min(hw[0] - 0.5, cy + half))
-
     def union(self, other: ReceptiveField) -> ReceptiveField:
         """The field of a unit that sees both (same jump: branches of one block)."""
         lo = min(self.start - (self.size - 1) / 2, other.start - (other.size - 1) / 2)
