@@ -302,3 +302,17 @@ def test_lines_per_block_aux_and_compare_figures():
     assert len(cmp.data) == 2 and cmp.data[0].zmin == cmp.data[1].zmin and cmp.data[0].zmax == cmp.data[1].zmax
     assert cmp.data[1].z[0][0] == pytest.approx(cmp.data[0].z[0][0] + 2)  # 100× the value: +2 in log10
     assert "step 31" in cmp.layout.annotations[0].text
+
+
+def test_without_tensorboard_a_run_writes_no_events_and_keeps_its_telemetry(tmp_path, monkeypatch):
+    from gnet import telemetry
+
+    monkeypatch.setattr(telemetry, "tensorboard_available", lambda: False)
+    cfg = TrainConfig.from_recipe(
+        "improved", network_preset("mini"), image_size=12, synthetic_train=40, synthetic_test=20, batch_size=20,
+        epochs=1, device="cpu", telemetry_every=1,
+    )
+    run = runs.create(tmp_path / "no-tb", {"train": cfg.to_dict()})
+    assert train(cfg, run) == "finished"
+    assert not list(run.glob("events.out.tfevents.*"))
+    assert [r["step"] for r in runs.read_telemetry(run)] == [1, 2]
