@@ -138,3 +138,13 @@ def test_the_page_widgets_read_the_table(tmp_path, monkeypatch):
             assert (w.min, w.max) == (o.lo, o.hi), o.name
     assert widgets[OPTIONS["optimizer"].label].options == list(OPTIONS["optimizer"].choices)
     assert at.radio(key="tr_recipe").help == OPTIONS["recipe"].help
+
+
+def test_train_help_lists_every_flag_with_its_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        make_parser().parse_args(["train", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for o in OPTIONS.values():
+        if o.cli_flag:
+            assert o.cli_flag in text and " ".join(o.help.split()) in text, o.name
