@@ -7,6 +7,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from streamlit.testing.v1 import AppTest
 
 from gnet import data, train_options
@@ -148,3 +150,21 @@ def test_train_help_lists_every_flag_with_its_help(capsys):
     for o in OPTIONS.values():
         if o.cli_flag:
             assert o.cli_flag in text and " ".join(o.help.split()) in text, o.name
+
+
+NUMERIC = [n for n, o in OPTIONS.items() if o.kind in (int, float) and not o.choices]
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=hst.sampled_from(NUMERIC), x=hst.floats(-1e7, 1e7, allow_nan=False))
+def test_numeric_options_accept_exactly_their_range(name, x):
+    o = OPTIONS[name]
+    v = int(x) if o.kind is int else x
+    inside = o.lo <= v <= o.hi and not (o.lo_open and v == o.lo)
+    try:
+        o.validate(v)
+        accepted = True
+    except ConfigError as e:
+        accepted = False
+        assert o.words in str(e)
+    assert accepted == inside
