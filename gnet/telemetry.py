@@ -173,7 +173,7 @@ class TensorBoardWriter:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step: a resumed run hides the events a killed process wrote after its checkpoint
-            self.writer = SummaryWriter(log_dir=str(run), purge_step=purge_step)
+            self.writer = SummaryWriter(log_dir=str(run), purge_step=purge_step, flush_secs=10)  # live in TensorBoard
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if self.writer is None:
