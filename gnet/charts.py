@@ -366,18 +366,16 @@ def _log10(v: float) -> float | None:
     return math.log10(v) if math.isfinite(v) and v > 0 else None
 
 
-def _grid(series: dict[tuple[str, str], list[float]], i: int) -> tuple[list[str], list[str], list[list[float | None]]]:
-    """Blocks (rows) × branches (columns) at record i: log10 values (None where missing) for the colours."""
+def _grid(series: dict[tuple[str, str], list[float]], i: int
+          ) -> tuple[list[str], list[str], list[list[float | None]], list[list[str]]]:
+    """Blocks (rows) × branches (columns) at record i: labels, log10 values for the colours (None where
+    missing) and the values themselves for the hover text."""
     blocks = list(dict.fromkeys(b for b, _ in series))
     branches = list(dict.fromkeys(br for _, br in series))
-    z = [[_log10(series[(b, br)][i]) if (b, br) in series else None for br in branches] for b in blocks]
-    return [b.removeprefix("inception") for b in blocks], branches, z
-
-
-def _hover(series: dict[tuple[str, str], list[float]], i: int) -> list[list[str]]:
-    blocks = list(dict.fromkeys(b for b, _ in series))
-    branches = list(dict.fromkeys(br for _, br in series))
-    return [[f"{series[(b, br)][i]:.4g}" if (b, br) in series else "" for br in branches] for b in blocks]
+    cells = [[series[(b, br)][i] if (b, br) in series else float("nan") for br in branches] for b in blocks]
+    z = [[_log10(v) for v in row] for row in cells]
+    text = [[f"{v:.4g}" if math.isfinite(v) else "" for v in row] for row in cells]
+    return [b.removeprefix("inception") for b in blocks], branches, z, text
 
 
 def _log_colorbar(lo: float | None, hi: float | None) -> dict:
@@ -405,8 +403,8 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
     last = len(steps) - 1
 
     def heat(i: int) -> go.Heatmap:
-        y, x, z = _grid(series, i)
-        return go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", customdata=_hover(series, i),
+        y, x, z, text = _grid(series, i)
+        return go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", customdata=text,
                           colorbar=_log_colorbar(lo, hi), xgap=2, ygap=2,
                           hovertemplate="%{y} %{x}: %{customdata}<extra></extra>")
 
@@ -475,9 +473,9 @@ def telemetry_compare_fig(runs_records: dict[str, list[dict]], stat: str, label:
         series = all_series[n]
         if not runs_records[n] or not series:
             continue
-        y, x, z = _grid(series, -1)
+        y, x, z, text = _grid(series, -1)
         fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", showscale=j == 0,
-                                 colorbar=_log_colorbar(lo, hi), customdata=_hover(series, -1), xgap=2, ygap=2,
+                                 colorbar=_log_colorbar(lo, hi), customdata=text, xgap=2, ygap=2,
                                  hovertemplate=f"{n} %{{y}} %{{x}}: %{{customdata}}<extra></extra>"),
                       row=1, col=j + 1)
         fig.update_yaxes(autorange="reversed", type="category", row=1, col=j + 1)

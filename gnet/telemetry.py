@@ -17,6 +17,10 @@ squares and the losses are all-reduced, so a record equals the single-process fi
 batch: the gradient of the global mean loss is each rank's gradient / world size. Parameters are the
 same on every rank, so their norms need no reduction.
 
+With --compile in one process, telemetry steps call the plain module (the same parameters): hooks on a
+compiled module's submodules would make it recompile. Under DDP with --compile they go through the compiled
+module, which may then recompile for the hooked variant.
+
 Records are lines of telemetry.jsonl in the run directory (gnet.runs.append_jsonl / read_telemetry).
 When the `tensorboard` package is installed the trainer also writes TensorBoard event files into the
 run directory (`TensorBoardWriter`), so `tensorboard --logdir runs` shows every run.
@@ -169,7 +173,7 @@ class TensorBoardWriter:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step: a resumed run hides the events a killed process wrote after its checkpoint
-            self.writer = SummaryWriter(log_dir=str(run), purge_step=purge_step)
+            self.writer = SummaryWriter(log_dir=str(run), purge_step=purge_step, flush_secs=10)  # live in TensorBoard
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if self.writer is None:

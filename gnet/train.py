@@ -630,11 +630,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     for o in OPTIONS.values():
         if o.cli_flag is None:
             continue
+        text = o.help.replace("%", "%%")  # argparse %-formats help strings
         if o.kind is bool:
-            p.add_argument(o.cli_flag, dest=o.name, action="store_true", default=None, help=o.help)
+            p.add_argument(o.cli_flag, dest=o.name, action="store_true", default=None, help=text)
         else:
             p.add_argument(o.cli_flag, dest=o.name, type=o.kind, default=None, choices=o.choices or None,
-                           metavar=o.metavar, help=o.help)
+                           metavar=o.metavar, help=text)
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--run-dir", required=True, help="the run's directory (created; must not hold another run)")
 

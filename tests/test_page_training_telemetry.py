@@ -95,3 +95,12 @@ def test_run_without_telemetry_says_so_and_two_runs_compare(root, monkeypatch):
     assert [d["type"] for d in cmp["data"]] == ["heatmap", "heatmap"]
     assert "last update norm" in cmp["layout"]["title"]["text"]
     assert [a["text"] for a in cmp["layout"]["annotations"]] == ["slow (step 3)", "fast (step 3)"]
+
+
+def test_page_says_how_to_turn_tensorboard_on_when_it_is_missing(root, monkeypatch):
+    from gnet import telemetry
+
+    monkeypatch.setattr(telemetry, "tensorboard_available", lambda: False)
+    at = page(root, monkeypatch, "fast")
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert "pip install tensorboard" in captions and "tensorboard --logdir" not in captions

@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gnet import runs
@@ -302,3 +304,84 @@ def test_lines_per_block_aux_and_compare_figures():
     assert len(cmp.data) == 2 and cmp.data[0].zmin == cmp.data[1].zmin and cmp.data[0].zmax == cmp.data[1].zmax
     assert cmp.data[1].z[0][0] == pytest.approx(cmp.data[0].z[0][0] + 2)  # 100× the value: +2 in log10
     assert "step 31" in cmp.layout.annotations[0].text
+
+
+def test_without_tensorboard_a_run_writes_no_events_and_keeps_its_telemetry(tmp_path, monkeypatch):
+    from gnet import telemetry
+
+    monkeypatch.setattr(telemetry, "tensorboard_available", lambda: False)
+    cfg = TrainConfig.from_recipe(
+        "improved",
+        network_preset("mini"),
+        image_size=12,
+        synthetic_train=40,
+        synthetic_test=20,
+        batch_size=20,
+        epochs=1,
+        device="cpu",
+        telemetry_every=1,
+    )
+    run = runs.create(tmp_path / "no-tb", {"train": cfg.to_dict()})
+    assert train(cfg, run) == "finished"
+    assert not list(run.glob("events.out.tfevents.*"))
+    assert [r["step"] for r in runs.read_telemetry(run)] == [1, 2]
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    ch=hst.lists(hst.integers(1, 6), min_size=6, max_size=6),
+    factorize=hst.booleans(),
+    bn=hst.booleans(),
+    seed=hst.integers(0, 1000),
+)
+def test_probe_equals_retain_grad_on_random_blocks(ch, factorize, bn, seed):
+    from gnet.telemetry import BranchProbe, branch_modules
+
+    b = BlockSpec(*ch, factorize=factorize, batch_norm=bn)
+    spec = NetworkSpec(
+        name="rand",
+        in_channels=3,
+        input_size=(12, 12),
+        num_classes=5,
+        stem=(ConvSpec(4, 3, 1, 1),),
+        stages=((b,), (b,)),
+        stage_pools=(PoolSpec(3, 2, 1),),
+        batch_norm=bn,
+    )
+    torch.manual_seed(seed)
+    model = build(spec).train()
+    x = torch.randn(3, 3, 12, 12)
+    probe = BranchProbe(branch_modules(model)).attach()
+    model(x).square().mean().backward()
+    probe.detach()
+    probe.before_step()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(p.grad, alpha=-0.1)
+    probe.after_step()
+    rec = probe.record(lambda v: v, 1, [torch.tensor(1.0)])
+    # independently: branch outputs kept with retain_grad, the same loss, the same step
+    torch.manual_seed(seed)
+    ref = build(spec).train()
+    outs, h = {}, x
+    for name in ref.main_path:
+        mod = getattr(ref, name)
+        if name.startswith("inception"):
+            parts = [getattr(mod, a)(h) for a in BRANCH_ATTRS]
+            for i, o in enumerate(parts):
+                o.retain_grad()
+                outs[(name, f"b{i + 1}")] = o
+            h = torch.cat(parts, 1)
+        else:
+            h = mod(h)
+    ref.fc(ref.dropout(torch.flatten(ref.avgpool(h), 1))).square().mean().backward()
+    for (blk, br), o in outs.items():
+        got = rec["branches"][blk][br]
+        assert got["out_rms"] == pytest.approx(o.detach().pow(2).mean().sqrt().item(), rel=1e-5, abs=1e-12)
+        assert got["grad_rms"] == pytest.approx(o.grad.pow(2).mean().sqrt().item(), rel=1e-5, abs=1e-15)
+        branch = getattr(getattr(ref, blk), BRANCH_ATTRS[int(br[1]) - 1])
+        grads = torch.cat([p.grad.flatten() for p in branch.parameters()])
+        weights = torch.cat([p.detach().flatten() for p in branch.parameters()])
+        assert got["update_norm"] == pytest.approx(0.1 * grads.norm().item(), rel=1e-4, abs=1e-12)
+        assert got["weight_norm"] == pytest.approx((weights - 0.1 * grads).norm().item(), rel=1e-5)
+    assert not any(m._forward_hooks for m in model.modules())  # nothing left on the module

@@ -7,6 +7,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from streamlit.testing.v1 import AppTest
 
 from gnet import data, train_options
@@ -138,3 +140,31 @@ def test_the_page_widgets_read_the_table(tmp_path, monkeypatch):
             assert (w.min, w.max) == (o.lo, o.hi), o.name
     assert widgets[OPTIONS["optimizer"].label].options == list(OPTIONS["optimizer"].choices)
     assert at.radio(key="tr_recipe").help == OPTIONS["recipe"].help
+
+
+def test_train_help_lists_every_flag_with_its_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        make_parser().parse_args(["train", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for o in OPTIONS.values():
+        if o.cli_flag:
+            assert o.cli_flag in text and " ".join(o.help.split()) in text, o.name
+
+
+NUMERIC = [n for n, o in OPTIONS.items() if o.kind in (int, float) and not o.choices]
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=hst.sampled_from(NUMERIC), x=hst.floats(-1e7, 1e7, allow_nan=False))
+def test_numeric_options_accept_exactly_their_range(name, x):
+    o = OPTIONS[name]
+    v = int(x) if o.kind is int else x
+    inside = o.lo <= v <= o.hi and not (o.lo_open and v == o.lo)
+    try:
+        o.validate(v)
+        accepted = True
+    except ConfigError as e:
+        accepted = False
+        assert o.words in str(e)
+    assert accepted == inside
