@@ -132,7 +132,7 @@ def show_receptive_fields(lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: s
         return
     left, mid, right = st.columns([4, 3, 3])
     left.plotly_chart(C.unit_picker(ex, block, branch, row, col), theme="streamlit", key="ex_pick_chart",
-                      on_select="rerun", selection_mode="points")
+                      on_select="rerun", selection_mode="points", config={"displayModeBar": False})
     t = rf.theory[branch]
     mid.image(C.rf_image(cropped, rf, branch, heat=False), output_format="JPEG",
               caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "
