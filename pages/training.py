@@ -11,15 +11,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import charts, runs
 from gnet.checkpoints import CheckpointError
-from gnet.data import DataError, list_image_folders
+from gnet.data import (
+    DOWNLOAD_MB,
+    PRETTY,
+    TORCHVISION_DATASETS,
+    DataError,
+    cancel_dataset_download,
+    dataset_download,
+    downloads_allowed,
+    how_to_get_dataset,
+    list_image_folders,
+)
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
 from gnet.telemetry import tensorboard_available
 from gnet.train import ConfigError, TrainConfig, predictions, preflight
 from gnet.train_options import OPTIONS, RECIPES
+from pages.download_panel import dataset_download as dataset_download_panel
 from pages.handoff import designed_network, send_checkpoint
 from pages.ui import plain, use_app_navigation
 
@@ -38,6 +50,65 @@ root = runs.runs_root()
 
 
 # -- start a run ---------------------------------------------------------------------------------
+def needs_download(cfg: TrainConfig) -> bool:
+    return cfg.dataset in TORCHVISION_DATASETS and dataset_download(cfg.dataset, _data_dir(cfg.to_dict())) is not None
+
+
+def _data_dir(cfg: dict) -> Path | None:
+    return Path(cfg["data_dir"]) if cfg.get("data_dir") else None
+
+
+def _dismiss_pending() -> None:
+    st.session_state.pop("tr_pending", None)
+
+
+def _start_download(dataset: str, data_dir: Path | None, retry: bool) -> None:
+    dataset_download(dataset, data_dir, start=True, retry=retry)
+
+
+def pending_run() -> None:
+    """A run waiting for a torchvision dataset that is not in the data folder: offer the download,
+    show its progress, then start the run. Offline: say which files go where."""
+    pend = st.session_state.get("tr_pending")
+    if not isinstance(pend, dict):
+        return
+    name, cfg = str(pend["name"]), dict(pend["train"])
+    ds, where = str(cfg["dataset"]), _data_dir(cfg)
+    pretty = PRETTY.get(ds, ds)
+    try:
+        progress = dataset_download(ds, where)
+        if progress is None:  # every file in place and verified: the run unpacks and trains
+            _dismiss_pending()
+            runs.start(root, name, {"train": cfg})
+            st.session_state["tr_selected"] = name
+            st.success(f"{pretty} is downloaded. Started run {name}.")
+            return
+    except USER_ERRORS as e:
+        _dismiss_pending()
+        st.error(plain(f"Could not start the run: {e}"))
+        return
+    if not downloads_allowed():
+        st.error(f"Run {plain(name)} needs {pretty}, which is not in the data folder, and downloads are switched off "
+                 f"(GNET_OFFLINE or GNET_NO_DOWNLOAD). {how_to_get_dataset(ds)}")
+        st.button("Dismiss", key="tr_pending_dismiss", on_click=_dismiss_pending)
+        return
+    if progress.state == "running":
+        dataset_download_panel(f"{pretty} for run {plain(name)}", lambda: dataset_download(ds, where),
+                               lambda: cancel_dataset_download(ds, where), key="tr_dataset_dl")
+        return
+    c1, c2 = st.columns(2)
+    if progress.state == "idle":
+        st.info(f"Run **{plain(name)}** needs {pretty} (about {DOWNLOAD_MB.get(ds, '?')} MB), which is not in the "
+                "data folder yet. Download it now? The run starts when the files are in place.")
+        c1.button(f"Download {pretty} and start the run", type="primary", key="tr_dataset_dl_start",
+                  on_click=_start_download, args=(ds, where, False))
+    else:  # failed or cancelled
+        st.error(f"Could not download {pretty}: {plain(progress.message or progress.state)}. {how_to_get_dataset(ds)}")
+        c1.button("Retry download", type="primary", key="tr_dataset_dl_retry", on_click=_start_download,
+                  args=(ds, where, True))
+    c2.button("Don't start this run", key="tr_pending_dismiss", on_click=_dismiss_pending)
+
+
 def network_choices() -> dict[str, NetworkSpec]:
     nets = {name: network_preset(name) for name in NETWORK_PRESETS if name != "googlenet-imagenet-aux"}
     designed = designed_network()
@@ -101,16 +172,21 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
                 seed=int(seed), max_train_samples=int(max_train) if max_train and dataset != "synthetic" else None,
                 telemetry_every=int(telemetry_every), **extra)
             preflight(cfg)
-            runs.start(root, name.strip(), {"train": cfg.to_dict()})
-            st.session_state["tr_selected"] = name.strip()
-            st.success(f"Started run {name.strip()}.")
+            if needs_download(cfg):  # offer the download first (pending_run below), then start the run
+                st.session_state["tr_pending"] = {"name": name.strip(), "train": cfg.to_dict()}
+            else:
+                runs.start(root, name.strip(), {"train": cfg.to_dict()})
+                st.session_state["tr_selected"] = name.strip()
+                st.success(f"Started run {name.strip()}.")
         except USER_ERRORS as e:
             st.error(plain(f"Could not start the run: {e}"))
+
+pending_run()
 
 # -- the runs ------------------------------------------------------------------------------------
 all_runs = runs.list_runs(root)
 if not all_runs:
-    st.info(f"No runs yet in {root}. Start one above.")
+    st.info("No runs yet in the runs folder (GNET_RUNS_DIR). Start one above.")
     st.stop()
 
 st.subheader("Runs")
@@ -140,6 +216,23 @@ def fmt_eta(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
 
 
+MAX_CURVE_POINTS = 600  # per-step points drawn: a long run's poll would otherwise resend every step it ever logged
+
+
+def thinned(rows: list[dict], most: int = MAX_CURVE_POINTS) -> list[dict]:
+    """Every k-th row and the last, at most about `most`: the curve's shape, at a bounded size per poll."""
+    k = -(-len(rows) // most) if rows else 1
+    return rows if k <= 1 else rows[::k] + ([rows[-1]] if (len(rows) - 1) % k else [])
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_curves(run: str, started: object, n_steps: int, n_epochs: int, _steps: list[dict], _epochs: list[dict]
+                  ) -> go.Figure:
+    """Built again only when the run (its start time tells a re-created one apart) logged something new: the
+    records are append-only. Shared by the sessions watching the run, and read-only."""
+    return charts.training_curves_fig(thinned(_steps), _epochs)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def cached_predictions(run: str, mtime: float) -> list:
     return predictions(Path(run))
@@ -159,6 +252,14 @@ def telemetry_stat(key: str) -> str:
                              "with respect to it, the norm of the branch's parameters, and of the last update.")
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_telemetry_figs(run: str, started: object, n_records: int, stat: str, label: str, _records: list[dict]
+                          ) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only."""
+    return (charts.telemetry_heatmap_fig(_records, stat, label), charts.telemetry_lines_fig(_records, stat, label),
+            charts.aux_loss_fig(_records))
+
+
 def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     """Per-branch statistics of the run (live while it trains)."""
     st.markdown("**Branch telemetry**")
@@ -171,11 +272,10 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     stat = telemetry_stat("tr_tel_stat")
     label = runs.TELEMETRY_STATS[stat]
     heat, lines, aux = st.tabs(["Blocks × branches", "Lines per block", "Aux heads vs main loss"])
-    heat.plotly_chart(charts.telemetry_heatmap_fig(records, stat, label), theme="streamlit",
-                      key=f"tr_tel_heat_{run_path.name}")
-    lines.plotly_chart(charts.telemetry_lines_fig(records, stat, label), theme="streamlit",
-                       key=f"tr_tel_lines_{run_path.name}")
-    aux.plotly_chart(charts.aux_loss_fig(records), theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
+    figs = cached_telemetry_figs(str(run_path), info.status.get("started"), len(records), stat, label, records)
+    heat.plotly_chart(figs[0], theme="streamlit", key=f"tr_tel_heat_{run_path.name}")
+    lines.plotly_chart(figs[1], theme="streamlit", key=f"tr_tel_lines_{run_path.name}")
+    aux.plotly_chart(figs[2], theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
     st.caption(f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. " + (
         f"TensorBoard reads this run too: `tensorboard --logdir {root}`." if tensorboard_available() else
         "Install the `tensorboard` package (`pip install tensorboard`) and new runs also write TensorBoard "
@@ -220,7 +320,8 @@ def show_run(run_path: Path, page_state: str) -> None:
         st.caption(f"Device: {s['device']}" + (f" × {world} processes (DDP)" if world > 1 else "")
                    + (f" · {s['precision']}" if s.get("precision") else ""))
     if records:
-        st.plotly_chart(charts.training_curves_fig(steps, epochs), theme="streamlit", key=f"tr_curves_{run_path.name}")
+        st.plotly_chart(cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs),
+                        theme="streamlit", key=f"tr_curves_{run_path.name}")
     else:
         st.caption("Waiting for the first metrics (loading data and building the network)…")
     show_telemetry(run_path, info)
