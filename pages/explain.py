@@ -17,7 +17,7 @@ from gnet import attribution as A
 from gnet import charts_explain as C
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError, load, preprocess
-from gnet.pretrained import LoadedModel
+from gnet.pretrained import LoadedModel, hub_weights_path
 from pages.sources import choose_model, file_mtime, load_chosen, read_image
 from pages.ui import branch_chip, plain, use_app_navigation
 
@@ -45,8 +45,11 @@ def _fields(model_key: str, image_key: str, block: str, row: int, col: int, _lm:
 
 
 def model_key(lm: LoadedModel) -> str:
+    """Which weights these are: the file (the hub cache file for the pretrained net) and its mtime, so a
+    replaced file never meets explanations cached for the old one."""
     s = lm.source
-    return f"{s.kind}|{s.path}|{file_mtime(s.path) if s.path else 0.0}|{lm.device}|{lm.label}"
+    path = str(hub_weights_path()) if s.kind == "pretrained" else s.path
+    return f"{s.kind}|{path}|{file_mtime(path) if path else 0.0}|{lm.device}|{lm.label}"
 
 
 def choose_target(lm: LoadedModel, logits: np.ndarray) -> int:
