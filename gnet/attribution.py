@@ -263,22 +263,23 @@ def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
         tgt = resolve_target(target, logits_cpu, classes)
         flat = [p for b in blocks for p in parts[b]]
         grads = torch.autograd.grad(logits[tgt], flat)
+    acc = torch.float32 if device.type == "mps" else torch.float64  # sums and softmax in float64 (MPS has none)
     with torch.inference_mode():
         cams, gxa = [], []
         for a, g in zip(flat, grads):
             alpha = g.mean(dim=(2, 3), keepdim=True)
             cams.append(torch.relu((alpha * a).sum(dim=1))[0].flatten())
-            gxa.append((g.double() * a.double()).sum())
-        logit = logits[tgt].double()
-        prob = torch.softmax(logits.double(), 0)[tgt]
+            gxa.append((g.to(acc) * a.to(acc)).sum())
+        logit = logits[tgt].to(acc)
+        prob = torch.softmax(logits.to(acc), 0)[tgt]
         deltas = []
         if ablation:
             out = _ablated_logits(model, names[first:], blocks, parts)  # (4 * blocks, classes)
-            deltas.append(torch.stack([out[:, tgt].double() - logit,
-                                       torch.softmax(out.double(), 1)[:, tgt] - prob], 1))  # (36, 2)
+            deltas.append(torch.stack([out[:, tgt].to(acc) - logit,
+                                       torch.softmax(out.to(acc), 1)[:, tgt] - prob], 1))  # (36, 2)
         # One transfer to the CPU for everything (each .cpu() would synchronise a GPU).
-        packed = torch.cat([torch.cat(cams).double(), torch.stack(gxa), logit[None], prob[None],
-                            *(d.flatten() for d in deltas)]).cpu().numpy()
+        packed = torch.cat([torch.cat(cams).to(acc), torch.stack(gxa), logit[None], prob[None],
+                            *(d.flatten() for d in deltas)]).cpu().numpy().astype(np.float64)
     _sync(device)
     seconds = time.perf_counter() - t0
     n_cam = sum(c.numel() for c in cams)

@@ -17,7 +17,7 @@ from gnet import attribution as A
 from gnet import charts_explain as C
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError, load, preprocess
-from gnet.pretrained import LoadedModel
+from gnet.pretrained import LoadedModel, hub_weights_path
 from pages.sources import choose_model, file_mtime, load_chosen, read_image
 from pages.ui import branch_chip, plain, use_app_navigation
 
@@ -45,8 +45,11 @@ def _fields(model_key: str, image_key: str, block: str, row: int, col: int, _lm:
 
 
 def model_key(lm: LoadedModel) -> str:
+    """Which weights these are: the file (the hub cache file for the pretrained net) and its mtime, so a
+    replaced file never meets explanations cached for the old one."""
     s = lm.source
-    return f"{s.kind}|{s.path}|{file_mtime(s.path) if s.path else 0.0}|{lm.device}|{lm.label}"
+    path = str(hub_weights_path()) if s.kind == "pretrained" else s.path
+    return f"{s.kind}|{path}|{file_mtime(path) if path else 0.0}|{lm.device}|{lm.label}"
 
 
 def choose_target(lm: LoadedModel, logits: np.ndarray) -> int:
@@ -132,7 +135,7 @@ def show_receptive_fields(lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: s
         return
     left, mid, right = st.columns([4, 3, 3])
     left.plotly_chart(C.unit_picker(ex, block, branch, row, col), theme="streamlit", key="ex_pick_chart",
-                      on_select="rerun", selection_mode="points")
+                      on_select="rerun", selection_mode="points", config={"displayModeBar": False})
     t = rf.theory[branch]
     mid.image(C.rf_image(cropped, rf, branch, heat=False), output_format="JPEG",
               caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "

@@ -83,7 +83,7 @@ def target_line(at: AppTest) -> str:
     return next(line for line in texts(at, "markdown").splitlines() if line.startswith("**Target:**"))
 
 
-def test_offline_untrained_then_pretrained_from_the_hub_cache(env):
+def test_sources_offline_untrained_then_pretrained_then_a_weights_file(env):
     at = run()
     warning = texts(at, "warning")
     assert "googlenet-1378be20.pth" in warning and "UNTRAINED" in warning
@@ -107,6 +107,14 @@ def test_offline_untrained_then_pretrained_from_the_hub_cache(env):
     assert "UNTRAINED" not in texts(at, "warning")
     assert "torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)" in texts(at, "markdown")
     assert len(at.get("image")) == 8
+
+    # the same file as a weights file (allowed: it lies in the torch hub cache)
+    at.radio(key="ex_source").set_value("weights")
+    run(at)
+    at.text_input(key="ex_weights_path").set_value(str(env / "torch" / "hub" / "checkpoints" / "googlenet-1378be20.pth"))
+    run(at)
+    assert "torchvision GoogLeNet, weights file googlenet-1378be20.pth" in texts(at, "markdown")
+    assert not at.error and len(at.get("image")) == 8
 
 
 def test_checkpoint_target_change_and_ablation_numbers(env):
