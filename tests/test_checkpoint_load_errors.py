@@ -11,7 +11,17 @@ import pytest
 import torch
 
 from gnet import checkpoints
-from gnet.checkpoints import MAX_CHECKPOINT_BYTES, CheckpointError, describe_load_failure, torch_load_safely
+from gnet.checkpoints import (
+    FORMAT,
+    MAX_CHECKPOINT_BYTES,
+    CheckpointError,
+    checkpoint_from_dict,
+    describe_load_failure,
+    sniff_torch_file,
+    torch_load_safely,
+)
+from gnet.network import build
+from gnet.spec import mini
 
 
 def sparse_zip_like(path: Path, size: int) -> Path:
@@ -60,3 +70,49 @@ def test_loads_on_the_cpu_with_weights_only_whatever_torchs_defaults(tmp_path, m
 ])
 def test_each_failure_has_its_own_message(error, message):
     assert describe_load_failure(Path("/secret/dir/c.pt"), error) == message
+
+
+def test_legacy_pickle_torch_files_pass_the_sniff_and_load(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"w": torch.arange(3)}, path, _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:1] == b"\x80"  # a bare pickle, not a zip
+    assert torch.equal(torch_load_safely(path)["w"], torch.arange(3))
+
+
+def test_unreadable_file_says_why(tmp_path):
+    with pytest.raises(CheckpointError) as e:
+        sniff_torch_file(tmp_path)  # a directory: open() fails
+    assert str(e.value) == f"cannot read {tmp_path.name}: Is a directory"
+
+
+def raw_checkpoint(**changes) -> dict:
+    spec = mini()
+    torch.manual_seed(0)
+    raw = {"format": FORMAT, "spec": spec.to_dict(), "model": build(spec).state_dict(),
+           "classes": [f"c{i}" for i in range(spec.num_classes)], "preprocess": {"image_size": [32, 32]}}
+    return {**raw, **changes}
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"format": "other"}, "this is a PyTorch file but not an Inception Explorer checkpoint (expected format"),
+    ({"spec": {"name": "x"}}, "the network spec inside the checkpoint is invalid: "),
+    ({"model": {"w": [1.0]}}, "the checkpoint has no model weights"),
+    ({"classes": [f"c{i}" for i in range(9)]}, "the checkpoint must name 10 classes, one per output"),
+    ({"classes": ["c"] * 9 + [1]}, "the checkpoint must name 10 classes, one per output"),
+    ({"classes": "abcdefghij"}, "the checkpoint must name 10 classes, one per output"),  # 10 characters, not a list
+    ({"preprocess": None}, "the checkpoint has no preprocessing settings"),
+])
+def test_each_broken_part_of_a_checkpoint_is_named(changes, message):
+    assert checkpoint_from_dict(raw_checkpoint())  # the unbroken one is accepted
+    with pytest.raises(CheckpointError) as e:
+        checkpoint_from_dict(raw_checkpoint(**changes))
+    assert str(e.value).startswith(message)
+
+
+def test_weights_that_do_not_fit_their_spec_quote_torchs_first_line():
+    ck = checkpoint_from_dict(raw_checkpoint())
+    ck.model_state = {k: v for k, v in ck.model_state.items() if not k.startswith("fc.")}
+    with pytest.raises(CheckpointError) as e:
+        ck.build_model()
+    assert str(e.value) == ("the weights do not fit the network spec stored with them: "
+                            "Error(s) in loading state_dict for GoogLeNet:")

@@ -144,3 +144,34 @@ def test_reader_returns_a_prefix_whatever_the_tear(tmp_path_factory, values, cut
     got = runs.read_metrics(d, "step", require=("loss",))
     assert got == records[: len(got)]
     assert len(got) >= text[: cut % (len(text) + 1)].count(b"\n")  # every complete line is read
+
+
+def test_cap_on_runs_reads_its_variable_with_a_safe_default(monkeypatch):
+    monkeypatch.delenv("GNET_MAX_RUNS", raising=False)
+    assert runs.max_runs() == 2
+    for value, expected in (("5", 5), ("0", 1), ("-3", 1), ("many", 2)):
+        monkeypatch.setenv("GNET_MAX_RUNS", value)
+        assert runs.max_runs() == expected, value
+
+
+def test_a_nan_loss_is_recorded_and_read_back(tmp_path):
+    """The record of a diverged step is written (the page shows 'loss became NaN'), not an exception."""
+    runs.create(tmp_path / "r", {})
+    runs.append_metrics(tmp_path / "r", [{"kind": "step", "step": 1, "loss": float("nan")}])
+    [rec] = runs.read_metrics(tmp_path / "r")
+    assert rec["step"] == 1 and rec["loss"] != rec["loss"]
+
+
+def test_truncation_keeps_records_without_a_step(tmp_path):
+    run = runs.create(tmp_path / "r", {})
+    runs.append_metrics(run, [{"kind": "note"}, {"kind": "step", "step": 1}, {"kind": "step", "step": 2}])
+    runs.truncate_metrics(run, 0)
+    assert runs.read_metrics(run) == [{"kind": "note"}]
+
+
+def test_runs_are_listed_newest_first_by_start_then_update_time(tmp_path):
+    for name, fields in (("a", {"started": 1.0}), ("b", {"started": 3.0}), ("c", {"started": 2.0}), ("d", {})):
+        runs.create(tmp_path / name, {})
+        runs.write_status(tmp_path / name, "finished", **fields)
+    # "d" never started: its status' own update time (now) places it, so it comes first
+    assert [r.name for r in runs.list_runs(tmp_path)] == ["d", "b", "c", "a"]
