@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train | explain.
+"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train | explain | visualize.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -102,6 +102,23 @@ def make_parser(with_train: bool = True) -> Parser:
     src.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
     e.add_argument("--target", metavar="INDEX_OR_NAME", help="class index or name (default: the top-1 class)")
     e.add_argument("--json", action="store_true")
+
+    v = sub.add_parser("visualize", help="activation maximisation: the image a channel, branch or block wants to see")
+    v.add_argument("--layer", metavar="BLOCK", help="an Inception block, e.g. inception4b or 4b")
+    v.add_argument("--branch", choices=("b1", "b2", "b3", "b4"), help="default: the whole block")
+    v.add_argument("--channel", type=int, metavar="N", help="in the branch (without --branch: in the block output)")
+    vsrc = v.add_mutually_exclusive_group()
+    vsrc.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
+    vsrc.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
+    vsrc.add_argument("--untrained", action="store_true", help="random weights (seed 0)")
+    v.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    v.add_argument("--steps", type=int, default=256)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--lr", type=float, default=0.05)
+    v.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
+    v.add_argument("--out", metavar="FILE.png")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--job-dir", help=argparse.SUPPRESS)  # the app's background jobs (gnet.featurevis.start_job)
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     if with_train:
@@ -221,6 +238,8 @@ def receptive_field_text(plan: Plan, preset: str) -> str:
             if missing else "")
     return (f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels (size, jump = "
             "cumulative stride, start = centre of the first unit, pixel index from 0)\n" + _table(rows) + note)
+
+
 # -- compare ------------------------------------------------------------------------------------
 def _compare(args: argparse.Namespace) -> int:
     designs = []
@@ -315,6 +334,9 @@ def _sweep(args: argparse.Namespace) -> int:
     if any(r.state != "finished" for r in rows):
         print("the sweep did not finish every run; continue it with --resume", file=sys.stderr)
         return 1
+    return 0
+
+
 def _explain(args: argparse.Namespace) -> int:
     # torch is imported here, not at the top, so `block` and `summary` start without it.
     from gnet.attribution import AttributionError, explain, explain_text
@@ -335,7 +357,7 @@ def _explain(args: argparse.Namespace) -> int:
     elif args.untrained:
         source = ModelSource("untrained")
     else:
-        status = ensure_pretrained_weights()
+        status = ensure_pretrained_weights(timeout=None)  # the CLI waits for a download (with stall detection)
         if not status.ok:
             raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
         source = ModelSource("pretrained")
@@ -349,6 +371,86 @@ def _explain(args: argparse.Namespace) -> int:
     except (CheckpointError, AttributionError) as e:
         raise UsageError(str(e).replace("\n", " ")) from None
     print(json.dumps(ex.to_json()) if args.json else explain_text(ex, lm.label))
+    return 0
+
+
+def _visualize(args: argparse.Namespace) -> int:
+    # torch is imported here, not at the top, so `block` and `summary` start without it.
+    import torch
+
+    from gnet import featurevis as fv
+    from gnet.checkpoints import CheckpointError, atomic_write_bytes
+    from gnet.devices import inference_threads, pick_device
+    from gnet.pretrained import ModelSource, ensure_pretrained_weights, load_model
+
+    try:
+        device = pick_device(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.job_dir:  # a background job started by the app: its status file says what happens
+        torch.set_num_threads(inference_threads())  # the app's sessions share the cores with it
+        path = Path(args.job_dir)
+        job = fv.read_json(path / "job.json") or {}
+        try:
+            src = job.get("source") or {}
+            lm = load_model(ModelSource(str(src.get("kind", "")), str(src.get("path", ""))), device)
+            fv.run_job(path, lm.model, lm.preprocess)
+        except (CheckpointError, fv.VisError) as e:
+            fv.write_job_status(path, "failed", pid=os.getpid(), message=str(e).replace("\n", " "))
+            return 2
+        except BaseException as e:
+            fv.write_job_status(path, "failed", pid=os.getpid(), message=f"the job failed ({type(e).__name__}); "
+                                "its log.txt in the cache folder has the details")
+            raise
+        return 0
+    if not args.layer:
+        raise UsageError("visualize needs --layer (e.g. --layer inception4b)")
+    if not args.out:
+        raise UsageError("visualize needs --out FILE.png")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out must be a .png file, got {args.out!r}")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out: the folder {str(out.parent)!r} does not exist")
+    if args.weights:
+        source = ModelSource("weights", args.weights)
+    elif args.checkpoint:
+        source = ModelSource("checkpoint", args.checkpoint)
+    elif args.untrained:
+        source = ModelSource("untrained")
+    else:
+        status = ensure_pretrained_weights(timeout=None)  # the CLI waits for a download (with stall detection)
+        if not status.ok:
+            raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
+        source = ModelSource("pretrained")
+    cfg = fv.VisConfig(size=args.size, steps=args.steps, seed=args.seed, lr=args.lr)
+    try:
+        cfg.validate()
+        lm = load_model(source, device)
+        layer = args.layer  # "4b" or "inception4b": resolve() names the module
+        if args.branch is None and args.channel is not None:
+            target = fv.from_output_channel(lm.model, layer, args.channel)
+        else:
+            target = fv.Target(layer, args.branch, args.channel)
+        resolved = fv.resolve(lm.model, target)
+
+        def progress(step: int, steps: int, values: list[float]) -> None:
+            if not args.json and (step == steps or step % max(1, steps // 20) == 0):
+                print(f"\r{resolved.caption()}: step {step}/{steps}, activation {values[0]:.3f}", end="",
+                      file=sys.stderr, flush=True)
+
+        (vis,) = fv.visualize(fv.private_copy(lm.model), lm.preprocess, [resolved.target], cfg, progress)
+    except (CheckpointError, fv.VisError) as e:
+        raise UsageError(str(e).replace("\n", " ")) from None
+    if not args.json:
+        print(file=sys.stderr)
+    atomic_write_bytes(out, vis.png())
+    result = fv.result_json(vis)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{resolved.caption()} of {lm.label}: mean activation {vis.activation_start:.4f} → "
+              f"{vis.activation_end:.4f} in {vis.steps} steps, {vis.seconds:.1f} s on {vis.device}; wrote {out}")
     return 0
 
 
@@ -368,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "visualize":
+            return _visualize(args)
         try:
             from gnet.checkpoints import CheckpointError
             from gnet.train import run_from_args

@@ -414,7 +414,7 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
     fig.frames = [go.Frame(data=[heat(i)], name=str(s)) for i, s in enumerate(steps)]
     fig.update_layout(
         height=460, margin=dict(l=10, r=10, t=40, b=10), title=f"{label or stat} per block and branch",
-        yaxis=dict(autorange="reversed", title="block", type="category"), xaxis=dict(side="top"),
+        yaxis=dict(autorange="reversed", title="block", type="category"),
         sliders=[dict(active=last, currentvalue=dict(prefix="step "), pad=dict(t=30),
                       steps=[dict(label=str(s), method="animate",
                                   args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
@@ -496,6 +496,11 @@ def rf_size(report: NetworkReport, path: str) -> int | None:
     return rf.size if rf else None
 
 
+# Branches with the same field (b2's 3×3 and b4's pool → 1×1) coincide: open, larger markers keep both visible.
+_RF_MARKERS = {"b1": dict(symbol="circle", size=8), "b2": dict(symbol="diamond-open", size=14),
+               "b3": dict(symbol="circle", size=8), "b4": dict(symbol="square-open", size=12)}
+
+
 def receptive_field_fig(report: NetworkReport) -> go.Figure:
     """Receptive field along depth: the main path in grey, each block's four branches in their colours.
 
@@ -518,7 +523,8 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
         steps = [plan.branch_steps(b)[br] for b in blocks]
         label = report.blocks[blocks[0].removeprefix("inception")].branch(br).label if blocks else br
         fig.add_scatter(x=[b.removeprefix("inception") for b in blocks], y=[s.rf.size for s in steps],
-                        mode="markers", name=f"{br} ({label})", marker=dict(color=BRANCH_COLORS[br], size=9),
+                        mode="markers", name=f"{br} ({label})",
+                        marker=dict(color=BRANCH_COLORS[br], **_RF_MARKERS[br], line=dict(width=2)),
                         customdata=[hover(s) for s in steps], hovertemplate="%{customdata}<extra></extra>")
     side = max(report.input_shape[1:])
     fig.add_hline(y=side, line_dash="dot", line_color=OTHER_COLOR, annotation_text=f"input {side} px",
@@ -608,7 +614,7 @@ def sweep_fig(rows: list[dict[str, object]], cost: str = "mult_adds") -> go.Figu
             continue
         fig.add_scatter(
             x=[r[cost] for r in pts], y=[r["best_test_acc"] for r in pts], mode="markers+text",
-            text=[str(r["variant"]) for r in pts], textposition="top center",
+            text=[str(r["variant"]) for r in pts], textposition="top center" if is_front else "bottom center",
             name="on the front" if is_front else "dominated",
             marker=dict(size=14 if is_front else 9, color=B_COLOR if is_front else A_COLOR,
                         symbol="star" if is_front else "circle"),
@@ -630,3 +636,35 @@ def sweep_table(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return [{"variant": r["variant"], "state": r["state"], "params": r["params"], "mult-adds": r["mult_adds"],
              "best test acc": r["best_test_acc"], "images/s": r["images_per_s"], "time (s)": r["seconds"],
              "Pareto": "✓" if front.get(str(r["variant"])) else ""} for r in rows]
+
+
+# ---------------------------------------------------------------------------
+# Branch specialisation (issue 13): plain numbers in, so this module stays torch-free
+
+SPECIALISATION_METRICS: dict[str, str] = {  # gnet.featurevis.BranchStats field -> panel title
+    "colour_sensitivity": "colour sensitivity (mean over channels)",
+    "colour_selective": "share of colour-selective channels",
+    "strongest_share": "share of the block's strongest channels",
+}
+
+
+def specialisation_fig(blocks: list[str], grids: dict[str, list[list[float]]],
+                       expected: list[list[float]] | None = None) -> go.Figure:
+    """One blocks × branches heatmap per metric (values 0..1, shown as %), branch names in their colours.
+    expected: each branch's share of the block's channels, shown on hover beside the strongest share."""
+    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=[SPECIALISATION_METRICS.get(k, k) for k in grids],
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    ticks = [f"<span style='color:{BRANCH_COLORS[b]}'><b>{b}</b></span>" for b in BRANCHES]
+    for i, (metric, z) in enumerate(grids.items()):
+        hover = "%{y} · %{x}: %{z:.0%}"
+        custom = None
+        if metric == "strongest_share" and expected is not None:
+            custom, hover = expected, hover + " (its share of the channels: %{customdata:.0%})"
+        fig.add_heatmap(z=z, x=list(BRANCHES), y=blocks, zmin=0, zmax=1, colorscale="Viridis", customdata=custom,
+                        text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}",
+                        hovertemplate=hover + "<extra></extra>", showscale=i == len(grids) - 1,
+                        colorbar=dict(tickformat=".0%", len=0.9), row=1, col=i + 1)
+        fig.update_xaxes(tickvals=list(BRANCHES), ticktext=ticks, row=1, col=i + 1)
+    fig.update_yaxes(autorange="reversed", title_text="block", row=1, col=1)
+    fig.update_layout(height=max(260, 40 * len(blocks) + 120), margin=dict(l=10, r=10, t=50, b=10))
+    return fig

@@ -256,4 +256,4 @@ with right:
         with tab_export:
             _export_tab(design)
 
-    compare_ui.block_compare_section(design)
+compare_ui.block_compare_section(design)  # full width, below both columns

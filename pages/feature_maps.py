@@ -21,7 +21,7 @@ from gnet.devices import describe, pick_device
 from gnet.images import ImageError, LoadedImage, Preprocess, load, preprocess
 from gnet.pretrained import LoadedModel, ModelSource
 from pages.sources import choose_model, file_mtime, load_chosen, read_image
-from pages.ui import branch_chip, plain, use_app_navigation
+from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
 use_app_navigation()
 
@@ -243,6 +243,7 @@ def layer_view(lm: LoadedModel, model_key: ModelKey, image_key: str, loaded: Loa
     if ex.layer.is_block:
         show_shares(ex, ex_key)
 
+    page_link("pages/atlas.py", label="Channel Atlas: what each channel wants to see", icon=":material/grid_view:")
     st.subheader("One channel, large")
     show_channel(ex, cropped, ex_key)
 

@@ -21,10 +21,12 @@ from gnet.pretrained import (
     ensure_pretrained_weights,
     find_checkpoints,
     how_to_get_weights,
+    hub_weights_path,
     load_model,
     user_file,
 )
 from gnet.spec import SpecError
+from pages.download_panel import weights_download
 from pages.handoff import requested_checkpoint
 from pages.ui import plain
 
@@ -85,8 +87,11 @@ def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
         path = st.selectbox("Checkpoint", found, index=index, key=f"{prefix}_ckpt_path", format_func=run_and_file)
         return ModelSource("checkpoint", _confined(path)), False
     if kind == "weights":
-        path = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", value=env_weights,
-                             key=f"{prefix}_weights_path", help="Defaults to the GNET_WEIGHTS environment variable.")
+        # The operator's GNET_WEIGHTS path is used, not shown (no server path on a page).
+        typed = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", key=f"{prefix}_weights_path",
+                              placeholder="empty: the server's GNET_WEIGHTS file" if env_weights else "",
+                              help="Leave empty to use the file the server's GNET_WEIGHTS names.")
+        path = typed.strip() or env_weights
         if not path.strip():
             st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
             st.stop()
@@ -99,6 +104,9 @@ def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
     fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
     shown = f"the training checkpoint {plain(run_and_file(fallback.path))}" \
         if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
+    if status.state == "downloading":  # progress, then the page switches to the pretrained net by itself
+        weights_download(shown, prefix)
+        return fallback, True
     st.warning(f"{plain(status.message)}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
     st.button("Retry download", key=f"{prefix}_retry", on_click=_request_retry, args=(prefix,))
     return fallback, True
@@ -106,8 +114,10 @@ def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
 
 def load_chosen(source: ModelSource, standing_in: bool, device: torch.device) -> LoadedModel:
     """The cached model for a source; a broken stand-in checkpoint falls back to the untrained net."""
+    # the pretrained net is keyed by its cache file too, so a file downloaded or replaced later is loaded afresh
+    key_path = str(hub_weights_path()) if source.kind == "pretrained" else source.path
     try:
-        return cached_model(source.kind, source.path, file_mtime(source.path) if source.path else 0.0, str(device))
+        return cached_model(source.kind, key_path, file_mtime(key_path) if key_path else 0.0, str(device))
     except (CheckpointError, SpecError) as e:
         st.error(f"Could not load this network: {plain(e)}")
         if not standing_in:

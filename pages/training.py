@@ -16,11 +16,22 @@ import streamlit as st
 
 from gnet import charts, runs
 from gnet.checkpoints import CheckpointError
-from gnet.data import DataError, list_image_folders
+from gnet.data import (
+    DOWNLOAD_MB,
+    PRETTY,
+    TORCHVISION_DATASETS,
+    DataError,
+    cancel_dataset_download,
+    dataset_download,
+    downloads_allowed,
+    how_to_get_dataset,
+    list_image_folders,
+)
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
 from gnet.telemetry import tensorboard_available
 from gnet.train import ConfigError, TrainConfig, predictions, preflight
 from gnet.train_options import OPTIONS, RECIPES
+from pages.download_panel import dataset_download as dataset_download_panel
 from pages.handoff import designed_network, send_checkpoint
 from pages.ui import plain, use_app_navigation
 
@@ -39,6 +50,65 @@ root = runs.runs_root()
 
 
 # -- start a run ---------------------------------------------------------------------------------
+def needs_download(cfg: TrainConfig) -> bool:
+    return cfg.dataset in TORCHVISION_DATASETS and dataset_download(cfg.dataset, _data_dir(cfg.to_dict())) is not None
+
+
+def _data_dir(cfg: dict) -> Path | None:
+    return Path(cfg["data_dir"]) if cfg.get("data_dir") else None
+
+
+def _dismiss_pending() -> None:
+    st.session_state.pop("tr_pending", None)
+
+
+def _start_download(dataset: str, data_dir: Path | None, retry: bool) -> None:
+    dataset_download(dataset, data_dir, start=True, retry=retry)
+
+
+def pending_run() -> None:
+    """A run waiting for a torchvision dataset that is not in the data folder: offer the download,
+    show its progress, then start the run. Offline: say which files go where."""
+    pend = st.session_state.get("tr_pending")
+    if not isinstance(pend, dict):
+        return
+    name, cfg = str(pend["name"]), dict(pend["train"])
+    ds, where = str(cfg["dataset"]), _data_dir(cfg)
+    pretty = PRETTY.get(ds, ds)
+    try:
+        progress = dataset_download(ds, where)
+        if progress is None:  # every file in place and verified: the run unpacks and trains
+            _dismiss_pending()
+            runs.start(root, name, {"train": cfg})
+            st.session_state["tr_selected"] = name
+            st.success(f"{pretty} is downloaded. Started run {name}.")
+            return
+    except USER_ERRORS as e:
+        _dismiss_pending()
+        st.error(plain(f"Could not start the run: {e}"))
+        return
+    if not downloads_allowed():
+        st.error(f"Run {plain(name)} needs {pretty}, which is not in the data folder, and downloads are switched off "
+                 f"(GNET_OFFLINE or GNET_NO_DOWNLOAD). {how_to_get_dataset(ds)}")
+        st.button("Dismiss", key="tr_pending_dismiss", on_click=_dismiss_pending)
+        return
+    if progress.state == "running":
+        dataset_download_panel(f"{pretty} for run {plain(name)}", lambda: dataset_download(ds, where),
+                               lambda: cancel_dataset_download(ds, where), key="tr_dataset_dl")
+        return
+    c1, c2 = st.columns(2)
+    if progress.state == "idle":
+        st.info(f"Run **{plain(name)}** needs {pretty} (about {DOWNLOAD_MB.get(ds, '?')} MB), which is not in the "
+                "data folder yet. Download it now? The run starts when the files are in place.")
+        c1.button(f"Download {pretty} and start the run", type="primary", key="tr_dataset_dl_start",
+                  on_click=_start_download, args=(ds, where, False))
+    else:  # failed or cancelled
+        st.error(f"Could not download {pretty}: {plain(progress.message or progress.state)}. {how_to_get_dataset(ds)}")
+        c1.button("Retry download", type="primary", key="tr_dataset_dl_retry", on_click=_start_download,
+                  args=(ds, where, True))
+    c2.button("Don't start this run", key="tr_pending_dismiss", on_click=_dismiss_pending)
+
+
 def network_choices() -> dict[str, NetworkSpec]:
     nets = {name: network_preset(name) for name in NETWORK_PRESETS if name != "googlenet-imagenet-aux"}
     designed = designed_network()
@@ -102,16 +172,21 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
                 seed=int(seed), max_train_samples=int(max_train) if max_train and dataset != "synthetic" else None,
                 telemetry_every=int(telemetry_every), **extra)
             preflight(cfg)
-            runs.start(root, name.strip(), {"train": cfg.to_dict()})
-            st.session_state["tr_selected"] = name.strip()
-            st.success(f"Started run {name.strip()}.")
+            if needs_download(cfg):  # offer the download first (pending_run below), then start the run
+                st.session_state["tr_pending"] = {"name": name.strip(), "train": cfg.to_dict()}
+            else:
+                runs.start(root, name.strip(), {"train": cfg.to_dict()})
+                st.session_state["tr_selected"] = name.strip()
+                st.success(f"Started run {name.strip()}.")
         except USER_ERRORS as e:
             st.error(plain(f"Could not start the run: {e}"))
+
+pending_run()
 
 # -- the runs ------------------------------------------------------------------------------------
 all_runs = runs.list_runs(root)
 if not all_runs:
-    st.info(f"No runs yet in {root}. Start one above.")
+    st.info("No runs yet in the runs folder (GNET_RUNS_DIR). Start one above.")
     st.stop()
 
 st.subheader("Runs")

@@ -183,9 +183,10 @@ def test_missing_dataset_fails_the_run_with_the_folder_named(tmp_path, monkeypat
                "--device", "cpu", "--run-dir", str(run)])
     assert rc == 1
     err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and str(tmp_path / "empty" / "FashionMNIST" / "raw") in err
-    info = runs.read_run(run)
-    assert info.state == "failed" and "FashionMNIST" in info.message
+    assert "Traceback" not in err and "$GNET_DATA_DIR/FashionMNIST/raw/" in err
+    info = runs.read_run(run)  # the Training page shows this message: the folder named, no server path
+    assert info.state == "failed" and "$GNET_DATA_DIR/FashionMNIST/raw/" in info.message
+    assert str(tmp_path) not in info.message
     # the same directory again without --resume: a clear refusal, nothing overwritten
     assert main(["train", "--run-dir", str(run)]) == 2
     assert "add --resume" in capsys.readouterr().err
