@@ -281,8 +281,16 @@ def network_explorer(page, url: str, tries: int, warmup: int) -> list[Result]:
     return out
 
 
+def _untrained(page) -> None:
+    """The same model with or without a training run beside the app: offline, a run's checkpoint would be the
+    stand-in for the missing pretrained weights (and it changes every epoch)."""
+    page.get_by_text("Untrained (random weights)", exact=True).first.click()
+    _idle(page)
+
+
 def feature_maps(page, url: str, tries: int, warmup: int) -> list[Result]:
     _goto(page, url + "/feature_maps")
+    _untrained(page)
     page.get_by_text("Layer 3a: ").first.wait_for(timeout=TIMEOUT_MS)
     _idle(page)
     out = []
@@ -319,6 +327,7 @@ def explain(page, url: str, tries: int, warmup: int) -> list[Result]:
     if not (ROOT / "pages" / "explain.py").exists():
         return [Result(name, note="skipped: pages/explain.py is not on this branch yet")]
     _goto(page, url + "/explain")
+    _untrained(page)
     page.get_by_text("Target:").first.wait_for(timeout=TIMEOUT_MS)
     _idle(page)
 

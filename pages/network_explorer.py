@@ -140,6 +140,9 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
 
 @st.fragment  # switching a tab, expanding the table, torchinfo: rerun these tabs alone, and only the open one runs
 def network_tabs(network: NetworkSpec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
+    for key in ("ne_expand", "ne_torchinfo"):  # the table's toggles keep their state while another tab is open
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
     tab_table, tab_depth, tab_rf, tab_blocks, tab_params = st.tabs(
         ["Layers", "Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"],
         key="ne_tab", on_change="rerun")

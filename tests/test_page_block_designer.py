@@ -24,6 +24,13 @@ def _run(query: dict | None = None) -> AppTest:
     return at
 
 
+def _open_tab(at: AppTest, label: str) -> None:
+    """What a click on the tab does: the tabs run lazily (on_change="rerun"), only the open one's content."""
+    at.session_state["bd_tab"] = label
+    at.run()
+    assert not at.exception
+
+
 def _query(at: AppTest) -> dict[str, str]:
     """The page's URL query (older AppTest releases hold each value as a one-item list)."""
     return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
@@ -61,11 +68,16 @@ def test_default_render_is_seed_002_with_the_seed_numbers():
     at = _run()
     _expect(at, NG)
     assert _output(at) == "### Output 28×28×(64+128+32+32) = 28×28×256"
+    assert len(at.get("plotly_chart")) == 2  # the open tab, the diagram; the others run when opened
+    assert not at.code and "221,184" not in _text(at)
+    _open_tab(at, "What the bottleneck buys")
     text = _text(at)
     for number in ("221,184", "129,024", "120,422,400", "12,443,648", "102,400", "73,728"):
         assert f"{number}" in text, number
+    assert not at.get("plotly_chart")
+    _open_tab(at, "Export")
     assert at.code[0].value.count("Inception(192, b1=64, b2=(96, 128), b3=(16, 32), b4=32)") == 1
-    assert len(at.get("plotly_chart")) == 2
+    _expect(at, NG)  # the shapes and counts above the tabs stay
 
 
 def test_widget_changes_update_shapes_and_totals():
@@ -145,6 +157,7 @@ def test_seed_004_factorization_reads_as_in_the_seed():
     at.number_input(key="bd_b3r").set_value(64).run()
     at.number_input(key="bd_b3").set_value(64).run()
     assert not at.exception
+    _open_tab(at, "What the bottleneck buys")
     md = next(m.value for m in at.markdown if "conv alone" in m.value)
     assert "one 5×5 conv 64→64 vs two 3×3 convs 64→64→64: weights **102,400** vs **73,728**" in md
 
@@ -174,6 +187,7 @@ def test_user_text_in_messages_is_not_rendered_as_markdown():
 
 def test_download_buttons_offer_code_and_json():
     at = _run()
+    _open_tab(at, "Export")
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download PyTorch code (.py)", "Download design (.json)"]
 

@@ -169,6 +169,12 @@ def test_layer_table_expands_to_every_layer_inside_the_blocks():
     inner = sum(len(br.layers) for b in report.blocks.values() for br in b.branches)
     assert len(table) == collapsed + inner
     assert "inception3a.branch2.1" in set(table["layer"])
+    # the tabs run lazily: away to a chart and back, the table is still expanded
+    at.session_state["ne_tab"] = "Cost per block"
+    at.run()
+    at.session_state["ne_tab"] = "Layers"
+    at.run()
+    assert not at.exception and len(at.dataframe[0].value) == collapsed + inner
 
 
 def test_receptive_field_column_and_chart_come_from_the_plan():

@@ -105,7 +105,7 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     wait_for_app(page)
     assert page.locator("[data-testid='stPlotlyChart']:visible").count() == 1
     page.get_by_role("tab", name="Layers").click()
-    page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.wait_for()
+    page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.wait_for(state="attached")
     wait_for_app(page)
     assert page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.get_attribute("aria-rowcount") \
         == str(expanded)  # the toggle kept its state
