@@ -511,8 +511,8 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
         "started": (runs.read_json(run / "status.json") or {}).get("started") or time.time(),
         "precision": "bf16 autocast" if amp else "fp32", "epochs": cfg.epochs,
         "steps_per_epoch": train_loader.steps, "total_steps": total_steps})
-    state, resume = TrainState(), resume and reporter.last_path.is_file()  # no checkpoint yet: from the start
-    if resume:
+    state = TrainState()
+    if resume and reporter.last_path.is_file():  # asked to resume with no checkpoint yet: from the start
         ck = load_checkpoint(reporter.last_path)
         if ck.spec.to_dict() != spec.to_dict():
             raise ConfigError("the run's last checkpoint does not match its config (was config.json edited?)")
@@ -521,6 +521,7 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
     if ddp.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    # a resume drops what was written after the checkpoint's step (all of it when there was no checkpoint yet)
     reporter.start(cfg, spec, data, preprocess, (test_loader.x, test_loader.y), state, resume)
     return Job(cfg, ddp, autocast, raw_model, model, opt,
                torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), train_loader, test_loader, state,

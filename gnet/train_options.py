@@ -160,7 +160,7 @@ class TrainConfig:
     )
     schedule: str = option(
         "onecycle",
-        "constant, or onecycle: warm-up over 20 % of the steps, then linear decay",
+        "constant, or onecycle: warm-up over a fifth of the steps, then linear decay",
         choices=SCHEDULES,
         recipes={"seed": "constant", "improved": "onecycle"},
     )

@@ -226,3 +226,16 @@ def test_activation_cap_per_image_is_a_spec_error():
 
     with pytest.raises(SpecError, match="GiB of activations"):
         validate_network(with_input(d2l_fashion96(), size=(4096, 4096)))
+
+
+def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_records(tmp_path):
+    """A run killed before its first checkpoint left records behind; --resume starts from step 0 and drops them."""
+    cfg = tiny(epochs=1)
+    run = runs.create(tmp_path / "early", {"train": cfg.to_dict()})
+    assert train(cfg, run) == "finished"
+    straight = [r["step"] for r in runs.read_metrics(run)]
+    (run / "checkpoints" / "last.pt").unlink()
+    (run / "checkpoints" / "best.pt").unlink(missing_ok=True)
+    assert train(cfg, run, resume=True) == "finished"
+    steps = [r["step"] for r in runs.read_metrics(run)]
+    assert steps == straight  # the same records once, not the killed process's copy as well
