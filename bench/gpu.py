@@ -38,14 +38,15 @@ class Entry:
 
 ENTRIES = (
     Entry("forward pass + feature maps", "feature_maps.py", ("--repeats", "20"), ("--repeats", "2"), 0.10),
-    Entry("trainer, bf16 autocast", "train_throughput.py", ("--steps", "50", "--warmup", "10", "--amp", "bf16"),
-          ("--steps", "2", "--warmup", "1"), 0.20),
-    Entry("trainer, bf16 + torch.compile", "train_throughput.py",
-          ("--steps", "50", "--warmup", "10", "--amp", "bf16", "--compile"), ("--steps", "2", "--warmup", "1"), 0.30),
+    # fp32 and the default (bf16 autocast on CUDA); then the default with torch.compile
+    Entry("trainer, fp32 and bf16 autocast", "train_throughput.py", ("--steps", "50", "--warmup", "10"),
+          ("--steps", "2", "--warmup", "1", "--telemetry-steps", "2"), 0.20),
+    Entry("trainer, bf16 + torch.compile", "train_throughput.py", ("--steps", "50", "--warmup", "10", "--compile"),
+          ("--steps", "2", "--warmup", "1", "--telemetry-steps", "2", "--compile"), 0.30),
     Entry("explain (36 Grad-CAMs, 36 ablations, one receptive field)", "explain.py", ("--repeats", "20"),
           ("--repeats", "1"), 0.15),
-    Entry("feature visualisation (224², 512 steps)", "featurevis.py", ("--size", "224", "--steps", "512"),
-          ("--size", "64", "--steps", "8"), 0.25),
+    Entry("feature visualisation (CPU 128², 256 steps; CUDA 224², 512 steps)", "featurevis.py", (),
+          ("--quick",), 0.25),
 )
 
 
