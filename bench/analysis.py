@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 import torch  # noqa: E402
 
-from gnet.analysis import block_report, network_report, torchinfo_summary  # noqa: E402
+from gnet.analysis import block_report, network_report  # noqa: E402
 from gnet.blocks import InceptionBlock  # noqa: E402
+from gnet.network import torchinfo_summary  # noqa: E402
 from gnet.spec import SpecError, block_presets, network_preset, with_input  # noqa: E402
 
 

@@ -3,7 +3,8 @@
 Each session (its own Chromium context, so its own Streamlit session) opens the
 Feature Maps page, picks a sample image, reads every branch's activation
 statistics, then opens the Block Designer, sets a channel count and reads the
-concatenated shape. Every answer must equal what a lone session got for the same
+concatenated shape, then opens Explain, picks the sample and reads the target and
+the largest ablation drops. Every answer must equal what a lone session got for the same
 input (no activations mixed between sessions), no page may show an error, and
 the server's resident memory may not grow by more than the stated bound (the
 model is held once per process in st.cache_resource, not once per session).
@@ -45,6 +46,8 @@ class Result:
     bd_seconds: list[float] = field(default_factory=list)
     fm_text: dict[int, str] = field(default_factory=dict)
     bd_text: dict[int, str] = field(default_factory=dict)
+    ex_seconds: list[float] = field(default_factory=list)
+    ex_text: dict[int, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
 
@@ -95,12 +98,33 @@ async def block_designer(page, url: str, b1: int, res: Result, i: int) -> None:
     await _check_clean(page, f"session {i} block designer", res)
 
 
+async def explain(page, url: str, sample: str, res: Result, i: int) -> None:
+    """Explain: pick the sample, read the target line and the largest drops (cached per model, image and
+    target, so this adds little load; the per-request computation is checked by tests/test_attribution.py)."""
+    await page.goto(f"{url}/explain")
+    await page.get_by_text("or use a sample image").first.wait_for(timeout=TIMEOUT_MS)
+    await _settle(page)
+    t = time.perf_counter()
+    await page.get_by_role("combobox", name="…or use a sample image").click()
+    await page.get_by_role("option", name=sample, exact=True).click()
+    await page.get_by_text(f"sample {sample}: what the network sees").first.wait_for(timeout=TIMEOUT_MS)
+    await page.get_by_text("Largest drops").first.wait_for(timeout=TIMEOUT_MS)
+    await _settle(page)
+    res.ex_seconds.append(time.perf_counter() - t)
+    target = (await page.get_by_text("Target:").first.inner_text()).split(" · computed")[0]
+    drops = await page.locator("li").filter(has_text="zeroing ").all_inner_texts()
+    res.ex_text[i] = "\n".join([target, *drops])
+    await _check_clean(page, f"session {i} explain", res)
+
+
 async def session(browser, url: str, i: int, res: Result) -> None:
     ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await ctx.new_page()
+    page.set_default_navigation_timeout(TIMEOUT_MS)  # 16 browsers on 2 busy cores: 30 s is not enough to load
     try:
         await feature_maps(page, url, SAMPLES[i % len(SAMPLES)], res, i)
         await block_designer(page, url, 8 + i, res, i)
+        await explain(page, url, SAMPLES[i % len(SAMPLES)], res, i)
     except Exception as e:  # report, don't hide: a failed session fails the run
         res.errors.append(f"session {i}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     finally:
@@ -135,23 +159,27 @@ async def run(sessions: int) -> int:
             await browser.close()
 
     mismatched = [i for i in load.fm_text if load.fm_text[i] != ref.fm_text.get(i % len(SAMPLES))]
+    ex_mismatched = [i for i in load.ex_text if load.ex_text[i] != ref.ex_text.get(i % len(SAMPLES))]
     wrong_shape = [i for i, txt in load.bd_text.items() if f"×({8 + i}+" not in txt]
     growth = rss_n - rss_1
     bound = RSS_BOUND_MB_PER_SESSION * sessions
     print(f"{sessions} concurrent sessions on {server.url} in {wall:.1f} s")
     for name, xs, lone in (("feature maps: pick sample → mosaics", load.fm_seconds, ref.fm_seconds),
-                           ("block designer: set b1 → new shape", load.bd_seconds, ref.bd_seconds)):
+                           ("block designer: set b1 → new shape", load.bd_seconds, ref.bd_seconds),
+                           ("explain: pick sample → grids", load.ex_seconds, ref.ex_seconds)):
         print(f"  {name:40s} p50 {_pct(xs, 0.5):6.2f} s   p95 {_pct(xs, 0.95):6.2f} s   n={len(xs)}"
               + (f"   mean {statistics.mean(xs):.2f} s" if xs else "")
               + f"   (a lone session: p50 {_pct(lone, 0.5):.2f} s)")
     print(f"  server RSS: {rss_1:.0f} MB after the reference sessions, {rss_n:.0f} MB after {sessions} more "
           f"(+{growth:.0f} MB; bound {bound:.0f} MB = {RSS_BOUND_MB_PER_SESSION:.0f} MB × sessions)")
     print(f"  errors: {len(load.errors) + len(ref.errors)}; activations differing from a lone session: "
-          f"{len(mismatched)}; wrong block shapes: {len(wrong_shape)}")
+          f"{len(mismatched)}; wrong block shapes: {len(wrong_shape)}; "
+          f"explanations differing from a lone session: {len(ex_mismatched)}")
     for e in (ref.errors + load.errors)[:10]:
         print("   ", e)
     ok = (not load.errors and not ref.errors and not mismatched and not wrong_shape and growth <= bound
-          and len(load.fm_text) == sessions and len(load.bd_text) == sessions)
+          and len(load.fm_text) == sessions and len(load.bd_text) == sessions
+          and not ex_mismatched and len(load.ex_text) == sessions and all(ref.ex_text.values()))
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

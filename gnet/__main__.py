@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | train.
+"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train | explain | visualize.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -9,10 +9,14 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-from gnet.analysis import BlockReport, NetworkReport, block_report, network_report, torchinfo_summary
-from gnet.spec import NETWORK_PRESETS, BlockSpec, SpecError, network_preset, with_input
+from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
+from gnet.compare import Comparison, Side, compare, load_design
+from gnet.plan import Plan, layer_plan
+from gnet.spec import NETWORK_PRESETS, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 
 
 class UsageError(Exception):
@@ -57,6 +61,64 @@ def make_parser(with_train: bool = True) -> Parser:
     s.add_argument("--input", metavar="C,H,W")
     s.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the real module")
     s.add_argument("--json", action="store_true")
+
+    rf = sub.add_parser("receptive-field", help="receptive field of every layer and branch output of a preset")
+    rf.add_argument("--preset", required=True, choices=list(NETWORK_PRESETS))
+    rf.add_argument("--json", action="store_true")
+    c = sub.add_parser("compare", help="two block designs or two networks (the app's JSON exports): A, B, Δ = B − A")
+    c.add_argument("a", metavar="A.json")
+    c.add_argument("b", metavar="B.json")
+    c.add_argument("--branches", action="store_true", help="networks: also a row per branch of every block")
+    c.add_argument("--json", action="store_true")
+
+    w = sub.add_parser("sweep", help="train design variants of one network as ordinary runs in one sweep folder")
+    net = w.add_mutually_exclusive_group()
+    net.add_argument("--preset", choices=list(NETWORK_PRESETS), help="the base network")
+    net.add_argument("--spec", metavar="FILE.json", help="the base network, as the Network Explorer exports it")
+    w.add_argument("--edits", metavar="FILE.json", help="the edited network the 'edits' variant trains")
+    w.add_argument("--variants", default="base", help="comma-separated: base, edits, no-reduce, factorize, b3-3x3, "
+                   "width=F (e.g. width=0.5, width=2), aux=on, aux=off")
+    w.add_argument("--dataset", default="synthetic", help="synthetic (default), fashion-mnist, mnist, cifar10, folder:NAME")
+    w.add_argument("--recipe", default="improved", help="seed or improved (default)")
+    w.add_argument("--epochs", type=int, default=3)
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--image-size", type=int, default=None)
+    w.add_argument("--batch-size", type=int, default=None)
+    w.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    w.add_argument("--synthetic-train", type=int, default=None)
+    w.add_argument("--synthetic-test", type=int, default=None)
+    w.add_argument("--max-train-samples", type=int, default=None)
+    w.add_argument("--max-test-samples", type=int, default=None)
+    w.add_argument("--parallel", type=int, default=None, help="runs at once (default 1; never above GNET_MAX_RUNS)")
+    w.add_argument("--sweep-dir", required=True, help="the sweep's folder; its runs are its subfolders")
+    w.add_argument("--resume", action="store_true", help="continue a killed or stopped sweep in --sweep-dir")
+    w.add_argument("--json", action="store_true", help='print {"rows": [...]} at the end, one row per variant')
+    w.add_argument("--quiet", action="store_true", help="no progress lines")
+    e = sub.add_parser("explain", help="which branch of which block carries the evidence for a class")
+    e.add_argument("image", metavar="IMAGE")
+    src = e.add_mutually_exclusive_group()
+    src.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
+    src.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
+    src.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
+    e.add_argument("--target", metavar="INDEX_OR_NAME", help="class index or name (default: the top-1 class)")
+    e.add_argument("--json", action="store_true")
+
+    v = sub.add_parser("visualize", help="activation maximisation: the image a channel, branch or block wants to see")
+    v.add_argument("--layer", metavar="BLOCK", help="an Inception block, e.g. inception4b or 4b")
+    v.add_argument("--branch", choices=("b1", "b2", "b3", "b4"), help="default: the whole block")
+    v.add_argument("--channel", type=int, metavar="N", help="in the branch (without --branch: in the block output)")
+    vsrc = v.add_mutually_exclusive_group()
+    vsrc.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
+    vsrc.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
+    vsrc.add_argument("--untrained", action="store_true", help="random weights (seed 0)")
+    v.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    v.add_argument("--steps", type=int, default=256)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--lr", type=float, default=0.05)
+    v.add_argument("--device", default="auto", choices=("auto", "cuda", "mps", "cpu"))
+    v.add_argument("--out", metavar="FILE.png")
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--job-dir", help=argparse.SUPPRESS)  # the app's background jobs (gnet.featurevis.start_job)
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     if with_train:
@@ -126,6 +188,8 @@ def _summary(args: argparse.Namespace) -> int:
     else:
         print(summary_text(report))
         if args.torchinfo:
+            from gnet.network import torchinfo_summary  # torch only when asked: `summary` starts without it
+
             print(str(torchinfo_summary(spec)))
     return 0
 
@@ -152,6 +216,244 @@ def summary_text(r: NetworkReport) -> str:
     return f"{r.spec.name}: input {_shape(r.input_shape)}{note}\n" + _table(rows)
 
 
+def _receptive_field(args: argparse.Namespace) -> int:
+    plan = layer_plan(network_preset(args.preset))
+    print(json.dumps(receptive_field_json(plan, args.preset)) if args.json else receptive_field_text(plan, args.preset))
+    return 0
+
+
+def receptive_field_json(plan: Plan, preset: str) -> dict:
+    """Every step with a receptive field, in module order (containers before their layers)."""
+    return {"preset": preset, "input": list(plan.input_shape),
+            "layers": [{"name": s.path, "block": s.block, "branch": s.branch, "size": s.rf.size, "jump": s.rf.jump,
+                        "start": s.rf.start} for s in plan.steps if s.rf is not None]}
+
+
+def receptive_field_text(plan: Plan, preset: str) -> str:
+    rows = [["layer", "block", "branch", "size", "jump", "start"]]
+    rows += [[s.path, s.block or "", s.branch or "", str(s.rf.size), str(s.rf.jump), f"{s.rf.start:g}"]
+             for s in plan.steps if s.rf is not None]
+    missing = [s.path for s in plan.steps if s.rf is None and s.depth == 0]
+    note = (f"\nno single receptive field for {', '.join(missing)}: adaptive pooling with unequal windows"
+            if missing else "")
+    return (f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels (size, jump = "
+            "cumulative stride, start = centre of the first unit, pixel index from 0)\n" + _table(rows) + note)
+
+
+# -- compare ------------------------------------------------------------------------------------
+def _compare(args: argparse.Namespace) -> int:
+    designs = []
+    for name in (args.a, args.b):
+        try:
+            text = Path(name).read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read {name}: {e.strerror}") from None
+        try:
+            designs.append(load_design(text))
+        except SpecError as e:
+            raise UsageError(f"{name}: {e}") from None
+    result = compare(*designs, detail="branches" if args.branches else "layers", label_a=args.a, label_b=args.b)
+    print(json.dumps(result.as_dict()) if args.json else compare_text(result))
+    return 0
+
+
+def _signed(v: int | None) -> str:
+    return "" if v is None else f"{v:+,}" if v else "0"
+
+
+def compare_text(c: Comparison) -> str:
+    def cell(side: Side | None, metric: str) -> str:
+        if side is None:
+            return ""
+        v = getattr(side, metric)
+        return "" if v is None else f"{v:,}"
+
+    head = ["row", "type", "A (C×H×W)", "B (C×H×W)"]
+    for m in ("params", "mult-adds", "RF"):
+        head += [f"{m} A", f"{m} B", f"Δ {m}"]
+    rows = [head]
+    for r in (*c.rows, c.total):
+        line = [r.name, r.kind, _shape(r.a.shape) if r.a else "–", _shape(r.b.shape) if r.b else "–"]
+        for m in ("params", "mult_adds", "rf"):
+            line += [cell(r.a, m), cell(r.b, m), _signed(r.delta(m))]
+        rows.append(line)
+    return (f"A: {c.label_a}\nB: {c.label_b}\n{c.kind} comparison, Δ = B − A; RF = receptive field in "
+            + ("input pixels" if c.kind == "network" else "the block's input pixels") + "\n" + _table(rows))
+
+
+# -- sweep --------------------------------------------------------------------------------------
+def _spec_file(name: str) -> NetworkSpec:
+    try:
+        return NetworkSpec.from_json(Path(name).read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot read {name}: {e.strerror}") from None
+    except SpecError as e:
+        raise UsageError(f"{name}: {e}") from None
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from gnet import runs, sweeps  # imports torch: only for this command
+
+    path = Path(args.sweep_dir)
+    try:
+        if args.resume:
+            sweep = sweeps.read(path)
+        else:
+            if not (args.preset or args.spec):
+                raise UsageError("choose the base network with --preset NAME or --spec FILE.json")
+            base = network_preset(args.preset) if args.preset else _spec_file(args.spec)
+            settings = sweeps.Settings(**{k: getattr(args, k) for k in (
+                "dataset", "recipe", "epochs", "seed", "image_size", "batch_size", "device", "synthetic_train",
+                "synthetic_test", "max_train_samples", "max_test_samples")})
+            sweep = sweeps.create(path, base, sweeps.parse_variants(args.variants), settings,
+                                  _spec_file(args.edits) if args.edits else None, args.parallel or 1)
+        seen: dict[str, tuple] = {}
+
+        def progress(rows: list) -> None:
+            for r in rows:
+                key = (r.state, r.epochs_done)
+                if not args.quiet and seen.get(r.variant) != key:
+                    acc = f", best test acc {r.best_test_acc:.2%}" if r.best_test_acc is not None else ""
+                    print(f"{time.strftime('%H:%M:%S')} {r.variant}: {r.state}, {r.epochs_done} epoch(s){acc}",
+                          file=sys.stderr, flush=True)
+                seen[r.variant] = key
+
+        rows = sweeps.run(sweep, resume=args.resume, parallel=args.parallel, on_update=progress)
+    except (sweeps.SweepError, runs.RunError) as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps({"sweep_dir": str(path), "rows": [r.as_dict() for r in rows]}))
+    else:
+        table = [["variant", "state", "params", "mult-adds", "best test acc", "images/s", "seconds", "run"]]
+        for r in rows:
+            table.append([r.variant, r.state, f"{r.params:,}", f"{r.mult_adds:,}",
+                          "" if r.best_test_acc is None else f"{r.best_test_acc:.2%}",
+                          "" if r.images_per_s is None else f"{r.images_per_s:,.0f}",
+                          "" if r.seconds is None else f"{r.seconds:.1f}", r.run_dir])
+        print(_table(table))
+    if any(r.state != "finished" for r in rows):
+        print("the sweep did not finish every run; continue it with --resume", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    # torch is imported here, not at the top, so `block` and `summary` start without it.
+    from gnet.attribution import AttributionError, explain, explain_text
+    from gnet.checkpoints import CheckpointError
+    from gnet.devices import pick_device
+    from gnet.images import ImageError, load, preprocess
+    from gnet.pretrained import ModelSource, ensure_pretrained_weights, load_model
+
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read the image {args.image!r}: {e.strerror or e}") from None
+    if args.weights:
+        source = ModelSource("weights", args.weights)
+    elif args.checkpoint:
+        source = ModelSource("checkpoint", args.checkpoint)
+    elif args.untrained:
+        source = ModelSource("untrained")
+    else:
+        status = ensure_pretrained_weights(timeout=None)  # the CLI waits for a download (with stall detection)
+        if not status.ok:
+            raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
+        source = ModelSource("pretrained")
+    try:
+        image = load(data).image
+        lm = load_model(source, pick_device())
+        _, x = preprocess(image, lm.preprocess)
+        ex = explain(lm.model, x, args.target, lm.classes)
+    except ImageError as e:
+        raise UsageError(f"cannot use the image {args.image!r}: {e}") from None
+    except (CheckpointError, AttributionError) as e:
+        raise UsageError(str(e).replace("\n", " ")) from None
+    print(json.dumps(ex.to_json()) if args.json else explain_text(ex, lm.label))
+    return 0
+
+
+def _visualize(args: argparse.Namespace) -> int:
+    # torch is imported here, not at the top, so `block` and `summary` start without it.
+    import torch
+
+    from gnet import featurevis as fv
+    from gnet.checkpoints import CheckpointError, atomic_write_bytes
+    from gnet.devices import inference_threads, pick_device
+    from gnet.pretrained import ModelSource, ensure_pretrained_weights, load_model
+
+    try:
+        device = pick_device(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.job_dir:  # a background job started by the app: its status file says what happens
+        torch.set_num_threads(inference_threads())  # the app's sessions share the cores with it
+        path = Path(args.job_dir)
+        job = fv.read_json(path / "job.json") or {}
+        try:
+            src = job.get("source") or {}
+            lm = load_model(ModelSource(str(src.get("kind", "")), str(src.get("path", ""))), device)
+            fv.run_job(path, lm.model, lm.preprocess)
+        except (CheckpointError, fv.VisError) as e:
+            fv.write_job_status(path, "failed", pid=os.getpid(), message=str(e).replace("\n", " "))
+            return 2
+        except BaseException as e:
+            fv.write_job_status(path, "failed", pid=os.getpid(), message=f"the job failed ({type(e).__name__}); "
+                                "its log.txt in the cache folder has the details")
+            raise
+        return 0
+    if not args.layer:
+        raise UsageError("visualize needs --layer (e.g. --layer inception4b)")
+    if not args.out:
+        raise UsageError("visualize needs --out FILE.png")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out must be a .png file, got {args.out!r}")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out: the folder {str(out.parent)!r} does not exist")
+    if args.weights:
+        source = ModelSource("weights", args.weights)
+    elif args.checkpoint:
+        source = ModelSource("checkpoint", args.checkpoint)
+    elif args.untrained:
+        source = ModelSource("untrained")
+    else:
+        status = ensure_pretrained_weights(timeout=None)  # the CLI waits for a download (with stall detection)
+        if not status.ok:
+            raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
+        source = ModelSource("pretrained")
+    cfg = fv.VisConfig(size=args.size, steps=args.steps, seed=args.seed, lr=args.lr)
+    try:
+        cfg.validate()
+        lm = load_model(source, device)
+        layer = args.layer  # "4b" or "inception4b": resolve() names the module
+        if args.branch is None and args.channel is not None:
+            target = fv.from_output_channel(lm.model, layer, args.channel)
+        else:
+            target = fv.Target(layer, args.branch, args.channel)
+        resolved = fv.resolve(lm.model, target)
+
+        def progress(step: int, steps: int, values: list[float]) -> None:
+            if not args.json and (step == steps or step % max(1, steps // 20) == 0):
+                print(f"\r{resolved.caption()}: step {step}/{steps}, activation {values[0]:.3f}", end="",
+                      file=sys.stderr, flush=True)
+
+        (vis,) = fv.visualize(fv.private_copy(lm.model), lm.preprocess, [resolved.target], cfg, progress)
+    except (CheckpointError, fv.VisError) as e:
+        raise UsageError(str(e).replace("\n", " ")) from None
+    if not args.json:
+        print(file=sys.stderr)
+    atomic_write_bytes(out, vis.png())
+    result = fv.result_json(vis)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{resolved.caption()} of {lm.label}: mean activation {vis.activation_start:.4f} → "
+              f"{vis.activation_end:.4f} in {vis.steps} steps, {vis.seconds:.1f} s on {vis.device}; wrote {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -160,6 +462,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _block(args)
         if args.command == "summary":
             return _summary(args)
+        if args.command == "receptive-field":
+            return _receptive_field(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "explain":
+            return _explain(args)
+        if args.command == "visualize":
+            return _visualize(args)
         try:
             from gnet.checkpoints import CheckpointError
             from gnet.train import run_from_args

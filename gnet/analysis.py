@@ -1,4 +1,7 @@
-"""Exact, analytic shapes and costs of Inception blocks and GoogLeNets.
+"""Exact, analytic shapes and costs of Inception blocks and GoogLeNets, one row per step of the layer plan.
+
+Shapes and module paths come from `gnet.plan` (the one walk of a network); this module adds what
+each step costs.
 
 Nothing here allocates a tensor: a 4096-channel block at 224×224 is reported
 as fast as a small one. The numbers are the ones torch and torchinfo produce
@@ -17,12 +20,23 @@ for the real module (the property tests check that over random specs):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
-from gnet.spec import (
-    MAX_ACTIVATION_BYTES, MAX_PARAMS, MAX_SPATIAL, BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, branch_layers,
+from gnet.plan import (
+    ADAPTIVE_AVGPOOL,
+    AVGPOOL,
+    BLOCK,
+    BRANCH,
+    CONV,
+    LINEAR,
+    MAXPOOL,
+    Plan,
+    Step,
+    block_steps,
+    layer_plan,
 )
+from gnet.spec import MAX_ACTIVATION_BYTES, MAX_PARAMS, BlockDesign, BlockSpec, NetworkSpec, SpecError
 
 Shape = tuple[int, int, int]  # (C, H, W)
 
@@ -34,8 +48,10 @@ class Cost:
     mult_adds: int = 0
     multiplications: int = 0
 
-    def __add__(self, other: "Cost") -> "Cost":
-        return Cost(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+    def __add__(self, other: Cost) -> Cost:
+        # field by field: dataclasses.astuple deep-copies, and was most of a network report's time
+        return Cost(self.params + other.params, self.weights + other.weights, self.mult_adds + other.mult_adds,
+                    self.multiplications + other.multiplications)
 
     @property
     def flops(self) -> int:
@@ -66,22 +82,6 @@ def conv_cost(c_in: int, c_out: int, kernel: int, out_hw: tuple[int, int], bias:
 def linear_cost(c_in: int, c_out: int) -> Cost:
     w = c_in * c_out
     return Cost(params=w + c_out, weights=w, mult_adds=w + c_out, multiplications=w)
-
-
-def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def pool_out(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
-    """PyTorch's max-pool output size (ATen's pooling_output_shape), or 0 where torch
-    refuses the input. In ceil mode a window may hang over the edge, so a 2-pixel
-    input to a 3×3/2 pool gives 1 pixel, as long as the last window starts inside
-    the input or its left padding."""
-    span = size + 2 * padding - kernel + (stride - 1 if ceil_mode else 0)
-    out = span // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return max(out, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -130,21 +130,53 @@ class BlockReport:
 
 def block_report(spec: BlockSpec, input_shape: Shape, prefix: str = "") -> BlockReport:
     """Per-branch output shapes and costs of one block at an input (C, H, W)."""
-    c, h, w = BlockDesign(spec, input_shape).validate().input_shape
-    branches = []
+    shape = BlockDesign(spec, input_shape).validate().input_shape
+    return _block_report(spec, shape, block_steps(spec, shape, prefix))
+
+
+LEAVES = (CONV, MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, LINEAR)  # the kinds a row is shown for (not containers, dropout)
+
+
+def step_label(step: Step) -> str:
+    """A layer's kind in words, e.g. "conv 7×7/2", "max-pool 3×3/1", "adaptive avg-pool 4×4"."""
+    if step.kind == CONV:
+        k, stride = step.spec.kernel, step.spec.stride
+        return f"conv {k}×{k}" + (f"/{stride}" if stride > 1 else "")
+    if step.kind in (MAXPOOL, AVGPOOL):
+        k = step.spec.kernel
+        return f"{'max' if step.kind == MAXPOOL else 'avg'}-pool {k}×{k}/{step.spec.stride}"
+    if step.kind == ADAPTIVE_AVGPOOL:
+        return "global avg-pool" if step.spec == (1, 1) else f"adaptive avg-pool {step.spec[0]}×{step.spec[1]}"
+    return step.kind
+
+
+def step_cost(step: Step) -> Cost:
+    """One image through one leaf step (containers and pools cost nothing of their own)."""
+    if step.kind == CONV:
+        return conv_cost(step.in_shape[0], step.spec.out_channels, step.spec.kernel, step.out_shape[1:],
+                         bias=not step.batch_norm, batch_norm=step.batch_norm)
+    if step.kind == LINEAR:
+        return linear_cost(step.in_shape[0], step.spec)
+    return Cost()
+
+
+def _chw(shape: tuple[int, ...]) -> Shape:
+    """A row's shape as (C, H, W): a linear layer's (features,) is (features, 1, 1), as the seeds write it."""
+    return shape if len(shape) == 3 else (shape[0], 1, 1)
+
+
+def _row(step: Step, group: str = "") -> LayerRow:
+    return LayerRow(step.path, step_label(step), _chw(step.out_shape), step_cost(step), group=group,
+                    branch=step.branch or "")
+
+
+def _block_report(spec: BlockSpec, input_shape: Shape, steps: list[Step]) -> BlockReport:
     labels = spec.branch_labels()
-    for i, (bname, layers) in enumerate(branch_layers(c, spec).items()):
-        rows = []
-        for j, (kind, c_in, c_out, k) in enumerate(layers):
-            path = f"{prefix}branch{i + 1}" + (f".{j}" if len(layers) > 1 else "")
-            if kind == "maxpool":
-                rows.append(LayerRow(path, f"max-pool {k}×{k}/1", (c_in, h, w), Cost(), branch=bname))
-            else:
-                cost = conv_cost(c_in, c_out, k, (h, w), bias=not spec.batch_norm, batch_norm=spec.batch_norm)
-                rows.append(LayerRow(path, f"conv {k}×{k}", (c_out, h, w), cost, branch=bname))
-        branches.append(BranchReport(bname, labels[bname], tuple(rows), rows[-1].output_shape,
-                                     total(r.cost for r in rows)))
-    return BlockReport(spec, (c, h, w), tuple(branches), (spec.out_channels, h, w),
+    branches = []
+    for name in labels:
+        rows = tuple(_row(s) for s in steps if s.branch == name and s.kind != BRANCH)
+        branches.append(BranchReport(name, labels[name], rows, rows[-1].output_shape, total(r.cost for r in rows)))
+    return BlockReport(spec, input_shape, tuple(branches), (spec.out_channels, *input_shape[1:]),
                        total(b.cost for b in branches))
 
 
@@ -206,6 +238,7 @@ class NetworkReport:
     output_shape: Shape
     cost: Cost  # what an inference forward pass uses (aux heads excluded)
     aux_cost: Cost = field(default_factory=Cost)  # the auxiliary heads (training only)
+    plan: Plan | None = None  # the layer plan the rows were read from (receptive fields, module paths)
 
     @property
     def params_total(self) -> int:
@@ -239,23 +272,41 @@ class NetworkReport:
 
 
 def network_report(spec: NetworkSpec) -> NetworkReport:
-    """Validate a network spec and compute every layer's shape and cost.
+    """Validate a network spec and compute every layer's shape and cost, from its layer plan.
 
     A spatial size that reaches 0 raises SpecError naming the layer and the
-    smallest input that works.
+    smallest input that works; so do networks over the parameter or activation caps.
     """
-    spec.validate_fields()
+    return plan_report(layer_plan(spec))
+
+
+def validate_network(spec: NetworkSpec) -> NetworkSpec:
+    """The spec, if it can be built: fields, spatial sizes and caps (SpecError otherwise)."""
+    network_report(spec)
+    return spec
+
+
+def plan_report(plan: Plan) -> NetworkReport:
+    spec = plan.spec
     blocks: dict[str, BlockReport] = {}
-    rows = _walk(spec, spec.input_size, blocks)
-    if isinstance(rows, str):
-        need = _min_input(spec)
-        hint = f"; the smallest square input it accepts is {need}×{need}" if need else ""
-        raise SpecError(f"input {spec.input_size[0]}×{spec.input_size[1]} is too small: {rows}{hint}")
-    main, aux = [], []
-    for r in rows:
-        (aux if r.group.startswith("aux") else main).append(r)
-    report = NetworkReport(spec, (spec.in_channels, *spec.input_size), tuple(rows), blocks,
-                           main[-1].output_shape, total(r.cost for r in main), total(r.cost for r in aux))
+    main: list[LayerRow] = []
+    aux: list[LayerRow] = []
+    group = "stem"
+    for step in plan.steps:
+        if step.kind == BLOCK:
+            name = step.path.removeprefix("inception")
+            inner = [s for s in plan.steps if s.block == step.path and s.depth > 0]
+            blocks[name] = _block_report(step.spec, step.in_shape, inner)
+            group = f"after stage {name[:-1]}"  # a top-level pool after this block ends its stage
+        elif step.kind in LEAVES:
+            if step.block:
+                main.append(_row(step, step.block.removeprefix("inception")))
+            elif step.path.startswith("aux"):
+                aux.append(_row(step, step.parent))
+            else:
+                main.append(_row(step, "head" if step.kind in (LINEAR, ADAPTIVE_AVGPOOL) else group))
+    report = NetworkReport(spec, plan.input_shape, tuple(main + aux), blocks, main[-1].output_shape,
+                           total(r.cost for r in main), total(r.cost for r in aux), plan)
     if report.params_total > MAX_PARAMS:
         raise SpecError(f"this network has {report.params_total:,} parameters; the cap is {MAX_PARAMS:,}")
     if 4 * report.activation_elements > MAX_ACTIVATION_BYTES:
@@ -263,111 +314,3 @@ def network_report(spec: NetworkSpec) -> NetworkReport:
                         f"of activations; the cap is {MAX_ACTIVATION_BYTES / 2**30:.0f} GiB: use a smaller input or "
                         "fewer channels")
     return report
-
-
-def _walk(spec: NetworkSpec, size: tuple[int, int], blocks: dict[str, BlockReport] | None = None) -> list[LayerRow] | str:
-    """All layer rows at an input size, or a message naming the layer where a size reaches 0.
-
-    Fills `blocks` with each block's report when given.
-    """
-    rows: list[LayerRow] = []
-    c, (h, w) = spec.in_channels, size
-    bn = spec.batch_norm
-    convs = pools = 0
-
-    def pool(p: PoolSpec, where: str) -> str | None:
-        nonlocal h, w, pools
-        pools += 1
-        name = f"maxpool{pools}"
-        h, w = (pool_out(x, p.kernel, p.stride, p.padding, p.ceil_mode) for x in (h, w))
-        if h < 1 or w < 1:
-            return f"{name} ({where}) would output {max(h, 0)}×{max(w, 0)}"
-        rows.append(LayerRow(name, f"max-pool {p.kernel}×{p.kernel}/{p.stride}", (c, h, w), Cost(), group=where))
-        return None
-
-    for layer in spec.stem:
-        if isinstance(layer, ConvSpec):
-            convs += 1
-            name = f"conv{convs}"
-            h, w = (conv_out(x, layer.kernel, layer.stride, layer.padding) for x in (h, w))
-            if h < 1 or w < 1:
-                return f"{name} would output {max(h, 0)}×{max(w, 0)}"
-            cost = conv_cost(c, layer.out_channels, layer.kernel, (h, w), bias=not bn, batch_norm=bn)
-            c = layer.out_channels
-            kind = f"conv {layer.kernel}×{layer.kernel}" + (f"/{layer.stride}" if layer.stride > 1 else "")
-            rows.append(LayerRow(name, kind, (c, h, w), cost, group="stem"))
-        elif (err := pool(layer, "stem")) is not None:
-            return err
-    names = iter(spec.block_names())
-    aux_rows: list[LayerRow] = []
-    for s, stage in enumerate(spec.stages):
-        for block in stage:
-            bname = next(names)
-            rep = block_report(block, (c, h, w), prefix=f"inception{bname}.")
-            if blocks is not None:
-                blocks[bname] = rep
-            for br in rep.branches:
-                rows += [dataclasses.replace(r, group=bname) for r in br.layers]
-            c = block.out_channels
-            if bname in spec.aux_blocks():
-                i = spec.aux_blocks().index(bname) + 1
-                aux = _aux_rows(spec, f"aux{i}", (c, h, w))
-                if isinstance(aux, str):
-                    return aux
-                aux_rows += aux
-        if s < len(spec.stage_pools) and (err := pool(spec.stage_pools[s], f"after stage {s + 3}")) is not None:
-            return err
-    rows.append(LayerRow("avgpool", "global avg-pool", (c, 1, 1), Cost(), group="head"))
-    rows.append(LayerRow("fc", "linear", (spec.num_classes, 1, 1), linear_cost(c, spec.num_classes), group="head"))
-    return rows + aux_rows
-
-
-def _aux_rows(spec: NetworkSpec, name: str, shape: Shape) -> list[LayerRow] | str:
-    c, h, w = shape
-    if spec.aux_pool == "torchvision":
-        ph, pw = 4, 4
-    else:
-        ph, pw = conv_out(h, 5, 3, 0), conv_out(w, 5, 3, 0)
-        if ph < 1 or pw < 1:
-            return f"{name}'s 5×5/3 average pool needs at least 5×5 at its block, got {h}×{w}"
-    bn = spec.batch_norm
-    return [
-        LayerRow(f"{name}.pool", "avg-pool 5×5/3" if spec.aux_pool == "paper" else "adaptive avg-pool 4×4",
-                 (c, ph, pw), Cost(), group=name),
-        LayerRow(f"{name}.conv", "conv 1×1", (128, ph, pw), conv_cost(c, 128, 1, (ph, pw), not bn, bn), group=name),
-        LayerRow(f"{name}.fc1", "linear", (1024, 1, 1), linear_cost(128 * ph * pw, 1024), group=name),
-        LayerRow(f"{name}.fc2", "linear", (spec.num_classes, 1, 1), linear_cost(1024, spec.num_classes), group=name),
-    ]
-
-
-def _min_input(spec: NetworkSpec) -> int | None:
-    """Smallest square input the network accepts (a larger input never makes a
-    feature map smaller). Doubling first, then bisecting: a few walks, not twelve."""
-    lo, hi = 1, 16
-    while isinstance(_walk(spec, (hi, hi)), str):
-        if hi >= MAX_SPATIAL:
-            return None
-        lo, hi = hi + 1, min(2 * hi, MAX_SPATIAL)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if isinstance(_walk(spec, (mid, mid)), str):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-# ---------------------------------------------------------------------------
-# torchinfo, on the real module
-
-
-def torchinfo_summary(spec: NetworkSpec, depth: int = 3, model=None):
-    """torchinfo's summary of the built module at the spec's input size (batch 1, eval mode)."""
-    import torchinfo
-
-    from gnet.network import GoogLeNet
-
-    model = model if model is not None else GoogLeNet(spec)
-    return torchinfo.summary(model, input_size=(1, spec.in_channels, *spec.input_size), depth=depth,
-                             verbose=0, mode="eval", device="cpu",
-                             col_names=("output_size", "num_params", "mult_adds"), row_settings=("var_names",))

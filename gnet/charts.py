@@ -19,6 +19,8 @@ from plotly.subplots import make_subplots
 
 from gnet.analysis import BlockReport, Comparison, LayerRow, NetworkReport, total
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
+from gnet.compare import Comparison as ABComparison
+from gnet.compare import align_names, network_receptive_fields, pareto_front
 from gnet.spec import BRANCHES
 
 Shape = tuple[int, int, int]
@@ -175,14 +177,15 @@ def block_diagram_fig(report: BlockReport) -> go.Figure:
 def layer_rows(report: NetworkReport, expand: bool = False) -> list[dict[str, object]]:
     """torchinfo-like table, blocks summed, each aux head listed right after the block it attaches to.
     expand=True also lists every layer inside each block (branch by branch) under its block row."""
-    aux_after = {f"inception{b}": f"aux{i + 1}" for i, b in enumerate(report.spec.aux_blocks())}
+    aux_after = report.plan.aux_after()
     main = [r for r in report.summary_rows() if not r.group.startswith("aux")]
     aux = [r for r in report.rows if r.group.startswith("aux")]
     out: list[dict[str, object]] = []
 
     def add(r: LayerRow, note: str = "") -> None:
         out.append({"layer": r.name, "type": r.kind, "output (C×H×W)": chw(r.output_shape),
-                    "params": r.cost.params, "mult-adds": r.cost.mult_adds, "note": note})
+                    "params": r.cost.params, "mult-adds": r.cost.mult_adds,
+                    "receptive field (px)": rf_size(report, r.name), "note": note})
 
     for r in main:
         note = ""
@@ -297,4 +300,369 @@ def params_sunburst_fig(report: NetworkReport) -> go.Figure:
                                 marker=dict(colors=colors, line=dict(width=1)),
                                 hovertemplate="%{label}: %{value:,} params (%{percentRoot:.1%})<extra></extra>"))
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), title="Where the parameters live")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Training: curves, run comparison, per-branch telemetry (records from gnet.runs readers)
+
+_RUN_COLORS = ("#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288", "#AA4499", "#44AA99", "#999933")
+
+
+def training_curves_fig(steps: list[dict], epochs: list[dict]) -> go.Figure:
+    """Loss and accuracy against epochs: per-step training records, per-epoch train and test."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    for col, key in ((1, "loss"), (2, "acc")):
+        legend = col == 1  # one legend entry per line kind; both panels share the colours
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in steps], y=[r[key] for r in steps], mode="lines",
+                                 name="train (per step)", legendgroup="step", showlegend=legend,
+                                 line=dict(width=1, color="#56B4E9")), row=1, col=col)
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r[f"train_{key}"] for r in epochs],
+                                 mode="lines+markers", name="train (epoch)", legendgroup="train", showlegend=legend,
+                                 line=dict(color="#0072B2")), row=1, col=col)
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r[f"test_{key}"] for r in epochs],
+                                 mode="lines+markers", name="test", legendgroup="test", showlegend=legend,
+                                 line=dict(color="#D55E00")), row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=360, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def compare_runs_fig(epochs_by_run: dict[str, list[dict]]) -> go.Figure:
+    """Test loss and accuracy per epoch, one colour per run."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Test loss", "Test accuracy"))
+    for i, (name, eps) in enumerate(epochs_by_run.items()):
+        line = dict(color=_RUN_COLORS[i % len(_RUN_COLORS)])
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_loss"] for r in eps], mode="lines+markers",
+                                 name=name, legendgroup=name, line=line), row=1, col=1)
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_acc"] for r in eps], mode="lines+markers",
+                                 name=name, legendgroup=name, showlegend=False, line=line), row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=340, margin=dict(t=40, b=10))
+    return fig
+
+
+def telemetry_series(records: list[dict], stat: str
+                     ) -> tuple[list[int], dict[tuple[str, str], list[float]]]:
+    """Steps and, per (block, branch) in network order, the statistic at each step (nan where missing)."""
+    steps = [int(r["step"]) for r in records]
+    keys: dict[tuple[str, str], None] = {}
+    for r in records:
+        for blk, brs in r["branches"].items():
+            if isinstance(brs, dict):
+                keys.update({(blk, br): None for br in brs})
+    series: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    for r in records:
+        for blk, br in keys:
+            stats = (r["branches"].get(blk) or {}).get(br) if isinstance(r["branches"].get(blk), dict) else None
+            v = stats.get(stat) if isinstance(stats, dict) else None
+            series[(blk, br)].append(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan"))
+    return steps, series
+
+
+def _log10(v: float) -> float | None:
+    return math.log10(v) if math.isfinite(v) and v > 0 else None
+
+
+def _grid(series: dict[tuple[str, str], list[float]], i: int
+          ) -> tuple[list[str], list[str], list[list[float | None]], list[list[str]]]:
+    """Blocks (rows) × branches (columns) at record i: labels, log10 values for the colours (None where
+    missing) and the values themselves for the hover text."""
+    blocks = list(dict.fromkeys(b for b, _ in series))
+    branches = list(dict.fromkeys(br for _, br in series))
+    cells = [[series[(b, br)][i] if (b, br) in series else float("nan") for br in branches] for b in blocks]
+    z = [[_log10(v) for v in row] for row in cells]
+    text = [[f"{v:.4g}" if math.isfinite(v) else "" for v in row] for row in cells]
+    return [b.removeprefix("inception") for b in blocks], branches, z, text
+
+
+def _log_colorbar(lo: float | None, hi: float | None) -> dict:
+    """Colours are log10 of the value; the bar's ticks print the values themselves."""
+    if lo is None or hi is None:
+        return dict(title="log scale")
+    ticks = [lo + (hi - lo) * i / 4 for i in range(5)] if hi > lo else [lo]
+    return dict(title="log scale", tickvals=ticks, ticktext=[f"{10 ** t:.3g}" for t in ticks])
+
+
+def _color_range(series: dict[tuple[str, str], list[float]]) -> tuple[float, float] | tuple[None, None]:
+    logs = [x for vs in series.values() for v in vs if (x := _log10(v)) is not None]
+    return (min(logs), max(logs)) if logs else (None, None)
+
+
+def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go.Figure:
+    """The blocks × branches grid (9 × 4 for GoogLeNet) of one statistic, with a slider over the recorded
+    steps (the latest shown). Colours are log10 of the value on one scale for all steps; hover shows the value."""
+    steps, series = telemetry_series(records, stat)
+    fig = go.Figure()
+    if not steps or not series:
+        fig.update_layout(height=120, title=f"{label or stat}: no telemetry records yet")
+        return fig
+    lo, hi = _color_range(series)
+    last = len(steps) - 1
+
+    def heat(i: int) -> go.Heatmap:
+        y, x, z, text = _grid(series, i)
+        return go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", customdata=text,
+                          colorbar=_log_colorbar(lo, hi), xgap=2, ygap=2,
+                          hovertemplate="%{y} %{x}: %{customdata}<extra></extra>")
+
+    fig.add_trace(heat(last))
+    fig.frames = [go.Frame(data=[heat(i)], name=str(s)) for i, s in enumerate(steps)]
+    fig.update_layout(
+        height=460, margin=dict(l=10, r=10, t=40, b=10), title=f"{label or stat} per block and branch",
+        yaxis=dict(autorange="reversed", title="block", type="category"),
+        sliders=[dict(active=last, currentvalue=dict(prefix="step "), pad=dict(t=30),
+                      steps=[dict(label=str(s), method="animate",
+                                  args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                       transition=dict(duration=0))]) for s in steps])])
+    return fig
+
+
+def telemetry_lines_fig(records: list[dict], stat: str, label: str = "") -> go.Figure:
+    """One panel per block, one line per branch (branch colours), the statistic against the step (log y)."""
+    steps, series = telemetry_series(records, stat)
+    blocks = list(dict.fromkeys(b for b, _ in series))
+    cols = 3
+    rows = max(1, math.ceil(len(blocks) / cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[b.removeprefix("inception") for b in blocks],
+                        shared_xaxes=True, vertical_spacing=0.08)
+    for i, blk in enumerate(blocks):
+        for br in dict.fromkeys(b for _, b in series):
+            if (blk, br) not in series:
+                continue
+            fig.add_trace(go.Scatter(x=steps, y=[v if v > 0 else None for v in series[(blk, br)]], mode="lines+markers",
+                                     marker=dict(size=4),
+                                     name=br, legendgroup=br, showlegend=i == 0, line=dict(color=BRANCH_COLORS.get(
+                                         br, OTHER_COLOR), width=1.5),
+                                     hovertemplate=f"{blk} {br} step %{{x}}: %{{y:.4g}}<extra></extra>"),
+                          row=i // cols + 1, col=i % cols + 1)
+    fig.update_yaxes(type="log")
+    fig.update_layout(height=max(260, 220 * rows), margin=dict(l=10, r=10, t=50, b=10),
+                      title=f"{label or stat} per block, by branch (log scale)",
+                      legend=dict(orientation="h", yanchor="top", y=-0.06))
+    return fig
+
+
+def aux_loss_fig(records: list[dict]) -> go.Figure:
+    """Main-head loss and each aux head's loss (batch means) at the telemetry steps."""
+    steps = [r["step"] for r in records]
+    fig = go.Figure()
+    fig.add_scatter(x=steps, y=[r.get("loss") for r in records], mode="lines+markers", name="main head",
+                    line=dict(color=OTHER_COLOR))
+    heads = list(dict.fromkeys(k for r in records if isinstance(r.get("aux_loss"), dict) for k in r["aux_loss"]))
+    for i, head in enumerate(heads):
+        fig.add_scatter(x=steps, y=[(r.get("aux_loss") or {}).get(head) for r in records], mode="lines+markers",
+                        name=head, line=dict(color=_RUN_COLORS[i % len(_RUN_COLORS)], dash="dash"))
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step", yaxis_title="loss",
+                      title="Aux heads' loss against the main loss" if heads else "Main loss (this network has no aux heads)")
+    return fig
+
+
+def telemetry_compare_fig(runs_records: dict[str, list[dict]], stat: str, label: str = "") -> go.Figure:
+    """Two (or more) runs' blocks × branches grids at their latest telemetry step, on one colour scale."""
+    names = list(runs_records)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[
+        f"{n} (step {runs_records[n][-1]['step']})" if runs_records[n] else f"{n} (no telemetry)" for n in names],
+        horizontal_spacing=0.08)
+    all_series = {n: telemetry_series(runs_records[n], stat)[1] for n in names}
+    logs = [x for s in all_series.values() for vs in s.values() for v in vs if (x := _log10(v)) is not None]
+    lo, hi = (min(logs), max(logs)) if logs else (None, None)
+    for j, n in enumerate(names):
+        series = all_series[n]
+        if not runs_records[n] or not series:
+            continue
+        y, x, z, text = _grid(series, -1)
+        fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", showscale=j == 0,
+                                 colorbar=_log_colorbar(lo, hi), customdata=text, xgap=2, ygap=2,
+                                 hovertemplate=f"{n} %{{y}} %{{x}}: %{{customdata}}<extra></extra>"),
+                      row=1, col=j + 1)
+        fig.update_yaxes(autorange="reversed", type="category", row=1, col=j + 1)
+    fig.update_layout(height=440, margin=dict(l=10, r=10, t=60, b=10),
+                      title=f"{label or stat}: latest telemetry step of each run")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Receptive fields (from the layer plan; Araujo et al., Distill 2019)
+
+
+def rf_size(report: NetworkReport, path: str) -> int | None:
+    """A layer's receptive field in input pixels (one side; None where it has no single one)."""
+    rf = report.plan.step(path).rf if report.plan is not None and path in report.plan else None
+    return rf.size if rf else None
+
+
+# Branches with the same field (b2's 3×3 and b4's pool → 1×1) coincide: open, larger markers keep both visible.
+_RF_MARKERS = {"b1": dict(symbol="circle", size=8), "b2": dict(symbol="diamond-open", size=14),
+               "b3": dict(symbol="circle", size=8), "b4": dict(symbol="square-open", size=12)}
+
+
+def receptive_field_fig(report: NetworkReport) -> go.Figure:
+    """Receptive field along depth: the main path in grey, each block's four branches in their colours.
+
+    Every branch of a block starts from the same field (the block's input), so the spread at a block
+    is what its kernels add; the dotted line is the input's side: above it a unit sees the whole image
+    (and padding)."""
+    plan = report.plan
+    main = [plan.step(p) for p in plan.main_path()]
+    names = [s.path.removeprefix("inception") for s in main]
+
+    def hover(s) -> str:
+        return f"{s.path}: {s.rf.size} px, jump {s.rf.jump}, first centre {s.rf.start:g}"
+
+    fig = go.Figure()
+    fig.add_scatter(x=names, y=[s.rf.size for s in main], mode="lines+markers", name="layer output",
+                    line=dict(color=OTHER_COLOR), customdata=[hover(s) for s in main],
+                    hovertemplate="%{customdata}<extra></extra>")
+    blocks = plan.blocks()
+    for br in BRANCHES:
+        steps = [plan.branch_steps(b)[br] for b in blocks]
+        label = report.blocks[blocks[0].removeprefix("inception")].branch(br).label if blocks else br
+        fig.add_scatter(x=[b.removeprefix("inception") for b in blocks], y=[s.rf.size for s in steps],
+                        mode="markers", name=f"{br} ({label})",
+                        marker=dict(color=BRANCH_COLORS[br], **_RF_MARKERS[br], line=dict(width=2)),
+                        customdata=[hover(s) for s in steps], hovertemplate="%{customdata}<extra></extra>")
+    side = max(report.input_shape[1:])
+    fig.add_hline(y=side, line_dash="dot", line_color=OTHER_COLOR, annotation_text=f"input {side} px",
+                  annotation_position="top left")
+    fig.update_xaxes(categoryorder="array", categoryarray=names)
+    fig.update_yaxes(title="receptive field (input pixels)", rangemode="tozero")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.15))
+    return fig
+# A/B comparison and sweeps (issue 14): tables and figures for gnet.compare and gnet.sweeps rows
+
+A_COLOR, B_COLOR = "#0072B2", "#D55E00"  # A solid blue, B dashed vermillion (Okabe–Ito, not a branch colour)
+
+
+def compare_table(c: ABComparison) -> list[dict[str, object]]:
+    """A/B/Δ rows for st.dataframe: shapes C×H×W, params, mult-adds (torchinfo), receptive field (px)."""
+    out: list[dict[str, object]] = []
+    for r in (*c.rows, c.total):
+        row: dict[str, object] = {"row": r.name, "type": r.kind, "A (C×H×W)": chw(r.a.shape) if r.a else "–",
+                                  "B (C×H×W)": chw(r.b.shape) if r.b else "–"}
+        for metric, label in (("params", "params"), ("mult_adds", "mult-adds"), ("rf", "RF")):
+            row[f"{label} A"] = getattr(r.a, metric) if r.a else None
+            row[f"{label} B"] = getattr(r.b, metric) if r.b else None
+            row[f"Δ {label}"] = r.delta(metric)
+        out.append(row)
+    return out
+
+
+def depth_compare_fig(a: NetworkReport, b: NetworkReport, label_a: str = "A", label_b: str = "B") -> go.Figure:
+    """Spatial size, channels and receptive field along depth for A and B, overlaid (layers aligned by name)."""
+    panels = ("spatial size H", "channels C", "receptive field (input pixels)")
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=panels)
+
+    def series(report: NetworkReport) -> dict[str, tuple[Shape, int | None]]:
+        rf = network_receptive_fields(report.spec)
+        rows = [r for r in report.summary_rows() if not r.group.startswith("aux") and r.name not in ("avgpool", "fc")]
+        return {"input": (report.input_shape, 1), **{r.name.removeprefix("inception"): (r.output_shape, rf[r.name])
+                                                     for r in rows}}
+
+    sa, sb = series(a), series(b)
+    order = [x for pair in align_names(list(sa), list(sb)) for x in pair if x is not None]
+    order = list(dict.fromkeys(order))
+    for s, label, color, dash in ((sa, label_a, A_COLOR, "solid"), (sb, label_b, B_COLOR, "dash")):
+        names = [n for n in order if n in s]
+        for row, pick in ((1, lambda v: v[0][1]), (2, lambda v: v[0][0]), (3, lambda v: v[1])):
+            fig.add_scatter(x=names, y=[pick(s[n]) for n in names], mode="lines+markers", name=label,
+                            legendgroup=label, showlegend=row == 1, row=row, col=1,
+                            line=dict(color=color, dash=dash), customdata=[chw(s[n][0]) for n in names],
+                            hovertemplate=f"{label} %{{x}}: %{{y:,}} (%{{customdata}} C×H×W)<extra></extra>")
+    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.08))
+    return fig
+
+
+def block_compare_fig(c: ABComparison) -> go.Figure:
+    """Params and mult-adds per branch, A (hatched) beside B, in the branch colours."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("params per branch", "mult-adds per branch (torchinfo)"))
+    names = [r.name for r in c.rows]
+    colors = [BRANCH_COLORS.get(n, OTHER_COLOR) for n in names]
+    for side, label, pattern in (("a", c.label_a, "/"), ("b", c.label_b, "")):
+        for col, metric in ((1, "params"), (2, "mult_adds")):
+            fig.add_bar(x=names, y=[r.value(side, metric) for r in c.rows], name=label, legendgroup=label,
+                        showlegend=col == 1, row=1, col=col, offsetgroup=side,
+                        marker=dict(color=colors, pattern_shape=pattern, opacity=0.55 if side == "a" else 1.0),
+                        hovertemplate=f"{label} %{{x}}: %{{y:,}}<extra></extra>")
+    fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+SWEEP_COSTS = {"mult_adds": "mult-adds per image (torchinfo)", "params": "parameters"}
+
+
+def sweep_fig(rows: list[dict[str, object]], cost: str = "mult_adds") -> go.Figure:
+    """Best test accuracy against a cost, one point per variant; the Pareto front (nothing both cheaper
+    and more accurate) drawn as a line through its points, which are marked larger."""
+    done = [r for r in rows if isinstance(r.get("best_test_acc"), (int, float))]
+    front = pareto_front([(float(r[cost]), float(r["best_test_acc"])) for r in done])
+    fig = go.Figure()
+    on = sorted((r for r, f in zip(done, front) if f), key=lambda r: r[cost])
+    if on:
+        fig.add_scatter(x=[r[cost] for r in on], y=[r["best_test_acc"] for r in on], mode="lines",
+                        line=dict(color=OTHER_COLOR, dash="dot", shape="hv"), name="Pareto front", hoverinfo="skip")
+    for is_front in (True, False):
+        pts = [r for r, f in zip(done, front) if f == is_front]
+        if not pts:
+            continue
+        fig.add_scatter(
+            x=[r[cost] for r in pts], y=[r["best_test_acc"] for r in pts], mode="markers+text",
+            text=[str(r["variant"]) for r in pts], textposition="top center" if is_front else "bottom center",
+            name="on the front" if is_front else "dominated",
+            marker=dict(size=14 if is_front else 9, color=B_COLOR if is_front else A_COLOR,
+                        symbol="star" if is_front else "circle"),
+            customdata=[[r["variant"], r["state"]] for r in pts],
+            hovertemplate="%{customdata[0]} (%{customdata[1]}): %{y:.2%} at %{x:,}<extra></extra>")
+    fig.update_xaxes(title_text=SWEEP_COSTS[cost], type="log")
+    fig.update_yaxes(title_text="best test accuracy", tickformat=".0%")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
+                      title=f"Test accuracy vs {SWEEP_COSTS[cost].split(' (')[0]}")
+    return fig
+
+
+def sweep_table(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """variant, state, params, mult-adds, best test acc, images/s, time, and whether it is on the Pareto front
+    of accuracy against mult-adds."""
+    done = [r for r in rows if isinstance(r.get("best_test_acc"), (int, float))]
+    front = dict(zip((str(r["variant"]) for r in done),
+                     pareto_front([(float(r["mult_adds"]), float(r["best_test_acc"])) for r in done])))
+    return [{"variant": r["variant"], "state": r["state"], "params": r["params"], "mult-adds": r["mult_adds"],
+             "best test acc": r["best_test_acc"], "images/s": r["images_per_s"], "time (s)": r["seconds"],
+             "Pareto": "✓" if front.get(str(r["variant"])) else ""} for r in rows]
+
+
+# ---------------------------------------------------------------------------
+# Branch specialisation (issue 13): plain numbers in, so this module stays torch-free
+
+SPECIALISATION_METRICS: dict[str, str] = {  # gnet.featurevis.BranchStats field -> panel title
+    "colour_sensitivity": "colour sensitivity (mean over channels)",
+    "colour_selective": "share of colour-selective channels",
+    "strongest_share": "share of the block's strongest channels",
+}
+
+
+def specialisation_fig(blocks: list[str], grids: dict[str, list[list[float]]],
+                       expected: list[list[float]] | None = None) -> go.Figure:
+    """One blocks × branches heatmap per metric (values 0..1, shown as %), branch names in their colours.
+    expected: each branch's share of the block's channels, shown on hover beside the strongest share."""
+    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=[SPECIALISATION_METRICS.get(k, k) for k in grids],
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    ticks = [f"<span style='color:{BRANCH_COLORS[b]}'><b>{b}</b></span>" for b in BRANCHES]
+    for i, (metric, z) in enumerate(grids.items()):
+        hover = "%{y} · %{x}: %{z:.0%}"
+        custom = None
+        if metric == "strongest_share" and expected is not None:
+            custom, hover = expected, hover + " (its share of the channels: %{customdata:.0%})"
+        fig.add_heatmap(z=z, x=list(BRANCHES), y=blocks, zmin=0, zmax=1, colorscale="Viridis", customdata=custom,
+                        text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}",
+                        hovertemplate=hover + "<extra></extra>", showscale=i == len(grids) - 1,
+                        colorbar=dict(tickformat=".0%", len=0.9), row=1, col=i + 1)
+        fig.update_xaxes(tickvals=list(BRANCHES), ticktext=ticks, row=1, col=i + 1)
+    fig.update_yaxes(autorange="reversed", title_text="block", row=1, col=1)
+    fig.update_layout(height=max(260, 40 * len(blocks) + 120), margin=dict(l=10, r=10, t=50, b=10))
     return fig

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from gnet.analysis import validate_network
 from gnet.spec import NetworkSpec, SpecError
 
 FORMAT = "gnet-checkpoint-v1"
@@ -130,7 +131,7 @@ def checkpoint_from_dict(raw: Any) -> Checkpoint:
             f"(expected format {FORMAT!r}); for torchvision weights use the weights-file option instead"
         )
     try:
-        spec = NetworkSpec.from_dict(raw["spec"])
+        spec = validate_network(NetworkSpec.from_dict(raw["spec"]))
     except SpecError as e:
         raise CheckpointError(f"the network spec inside the checkpoint is invalid: {e}") from None
     state = raw.get("model")

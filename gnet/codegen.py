@@ -1,18 +1,23 @@
 """PyTorch source code for a designed block or network, in plain torch.nn.
 
-The exported file needs only torch: a student can paste it anywhere. It builds
-the same module as `gnet.blocks.InceptionBlock` / `gnet.network.GoogLeNet`,
-with the same module names (torchvision's: `branch2.0.conv`, `inception4a`),
-so even a gnet state_dict loads into it (the tests check shapes, parameter
-counts and outputs against gnet's modules).
+The exported file needs only torch: a student can paste it anywhere. Its classes are
+gnet's own, copied from their source (`gnet.plan.branch_layers`, `gnet.blocks.ConvBlock`
+and `Inception`, `gnet.network.AuxClassifier`), so the export is the code that runs
+here, with the same module names (torchvision's: `branch2.0.conv`, `inception4a`) and a
+gnet state_dict loads into it. The network class is written from the layer plan, one
+layer per line. The sources are read as text (ast), so exporting needs no torch.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import re
+from functools import cache
 
 from gnet.analysis import block_report, network_report
-from gnet.spec import BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec
+from gnet.plan import ADAPTIVE_AVGPOOL, AUX, BLOCK, CONV, DROPOUT, LINEAR, MAXPOOL, Plan, Step
+from gnet.spec import BlockDesign, BlockSpec, NetworkSpec, PoolSpec
 
 _HEADER = '''\
 """{title}
@@ -22,88 +27,25 @@ Shapes are (N, C, H, W).
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 '''
 
-_LIBRARY = '''
 
-class BasicConv2d(nn.Module):
-    """Conv → (BatchNorm) → ReLU. With BatchNorm the conv has no bias (torchvision's
-    style, eps=1e-3); without, it has one (d2l's nn.Conv2d + nn.ReLU)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, batch_norm: bool = False) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                              bias=not batch_norm)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if batch_norm else nn.Identity()
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
+@cache
+def _source(module: str, *names: str) -> str:
+    """The source text of top-level functions and classes of a gnet module, in the order named."""
+    path = importlib.util.find_spec(module).origin
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    defs = {n.name: n for n in ast.parse(text).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    return "".join("\n\n" + ast.get_source_segment(text, defs[name]) + "\n" for name in names)
 
 
-def chain(*layers: nn.Module) -> nn.Module:
-    """One layer as itself, several as nn.Sequential (torchvision's module names)."""
-    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
-
-
-class Inception(nn.Module):
-    """Four parallel branches concatenated on the channel axis; H and W are unchanged.
-
-    b1: 1×1 conv
-    b2 = (reduce, out): 1×1 conv to `reduce` channels, then 3×3 conv to `out`
-    b3 = (reduce, out): 1×1 conv, then a b3_kernel×b3_kernel conv
-         (factorize=True: two stacked 3×3 convs, the same 5×5 receptive field)
-    b4: 3×3 max-pool (stride 1), then 1×1 conv ("pool projection")
-    reduce=False is the naive module: b2 and b3 convolve the input directly.
-    """
-
-    def __init__(self, in_channels: int, b1: int, b2: tuple[int, int], b3: tuple[int, int], b4: int,
-                 reduce: bool = True, b3_kernel: int = 5, factorize: bool = False,
-                 batch_norm: bool = False) -> None:
-        super().__init__()
-
-        def conv(c_in: int, c_out: int, k: int) -> BasicConv2d:
-            return BasicConv2d(c_in, c_out, k, padding=k // 2, batch_norm=batch_norm)  # "same" padding
-
-        (b2_reduce, b2_out), (b3_reduce, b3_out) = b2, b3
-        head2 = [conv(in_channels, b2_reduce, 1)] if reduce else []
-        head3 = [conv(in_channels, b3_reduce, 1)] if reduce else []
-        b2_in = b2_reduce if reduce else in_channels
-        b3_in = b3_reduce if reduce else in_channels
-        if factorize:
-            tail3 = [conv(b3_in, b3_out, 3), conv(b3_out, b3_out, 3)]
-        else:
-            tail3 = [conv(b3_in, b3_out, b3_kernel)]
-        self.branch1 = conv(in_channels, b1, 1)
-        self.branch2 = chain(*head2, conv(b2_in, b2_out, 3))
-        self.branch3 = chain(*head3, *tail3)
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                     conv(in_channels, b4, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
-'''
-
-_AUX = '''
-
-class AuxClassifier(nn.Module):
-    """The paper's auxiliary head (training only): avg-pool, 1×1 conv 128, FC 1024, dropout, FC."""
-
-    def __init__(self, in_channels: int, num_classes: int, pooled: tuple[int, int], pool: nn.Module,
-                 batch_norm: bool, dropout: float) -> None:
-        super().__init__()
-        self.pool = pool
-        self.conv = BasicConv2d(in_channels, 128, 1, batch_norm=batch_norm)
-        self.fc1 = nn.Linear(128 * pooled[0] * pooled[1], 1024)
-        self.fc2 = nn.Linear(1024, num_classes)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.conv(self.pool(x)), 1)
-        return self.fc2(self.dropout(torch.relu(self.fc1(x))))
-'''
+def library(aux: bool = False) -> str:
+    """The classes an export uses, as gnet defines them."""
+    code = _source("gnet.plan", "branch_layers") + _source("gnet.blocks", "ConvBlock", "Inception")
+    return code + (_source("gnet.network", "AuxClassifier") if aux else "")
 
 
 def inception_call(in_channels: int, spec: BlockSpec) -> str:
@@ -141,7 +83,7 @@ if __name__ == "__main__":
     print(sum(p.numel() for p in block.parameters()))  # expected {report.cost.params:,}
 '''
     title = f"An Inception block: input {c}×{h}×{w} → {_shape(report.output_shape).replace(', ', '×')} (C×H×W); {labels}."
-    return _HEADER.format(title=title) + _LIBRARY + main
+    return _HEADER.format(title=title) + library() + main
 
 
 def _pool_code(p: PoolSpec) -> str:
@@ -158,54 +100,47 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9 _.+-]", "_", text)[:80]
 
 
+def _init(step: Step) -> str:
+    """The constructor call for one top-level step."""
+    if step.kind == CONV:
+        c = step.spec
+        extra = (f", stride={c.stride}" if c.stride > 1 else "") + (f", padding={c.padding}" if c.padding else "")
+        return f"ConvBlock({step.in_shape[0]}, {c.out_channels}, {c.kernel}{extra}" + (
+            ", batch_norm=True)" if step.batch_norm else ")")
+    if step.kind == MAXPOOL:
+        return _pool_code(step.spec)
+    if step.kind == BLOCK:
+        return inception_call(step.in_shape[0], step.spec)
+    if step.kind == ADAPTIVE_AVGPOOL:
+        return f"nn.AdaptiveAvgPool2d({step.spec})"
+    if step.kind == DROPOUT:
+        return f"nn.Dropout({step.spec})"
+    if step.kind == LINEAR:
+        return f"nn.Linear({step.in_shape[0]}, num_classes)"
+    raise AssertionError(f"no code for a top-level {step.kind} step")
+
+
+def _aux_init(plan: Plan, step: Step) -> str:
+    pool, conv, _, _, dropout = plan.children(step.path)
+    kind = '"torchvision"' if pool.kind == ADAPTIVE_AVGPOOL else '"paper"'
+    return (f"AuxClassifier({step.in_shape[0]}, num_classes, {pool.out_shape[1:]}, {kind}, "
+            f"batch_norm={conv.batch_norm}, dropout={dropout.spec})")
+
+
 def network_code(spec: NetworkSpec) -> str:
-    """A runnable file with the network as one readable class, one layer per line."""
+    """A runnable file with the network as one readable class, one layer per line, from its layer plan."""
     report = network_report(spec)
-    init: list[str] = []
+    plan = report.plan
+    init = [f"self.{s.path} = {_aux_init(plan, s) if s.kind == AUX else _init(s)}" for s in plan.top_level()]
     fwd: list[str] = []
-    c, convs, pools = spec.in_channels, 0, 0
-    bn = ", batch_norm=True" if spec.batch_norm else ""
-    for layer in spec.stem:
-        if isinstance(layer, ConvSpec):
-            convs += 1
-            name = f"conv{convs}"
-            extra = (f", stride={layer.stride}" if layer.stride > 1 else "") + (
-                f", padding={layer.padding}" if layer.padding else "")
-            init.append(f"self.{name} = BasicConv2d({c}, {layer.out_channels}, {layer.kernel}{extra}{bn})")
-            c = layer.out_channels
-        else:
-            pools += 1
-            name = f"maxpool{pools}"
-            init.append(f"self.{name} = {_pool_code(layer)}")
-        fwd.append(f"x = self.{name}(x)  # {_shape(report.row(name).output_shape)}")
-    names = iter(spec.block_names())
-    aux_blocks = spec.aux_blocks()
-    for s, stage in enumerate(spec.stages):
-        for block in stage:
-            bname = next(names)
-            init.append(f"self.inception{bname} = {inception_call(c, block)}")
-            fwd.append(f"x = self.inception{bname}(x)  # {_shape(report.blocks[bname].output_shape)}")
-            c = block.out_channels
-            if bname in aux_blocks:
-                i = aux_blocks.index(bname) + 1
-                fwd.append(f"aux{i} = self.aux{i}(x) if self.training else None")
-        if s < len(spec.stage_pools):
-            pools += 1
-            init.append(f"self.maxpool{pools} = {_pool_code(spec.stage_pools[s])}")
-            fwd.append(f"x = self.maxpool{pools}(x)  # {_shape(report.row(f'maxpool{pools}').output_shape)}")
-    for i, bname in enumerate(aux_blocks, start=1):
-        pooled = report.row(f"aux{i}.pool").output_shape[1:]
-        pool = "nn.AdaptiveAvgPool2d((4, 4))" if spec.aux_pool == "torchvision" else "nn.AvgPool2d(5, stride=3)"
-        in_c = report.blocks[bname].output_shape[0]
-        init.append(f"self.aux{i} = AuxClassifier({in_c}, num_classes, {tuple(pooled)}, {pool}, "
-                    f"batch_norm={spec.batch_norm}, dropout={spec.aux_dropout})")
-    init += ["self.avgpool = nn.AdaptiveAvgPool2d((1, 1))", f"self.dropout = nn.Dropout({spec.dropout})",
-             f"self.fc = nn.Linear({c}, num_classes)"]
+    aux_after = plan.aux_after()
+    for name in plan.main_path():
+        fwd.append(f"x = self.{name}(x)  # {_shape(plan.step(name).out_shape)}")
+        if name in aux_after:
+            fwd.append(f"{aux_after[name]} = self.{aux_after[name]}(x) if self.training else None")
     fwd += ["x = torch.flatten(self.avgpool(x), 1)", "x = self.fc(self.dropout(x))"]
-    if aux_blocks:
-        fwd.append("return (x, aux1, aux2) if self.training else x")
-    else:
-        fwd.append("return x")
+    aux_names = list(aux_after.values())
+    fwd.append(f"return (x, {', '.join(aux_names)}) if self.training else x" if aux_names else "return x")
     ind = "\n        "
     name = _safe(spec.name)
     h, w = spec.input_size
@@ -218,7 +153,7 @@ class GoogLeNet(nn.Module):
         super().__init__()
         {ind.join(init)}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor{" | tuple[torch.Tensor, ...]" if aux_blocks else ""}:
+    def forward(self, x: torch.Tensor) -> torch.Tensor{" | tuple[torch.Tensor, ...]" if aux_names else ""}:
         {ind.join(fwd)}
 
 
@@ -229,4 +164,4 @@ if __name__ == "__main__":
     print(sum(p.numel() for p in model.parameters()))  # expected {report.params_total:,}
 '''
     title = f"GoogLeNet '{name}': {report.params_total:,} parameters"
-    return _HEADER.format(title=title) + _LIBRARY + (_AUX if aux_blocks else "") + cls
+    return _HEADER.format(title=title) + library(aux=bool(aux_names)) + cls

@@ -6,14 +6,16 @@ resizes/normalises whole batches there (no per-sample PIL work per step).
 
 - "synthetic": generated locally and deterministically (the default, works offline):
   ten classes of shapes and textures at random scales, so multi-scale branches matter.
-- "fashion-mnist", "mnist", "cifar10": torchvision's loaders (downloaded on first
-  use into the data directory; offline, the error names the folder to put the files in).
+- "fashion-mnist", "mnist", "cifar10": torchvision's dataset classes (downloaded on first
+  use into the data directory through gnet.downloads, from GNET_DATASET_MIRROR when set;
+  offline, the error names the folder to put the files in).
 - "folder:NAME": an ImageFolder at <data dir>/NAME (class sub-folders, optionally
   under train/ and test/); unreadable files are skipped and counted.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchvision.datasets as tvd
+
+from gnet import downloads
 
 TORCHVISION_DATASETS = {
     # name: (torchvision class name, folder it creates under the data dir, horizontal flip is label-preserving)
@@ -34,6 +39,7 @@ SYNTHETIC_CLASSES = ["disc", "ring", "square", "frame", "triangle", "cross",
 MAX_FOLDER_IMAGES = 200_000
 MAX_FOLDER_CLASSES = 1000
 MAX_IMAGE_PIXELS = 50_000_000  # a decoded image larger than this is skipped (decompression bombs)
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -79,13 +85,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, image_siz
                  download: bool | None = None) -> Dataset:
     """Load a dataset by name. image_size only matters where the images are made or
     decoded here (synthetic, folder); torchvision sets keep their native size and the
-    trainer resizes batches on the device. download=None: allowed unless GNET_NO_DOWNLOAD=1."""
+    trainer resizes batches on the device. download=None: allowed unless GNET_NO_DOWNLOAD=1 or GNET_OFFLINE=1."""
     root = Path(data_dir) if data_dir is not None else data_root()
     if name == "synthetic":
         return synthetic(synthetic_train, synthetic_test, image_size, seed)
     if name in TORCHVISION_DATASETS:
         if download is None:
-            download = os.environ.get("GNET_NO_DOWNLOAD", "") not in ("1", "true", "yes")
+            download = downloads_allowed()
         return _torchvision(name, root, download)
     if name.startswith("folder:"):
         return image_folder(root, name[len("folder:"):], image_size)
@@ -165,23 +171,167 @@ def _synthetic_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.
 # torchvision datasets
 
 
-def _torchvision(name: str, root: Path, download: bool = True) -> Dataset:
-    import torchvision.datasets as tvd
+PRETTY = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
+DOWNLOAD_MB = {"fashion-mnist": 30, "mnist": 11, "cifar10": 163}  # the archives' sizes, for the page's offer
 
-    cls_name, folder, flip_ok = TORCHVISION_DATASETS[name]
+
+def downloads_allowed() -> bool:
+    """GNET_NO_DOWNLOAD=1 or GNET_OFFLINE=1 switch every dataset download off."""
+    return all(os.environ.get(v, "").strip().lower() in ("", "0", "false", "no")
+               for v in ("GNET_NO_DOWNLOAD", "GNET_OFFLINE"))
+
+
+def dataset_mirror() -> str:
+    """GNET_DATASET_MIRROR as a base URL ending in '/' ('' when unset)."""
+    base = os.environ.get("GNET_DATASET_MIRROR", "").strip()
+    return base.rstrip("/") + "/" if base else ""
+
+
+def _checksums() -> dict[str, str]:
+    """GNET_DATASET_CHECKSUMS: a local file in `md5sum` format ('<md5>  <Class>/<file>' per line) giving
+    the MD5s of a mirror that serves other files than the official ones (e.g. a classroom subset).
+    It is the operator's file on the server, not the mirror's: the mirror cannot vouch for itself."""
+    path = os.environ.get("GNET_DATASET_CHECKSUMS", "").strip()
+    if not path:
+        return {}
+    try:
+        lines = Path(path).expanduser().read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        log.warning("cannot read GNET_DATASET_CHECKSUMS file %s: %s", path, e)
+        raise DataError("the GNET_DATASET_CHECKSUMS file is unreadable (the server log says why)") from None
+    sums = {}
+    for line in lines:
+        m = re.fullmatch(r"\s*([0-9a-fA-F]{32})\s+\*?(\S+)\s*", line)
+        if m:
+            sums[m.group(2)] = m.group(1).lower()
+        elif line.strip() and not line.lstrip().startswith("#"):
+            raise DataError("the GNET_DATASET_CHECKSUMS file must hold lines '<md5>  <Class>/<file>' (md5sum format)")
+    return sums
+
+
+def dataset_class(name: str) -> type:
+    """torchvision's dataset class for `name`, with its download location replaced by
+    GNET_DATASET_MIRROR (`<mirror>/<Class>/<official file name>`: MNIST's `mirrors`, CIFAR10's
+    `url`) and its MD5s by GNET_DATASET_CHECKSUMS. A subclass of the same name, since torchvision
+    names the dataset's folder after its class; torchvision's own class is never modified."""
+    cls_name = TORCHVISION_DATASETS[name][0]
     cls = getattr(tvd, cls_name)
-    pretty = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}[name]
+    mirror, sums = dataset_mirror(), _checksums()
+    if not mirror and not sums:
+        return cls
+    attrs: dict = {}
+    if issubclass(cls, tvd.MNIST):
+        if mirror:
+            attrs["mirrors"] = [f"{mirror}{cls_name}/"]
+        attrs["resources"] = [(f, sums.get(f"{cls_name}/{f}", md5)) for f, md5 in cls.resources]
+    else:
+        if mirror:
+            attrs["url"] = f"{mirror}{cls_name}/{cls.filename}"
+        if f"{cls_name}/{cls.filename}" in sums:
+            # The unpacked batches come out of an archive whose MD5 was just checked; a subset's
+            # batches have other MD5s than torchvision lists, so only their presence is checked.
+            attrs["tgz_md5"] = sums[f"{cls_name}/{cls.filename}"]
+            attrs["train_list"] = [[f, None] for f, _ in cls.train_list]
+            attrs["test_list"] = [[f, None] for f, _ in cls.test_list]
+            attrs["meta"] = {**cls.meta, "md5": None}
+    return type(cls_name, (cls,), attrs)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    url: str
+    dest: Path  # where torchvision's class looks for the downloaded archive
+    md5: str
+
+
+def _remote_files(name: str, root: Path) -> tuple[list[RemoteFile], list[Path]]:
+    """The archives the class downloads, and the unpacked files it reads."""
+    cls = dataset_class(name)
+    if issubclass(cls, tvd.MNIST):
+        raw = root / cls.__name__ / "raw"
+        files = [RemoteFile(f"{cls.mirrors[0]}{f}", raw / f, md5) for f, md5 in cls.resources]
+        return files, [raw / f.removesuffix(".gz") for f, _ in cls.resources]
+    folder = root / cls.base_folder
+    unpacked = [folder / f for f, _ in cls.train_list + cls.test_list] + [folder / cls.meta["filename"]]
+    return [RemoteFile(cls.url, root / cls.filename, cls.tgz_md5)], unpacked
+
+
+def dataset_download(name: str, root: Path | None = None, start: bool = False,
+                     retry: bool = False) -> downloads.Progress | None:
+    """None when a torchvision dataset's files are in place (unpacked, or archives downloaded
+    and verified); else the combined progress of its archives' downloads, started here when
+    `start` (one download per file per process, shared by every caller). State "idle": none started."""
+    root = data_root() if root is None else root
+    files, unpacked = _remote_files(name, root)
+    if all(p.is_file() for p in unpacked):
+        return None
+    missing = [f for f in files if not f.dest.is_file()]
+    if not missing:
+        return None
+    what = PRETTY[name]
+    jobs = [downloads.fetch(f.url, f.dest, downloads.Check(md5=f.md5, what=f"{what} file {f.dest.name}"),
+                            retry=retry) if start else downloads.find(f.url, f.dest) for f in missing]
+    if any(j is None for j in jobs):
+        return downloads.Progress("idle", 0, None, 0.0, 1, downloads.ATTEMPTS)
+    ps = [j.progress() for j in jobs if j is not None]
+    bad = [p for p in ps if p.state in ("failed", "cancelled")]
+    state = bad[0].state if bad else "running" if any(p.state == "running" for p in ps) else "done"
+    totals = [p.total for p in ps]
+    return downloads.Progress(
+        state, sum(p.done for p in ps), sum(totals) if all(t is not None for t in totals) else None,
+        sum(p.speed for p in ps if p.state == "running"), max(p.attempt for p in ps), downloads.ATTEMPTS,
+        bad[0].message if bad else next((p.message for p in ps if p.message), ""))
+
+
+def cancel_dataset_download(name: str, root: Path | None = None) -> None:
+    root = data_root() if root is None else root
+    for f in _remote_files(name, root)[0]:
+        job = downloads.find(f.url, f.dest)
+        if job is not None:
+            job.cancel()
+
+
+def how_to_get_dataset(name: str) -> str:
+    """What to do without a network connection; names folders symbolically (no server path on a page)."""
+    if name == "cifar10":
+        return ("Without a network connection, put CIFAR-10's python version (cifar-10-python.tar.gz, or its unpacked "
+                "data_batch_1..5, test_batch and batches.meta) into `$GNET_DATA_DIR/cifar-10-batches-py/` "
+                "(the archive itself into `$GNET_DATA_DIR/`; the data folder is GNET_DATA_DIR or --data-dir, default `./data`), "
+                "or set GNET_DATASET_MIRROR to a mirror.")
+    folder = TORCHVISION_DATASETS[name][1]
+    return (f"Without a network connection, put train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or their .gz files) into "
+            f"`$GNET_DATA_DIR/{folder}/raw/` (the data folder is GNET_DATA_DIR or --data-dir, default `./data`), "
+            "or set GNET_DATASET_MIRROR to a mirror.")
+
+
+def _torchvision(name: str, root: Path, download: bool = True) -> Dataset:
+    cls = dataset_class(name)
+    folder = TORCHVISION_DATASETS[name][1]
+    flip_ok = TORCHVISION_DATASETS[name][2]
+    pretty = PRETTY[name]
+    if download:
+        # Our downloader first (verified, atomic, retried); torchvision's class then finds the
+        # archives in place, checks their MD5s again and unpacks them.
+        dataset_download(name, root, start=True, retry=True)
+        for f in _remote_files(name, root)[0]:
+            job = downloads.find(f.url, f.dest)
+            if job is not None:
+                job.wait()
+        progress = dataset_download(name, root)
+        if progress is not None:
+            log.warning("download of %s into %s failed: %s", pretty, root, progress.message)
+            raise DataError(f"could not download {pretty}: {progress.message or progress.state}. "
+                            f"{how_to_get_dataset(name)}")
     try:
         root.mkdir(parents=True, exist_ok=True)
         train = cls(str(root), train=True, download=download)
         test = cls(str(root), train=False, download=download)
     except Exception as e:  # noqa: BLE001 - download and parse errors come in many types (URLError, RuntimeError, OSError ...)
-        where = root / folder / ("raw" if cls_name != "CIFAR10" else "")
-        files = ("train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-                 "t10k-labels-idx1-ubyte" if cls_name != "CIFAR10" else "the python version's data_batch_1..5 and test_batch")
+        log.warning("could not load %s from %s: %r", pretty, root / folder, e)
         raise DataError(
             f"could not load {pretty} ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'no details'}). "
-            f"Without a network connection, put {files} into {where}"
+            f"{how_to_get_dataset(name)}"
         ) from None
 
     def tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,16 +339,17 @@ def _torchvision(name: str, root: Path, download: bool = True) -> Dataset:
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # MNIST (N,H,W); CIFAR (N,H,W,C)
         return x.contiguous().to(torch.uint8), torch.as_tensor(ds.targets, dtype=torch.int64)
 
+    where = f"`$GNET_DATA_DIR/{folder}/`"
     try:
         x_tr, y_tr = tensors(train)
         x_te, y_te = tensors(test)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise DataError(f"the {pretty} files in {root / folder} are unreadable: {e}") from None
+        raise DataError(f"the {pretty} files in {where} are unreadable: {e}") from None
     if len(x_tr) == 0 or len(x_te) == 0 or len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
-        raise DataError(f"the {pretty} files in {root / folder} are empty or inconsistent (images vs labels)")
+        raise DataError(f"the {pretty} files in {where} are empty or inconsistent (images vs labels)")
     classes = [str(c) for c in train.classes]
     if int(torch.cat([y_tr, y_te]).max()) >= len(classes) or int(torch.cat([y_tr, y_te]).min()) < 0:
-        raise DataError(f"the {pretty} label files in {root / folder} contain labels outside 0..{len(classes) - 1}")
+        raise DataError(f"the {pretty} label files in {where} contain labels outside 0..{len(classes) - 1}")
     return Dataset(name, classes, x_tr, y_tr, x_te, y_te, flip_ok=flip_ok)
 
 
@@ -231,7 +382,7 @@ def image_folder(root: Path, name: str, size: int, test_fraction: float = 0.2) -
         raise DataError(f"image folder name {name!r} must be letters, digits, '.', '_' or '-'")
     base = (root / name)
     if base.is_symlink() or not base.resolve().is_relative_to(root.resolve()) or not base.is_dir():
-        raise DataError(f"no image folder {name!r} in the data directory {root}")
+        raise DataError(f"no image folder {name!r} in the data folder (GNET_DATA_DIR)")
     if not 8 <= size <= 512:
         raise DataError(f"image size must be 8 to 512 pixels, got {size}")
     split_dirs = (base / "train").is_dir() and (base / "test").is_dir()

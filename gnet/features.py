@@ -12,22 +12,22 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
-from gnet.blocks import BRANCH_ATTRS, branch_kernel_labels
+from gnet.blocks import branch_kernel_labels
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
+from gnet.plan import BLOCK, Plan, layer_plan
+from gnet.spec import BRANCHES, googlenet_imagenet
 
-# torchvision's GoogLeNet.forward, in order (its class has no list of names).
-TORCHVISION_PATH = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
-                    "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
-                    "inception5a", "inception5b")
-BRANCHES = ("b1", "b2", "b3", "b4")
+# torchvision's GoogLeNet has no list of its layers: it is the plan of the preset built to match it.
+TORCHVISION_PLAN = layer_plan(googlenet_imagenet())
+TORCHVISION_PATH = tuple(TORCHVISION_PLAN.main_path())
 MAX_TOP_K = 256
 
 
@@ -42,17 +42,22 @@ class Layer:
     is_block: bool
 
 
+def model_plan(model: nn.Module) -> Plan:
+    """The layer plan of a gnet GoogLeNet, or of the preset that matches torchvision's."""
+    plan = getattr(model, "plan", None)
+    return plan if isinstance(plan, Plan) else TORCHVISION_PLAN
+
+
 def main_path(model: nn.Module) -> list[str]:
-    if hasattr(model, "stem_names") and hasattr(model, "body_names"):
-        return [*model.stem_names, *model.body_names]
-    return [n for n in TORCHVISION_PATH if getattr(model, n, None) is not None]
+    return [n for n in model_plan(model).main_path() if getattr(model, n, None) is not None]
 
 
 def layers(model: nn.Module) -> list[Layer]:
     """What a user can pick: the stem layers and the Inception blocks (not the pools between stages)."""
     out: list[Layer] = []
+    plan = model_plan(model)
     for name in main_path(model):
-        if name.startswith("inception"):
+        if plan.step(name).kind == BLOCK:
             out.append(Layer(name, name.removeprefix("inception"), True))
         elif not out or not out[-1].is_block:  # still in the stem
             out.append(Layer(name, f"{name} (stem)", False))
@@ -106,7 +111,8 @@ def extract(model: nn.Module, x: torch.Tensor, layer: str) -> Extraction:
     for name in names[:idx]:
         h = getattr(model, name)(h)
     mod = getattr(model, lay.module)
-    parts = [getattr(mod, b)(h) for b in BRANCH_ATTRS] if lay.is_block else [mod(h)]
+    branches = model_plan(model).branch_paths(lay.module).values() if lay.is_block else ()
+    parts = [model.get_submodule(p)(h) for p in branches] if lay.is_block else [mod(h)]
     logits = _finish(model, names[idx + 1:], torch.cat(parts, dim=1))
     _sync(device)
     forward_s = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""GoogLeNet as an nn.Module built from a validated `NetworkSpec`."""
+"""GoogLeNet as an nn.Module built from a validated `NetworkSpec`, one module per step of its layer plan."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gnet.analysis import plan_report
 from gnet.blocks import ConvBlock, InceptionBlock
-from gnet.spec import ConvSpec, NetworkSpec, PoolSpec
+from gnet.plan import ADAPTIVE_AVGPOOL, AUX, BLOCK, CONV, DROPOUT, LINEAR, MAXPOOL, Plan, Step, layer_plan
+from gnet.spec import NetworkSpec
+
+# AuxClassifier is exported verbatim by gnet.codegen: torch, F, nn and ConvBlock only.
 
 
 class AuxClassifier(nn.Module):
@@ -32,7 +36,8 @@ class AuxClassifier(nn.Module):
 
 
 class GoogLeNet(nn.Module):
-    """Stem → stages of Inception blocks (max-pool between stages) → avg-pool → dropout → FC.
+    """Stem → stages of Inception blocks (max-pool between stages) → avg-pool → dropout → FC,
+    one module per top-level step of the spec's layer plan, in its order and with its names.
 
     In training mode with aux heads, forward returns (logits, aux1, aux2);
     otherwise just the logits.
@@ -40,55 +45,18 @@ class GoogLeNet(nn.Module):
 
     def __init__(self, spec: NetworkSpec) -> None:
         super().__init__()
-        from gnet.analysis import network_report  # validated shapes, no tensors
-
-        report = network_report(spec)  # validates the spec: nothing is allocated for an invalid one
+        plan = layer_plan(spec)
+        plan_report(plan)  # the caps: nothing is allocated for a network too large
         self.spec = spec
-        self.stem_names: list[str] = []
-        channels, convs, pools = spec.in_channels, 0, 0
-        for layer in spec.stem:
-            if isinstance(layer, ConvSpec):
-                convs += 1
-                name = f"conv{convs}"
-                mod: nn.Module = ConvBlock(channels, layer.out_channels, layer.kernel, layer.stride,
-                                           layer.padding, batch_norm=spec.batch_norm)
-                channels = layer.out_channels
-            else:
-                pools += 1
-                name = f"maxpool{pools}"
-                mod = _pool(layer)
-            self.add_module(name, mod)
-            self.stem_names.append(name)
-        # Stages: blocks, then the pool between stages, named as torchvision names them.
-        self.body_names: list[str] = []
-        names = iter(spec.block_names())
-        for s, stage in enumerate(spec.stages):
-            for block in stage:
-                name = f"inception{next(names)}"
-                self.add_module(name, InceptionBlock(channels, block))
-                channels = block.out_channels
-                self.body_names.append(name)
-            if s < len(spec.stage_pools):
-                pools += 1
-                name = f"maxpool{pools}"
-                self.add_module(name, _pool(spec.stage_pools[s]))
-                self.body_names.append(name)
-        self.aux_after: dict[str, str] = {}
-        for i, block_name in enumerate(spec.aux_blocks()):
-            row = report.row(f"inception{block_name}")
-            aux_pooled = report.row(f"aux{i + 1}.pool").output_shape[1:]
-            self.add_module(f"aux{i + 1}", AuxClassifier(row.output_shape[0], spec.num_classes, aux_pooled,
-                                                         spec.aux_pool, spec.batch_norm, spec.aux_dropout))
-            self.aux_after[f"inception{block_name}"] = f"aux{i + 1}"
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.dropout = nn.Dropout(spec.dropout)
-        self.fc = nn.Linear(channels, spec.num_classes)
+        self.plan = plan
+        for step in plan.top_level():
+            self.add_module(step.path, _module(plan, step))
+        self.main_path: list[str] = plan.main_path()  # forward order up to the head
+        self.aux_after: dict[str, str] = plan.aux_after()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         aux_out = []
-        for name in self.stem_names:
-            x = getattr(self, name)(x)
-        for name in self.body_names:
+        for name in self.main_path:
             x = getattr(self, name)(x)
             if self.training and name in self.aux_after:
                 aux_out.append(getattr(self, self.aux_after[name])(x))
@@ -97,8 +65,27 @@ class GoogLeNet(nn.Module):
         return (x, *aux_out) if aux_out else x
 
 
-def _pool(p: PoolSpec) -> nn.MaxPool2d:
-    return nn.MaxPool2d(p.kernel, p.stride, padding=p.padding, ceil_mode=p.ceil_mode)
+def _module(plan: Plan, step: Step) -> nn.Module:
+    """The module for one top-level step."""
+    if step.kind == CONV:
+        c = step.spec
+        return ConvBlock(step.in_shape[0], c.out_channels, c.kernel, c.stride, c.padding, batch_norm=step.batch_norm)
+    if step.kind == MAXPOOL:
+        p = step.spec
+        return nn.MaxPool2d(p.kernel, p.stride, padding=p.padding, ceil_mode=p.ceil_mode)
+    if step.kind == BLOCK:
+        return InceptionBlock(step.in_shape[0], step.spec)
+    if step.kind == AUX:
+        pool, conv, fc1, _, dropout = plan.children(step.path)
+        return AuxClassifier(step.in_shape[0], step.out_shape[0], pool.out_shape[1:],
+                             "torchvision" if pool.kind == ADAPTIVE_AVGPOOL else "paper", conv.batch_norm, dropout.spec)
+    if step.kind == ADAPTIVE_AVGPOOL:
+        return nn.AdaptiveAvgPool2d(step.spec)
+    if step.kind == DROPOUT:
+        return nn.Dropout(step.spec)
+    if step.kind == LINEAR:
+        return nn.Linear(step.in_shape[0], step.spec)
+    raise AssertionError(f"no module for a top-level {step.kind} step")
 
 
 def init_weights(model: nn.Module) -> nn.Module:
@@ -118,3 +105,13 @@ def init_weights(model: nn.Module) -> nn.Module:
 def build(spec: NetworkSpec) -> GoogLeNet:
     """Validate, build and initialise a network."""
     return init_weights(GoogLeNet(spec))
+
+
+def torchinfo_summary(spec: NetworkSpec, depth: int = 3, model: nn.Module | None = None):
+    """torchinfo's summary of the built module at the spec's input size (batch 1, eval mode)."""
+    import torchinfo  # only this function needs it; `import gnet.network` stays light
+
+    model = model if model is not None else GoogLeNet(spec)
+    return torchinfo.summary(model, input_size=(1, spec.in_channels, *spec.input_size), depth=depth,
+                             verbose=0, mode="eval", device="cpu",
+                             col_names=("output_size", "num_params", "mult_adds"), row_settings=("var_names",))

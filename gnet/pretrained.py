@@ -4,8 +4,10 @@ Four sources, one `LoadedModel`:
 - "pretrained": torchvision's GoogLeNet with IMAGENET1K_V1 weights, read through
   torchvision's weights API from the torch hub cache
   ($TORCH_HOME/hub/checkpoints/googlenet-1378be20.pth). A missing file is
-  downloaded with a bounded wait; a failure is remembered for the process so
-  reruns don't retry (`ensure_pretrained_weights(retry=True)` tries again).
+  downloaded in the background with progress (gnet.downloads: one download per
+  process, verified, never half-written; GNET_WEIGHTS_URL/GNET_WEIGHTS_SHA256 give
+  a mirror); a failure is remembered for the process so reruns don't retry
+  (`ensure_pretrained_weights(retry=True)` tries again).
 - "weights": a torchvision GoogLeNet state_dict file the user points to
   (GNET_WEIGHTS or a text field).
 - "checkpoint": a checkpoint from this project's training runs (gnet.checkpoints):
@@ -21,8 +23,9 @@ the builder does (load, drop the untrained aux heads).
 
 from __future__ import annotations
 
+import logging
 import os
-import threading
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,16 +34,17 @@ from torch import nn
 from torchvision.models import GoogLeNet_Weights
 from torchvision.models import googlenet as tv_googlenet
 
+from gnet import downloads
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkpoint, torch_load_safely
-from gnet.runs import runs_root
 from gnet.images import Preprocess
+from gnet.runs import SWEEP_FILE, runs_root
 
 WEIGHTS = GoogLeNet_Weights.IMAGENET1K_V1
 WEIGHTS_FILE = "googlenet-1378be20.pth"  # torchvision's file name; "1378be20" is its SHA-256 prefix
 HASH_PREFIX = "1378be20"
-DOWNLOAD_TIMEOUT_S = 5.0
 SOURCES = ("pretrained", "checkpoint", "weights", "untrained")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ TRANSFORM_NOTE = ("torchvision's GoogLeNet weights were ported from TensorFlow: 
 
 
 # ---------------------------------------------------------------------------
-# The pretrained weights: cache, bounded download, remembered failure
+# The pretrained weights: cache, background download with progress, mirror
 
 
 def hub_weights_path() -> Path:
@@ -86,80 +90,81 @@ def hub_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
 
 
+# What pages show instead of the real path: the operator's path goes to the server log only.
+SYMBOLIC_WEIGHTS_PATH = f"$TORCH_HOME/hub/checkpoints/{WEIGHTS_FILE}"
+
+
 @dataclass(frozen=True)
 class WeightsStatus:
     ok: bool
     path: Path
-    message: str  # on failure: what could not be fetched and why
+    message: str  # on failure: what could not be fetched and why (no server paths)
+    state: str = "ready"  # "ready", "downloading", "failed" or "off" (GNET_OFFLINE)
+    progress: downloads.Progress | None = None  # while downloading
 
 
-_failures: dict[str, str] = {}  # hub path → failure message, remembered for this process
-_failures_lock = threading.Lock()
-_download_lock = threading.Lock()  # one download at a time per process
+def offline() -> bool:
+    return os.environ.get("GNET_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def weights_source(url: str | None = None) -> tuple[str, downloads.Check]:
+    """The URL to fetch and what the file must hash to. The official file keeps torchvision's
+    check (its SHA-256 starts with the 8 digits in its name); a mirror set with GNET_WEIGHTS_URL
+    is held to GNET_WEIGHTS_SHA256 when given, else to the same torchvision prefix."""
+    url = url or os.environ.get("GNET_WEIGHTS_URL", "").strip() or WEIGHTS.url
+    sha = os.environ.get("GNET_WEIGHTS_SHA256", "").strip().lower()
+    if sha and not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise CheckpointError("GNET_WEIGHTS_SHA256 must be the file's SHA-256 as 64 hexadecimal digits")
+    return url, downloads.Check(sha256=sha or HASH_PREFIX, what=f"the pretrained weights ({WEIGHTS_FILE})")
 
 
 def how_to_get_weights() -> str:
-    return (f"To use the pretrained weights, put torchvision's file `{WEIGHTS_FILE}` "
-            f"(from {WEIGHTS.url}) into `$TORCH_HOME/hub/checkpoints/` (here: `{hub_weights_path().parent}`), "
-            "or set GNET_WEIGHTS to the file's path, then press “Retry download”.")
+    return (f"To use the pretrained weights, put torchvision's file `{WEIGHTS_FILE}` (from {WEIGHTS.url}) into "
+            "`$TORCH_HOME/hub/checkpoints/` (TORCH_HOME defaults to `~/.cache/torch`), or set GNET_WEIGHTS to the "
+            "file's path, or GNET_WEIGHTS_URL (+ GNET_WEIGHTS_SHA256) to a mirror, then press “Retry download”.")
 
 
-def ensure_pretrained_weights(timeout: float = DOWNLOAD_TIMEOUT_S, url: str | None = None,
-                              retry: bool = False) -> WeightsStatus:
-    """The cached weights file, downloading it if needed within `timeout` seconds.
+def ensure_pretrained_weights(timeout: float | None = 0.0, url: str | None = None, retry: bool = False,
+                              stall_s: float | None = None) -> WeightsStatus:
+    """The cached weights file, or the state of its download (started here if none is running).
 
-    Never blocks longer than `timeout` (the download runs in a daemon thread; if it
-    finishes later the file simply appears in the cache). Offline, it fails fast and
-    the failure is remembered until `retry=True`. GNET_OFFLINE=1 skips the attempt.
+    Waits at most `timeout` seconds (0: returns at once with the progress, as the pages do;
+    None: until the download ends, as the CLI does; a stalled one ends by itself). One download per
+    process however many callers wait; its failure is remembered until `retry=True`.
+    GNET_OFFLINE=1 skips the attempt.
     """
     path = hub_weights_path()
     if path.is_file():
         return WeightsStatus(True, path, "")
-    key = str(path)
-    with _failures_lock:
-        if retry:
-            _failures.pop(key, None)
-        elif key in _failures:
-            return WeightsStatus(False, path, _failures[key])
-    if os.environ.get("GNET_OFFLINE", "") not in ("", "0"):
-        msg = "downloads are switched off (GNET_OFFLINE is set)"
-    else:
-        msg = _download(url or WEIGHTS.url, path, timeout)
-        if not msg:
-            return WeightsStatus(True, path, "")
-    msg = f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): {msg}"
-    with _failures_lock:
-        _failures[key] = msg
-    return WeightsStatus(False, path, msg)
-
-
-def _download(url: str, path: Path, timeout: float) -> str:
-    """'' on success, else why it failed."""
-    if not _download_lock.acquire(timeout=timeout):
-        return "another download is still running; try again in a moment"
+    if offline():
+        log.info("pretrained weights not at %s; GNET_OFFLINE is set", path)
+        return WeightsStatus(False, path, f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): "
+                             "downloads are switched off (GNET_OFFLINE is set)", "off")
     try:
-        error: list[BaseException] = []
+        src, check = weights_source(url)
+    except CheckpointError as e:
+        return WeightsStatus(False, path, f"could not get the pretrained GoogLeNet weights: {e}", "failed")
+    job = downloads.fetch(src, path, check, retry=retry, stall_s=stall_s)
+    if timeout is None or timeout > 0:
+        job.wait(timeout)
+    p = job.progress()
+    if p.state == "done" and path.is_file():
+        return WeightsStatus(True, path, "")
+    if p.state == "running":
+        return WeightsStatus(False, path, f"downloading the pretrained weights ({WEIGHTS_FILE})", "downloading", p)
+    return WeightsStatus(False, path, f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): "
+                         f"{p.message or 'the download finished but the file is missing'}", "failed", p)
 
-        def fetch() -> None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # Writes a temp file and moves it into place only after the hash matched.
-                torch.hub.download_url_to_file(url, str(path), hash_prefix=HASH_PREFIX, progress=False)
-            except BaseException as e:  # noqa: BLE001 - reported to the caller as text
-                error.append(e)
 
-        t = threading.Thread(target=fetch, name="gnet-weights-download", daemon=True)
-        t.start()
-        t.join(timeout)
-        if t.is_alive():
-            return (f"the download did not finish within {timeout:g} s (offline, or a slow connection: "
-                    "if it is still running the file will appear in the cache; press Retry download later)")
-        if error:
-            e = error[0]
-            return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else 'download failed'}"
-        return "" if path.is_file() else "the download finished but the file is missing"
-    finally:
-        _download_lock.release()
+def cancel_weights_download(url: str | None = None) -> None:
+    """Stop the running download of the weights (a retry starts a new one)."""
+    try:
+        src, _ = weights_source(url)
+    except CheckpointError:
+        return
+    job = downloads.find(src, hub_weights_path())
+    if job is not None:
+        job.cancel()
 
 
 # ---------------------------------------------------------------------------
@@ -192,12 +197,16 @@ def load_model(source: ModelSource, device: torch.device | None = None) -> Loade
 def _load_pretrained(source: ModelSource) -> LoadedModel:
     path = hub_weights_path()
     if not path.is_file():
-        raise CheckpointError(f"the pretrained weights are not in the cache ({path}). {how_to_get_weights()}")
+        log.warning("pretrained weights not found at %s", path)
+        raise CheckpointError(f"the pretrained weights are not in the cache ({SYMBOLIC_WEIGHTS_PATH}). "
+                              f"{how_to_get_weights()}")
     try:
         # torchvision's weights API, as googlenet(weights=...) calls it, but with weights_only=True.
         state = WEIGHTS.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure reading the cache file is "corrupt file"
-        raise CheckpointError(describe_load_failure(path, e) + f" Delete {path} and download it again.") from None
+        log.warning("unreadable pretrained weights at %s: %s", path, e)
+        raise CheckpointError(describe_load_failure(path, e) + f" Delete `{SYMBOLIC_WEIGHTS_PATH}` on the server "
+                              "(its real path is in the server log) and download it again.") from None
     model = _torchvision_model(state, "the cached pretrained weights")
     return LoadedModel(model, source, "torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)", True,
                        imagenet_categories(), imagenet_preprocess(), torch.device("cpu"), TRANSFORM_NOTE)
@@ -206,7 +215,8 @@ def _load_pretrained(source: ModelSource) -> LoadedModel:
 def _load_weights_file(source: ModelSource) -> LoadedModel:
     path = Path(source.path).expanduser()
     if not source.path.strip() or not path.is_file():
-        raise CheckpointError(f"no weights file at {source.path!r}")
+        log.warning("no weights file at %r", source.path)
+        raise CheckpointError(f"no weights file at the path given ({path.name!r} not found)")
     raw = torch_load_safely(path)
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         return _load_project_checkpoint(ModelSource("checkpoint", source.path))
@@ -306,10 +316,11 @@ def user_file(text: str) -> Path:
 
 
 def find_checkpoints(root: Path | None = None, limit: int = 200) -> list[Path]:
-    """`<runs>/*/checkpoints/*.pt`, newest first."""
+    """`<runs>/*/checkpoints/*.pt`, and `<runs>/<sweep>/*/checkpoints/*.pt` of sweeps' runs, newest first."""
     root = runs_root() if root is None else root
     try:
         found = [p for p in root.glob("*/checkpoints/*.pt") if p.is_file()]
+        found += [p for p in root.glob("*/*/checkpoints/*.pt") if p.is_file() and (p.parents[2] / SWEEP_FILE).is_file()]
     except OSError:
         return []
     found.sort(key=lambda p: (-_mtime(p), str(p)))

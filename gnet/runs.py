@@ -6,10 +6,16 @@ A run is a directory (under GNET_RUNS_DIR, default ./runs, when started from the
     status.json      state, pid, host, progress; replaced atomically
     heartbeat        touched every few seconds by the training process
     metrics.jsonl    one JSON object per line ("step" and "epoch" records)
+    telemetry.jsonl  per-branch statistics every K steps (gnet.telemetry), same reader rules
+    events.out.tfevents.*  TensorBoard events, when the tensorboard package is installed
     checkpoints/     last.pt, best.pt (gnet.checkpoints format, written atomically)
     samples.pt       a few test images for the page's predictions
     log.txt          the process's stdout/stderr (tracebacks go here, never to the page)
     STOP             present when a graceful stop was asked for
+
+A sweep (gnet.sweeps) is a directory under the runs root holding sweep.json and one ordinary run
+per variant; such a run is named "SWEEP/VARIANT" here, and lists, opens, resumes and deletes like
+any other run.
 
 Readers tolerate anything half-written: a torn last metrics line is ignored, a
 missing or unparsable status reads as "unknown". A run that was "running" but whose
@@ -20,6 +26,7 @@ is resumable.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import json
@@ -44,6 +51,14 @@ FINAL = ("finished", "stopped", "failed", "died")
 HEARTBEAT_EVERY_S = 2.0
 HEARTBEAT_STALE_S = 90.0  # no heartbeat for this long (and no pid to check on this host) → died
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SWEEP_FILE = "sweep.json"  # marks a directory of the runs root as a sweep: its subdirectories are runs
+TELEMETRY = "telemetry.jsonl"
+TELEMETRY_STATS: dict[str, str] = {  # per-branch record key (gnet.telemetry) -> label
+    "out_rms": "output RMS",
+    "grad_rms": "output-gradient RMS",
+    "weight_norm": "weight norm",
+    "update_norm": "last update norm",
+}
 
 
 class RunError(ValueError):
@@ -68,8 +83,14 @@ def validate_name(name: str) -> str:
 
 
 def run_dir(root: Path, name: str) -> Path:
-    """The directory of run `name`, refusing anything that could leave the runs root."""
-    validate_name(name)
+    """The directory of run `name`, refusing anything that could leave the runs root.
+
+    "SWEEP/RUN" names a run inside a sweep directory (one that holds sweep.json)."""
+    sweep, sep, rest = name.partition("/") if isinstance(name, str) else (name, "", "")
+    if sep and (root / validate_name(sweep) / SWEEP_FILE).is_file() and not (root / sweep).is_symlink():
+        validate_name(rest)
+    else:
+        validate_name(name)
     root_resolved = root.resolve()
     path = root / name
     if path.is_symlink():
@@ -119,17 +140,27 @@ def touch_heartbeat(path: Path) -> None:
 
 def append_metrics(path: Path, records: list[dict[str, Any]]) -> None:
     """Append whole lines in one write, so a crash tears at most the last line."""
+    append_jsonl(path / "metrics.jsonl", records)
+
+
+def append_jsonl(file: Path, records: list[dict[str, Any]]) -> None:
     if not records:
         return
-    with open(path / "metrics.jsonl", "a", encoding="utf-8") as f:
+    with open(file, "a", encoding="utf-8") as f:
         f.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in records))
         f.flush()
 
 
 def truncate_metrics(path: Path, max_step: int) -> None:
     """Keep only records up to a checkpoint's step (resume replays what came after it)."""
-    kept = [r for r in read_metrics(path) if int(r.get("step", 0)) <= max_step]
-    atomic_write_bytes(path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept).encode())
+    truncate_jsonl(path / "metrics.jsonl", max_step)
+
+
+def truncate_jsonl(file: Path, max_step: int) -> None:
+    if not file.exists():
+        return
+    kept = [r for r in _read_jsonl(file) if _num(r.get("step")) <= max_step]
+    atomic_write_bytes(file, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
 
 # ---------------------------------------------------------------------------
@@ -150,14 +181,26 @@ def read_metrics(path: Path, kind: str | None = None, require: tuple[str, ...] =
     require: keys that must hold numbers (records without them are skipped, so a chart never fails).
     The page polls this every second or two: a file is parsed again only when it has changed.
     Treat the records as read-only (they are shared between callers)."""
-    file = path / "metrics.jsonl"
+    return [rec for rec in _read_jsonl(path / "metrics.jsonl")
+            if (kind is None or rec.get("kind") == kind) and all(
+                isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require)]
+
+
+def read_telemetry(path: Path) -> list[dict[str, Any]]:
+    """The run's telemetry records (gnet.telemetry), by step; the same tolerance as read_metrics, and a
+    record is kept only with a numeric step and a dict of branches (a hand-edited line cannot break a chart)."""
+    out = [r for r in _read_jsonl(path / TELEMETRY)
+           if isinstance(r.get("step"), int) and not isinstance(r.get("step"), bool)
+           and isinstance(r.get("branches"), dict)]
+    return sorted(out, key=lambda r: r["step"])
+
+
+def _read_jsonl(file: Path) -> tuple[dict[str, Any], ...]:
     try:
         st = file.stat()
     except OSError:
-        return []
-    return [rec for rec in _parsed_metrics(str(file), st.st_mtime_ns, st.st_size)
-            if (kind is None or rec.get("kind") == kind) and all(
-                isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require)]
+        return ()
+    return _parsed_metrics(str(file), st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=64)
@@ -264,6 +307,10 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
     for p in root.iterdir():
         if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name) and (p / "config.json").exists():
             runs.append(read_run(p))
+        elif p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name) and (p / SWEEP_FILE).is_file():
+            for q in p.iterdir():  # a sweep's variants: ordinary runs one level down
+                if q.is_dir() and not q.is_symlink() and NAME_RE.fullmatch(q.name) and (q / "config.json").exists():
+                    runs.append(dataclasses.replace(read_run(q), name=f"{p.name}/{q.name}"))
     return sorted(runs, key=lambda r: _num(r.status.get("started"), _num(r.status.get("updated"))), reverse=True)
 
 

@@ -142,30 +142,6 @@ class BlockSpec:
         }
 
 
-def branch_layers(in_channels: int, spec: BlockSpec) -> dict[str, list[tuple[str, int, int, int]]]:
-    """Each branch as a list of (kind, in, out, kernel): the one description of a
-    block's layers, shared by the module builder (gnet.blocks) and the analysis.
-    Kept here, free of torch, so the analysis and the CLI start without importing torch."""
-    b2_in, b3_in = in_channels, in_channels
-    b2: list[tuple[str, int, int, int]] = []
-    b3: list[tuple[str, int, int, int]] = []
-    if spec.reduce:
-        b2.append(("conv", in_channels, spec.b2_reduce, 1))
-        b3.append(("conv", in_channels, spec.b3_reduce, 1))
-        b2_in, b3_in = spec.b2_reduce, spec.b3_reduce
-    b2.append(("conv", b2_in, spec.b2, 3))
-    if spec.factorize:
-        b3 += [("conv", b3_in, spec.b3, 3), ("conv", spec.b3, spec.b3, 3)]
-    else:
-        b3.append(("conv", b3_in, spec.b3, spec.b3_kernel))
-    return {
-        "b1": [("conv", in_channels, spec.b1, 1)],
-        "b2": b2,
-        "b3": b3,
-        "b4": [("maxpool", in_channels, in_channels, 3), ("conv", in_channels, spec.b4, 1)],
-    }
-
-
 @dataclass(frozen=True)
 class ConvSpec:
     out_channels: int
@@ -272,14 +248,11 @@ class NetworkSpec:
         return ("4a", "4d") if self.aux else ()
 
     # -- validation ------------------------------------------------------
-    def validate(self) -> "NetworkSpec":
-        """Check every field, every spatial size and the parameter cap."""
-        from gnet.analysis import network_report  # the analysis walks the spec; imported late to avoid a cycle
-
-        network_report(self)
-        return self
-
     def validate_fields(self) -> "NetworkSpec":
+        """Check every field on its own. Whether the spatial sizes work out is the layer plan's
+        check (`gnet.plan.layer_plan`) and whether the network fits the caps the analysis's
+        (`gnet.analysis.validate_network` does all three): they walk the network, which
+        this module, below them, cannot."""
         if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 80:
             raise SpecError("name must be 1 to 80 characters")
         _check_int("in_channels", self.in_channels, 1, MAX_CHANNELS)
@@ -332,7 +305,8 @@ class NetworkSpec:
 
     @staticmethod
     def from_dict(d: Any) -> "NetworkSpec":
-        """Parse untrusted JSON-like data; raises SpecError, never anything else."""
+        """Parse untrusted JSON-like data into a spec whose fields are valid; raises SpecError, never
+        anything else. `gnet.analysis.validate_network` checks that it can be built."""
         if not isinstance(d, dict):
             raise SpecError("a network spec must be a JSON object")
         _check_keys(d, NETWORK_FIELDS, "network spec")
@@ -357,7 +331,7 @@ class NetworkSpec:
         pools = tuple(_from_fields(PoolSpec, p, f"pool after stage {i + 3}") for i, p in enumerate(d["stage_pools"]))
         spec = NetworkSpec(**{**d, "stem": tuple(stem), "stages": tuple(stages), "stage_pools": pools,
                               "input_size": tuple(d["input_size"])})
-        return spec.validate()
+        return spec.validate_fields()
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -1,4 +1,4 @@
-"""A BlockDesign as a flat query-string dict, so a shared link reproduces a design.
+"""A BlockDesign (or two, or two networks) as a flat query-string dict, so a shared link reproduces a design.
 
 Keys are short (the URL stays readable) and parsing is strict: a value that is
 not a whole number, an unknown b3 variant or an out-of-range channel count
@@ -11,10 +11,13 @@ to the two BlockSpec fields (b3_kernel, factorize) that describe it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
-from typing import Mapping, Sequence
+import json
+import zlib
+from collections.abc import Mapping, Sequence
 
-from gnet.spec import BlockDesign, BlockSpec, SpecError
+from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset
 
 # UI label -> (b3_kernel, factorize)
 B3_VARIANTS: dict[str, tuple[int, bool]] = {
@@ -39,15 +42,16 @@ def b3_variant(spec: BlockSpec) -> str:
     raise SpecError(f"no b3 variant for kernel {spec.b3_kernel} factorize {spec.factorize}")
 
 
-def design_to_query(design: BlockDesign) -> dict[str, str]:
+def design_to_query(design: BlockDesign, prefix: str = "") -> dict[str, str]:
+    """prefix: a second design beside the page's own (the compare view pins design A under "a")."""
     c, h, w = design.input_shape
     b = design.block
     code = {v: k for k, v in _B3_CODES.items()}[(b.b3_kernel, b.factorize)]
-    return {
+    return {prefix + k: v for k, v in {
         "c": str(c), "h": str(h), "w": str(w),
         "b1": str(b.b1), "b2r": str(b.b2_reduce), "b2": str(b.b2), "b3r": str(b.b3_reduce), "b3": str(b.b3),
         "b4": str(b.b4), "reduce": "1" if b.reduce else "0", "b3v": code, "bn": "1" if b.batch_norm else "0",
-    }
+    }.items()}
 
 
 def _one(params: Mapping[str, str | Sequence[str]], key: str) -> str:
@@ -73,17 +77,19 @@ def _flag(params: Mapping[str, str | Sequence[str]], key: str, default: bool) ->
     return text == "1"
 
 
-def has_design(params: Mapping[str, object]) -> bool:
-    return any(k in params for k in KEYS)
+def has_design(params: Mapping[str, object], prefix: str = "") -> bool:
+    return any(prefix + k in params for k in KEYS)
 
 
-def design_from_query(params: Mapping[str, str | Sequence[str]]) -> BlockDesign | None:
+def design_from_query(params: Mapping[str, str | Sequence[str]], prefix: str = "") -> BlockDesign | None:
     """The design in a query string, None when it holds none of our keys.
 
     All numeric keys are required once any of ours is present; the variant
     keys default to the paper's block (reductions on, 5×5, no BatchNorm).
-    Raises SpecError for anything invalid.
+    Raises SpecError for anything invalid. prefix: read the design stored under prefixed keys.
     """
+    if prefix:
+        params = {k.removeprefix(prefix): v for k, v in params.items() if k.startswith(prefix)}
     if not has_design(params):
         return None
     missing = [k for k in _INTS if k not in params]
@@ -104,3 +110,42 @@ def with_b3_variant(spec: BlockSpec, label: str) -> BlockSpec:
         raise SpecError(f"unknown b3 variant {label!r}")
     kernel, factorize = B3_VARIANTS[label]
     return dataclasses.replace(spec, b3_kernel=kernel, factorize=factorize)
+
+
+# ---------------------------------------------------------------------------
+# Whole networks in a link (the Network Explorer's A/B comparison): a preset's name, or
+# "z." + the spec's compact JSON, zlib-compressed and base64url-encoded (a GoogLeNet is ~1 kB).
+
+NETWORK_KEYS = ("na", "nb")  # design A, design B (the page's own network)
+MAX_LINK_CHARS = 16_000
+MAX_LINK_JSON = 200_000
+
+
+def network_to_query(spec: NetworkSpec) -> str:
+    for name in NETWORK_PRESETS:
+        if network_preset(name) == spec:
+            return name
+    text = json.dumps(spec.to_dict(), separators=(",", ":")).encode()
+    return "z." + base64.urlsafe_b64encode(zlib.compress(text, 9)).decode().rstrip("=")
+
+
+def network_from_query(value: str | Sequence[str], key: str = "nb") -> NetworkSpec:
+    """The network in a link value; SpecError naming the key for anything that is not one."""
+    text = (value if isinstance(value, str) else (list(value)[-1] if len(value) else "")).strip()
+    if text in NETWORK_PRESETS:
+        return network_preset(text)
+    if not text.startswith("z.") or len(text) > MAX_LINK_CHARS:
+        raise SpecError(f"link parameter {key} must be a preset name ({', '.join(NETWORK_PRESETS)}) or an encoded "
+                        "network (copy the whole link)")
+    try:
+        packed = base64.urlsafe_b64decode(text[2:] + "=" * (-len(text[2:]) % 4))
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(packed, MAX_LINK_JSON)  # bounded: a small link cannot inflate to gigabytes
+    except (ValueError, zlib.error):  # binascii.Error is a ValueError
+        raise SpecError(f"link parameter {key} is damaged (copy the whole link)") from None
+    if inflater.unconsumed_tail:
+        raise SpecError(f"link parameter {key} holds more than {MAX_LINK_JSON:,} bytes; a network is a few kB")
+    try:
+        return NetworkSpec.from_json(raw)
+    except SpecError as e:
+        raise SpecError(f"link parameter {key}: {e}") from None

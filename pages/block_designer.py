@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
 from gnet.analysis import block_report, bottleneck_comparison, factorization_comparison, factorized_conv_comparison
 from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
+from pages import compare_ui
+from pages.handoff import editing_block, return_block, set_editing_block, take_block
 from pages.ui import branch_chip, plain, use_app_navigation
 
 use_app_navigation()
@@ -19,6 +22,19 @@ BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True
 CHANNELS = ("bd_b1", "bd_b2r", "bd_b2", "bd_b3r", "bd_b3", "bd_b4")
 MAX_TYPED = 10_000_000  # the widget's own cap; the spec's caps (SpecError) are far lower and named
 
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _figures(design_json: str) -> tuple[go.Figure, go.Figure]:
+    """The diagram and the share chart, cached by the design (building them is most of a rerun's work). Shared
+    like a model and never changed: st.plotly_chart only reads a Figure (a dict it would re-validate, slowly)."""
+    design = BlockDesign.from_json(design_json)
+    report = block_report(design.block, design.input_shape)
+    return charts.block_diagram_fig(report), charts.branch_share_fig(report)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _code(design_json: str) -> str:
+    return codegen.block_code(BlockDesign.from_json(design_json))
 
 
 def _load(design: BlockDesign) -> None:
@@ -56,10 +72,73 @@ def _design() -> BlockDesign:
     return BlockDesign(urlstate.with_b3_variant(spec, s.bd_b3v), (int(s.bd_c), int(s.bd_h), int(s.bd_w))).validate()
 
 
-handoff = st.session_state.pop("bd_handoff", None)  # "open in Block Designer" from the Network Explorer
+def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
+    """What the 1×1 reductions and the factorized 5×5 save, in numbers (seeds 000–004)."""
+    int_col = st.column_config.NumberColumn(format="localized")
+    b2 = bottleneck_comparison(spec, shape, "b2")
+    b3 = bottleneck_comparison(spec, shape, "b3")
+    whole = bottleneck_comparison(spec, shape)
+    c, _, _ = shape
+    st.markdown(
+        f"A 1×1 conv first shrinks the {c:,} input channels; the expensive conv then works on fewer.\n\n"
+        f"- {branch_chip('b2', 'b2 path')} {c:,}→{spec.b2_reduce:,}→{spec.b2:,}: weights "
+        f"**{b2.a.weights:,}** without vs **{b2.b.weights:,}** with the 1×1 reduction "
+        f"(×{b2.ratio('weights'):.2f})\n"
+        f"- {branch_chip('b3', 'b3 path')} {c:,}→{spec.b3_reduce:,}→{spec.b3:,} ({spec.b3_label()}): "
+        f"multiplications **{b3.a.multiplications:,}** without vs **{b3.b.multiplications:,}** with "
+        f"(×{b3.ratio('multiplications'):.2f})\n"
+        f"- whole block: params **{whole.a.params:,}** vs **{whole.b.params:,}** "
+        f"(×{whole.ratio('params'):.2f}), multiplications **{whole.a.multiplications:,}** vs "
+        f"**{whole.b.multiplications:,}** (×{whole.ratio('multiplications'):.2f})"
+    )
+    ratio_col = st.column_config.NumberColumn(format="%.3f", help="with / without")
+    rows = (charts.comparison_rows({"b2 path": b2, "b3 path": b3})
+            + charts.comparison_rows({"whole block": whole}, ("params", "multiplications")))
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={  # short headers: the table fits its column unscrolled
+                     "without 1×1 reductions": st.column_config.NumberColumn("without 1×1", format="localized",
+                                                                             help="without 1×1 reductions"),
+                     "with 1×1 reductions": st.column_config.NumberColumn("with 1×1", format="localized",
+                                                                          help="with 1×1 reductions"),
+                     "metric": st.column_config.TextColumn(width="medium"),
+                     "saved": int_col, "ratio": ratio_col})
+    st.markdown("#### b3: one 5×5 conv vs two stacked 3×3 convs")
+    conv = factorized_conv_comparison(spec, shape)
+    branch = factorization_comparison(spec, shape)
+    st.markdown(
+        f"Two 3×3 convs see the same 5×5 window with fewer weights (seed 004).\n\n"
+        f"- the conv alone, {conv.label_a} vs {conv.label_b}: weights **{conv.a.weights:,}** vs "
+        f"**{conv.b.weights:,}** (×{conv.ratio('weights'):.2f}), multiplications "
+        f"**{conv.a.multiplications:,}** vs **{conv.b.multiplications:,}**\n"
+        f"- the whole b3 branch (with its 1×1 reduction, if on): params **{branch.a.params:,}** vs "
+        f"**{branch.b.params:,}** (×{branch.ratio('params'):.2f})"
+    )
+    seed = factorized_conv_comparison(BlockSpec(64, 64, 64, 64, 64, 64), (64, 1, 1))
+    st.caption(f"Seed 004's example, {seed.label_a} vs {seed.label_b}: {seed.a.weights:,} vs "
+               f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
+               "close; with a narrow reduction (16→32) the second 3×3 conv can cost more than it saves.")
+    rows = charts.comparison_rows({"b3 conv alone": conv}, columns=("one 5×5", "two 3×3")) + \
+        charts.comparison_rows({"whole b3 branch": branch}, ("params", "multiplications"), ("one 5×5", "two 3×3"))
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"one 5×5": int_col, "two 3×3": int_col, "saved": int_col, "ratio": ratio_col})
+
+
+def _export_tab(design: BlockDesign) -> None:
+    code = _code(design.to_json())
+    d1, d2 = st.columns(2)
+    d1.download_button("Download PyTorch code (.py)", code, file_name="inception_block.py",
+                       mime="text/x-python", key="bd_dl_code")
+    d2.download_button("Download design (.json)", design.to_json(), file_name="inception_block.json",
+                       mime="application/json", key="bd_dl_json")
+    st.caption("The page's link holds this design: copy the address bar to share it. "
+               "Load a JSON design with the uploader on the left.")
+    st.code(code, language="python")
+
+
+handoff = take_block()  # "open in Block Designer" from the Network Explorer
 if handoff is not None:
-    st.session_state.bd_network_block, design = handoff
-    _load(design)
+    set_editing_block(handoff.block)
+    _load(handoff.design)
     st.session_state.bd_link_error = None
 elif "bd_c" not in st.session_state:  # first run, or back from another page (widget state is dropped there)
     try:
@@ -121,19 +200,16 @@ with right:
         st.query_params.update(query)  # the link reproduces the design
 
     report = block_report(design.block, design.input_shape)
-    target = st.session_state.get("bd_network_block")
-    network = st.session_state.get("ne_network")
-    if target and network is not None and target in network.block_names():
+    if (editing := editing_block()) is not None:
+        target = editing[0]
         st.info(f"Editing block {target} of the Network Explorer's network. In the network, the block's input "
                 "comes from the layer before it; H, W and C here only drive this page's analysis.")
         n1, n2 = st.columns(2)
         if n1.button(f"Apply to {target} and return to the Network Explorer", type="primary", key="bd_apply"):
-            st.session_state.ne_network = network.with_block(target, design.block)
-            st.session_state.ne_block = target
-            st.session_state.bd_network_block = None
+            return_block(target, design.block)
             st.switch_page("pages/network_explorer.py")
         if n2.button("Stop editing the network's block", key="bd_detach"):
-            st.session_state.bd_network_block = None
+            set_editing_block(None)
             st.rerun()
     spec, shape = design.block, design.input_shape
     st.markdown(f"### Output {report.concat_text()}")
@@ -164,66 +240,20 @@ with right:
     st.caption(f"FLOPs = 2 × multiplications = {report.cost.flops:,}. weights = conv kernels only (no bias, "
                "no BatchNorm), the seeds' parameter count; params = everything torch counts.")
 
-    tab_diagram, tab_bottleneck, tab_export = st.tabs(["Diagram", "What the bottleneck buys", "Export"])
-    with tab_diagram:
-        st.plotly_chart(charts.block_diagram_fig(report), theme="streamlit", key="bd_diagram")
-        st.plotly_chart(charts.branch_share_fig(report), theme="streamlit", key="bd_share")
+    # Lazy tabs: only the open tab runs and is sent (a click reruns the page, cheaply: figures are cached).
+    tab_diagram, tab_bottleneck, tab_export = st.tabs(["Diagram", "What the bottleneck buys", "Export"], key="bd_tab",
+                                                      on_change="rerun")
+    if tab_diagram.open:
+        with tab_diagram:
+            diagram, share = _figures(design.to_json())
+            st.plotly_chart(diagram, theme="streamlit", key="bd_diagram")
+            st.plotly_chart(share, theme="streamlit", key="bd_share")
 
-    with tab_bottleneck:
-        b2 = bottleneck_comparison(spec, shape, "b2")
-        b3 = bottleneck_comparison(spec, shape, "b3")
-        whole = bottleneck_comparison(spec, shape)
-        c, _, _ = shape
-        st.markdown(
-            f"A 1×1 conv first shrinks the {c:,} input channels; the expensive conv then works on fewer.\n\n"
-            f"- {branch_chip('b2', 'b2 path')} {c:,}→{spec.b2_reduce:,}→{spec.b2:,}: weights "
-            f"**{b2.a.weights:,}** without vs **{b2.b.weights:,}** with the 1×1 reduction "
-            f"(×{b2.ratio('weights'):.2f})\n"
-            f"- {branch_chip('b3', 'b3 path')} {c:,}→{spec.b3_reduce:,}→{spec.b3:,} ({spec.b3_label()}): "
-            f"multiplications **{b3.a.multiplications:,}** without vs **{b3.b.multiplications:,}** with "
-            f"(×{b3.ratio('multiplications'):.2f})\n"
-            f"- whole block: params **{whole.a.params:,}** vs **{whole.b.params:,}** "
-            f"(×{whole.ratio('params'):.2f}), multiplications **{whole.a.multiplications:,}** vs "
-            f"**{whole.b.multiplications:,}** (×{whole.ratio('multiplications'):.2f})"
-        )
-        ratio_col = st.column_config.NumberColumn(format="%.3f", help="with / without")
-        rows = (charts.comparison_rows({"b2 path": b2, "b3 path": b3})
-                + charts.comparison_rows({"whole block": whole}, ("params", "multiplications")))
-        st.dataframe(rows, hide_index=True, width="stretch",
-                     column_config={  # short headers: the table fits its column unscrolled
-                         "without 1×1 reductions": st.column_config.NumberColumn("without 1×1", format="localized",
-                                                                                 help="without 1×1 reductions"),
-                         "with 1×1 reductions": st.column_config.NumberColumn("with 1×1", format="localized",
-                                                                              help="with 1×1 reductions"),
-                         "metric": st.column_config.TextColumn(width="medium"),
-                         "saved": int_col, "ratio": ratio_col})
-        st.markdown("#### b3: one 5×5 conv vs two stacked 3×3 convs")
-        conv = factorized_conv_comparison(spec, shape)
-        branch = factorization_comparison(spec, shape)
-        st.markdown(
-            f"Two 3×3 convs see the same 5×5 window with fewer weights (seed 004).\n\n"
-            f"- the conv alone, {conv.label_a} vs {conv.label_b}: weights **{conv.a.weights:,}** vs "
-            f"**{conv.b.weights:,}** (×{conv.ratio('weights'):.2f}), multiplications "
-            f"**{conv.a.multiplications:,}** vs **{conv.b.multiplications:,}**\n"
-            f"- the whole b3 branch (with its 1×1 reduction, if on): params **{branch.a.params:,}** vs "
-            f"**{branch.b.params:,}** (×{branch.ratio('params'):.2f})"
-        )
-        seed = factorized_conv_comparison(BlockSpec(64, 64, 64, 64, 64, 64), (64, 1, 1))
-        st.caption(f"Seed 004's example, {seed.label_a} vs {seed.label_b}: {seed.a.weights:,} vs "
-                   f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
-                   "close; with a narrow reduction (16→32) the second 3×3 conv can cost more than it saves.")
-        rows = charts.comparison_rows({"b3 conv alone": conv}, columns=("one 5×5", "two 3×3")) + \
-            charts.comparison_rows({"whole b3 branch": branch}, ("params", "multiplications"), ("one 5×5", "two 3×3"))
-        st.dataframe(rows, hide_index=True, width="stretch",
-                     column_config={"one 5×5": int_col, "two 3×3": int_col, "saved": int_col, "ratio": ratio_col})
+    if tab_bottleneck.open:
+        with tab_bottleneck:
+            _bottleneck_tab(spec, shape)
+    if tab_export.open:
+        with tab_export:
+            _export_tab(design)
 
-    with tab_export:
-        code = codegen.block_code(design)
-        d1, d2 = st.columns(2)
-        d1.download_button("Download PyTorch code (.py)", code, file_name="inception_block.py",
-                           mime="text/x-python", key="bd_dl_code")
-        d2.download_button("Download design (.json)", design.to_json(), file_name="inception_block.json",
-                           mime="application/json", key="bd_dl_json")
-        st.caption("The page's link holds this design: copy the address bar to share it. "
-                   "Load a JSON design with the uploader on the left.")
-        st.code(code, language="python")
+compare_ui.block_compare_section(design)  # full width, below both columns

@@ -9,18 +9,30 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from gnet import runs
+from gnet import charts, runs
 from gnet.checkpoints import CheckpointError
-from gnet.data import DataError, list_image_folders
+from gnet.data import (
+    DOWNLOAD_MB,
+    PRETTY,
+    TORCHVISION_DATASETS,
+    DataError,
+    cancel_dataset_download,
+    dataset_download,
+    downloads_allowed,
+    how_to_get_dataset,
+    list_image_folders,
+)
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
-from gnet.train import MAX_BATCH, MAX_EPOCHS, MAX_IMAGE, MIN_IMAGE, OPTIMIZERS, RECIPES, ConfigError, TrainConfig, \
-    predictions, preflight
+from gnet.telemetry import tensorboard_available
+from gnet.train import ConfigError, TrainConfig, predictions, preflight
+from gnet.train_options import OPTIONS, RECIPES
+from pages.download_panel import dataset_download as dataset_download_panel
+from pages.handoff import designed_network, send_checkpoint
 from pages.ui import plain, use_app_navigation
 
 use_app_navigation()
@@ -38,12 +50,86 @@ root = runs.runs_root()
 
 
 # -- start a run ---------------------------------------------------------------------------------
+def needs_download(cfg: TrainConfig) -> bool:
+    return cfg.dataset in TORCHVISION_DATASETS and dataset_download(cfg.dataset, _data_dir(cfg.to_dict())) is not None
+
+
+def _data_dir(cfg: dict) -> Path | None:
+    return Path(cfg["data_dir"]) if cfg.get("data_dir") else None
+
+
+def _dismiss_pending() -> None:
+    st.session_state.pop("tr_pending", None)
+
+
+def _start_download(dataset: str, data_dir: Path | None, retry: bool) -> None:
+    dataset_download(dataset, data_dir, start=True, retry=retry)
+
+
+def pending_run() -> None:
+    """A run waiting for a torchvision dataset that is not in the data folder: offer the download,
+    show its progress, then start the run. Offline: say which files go where."""
+    pend = st.session_state.get("tr_pending")
+    if not isinstance(pend, dict):
+        return
+    name, cfg = str(pend["name"]), dict(pend["train"])
+    ds, where = str(cfg["dataset"]), _data_dir(cfg)
+    pretty = PRETTY.get(ds, ds)
+    try:
+        progress = dataset_download(ds, where)
+        if progress is None:  # every file in place and verified: the run unpacks and trains
+            _dismiss_pending()
+            runs.start(root, name, {"train": cfg})
+            st.session_state["tr_selected"] = name
+            st.success(f"{pretty} is downloaded. Started run {name}.")
+            return
+    except USER_ERRORS as e:
+        _dismiss_pending()
+        st.error(plain(f"Could not start the run: {e}"))
+        return
+    if not downloads_allowed():
+        st.error(f"Run {plain(name)} needs {pretty}, which is not in the data folder, and downloads are switched off "
+                 f"(GNET_OFFLINE or GNET_NO_DOWNLOAD). {how_to_get_dataset(ds)}")
+        st.button("Dismiss", key="tr_pending_dismiss", on_click=_dismiss_pending)
+        return
+    if progress.state == "running":
+        dataset_download_panel(f"{pretty} for run {plain(name)}", lambda: dataset_download(ds, where),
+                               lambda: cancel_dataset_download(ds, where), key="tr_dataset_dl")
+        return
+    c1, c2 = st.columns(2)
+    if progress.state == "idle":
+        st.info(f"Run **{plain(name)}** needs {pretty} (about {DOWNLOAD_MB.get(ds, '?')} MB), which is not in the "
+                "data folder yet. Download it now? The run starts when the files are in place.")
+        c1.button(f"Download {pretty} and start the run", type="primary", key="tr_dataset_dl_start",
+                  on_click=_start_download, args=(ds, where, False))
+    else:  # failed or cancelled
+        st.error(f"Could not download {pretty}: {plain(progress.message or progress.state)}. {how_to_get_dataset(ds)}")
+        c1.button("Retry download", type="primary", key="tr_dataset_dl_retry", on_click=_start_download,
+                  args=(ds, where, True))
+    c2.button("Don't start this run", key="tr_pending_dismiss", on_click=_dismiss_pending)
+
+
 def network_choices() -> dict[str, NetworkSpec]:
     nets = {name: network_preset(name) for name in NETWORK_PRESETS if name != "googlenet-imagenet-aux"}
-    designed = st.session_state.get("designed_network")
-    if isinstance(designed, NetworkSpec):
+    designed = designed_network()
+    if designed is not None:
         nets = {DESIGNED: designed, **nets}
     return nets
+
+
+def option_input(col: Any, name: str, value: Any, key: str, choices: list[str] | None = None) -> Any:
+    """The widget of one training option: label, range, choices and help from gnet.train_options."""
+    o = OPTIONS[name]
+    options = choices or list(o.choices)
+    if options:
+        return col.selectbox(o.label, options, index=options.index(value) if value in options else 0, key=key,
+                             help=o.help)
+    if o.kind is bool:
+        return col.checkbox(o.label, value=value, key=key, help=o.help)
+    if o.kind is int:
+        return col.number_input(o.label, int(o.lo), int(o.hi), int(value), key=key, help=o.help)
+    return col.number_input(o.label, min_value=float(o.lo), max_value=float(o.hi), value=float(value),
+                            format="%.4g", key=key, help=o.help)
 
 
 with st.expander("Start a new run", expanded=not runs.list_runs(root)):
@@ -52,32 +138,27 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
     net_name = c1.selectbox("Network", list(nets), index=list(nets).index("mini") if DESIGNED not in nets else 0,
                             key="tr_network", help="Presets, or the network you edited on the Network Explorer page.")
     datasets = ["synthetic", "fashion-mnist", "mnist", "cifar10", *(f"folder:{n}" for n in list_image_folders())]
-    dataset = c2.selectbox("Dataset", datasets, key="tr_dataset",
-                           help="synthetic: shapes and textures generated locally (works offline). torchvision sets "
-                                "download on first use; folder:NAME is an image folder in the data directory.")
-    recipe = c3.radio("Recipe", list(RECIPES), index=1, key="tr_recipe", horizontal=True,
-                      help="seed: seed 001 exactly (plain SGD lr 0.005, batch 128, 30 epochs). improved: BatchNorm, "
-                           "Nesterov momentum, one-cycle lr, label smoothing, flips.")
+    dataset = option_input(c2, "dataset", "synthetic", "tr_dataset", choices=datasets)
+    recipe = c3.radio(OPTIONS["recipe"].label, list(RECIPES), index=1, key="tr_recipe", horizontal=True,
+                      help=OPTIONS["recipe"].help)
     r = RECIPES[recipe]
     spec = nets[net_name]
     c1, c2, c3, c4 = st.columns(4)
-    image_size = c1.number_input("Image size (pixels)", MIN_IMAGE, MAX_IMAGE, spec.input_size[0], key=f"tr_size_{net_name}")
-    epochs = c2.number_input("Epochs", 1, MAX_EPOCHS, r["epochs"] if net_name != "mini" else 3, key=f"tr_epochs_{recipe}")
-    batch = c3.number_input("Batch size", 1, MAX_BATCH, r["batch_size"], key=f"tr_batch_{recipe}")
-    device = c4.selectbox("Device", ["auto", "cpu", "cuda"], key="tr_device")
+    image_size = option_input(c1, "image_size", spec.input_size[0], f"tr_size_{net_name}")
+    epochs = option_input(c2, "epochs", r["epochs"] if net_name != "mini" else 3, f"tr_epochs_{recipe}")
+    batch = option_input(c3, "batch_size", r["batch_size"], f"tr_batch_{recipe}")
+    device = option_input(c4, "device", "auto", "tr_device", choices=["auto", "cpu", "cuda"])
     c1, c2, c3, c4 = st.columns(4)
-    optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(r["optimizer"]), key=f"tr_opt_{recipe}",
-                             help="sgd: plain SGD (seed 001); momentum: SGD with Nesterov momentum 0.9; adamw.")
-    lr = c2.number_input("Learning rate", min_value=0.0, value=r["lr"], format="%.4g", key=f"tr_lr_{recipe}")
-    aux = c3.checkbox("Auxiliary classifiers (loss weight 0.3)", key="tr_aux",
-                      help="The paper's two extra heads after 4a and 4d, used in training only (needs a stage 4 "
-                           "with at least 4 blocks).")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
-    c1, c2 = st.columns(2)
+    optimizer = option_input(c1, "optimizer", r["optimizer"], f"tr_opt_{recipe}")
+    lr = option_input(c2, "lr", r["lr"], f"tr_lr_{recipe}")
+    aux = option_input(c3, "aux", False, "tr_aux")
+    seed = option_input(c4, "seed", 0, "tr_seed")
+    c1, c2, c3 = st.columns(3)
     max_train = c1.number_input("Training images (0 = all)", 0, 10_000_000,
                                 2000 if dataset == "synthetic" else 0, key=f"tr_max_train_{dataset}",
                                 help="Fewer images make a quick experiment; synthetic generates this many.")
-    name = c2.text_input("Run name", value=f"{net_name.split()[0].lower()}-{dataset.replace(':', '-')}-"
+    telemetry_every = option_input(c2, "telemetry_every", OPTIONS["telemetry_every"].default, "tr_telemetry")
+    name = c3.text_input("Run name", value=f"{net_name.split()[0].lower()}-{dataset.replace(':', '-')}-"
                                            f"{time.strftime('%m%d-%H%M%S')}", key="tr_name", max_chars=64,
                          help="Letters, digits, '.', '_' or '-'.")
     if st.button("Start training", type="primary", key="tr_start"):
@@ -89,18 +170,23 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
                 recipe, spec, dataset=dataset, image_size=int(image_size), epochs=int(epochs),
                 batch_size=int(batch), optimizer=optimizer, lr=float(lr), aux=aux or None, device=device,
                 seed=int(seed), max_train_samples=int(max_train) if max_train and dataset != "synthetic" else None,
-                **extra)
+                telemetry_every=int(telemetry_every), **extra)
             preflight(cfg)
-            runs.start(root, name.strip(), {"train": cfg.to_dict()})
-            st.session_state["tr_selected"] = name.strip()
-            st.success(f"Started run {name.strip()}.")
+            if needs_download(cfg):  # offer the download first (pending_run below), then start the run
+                st.session_state["tr_pending"] = {"name": name.strip(), "train": cfg.to_dict()}
+            else:
+                runs.start(root, name.strip(), {"train": cfg.to_dict()})
+                st.session_state["tr_selected"] = name.strip()
+                st.success(f"Started run {name.strip()}.")
         except USER_ERRORS as e:
             st.error(plain(f"Could not start the run: {e}"))
+
+pending_run()
 
 # -- the runs ------------------------------------------------------------------------------------
 all_runs = runs.list_runs(root)
 if not all_runs:
-    st.info(f"No runs yet in {root}. Start one above.")
+    st.info("No runs yet in the runs folder (GNET_RUNS_DIR). Start one above.")
     st.stop()
 
 st.subheader("Runs")
@@ -130,24 +216,21 @@ def fmt_eta(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
 
 
-def curves(records: list[dict], epochs: list[dict]) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    steps = [r for r in records if r.get("kind") == "step"]
-    for col, key in ((1, "loss"), (2, "acc")):
-        legend = col == 1  # one legend entry per line kind; both panels share the colours
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in steps], y=[r[key] for r in steps], mode="lines",
-                                 name="train (per step)", legendgroup="step", showlegend=legend,
-                                 line=dict(width=1, color="#56B4E9")), row=1, col=col)
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r[f"train_{key}"] for r in epochs],
-                                 mode="lines+markers", name="train (epoch)", legendgroup="train", showlegend=legend,
-                                 line=dict(color="#0072B2")), row=1, col=col)
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r[f"test_{key}"] for r in epochs],
-                                 mode="lines+markers", name="test", legendgroup="test", showlegend=legend,
-                                 line=dict(color="#D55E00")), row=1, col=col)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=360, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25))
-    return fig
+MAX_CURVE_POINTS = 600  # per-step points drawn: a long run's poll would otherwise resend every step it ever logged
+
+
+def thinned(rows: list[dict], most: int = MAX_CURVE_POINTS) -> list[dict]:
+    """Every k-th row and the last, at most about `most`: the curve's shape, at a bounded size per poll."""
+    k = -(-len(rows) // most) if rows else 1
+    return rows if k <= 1 else rows[::k] + ([rows[-1]] if (len(rows) - 1) % k else [])
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_curves(run: str, started: object, n_steps: int, n_epochs: int, _steps: list[dict], _epochs: list[dict]
+                  ) -> go.Figure:
+    """Built again only when the run (its start time tells a re-created one apart) logged something new: the
+    records are append-only. Shared by the sessions watching the run, and read-only."""
+    return charts.training_curves_fig(thinned(_steps), _epochs)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -161,6 +244,42 @@ def watch(run_path: Path, page_state: str) -> None:
     except (ValueError, TypeError, KeyError, OSError) as e:  # hand-edited or foreign files in the run folder
         st.error(f"The files of run {run_path.name} are not readable as a run ({type(e).__name__}); "
                  "the other runs are unaffected.")
+
+
+def telemetry_stat(key: str) -> str:
+    return st.selectbox("Statistic", list(runs.TELEMETRY_STATS), format_func=runs.TELEMETRY_STATS.get, key=key,
+                        help="Per block and branch: RMS of the branch output, RMS of the training loss's gradient "
+                             "with respect to it, the norm of the branch's parameters, and of the last update.")
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_telemetry_figs(run: str, started: object, n_records: int, stat: str, label: str, _records: list[dict]
+                          ) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only."""
+    return (charts.telemetry_heatmap_fig(_records, stat, label), charts.telemetry_lines_fig(_records, stat, label),
+            charts.aux_loss_fig(_records))
+
+
+def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
+    """Per-branch statistics of the run (live while it trains)."""
+    st.markdown("**Branch telemetry**")
+    records = runs.read_telemetry(run_path)
+    every = info.setting("telemetry_every", None)
+    if not records:
+        st.caption("No telemetry in this run: it is off (telemetry every 0 steps)." if every == 0 else
+                   "No telemetry yet: it is recorded at step 1 and every few steps (the 'Telemetry every' option).")
+        return
+    stat = telemetry_stat("tr_tel_stat")
+    label = runs.TELEMETRY_STATS[stat]
+    heat, lines, aux = st.tabs(["Blocks × branches", "Lines per block", "Aux heads vs main loss"])
+    figs = cached_telemetry_figs(str(run_path), info.status.get("started"), len(records), stat, label, records)
+    heat.plotly_chart(figs[0], theme="streamlit", key=f"tr_tel_heat_{run_path.name}")
+    lines.plotly_chart(figs[1], theme="streamlit", key=f"tr_tel_lines_{run_path.name}")
+    aux.plotly_chart(figs[2], theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
+    st.caption(f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. " + (
+        f"TensorBoard reads this run too: `tensorboard --logdir {root}`." if tensorboard_available() else
+        "Install the `tensorboard` package (`pip install tensorboard`) and new runs also write TensorBoard "
+        "event files into their folders."))
 
 
 def show_run(run_path: Path, page_state: str) -> None:
@@ -201,9 +320,11 @@ def show_run(run_path: Path, page_state: str) -> None:
         st.caption(f"Device: {s['device']}" + (f" × {world} processes (DDP)" if world > 1 else "")
                    + (f" · {s['precision']}" if s.get("precision") else ""))
     if records:
-        st.plotly_chart(curves(records, epochs), theme="streamlit", key=f"tr_curves_{run_path.name}")
+        st.plotly_chart(cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs),
+                        theme="streamlit", key=f"tr_curves_{run_path.name}")
     else:
         st.caption("Waiting for the first metrics (loading data and building the network)…")
+    show_telemetry(run_path, info)
     ckpt = info.checkpoint("last")
     if ckpt is not None:
         try:
@@ -239,7 +360,7 @@ if last is not None:
     a2.download_button("Download checkpoint", data=lambda: last.read_bytes(), file_name=f"{selected}-last.pt",
                        mime="application/octet-stream", key="tr_download")
     if a3.button("Open in Feature Maps", key="tr_open_fm"):
-        st.session_state["fm_checkpoint"] = str(info.checkpoint("best") or last)
+        send_checkpoint(str(info.checkpoint("best") or last))
         st.switch_page("pages/feature_maps.py")
 def delete_run(name: str) -> None:
     """A callback: runs before the widgets are drawn, so it may reset them."""
@@ -265,16 +386,17 @@ compare = {name: runs.read_metrics(runs.run_dir(root, name), "epoch", EPOCH_KEYS
 if chosen and not any(compare.values()):
     st.caption("No finished epochs yet in the chosen runs.")
 elif chosen:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Test loss", "Test accuracy"))
-    palette = px.colors.qualitative.Safe
-    for i, name in enumerate(chosen):
-        eps = compare[name]
-        line = dict(color=palette[i % len(palette)])
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_loss"] for r in eps], mode="lines+markers",
-                                 name=name, legendgroup=name, line=line), row=1, col=1)
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_acc"] for r in eps], mode="lines+markers",
-                                 name=name, legendgroup=name, showlegend=False, line=line), row=1, col=2)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=340, margin=dict(t=40, b=10))
-    st.plotly_chart(fig, theme="streamlit", key="tr_compare_chart")
+    st.plotly_chart(charts.compare_runs_fig({n: compare[n] for n in chosen}), theme="streamlit",
+                    key="tr_compare_chart")
+
+with_telemetry = [n for n in names if runs.read_telemetry(runs.run_dir(root, n))]
+if len(with_telemetry) >= 2:
+    st.markdown("**Compare branch telemetry**")
+    c1, c2, c3 = st.columns(3)
+    run_a = c1.selectbox("Run A", with_telemetry, index=0, key="tr_tel_a")
+    run_b = c2.selectbox("Run B", with_telemetry, index=1, key="tr_tel_b")
+    with c3:
+        stat = telemetry_stat("tr_tel_cmp_stat")
+    pair = {n: runs.read_telemetry(runs.run_dir(root, n)) for n in dict.fromkeys((run_a, run_b))}
+    st.plotly_chart(charts.telemetry_compare_fig(pair, stat, runs.TELEMETRY_STATS[stat]), theme="streamlit",
+                    key="tr_tel_compare_chart")

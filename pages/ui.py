@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 from gnet.colors import BRANCH_COLORS
 
@@ -75,3 +77,12 @@ def branch_chip(branch: str, text: str) -> str:
 # Streamlit markdown only knows named colours; these are the closest to BRANCH_COLORS.
 _NAMED = {"b1": "blue", "b2": "orange", "b3": "green", "b4": "violet"}
 assert set(_NAMED) == set(BRANCH_COLORS)
+
+
+def page_link(path: str, label: str, icon: str | None = None) -> None:
+    """st.page_link; a plain link when the page runs outside app.py's navigation (an AppTest of one page).
+    The app's url paths are the page files' names (app.py)."""
+    try:
+        st.page_link(path, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.markdown(f"[{label}](/{Path(path).stem})")

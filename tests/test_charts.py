@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnet import charts
-from gnet.analysis import (block_report, bottleneck_comparison, factorized_conv_comparison, network_report,
-                           torchinfo_summary)
+from gnet.analysis import block_report, bottleneck_comparison, factorized_conv_comparison, network_report
 from gnet.colors import BRANCH_COLORS
+from gnet.network import torchinfo_summary
 from gnet.spec import BRANCHES, NETWORK_PRESETS, BlockSpec, block_presets, network_preset
 
 NG = block_presets()["Ng's example (28×28×192, seed 002)"]

@@ -139,3 +139,17 @@ def test_network_name_cannot_break_the_code():
     spec = dataclasses.replace(network_preset("mini"), name='evil """; import os #')
     ns = _exec(network_code(spec))
     assert "GoogLeNet" in ns and "os" not in ns
+
+
+def test_export_carries_gnet_classes_verbatim():
+    """The exported classes are the ones that run here (their source text), not a second copy."""
+    import inspect
+
+    from gnet.blocks import ConvBlock, Inception
+    from gnet.network import AuxClassifier
+    from gnet.plan import branch_layers
+
+    code = network_code(network_preset("googlenet-imagenet-aux"))
+    for obj in (branch_layers, ConvBlock, Inception, AuxClassifier):
+        assert inspect.getsource(obj) in code, obj.__name__
+    assert inspect.getsource(AuxClassifier) not in block_code(block_presets()["Paper 3a"])

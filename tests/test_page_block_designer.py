@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from gnet.analysis import block_report
 from gnet.spec import PAPER_BLOCK_INPUTS, PAPER_BLOCKS, BlockDesign, BlockSpec, block_presets
 from gnet.urlstate import design_to_query
+from pages.handoff import BLOCK_HANDOFF, EXPLORER_NETWORK, BlockHandoff
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "block_designer.py")
 NG = block_presets()["Ng's example (28×28×192, seed 002)"]
@@ -21,6 +22,13 @@ def _run(query: dict | None = None) -> AppTest:
     at.run()
     assert not at.exception
     return at
+
+
+def _open_tab(at: AppTest, label: str) -> None:
+    """What a click on the tab does: the tabs run lazily (on_change="rerun"), only the open one's content."""
+    at.session_state["bd_tab"] = label
+    at.run()
+    assert not at.exception
 
 
 def _query(at: AppTest) -> dict[str, str]:
@@ -60,11 +68,16 @@ def test_default_render_is_seed_002_with_the_seed_numbers():
     at = _run()
     _expect(at, NG)
     assert _output(at) == "### Output 28×28×(64+128+32+32) = 28×28×256"
+    assert len(at.get("plotly_chart")) == 2  # the open tab, the diagram; the others run when opened
+    assert not at.code and "221,184" not in _text(at)
+    _open_tab(at, "What the bottleneck buys")
     text = _text(at)
     for number in ("221,184", "129,024", "120,422,400", "12,443,648", "102,400", "73,728"):
         assert f"{number}" in text, number
+    assert not at.get("plotly_chart")
+    _open_tab(at, "Export")
     assert at.code[0].value.count("Inception(192, b1=64, b2=(96, 128), b3=(16, 32), b4=32)") == 1
-    assert len(at.get("plotly_chart")) == 2
+    _expect(at, NG)  # the shapes and counts above the tabs stay
 
 
 def test_widget_changes_update_shapes_and_totals():
@@ -144,6 +157,7 @@ def test_seed_004_factorization_reads_as_in_the_seed():
     at.number_input(key="bd_b3r").set_value(64).run()
     at.number_input(key="bd_b3").set_value(64).run()
     assert not at.exception
+    _open_tab(at, "What the bottleneck buys")
     md = next(m.value for m in at.markdown if "conv alone" in m.value)
     assert "one 5×5 conv 64→64 vs two 3×3 convs 64→64→64: weights **102,400** vs **73,728**" in md
 
@@ -173,18 +187,24 @@ def test_user_text_in_messages_is_not_rendered_as_markdown():
 
 def test_download_buttons_offer_code_and_json():
     at = _run()
+    _open_tab(at, "Export")
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download PyTorch code (.py)", "Download design (.json)"]
+
+
+def _editing_notes(at: AppTest) -> list[str]:
+    """The page's "editing block X of the Network Explorer's network" notes (the compare section has its own hint)."""
+    return [i.value for i in at.info if "Network Explorer's network" in i.value]
 
 
 def test_handoff_from_the_network_explorer():
     at = AppTest.from_file(PAGE, default_timeout=60)
     design = BlockDesign(BlockSpec(*PAPER_BLOCKS["4a"]), PAPER_BLOCK_INPUTS["4a"])
-    at.session_state["bd_handoff"] = ("4a", design)
+    at.session_state[BLOCK_HANDOFF] = BlockHandoff("4a", design)
     at.run()
     assert not at.exception
     _expect(at, design)
-    assert not at.info  # no network in this session: nothing to apply back to
+    assert not _editing_notes(at)  # no network in this session: nothing to apply back to
 
 
 def test_apply_back_offers_the_network_block():
@@ -192,11 +212,21 @@ def test_apply_back_offers_the_network_block():
 
     at = AppTest.from_file(PAGE, default_timeout=60)
     network = network_preset("d2l-fashion96")
-    at.session_state["ne_network"] = network
-    at.session_state["bd_handoff"] = ("4a", BlockDesign(network.block("4a"), PAPER_BLOCK_INPUTS["4a"]))
+    at.session_state[EXPLORER_NETWORK] = network
+    at.session_state[BLOCK_HANDOFF] = BlockHandoff("4a", BlockDesign(network.block("4a"), PAPER_BLOCK_INPUTS["4a"]))
     at.run()
     assert not at.exception
-    assert "Editing block 4a" in at.info[0].value
+    assert "Editing block 4a" in _editing_notes(at)[0]
     assert at.button(key="bd_apply").label == "Apply to 4a and return to the Network Explorer"
     at.button(key="bd_detach").click().run()
-    assert not at.exception and not at.info
+    assert not at.exception and not _editing_notes(at)
+
+
+def test_a_stale_handoff_of_the_wrong_type_is_ignored():
+    """A value left under the handoff key by an older page version (a bare tuple) is not used."""
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[BLOCK_HANDOFF] = ("4a", "not a design")
+    at.run()
+    assert not at.exception and not _editing_notes(at)
+    _expect(at, block_presets()["Ng's example (28×28×192, seed 002)"])  # the default design
+

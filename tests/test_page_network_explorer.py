@@ -57,7 +57,12 @@ def test_default_is_seed_001_with_its_totals():
     assert m["Parameters"] == "5,977,530"  # seed 001's torchinfo table
     table = at.dataframe[0].value.set_index("layer")
     assert table.loc["inception3a", "params"] == 12_352 + 129_248 + 15_920 + 6_176  # seed 001, block 3a branches
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 0  # the tabs run lazily: only the open one (the layer table) is built
+    for tab in ("Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"):
+        at.session_state["ne_tab"] = tab  # what a click on the tab sets
+        at.run()
+        assert not at.exception and len(at.get("plotly_chart")) == 1, tab
+        assert not at.dataframe or at.dataframe[0].value.columns[0] != "layer"  # the layer table is not built
     assert "class GoogLeNet(nn.Module)" in at.code[0].value
 
 
@@ -164,3 +169,36 @@ def test_layer_table_expands_to_every_layer_inside_the_blocks():
     inner = sum(len(br.layers) for b in report.blocks.values() for br in b.branches)
     assert len(table) == collapsed + inner
     assert "inception3a.branch2.1" in set(table["layer"])
+    # the tabs run lazily: away to a chart and back, the table is still expanded
+    at.session_state["ne_tab"] = "Cost per block"
+    at.run()
+    at.session_state["ne_tab"] = "Layers"
+    at.run()
+    assert not at.exception and len(at.dataframe[0].value) == collapsed + inner
+
+
+def test_receptive_field_column_and_chart_come_from_the_plan():
+    """The layer table's receptive-field column and the chart (main path + one trace per branch) show
+    the plan's fields; torchvision's "5×5" branch, a 3×3, has the 3×3 branch's field."""
+    import json
+
+    from gnet.plan import layer_plan
+
+    at = _run()
+    at.selectbox(key="ne_preset").set_value("googlenet-imagenet").run()
+    assert not at.exception
+    plan = layer_plan(network_preset("googlenet-imagenet"))
+    table = at.dataframe[0].value.set_index("layer")
+    for path in ("conv1", "maxpool2", "inception3a", "inception5b", "fc"):
+        assert table.loc[path, "receptive field (px)"] == plan.step(path).rf.size
+    assert (table.loc["conv1", "receptive field (px)"], table.loc["inception3a", "receptive field (px)"]) == (7, 43)
+    at.session_state["ne_tab"] = "Receptive field"  # the tabs run lazily: open the chart's tab
+    at.run()
+    chart = json.loads(next(c for c in at.get("plotly_chart") if "receptive field" in c.proto.spec).proto.spec)
+    traces = {t["name"]: t for t in chart["data"]}
+    assert traces["layer output"]["y"] == [plan.step(p).rf.size for p in plan.main_path()]
+    for i, branch in enumerate(("b1", "b2", "b3", "b4")):
+        trace = next(t for name, t in traces.items() if name.startswith(branch))
+        assert trace["y"] == [plan.step(f"{b}.branch{i + 1}").rf.size for b in plan.blocks()]
+    assert traces["b3 (1×1 → 3×3)"]["y"] == traces["b2 (1×1 → 3×3)"]["y"]
+

@@ -13,9 +13,9 @@ import torchvision
 from torch import nn
 
 from gnet.analysis import (
-    block_report, bottleneck_comparison, conv_cost, factorization_comparison, network_report, torchinfo_summary,
+    block_report, bottleneck_comparison, conv_cost, factorization_comparison, network_report,
 )
-from gnet.network import GoogLeNet, build
+from gnet.network import GoogLeNet, build, torchinfo_summary
 from gnet.spec import BlockSpec, block_presets, network_preset
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnet.analysis import block_report, network_report
+from gnet.analysis import block_report, network_report, validate_network
 from gnet.spec import (
     BLOCK_NAMES, MAX_CHANNELS, NETWORK_PRESETS, BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError,
     block_from_dict, block_presets, network_preset, paper_block, with_input,
@@ -106,7 +106,7 @@ def _mini_with(**changes) -> NetworkSpec:
 ])
 def test_network_field_errors(changes, words):
     with pytest.raises(SpecError) as err:
-        _mini_with(**changes).validate()
+        validate_network(_mini_with(**changes))
     assert words in str(err.value)
 
 
@@ -114,7 +114,7 @@ def test_block_error_inside_network_names_the_block():
     spec = network_preset("d2l-fashion96")
     bad = spec.with_block("4c", dataclasses.replace(spec.block("4c"), b2=0))
     with pytest.raises(SpecError, match="block 4c: b2 must be from 1 to 8,192, got 0"):
-        bad.validate()
+        validate_network(bad)
     with pytest.raises(SpecError, match="no block '9z'; this network has 3a, 3b, 4a"):
         spec.block("9z")
 
@@ -138,7 +138,7 @@ def test_presets():
     for before, after in zip(designs, designs[1:]):
         assert after.input_shape[0] == before.block.out_channels
     for name in NETWORK_PRESETS:
-        spec = network_preset(name).validate()
+        spec = validate_network(network_preset(name))
         assert spec.name == name.removesuffix("-aux")
     d2l = network_preset("d2l-fashion96")
     assert (d2l.in_channels, d2l.input_size, d2l.num_classes, d2l.aux, d2l.batch_norm) == (1, (96, 96), 10, False, False)

@@ -183,9 +183,10 @@ def test_missing_dataset_fails_the_run_with_the_folder_named(tmp_path, monkeypat
                "--device", "cpu", "--run-dir", str(run)])
     assert rc == 1
     err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and str(tmp_path / "empty" / "FashionMNIST" / "raw") in err
-    info = runs.read_run(run)
-    assert info.state == "failed" and "FashionMNIST" in info.message
+    assert "Traceback" not in err and "$GNET_DATA_DIR/FashionMNIST/raw/" in err
+    info = runs.read_run(run)  # the Training page shows this message: the folder named, no server path
+    assert info.state == "failed" and "$GNET_DATA_DIR/FashionMNIST/raw/" in info.message
+    assert str(tmp_path) not in info.message
     # the same directory again without --resume: a clear refusal, nothing overwritten
     assert main(["train", "--run-dir", str(run)]) == 2
     assert "add --resume" in capsys.readouterr().err
@@ -220,7 +221,21 @@ def test_memory_check_refuses_a_batch_that_cannot_fit_before_allocating():
 
 
 def test_activation_cap_per_image_is_a_spec_error():
+    from gnet.analysis import validate_network
     from gnet.spec import SpecError, d2l_fashion96, with_input
 
     with pytest.raises(SpecError, match="GiB of activations"):
-        with_input(d2l_fashion96(), size=(4096, 4096)).validate()
+        validate_network(with_input(d2l_fashion96(), size=(4096, 4096)))
+
+
+def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_records(tmp_path):
+    """A run killed before its first checkpoint left records behind; --resume starts from step 0 and drops them."""
+    cfg = tiny(epochs=1)
+    run = runs.create(tmp_path / "early", {"train": cfg.to_dict()})
+    assert train(cfg, run) == "finished"
+    straight = [r["step"] for r in runs.read_metrics(run)]
+    (run / "checkpoints" / "last.pt").unlink()
+    (run / "checkpoints" / "best.pt").unlink(missing_ok=True)
+    assert train(cfg, run, resume=True) == "finished"
+    steps = [r["step"] for r in runs.read_metrics(run)]
+    assert steps == straight  # the same records once, not the killed process's copy as well

@@ -103,7 +103,7 @@ def test_network_explorer_edit_a_block(app_server, page):
     assert_no_exception(page)
 
     for tab, name in (("Where the parameters live", "params"), ("Shapes along depth", "depth"),
-                      ("Cost per block", "blocks")):
+                      ("Receptive field", "receptive_field"), ("Cost per block", "blocks")):
         page.get_by_role("tab", name=tab).click()
         page.locator("[data-testid='stPlotlyChart']:visible").first.wait_for()
         page.wait_for_timeout(500)

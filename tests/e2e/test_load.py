@@ -27,3 +27,4 @@ def test_sixteen_concurrent_sessions_get_their_own_correct_answers(capsys):
     print(out)
     assert code == 0, out
     assert "errors: 0; activations differing from a lone session: 0; wrong block shapes: 0" in out
+    assert "explanations differing from a lone session: 0" in out

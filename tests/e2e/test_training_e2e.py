@@ -95,6 +95,13 @@ def test_training_run_updates_live_stops_and_resumes(app_server, page):
     assert page.locator(".js-plotly-plot").count() >= 2  # curves + comparison
     assert_no_exception(page)
     screenshot(page, "training_stopped")
+    # Branch telemetry of the run (recorded at step 1 and every 20 steps): the blocks × branches heatmap,
+    # then the lines per block in the next tab.
+    page.get_by_text("Branch telemetry").wait_for()
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
+    page.get_by_role("tab", name="Lines per block").click()
+    page.get_by_text("per block, by branch").first.wait_for()
+    screenshot(page, "training_telemetry")
 
     # Resume continues from the stop's step, live again.
     _button(page, "Resume").click()

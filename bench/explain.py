@@ -1,0 +1,132 @@
+"""Explain speed (issue 12): one 224×224 image through GoogLeNet, everything the page computes:
+36 per-branch Grad-CAM maps + grad×act (one forward, one backward), 36 branch ablations
+(9 batches of 4 from the saved block outputs) and one receptive field (the picked unit in all
+four branches of its block, one batched forward + backward to the input).
+
+Targets: ≤ 1.5 s on a 2-core CPU, ≤ 50 ms on a CUDA GPU. Baselines measured in the same run:
+one plain forward pass (inference mode), and with --naive what one writes by hand: 36 separate
+Captum-style forward+backward passes (one per branch, through a forward hook) plus 36 full
+forward passes with one branch zeroed.
+
+    python bench/explain.py [--device auto|cpu|cuda] [--repeats 7] [--threads N] [--naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gnet import attribution as A
+from gnet.blocks import BRANCH_ATTRS
+from gnet.devices import describe, inference_threads, pick_device
+from gnet.images import load, preprocess
+from gnet.pretrained import ModelSource, load_model
+
+SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "samples" / "cat.jpg"
+
+
+def median_ms(fn: Callable[[], Any], repeats: int, device: torch.device) -> tuple[float, Any]:
+    times, out = [], None
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000, out
+
+
+def naive(model: torch.nn.Module, x: torch.Tensor, target: int) -> None:
+    """One hooked forward+backward per branch for Grad-CAM, one full forward per ablation."""
+    for block in A.block_modules(model):
+        for attr in BRANCH_ATTRS:
+            mod = getattr(getattr(model, block), attr)
+            saved: list[torch.Tensor] = []
+            h = mod.register_forward_hook(lambda m, i, o, saved=saved: saved.append(o))
+            try:
+                with torch.enable_grad():
+                    xi = x.detach().requires_grad_(True)
+                    y = model(xi)[0, target]
+                    (g,) = torch.autograd.grad(y, saved)
+                torch.relu((g.mean((2, 3), keepdim=True) * saved[0]).sum(1))
+            finally:
+                h.remove()
+            h = mod.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+            try:
+                with torch.inference_mode():
+                    model(x)
+            finally:
+                h.remove()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch intra-op threads (0: what the app uses, gnet.devices.inference_threads())")
+    ap.add_argument("--naive", action="store_true", help="also time the hand-written 36 + 36 pass version")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads if args.threads > 0 else inference_threads())
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    lm = load_model(ModelSource("untrained"), device)  # the pretrained network's architecture and cost
+    _, x = preprocess(load(SAMPLE.read_bytes()).image, lm.preprocess)
+    x = x.to(device)
+    model = lm.model
+    print(f"input: {tuple(x.shape)} · GoogLeNet (torchvision architecture, 9 blocks × 4 branches) · "
+          f"device {describe(device)} · load average {os.getloadavg()[0]:.1f} · torch {torch.__version__} · "
+          f"median of {args.repeats}")
+
+    def forward() -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    for _ in range(3):  # warm-up: allocator, kernels, cuDNN autotune
+        forward()
+        ex = A.explain(model, x, None, lm.classes)
+        A.receptive_fields(model, x, "inception4d", 7, 7)
+    fwd_ms, _ = median_ms(forward, args.repeats, device)
+    maps_ms, _ = median_ms(lambda: A.explain(model, x, ex.target, lm.classes, ablation=False), args.repeats, device)
+    explain_ms, ex = median_ms(lambda: A.explain(model, x, ex.target, lm.classes), args.repeats, device)
+    rf_ms, _ = median_ms(lambda: A.receptive_fields(model, x, "inception4d", 7, 7), args.repeats, device)
+
+    def everything() -> None:
+        A.explain(model, x, ex.target, lm.classes)
+        A.receptive_fields(model, x, "inception4d", 7, 7)
+
+    total_ms, _ = median_ms(everything, args.repeats, device)
+    target_ms = 50.0 if device.type == "cuda" else 1500.0
+    rows = [
+        ("baseline: one plain forward pass", fwd_ms),
+        ("36 Grad-CAM + grad×act (1 forward + 1 backward)", maps_ms),
+        ("  + 36 ablations (9 batches of 4)", explain_ms),
+        ("one receptive field (4 branches: 1 fwd + 4 bwd)", rf_ms),
+        ("everything (explain + receptive field)", total_ms),
+    ]
+    if args.naive:
+        naive_ms, _ = median_ms(lambda: naive(model, x, ex.target), max(1, args.repeats // 3), device)
+        rows.append(("naive: 36 hooked fwd+bwd + 36 full forwards", naive_ms))
+    for name, ms in rows:
+        print(f"{name:<52} {ms:9.1f} ms   {ms / fwd_ms:6.1f}× forward")
+    print(f"target ≤ {target_ms:.0f} ms on {device.type}: {'met' if total_ms <= target_ms else 'NOT met'} "
+          f"({total_ms:.1f} ms, {total_ms / fwd_ms:.1f}× one forward)")
+    if args.naive:
+        print(f"speed-up over the naive version: {naive_ms / explain_ms:.1f}× (explain vs naive)")
+
+
+if __name__ == "__main__":
+    main()

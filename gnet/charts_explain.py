@@ -1,0 +1,198 @@
+"""Figures and images of the Explain page (issue 12), from `gnet.attribution` results.
+
+Kept apart from gnet/charts.py because these need numpy/PIL images and the
+attribution results (charts.py stays torch-free). Plotly figures leave fonts and
+backgrounds to the Streamlit theme; every branch keeps its colour from gnet.colors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
+
+from gnet.attribution import BRANCHES, EmpiricalRF, Explanation, block_label, rf_box
+from gnet.colors import BRANCH_COLORS
+from gnet.features import LUT, ascii_label
+
+SCALES = ("shared", "row")  # Grad-CAM colour scale: one for all maps, or one per block (row)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def _rgb(hex_color: str) -> np.ndarray:
+    h = hex_color.lstrip("#")
+    return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], np.float32)
+
+
+def branch_overlay(image: Image.Image, cam: np.ndarray, vmax: float, color: str, size: int) -> Image.Image:
+    """The map upsampled (bilinear) onto a dimmed grey copy of the image, as the branch's colour:
+    transparent at 0, full colour at vmax."""
+    base = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), np.float32)
+    base = np.repeat(base[..., None] * 0.6 + 40, 3, axis=2)
+    v = np.zeros(cam.shape, np.float32) if vmax <= 0 else np.clip(cam / vmax, 0, 1).astype(np.float32)
+    up = np.asarray(Image.fromarray((v * 255).astype(np.uint8), "L").resize((size, size), Image.Resampling.BILINEAR),
+                    np.float32)[..., None] / 255.0
+    out = base * (1 - 0.85 * up) + _rgb(color) * (0.85 * up)
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def gradcam_scales(ex: Explanation, scale: str) -> dict[str, float]:
+    """block -> the map value drawn at full colour: the max over all 36 maps, or over the block's 4."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}")
+    row_max = {b: max(float(e.gradcam.max()) for e in br.values()) for b, br in ex.blocks.items()}
+    if scale == "row":
+        return row_max
+    top = max(row_max.values())
+    return {b: top for b in ex.blocks}
+
+
+def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", tile: int = 112) -> Image.Image:
+    """All blocks x 4 branches of Grad-CAM thumbnails in one image: rows are blocks, columns the
+    branches (framed and coloured in the branch colours); the header says which scale is used."""
+    vmax = gradcam_scales(ex, scale)
+    pad, label_w, head_h, foot_h = 6, 44, 70, 14
+    blocks = list(ex.blocks)
+    w = label_w + len(BRANCHES) * (tile + pad) + pad
+    h = head_h + len(blocks) * (tile + foot_h + pad) + pad
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    which = ("shared: one colour scale for all maps (full colour = the largest value of any map, "
+             f"{vmax[blocks[0]]:.3g})" if scale == "shared" else "per row: each block's maps scaled to its own largest value")
+    draw.text((pad, 4), ascii_label(f"Grad-CAM for '{ex.label}', colour scale {which.split(':')[0]}"),
+              fill="#222222", font=_font(14))
+    draw.text((pad, 22), ascii_label(which.split(": ", 1)[1]), fill="#444444", font=_font(11))
+    first = next(iter(ex.kernel_labels.values()))
+    for j, r in enumerate(BRANCHES):
+        x0 = label_w + pad + j * (tile + pad)
+        draw.rectangle([x0, 40, x0 + tile - 1, head_h - 2], fill=BRANCH_COLORS[r])
+        draw.text((x0 + 4, 41), r, fill="white", font=_font(12))
+        draw.text((x0 + 4, 55), ascii_label(first.get(r, "")), fill="white", font=_font(10))
+    for i, b in enumerate(blocks):
+        y0 = head_h + i * (tile + foot_h + pad)
+        draw.text((6, y0 + tile // 2 - 8), block_label(b), fill="#222222", font=_font(16))
+        for j, r in enumerate(BRANCHES):
+            x0 = label_w + pad + j * (tile + pad)
+            cam = ex.blocks[b][r].gradcam
+            img.paste(branch_overlay(image, cam, vmax[b], BRANCH_COLORS[r], tile), (x0, y0))
+            draw.rectangle([x0 - 2, y0 - 2, x0 + tile + 1, y0 + tile + 1], outline=BRANCH_COLORS[r], width=2)
+            draw.text((x0, y0 + tile + 2), f"{cam.shape[0]}x{cam.shape[1]}  max {float(cam.max()):.3g}",
+                      fill="#444444", font=_font(10))
+    return img
+
+
+def _grid_axes(fig: go.Figure, ex: Explanation) -> None:
+    labels = next(iter(ex.kernel_labels.values()))
+    fig.update_xaxes(tickvals=list(BRANCHES), ticktext=[f"{r}<br>{labels.get(r, '')}" for r in BRANCHES], side="top")
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_layout(height=110 + 34 * len(ex.blocks), margin=dict(l=10, r=10, t=90, b=10))
+
+
+def evidence_heatmap(ex: Explanation) -> go.Figure:
+    """grad x act per block and branch: where the evidence for the class flows (diverging, 0 = white)."""
+    m = ex.matrix("grad_x_act")
+    lim = float(np.abs(m).max()) or 1.0
+    rows = [block_label(b) for b in ex.blocks]
+    fig = go.Figure(go.Heatmap(
+        z=m, x=list(BRANCHES), y=rows, zmin=-lim, zmax=lim, colorscale="RdBu_r", colorbar=dict(title="grad×act"),
+        text=[[f"{v:+.3g}" for v in row] for row in m], texttemplate="%{text}",
+        hovertemplate="block %{y} · %{x}<br>Σ A·∂y/∂A = %{z:.4g}<extra></extra>"))
+    fig.update_layout(title=f"Where the evidence for '{ex.label}' flows: Σ A ⊙ ∂y/∂A per branch")
+    _grid_axes(fig, ex)
+    return fig
+
+
+def block_share_chart(ex: Explanation) -> go.Figure:
+    """Each block's grad x act split by branch, as signed shares of the block's total |grad x act|."""
+    shares = ex.block_shares()
+    raw = ex.matrix("grad_x_act")
+    rows = [block_label(b) for b in ex.blocks]
+    fig = go.Figure()
+    for j, r in enumerate(BRANCHES):
+        fig.add_trace(go.Bar(name=r, x=rows, y=shares[:, j], marker_color=BRANCH_COLORS[r], customdata=raw[:, j],
+                             hovertemplate=f"block %{{x}} · {r}: %{{y:.1%}} of the block's |grad×act|"
+                                           "<br>grad×act %{customdata:+.4g}<extra></extra>"))
+    fig.update_layout(barmode="relative", title="Each block's share per branch (negative: evidence against)",
+                      yaxis_tickformat=".0%", height=340, legend_title_text="branch",
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def ablation_heatmap(ex: Explanation) -> go.Figure:
+    """Change in the class's probability when one branch is zeroed; the hover has all the numbers."""
+    dp, dl = ex.matrix("delta_prob"), ex.matrix("delta_logit")
+    lim = float(np.nanmax(np.abs(dp))) * 100 if np.isfinite(dp).any() else 1.0
+    lim = lim or 1.0
+    rows = [block_label(b) for b in ex.blocks]
+    after = ex.prob + dp
+    custom = np.stack([dl, after, np.full_like(dp, ex.prob), ex.logit + dl], axis=-1)
+    fig = go.Figure(go.Heatmap(
+        z=dp * 100, x=list(BRANCHES), y=rows, zmin=-lim, zmax=lim, colorscale="RdBu", customdata=custom,
+        colorbar=dict(title="Δ prob (pp)"), text=[[f"{v * 100:+.2g}" for v in row] for row in dp],
+        texttemplate="%{text}",
+        hovertemplate=("zero %{y}·%{x}<br>probability %{customdata[2]:.2%} → %{customdata[1]:.2%} "
+                       "(%{z:+.3g} pp)<br>logit Δ %{customdata[0]:+.4g} (→ %{customdata[3]:.4g})<extra></extra>")))
+    fig.update_layout(title=f"Zeroing one branch: change in P('{ex.label}'), percentage points")
+    _grid_axes(fig, ex)
+    return fig
+
+
+def drop_sentences(ex: Explanation, n: int = 5) -> list[str]:
+    return [d.sentence(ex.label) for d in ex.largest_drops(n)]
+
+
+def unit_picker(ex: Explanation, block: str, branch: str, row: int, col: int) -> go.Figure:
+    """One branch's Grad-CAM at its own resolution as clickable cells (a scatter of squares: plotly
+    heatmaps send no click selections), with the picked unit outlined."""
+    cam = ex.blocks[block][branch].gradcam
+    hh, ww = cam.shape
+    rr, cc = np.mgrid[0:hh, 0:ww]
+    size = max(6, min(28, 420 // max(hh, ww)))
+    fig = go.Figure(go.Scatter(
+        x=cc.ravel(), y=rr.ravel(), mode="markers", customdata=np.stack([rr.ravel(), cc.ravel()], 1),
+        marker=dict(symbol="square", size=size, color=cam.ravel(), colorscale=[[0, "#f2f2f2"], [1, BRANCH_COLORS[branch]]],
+                    cmin=0, cmax=float(cam.max()) or 1.0, showscale=False, line=dict(width=0)),
+        hovertemplate="row %{customdata[0]}, col %{customdata[1]}<br>Grad-CAM %{marker.color:.4g}<extra></extra>"))
+    fig.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
+                  line=dict(color="black", width=3))
+    fig.update_xaxes(range=[-0.5, ww - 0.5], showgrid=False, zeroline=False, title="col")
+    fig.update_yaxes(range=[hh - 0.5, -0.5], showgrid=False, zeroline=False, title="row", scaleanchor="x")
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select",
+                      title=f"{block_label(block)}·{branch} Grad-CAM, {hh}×{ww}: click a unit")
+    return fig
+
+
+def rf_image(image: Image.Image, rf: EmpiricalRF, branch: str, size: int = 320, heat: bool = True) -> Image.Image:
+    """The unit's empirical receptive field (|d unit / d input|, own max) as a heat overlay (heat=False:
+    the image alone), with its theoretical receptive field drawn as a box in the branch colour."""
+    g = rf.maps[branch]
+    nz = g[g > 0]
+    # |gradient| is very peaked at the centre: scale by the 99th percentile and take the square root
+    # so the whole region the unit sees shows, not just its middle pixels.
+    top = float(np.percentile(nz, 99)) if nz.size else 0.0
+    v = np.sqrt(np.clip(g / top, 0, 1)) if top > 0 and heat else np.zeros_like(g)
+    lut = LUT[np.clip(v * 255 + 0.5, 0, 255).astype(np.uint8)].astype(np.float32)
+    base = np.asarray(image.convert("RGB").resize((g.shape[1], g.shape[0]), Image.Resampling.BILINEAR), np.float32)
+    if heat:
+        base = base * 0.45
+    a = 0.85 * v[..., None]
+    out = Image.fromarray(np.clip(base * (1 - a) + lut * a + 0.5, 0, 255).astype(np.uint8), "RGB")
+    s = size / max(g.shape)
+    out = out.resize((round(g.shape[1] * s), round(g.shape[0] * s)), Image.Resampling.BILINEAR)
+    x0, y0, x1, y1 = rf_box(rf.theory[branch], rf.row, rf.col, g.shape)
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([(x0 + 0.5) * s, (y0 + 0.5) * s, (x1 + 0.5) * s - 1, (y1 + 0.5) * s - 1],
+                   outline=BRANCH_COLORS[branch], width=3)
+    return out
+
+
+def rf_caption(rf: EmpiricalRF, branch: str, kernels: str) -> str:
+    t = rf.theory[branch]
+    g = rf.maps[branch]
+    nz = np.argwhere(g > 0)
+    seen = (f"gradient reaches {nz[:, 0].max() - nz[:, 0].min() + 1}×{nz[:, 1].max() - nz[:, 1].min() + 1} px"
+            if len(nz) else "gradient is zero here (no active unit at this position)")
+    return f"{branch} ({kernels}): theoretical {t.size}×{t.size} px (jump {t.jump}); {seen}"

@@ -1,0 +1,799 @@
+"""What a channel wants to see: activation maximisation per branch, branch specialisation,
+and the on-disk cache + background jobs that make both cheap to look at twice.
+
+Activation maximisation follows Olah, Mordvintsev & Schubert, "Feature Visualization"
+(Distill 2017) and their Lucid library:
+- the image is parameterised by its Fourier spectrum, scaled by 1/frequency so that
+  every frequency learns at a similar rate (plain pixels drift into high-frequency noise);
+- colours live in a decorrelated space (the square root of ImageNet's colour
+  correlation, Lucid's matrix) and a sigmoid maps them into 0..1;
+- every step sees a randomly jittered (roll), scaled and rotated (affine_grid +
+  grid_sample) copy, so the result is robust rather than an adversarial pattern;
+- one seeded generator drives the start image and every transform: a result is
+  deterministic on a CPU for a fixed seed.
+
+The network is never touched: the target layer is reached by running the main path module
+by module (no hooks), gradients are taken with `torch.autograd.grad` with respect to the
+image parameters only (no `.grad` on any weight), and the model must already be in eval
+mode (BatchNorm statistics are never updated). torchvision's `transform_input` and each
+model's own preprocessing (mean/std, 1-channel d2l checkpoints get a grey image) are applied
+inside the objective, so the optimised picture is in plain 0..1 pixel space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import io
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+from PIL import Image
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from gnet.blocks import BRANCH_ATTRS
+from gnet.checkpoints import atomic_write_bytes
+from gnet.features import BRANCHES, FeatureError, find_layer, main_path, model_plan
+from gnet.images import Preprocess, crop_for_model, to_tensor
+from gnet.runs import PROJECT_ROOT, pid_alive, read_json, runs_root, write_json
+
+# Lucid's square root of ImageNet's colour correlation matrix, columns scaled to unit max norm.
+_COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+COLOR_MATRIX = _COLOR_SVD_SQRT / _COLOR_SVD_SQRT.norm(dim=0).max()
+
+
+class VisError(FeatureError):
+    """A visualisation request that can't be run (bad target, setting out of range, busy workers ...)."""
+
+
+@dataclass(frozen=True)
+class VisConfig:
+    """Settings of one optimisation; every field is part of the cache key."""
+
+    size: int = 128  # the optimised image is size × size pixels
+    steps: int = 256
+    lr: float = 0.05  # Adam on the spectrum (Lucid's default)
+    seed: int = 0
+    jitter: int = 8  # pixels, each way (roll)
+    scale: float = 0.1  # random zoom in 1 ± scale
+    rotate: float = 10.0  # degrees, each way
+    decay_power: float = 1.0  # spectrum scaled by 1 / f ** decay_power
+
+    def validate(self) -> VisConfig:
+        def check(name: str, ok: bool, allowed: str) -> None:
+            if not ok:
+                raise VisError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
+
+        def whole(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def number(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        check("size", whole(self.size) and 32 <= self.size <= 512, "a whole number from 32 to 512")
+        check("steps", whole(self.steps) and 1 <= self.steps <= 4096, "a whole number from 1 to 4096")
+        check("lr", number(self.lr) and 0 < self.lr <= 10, "a number above 0, at most 10")
+        check("seed", whole(self.seed) and 0 <= self.seed < 2**31, "a whole number from 0 to 2147483647")
+        check("jitter", whole(self.jitter) and 0 <= self.jitter <= self.size // 4, "0 to a quarter of the size")
+        check("scale", number(self.scale) and 0 <= self.scale <= 0.5, "0 to 0.5")
+        check("rotate", number(self.rotate) and 0 <= self.rotate <= 45, "0 to 45 degrees")
+        check("decay_power", number(self.decay_power) and 0 <= self.decay_power <= 3, "0 to 3")
+        return self
+
+    @staticmethod
+    def from_dict(d: Any) -> VisConfig:
+        if not isinstance(d, dict):
+            raise VisError("the visualisation settings are not a JSON object")
+        known = {k: v for k, v in d.items() if k in VisConfig.__dataclass_fields__}
+        return VisConfig(**known).validate()
+
+
+# ---------------------------------------------------------------------------
+# Targets: which layer, branch and channel
+
+
+@dataclass(frozen=True)
+class Target:
+    """A block (module name, e.g. "inception4b"), optionally one branch, optionally one channel of it.
+    branch None: the whole block; channel None: the whole branch (or block)."""
+
+    layer: str
+    branch: str | None = None
+    channel: int | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    target: Target
+    label: str  # the block as the paper names it, e.g. "4b"
+    branch_width: int  # channels of the branch (of the block when branch is None)
+    offset: int  # index of the branch's first channel in the block output
+
+    @property
+    def output_channel(self) -> int | None:
+        """The channel's index in the block's concatenated output."""
+        return None if self.target.channel is None else self.offset + self.target.channel
+
+    def caption(self) -> str:
+        """Branch-aware name, e.g. "4b·b3 ch 5 | out 421"."""
+        t = self.target
+        if t.branch is None:
+            return f"{self.label} out {t.channel}" if t.channel is not None else f"{self.label} (whole block)"
+        if t.channel is None:
+            return f"{self.label}·{t.branch} (whole branch)"
+        return f"{self.label}·{t.branch} ch {t.channel} | out {self.output_channel}"
+
+
+def branch_widths(model: nn.Module, block: str) -> dict[str, int]:
+    """Output channels of each branch of `block`, from the network's layer plan."""
+    return {b: step.out_shape[0] for b, step in model_plan(model).branch_steps(block).items()}
+
+
+def block_names(model: nn.Module) -> list[str]:
+    """The Inception blocks a user can visualise, in order (module names)."""
+    return [b for b in model_plan(model).blocks() if getattr(model, b, None) is not None]
+
+
+def resolve(model: nn.Module, target: Target) -> ResolvedTarget:
+    """Check a target against the loaded network; VisError says what is wrong."""
+    try:
+        lay = find_layer(model, target.layer)
+    except FeatureError as e:
+        raise VisError(str(e)) from None
+    if not lay.is_block:
+        names = ", ".join(m.removeprefix("inception") for m in block_names(model))
+        raise VisError(f"{lay.label} is not an Inception block; visualise one of {names}")
+    widths = branch_widths(model, lay.module)
+    t = Target(lay.module, target.branch, target.channel)
+    if t.branch is None:
+        width, offset = sum(widths.values()), 0
+    elif t.branch not in widths:
+        raise VisError(f"no branch {t.branch!r}; choose one of {', '.join(BRANCHES)}")
+    else:
+        width, offset = widths[t.branch], sum(widths[b] for b in BRANCHES[:BRANCHES.index(t.branch)])
+    if t.channel is not None:
+        what = f"{lay.label}·{t.branch}" if t.branch else lay.label
+        if isinstance(t.channel, bool) or not isinstance(t.channel, int) or not 0 <= t.channel < width:
+            raise VisError(f"{what} has channels 0 to {width - 1}, got {t.channel!r}")
+    return ResolvedTarget(t, lay.label, width, offset)
+
+
+def from_output_channel(model: nn.Module, layer: str, out_channel: int) -> Target:
+    """A block-output channel index → the branch it sits in and its index there."""
+    lay = resolve(model, Target(layer)).target.layer
+    widths = branch_widths(model, lay)
+    start = 0
+    for b in BRANCHES:
+        if 0 <= out_channel - start < widths[b]:
+            return Target(lay, b, out_channel - start)
+        start += widths[b]
+    raise VisError(f"{lay.removeprefix('inception')} has output channels 0 to {start - 1}, got {out_channel}")
+
+
+# ---------------------------------------------------------------------------
+# The image parameterisation
+
+
+def _spectrum_scale(h: int, w: int, decay_power: float) -> torch.Tensor:
+    """1 / f (f in cycles per pixel, floored at one cycle per image) times sqrt(h·w), as Lucid's fft_image."""
+    fy = torch.fft.fftfreq(h)[:, None]
+    fx = torch.fft.rfftfreq(w)[None, :]
+    freqs = (fx * fx + fy * fy).sqrt()
+    return (1.0 / freqs.clamp_min(1.0 / max(h, w)) ** decay_power) * math.sqrt(h * w)
+
+
+def to_pixels(spectrum: torch.Tensor, scale: torch.Tensor, size: int, channels: int) -> torch.Tensor:
+    """Spectrum parameters (N, C, H, W//2+1, 2) → image (N, C, H, W) in 0..1."""
+    z = torch.view_as_complex(spectrum) * scale
+    img = torch.fft.irfft2(z, s=(size, size)) / 4.0  # Lucid's "magic" 4: a start near mid-grey
+    if channels == 3:  # decorrelated colour → RGB
+        img = torch.einsum("ij,njhw->nihw", COLOR_MATRIX.to(img.device, img.dtype), img)
+    return torch.sigmoid(img)
+
+
+def random_transform(img: torch.Tensor, cfg: VisConfig, gen: torch.Generator) -> torch.Tensor:
+    """Jitter (roll), then random scale and rotation (one affine resample), then a small second jitter.
+    `gen` is a CPU generator: the same draws on every device."""
+
+    def uniform(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+    def shift() -> int:
+        return int(torch.randint(-cfg.jitter, cfg.jitter + 1, (), generator=gen)) if cfg.jitter else 0
+
+    img = torch.roll(img, shifts=(shift(), shift()), dims=(2, 3))
+    s = uniform(1 - cfg.scale, 1 + cfg.scale)
+    a = math.radians(uniform(-cfg.rotate, cfg.rotate))
+    j2 = max(cfg.jitter // 2, 0)
+    tx, ty = (uniform(-j2, j2) * 2 / img.shape[3], uniform(-j2, j2) * 2 / img.shape[2]) if j2 else (0.0, 0.0)
+    theta = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, tx], [math.sin(a) / s, math.cos(a) / s, ty]],
+                         dtype=img.dtype, device=img.device).expand(img.shape[0], 2, 3)
+    grid = TF.affine_grid(theta, list(img.shape), align_corners=False)
+    return TF.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+# ---------------------------------------------------------------------------
+# The objective: run the network module by module up to the target block
+
+
+def _normaliser(pre: Preprocess, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(pre.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    return mean, std
+
+
+def block_input(model: nn.Module, x: torch.Tensor, module: str) -> torch.Tensor:
+    """The normalised input `x` run through everything before block `module` (transform_input included)."""
+    h = model._transform_input(x) if getattr(model, "transform_input", False) else x
+    names = main_path(model)
+    for name in names[:names.index(module)]:
+        h = getattr(model, name)(h)
+    return h
+
+
+class RedirectedReLU(torch.autograd.Function):
+    """ReLU whose gradient, for a batch item where the plain ReLU passes none (the target is zero
+    everywhere on it, as a channel can be on the grey start image), lets through the part that
+    would raise the input. Lucid's `redirected_relu_grad`: without it such a channel never moves."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        return z.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (z,) = ctx.saved_tensors
+        relu_grad = torch.where(z < 0, torch.zeros_like(g), g)
+        redirected = torch.where((z < 0) & (g > 0), torch.zeros_like(g), g)  # never push a negative input lower
+        alive = relu_grad.flatten(1).norm(dim=1) > 0
+        return torch.where(alive.view(-1, *([1] * (g.ndim - 1))), relu_grad, redirected)
+
+
+def _run_branch(branch: nn.Module, h: torch.Tensor, redirect: bool) -> torch.Tensor:
+    """A branch's output; redirect=True swaps its final ReLU for RedirectedReLU (same values)."""
+    mods = list(branch) if isinstance(branch, nn.Sequential) else [branch]
+    last = mods[-1]
+    conv, bn = getattr(last, "conv", None), getattr(last, "bn", None)
+    if not redirect or not isinstance(conv, nn.Conv2d):  # not conv → (BN) → ReLU: run it as it is
+        return branch(h)
+    for m in mods[:-1]:
+        h = m(h)
+    z = conv(h)
+    return RedirectedReLU.apply(bn(z) if isinstance(bn, nn.Module) else z)
+
+
+def objectives(model: nn.Module, h: torch.Tensor, targets: Sequence[ResolvedTarget],
+               redirect: bool = False) -> torch.Tensor:
+    """(N,) mean activation of target i on batch item i, from the block's input `h`.
+    Only the branches the targets need are run."""
+    block = getattr(model, targets[0].target.layer)
+    wanted = {t.target.branch for t in targets}
+    need = list(BRANCHES) if None in wanted else [b for b in BRANCHES if b in wanted]
+    outs = {b: _run_branch(getattr(block, BRANCH_ATTRS[BRANCHES.index(b)]), h, redirect) for b in need}
+    values = []
+    for i, t in enumerate(targets):
+        if t.target.branch is None:
+            out = torch.cat([outs[b][i:i + 1] for b in BRANCHES], dim=1)
+        else:
+            out = outs[t.target.branch][i:i + 1]
+        values.append(out.mean() if t.target.channel is None else out[:, t.target.channel].mean())
+    return torch.stack(values)
+
+
+class Cancelled(Exception):
+    """The job was asked to stop; what finished before is kept."""
+
+
+@dataclass
+class Visualisation:
+    target: ResolvedTarget
+    image: np.ndarray  # (H, W, 3) or (H, W) uint8
+    activation_start: float  # the objective on the start image (mid-grey with faint noise)
+    activation_end: float  # ... on the final image, untransformed
+    steps: int
+    seconds: float  # wall time of the optimisation this image was part of
+    device: str = "cpu"
+
+    def pil(self) -> Image.Image:
+        return Image.fromarray(self.image, "RGB" if self.image.ndim == 3 else "L")
+
+    def png(self) -> bytes:
+        buf = io.BytesIO()
+        self.pil().save(buf, format="PNG")
+        return buf.getvalue()
+
+
+ProgressFn = Callable[[int, int, list[float]], None]  # (step done, steps, current objective per image)
+
+
+def visualize(model: nn.Module, pre: Preprocess, targets: Sequence[Target], cfg: VisConfig = VisConfig(),
+              progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None
+              ) -> list[Visualisation]:
+    """Optimise one image per target (all in the same block), as one batch.
+
+    Each batch item starts from the same seeded spectrum and sees the same transforms,
+    so a channel's picture does not depend on which other channels share its batch.
+    Raises Cancelled when should_stop() turns true (checked every step).
+    """
+    cfg.validate()
+    if not targets:
+        raise VisError("nothing to visualise")
+    if model.training:
+        raise VisError("the network must be in eval mode (a training-mode forward would update BatchNorm)")
+    resolved = [resolve(model, t) for t in targets]
+    if len({r.target.layer for r in resolved}) != 1:
+        raise VisError("all targets of one batch must be in the same block")
+    device = next(model.parameters()).device
+    n, c, size = len(resolved), pre.in_channels, cfg.size
+    if c not in (1, 3):
+        raise VisError(f"can only optimise 1- or 3-channel images, this network takes {c}")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start = torch.randn((1, c, size, size // 2 + 1, 2), generator=gen) * 0.01
+    spectrum = start.expand(n, -1, -1, -1, -1).contiguous().to(device).requires_grad_(True)
+    scale = _spectrum_scale(size, size, cfg.decay_power).to(device)
+    mean, std = _normaliser(pre, device)
+    module = resolved[0].target.layer
+
+    def value(img: torch.Tensor, redirect: bool = False) -> torch.Tensor:
+        return objectives(model, block_input(model, (img - mean) / std, module), resolved, redirect)
+
+    opt = torch.optim.Adam([spectrum], lr=cfg.lr)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        first = value(to_pixels(spectrum, scale, size, c)).float().cpu().tolist()
+    with torch.enable_grad():
+        for step in range(cfg.steps):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"stopped after {step} of {cfg.steps} steps")
+            img = random_transform(to_pixels(spectrum, scale, size, c), cfg, gen)
+            vals = value(img, redirect=True)
+            (grad,) = torch.autograd.grad(-vals.sum(), [spectrum])  # the image's gradient only: no weight .grad
+            spectrum.grad = grad
+            opt.step()
+            if progress is not None:
+                progress(step + 1, cfg.steps, vals.detach().float().cpu().tolist())
+    with torch.no_grad():
+        final_img = to_pixels(spectrum, scale, size, c)
+        last = value(final_img).float().cpu().tolist()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    pixels = (final_img.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    return [Visualisation(r, pixels[i].transpose(1, 2, 0) if c == 3 else pixels[i, 0], first[i], last[i],
+                          cfg.steps, seconds, device.type) for i, r in enumerate(resolved)]
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """A copy for a process of its own (the CLI, a job): BatchNorm folded into the convs and
+    channels-last weights, about 1.5× faster on a CPU. Never used on the app's shared model
+    (the copy costs memory, and a page calls nothing that optimises)."""
+    if model.training:
+        raise VisError("the network must be in eval mode")
+    m = copy.deepcopy(model)
+    for mod in m.modules():
+        conv, bn = getattr(mod, "conv", None), getattr(mod, "bn", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            mod.conv, mod.bn = fuse_conv_bn_eval(conv, bn), nn.Identity()
+    return m.to(memory_format=torch.channels_last).requires_grad_(False).eval()
+
+
+@torch.inference_mode()
+def activation_map(model: nn.Module, x: torch.Tensor, target: Target) -> np.ndarray:
+    """One channel's (H, W) map for a normalised input (1, C, H, W), run module by module."""
+    r = resolve(model, target)
+    if r.target.branch is None or r.target.channel is None:
+        raise VisError("an activation map needs a branch and a channel")
+    device = next(model.parameters()).device
+    h = block_input(model, x.to(device), r.target.layer)
+    branch = getattr(getattr(model, r.target.layer), BRANCH_ATTRS[BRANCHES.index(r.target.branch)])
+    return branch(h)[0, r.target.channel].float().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------
+# Which model: a fingerprint of the weights and preprocessing (the cache key's model id)
+
+_fingerprints: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+
+
+def model_fingerprint(model: nn.Module, pre: Preprocess) -> str:
+    """sha256 over the weights (names, shapes, bytes), transform_input and preprocessing.
+    Two files with the same weights share their visualisations; a retrained one does not."""
+    if model not in _fingerprints:
+        h = hashlib.sha256(type(model).__name__.encode())
+        h.update(str(bool(getattr(model, "transform_input", False))).encode())
+        for name, t in model.state_dict().items():
+            t = t.detach().cpu().contiguous().reshape(-1)
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy() if t.numel() else b"")
+        _fingerprints[model] = h.hexdigest()[:20]
+    h = hashlib.sha256(_fingerprints[model].encode())
+    h.update(json.dumps(asdict(pre), sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+# ---------------------------------------------------------------------------
+# The result cache: <root>/results/<key[:2]>/<key>.png + .json; the JSON is written last
+
+
+def cache_root() -> Path:
+    """GNET_CACHE_DIR, else <runs folder>/.featurevis (kept out of git with runs/)."""
+    env = os.environ.get("GNET_CACHE_DIR", "").strip()
+    return Path(env) if env else runs_root() / ".featurevis"
+
+
+def result_key(fingerprint: str, target: Target, cfg: VisConfig) -> str:
+    body = {"model": fingerprint, "layer": target.layer, "branch": target.branch, "channel": target.channel,
+            "config": asdict(cfg)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _result_paths(root: Path, key: str) -> tuple[Path, Path]:
+    d = root / "results" / key[:2]
+    return d / f"{key}.png", d / f"{key}.json"
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    key: str
+    png: bytes
+    meta: dict[str, Any]
+
+    def image(self) -> Image.Image:
+        return Image.open(io.BytesIO(self.png))
+
+
+def write_result(root: Path, key: str, vis: Visualisation) -> None:
+    """PNG first, JSON second, each atomically: a reader that finds the JSON finds the whole PNG."""
+    png_path, json_path = _result_paths(root, key)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    data = vis.png()
+    atomic_write_bytes(png_path, data)
+    meta = result_json(vis)
+    meta["png_sha256"] = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(json_path, json.dumps(meta).encode())
+
+
+def result_json(vis: Visualisation) -> dict[str, Any]:
+    t = vis.target.target
+    return {"layer": t.layer, "branch": t.branch, "channel": t.channel, "output_channel": vis.target.output_channel,
+            "steps": vis.steps, "seconds": round(vis.seconds, 3), "activation_start": vis.activation_start,
+            "activation_end": vis.activation_end}
+
+
+def read_result(root: Path, key: str) -> CachedResult | None:
+    """A finished result, or None (missing, half-written or damaged files count as missing)."""
+    png_path, json_path = _result_paths(root, key)
+    meta = read_json(json_path)
+    if meta is None:
+        return None
+    try:
+        data = png_path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != meta.get("png_sha256"):
+        return None
+    return CachedResult(key, data, meta)
+
+
+# ---------------------------------------------------------------------------
+# Jobs: a separate process per batch request, at most max_jobs() at once, shared by sessions
+#
+# <root>/jobs/<id>/job.json (model source, targets, settings), status.json (replaced atomically),
+# launcher.json (pid), log.txt, STOP (cancel asked for). The id is a hash of the request, so
+# two sessions asking for the same pictures watch the same job.
+
+JOB_ACTIVE = ("starting", "running")
+JOB_STALE_S = 120.0  # no status update for this long from a job on another host → died
+
+
+def max_jobs() -> int:
+    try:
+        return max(1, int(os.environ.get("GNET_MAX_VIS_JOBS", "2")))
+    except ValueError:
+        return 2
+
+
+@dataclass
+class JobInfo:
+    id: str
+    path: Path
+    state: str  # starting running finished cancelled failed died missing
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.state in JOB_ACTIVE
+
+    @property
+    def done(self) -> int:
+        return int(self.status.get("done", 0) or 0)
+
+    @property
+    def total(self) -> int:
+        return int(self.status.get("total", 0) or 0)
+
+    @property
+    def fraction(self) -> float:
+        """Share of the job's optimisation steps done."""
+        steps = int(self.status.get("steps", 0) or 0)
+        step = int(self.status.get("step", 0) or 0)
+        if not self.total:
+            return 0.0
+        part = step / steps if steps else 0.0
+        batch = int(self.status.get("batch", 1) or 1)
+        return min(1.0, (self.done + part * batch) / self.total)
+
+    @property
+    def message(self) -> str:
+        return str(self.status.get("message", ""))
+
+
+def job_id(fingerprint: str, layer: str, targets: Sequence[Target], cfg: VisConfig) -> str:
+    body = {"model": fingerprint, "layer": layer, "config": asdict(cfg),
+            "targets": [[t.branch, t.channel] for t in targets]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_job_status(path: Path, state: str, **fields: Any) -> None:
+    old = read_json(path / "status.json") or {}
+    write_json(path / "status.json", {**old, **fields, "state": state, "updated": time.time()})
+
+
+def read_job(path: Path) -> JobInfo:
+    """The job as seen now; a job whose process is gone reads "died" (its finished results stay)."""
+    if not path.is_dir():
+        return JobInfo(path.name, path, "missing")
+    status = read_json(path / "status.json") or {}
+    state = str(status.get("state", "died"))
+    if state in JOB_ACTIVE:
+        pid = status.get("pid") or (read_json(path / "launcher.json") or {}).get("pid")
+        same_host = status.get("host") == socket.gethostname()
+        age = time.time() - float(status.get("updated", 0) or 0)
+        if (same_host and isinstance(pid, int) and not pid_alive(pid)) or (not same_host and age > JOB_STALE_S):
+            state = "died"
+            status = {**status, "message": "the visualisation process ended without finishing (killed or crashed); "
+                                           "finished pictures are kept, start it again for the rest"}
+    return JobInfo(path.name, path, state, status)
+
+
+def list_jobs(root: Path) -> list[JobInfo]:
+    d = root / "jobs"
+    if not d.is_dir():
+        return []
+    return [read_job(p) for p in sorted(d.iterdir()) if p.is_dir() and not p.is_symlink()]
+
+
+@contextlib.contextmanager
+def _lock(root: Path):
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".jobs.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class JobsBusy(VisError):
+    """Every visualisation worker is taken."""
+
+
+def start_job(root: Path, source: dict[str, str], fingerprint: str, layer: str, targets: Sequence[Target],
+              cfg: VisConfig, spawn: bool = True) -> JobInfo:
+    """Start (or join) the job that visualises `targets` of block `layer`.
+
+    The same request from another session returns the running job. JobsBusy when
+    max_jobs() other jobs are running. spawn=False only writes the job (tests, or to run
+    it in this process with run_job)."""
+    cfg.validate()
+    if not targets:
+        raise VisError("nothing to visualise")
+    jid = job_id(fingerprint, layer, targets, cfg)
+    path = root / "jobs" / jid
+    with _lock(root):
+        info = read_job(path)
+        if info.active:
+            return info
+        running = [j for j in list_jobs(root) if j.active]
+        if len(running) >= max_jobs():
+            raise JobsBusy(f"all {max_jobs()} visualisation workers are busy (GNET_MAX_VIS_JOBS); "
+                           "wait for one to finish or cancel one, then press the button again")
+        path.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (path / "STOP").unlink()
+        write_json(path / "job.json", {"source": dict(source), "fingerprint": fingerprint, "layer": layer,
+                                       "targets": [[t.branch, t.channel] for t in targets], "config": asdict(cfg)})
+        write_json(path / "status.json", {"state": "starting", "updated": time.time(), "host": socket.gethostname(),
+                                          "done": 0, "total": len(targets), "step": 0, "steps": cfg.steps})
+        if spawn:
+            _spawn(path)
+    return read_job(path)
+
+
+def _spawn(path: Path) -> int:
+    with open(path / "log.txt", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gnet", "visualize", "--job-dir", str(path.resolve())],
+                                cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    write_json(path / "launcher.json", {"pid": proc.pid})
+    return proc.pid
+
+
+def cancel_job(path: Path) -> None:
+    """Ask a job to stop: a STOP file (checked every step) and SIGTERM to its process."""
+    info = read_job(path)
+    if not info.active:
+        return
+    atomic_write_bytes(path / "STOP", b"stop\n")
+    pid = info.status.get("pid")
+    if info.status.get("host") == socket.gethostname() and pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def batch_size(device: torch.device) -> int:
+    """Images optimised together: a GPU gains from a batch; a CPU gains little and a
+    smaller batch shows finished pictures sooner."""
+    return 16 if device.type == "cuda" else 2
+
+
+def run_job(path: Path, model: nn.Module, pre: Preprocess) -> JobInfo:
+    """The job process's work: every target not already cached, a batch at a time, each finished
+    batch written to the cache before the next starts. SIGTERM or a STOP file → "cancelled"."""
+    job = read_json(path / "job.json")
+    if job is None:
+        raise VisError(f"no job description in {path}")
+    cfg = VisConfig.from_dict(job.get("config"))
+    root = path.parent.parent
+    fingerprint = model_fingerprint(model, pre)
+    model = private_copy(model)
+    targets = [Target(str(job["layer"]), b, c) for b, c in job.get("targets", [])]
+    base = {"pid": os.getpid(), "host": socket.gethostname(), "total": len(targets), "steps": cfg.steps}
+    if fingerprint != job.get("fingerprint"):
+        write_job_status(path, "failed", **base, message="the network's weights changed since the job was asked for; "
+                                                         "reload the page and start it again")
+        return read_job(path)
+    stop = {"now": False}
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop["now"] = True
+
+    with contextlib.suppress(ValueError):  # not the main thread: the STOP file still works
+        signal.signal(signal.SIGTERM, on_term)
+
+    def should_stop() -> bool:
+        return stop["now"] or (path / "STOP").exists()
+
+    pending = [t for t in targets if read_result(root, result_key(fingerprint, t, cfg)) is None]
+    done = len(targets) - len(pending)
+    write_job_status(path, "running", **base, done=done, step=0, batch=1, message="")
+    device = next(model.parameters()).device
+    bs = batch_size(device)
+    last_write = [0.0]
+    try:
+        for i in range(0, len(pending), bs):
+            chunk = pending[i:i + bs]
+            label = ", ".join(resolve(model, t).caption() for t in chunk)
+
+            def progress(step: int, steps: int, values: list[float], chunk_n: int = len(chunk),
+                         label: str = label, done: int = done) -> None:
+                now = time.monotonic()
+                if now - last_write[0] > 0.5 or step == steps:  # at most two status writes a second
+                    last_write[0] = now
+                    write_job_status(path, "running", **base, done=done, step=step, batch=chunk_n, current=label)
+
+            for vis in visualize(model, pre, chunk, cfg, progress, should_stop):
+                write_result(root, result_key(fingerprint, vis.target.target, cfg), vis)
+            done += len(chunk)
+            write_job_status(path, "running", **base, done=done, step=0, batch=1)
+    except Cancelled:
+        write_job_status(path, "cancelled", **base, done=done, step=0,
+                         message=f"cancelled; {done} of {len(targets)} pictures are finished and kept")
+        return read_job(path)
+    write_job_status(path, "finished", **base, done=done, step=0, message="")
+    return read_job(path)
+
+
+# ---------------------------------------------------------------------------
+# Branch specialisation: where colour-sensitive and strong channels sit
+
+
+@dataclass(frozen=True)
+class BranchStats:
+    block: str  # "3a"
+    branch: str  # "b1".."b4"
+    channels: int
+    colour_sensitivity: float  # mean over the branch's channels, 0..1
+    colour_selective: float  # share of its channels whose response changes by more than the threshold
+    strongest_share: float  # share of the block's strongest channels that sit in this branch
+    channel_share: float  # share of the block's channels in this branch (what strongest_share would be by chance)
+
+
+@dataclass(frozen=True)
+class Specialisation:
+    rows: tuple[BranchStats, ...]
+    images: int
+    threshold: float
+    top_fraction: float
+    grey_network: bool  # a 1-channel network sees no colour: sensitivities are 0 by construction
+
+    def blocks(self) -> list[str]:
+        return list(dict.fromkeys(r.block for r in self.rows))
+
+    def grid(self, metric: str) -> list[list[float]]:
+        """blocks × branches of one BranchStats field."""
+        return [[getattr(r, metric) for r in self.rows if r.block == b] for b in self.blocks()]
+
+
+@torch.inference_mode()
+def branch_means(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """Per block and branch, each channel's spatial mean activation: (N, C_branch) on the CPU."""
+    device = next(model.parameters()).device
+    h = x.to(device)
+    if getattr(model, "transform_input", False):
+        h = model._transform_input(h)
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for name in main_path(model):
+        mod = getattr(model, name)
+        if name.startswith("inception"):
+            parts = [getattr(mod, attr)(h) for attr in BRANCH_ATTRS]
+            out[name.removeprefix("inception")] = {b: p.float().mean(dim=(2, 3)).cpu() for b, p in zip(BRANCHES, parts)}
+            h = torch.cat(parts, dim=1)
+        else:
+            h = mod(h)
+    return out
+
+
+def colour_sensitivity(colour: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
+    """Per channel, over the images: Σ|a(x) − a(grey x)| / Σ max(a(x), a(grey x)), in 0..1 for ReLU outputs
+    (a channel that never fires reads 0)."""
+    num = (colour - grey).abs().sum(0)
+    den = torch.maximum(colour.clamp_min(0), grey.clamp_min(0)).sum(0)
+    return torch.where(den > 0, (num / den.clamp_min(1e-12)).clamp(0, 1), torch.zeros_like(num))
+
+
+def specialisation(model: nn.Module, pre: Preprocess, images: Sequence[Image.Image], threshold: float = 0.5,
+                   top_fraction: float = 0.1) -> Specialisation:
+    """Branch statistics for every block, from the images and their greyscale copies."""
+    if not images:
+        raise VisError("need at least one image")
+    if not (0 < threshold < 1 and 0 < top_fraction <= 1):
+        raise VisError("threshold must be between 0 and 1, top_fraction above 0 and at most 1")
+    crops = [crop_for_model(img.convert("RGB"), pre) for img in images]
+    greys = [c.convert("L").convert("RGB") if pre.in_channels == 3 else c for c in crops]
+    x = torch.cat([to_tensor(c, pre) for c in crops + greys])
+    means = branch_means(model, x)
+    n = len(images)
+    rows = []
+    for block, parts in means.items():
+        widths = {b: p.shape[1] for b, p in parts.items()}
+        total = sum(widths.values())
+        strength = torch.cat([parts[b][:n].mean(0) for b in BRANCHES])
+        k = max(1, round(top_fraction * total))
+        top = torch.argsort(-strength, stable=True)[:k]
+        start = 0
+        for b in BRANCHES:
+            sens = colour_sensitivity(parts[b][:n], parts[b][n:])
+            inside = int(((top >= start) & (top < start + widths[b])).sum())
+            rows.append(BranchStats(block, b, widths[b], float(sens.mean()), float((sens > threshold).float().mean()),
+                                    inside / k, widths[b] / total))
+            start += widths[b]
+    return Specialisation(tuple(rows), n, threshold, top_fraction, pre.in_channels == 1)

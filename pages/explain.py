@@ -1,0 +1,201 @@
+"""Explain: which branch of which block carries the evidence for a class (issue 12).
+
+Thin page: the shared model/image pickers (pages/sources.py), gnet.attribution for the numbers,
+gnet.charts_explain for the figures. Results are cached per (model, image, target).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+from gnet import attribution as A
+from gnet import charts_explain as C
+from gnet.devices import describe, pick_device
+from gnet.images import ImageError, load, preprocess
+from gnet.pretrained import LoadedModel, hub_weights_path
+from pages.sources import choose_model, file_mtime, load_chosen, read_image
+from pages.ui import branch_chip, plain, use_app_navigation
+
+use_app_navigation()
+
+TARGET_MODES = ("One of the top 5", "Any class (search by name)")
+
+
+# Cached per (model, image, target): the model and the tensor are not hashed (leading underscore),
+# the key says which they are. Results are small (36 maps of at most 28×28 and a few numbers).
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
+def _logits(model_key: str, image_key: str, _lm: LoadedModel, _x: torch.Tensor) -> np.ndarray:
+    return A.predict(_lm.model, _x)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
+def _explain(model_key: str, image_key: str, target: int, _lm: LoadedModel, _x: torch.Tensor) -> A.Explanation:
+    return A.explain(_lm.model, _x, target, _lm.classes)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
+def _fields(model_key: str, image_key: str, block: str, row: int, col: int, _lm: LoadedModel,
+            _x: torch.Tensor) -> A.EmpiricalRF:
+    return A.receptive_fields(_lm.model, _x, block, row, col)
+
+
+def model_key(lm: LoadedModel) -> str:
+    """Which weights these are: the file (the hub cache file for the pretrained net) and its mtime, so a
+    replaced file never meets explanations cached for the old one."""
+    s = lm.source
+    path = str(hub_weights_path()) if s.kind == "pretrained" else s.path
+    return f"{s.kind}|{path}|{file_mtime(path) if path else 0.0}|{lm.device}|{lm.label}"
+
+
+def choose_target(lm: LoadedModel, logits: np.ndarray) -> int:
+    probs = torch.softmax(torch.from_numpy(logits).double(), 0).numpy()
+    top = [int(i) for i in np.argsort(-probs, kind="stable")[:5]]
+    c1, c2 = st.columns([1, 2])
+    mode = c1.radio("Target class", TARGET_MODES, key="ex_target_mode")
+    if mode == TARGET_MODES[0]:
+        return c2.selectbox("Class", top, key="ex_top5",
+                            format_func=lambda i: f"#{top.index(i) + 1} {A.class_name(lm.classes, i)} ({A.pct(probs[i])})")
+    n = logits.shape[0]
+    return c2.selectbox("Class (type to search)", list(range(n)), index=top[0], key="ex_any",
+                        format_func=lambda i: f"{A.class_name(lm.classes, i)} · #{i} ({A.pct(probs[i])})")
+
+
+def show_gradcam(ex: A.Explanation, cropped: Image.Image) -> None:
+    st.subheader("Grad-CAM of every branch")
+    scale = st.radio("Colour scale", C.SCALES, horizontal=True, key="ex_scale",
+                     format_func={"shared": "shared by all maps", "row": "per row (block)"}.__getitem__)
+    st.caption("α_k = mean over positions of ∂y/∂A_k, map = ReLU(Σ_k α_k A_k) at the branch's own resolution "
+               "(Selvaraju et al.), upsampled onto the image in the branch's colour. Rows: blocks; columns: branches.")
+    grid = C.gradcam_grid(ex, cropped, scale)
+    st.image(grid, output_format="JPEG", caption=f"Grad-CAM for '{ex.label}', colour scale: "
+             + ("shared by all maps" if scale == "shared" else "per row (each block's own maximum)"))
+
+
+def show_evidence(ex: A.Explanation) -> None:
+    st.subheader(f"Where the evidence for '{ex.label}' flows")
+    st.caption("Gradient × activation: Σ over the branch output of A ⊙ ∂y/∂A. Positive: the branch's activity "
+               "raises the logit; negative: it lowers it.")
+    a, b = st.columns(2)
+    a.plotly_chart(C.evidence_heatmap(ex), theme="streamlit", key="ex_gxa")
+    b.plotly_chart(C.block_share_chart(ex), theme="streamlit", key="ex_share")
+
+
+def show_ablation(ex: A.Explanation) -> None:
+    st.subheader("Zeroing one branch at a time")
+    st.caption("Each cell: the class's probability with that one branch's output set to zero and everything else "
+               "unchanged (the block's four ablations run as one batch from the block's saved input). Hover for "
+               "the numbers.")
+    a, b = st.columns([3, 2])
+    a.plotly_chart(C.ablation_heatmap(ex), theme="streamlit", key="ex_ablation")
+    with b:
+        st.markdown("**Largest drops**")
+        st.markdown("\n".join(f"- {plain(s)}" for s in C.drop_sentences(ex, 5)))
+
+
+def _apply_click(ex: A.Explanation) -> None:
+    """A click on the unit-picker chart (its selection, read before the inputs exist) sets row and col."""
+    event = st.session_state.get("ex_pick_chart")
+    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
+    if not points:
+        return
+    p = points[0]
+    key = (st.session_state.get("ex_rf_block"), st.session_state.get("ex_rf_branch"), p.get("x"), p.get("y"))
+    if key != st.session_state.get("ex_last_click") and isinstance(p.get("x"), (int, float)):
+        st.session_state["ex_last_click"] = key
+        st.session_state["ex_row"], st.session_state["ex_col"] = int(p["y"]), int(p["x"])
+
+
+def show_receptive_fields(lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: str, x: torch.Tensor,
+                          cropped: Image.Image) -> None:
+    st.subheader("Receptive fields on the image")
+    blocks = ex.block_names()
+    c1, c2, c3, c4 = st.columns(4)
+    block = c1.selectbox("Block", blocks, index=min(len(blocks) - 1, blocks.index("inception4d"))
+                         if "inception4d" in blocks else 0, key="ex_rf_block", format_func=A.block_label)
+    labels = ex.kernel_labels[block]
+    branch = c2.selectbox("Branch", A.BRANCHES, key="ex_rf_branch", format_func=lambda b: f"{b} ({labels[b]})")
+    cam = ex.blocks[block][branch].gradcam
+    hh, ww = cam.shape
+    _apply_click(ex)
+    if "ex_row" not in st.session_state:  # first visit: the map's peak
+        st.session_state["ex_row"], st.session_state["ex_col"] = (int(v) for v in np.unravel_index(cam.argmax(), cam.shape))
+    st.session_state["ex_row"] = min(max(int(st.session_state["ex_row"]), 0), hh - 1)
+    st.session_state["ex_col"] = min(max(int(st.session_state["ex_col"]), 0), ww - 1)
+    row = int(c3.number_input(f"Row (0–{hh - 1})", 0, hh - 1, key="ex_row"))
+    col = int(c4.number_input(f"Column (0–{ww - 1})", 0, ww - 1, key="ex_col"))
+    try:
+        rf = _fields(mkey, ikey, block, row, col, lm, x)
+    except A.AttributionError as e:
+        st.error(plain(e))
+        return
+    left, mid, right = st.columns([4, 3, 3])
+    left.plotly_chart(C.unit_picker(ex, block, branch, row, col), theme="streamlit", key="ex_pick_chart",
+                      on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+    t = rf.theory[branch]
+    mid.image(C.rf_image(cropped, rf, branch, heat=False), output_format="JPEG",
+              caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "
+                      f"{t.size}×{t.size} px, from the kernels, strides and paddings")
+    right.image(C.rf_image(cropped, rf, branch), output_format="JPEG",
+                caption=f"empirical: |∂ unit / ∂ input| (summed over {branch}'s channels at that position)")
+    st.markdown(f"**The four branches of {A.block_label(block)} at ({row}, {col})**, each with its theoretical box")
+    for col_, b in zip(st.columns(4), A.BRANCHES):
+        with col_:
+            st.markdown(branch_chip(b, f"{b}: {labels[b]}"))
+            st.image(C.rf_image(cropped, rf, b, size=280), output_format="JPEG", caption=C.rf_caption(rf, b, labels[b]))
+
+
+# ---------------------------------------------------------------------------
+
+st.title("Explain")
+st.caption("Which branch of which block carries the evidence for a class: Grad-CAM and gradient × activation for "
+           "every branch from one forward and one backward pass, a branch-ablation grid, and receptive fields. "
+           "Tensor shapes are C×H×W; positions are (row, column).")
+
+source, standing_in = choose_model("ex")
+lm = load_chosen(source, standing_in, pick_device())
+if not lm.trained:
+    st.warning(f"**{plain(lm.label)}.** The explanations show what random filters do, not what a trained network "
+               "learned.")
+st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
+if lm.note:
+    st.caption(lm.note)
+
+picked = read_image("ex")
+if picked is None:
+    st.info("Upload an image or pick a sample.")
+    st.stop()
+data, what = picked
+try:
+    loaded = load(data)
+    cropped, x = preprocess(loaded.image, lm.preprocess)
+except ImageError as e:
+    st.error(f"Could not use {plain(what)}: {plain(e)}")
+    st.stop()
+
+mkey, ikey = model_key(lm), hashlib.sha256(data).hexdigest()
+logits = _logits(mkey, ikey, lm, x)
+left, right = st.columns([1, 3])
+left.image(cropped.resize((224, 224 * cropped.height // cropped.width)), output_format="JPEG",
+           caption=f"{what}: what the network sees, {cropped.height}×{cropped.width} (H×W)")
+with right:
+    target = choose_target(lm, logits)
+    if not lm.trained:
+        st.caption("Untrained network: these classes are arbitrary.")
+    with st.spinner("Explaining: one forward and one backward pass for all branches, then the ablations…"):
+        try:
+            ex = _explain(mkey, ikey, int(target), lm, x)
+        except A.AttributionError as e:
+            st.error(plain(e))
+            st.stop()
+    st.markdown(f"**Target:** {plain(ex.label)} (class {ex.target}) · logit {ex.logit:.3f} · probability "
+                f"{A.pct(ex.prob)} · computed in {ex.seconds * 1000:.0f} ms on {describe(lm.device)}")
+
+show_gradcam(ex, cropped)
+show_evidence(ex)
+show_ablation(ex)
+show_receptive_fields(lm, ex, mkey, ikey, x, cropped)

@@ -1,0 +1,144 @@
+"""The model-source picker and image picker shared by the pages that run a network on the
+user's image (Feature Maps, Explain, ...). Not a page itself: app.py lists the pages.
+
+Each page passes its own widget-key prefix ("fm", "ex", ...), so the pages keep
+separate choices; the loaded model is cached once per process for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from gnet.checkpoints import CheckpointError
+from gnet.images import FORMAT_NAMES
+from gnet.pretrained import (
+    LoadedModel,
+    ModelSource,
+    ensure_pretrained_weights,
+    find_checkpoints,
+    how_to_get_weights,
+    hub_weights_path,
+    load_model,
+    user_file,
+)
+from gnet.spec import SpecError
+from pages.download_panel import weights_download
+from pages.handoff import requested_checkpoint
+from pages.ui import plain
+
+SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+SOURCE_LABELS = {
+    "pretrained": "Pretrained (torchvision, ImageNet)",
+    "checkpoint": "Training checkpoint",
+    "weights": "Weights file",
+    "untrained": "Untrained (random weights)",
+}
+
+
+@st.cache_resource(show_spinner="Loading the network…", max_entries=6)
+def cached_model(kind: str, path: str, mtime: float, device: str) -> LoadedModel:
+    """One model per (source, file, device) for the whole process; mtime makes a rewritten file reload."""
+    return load_model(ModelSource(kind, path), torch.device(device))
+
+
+def file_mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _request_retry(prefix: str) -> None:
+    st.session_state[f"{prefix}_retry_now"] = True
+
+
+def _confined(path: str) -> str:
+    """Paths from widgets may only reach the app's own folders (gnet.pretrained.user_file)."""
+    try:
+        return str(user_file(path))
+    except CheckpointError as e:
+        st.error(plain(str(e)))
+        st.stop()
+
+
+def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
+    """Widgets for the model source → (what to load, whether it stands in for missing pretrained weights).
+    Offline, says what it could not get and what it shows instead."""
+    found = [str(p) for p in find_checkpoints()]
+    requested = requested_checkpoint(prefix)  # sent by the Training page's "open in ..."
+    if requested and requested not in found:
+        found.insert(0, requested)
+    env_weights = os.environ.get("GNET_WEIGHTS", "")
+    default = "checkpoint" if requested else "weights" if env_weights else "pretrained"
+    kinds = list(SOURCE_LABELS)
+    kind = st.radio("Network", kinds, index=kinds.index(default), format_func=SOURCE_LABELS.__getitem__,
+                    horizontal=True, key=f"{prefix}_source")
+    if kind == "checkpoint":
+        if not found:
+            st.info("No training checkpoints yet (looked for `*/checkpoints/*.pt` under GNET_RUNS_DIR). "
+                    "Train one on the Training page, or pick another network.")
+            st.stop()
+        index = found.index(requested) if requested in found else 0
+        path = st.selectbox("Checkpoint", found, index=index, key=f"{prefix}_ckpt_path", format_func=run_and_file)
+        return ModelSource("checkpoint", _confined(path)), False
+    if kind == "weights":
+        # The operator's GNET_WEIGHTS path is used, not shown (no server path on a page).
+        typed = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", key=f"{prefix}_weights_path",
+                              placeholder="empty: the server's GNET_WEIGHTS file" if env_weights else "",
+                              help="Leave empty to use the file the server's GNET_WEIGHTS names.")
+        path = typed.strip() or env_weights
+        if not path.strip():
+            st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
+            st.stop()
+        return ModelSource("weights", _confined(path)), False
+    if kind == "untrained":
+        return ModelSource("untrained"), False
+    status = ensure_pretrained_weights(retry=bool(st.session_state.pop(f"{prefix}_retry_now", False)))
+    if status.ok:
+        return ModelSource("pretrained"), False
+    fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
+    shown = f"the training checkpoint {plain(run_and_file(fallback.path))}" \
+        if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
+    if status.state == "downloading":  # progress, then the page switches to the pretrained net by itself
+        weights_download(shown, prefix)
+        return fallback, True
+    st.warning(f"{plain(status.message)}.\n\nShowing {shown} instead.\n\n{how_to_get_weights()}")
+    st.button("Retry download", key=f"{prefix}_retry", on_click=_request_retry, args=(prefix,))
+    return fallback, True
+
+
+def load_chosen(source: ModelSource, standing_in: bool, device: torch.device) -> LoadedModel:
+    """The cached model for a source; a broken stand-in checkpoint falls back to the untrained net."""
+    # the pretrained net is keyed by its cache file too, so a file downloaded or replaced later is loaded afresh
+    key_path = str(hub_weights_path()) if source.kind == "pretrained" else source.path
+    try:
+        return cached_model(source.kind, key_path, file_mtime(key_path) if key_path else 0.0, str(device))
+    except (CheckpointError, SpecError) as e:
+        st.error(f"Could not load this network: {plain(e)}")
+        if not standing_in:
+            st.stop()
+        return cached_model("untrained", "", 0.0, str(device))
+
+
+def run_and_file(path: str) -> str:
+    p = Path(path)
+    return f"{p.parent.parent.name}/{p.name}" if p.parent.name == "checkpoints" else str(p)
+
+
+def read_image(prefix: str = "fm") -> tuple[bytes, str] | None:
+    left, right = st.columns([3, 2])
+    upload = left.file_uploader(f"Upload an image ({FORMAT_NAMES}; GIF: first frame)", type=UPLOAD_TYPES,
+                                key=f"{prefix}_upload")
+    samples = sorted(p.name for p in SAMPLES.glob("*.jpg"))
+    sample = right.selectbox("…or use a sample image", samples, key=f"{prefix}_sample",
+                             help="Public-domain / CC0 photos; see assets/samples/LICENSE.md.")
+    if upload is not None:
+        return upload.getvalue(), "your upload"
+    if sample:
+        return (SAMPLES / sample).read_bytes(), f"sample {sample}"
+    return None

@@ -1,0 +1,200 @@
+"""pages/explain.py through streamlit.testing.v1.AppTest: the model sources (offline untrained,
+pretrained from a temporary torch hub cache, project checkpoints incl. the 1-channel d2l one),
+a change of target, the ablation grid's numbers, picking a receptive field, bad uploads."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gnet import attribution as A
+from gnet.images import load, preprocess
+from gnet.pretrained import ModelSource, load_model
+from tests.test_attribution import write_d2l_checkpoint
+from tests.test_checkpoint_loading import CLASSES, write_checkpoint
+from tests.test_pretrained import write_hub_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "explain.py")
+FIRST_SAMPLE = sorted((ROOT / "assets" / "samples").glob("*.jpg"))[0]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """An empty torch hub cache and runs root; downloads off, so the suite never touches the network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GNET_OFFLINE", "1")
+    monkeypatch.delenv("GNET_WEIGHTS", raising=False)
+    return tmp_path
+
+
+def run(at: AppTest | None = None) -> AppTest:
+    if at is None:
+        at = AppTest.from_file(PAGE, default_timeout=240)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest, kind: str) -> str:
+    """The elements' markdown with the page's backslash escapes removed (as a browser shows it)."""
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in getattr(at, kind)))
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The plotly figures by title (their JSON as the browser receives it)."""
+    out = {}
+    for c in at.get("plotly_chart"):
+        fig = json.loads(c.proto.spec)
+        out[fig["layout"]["title"]["text"]] = fig
+    return out
+
+
+def arr(v) -> np.ndarray:
+    """A figure array as sent to the browser: a list, or plotly's typed-array form {dtype, bdata, shape}."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(n) for n in str(v.get("shape", a.size)).split(",")])
+    return np.array(v)
+
+
+def mini_checkpoint(env: Path) -> Path:
+    path = env / "runs" / "demo" / "checkpoints" / "best.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_checkpoint(path)
+    return path
+
+
+def open_checkpoint(path: Path) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=240)
+    at.session_state["ex_checkpoint"] = str(path)
+    return run(at)
+
+
+def target_line(at: AppTest) -> str:
+    return next(line for line in texts(at, "markdown").splitlines() if line.startswith("**Target:**"))
+
+
+def test_sources_offline_untrained_then_pretrained_then_a_weights_file(env):
+    at = run()
+    warning = texts(at, "warning")
+    assert "googlenet-1378be20.pth" in warning and "UNTRAINED" in warning
+    assert "Retry download" in [b.label for b in at.button]
+    assert [s for s in texts(at, "subheader").splitlines()][:1] == ["Grad-CAM of every branch"]
+    assert "Receptive fields on the image" in texts(at, "subheader")
+    # the input, the 9×4 Grad-CAM grid, the picked unit's two views and the four branches side by side
+    images = at.get("image")
+    assert len(images) == 8
+    grid = images[1]
+    assert "colour scale: shared by all maps" in grid.captions[0]
+    figs = charts(at)
+    ablation = next(f for t, f in figs.items() if t.startswith("Zeroing one branch"))
+    assert ablation["data"][0]["y"] == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
+    assert ablation["data"][0]["x"] == ["b1", "b2", "b3", "b4"]
+    assert arr(ablation["data"][0]["z"]).shape == (9, 4) and np.isfinite(arr(ablation["data"][0]["z"])).all()
+    assert "zeroing " in texts(at, "markdown") and "computed in" in target_line(at)
+
+    write_hub_weights(env / "torch")  # the weights appear (as after a download): the default source uses them
+    run(at)
+    assert "UNTRAINED" not in texts(at, "warning")
+    assert "torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)" in texts(at, "markdown")
+    assert len(at.get("image")) == 8
+
+    # the same file as a weights file (allowed: it lies in the torch hub cache)
+    at.radio(key="ex_source").set_value("weights")
+    run(at)
+    at.text_input(key="ex_weights_path").set_value(str(env / "torch" / "hub" / "checkpoints" / "googlenet-1378be20.pth"))
+    run(at)
+    assert "torchvision GoogLeNet, weights file googlenet-1378be20.pth" in texts(at, "markdown")
+    assert not at.error and len(at.get("image")) == 8
+
+
+def test_checkpoint_target_change_and_ablation_numbers(env):
+    path = mini_checkpoint(env)
+    at = open_checkpoint(path)
+    assert at.radio(key="ex_source").value == "checkpoint"
+    assert "checkpoint demo/best.pt (mini, epoch 3)" in texts(at, "markdown")
+    lm = load_model(ModelSource("checkpoint", str(path)))
+    _, x = preprocess(load(FIRST_SAMPLE.read_bytes()).image, lm.preprocess)
+    top = np.argsort(-A.predict(lm.model, x), kind="stable")
+    assert f"(class {top[0]})" in target_line(at)  # the top-1 class by default
+
+    # one of the top 5
+    at.selectbox(key="ex_top5").set_value(int(top[2]))
+    run(at)
+    assert target_line(at).startswith(f"**Target:** {CLASSES[top[2]]} (class {top[2]})")
+    want = A.explain(lm.model, x, int(top[2]), lm.classes)
+    fig = next(f for t, f in charts(at).items() if t.startswith("Zeroing one branch"))
+    np.testing.assert_allclose(arr(fig["data"][0]["z"]), want.matrix("delta_prob") * 100, rtol=1e-6, atol=1e-9)
+    assert CLASSES[top[2]] in fig["layout"]["title"]["text"]
+    drops = texts(at, "markdown")
+    assert want.largest_drops(1)[0].sentence(want.label) in drops
+    gxa = next(f for t, f in charts(at).items() if t.startswith("Where the evidence"))
+    np.testing.assert_allclose(arr(gxa["data"][0]["z"]), want.matrix("grad_x_act"), rtol=1e-6, atol=1e-9)
+
+    # any class, searched by name
+    at.radio(key="ex_target_mode").set_value("Any class (search by name)")
+    run(at)
+    at.selectbox(key="ex_any").set_value(7)
+    run(at)
+    assert target_line(at).startswith(f"**Target:** {CLASSES[7]} (class 7)")
+
+    # the per-row colour scale is said on the grid
+    at.radio(key="ex_scale").set_value("row")
+    run(at)
+    assert "per row" in at.get("image")[1].captions[0]
+
+
+def test_pick_a_receptive_field(env):
+    path = mini_checkpoint(env)
+    at = open_checkpoint(path)
+    at.selectbox(key="ex_rf_block").set_value("inception3b")
+    at.selectbox(key="ex_rf_branch").set_value("b3")
+    run(at)
+    at.number_input(key="ex_row").set_value(2)
+    at.number_input(key="ex_col").set_value(13)
+    run(at)
+    lm = load_model(ModelSource("checkpoint", str(path)))
+    sizes = {b: A.theoretical_rf(lm.model, "inception3b", b).size for b in A.BRANCHES}
+    caps = " | ".join(c for i in at.get("image") for c in i.captions)
+    assert f"theoretical receptive field of 3b·b3 (2, 13): {sizes['b3']}×{sizes['b3']} px" in caps
+    for b in A.BRANCHES:
+        assert f"{b} (" in caps and f"theoretical {sizes[b]}×{sizes[b]} px" in caps
+    assert "The four branches of 3b at (2, 13)" in texts(at, "markdown")
+    picker = next(f for t, f in charts(at).items() if "click a unit" in t)
+    assert picker["layout"]["title"]["text"].startswith("3b·b3 Grad-CAM, 16×16")
+    assert arr(picker["data"][0]["x"]).size == 16 * 16
+
+    # a smaller block: the position is clamped to its 8×8 grid, nothing breaks
+    at.selectbox(key="ex_rf_block").set_value("inception4b")
+    run(at)
+    assert at.number_input(key="ex_row").value == 2 and at.number_input(key="ex_col").value == 7
+    assert "The four branches of 4b at (2, 7)" in texts(at, "markdown")
+
+
+def test_one_channel_d2l_checkpoint(env):
+    path = env / "runs" / "fashion" / "checkpoints" / "last.pt"
+    path.parent.mkdir(parents=True)
+    write_d2l_checkpoint(path)
+    at = open_checkpoint(path)
+    assert "fashion/last.pt" in texts(at, "markdown") and not at.error
+    assert "64×64 (H×W)" in at.get("image")[0].captions[0]
+    fig = next(f for t, f in charts(at).items() if t.startswith("Zeroing one branch"))
+    assert len(fig["data"][0]["y"]) == 9
+
+
+@pytest.mark.parametrize("data,match", [(b"", "empty"), (b"hello, I am a text file", "not a supported image")])
+def test_bad_upload_shows_an_error(env, data, match):
+    at = open_checkpoint(mini_checkpoint(env))
+    at.file_uploader(key="ex_upload").set_value(("x.png", data, "image/png"))
+    run(at)
+    assert re.search(match, texts(at, "error")), texts(at, "error")
+    assert not at.get("image")

@@ -1,0 +1,106 @@
+"""The Training page's telemetry charts (AppTest) for finished runs: heatmap, lines, aux vs main, compare."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gnet import runs
+from gnet.spec import network_preset
+from gnet.train import TrainConfig, train
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tel_page") / "runs"
+    for name, every, lr in (("quiet", 0, 0.05), ("slow", 1, 0.01), ("fast", 1, 0.2)):
+        cfg = TrainConfig.from_recipe(
+            "improved",
+            network_preset("mini"),
+            image_size=12,
+            synthetic_train=60,
+            synthetic_test=20,
+            batch_size=20,
+            epochs=1,
+            device="cpu",
+            lr=lr,
+            telemetry_every=every,
+        )
+        run = runs.create(root / name, {"train": cfg.to_dict()})
+        assert train(cfg, run) == "finished"
+    return root
+
+
+def page(root: Path, monkeypatch, run: str) -> AppTest:
+    monkeypatch.setenv("GNET_RUNS_DIR", str(root))
+    monkeypatch.setenv("GNET_DATA_DIR", str(root.parent / "data"))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    at.selectbox(key="tr_selected").set_value(run).run()
+    assert not at.exception
+    return at
+
+
+def chart(at: AppTest, key_prefix: str) -> dict:
+    found = [
+        c
+        for c in at.get("plotly_chart")
+        if key_prefix in str(c.proto.id)
+        or key_prefix in json.dumps(json.loads(c.proto.spec).get("layout", {}).get("title", {}))
+    ]
+    assert found, [json.loads(c.proto.spec)["layout"].get("title") for c in at.get("plotly_chart")]
+    return json.loads(found[0].proto.spec)
+
+
+def titles(at: AppTest) -> list[str]:
+    return [str(json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")) for c in at.get("plotly_chart")]
+
+
+def test_finished_run_shows_heatmap_lines_and_aux_charts(root, monkeypatch):
+    at = page(root, monkeypatch, "fast")
+    assert "Branch telemetry" in [str(m.value).strip("*") for m in at.markdown]
+    recs = runs.read_telemetry(root / "fast")
+    assert [r["step"] for r in recs] == [1, 2, 3]
+    heat = chart(at, "per block and branch")
+    assert heat["data"][0]["type"] == "heatmap" and len(heat["data"][0]["z"]) == 4  # mini: 3a 3b 4a 4b
+    assert len(heat["frames"]) == 3 and "output RMS" in heat["layout"]["title"]["text"]
+    assert any("per block, by branch" in t for t in titles(at)) and any("Main loss" in t for t in titles(at))
+    # another statistic redraws the charts with it
+    at.selectbox(key="tr_tel_stat").set_value("grad_rms").run()
+    assert not at.exception
+    heat = chart(at, "per block and branch")
+    assert "output-gradient RMS" in heat["layout"]["title"]["text"]
+    z = heat["data"][0]["z"][0][0]
+    assert z == pytest.approx(math.log10(recs[-1]["branches"]["inception3a"]["b1"]["grad_rms"]))
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert "3 telemetry records" in captions and "tensorboard --logdir" in captions
+
+
+def test_run_without_telemetry_says_so_and_two_runs_compare(root, monkeypatch):
+    at = page(root, monkeypatch, "quiet")
+    assert "No telemetry in this run: it is off" in " ".join(str(c.value) for c in at.caption)
+    # compare: only runs with telemetry are offered
+    assert sorted(at.selectbox(key="tr_tel_a").options) == ["fast", "slow"]
+    at.selectbox(key="tr_tel_a").set_value("slow").run()
+    at.selectbox(key="tr_tel_b").set_value("fast").run()
+    at.selectbox(key="tr_tel_cmp_stat").set_value("update_norm").run()
+    assert not at.exception
+    cmp = chart(at, "latest telemetry step of each run")
+    assert [d["type"] for d in cmp["data"]] == ["heatmap", "heatmap"]
+    assert "last update norm" in cmp["layout"]["title"]["text"]
+    assert [a["text"] for a in cmp["layout"]["annotations"]] == ["slow (step 3)", "fast (step 3)"]
+
+
+def test_page_says_how_to_turn_tensorboard_on_when_it_is_missing(root, monkeypatch):
+    from gnet import telemetry
+
+    monkeypatch.setattr(telemetry, "tensorboard_available", lambda: False)
+    at = page(root, monkeypatch, "fast")
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert "pip install tensorboard" in captions and "tensorboard --logdir" not in captions
