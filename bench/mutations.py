@@ -46,9 +46,6 @@ def train_mutant(name: str, *edits: tuple[str, str]) -> Mutant:
 MUTANTS: tuple[Mutant, ...] = (
     # -- resume: every piece of state the checkpoint carries, and the position it resumes from ------
     train_mutant("restart-from-step-0",  # ignores the checkpoint but still truncates and rewrites the records
-                 ("if resume and last_path.is_file():", "if False:"),
-                 ("resume = False  # no checkpoint yet: start from the beginning", "pass")),
-    train_mutant("ignore-checkpoint",  # a fresh run appended to the old records
                  ("if resume and reporter.last_path.is_file():", "if False:")),
     train_mutant("no-cpu-rng-restore", ('torch.set_rng_state(e["rng_cpu"])', "pass")),
     train_mutant("no-augment-rng-restore", ('augment.set_state(e["rng_augment"])', "pass")),
@@ -56,9 +53,9 @@ MUTANTS: tuple[Mutant, ...] = (
     train_mutant("no-optimizer-restore", ('opt.load_state_dict(ck.extra["optimizer"])', "pass")),
     train_mutant("no-step-restore", ('int(e["global_step"])', "0")),
     train_mutant("lr-schedule-restarts",  # a scheduler counting this process's steps, not the run's
-                 ("lr = lr_at(global_step, total_steps, cfg)",
-                  "lr = lr_at(global_step - ((start_epoch * steps_per_epoch + start_step) if resume else 0), "
-                  "total_steps, cfg)")),
+                 ("result, message = \"finished\", \"\"\n", "result, message = \"finished\", \"\"\n    first = state.global_step\n"),
+                 ("lr = get_lr(state.global_step, job.total_steps, cfg)",
+                  "lr = get_lr(state.global_step - first, job.total_steps, cfg)")),
     train_mutant("no-position-restore", ('int(e["step_in_epoch"])', "0")),
     train_mutant("no-epoch-sums-restore", ('list(e["epoch_sums"])', "[0.0, 0.0, 0.0]")),
     train_mutant("no-best-acc-restore", ('float(e["best_acc"])', "-1.0")),
@@ -89,7 +86,7 @@ MUTANTS: tuple[Mutant, ...] = (
            (("return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)", "return x"),),
            ("tests/test_data.py",)),
     Mutant("no-normalisation-in-training", "guards", "gnet/**/*.py",
-           (("return ((x - mean) / std).contiguous(memory_format=torch.channels_last)",
+           (("return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)",
              "return x.contiguous(memory_format=torch.channels_last)"),),
            ("tests/test_resume.py::test_trainer_normalises_with_the_training_sets_channel_statistics",)),
     Mutant("normalisation-stats-from-test-set", "guards", "gnet/data.py",
