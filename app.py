@@ -8,8 +8,15 @@ st.set_page_config(page_title="Inception Explorer", page_icon=":material/hub:", 
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/block_designer.py", title="Block Designer", icon=":material/view_column:", url_path="block_designer"),
-    st.Page("pages/network_explorer.py", title="Network Explorer", icon=":material/account_tree:", url_path="network_explorer"),
+    st.Page(
+        "pages/block_designer.py", title="Block Designer", icon=":material/view_column:", url_path="block_designer"
+    ),
+    st.Page(
+        "pages/network_explorer.py",
+        title="Network Explorer",
+        icon=":material/account_tree:",
+        url_path="network_explorer",
+    ),
     st.Page("pages/feature_maps.py", title="Feature Maps", icon=":material/image_search:", url_path="feature_maps"),
     st.Page("pages/explain.py", title="Explain", icon=":material/psychology:", url_path="explain"),
     st.Page("pages/training.py", title="Training", icon=":material/monitoring:", url_path="training"),

@@ -14,17 +14,17 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-import torch  # noqa: E402
+import torch
 
-from gnet.analysis import block_report, network_report  # noqa: E402
-from gnet.blocks import InceptionBlock  # noqa: E402
-from gnet.network import torchinfo_summary  # noqa: E402
-from gnet.spec import SpecError, block_presets, network_preset, with_input  # noqa: E402
+from gnet.analysis import block_report, network_report
+from gnet.blocks import InceptionBlock
+from gnet.network import torchinfo_summary
+from gnet.spec import SpecError, block_presets, network_preset, with_input
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -66,19 +66,37 @@ def main() -> None:
     design = block_presets()["Paper 4e"]
     t_block = median_ms(lambda: block_report(design.block, design.input_shape), n_fast)
     t_block_module = median_ms(lambda: _block_module(design), n_slow)
-    rows.append(("block report (paper 4e at 528×14×14)", t_block, 2.0,
-                 f"build + forward the real block: {t_block_module:.1f} ms ({t_block_module / t_block:,.0f}× slower)"))
+    rows.append(
+        (
+            "block report (paper 4e at 528×14×14)",
+            t_block,
+            2.0,
+            f"build + forward the real block: {t_block_module:.1f} ms ({t_block_module / t_block:,.0f}× slower)",
+        )
+    )
     reports: dict[str, float] = {}
     for name in ("d2l-fashion96", "googlenet-imagenet", "googlenet-imagenet-aux"):
         spec = network_preset(name)
-        t_report = reports[name] = median_ms(lambda: network_report(spec), max(n_fast // 5, 10))
-        t_info = median_ms(lambda: torchinfo_summary(spec), n_slow, warmup=1)
-        rows.append((f"network report ({name})", t_report, 50.0,
-                     f"torchinfo summary of the built module: {t_info:.0f} ms ({t_info / t_report:,.0f}× slower)"))
+        t_report = reports[name] = median_ms(lambda spec=spec: network_report(spec), max(n_fast // 5, 10))
+        t_info = median_ms(lambda spec=spec: torchinfo_summary(spec), n_slow, warmup=1)
+        rows.append(
+            (
+                f"network report ({name})",
+                t_report,
+                50.0,
+                f"torchinfo summary of the built module: {t_info:.0f} ms ({t_info / t_report:,.0f}× slower)",
+            )
+        )
     t_small = median_ms(_too_small, max(n_fast // 5, 10))
-    rows.append(("refused spec with min-input hint (googlenet-imagenet at 8×8)", t_small, 50.0,
-                 f"a valid googlenet-imagenet report: {t_small / reports['googlenet-imagenet']:.1f}× its time "
-                 "(the hint walks the network a few times)"))
+    rows.append(
+        (
+            "refused spec with min-input hint (googlenet-imagenet at 8×8)",
+            t_small,
+            50.0,
+            f"a valid googlenet-imagenet report: {t_small / reports['googlenet-imagenet']:.1f}× its time "
+            "(the hint walks the network a few times)",
+        )
+    )
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); medians of repeats")
     width = max(len(r[0]) for r in rows)

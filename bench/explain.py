@@ -75,8 +75,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch intra-op threads (0: what the app uses, gnet.devices.inference_threads())")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads (0: what the app uses, gnet.devices.inference_threads())",
+    )
     ap.add_argument("--naive", action="store_true", help="also time the hand-written 36 + 36 pass version")
     args = ap.parse_args()
     torch.set_num_threads(args.threads if args.threads > 0 else inference_threads())
@@ -87,9 +91,11 @@ def main() -> None:
     _, x = preprocess(load(SAMPLE.read_bytes()).image, lm.preprocess)
     x = x.to(device)
     model = lm.model
-    print(f"input: {tuple(x.shape)} · GoogLeNet (torchvision architecture, 9 blocks × 4 branches) · "
-          f"device {describe(device)} · load average {os.getloadavg()[0]:.1f} · torch {torch.__version__} · "
-          f"median of {args.repeats}")
+    print(
+        f"input: {tuple(x.shape)} · GoogLeNet (torchvision architecture, 9 blocks × 4 branches) · "
+        f"device {describe(device)} · load average {os.getloadavg()[0]:.1f} · torch {torch.__version__} · "
+        f"median of {args.repeats}"
+    )
 
     def forward() -> torch.Tensor:
         with torch.inference_mode():
@@ -122,8 +128,10 @@ def main() -> None:
         rows.append(("naive: 36 hooked fwd+bwd + 36 full forwards", naive_ms))
     for name, ms in rows:
         print(f"{name:<52} {ms:9.1f} ms   {ms / fwd_ms:6.1f}× forward")
-    print(f"target ≤ {target_ms:.0f} ms on {device.type}: {'met' if total_ms <= target_ms else 'NOT met'} "
-          f"({total_ms:.1f} ms, {total_ms / fwd_ms:.1f}× one forward)")
+    print(
+        f"target ≤ {target_ms:.0f} ms on {device.type}: {'met' if total_ms <= target_ms else 'NOT met'} "
+        f"({total_ms:.1f} ms, {total_ms / fwd_ms:.1f}× one forward)"
+    )
     if args.naive:
         print(f"speed-up over the naive version: {naive_ms / explain_ms:.1f}× (explain vs naive)")
 

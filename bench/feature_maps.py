@@ -17,8 +17,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,10 +27,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gnet import features as F  # noqa: E402
-from gnet.devices import describe, inference_threads, pick_device  # noqa: E402
-from gnet.images import load, preprocess  # noqa: E402
-from gnet.pretrained import WEIGHTS, LoadedModel, ModelSource, load_model  # noqa: E402
+from gnet import features as F
+from gnet.devices import describe, inference_threads, pick_device
+from gnet.images import load, preprocess
+from gnet.pretrained import WEIGHTS, LoadedModel, ModelSource, load_model
 
 
 def twelve_megapixel_jpeg(seed: int = 0) -> bytes:
@@ -60,16 +61,22 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch intra-op threads (0: what the app uses, gnet.devices.inference_threads())")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads (0: what the app uses, gnet.devices.inference_threads())",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads if args.threads > 0 else inference_threads())
 
     device = pick_device(args.device)
     data = twelve_megapixel_jpeg()
     lm = load_model(ModelSource("untrained"), device)  # same architecture and cost as the pretrained weights
-    print(f"input: 4000×3000 JPEG, {len(data) / 2**20:.1f} MB · layer {args.layer} · top-{args.k} per branch · "
-          f"device {describe(device)} (load average {os.getloadavg()[0]:.1f}) · torch {torch.__version__} · median of {args.repeats}")
+    print(
+        f"input: 4000×3000 JPEG, {len(data) / 2**20:.1f} MB · layer {args.layer} · top-{args.k} per branch · "
+        f"device {describe(device)} (load average {os.getloadavg()[0]:.1f}) · torch {torch.__version__} · median of {args.repeats}"
+    )
 
     decode_ms, loaded = median_ms(lambda: load(data), args.repeats)
     pre_ms, (cropped, x) = median_ms(lambda: preprocess(loaded.image, lm.preprocess), args.repeats)
@@ -78,8 +85,10 @@ def main() -> None:
     fwd_only_ms = statistics.median(F.extract(lm.model, x, args.layer).forward_s * 1000 for _ in range(args.repeats))
 
     def render() -> list[bytes]:
-        return [F.png_bytes(F.mosaic(a, F.rank_channels(a, args.k), ex.offsets[g], F.group_color(g), g))
-                for g, a in ex.groups.items()]
+        return [
+            F.png_bytes(F.mosaic(a, F.rank_channels(a, args.k), ex.offsets[g], F.group_color(g), g))
+            for g, a in ex.groups.items()
+        ]
 
     render_ms, pngs = median_ms(render, args.repeats)
     total_ms, _ = median_ms(lambda: render_from_bytes(data, lm, args), max(3, args.repeats // 2))
@@ -94,19 +103,25 @@ def main() -> None:
         print(f"{name:<12}{ms:>10.1f}")
     print(f"{'sum':<12}{decode_ms + pre_ms + fwd_ms + render_ms:>10.1f}")
     print(f"{'end to end':<12}{total_ms:>10.1f}   (bytes → 4 PNG mosaics, one call chain; target ≤ 1000 ms on CPU)")
-    print(f"forward pass alone (device-synchronised, inside extract): {fwd_only_ms:.2f} ms"
-          + ("   (target ≤ 10 ms on a GPU)" if device.type == "cuda" else ""))
-    print(f"baseline decode+preprocess (full-res decode + torchvision transforms): "
-          f"{base_decode_ms + base_pre_ms:.1f} ms vs ours {decode_ms + pre_ms:.1f} ms "
-          f"→ {(base_decode_ms + base_pre_ms) / (decode_ms + pre_ms):.1f}× faster")
+    print(
+        f"forward pass alone (device-synchronised, inside extract): {fwd_only_ms:.2f} ms"
+        + ("   (target ≤ 10 ms on a GPU)" if device.type == "cuda" else "")
+    )
+    print(
+        f"baseline decode+preprocess (full-res decode + torchvision transforms): "
+        f"{base_decode_ms + base_pre_ms:.1f} ms vs ours {decode_ms + pre_ms:.1f} ms "
+        f"→ {(base_decode_ms + base_pre_ms) / (decode_ms + pre_ms):.1f}× faster"
+    )
     print(f"mosaic PNG sizes: {', '.join(f'{len(p) // 1024} kB' for p in pngs)}")
 
 
 def render_from_bytes(data: bytes, lm: LoadedModel, args: argparse.Namespace) -> list[bytes]:
     _, x = preprocess(load(data).image, lm.preprocess)
     ex = F.extract(lm.model, x, args.layer)
-    return [F.png_bytes(F.mosaic(a, F.rank_channels(a, args.k), ex.offsets[g], F.group_color(g), g))
-            for g, a in ex.groups.items()]
+    return [
+        F.png_bytes(F.mosaic(a, F.rank_channels(a, args.k), ex.offsets[g], F.group_color(g), g))
+        for g, a in ex.groups.items()
+    ]
 
 
 if __name__ == "__main__":

@@ -45,13 +45,19 @@ def run(device: torch.device, size: int, steps: int, budget_s: float, args: argp
     scale = steps / run_steps
     full = total * scale
     per_base, per_fast = base / base_steps, total / run_steps
-    print(f"{device.type}: {fv.resolve(lm.model, target).caption()} of {lm.label}, {size}×{size}, {steps} steps, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"  {full:.1f} s{' (extrapolated from ' + str(run_steps) + ' steps)' if scale != 1 else ''}, "
-          f"target ≤ {budget_s:g} s → {full / budget_s:.2f} of the budget; "
-          f"activation {a0:.3f} → {a1:.3f}")
-    print(f"  per step: {per_fast * 1e3:.1f} ms (private copy) vs {per_base * 1e3:.1f} ms (model as loaded): "
-          f"×{per_base / per_fast:.2f}")
+    print(
+        f"{device.type}: {fv.resolve(lm.model, target).caption()} of {lm.label}, {size}×{size}, {steps} steps, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"  {full:.1f} s{' (extrapolated from ' + str(run_steps) + ' steps)' if scale != 1 else ''}, "
+        f"target ≤ {budget_s:g} s → {full / budget_s:.2f} of the budget; "
+        f"activation {a0:.3f} → {a1:.3f}"
+    )
+    print(
+        f"  per step: {per_fast * 1e3:.1f} ms (private copy) vs {per_base * 1e3:.1f} ms (model as loaded): "
+        f"×{per_base / per_fast:.2f}"
+    )
 
 
 def main() -> None:

@@ -39,22 +39,37 @@ class Entry:
 ENTRIES = (
     Entry("forward pass + feature maps", "feature_maps.py", ("--repeats", "20"), ("--repeats", "2"), 0.10),
     # fp32 and the default (bf16 autocast on CUDA); then the default with torch.compile
-    Entry("trainer, fp32 and bf16 autocast", "train_throughput.py", ("--steps", "50", "--warmup", "10"),
-          ("--steps", "2", "--warmup", "1", "--telemetry-steps", "2"), 0.20),
-    Entry("trainer, bf16 + torch.compile", "train_throughput.py", ("--steps", "50", "--warmup", "10", "--compile"),
-          ("--steps", "2", "--warmup", "1", "--telemetry-steps", "2", "--compile"), 0.30),
-    Entry("explain (36 Grad-CAMs, 36 ablations, one receptive field)", "explain.py", ("--repeats", "20"),
-          ("--repeats", "1"), 0.15),
-    Entry("feature visualisation (CPU 128², 256 steps; CUDA 224², 512 steps)", "featurevis.py", (),
-          ("--quick",), 0.25),
+    Entry(
+        "trainer, fp32 and bf16 autocast",
+        "train_throughput.py",
+        ("--steps", "50", "--warmup", "10"),
+        ("--steps", "2", "--warmup", "1", "--telemetry-steps", "2"),
+        0.20,
+    ),
+    Entry(
+        "trainer, bf16 + torch.compile",
+        "train_throughput.py",
+        ("--steps", "50", "--warmup", "10", "--compile"),
+        ("--steps", "2", "--warmup", "1", "--telemetry-steps", "2", "--compile"),
+        0.30,
+    ),
+    Entry(
+        "explain (36 Grad-CAMs, 36 ablations, one receptive field)",
+        "explain.py",
+        ("--repeats", "20"),
+        ("--repeats", "1"),
+        0.15,
+    ),
+    Entry("feature visualisation (CPU 128², 256 steps; CUDA 224², 512 steps)", "featurevis.py", (), ("--quick",), 0.25),
 )
 
 
 def accepted(script: Path, flags: list[str]) -> list[str]:
     """The subset of `flags` (with their values) that the script's --help names."""
     try:
-        text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
-                              timeout=120, check=False).stdout
+        text = subprocess.run(
+            [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120, check=False
+        ).stdout
     except subprocess.TimeoutExpired:
         return []
     out: list[str] = []
@@ -63,7 +78,7 @@ def accepted(script: Path, flags: list[str]) -> list[str]:
         flag = flags[i]
         takes_value = i + 1 < len(flags) and not flags[i + 1].startswith("--")
         if flag in text:
-            out += flags[i:i + 1 + takes_value]
+            out += flags[i : i + 1 + takes_value]
         else:
             print(f"  ({script.name} takes no {flag}: left out)")
         i += 1 + takes_value

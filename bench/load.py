@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.appserver import CHROMIUM_ARGS, app_server  # noqa: E402
+from tests.appserver import CHROMIUM_ARGS, app_server
 
 SAMPLES = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.jpg"))
 STATS = "share of the layer's activation"
@@ -55,8 +55,9 @@ async def _settle(page) -> None:
     """Wait until Streamlit has no script run in flight."""
     await page.wait_for_timeout(150)
     await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=TIMEOUT_MS)
-    await page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                                 timeout=TIMEOUT_MS)
+    await page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS
+    )
 
 
 async def _check_clean(page, where: str, res: Result) -> None:
@@ -91,7 +92,9 @@ async def block_designer(page, url: str, b1: int, res: Result, i: int) -> None:
     heading = page.get_by_role("heading").filter(has_text="Output")
     await page.wait_for_function(
         "b1 => [...document.querySelectorAll('h3')].some(h => h.innerText.includes('×(' + b1 + '+'))",
-        arg=b1, timeout=TIMEOUT_MS)
+        arg=b1,
+        timeout=TIMEOUT_MS,
+    )
     await _settle(page)
     res.bd_seconds.append(time.perf_counter() - t)
     res.bd_text[i] = (await heading.first.inner_text()).strip()
@@ -164,22 +167,39 @@ async def run(sessions: int) -> int:
     growth = rss_n - rss_1
     bound = RSS_BOUND_MB_PER_SESSION * sessions
     print(f"{sessions} concurrent sessions on {server.url} in {wall:.1f} s")
-    for name, xs, lone in (("feature maps: pick sample → mosaics", load.fm_seconds, ref.fm_seconds),
-                           ("block designer: set b1 → new shape", load.bd_seconds, ref.bd_seconds),
-                           ("explain: pick sample → grids", load.ex_seconds, ref.ex_seconds)):
-        print(f"  {name:40s} p50 {_pct(xs, 0.5):6.2f} s   p95 {_pct(xs, 0.95):6.2f} s   n={len(xs)}"
-              + (f"   mean {statistics.mean(xs):.2f} s" if xs else "")
-              + f"   (a lone session: p50 {_pct(lone, 0.5):.2f} s)")
-    print(f"  server RSS: {rss_1:.0f} MB after the reference sessions, {rss_n:.0f} MB after {sessions} more "
-          f"(+{growth:.0f} MB; bound {bound:.0f} MB = {RSS_BOUND_MB_PER_SESSION:.0f} MB × sessions)")
-    print(f"  errors: {len(load.errors) + len(ref.errors)}; activations differing from a lone session: "
-          f"{len(mismatched)}; wrong block shapes: {len(wrong_shape)}; "
-          f"explanations differing from a lone session: {len(ex_mismatched)}")
+    for name, xs, lone in (
+        ("feature maps: pick sample → mosaics", load.fm_seconds, ref.fm_seconds),
+        ("block designer: set b1 → new shape", load.bd_seconds, ref.bd_seconds),
+        ("explain: pick sample → grids", load.ex_seconds, ref.ex_seconds),
+    ):
+        print(
+            f"  {name:40s} p50 {_pct(xs, 0.5):6.2f} s   p95 {_pct(xs, 0.95):6.2f} s   n={len(xs)}"
+            + (f"   mean {statistics.mean(xs):.2f} s" if xs else "")
+            + f"   (a lone session: p50 {_pct(lone, 0.5):.2f} s)"
+        )
+    print(
+        f"  server RSS: {rss_1:.0f} MB after the reference sessions, {rss_n:.0f} MB after {sessions} more "
+        f"(+{growth:.0f} MB; bound {bound:.0f} MB = {RSS_BOUND_MB_PER_SESSION:.0f} MB × sessions)"
+    )
+    print(
+        f"  errors: {len(load.errors) + len(ref.errors)}; activations differing from a lone session: "
+        f"{len(mismatched)}; wrong block shapes: {len(wrong_shape)}; "
+        f"explanations differing from a lone session: {len(ex_mismatched)}"
+    )
     for e in (ref.errors + load.errors)[:10]:
         print("   ", e)
-    ok = (not load.errors and not ref.errors and not mismatched and not wrong_shape and growth <= bound
-          and len(load.fm_text) == sessions and len(load.bd_text) == sessions
-          and not ex_mismatched and len(load.ex_text) == sessions and all(ref.ex_text.values()))
+    ok = (
+        not load.errors
+        and not ref.errors
+        and not mismatched
+        and not wrong_shape
+        and growth <= bound
+        and len(load.fm_text) == sessions
+        and len(load.bd_text) == sessions
+        and not ex_mismatched
+        and len(load.ex_text) == sessions
+        and all(ref.ex_text.values())
+    )
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -13,8 +13,8 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,8 +57,12 @@ def main() -> None:
         ),
         "Block Designer: 4096 ch at 224×224, b2": (
             AppTest.from_file(str(ROOT / "pages" / "block_designer.py"), default_timeout=60),
-            lambda at, i: (at.number_input(key="bd_c").set_value(4096), at.number_input(key="bd_h").set_value(224),
-                           at.number_input(key="bd_w").set_value(224), at.number_input(key="bd_b2").set_value(4000 + i)),
+            lambda at, i: (
+                at.number_input(key="bd_c").set_value(4096),
+                at.number_input(key="bd_h").set_value(224),
+                at.number_input(key="bd_w").set_value(224),
+                at.number_input(key="bd_b2").set_value(4000 + i),
+            ),
             0.250,
         ),
         "Network Explorer: input height (d2l-fashion96)": (
@@ -72,7 +76,10 @@ def main() -> None:
     aux.run()
     aux.selectbox(key="ne_preset").set_value("googlenet-imagenet-aux")
     cases["Network Explorer: input height (googlenet-imagenet-aux)"] = (
-        aux, lambda at, i: at.number_input(key="ne_h").set_value(224 + 32 * (i % 3)), 0.500)
+        aux,
+        lambda at, i: at.number_input(key="ne_h").set_value(224 + 32 * (i % 3)),
+        0.500,
+    )
 
     baseline = None
     print(f"{'case':56s} {'median':>9s} {'min':>9s} {'max':>9s} {'× base':>7s}  target")
@@ -81,8 +88,10 @@ def main() -> None:
         med = statistics.median(times)
         baseline = baseline or med
         verdict = "" if target is None else f"≤ {target * 1000:.0f} ms: {'ok' if med <= target else 'MISSED'}"
-        print(f"{name:56s} {med * 1000:7.1f}ms {min(times) * 1000:7.1f}ms {max(times) * 1000:7.1f}ms "
-              f"{med / baseline:7.1f}  {verdict}")
+        print(
+            f"{name:56s} {med * 1000:7.1f}ms {min(times) * 1000:7.1f}ms {max(times) * 1000:7.1f}ms "
+            f"{med / baseline:7.1f}  {verdict}"
+        )
 
 
 if __name__ == "__main__":

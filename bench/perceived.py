@@ -138,8 +138,9 @@ class Result:
         flag = "ok " if med <= 250 else "SLOW"
         extra = dict(self.extra)
         if self.parts:
-            extra |= {k: statistics.median(p[i] for p in self.parts)
-                      for i, k in enumerate(("answer", "server", "render"))}
+            extra |= {
+                k: statistics.median(p[i] for p in self.parts) for i, k in enumerate(("answer", "server", "render"))
+            }
         more = "  " + "  ".join(f"{k} {v:,.0f}" for k, v in extra.items()) if extra else ""
         return f"{self.name:58s} {med:8.0f} {p90:8.0f} {ratio}  {flag} (n={len(self.ms)}){more} {self.note}"
 
@@ -174,8 +175,9 @@ def _timed(page, act: Callable[[], None], check: Check) -> list[float]:
     return [float(v) for v in handle.json_value()]
 
 
-def _measure(page, name: str, tries: int, warmup: int, step: Callable[[int], tuple[Callable[[], None], Check]]
-             ) -> Result:
+def _measure(
+    page, name: str, tries: int, warmup: int, step: Callable[[int], tuple[Callable[[], None], Check]]
+) -> Result:
     """N timed tries after `warmup` untimed ones; a widget the page lacks (older or newer code) gives n/a."""
     res = Result(name)
     try:
@@ -220,8 +222,10 @@ def block_designer(page, url: str, tries: int, warmup: int) -> list[Result]:
 
     def b1(i: int):
         spec = BlockSpec(64 + 1 + i % 7, 96, 128, 16, 32, 32)
-        return (lambda: _fill(page, "b1 channels", spec.b1),
-                ("text", [f"Output {block_report(spec, shape).concat_text()}"]))
+        return (
+            lambda: _fill(page, "b1 channels", spec.b1),
+            ("text", [f"Output {block_report(spec, shape).concat_text()}"]),
+        )
 
     out.append(_measure(page, "Block Designer: type a b1 channel count", tries, warmup, b1))
     _fill(page, "b1 channels", 64)
@@ -238,8 +242,11 @@ def block_designer(page, url: str, tries: int, warmup: int) -> list[Result]:
         page.locator("[data-testid='stCheckbox']", has_text="1×1 reductions").first.locator("label").first.click()
         _idle(page)
 
-    variants = [("two 3×3 (factorized 5×5)", dict(factorize=True)), ("3×3 (torchvision's pretrained)",
-                                                                      dict(b3_kernel=3)), ("5×5 (paper)", {})]
+    variants = [
+        ("two 3×3 (factorized 5×5)", dict(factorize=True)),
+        ("3×3 (torchvision's pretrained)", dict(b3_kernel=3)),
+        ("5×5 (paper)", {}),
+    ]
 
     def b3v(i: int):
         label, kw = variants[i % 3]
@@ -353,8 +360,16 @@ def explain(page, url: str, tries: int, warmup: int) -> list[Result]:
 
 def start_run(root: Path, name: str) -> Path:
     """A mini network on synthetic 12×12 images for 1000 epochs: it trains for the whole bench."""
-    cfg = TrainConfig.from_recipe("improved", network_preset("mini"), dataset="synthetic", image_size=12,
-                                  epochs=1000, batch_size=25, synthetic_train=400, synthetic_test=80)
+    cfg = TrainConfig.from_recipe(
+        "improved",
+        network_preset("mini"),
+        dataset="synthetic",
+        image_size=12,
+        epochs=1000,
+        batch_size=25,
+        synthetic_train=400,
+        synthetic_test=80,
+    )
     runs.start(root, name, {"train": cfg.to_dict()})
     path = runs.run_dir(root, name)
     deadline = time.time() + 120
@@ -384,8 +399,12 @@ def training_polls(page, url: str, polls: int) -> list[Result]:
     _idle(page)
     t0 = page.evaluate("() => performance.now()")
     n_frames, n_media = len(frames), len(media)
-    page.wait_for_function("([t0, n]) => window.__perceived.states.filter(([s, t]) => s === 'notRunning' && t > t0)"
-                           ".length >= n", arg=[t0, polls], timeout=TIMEOUT_MS, polling=200)
+    page.wait_for_function(
+        "([t0, n]) => window.__perceived.states.filter(([s, t]) => s === 'notRunning' && t > t0).length >= n",
+        arg=[t0, polls],
+        timeout=TIMEOUT_MS,
+        polling=200,
+    )
     _idle(page)
     states, sends = page.evaluate("() => [window.__perceived.states, window.__perceived.sends]")
     page.remove_listener("websocket", on_ws)
@@ -405,7 +424,9 @@ def training_polls(page, url: str, polls: int) -> list[Result]:
     for r in media[n_media:]:
         with contextlib.suppress(Exception):
             media_bytes += len(r.body())
-    res = Result(name, ms, extra={"ws B/poll": ws_bytes / max(1, len(ms)), "media B/poll": media_bytes / max(1, len(ms))})
+    res = Result(
+        name, ms, extra={"ws B/poll": ws_bytes / max(1, len(ms)), "media B/poll": media_bytes / max(1, len(ms))}
+    )
     return [res]
 
 
@@ -427,9 +448,24 @@ def baseline_server(home: Path) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with open(home / "baseline.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-                                 "--server.address", "127.0.0.1", "--server.headless", "true"],
-                                cwd=home, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(script),
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+            ],
+            cwd=home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -468,8 +504,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--polls", type=int, default=8)
     ap.add_argument("--with-training", action="store_true", help="a training run trains beside the app throughout")
-    ap.add_argument("--only", default="", help="comma-separated page names to measure (designer, network, "
-                                               "feature, explain, training); default all")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated page names to measure (designer, network, feature, explain, training); default all",
+    )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     chromium = shutil.which("chromium")
@@ -478,18 +517,26 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     only = {s.strip() for s in args.only.split(",") if s.strip()}
+
     def want(key: str) -> bool:
         return not only or key in only
+
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    print(f"commit {commit.strip() or '?'} · {os.cpu_count()} CPUs · load average {os.getloadavg()[0]:.1f} · "
-          f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} · tries {args.tries} (+{args.warmup} warm-up)"
-          + (" · WITH a training run beside the app" if args.with_training else ""))
+    print(
+        f"commit {commit.strip() or '?'} · {os.cpu_count()} CPUs · load average {os.getloadavg()[0]:.1f} · "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} · tries {args.tries} (+{args.warmup} warm-up)"
+        + (" · WITH a training run beside the app" if args.with_training else "")
+    )
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="perceived-") as tmp:
         home = Path(tmp)
         (home / "runs").mkdir()
-        os.environ.update(GNET_RUNS_DIR=str(home / "runs"), GNET_DATA_DIR=str(home / "data"),
-                          TORCH_HOME=str(home / "torch"), GNET_OFFLINE="1")  # what the app server gets too
+        os.environ.update(
+            GNET_RUNS_DIR=str(home / "runs"),
+            GNET_DATA_DIR=str(home / "data"),
+            TORCH_HOME=str(home / "torch"),
+            GNET_OFFLINE="1",
+        )  # what the app server gets too
         run_path = start_run(home / "runs", "bench-beside") if args.with_training else None
         try:
             with app_server(home) as server, baseline_server(home) as base_url, sync_playwright() as pw:
@@ -503,8 +550,12 @@ def main() -> None:
                 base = baseline(page, base_url, args.tries, args.warmup)
                 results.append(base)
                 print(base.row(None), flush=True)
-                for key, fn in (("designer", block_designer), ("network", network_explorer),
-                                ("feature", feature_maps), ("explain", explain)):
+                for key, fn in (
+                    ("designer", block_designer),
+                    ("network", network_explorer),
+                    ("feature", feature_maps),
+                    ("explain", explain),
+                ):
                     if want(key):
                         for r in fn(page, server.url, args.tries, args.warmup):
                             results.append(r)
@@ -525,7 +576,9 @@ def main() -> None:
             time.sleep(1.0)  # let a stopped run write its checkpoint before the folder goes
     print(f"{'':58s} {'median':>8s} {'p90':>8s} {'× base':>6s}  (ms, target: median ≤ 250)")
     if args.json:
-        args.json.write_text(json.dumps({r.name: {"ms": r.ms, "parts": r.parts, "note": r.note, **r.extra} for r in results}, indent=1))
+        args.json.write_text(
+            json.dumps({r.name: {"ms": r.ms, "parts": r.parts, "note": r.note, **r.extra} for r in results}, indent=1)
+        )
 
 
 def _safe_list(fn: Callable[[], list[Result]]) -> list[Result]:

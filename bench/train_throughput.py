@@ -61,7 +61,9 @@ def make_fashion_mnist(root: Path, n_train: int, n_test: int) -> None:
     raw.mkdir(parents=True)
     g = torch.Generator().manual_seed(0)
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8))
+        write_idx(
+            raw / f"{prefix}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+        )
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", torch.arange(n) % 10)
 
 
@@ -102,8 +104,12 @@ def reference(data: Path, device: torch.device, batch: int, warmup: int, steps: 
     import torchvision
     from torchvision import transforms
 
-    ds = torchvision.datasets.FashionMNIST(str(data), train=True, download=False,
-                                           transform=transforms.Compose([transforms.Resize(96), transforms.ToTensor()]))
+    ds = torchvision.datasets.FashionMNIST(
+        str(data),
+        train=True,
+        download=False,
+        transform=transforms.Compose([transforms.Resize(96), transforms.ToTensor()]),
+    )
     loader = torch.utils.data.DataLoader(ds, batch, shuffle=True, num_workers=workers)
     torch.manual_seed(0)
     model = build(d2l_fashion96()).to(device)
@@ -127,15 +133,38 @@ def reference(data: Path, device: torch.device, batch: int, warmup: int, steps: 
     return batch / statistics.median(timer.result())
 
 
-def ours(data: Path, device: torch.device, batch: int, warmup: int, steps: int, tmp: Path, amp: str,
-         telemetry_every: int = 0, name: str = "", compile: bool = False) -> list[float]:
+def ours(
+    data: Path,
+    device: torch.device,
+    batch: int,
+    warmup: int,
+    steps: int,
+    tmp: Path,
+    amp: str,
+    telemetry_every: int = 0,
+    name: str = "",
+    compile: bool = False,
+) -> list[float]:
     """The project's trainer, seed recipe, one record per step; the per-step seconds after warm-up."""
-    cfg = TrainConfig.from_recipe("seed", d2l_fashion96(), dataset="fashion-mnist", data_dir=str(data),
-                                  batch_size=batch, epochs=1, max_train_samples=batch * (warmup + steps),
-                                  max_test_samples=batch, log_every=1, device=device.type, amp=amp,
-                                  checkpoint_every_s=86_400.0, telemetry_every=telemetry_every, compile=compile)
-    run = runs.create(tmp / f"ours-{amp}-{batch}-{telemetry_every}{name}{'-compiled' * compile}",
-                      {"train": cfg.to_dict()})
+    cfg = TrainConfig.from_recipe(
+        "seed",
+        d2l_fashion96(),
+        dataset="fashion-mnist",
+        data_dir=str(data),
+        batch_size=batch,
+        epochs=1,
+        max_train_samples=batch * (warmup + steps),
+        max_test_samples=batch,
+        log_every=1,
+        device=device.type,
+        amp=amp,
+        checkpoint_every_s=86_400.0,
+        telemetry_every=telemetry_every,
+        compile=compile,
+    )
+    run = runs.create(
+        tmp / f"ours-{amp}-{batch}-{telemetry_every}{name}{'-compiled' * compile}", {"train": cfg.to_dict()}
+    )
     train(cfg, run)
     return [batch / r["images_per_s"] for r in runs.read_metrics(run, "step")][warmup:]
 
@@ -164,12 +193,18 @@ def profile(data: Path, device: torch.device, batch: int, tmp: Path) -> None:
     ours(data, device, batch, 0, 2, tmp, "off", name="-profile-warm")
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:  # the epoch's end (a small evaluation, one
         ours(data, device, batch, 0, 8, tmp, "off", name="-profile")  # checkpoint) is in there too
-    kinds = {"conv (fwd + bwd)": ("conv", "mkldnn_convolution"), "max-pool (fwd + bwd)": ("max_pool",),
-             "avg-pool": ("avg_pool", "adaptive_avg"), "ReLU (fwd + bwd)": ("relu", "threshold", "clamp_min"),
-             "concat / split": ("cat", "narrow", "slice", "split"), "linear": ("addmm", "mm", "linear"),
-             "optimizer step": ("sgd", "_foreach", "adamw"), "BatchNorm": ("batch_norm",),
-             "copies (memory format, casts)": ("copy_", "to_copy", "contiguous"),
-             "elementwise add/mul (grad accumulation, loss)": ("add", "mul")}
+    kinds = {
+        "conv (fwd + bwd)": ("conv", "mkldnn_convolution"),
+        "max-pool (fwd + bwd)": ("max_pool",),
+        "avg-pool": ("avg_pool", "adaptive_avg"),
+        "ReLU (fwd + bwd)": ("relu", "threshold", "clamp_min"),
+        "concat / split": ("cat", "narrow", "slice", "split"),
+        "linear": ("addmm", "mm", "linear"),
+        "optimizer step": ("sgd", "_foreach", "adamw"),
+        "BatchNorm": ("batch_norm",),
+        "copies (memory format, casts)": ("copy_", "to_copy", "contiguous"),
+        "elementwise add/mul (grad accumulation, loss)": ("add", "mul"),
+    }
     totals = dict.fromkeys([*kinds, "other"], 0.0)
     others: dict[str, float] = {}
     for ev in prof.key_averages():
@@ -191,48 +226,72 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--ref-workers", type=int, default=0,
-                   help="DataLoader workers for the reference (d2l uses 4; 0 is kinder to a 2-core CPU)")
+    p.add_argument(
+        "--ref-workers",
+        type=int,
+        default=0,
+        help="DataLoader workers for the reference (d2l uses 4; 0 is kinder to a 2-core CPU)",
+    )
     p.add_argument("--telemetry-batch", type=int, default=32, help="batch of the telemetry off/on pair")
     p.add_argument("--telemetry-steps", type=int, default=None, help="timed steps of that pair (default 2K + 2)")
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's breakdown by kind of op")
-    p.add_argument("--compile", action="store_true", help="the default-settings run also uses torch.compile "
-                   "(compilation happens in the warm-up steps, which are not timed)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="the default-settings run also uses torch.compile "
+        "(compilation happens in the warm-up steps, which are not timed)",
+    )
     a = p.parse_args()
     device = torch.device(a.device)
     k = OPTIONS["telemetry_every"].default
-    print(f"device {device}, torch threads {torch.get_num_threads()}, batch {a.batch_size}, "
-          f"{a.warmup} warm-up + {a.steps} timed steps, d2l GoogLeNet at 1×96×96")
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, batch {a.batch_size}, "
+        f"{a.warmup} warm-up + {a.steps} timed steps, d2l GoogLeNet at 1×96×96"
+    )
     fwd_flops = 2 * network_report(with_input(d2l_fashion96(), 1, (96, 96))).cost.multiplications
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         tel_steps = a.telemetry_steps or 2 * k + 2
-        make_fashion_mnist(tmp_path / "data", max(a.batch_size * (a.warmup + a.steps), a.batch_size * 8,
-                                                  a.telemetry_batch * (a.warmup + tel_steps)), a.batch_size)
+        make_fashion_mnist(
+            tmp_path / "data",
+            max(a.batch_size * (a.warmup + a.steps), a.batch_size * 8, a.telemetry_batch * (a.warmup + tel_steps)),
+            a.batch_size,
+        )
         peak = matmul_peak(device)
         print(f"fp32 matmul peak (2048², best of 5):        {peak / 1e9:8.1f} GFLOP/s")
         ref = reference(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, a.ref_workers)
         print(f"reference (per-sample Resize+ToTensor, {a.ref_workers} workers, fp32): {ref:8.1f} images/s")
-        fp32 = median_ips(a.batch_size, ours(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, tmp_path,
-                                             "off"))
+        fp32 = median_ips(
+            a.batch_size, ours(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, tmp_path, "off")
+        )
         print(f"gnet trainer, fp32 (--amp off):            {fp32:8.1f} images/s  ratio {fp32 / ref:.2f}×")
         achieved = fp32 * 3 * fwd_flops
-        print(f"  achieved {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of the fp32 matmul peak "
-              f"(3 × forward = 3 × {fwd_flops / 1e9:.3f} GFLOP per image; peak would be "
-              f"{peak / (3 * fwd_flops):.1f} images/s); target ≥ 80 %")
-        off, on = (ours(tmp_path / "data", device, a.telemetry_batch, a.warmup, tel_steps, tmp_path, "off", every)
-                   for every in (0, k))
+        print(
+            f"  achieved {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of the fp32 matmul peak "
+            f"(3 × forward = 3 × {fwd_flops / 1e9:.3f} GFLOP per image; peak would be "
+            f"{peak / (3 * fwd_flops):.1f} images/s); target ≥ 80 %"
+        )
+        off, on = (
+            ours(tmp_path / "data", device, a.telemetry_batch, a.warmup, tel_steps, tmp_path, "off", every)
+            for every in (0, k)
+        )
         ips_off, ips_on = a.telemetry_batch * len(off) / sum(off), a.telemetry_batch * len(on) / sum(on)
-        print(f"telemetry off / on every {k} steps (batch {a.telemetry_batch}, {tel_steps} steps, mean): "
-              f"{ips_off:.1f} / {ips_on:.1f} images/s  ratio {ips_on / ips_off:.3f} (target ≥ 0.95)")
+        print(
+            f"telemetry off / on every {k} steps (batch {a.telemetry_batch}, {tel_steps} steps, mean): "
+            f"{ips_off:.1f} / {ips_on:.1f} images/s  ratio {ips_on / ips_off:.3f} (target ≥ 0.95)"
+        )
         if a.profile:
             profile(tmp_path / "data", device, a.batch_size, tmp_path)
-        auto = median_ips(a.batch_size, ours(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, tmp_path,
-                                             "auto", compile=a.compile))
+        auto = median_ips(
+            a.batch_size,
+            ours(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, tmp_path, "auto", compile=a.compile),
+        )
         how = "--amp auto --compile" if a.compile else "--amp auto"
         print(f"gnet trainer, default ({how}):{' ' * (18 - len(how))}{auto:8.1f} images/s  ratio {auto / ref:.2f}×")
-    print(f"target ≥ 1.5× (aim 2×): {'MET' if auto / ref >= 1.5 else 'NOT MET'} with the default settings "
-          f"(ratio {auto / ref:.2f}× against seed 001's loop)")
+    print(
+        f"target ≥ 1.5× (aim 2×): {'MET' if auto / ref >= 1.5 else 'NOT MET'} with the default settings "
+        f"(ratio {auto / ref:.2f}× against seed 001's loop)"
+    )
 
 
 if __name__ == "__main__":

@@ -76,9 +76,15 @@ def make_parser(with_train: bool = True) -> Parser:
     net.add_argument("--preset", choices=list(NETWORK_PRESETS), help="the base network")
     net.add_argument("--spec", metavar="FILE.json", help="the base network, as the Network Explorer exports it")
     w.add_argument("--edits", metavar="FILE.json", help="the edited network the 'edits' variant trains")
-    w.add_argument("--variants", default="base", help="comma-separated: base, edits, no-reduce, factorize, b3-3x3, "
-                   "width=F (e.g. width=0.5, width=2), aux=on, aux=off")
-    w.add_argument("--dataset", default="synthetic", help="synthetic (default), fashion-mnist, mnist, cifar10, folder:NAME")
+    w.add_argument(
+        "--variants",
+        default="base",
+        help="comma-separated: base, edits, no-reduce, factorize, b3-3x3, "
+        "width=F (e.g. width=0.5, width=2), aux=on, aux=off",
+    )
+    w.add_argument(
+        "--dataset", default="synthetic", help="synthetic (default), fashion-mnist, mnist, cifar10, folder:NAME"
+    )
     w.add_argument("--recipe", default="improved", help="seed or improved (default)")
     w.add_argument("--epochs", type=int, default=3)
     w.add_argument("--seed", type=int, default=0)
@@ -137,8 +143,18 @@ def _block(args: argparse.Namespace) -> int:
     b3r, b3 = _ints(args.b3, 2, "--b3")
     (b1,) = _ints(args.b1, 1, "--b1")
     (b4,) = _ints(args.b4, 1, "--b4")
-    spec = BlockSpec(b1, b2r, b2, b3r, b3, b4, reduce=not args.no_reduce, b3_kernel=args.b3_kernel,
-                     factorize=args.factorize, batch_norm=args.bn)
+    spec = BlockSpec(
+        b1,
+        b2r,
+        b2,
+        b3r,
+        b3,
+        b4,
+        reduce=not args.no_reduce,
+        b3_kernel=args.b3_kernel,
+        factorize=args.factorize,
+        batch_norm=args.bn,
+    )
     report = block_report(spec, (c, h, w))
     print(json.dumps(block_json(report)) if args.json else block_text(report))
     return 0
@@ -152,15 +168,18 @@ def block_json(r: BlockReport) -> dict:
         "input_shape": list(r.input_shape),
         "output_shape": list(r.output_shape),
         **costs(r.cost),
-        "branches": [{"name": b.name, "label": b.label, "output_shape": list(b.output_shape), **costs(b.cost)}
-                     for b in r.branches],
+        "branches": [
+            {"name": b.name, "label": b.label, "output_shape": list(b.output_shape), **costs(b.cost)}
+            for b in r.branches
+        ],
     }
 
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows
+    )
 
 
 def _shape(s: tuple[int, ...]) -> str:
@@ -170,10 +189,18 @@ def _shape(s: tuple[int, ...]) -> str:
 def block_text(r: BlockReport) -> str:
     rows = [["branch", "output (C×H×W)", "params", "mult-adds", "multiplications"]]
     for b in r.branches:
-        rows.append([f"{b.name} {b.label}", _shape(b.output_shape), f"{b.cost.params:,}", f"{b.cost.mult_adds:,}",
-                     f"{b.cost.multiplications:,}"])
-    rows.append(["total", _shape(r.output_shape), f"{r.cost.params:,}", f"{r.cost.mult_adds:,}",
-                 f"{r.cost.multiplications:,}"])
+        rows.append(
+            [
+                f"{b.name} {b.label}",
+                _shape(b.output_shape),
+                f"{b.cost.params:,}",
+                f"{b.cost.mult_adds:,}",
+                f"{b.cost.multiplications:,}",
+            ]
+        )
+    rows.append(
+        ["total", _shape(r.output_shape), f"{r.cost.params:,}", f"{r.cost.mult_adds:,}", f"{r.cost.multiplications:,}"]
+    )
     return f"input {_shape(r.input_shape)} (C×H×W); output H×W×C: {r.concat_text()}\n" + _table(rows)
 
 
@@ -202,8 +229,9 @@ def summary_json(r: NetworkReport) -> dict:
         "params": r.params_total,
         "mult_adds": r.cost.mult_adds,
         "multiplications": r.cost.multiplications,
-        "blocks": [{"name": n, "output_shape": list(b.output_shape), "params": b.cost.params}
-                   for n, b in r.blocks.items()],
+        "blocks": [
+            {"name": n, "output_shape": list(b.output_shape), "params": b.cost.params} for n, b in r.blocks.items()
+        ],
     }
 
 
@@ -224,20 +252,41 @@ def _receptive_field(args: argparse.Namespace) -> int:
 
 def receptive_field_json(plan: Plan, preset: str) -> dict:
     """Every step with a receptive field, in module order (containers before their layers)."""
-    return {"preset": preset, "input": list(plan.input_shape),
-            "layers": [{"name": s.path, "block": s.block, "branch": s.branch, "size": s.rf.size, "jump": s.rf.jump,
-                        "start": s.rf.start} for s in plan.steps if s.rf is not None]}
+    return {
+        "preset": preset,
+        "input": list(plan.input_shape),
+        "layers": [
+            {
+                "name": s.path,
+                "block": s.block,
+                "branch": s.branch,
+                "size": s.rf.size,
+                "jump": s.rf.jump,
+                "start": s.rf.start,
+            }
+            for s in plan.steps
+            if s.rf is not None
+        ],
+    }
 
 
 def receptive_field_text(plan: Plan, preset: str) -> str:
     rows = [["layer", "block", "branch", "size", "jump", "start"]]
-    rows += [[s.path, s.block or "", s.branch or "", str(s.rf.size), str(s.rf.jump), f"{s.rf.start:g}"]
-             for s in plan.steps if s.rf is not None]
+    rows += [
+        [s.path, s.block or "", s.branch or "", str(s.rf.size), str(s.rf.jump), f"{s.rf.start:g}"]
+        for s in plan.steps
+        if s.rf is not None
+    ]
     missing = [s.path for s in plan.steps if s.rf is None and s.depth == 0]
-    note = (f"\nno single receptive field for {', '.join(missing)}: adaptive pooling with unequal windows"
-            if missing else "")
-    return (f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels (size, jump = "
-            "cumulative stride, start = centre of the first unit, pixel index from 0)\n" + _table(rows) + note)
+    note = (
+        f"\nno single receptive field for {', '.join(missing)}: adaptive pooling with unequal windows"
+        if missing
+        else ""
+    )
+    return (
+        f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels (size, jump = "
+        "cumulative stride, start = centre of the first unit, pixel index from 0)\n" + _table(rows) + note
+    )
 
 
 # -- compare ------------------------------------------------------------------------------------
@@ -277,8 +326,12 @@ def compare_text(c: Comparison) -> str:
         for m in ("params", "mult_adds", "rf"):
             line += [cell(r.a, m), cell(r.b, m), _signed(r.delta(m))]
         rows.append(line)
-    return (f"A: {c.label_a}\nB: {c.label_b}\n{c.kind} comparison, Δ = B − A; RF = receptive field in "
-            + ("input pixels" if c.kind == "network" else "the block's input pixels") + "\n" + _table(rows))
+    return (
+        f"A: {c.label_a}\nB: {c.label_b}\n{c.kind} comparison, Δ = B − A; RF = receptive field in "
+        + ("input pixels" if c.kind == "network" else "the block's input pixels")
+        + "\n"
+        + _table(rows)
+    )
 
 
 # -- sweep --------------------------------------------------------------------------------------
@@ -302,11 +355,32 @@ def _sweep(args: argparse.Namespace) -> int:
             if not (args.preset or args.spec):
                 raise UsageError("choose the base network with --preset NAME or --spec FILE.json")
             base = network_preset(args.preset) if args.preset else _spec_file(args.spec)
-            settings = sweeps.Settings(**{k: getattr(args, k) for k in (
-                "dataset", "recipe", "epochs", "seed", "image_size", "batch_size", "device", "synthetic_train",
-                "synthetic_test", "max_train_samples", "max_test_samples")})
-            sweep = sweeps.create(path, base, sweeps.parse_variants(args.variants), settings,
-                                  _spec_file(args.edits) if args.edits else None, args.parallel or 1)
+            settings = sweeps.Settings(
+                **{
+                    k: getattr(args, k)
+                    for k in (
+                        "dataset",
+                        "recipe",
+                        "epochs",
+                        "seed",
+                        "image_size",
+                        "batch_size",
+                        "device",
+                        "synthetic_train",
+                        "synthetic_test",
+                        "max_train_samples",
+                        "max_test_samples",
+                    )
+                }
+            )
+            sweep = sweeps.create(
+                path,
+                base,
+                sweeps.parse_variants(args.variants),
+                settings,
+                _spec_file(args.edits) if args.edits else None,
+                args.parallel or 1,
+            )
         seen: dict[str, tuple] = {}
 
         def progress(rows: list) -> None:
@@ -314,8 +388,11 @@ def _sweep(args: argparse.Namespace) -> int:
                 key = (r.state, r.epochs_done)
                 if not args.quiet and seen.get(r.variant) != key:
                     acc = f", best test acc {r.best_test_acc:.2%}" if r.best_test_acc is not None else ""
-                    print(f"{time.strftime('%H:%M:%S')} {r.variant}: {r.state}, {r.epochs_done} epoch(s){acc}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"{time.strftime('%H:%M:%S')} {r.variant}: {r.state}, {r.epochs_done} epoch(s){acc}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 seen[r.variant] = key
 
         rows = sweeps.run(sweep, resume=args.resume, parallel=args.parallel, on_update=progress)
@@ -326,10 +403,18 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         table = [["variant", "state", "params", "mult-adds", "best test acc", "images/s", "seconds", "run"]]
         for r in rows:
-            table.append([r.variant, r.state, f"{r.params:,}", f"{r.mult_adds:,}",
-                          "" if r.best_test_acc is None else f"{r.best_test_acc:.2%}",
-                          "" if r.images_per_s is None else f"{r.images_per_s:,.0f}",
-                          "" if r.seconds is None else f"{r.seconds:.1f}", r.run_dir])
+            table.append(
+                [
+                    r.variant,
+                    r.state,
+                    f"{r.params:,}",
+                    f"{r.mult_adds:,}",
+                    "" if r.best_test_acc is None else f"{r.best_test_acc:.2%}",
+                    "" if r.images_per_s is None else f"{r.images_per_s:,.0f}",
+                    "" if r.seconds is None else f"{r.seconds:.1f}",
+                    r.run_dir,
+                ]
+            )
         print(_table(table))
     if any(r.state != "finished" for r in rows):
         print("the sweep did not finish every run; continue it with --resume", file=sys.stderr)
@@ -399,8 +484,12 @@ def _visualize(args: argparse.Namespace) -> int:
             fv.write_job_status(path, "failed", pid=os.getpid(), message=str(e).replace("\n", " "))
             return 2
         except BaseException as e:
-            fv.write_job_status(path, "failed", pid=os.getpid(), message=f"the job failed ({type(e).__name__}); "
-                                "its log.txt in the cache folder has the details")
+            fv.write_job_status(
+                path,
+                "failed",
+                pid=os.getpid(),
+                message=f"the job failed ({type(e).__name__}); its log.txt in the cache folder has the details",
+            )
             raise
         return 0
     if not args.layer:
@@ -436,8 +525,12 @@ def _visualize(args: argparse.Namespace) -> int:
 
         def progress(step: int, steps: int, values: list[float]) -> None:
             if not args.json and (step == steps or step % max(1, steps // 20) == 0):
-                print(f"\r{resolved.caption()}: step {step}/{steps}, activation {values[0]:.3f}", end="",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"\r{resolved.caption()}: step {step}/{steps}, activation {values[0]:.3f}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         (vis,) = fv.visualize(fv.private_copy(lm.model), lm.preprocess, [resolved.target], cfg, progress)
     except (CheckpointError, fv.VisError) as e:
@@ -449,8 +542,10 @@ def _visualize(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{resolved.caption()} of {lm.label}: mean activation {vis.activation_start:.4f} → "
-              f"{vis.activation_end:.4f} in {vis.steps} steps, {vis.seconds:.1f} s on {vis.device}; wrote {out}")
+        print(
+            f"{resolved.caption()} of {lm.label}: mean activation {vis.activation_start:.4f} → "
+            f"{vis.activation_end:.4f} in {vis.steps} steps, {vis.seconds:.1f} s on {vis.device}; wrote {out}"
+        )
     return 0
 
 

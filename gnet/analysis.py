@@ -50,8 +50,12 @@ class Cost:
 
     def __add__(self, other: Cost) -> Cost:
         # field by field: dataclasses.astuple deep-copies, and was most of a network report's time
-        return Cost(self.params + other.params, self.weights + other.weights, self.mult_adds + other.mult_adds,
-                    self.multiplications + other.multiplications)
+        return Cost(
+            self.params + other.params,
+            self.weights + other.weights,
+            self.mult_adds + other.mult_adds,
+            self.multiplications + other.multiplications,
+        )
 
     @property
     def flops(self) -> int:
@@ -68,15 +72,20 @@ def total(costs: Iterable[Cost]) -> Cost:
     return out
 
 
-def conv_cost(c_in: int, c_out: int, kernel: int, out_hw: tuple[int, int], bias: bool = True,
-              batch_norm: bool = False) -> Cost:
+def conv_cost(
+    c_in: int, c_out: int, kernel: int, out_hw: tuple[int, int], bias: bool = True, batch_norm: bool = False
+) -> Cost:
     """One conv (plus its BatchNorm) at an output size (H, W), per image."""
     hw = out_hw[0] * out_hw[1]
     weights = c_out * c_in * kernel * kernel
     bias_n = c_out if bias else 0
     bn = 2 * c_out if batch_norm else 0
-    return Cost(params=weights + bias_n + bn, weights=weights,
-                mult_adds=(weights + bias_n) * hw + bn, multiplications=weights * hw)
+    return Cost(
+        params=weights + bias_n + bn,
+        weights=weights,
+        mult_adds=(weights + bias_n) * hw + bn,
+        multiplications=weights * hw,
+    )
 
 
 def linear_cost(c_in: int, c_out: int) -> Cost:
@@ -153,8 +162,14 @@ def step_label(step: Step) -> str:
 def step_cost(step: Step) -> Cost:
     """One image through one leaf step (containers and pools cost nothing of their own)."""
     if step.kind == CONV:
-        return conv_cost(step.in_shape[0], step.spec.out_channels, step.spec.kernel, step.out_shape[1:],
-                         bias=not step.batch_norm, batch_norm=step.batch_norm)
+        return conv_cost(
+            step.in_shape[0],
+            step.spec.out_channels,
+            step.spec.kernel,
+            step.out_shape[1:],
+            bias=not step.batch_norm,
+            batch_norm=step.batch_norm,
+        )
     if step.kind == LINEAR:
         return linear_cost(step.in_shape[0], step.spec)
     return Cost()
@@ -166,8 +181,9 @@ def _chw(shape: tuple[int, ...]) -> Shape:
 
 
 def _row(step: Step, group: str = "") -> LayerRow:
-    return LayerRow(step.path, step_label(step), _chw(step.out_shape), step_cost(step), group=group,
-                    branch=step.branch or "")
+    return LayerRow(
+        step.path, step_label(step), _chw(step.out_shape), step_cost(step), group=group, branch=step.branch or ""
+    )
 
 
 def _block_report(spec: BlockSpec, input_shape: Shape, steps: list[Step]) -> BlockReport:
@@ -176,8 +192,9 @@ def _block_report(spec: BlockSpec, input_shape: Shape, steps: list[Step]) -> Blo
     for name in labels:
         rows = tuple(_row(s) for s in steps if s.branch == name and s.kind != BRANCH)
         branches.append(BranchReport(name, labels[name], rows, rows[-1].output_shape, total(r.cost for r in rows)))
-    return BlockReport(spec, input_shape, tuple(branches), (spec.out_channels, *input_shape[1:]),
-                       total(b.cost for b in branches))
+    return BlockReport(
+        spec, input_shape, tuple(branches), (spec.out_channels, *input_shape[1:]), total(b.cost for b in branches)
+    )
 
 
 @dataclass(frozen=True)
@@ -305,12 +322,22 @@ def plan_report(plan: Plan) -> NetworkReport:
                 aux.append(_row(step, step.parent))
             else:
                 main.append(_row(step, "head" if step.kind in (LINEAR, ADAPTIVE_AVGPOOL) else group))
-    report = NetworkReport(spec, plan.input_shape, tuple(main + aux), blocks, main[-1].output_shape,
-                           total(r.cost for r in main), total(r.cost for r in aux), plan)
+    report = NetworkReport(
+        spec,
+        plan.input_shape,
+        tuple(main + aux),
+        blocks,
+        main[-1].output_shape,
+        total(r.cost for r in main),
+        total(r.cost for r in aux),
+        plan,
+    )
     if report.params_total > MAX_PARAMS:
         raise SpecError(f"this network has {report.params_total:,} parameters; the cap is {MAX_PARAMS:,}")
     if 4 * report.activation_elements > MAX_ACTIVATION_BYTES:
-        raise SpecError(f"one image through this network makes {4 * report.activation_elements / 2**30:.1f} GiB "
-                        f"of activations; the cap is {MAX_ACTIVATION_BYTES / 2**30:.0f} GiB: use a smaller input or "
-                        "fewer channels")
+        raise SpecError(
+            f"one image through this network makes {4 * report.activation_elements / 2**30:.1f} GiB "
+            f"of activations; the cap is {MAX_ACTIVATION_BYTES / 2**30:.0f} GiB: use a smaller input or "
+            "fewer channels"
+        )
     return report

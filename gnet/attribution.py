@@ -67,8 +67,10 @@ class Drop:
 
     def sentence(self, label: str) -> str:
         verb = "drops" if self.after <= self.before else "raises"
-        return (f"zeroing {block_label(self.block)}·{self.branch} {verb} '{label}' from {pct(self.before)} "
-                f"to {pct(self.after)}")
+        return (
+            f"zeroing {block_label(self.block)}·{self.branch} {verb} '{label}' from {pct(self.before)} "
+            f"to {pct(self.after)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -98,19 +100,35 @@ class Explanation:
 
     def largest_drops(self, n: int = 5) -> list[Drop]:
         """The n branches whose zeroing lowers the target's probability most (ties: network order)."""
-        rows = [(self.blocks[b][r].delta_prob, i, b, r) for i, b in enumerate(self.blocks)
-                for r in BRANCHES if np.isfinite(self.blocks[b][r].delta_prob)]
+        rows = [
+            (self.blocks[b][r].delta_prob, i, b, r)
+            for i, b in enumerate(self.blocks)
+            for r in BRANCHES
+            if np.isfinite(self.blocks[b][r].delta_prob)
+        ]
         rows.sort(key=lambda t: (t[0], t[1]))
         return [Drop(b, r, self.prob, self.prob + d, self.blocks[b][r].delta_logit) for d, _, b, r in rows[:n]]
 
     def to_json(self) -> dict:
         """The CLI's --json object (issue 12)."""
         return {
-            "target": self.target, "label": self.label, "logit": self.logit, "prob": self.prob,
+            "target": self.target,
+            "label": self.label,
+            "logit": self.logit,
+            "prob": self.prob,
             "seconds": self.seconds,
-            "blocks": {b: {r: {"gradcam": e.gradcam.astype(float).tolist(), "grad_x_act": e.grad_x_act,
-                               "ablation_delta_logit": e.delta_logit, "ablation_delta_prob": e.delta_prob}
-                           for r, e in br.items()} for b, br in self.blocks.items()},
+            "blocks": {
+                b: {
+                    r: {
+                        "gradcam": e.gradcam.astype(float).tolist(),
+                        "grad_x_act": e.grad_x_act,
+                        "ablation_delta_logit": e.delta_logit,
+                        "ablation_delta_prob": e.delta_prob,
+                    }
+                    for r, e in br.items()
+                }
+                for b, br in self.blocks.items()
+            },
         }
 
 
@@ -193,7 +211,7 @@ def _zeroed_copies(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     batch = torch.cat(parts, dim=1).repeat(len(parts), 1, 1, 1)
     o = 0
     for k, p in enumerate(parts):
-        batch[k, o:o + p.shape[1]] = 0
+        batch[k, o : o + p.shape[1]] = 0
         o += p.shape[1]
     return batch
 
@@ -206,8 +224,9 @@ def predict(model: nn.Module, x: torch.Tensor) -> np.ndarray:
         return model.fc(model.dropout(torch.flatten(model.avgpool(h), 1)))[0].float().cpu().numpy()
 
 
-def _ablated_logits(model: nn.Module, names: Sequence[str], blocks: Sequence[str],
-                    parts: dict[str, list[torch.Tensor]]) -> torch.Tensor:
+def _ablated_logits(
+    model: nn.Module, names: Sequence[str], blocks: Sequence[str], parts: dict[str, list[torch.Tensor]]
+) -> torch.Tensor:
     """Logits of every one-branch ablation, block by block in network order (rows 4i..4i+3: block i's
     b1..b4 zeroed). Each block's 4 ablated copies are built from its saved branch outputs and join
     one batch that travels on through the rest of the network with the earlier blocks' copies:
@@ -225,8 +244,13 @@ def _ablated_logits(model: nn.Module, names: Sequence[str], blocks: Sequence[str
     return model.fc(model.dropout(torch.flatten(model.avgpool(carry), 1)))
 
 
-def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
-            classes: Sequence[str] = (), ablation: bool = True) -> Explanation:
+def explain(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int | str | None = None,
+    classes: Sequence[str] = (),
+    ablation: bool = True,
+) -> Explanation:
     """Grad-CAM, grad x act and (optionally) branch ablations for every block and branch.
 
     `x` is one preprocessed image (1, C, H, W). The model must be in eval mode (dropout
@@ -275,28 +299,44 @@ def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
         deltas = []
         if ablation:
             out = _ablated_logits(model, names[first:], blocks, parts)  # (4 * blocks, classes)
-            deltas.append(torch.stack([out[:, tgt].to(acc) - logit,
-                                       torch.softmax(out.to(acc), 1)[:, tgt] - prob], 1))  # (36, 2)
+            deltas.append(
+                torch.stack([out[:, tgt].to(acc) - logit, torch.softmax(out.to(acc), 1)[:, tgt] - prob], 1)
+            )  # (36, 2)
         # One transfer to the CPU for everything (each .cpu() would synchronise a GPU).
-        packed = torch.cat([torch.cat(cams).to(acc), torch.stack(gxa), logit[None], prob[None],
-                            *(d.flatten() for d in deltas)]).cpu().numpy().astype(np.float64)
+        packed = (
+            torch.cat(
+                [torch.cat(cams).to(acc), torch.stack(gxa), logit[None], prob[None], *(d.flatten() for d in deltas)]
+            )
+            .cpu()
+            .numpy()
+            .astype(np.float64)
+        )
     _sync(device)
     seconds = time.perf_counter() - t0
     n_cam = sum(c.numel() for c in cams)
     cam_flat, rest = packed[:n_cam], packed[n_cam:]
-    gxa_np, logit_v, prob_v, delta_np = rest[:len(flat)], rest[len(flat)], rest[len(flat) + 1], rest[len(flat) + 2:]
+    gxa_np, logit_v, prob_v, delta_np = rest[: len(flat)], rest[len(flat)], rest[len(flat) + 1], rest[len(flat) + 2 :]
     result: dict[str, dict[str, BranchExplanation]] = {}
     o = 0
     for i, a in enumerate(flat):
         hh, ww = a.shape[2], a.shape[3]
-        cam = cam_flat[o:o + hh * ww].reshape(hh, ww).astype(np.float32)
+        cam = cam_flat[o : o + hh * ww].reshape(hh, ww).astype(np.float32)
         o += hh * ww
         block, branch = blocks[i // 4], BRANCHES[i % 4]
         dl, dp = (delta_np[2 * i], delta_np[2 * i + 1]) if ablation else (float("nan"), float("nan"))
         result.setdefault(block, {})[branch] = BranchExplanation(cam, float(gxa_np[i]), float(dl), float(dp))
     labels = {b: branch_kernel_labels(getattr(model, b)) for b in blocks}
-    return Explanation(tgt, class_name(classes, tgt), float(logit_v), float(prob_v), logits_cpu, result, labels,
-                       (int(x.shape[2]), int(x.shape[3])), seconds)
+    return Explanation(
+        tgt,
+        class_name(classes, tgt),
+        float(logit_v),
+        float(prob_v),
+        logits_cpu,
+        result,
+        labels,
+        (int(x.shape[2]), int(x.shape[3])),
+        seconds,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -326,8 +366,9 @@ def theoretical_rf(model: nn.Module, block: str, branch: str) -> ReceptiveField:
     if branch not in BRANCHES:
         raise AttributionError(f"no branch {branch!r}; choose one of {', '.join(BRANCHES)}")
     if block not in block_modules(model):
-        raise AttributionError(f"no block {block!r}; choose one of "
-                               f"{', '.join(block_label(b) for b in block_modules(model))}")
+        raise AttributionError(
+            f"no block {block!r}; choose one of {', '.join(block_label(b) for b in block_modules(model))}"
+        )
     plan = layer_plan(network_spec(model))
     rf = plan.step(plan.branch_paths(block)[branch]).rf
     if rf is None:
@@ -350,8 +391,9 @@ def receptive_fields(model: nn.Module, x: torch.Tensor, block: str, row: int, co
     at that position) / d input|, from one forward and four backward passes."""
     names = main_path(model)
     if block not in block_modules(model):
-        raise AttributionError(f"no block {block!r}; choose one of "
-                               f"{', '.join(block_label(b) for b in block_modules(model))}")
+        raise AttributionError(
+            f"no block {block!r}; choose one of {', '.join(block_label(b) for b in block_modules(model))}"
+        )
     device = _device(model)
     idx = names.index(block)
     with torch.enable_grad():
@@ -364,13 +406,19 @@ def receptive_fields(model: nn.Module, x: torch.Tensor, block: str, row: int, co
             raise AttributionError(f"position ({row}, {col}) is outside {block_label(block)}'s {hh}×{ww} grid")
         # One forward, four backward passes through the kept graph (measured faster on CPU than a
         # batch of 4 copies or a vmapped backward: the forward up to the block is shared).
-        grads = [torch.autograd.grad(p[0, :, row, col].sum(), [xin], retain_graph=k < 3)[0]
-                 for k, p in enumerate(parts)]
+        grads = [
+            torch.autograd.grad(p[0, :, row, col].sum(), [xin], retain_graph=k < 3)[0] for k, p in enumerate(parts)
+        ]
         g = torch.cat(grads)
     maps_np = g.detach().abs().sum(dim=1).float().cpu().numpy()
-    return EmpiricalRF(block, row, col, {b: (hh, ww) for b in BRANCHES},
-                       {b: maps_np[k] for k, b in enumerate(BRANCHES)},
-                       {b: theoretical_rf(model, block, b) for b in BRANCHES})
+    return EmpiricalRF(
+        block,
+        row,
+        col,
+        {b: (hh, ww) for b in BRANCHES},
+        {b: maps_np[k] for k, b in enumerate(BRANCHES)},
+        {b: theoretical_rf(model, block, b) for b in BRANCHES},
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -378,10 +426,14 @@ def receptive_fields(model: nn.Module, x: torch.Tensor, block: str, row: int, co
 
 
 def explain_text(ex: Explanation, model_label: str = "") -> str:
-    head = [model_label,
-            (f"target {ex.target} '{ex.label}': logit {ex.logit:.3f}, probability {pct(ex.prob)} "
-             f"({ex.input_hw[0]}×{ex.input_hw[1]} input, {ex.seconds * 1000:.0f} ms)"),
-            "per block and branch: grad×act | change in probability (percentage points) when the branch is zeroed"]
+    head = [
+        model_label,
+        (
+            f"target {ex.target} '{ex.label}': logit {ex.logit:.3f}, probability {pct(ex.prob)} "
+            f"({ex.input_hw[0]}×{ex.input_hw[1]} input, {ex.seconds * 1000:.0f} ms)"
+        ),
+        "per block and branch: grad×act | change in probability (percentage points) when the branch is zeroed",
+    ]
     rows = [["block", *BRANCHES]]
     for b, br in ex.blocks.items():
         rows.append([block_label(b), *(f"{br[r].grad_x_act:+.3g} | {br[r].delta_prob * 100:+.3g}" for r in BRANCHES)])

@@ -22,11 +22,19 @@ class ConvBlock(nn.Module):
     """Conv → (BatchNorm) → ReLU. With BatchNorm the conv has no bias (torchvision's
     BasicConv2d, eps=1e-3); without, it has one (d2l's `nn.Conv2d` + `nn.ReLU`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                              bias=not batch_norm)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=not batch_norm
+        )
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if batch_norm else None
         self.relu = nn.ReLU(inplace=True)
 
@@ -41,15 +49,27 @@ class Inception(nn.Module):
     """Four parallel branches concatenated on the channel axis (see branch_layers). All convs are
     'same'-padded and the pool has stride 1, so H and W are unchanged."""
 
-    def __init__(self, in_channels: int, b1: int, b2: tuple[int, int], b3: tuple[int, int], b4: int,
-                 reduce: bool = True, b3_kernel: int = 5, factorize: bool = False,
-                 batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        b1: int,
+        b2: tuple[int, int],
+        b3: tuple[int, int],
+        b4: int,
+        reduce: bool = True,
+        b3_kernel: int = 5,
+        factorize: bool = False,
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__()
         branches = []
         for layers in branch_layers(in_channels, b1, b2, b3, b4, reduce, b3_kernel, factorize):
-            mods = [nn.MaxPool2d(k, stride=1, padding=k // 2, ceil_mode=True) if kind == "maxpool"
-                    else ConvBlock(c_in, c_out, k, padding=k // 2, batch_norm=batch_norm)
-                    for kind, c_in, c_out, k in layers]
+            mods = [
+                nn.MaxPool2d(k, stride=1, padding=k // 2, ceil_mode=True)
+                if kind == "maxpool"
+                else ConvBlock(c_in, c_out, k, padding=k // 2, batch_norm=batch_norm)
+                for kind, c_in, c_out, k in layers
+            ]
             branches.append(mods[0] if len(mods) == 1 else nn.Sequential(*mods))  # torchvision's module names
         self.branch1, self.branch2, self.branch3, self.branch4 = branches
 
@@ -66,9 +86,17 @@ class InceptionBlock(Inception):
         params = block_report(spec, (in_channels, 1, 1)).cost.params
         if params > MAX_PARAMS:
             raise SpecError(f"this block has {params:,} parameters; the cap is {MAX_PARAMS:,}")
-        super().__init__(in_channels, spec.b1, (spec.b2_reduce, spec.b2), (spec.b3_reduce, spec.b3), spec.b4,
-                         reduce=spec.reduce, b3_kernel=spec.b3_kernel, factorize=spec.factorize,
-                         batch_norm=spec.batch_norm)
+        super().__init__(
+            in_channels,
+            spec.b1,
+            (spec.b2_reduce, spec.b2),
+            (spec.b3_reduce, spec.b3),
+            spec.b4,
+            reduce=spec.reduce,
+            b3_kernel=spec.b3_kernel,
+            factorize=spec.factorize,
+            batch_norm=spec.batch_norm,
+        )
         self.spec = spec
         self.in_channels = in_channels
 

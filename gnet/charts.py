@@ -52,32 +52,55 @@ def branch_rows(report: BlockReport) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     total_params = max(report.cost.params, 1)
     for b in report.branches:
-        rows.append({
-            "branch": b.name, "path": b.label, "output (H×W×C)": hwc(b.output_shape),
-            "params": b.cost.params, "weights": b.cost.weights, "mult-adds": b.cost.mult_adds,
-            "multiplications": b.cost.multiplications, "FLOPs": b.cost.flops,
-            "share of params": b.cost.params / total_params,
-        })
+        rows.append(
+            {
+                "branch": b.name,
+                "path": b.label,
+                "output (H×W×C)": hwc(b.output_shape),
+                "params": b.cost.params,
+                "weights": b.cost.weights,
+                "mult-adds": b.cost.mult_adds,
+                "multiplications": b.cost.multiplications,
+                "FLOPs": b.cost.flops,
+                "share of params": b.cost.params / total_params,
+            }
+        )
     c = report.cost
-    rows.append({
-        "branch": "total", "path": "concat", "output (H×W×C)": hwc(report.output_shape),
-        "params": c.params, "weights": c.weights, "mult-adds": c.mult_adds,
-        "multiplications": c.multiplications, "FLOPs": c.flops, "share of params": 1.0 if c.params else 0.0,
-    })
+    rows.append(
+        {
+            "branch": "total",
+            "path": "concat",
+            "output (H×W×C)": hwc(report.output_shape),
+            "params": c.params,
+            "weights": c.weights,
+            "mult-adds": c.mult_adds,
+            "multiplications": c.multiplications,
+            "FLOPs": c.flops,
+            "share of params": 1.0 if c.params else 0.0,
+        }
+    )
     return rows
 
 
-def comparison_rows(parts: dict[str, Comparison], metrics: tuple[str, ...] = ("weights", "multiplications"),
-                    columns: tuple[str, str] = ("without 1×1 reductions", "with 1×1 reductions"),
-                    ) -> list[dict[str, object]]:
+def comparison_rows(
+    parts: dict[str, Comparison],
+    metrics: tuple[str, ...] = ("weights", "multiplications"),
+    columns: tuple[str, str] = ("without 1×1 reductions", "with 1×1 reductions"),
+) -> list[dict[str, object]]:
     """Side-by-side rows: part, metric, version a, version b, b/a and the saving (a − b)."""
     rows: list[dict[str, object]] = []
     for part, comp in parts.items():
         for m in metrics:
-            rows.append({
-                "part": part, "metric": METRICS.get(m, m), columns[0]: getattr(comp.a, m),
-                columns[1]: getattr(comp.b, m), "ratio": comp.ratio(m), "saved": comp.saved(m),
-            })
+            rows.append(
+                {
+                    "part": part,
+                    "metric": METRICS.get(m, m),
+                    columns[0]: getattr(comp.a, m),
+                    columns[1]: getattr(comp.b, m),
+                    "ratio": comp.ratio(m),
+                    "saved": comp.saved(m),
+                }
+            )
     return rows
 
 
@@ -87,22 +110,39 @@ def comparison_rows(parts: dict[str, Comparison], metrics: tuple[str, ...] = ("w
 
 def branch_share_fig(report: BlockReport) -> go.Figure:
     """100 % stacked bars: each branch's share of channels, params, mult-adds, multiplications."""
-    metrics = {"output channels": lambda b: b.output_shape[0], "params": lambda b: b.cost.params,
-               "mult-adds": lambda b: b.cost.mult_adds, "multiplications": lambda b: b.cost.multiplications}
+    metrics = {
+        "output channels": lambda b: b.output_shape[0],
+        "params": lambda b: b.cost.params,
+        "mult-adds": lambda b: b.cost.mult_adds,
+        "multiplications": lambda b: b.cost.multiplications,
+    }
     fig = go.Figure()
     for b in report.branches:
         xs, texts = [], []
-        for label, get in metrics.items():
+        for get in metrics.values():
             whole = sum(get(x) for x in report.branches) or 1
             xs.append(100 * get(b) / whole)
             texts.append(f"{get(b):,}")
-        fig.add_bar(name=f"{b.name} {b.label}", y=list(metrics), x=xs, orientation="h",
-                    marker_color=BRANCH_COLORS[b.name], customdata=texts,
-                    text=[f"{b.name} {x:.0f}%" if x >= 6 else "" for x in xs], textposition="inside",
-                    hovertemplate=f"{b.name}: %{{x:.1f}}%% of %{{y}} (%{{customdata}})<extra></extra>")
-    fig.update_layout(barmode="stack", height=260, margin=dict(l=10, r=10, t=30, b=10),
-                      xaxis=dict(title="share (%)", range=[0, 100]), yaxis=dict(autorange="reversed"),
-                      legend=dict(orientation="h", y=-0.35, traceorder="normal"), title="Each branch's share")
+        fig.add_bar(
+            name=f"{b.name} {b.label}",
+            y=list(metrics),
+            x=xs,
+            orientation="h",
+            marker_color=BRANCH_COLORS[b.name],
+            customdata=texts,
+            text=[f"{b.name} {x:.0f}%" if x >= 6 else "" for x in xs],
+            textposition="inside",
+            hovertemplate=f"{b.name}: %{{x:.1f}}%% of %{{y}} (%{{customdata}})<extra></extra>",
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=260,
+        margin=dict(l=10, r=10, t=30, b=10),
+        xaxis=dict(title="share (%)", range=[0, 100]),
+        yaxis=dict(autorange="reversed"),
+        legend=dict(orientation="h", y=-0.35, traceorder="normal"),
+        title="Each branch's share",
+    )
     return fig
 
 
@@ -130,16 +170,36 @@ def block_diagram_fig(report: BlockReport) -> go.Figure:
 
     def edge(xs: list[float], ys_: list[float], shape: Shape, color: str, label_x: float | None) -> None:
         """A polyline; its label sits above its first point's row, at label_x."""
-        fig.add_trace(go.Scatter(x=xs, y=ys_, mode="lines", showlegend=False,
-                                 line=dict(color=color, width=_edge_width(shape[0], biggest)),
-                                 hoverinfo="text", text=f"{hwc(shape)} ({shape[0]:,} channels)", opacity=0.7))
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys_,
+                mode="lines",
+                showlegend=False,
+                line=dict(color=color, width=_edge_width(shape[0], biggest)),
+                hoverinfo="text",
+                text=f"{hwc(shape)} ({shape[0]:,} channels)",
+                opacity=0.7,
+            )
+        )
         if label_x is not None:
-            annotations.append(dict(x=label_x, y=ys_[0], yshift=16, text=hwc(shape), showarrow=False,
-                                    font=dict(size=11)))
+            annotations.append(
+                dict(x=label_x, y=ys_[0], yshift=16, text=hwc(shape), showarrow=False, font=dict(size=11))
+            )
 
     def node(x: float, y: float, text: str, color: str) -> None:
-        shapes.append(dict(type="rect", x0=x - _HALF, x1=x + _HALF, y0=y - 0.24, y1=y + 0.24,
-                           fillcolor=color, line=dict(width=0), layer="above"))
+        shapes.append(
+            dict(
+                type="rect",
+                x0=x - _HALF,
+                x1=x + _HALF,
+                y0=y - 0.24,
+                y1=y + 0.24,
+                fillcolor=color,
+                line=dict(width=0),
+                layer="above",
+            )
+        )
         annotations.append(dict(x=x, y=y, text=f"<b>{text}</b>", showarrow=False, font=dict(color="white", size=12)))
 
     for b in report.branches:
@@ -155,18 +215,37 @@ def block_diagram_fig(report: BlockReport) -> go.Figure:
             kind = layer.kind.replace("max-pool 3×3/1", "3×3 pool").replace("conv ", "")
             node(x, y, kind + (" conv" if layer.kind.startswith("conv") else ""), color)
         # straight on to the concat column, then a short diagonal into it
-        edge([x + _HALF, x_concat - 0.85, x_concat - _HALF], [y, y, y_mid], b.output_shape, color,
-             (x + _HALF + x_concat - 0.85) / 2)
-        annotations.append(dict(x=_STEP - _HALF - 0.05, y=y, xanchor="right", yshift=14, text=f"<b>{b.name}</b>",
-                                showarrow=False, font=dict(color=color, size=13)))
+        edge(
+            [x + _HALF, x_concat - 0.85, x_concat - _HALF],
+            [y, y, y_mid],
+            b.output_shape,
+            color,
+            (x + _HALF + x_concat - 0.85) / 2,
+        )
+        annotations.append(
+            dict(
+                x=_STEP - _HALF - 0.05,
+                y=y,
+                xanchor="right",
+                yshift=14,
+                text=f"<b>{b.name}</b>",
+                showarrow=False,
+                font=dict(color=color, size=13),
+            )
+        )
     edge([x_concat + _HALF, x_out - _HALF], [y_mid, y_mid], report.output_shape, OTHER_COLOR, None)
     node(0, y_mid, f"input<br>{hwc(report.input_shape)}", OTHER_COLOR)
     node(x_concat, y_mid, "concat", OTHER_COLOR)
     node(x_out, y_mid, f"output<br>{hwc(report.output_shape)}", OTHER_COLOR)
-    fig.update_layout(shapes=shapes, annotations=annotations, height=430, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis=dict(visible=False, range=[-0.5, x_out + 0.5], fixedrange=True),
-                      yaxis=dict(visible=False, range=[-0.45, 3.45], fixedrange=True),
-                      title="Block diagram (edge width ∝ √channels; labels H×W×C)")
+    fig.update_layout(
+        shapes=shapes,
+        annotations=annotations,
+        height=430,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis=dict(visible=False, range=[-0.5, x_out + 0.5], fixedrange=True),
+        yaxis=dict(visible=False, range=[-0.45, 3.45], fixedrange=True),
+        title="Block diagram (edge width ∝ √channels; labels H×W×C)",
+    )
     return fig
 
 
@@ -183,9 +262,17 @@ def layer_rows(report: NetworkReport, expand: bool = False) -> list[dict[str, ob
     out: list[dict[str, object]] = []
 
     def add(r: LayerRow, note: str = "") -> None:
-        out.append({"layer": r.name, "type": r.kind, "output (C×H×W)": chw(r.output_shape),
-                    "params": r.cost.params, "mult-adds": r.cost.mult_adds,
-                    "receptive field (px)": rf_size(report, r.name), "note": note})
+        out.append(
+            {
+                "layer": r.name,
+                "type": r.kind,
+                "output (C×H×W)": chw(r.output_shape),
+                "params": r.cost.params,
+                "mult-adds": r.cost.mult_adds,
+                "receptive field (px)": rf_size(report, r.name),
+                "note": note,
+            }
+        )
 
     for r in main:
         note = ""
@@ -207,9 +294,13 @@ def layer_rows(report: NetworkReport, expand: bool = False) -> list[dict[str, ob
 def totals(report: NetworkReport) -> dict[str, int]:
     """The figures torchinfo prints: total params (aux heads included) and
     total mult-adds of the eval-mode forward (aux heads not run)."""
-    return {"params": report.params_total, "mult_adds": report.cost.mult_adds,
-            "multiplications": report.cost.multiplications, "aux_params": report.aux_cost.params,
-            "aux_mult_adds": report.aux_cost.mult_adds}
+    return {
+        "params": report.params_total,
+        "mult_adds": report.cost.mult_adds,
+        "multiplications": report.cost.multiplications,
+        "aux_params": report.aux_cost.params,
+        "aux_mult_adds": report.aux_cost.mult_adds,
+    }
 
 
 def aux_rows(report: NetworkReport) -> list[dict[str, object]]:
@@ -217,8 +308,15 @@ def aux_rows(report: NetworkReport) -> list[dict[str, object]]:
     out = []
     for i, b in enumerate(report.spec.aux_blocks(), start=1):
         cost = total(r.cost for r in report.rows if r.group == f"aux{i}")
-        out.append({"head": f"aux{i}", "attaches after": b, "input (C×H×W)": chw(report.blocks[b].output_shape),
-                    "params": cost.params, "mult-adds": cost.mult_adds})
+        out.append(
+            {
+                "head": f"aux{i}",
+                "attaches after": b,
+                "input (C×H×W)": chw(report.blocks[b].output_shape),
+                "params": cost.params,
+                "mult-adds": cost.mult_adds,
+            }
+        )
     return out
 
 
@@ -231,17 +329,39 @@ def depth_fig(report: NetworkReport) -> go.Figure:
     rows = [r for r in report.summary_rows() if not r.group.startswith("aux")]
     names = ["input"] + [r.name.removeprefix("inception") for r in rows]
     shapes = [report.input_shape] + [r.output_shape for r in rows]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("spatial size (H; W alongside)", "channels (C)"))
-    fig.add_scatter(x=names, y=[s[1] for s in shapes], mode="lines+markers", name="H", row=1, col=1,
-                    line=dict(color=OTHER_COLOR), customdata=[chw(s) for s in shapes],
-                    hovertemplate="%{x}: %{customdata} (C×H×W)<extra></extra>")
-    fig.add_scatter(x=names, y=[s[0] for s in shapes], mode="lines+markers", name="C", row=2, col=1,
-                    line=dict(color=BRANCH_COLORS["b1"]), customdata=[chw(s) for s in shapes],
-                    hovertemplate="%{x}: %{customdata} (C×H×W)<extra></extra>")
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        subplot_titles=("spatial size (H; W alongside)", "channels (C)"),
+    )
+    fig.add_scatter(
+        x=names,
+        y=[s[1] for s in shapes],
+        mode="lines+markers",
+        name="H",
+        row=1,
+        col=1,
+        line=dict(color=OTHER_COLOR),
+        customdata=[chw(s) for s in shapes],
+        hovertemplate="%{x}: %{customdata} (C×H×W)<extra></extra>",
+    )
+    fig.add_scatter(
+        x=names,
+        y=[s[0] for s in shapes],
+        mode="lines+markers",
+        name="C",
+        row=2,
+        col=1,
+        line=dict(color=BRANCH_COLORS["b1"]),
+        customdata=[chw(s) for s in shapes],
+        hovertemplate="%{x}: %{customdata} (C×H×W)<extra></extra>",
+    )
     for i, b in enumerate(report.spec.aux_blocks(), start=1):
-        fig.add_annotation(x=b, y=report.blocks[b].output_shape[0], text=f"aux{i}", row=2, col=1,
-                           showarrow=True, arrowhead=2, ay=-30)
+        fig.add_annotation(
+            x=b, y=report.blocks[b].output_shape[0], text=f"aux{i}", row=2, col=1, showarrow=True, arrowhead=2, ay=-30
+        )
     fig.update_yaxes(rangemode="tozero")
     fig.update_layout(height=460, showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
     return fig
@@ -256,11 +376,20 @@ def block_cost_fig(report: NetworkReport) -> go.Figure:
         for col, metric in ((1, "params"), (2, "mult_adds")):
             ys = [getattr(report.blocks[n].branch(br).cost, metric) for n in names]
             label = report.blocks[names[0]].branch(br).label if names else br
-            fig.add_bar(x=names, y=ys, name=f"{br} ({label})", marker_color=color, row=1, col=col,
-                        legendgroup=br, showlegend=col == 1,
-                        hovertemplate=f"%{{x}} {br}: %{{y:,}}<extra></extra>")
-    fig.update_layout(barmode="stack", height=380, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.15))
+            fig.add_bar(
+                x=names,
+                y=ys,
+                name=f"{br} ({label})",
+                marker_color=color,
+                row=1,
+                col=col,
+                legendgroup=br,
+                showlegend=col == 1,
+                hovertemplate=f"%{{x}} {br}: %{{y:,}}<extra></extra>",
+            )
+    fig.update_layout(
+        barmode="stack", height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.15)
+    )
     return fig
 
 
@@ -284,8 +413,9 @@ def params_sunburst_fig(report: NetworkReport) -> go.Figure:
         stages.setdefault(f"stage {name[:-1]}", []).append(name)
     aux_at = {b: f"aux{i + 1}" for i, b in enumerate(report.spec.aux_blocks())}
     for stage, blocks in stages.items():
-        aux_params = sum(total(r.cost for r in report.rows if r.group == aux_at[b]).params
-                         for b in blocks if b in aux_at)
+        aux_params = sum(
+            total(r.cost for r in report.rows if r.group == aux_at[b]).params for b in blocks if b in aux_at
+        )
         add(stage, stage, "network", sum(report.blocks[b].cost.params for b in blocks) + aux_params, _STAGE_GREY)
         for b in blocks:
             rep = report.blocks[b]
@@ -296,9 +426,17 @@ def params_sunburst_fig(report: NetworkReport) -> go.Figure:
                 aux = total(r.cost for r in report.rows if r.group == aux_at[b])
                 add(aux_at[b], f"{aux_at[b]} (after {b})", stage, aux.params, OTHER_COLOR)
     add("head", "fc", "network", head.params, _STAGE_GREY)
-    fig = go.Figure(go.Sunburst(ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
-                                marker=dict(colors=colors, line=dict(width=1)),
-                                hovertemplate="%{label}: %{value:,} params (%{percentRoot:.1%})<extra></extra>"))
+    fig = go.Figure(
+        go.Sunburst(
+            ids=ids,
+            labels=labels,
+            parents=parents,
+            values=values,
+            branchvalues="total",
+            marker=dict(colors=colors, line=dict(width=1)),
+            hovertemplate="%{label}: %{value:,} params (%{percentRoot:.1%})<extra></extra>",
+        )
+    )
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), title="Where the parameters live")
     return fig
 
@@ -314,15 +452,45 @@ def training_curves_fig(steps: list[dict], epochs: list[dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     for col, key in ((1, "loss"), (2, "acc")):
         legend = col == 1  # one legend entry per line kind; both panels share the colours
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in steps], y=[r[key] for r in steps], mode="lines",
-                                 name="train (per step)", legendgroup="step", showlegend=legend,
-                                 line=dict(width=1, color="#56B4E9")), row=1, col=col)
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r[f"train_{key}"] for r in epochs],
-                                 mode="lines+markers", name="train (epoch)", legendgroup="train", showlegend=legend,
-                                 line=dict(color="#0072B2")), row=1, col=col)
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in epochs], y=[r[f"test_{key}"] for r in epochs],
-                                 mode="lines+markers", name="test", legendgroup="test", showlegend=legend,
-                                 line=dict(color="#D55E00")), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=[r["epoch"] for r in steps],
+                y=[r[key] for r in steps],
+                mode="lines",
+                name="train (per step)",
+                legendgroup="step",
+                showlegend=legend,
+                line=dict(width=1, color="#56B4E9"),
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[r["epoch"] for r in epochs],
+                y=[r[f"train_{key}"] for r in epochs],
+                mode="lines+markers",
+                name="train (epoch)",
+                legendgroup="train",
+                showlegend=legend,
+                line=dict(color="#0072B2"),
+            ),
+            row=1,
+            col=col,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[r["epoch"] for r in epochs],
+                y=[r[f"test_{key}"] for r in epochs],
+                mode="lines+markers",
+                name="test",
+                legendgroup="test",
+                showlegend=legend,
+                line=dict(color="#D55E00"),
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(height=360, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25))
@@ -334,18 +502,38 @@ def compare_runs_fig(epochs_by_run: dict[str, list[dict]]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Test loss", "Test accuracy"))
     for i, (name, eps) in enumerate(epochs_by_run.items()):
         line = dict(color=_RUN_COLORS[i % len(_RUN_COLORS)])
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_loss"] for r in eps], mode="lines+markers",
-                                 name=name, legendgroup=name, line=line), row=1, col=1)
-        fig.add_trace(go.Scatter(x=[r["epoch"] for r in eps], y=[r["test_acc"] for r in eps], mode="lines+markers",
-                                 name=name, legendgroup=name, showlegend=False, line=line), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=[r["epoch"] for r in eps],
+                y=[r["test_loss"] for r in eps],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                line=line,
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[r["epoch"] for r in eps],
+                y=[r["test_acc"] for r in eps],
+                mode="lines+markers",
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                line=line,
+            ),
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(height=340, margin=dict(t=40, b=10))
     return fig
 
 
-def telemetry_series(records: list[dict], stat: str
-                     ) -> tuple[list[int], dict[tuple[str, str], list[float]]]:
+def telemetry_series(records: list[dict], stat: str) -> tuple[list[int], dict[tuple[str, str], list[float]]]:
     """Steps and, per (block, branch) in network order, the statistic at each step (nan where missing)."""
     steps = [int(r["step"]) for r in records]
     keys: dict[tuple[str, str], None] = {}
@@ -358,7 +546,9 @@ def telemetry_series(records: list[dict], stat: str
         for blk, br in keys:
             stats = (r["branches"].get(blk) or {}).get(br) if isinstance(r["branches"].get(blk), dict) else None
             v = stats.get(stat) if isinstance(stats, dict) else None
-            series[(blk, br)].append(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan"))
+            series[(blk, br)].append(
+                float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
+            )
     return steps, series
 
 
@@ -366,8 +556,9 @@ def _log10(v: float) -> float | None:
     return math.log10(v) if math.isfinite(v) and v > 0 else None
 
 
-def _grid(series: dict[tuple[str, str], list[float]], i: int
-          ) -> tuple[list[str], list[str], list[list[float | None]], list[list[str]]]:
+def _grid(
+    series: dict[tuple[str, str], list[float]], i: int
+) -> tuple[list[str], list[str], list[list[float | None]], list[list[str]]]:
     """Blocks (rows) × branches (columns) at record i: labels, log10 values for the colours (None where
     missing) and the values themselves for the hover text."""
     blocks = list(dict.fromkeys(b for b, _ in series))
@@ -383,7 +574,7 @@ def _log_colorbar(lo: float | None, hi: float | None) -> dict:
     if lo is None or hi is None:
         return dict(title="log scale")
     ticks = [lo + (hi - lo) * i / 4 for i in range(5)] if hi > lo else [lo]
-    return dict(title="log scale", tickvals=ticks, ticktext=[f"{10 ** t:.3g}" for t in ticks])
+    return dict(title="log scale", tickvals=ticks, ticktext=[f"{10**t:.3g}" for t in ticks])
 
 
 def _color_range(series: dict[tuple[str, str], list[float]]) -> tuple[float, float] | tuple[None, None]:
@@ -404,19 +595,46 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
 
     def heat(i: int) -> go.Heatmap:
         y, x, z, text = _grid(series, i)
-        return go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", customdata=text,
-                          colorbar=_log_colorbar(lo, hi), xgap=2, ygap=2,
-                          hovertemplate="%{y} %{x}: %{customdata}<extra></extra>")
+        return go.Heatmap(
+            z=z,
+            x=x,
+            y=y,
+            zmin=lo,
+            zmax=hi,
+            colorscale="Viridis",
+            customdata=text,
+            colorbar=_log_colorbar(lo, hi),
+            xgap=2,
+            ygap=2,
+            hovertemplate="%{y} %{x}: %{customdata}<extra></extra>",
+        )
 
     fig.add_trace(heat(last))
     fig.frames = [go.Frame(data=[heat(i)], name=str(s)) for i, s in enumerate(steps)]
     fig.update_layout(
-        height=460, margin=dict(l=10, r=10, t=40, b=10), title=f"{label or stat} per block and branch",
+        height=460,
+        margin=dict(l=10, r=10, t=40, b=10),
+        title=f"{label or stat} per block and branch",
         yaxis=dict(autorange="reversed", title="block", type="category"),
-        sliders=[dict(active=last, currentvalue=dict(prefix="step "), pad=dict(t=30),
-                      steps=[dict(label=str(s), method="animate",
-                                  args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
-                                                       transition=dict(duration=0))]) for s in steps])])
+        sliders=[
+            dict(
+                active=last,
+                currentvalue=dict(prefix="step "),
+                pad=dict(t=30),
+                steps=[
+                    dict(
+                        label=str(s),
+                        method="animate",
+                        args=[
+                            [str(s)],
+                            dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0)),
+                        ],
+                    )
+                    for s in steps
+                ],
+            )
+        ],
+    )
     return fig
 
 
@@ -426,22 +644,39 @@ def telemetry_lines_fig(records: list[dict], stat: str, label: str = "") -> go.F
     blocks = list(dict.fromkeys(b for b, _ in series))
     cols = 3
     rows = max(1, math.ceil(len(blocks) / cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[b.removeprefix("inception") for b in blocks],
-                        shared_xaxes=True, vertical_spacing=0.08)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[b.removeprefix("inception") for b in blocks],
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+    )
     for i, blk in enumerate(blocks):
         for br in dict.fromkeys(b for _, b in series):
             if (blk, br) not in series:
                 continue
-            fig.add_trace(go.Scatter(x=steps, y=[v if v > 0 else None for v in series[(blk, br)]], mode="lines+markers",
-                                     marker=dict(size=4),
-                                     name=br, legendgroup=br, showlegend=i == 0, line=dict(color=BRANCH_COLORS.get(
-                                         br, OTHER_COLOR), width=1.5),
-                                     hovertemplate=f"{blk} {br} step %{{x}}: %{{y:.4g}}<extra></extra>"),
-                          row=i // cols + 1, col=i % cols + 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=[v if v > 0 else None for v in series[(blk, br)]],
+                    mode="lines+markers",
+                    marker=dict(size=4),
+                    name=br,
+                    legendgroup=br,
+                    showlegend=i == 0,
+                    line=dict(color=BRANCH_COLORS.get(br, OTHER_COLOR), width=1.5),
+                    hovertemplate=f"{blk} {br} step %{{x}}: %{{y:.4g}}<extra></extra>",
+                ),
+                row=i // cols + 1,
+                col=i % cols + 1,
+            )
     fig.update_yaxes(type="log")
-    fig.update_layout(height=max(260, 220 * rows), margin=dict(l=10, r=10, t=50, b=10),
-                      title=f"{label or stat} per block, by branch (log scale)",
-                      legend=dict(orientation="h", yanchor="top", y=-0.06))
+    fig.update_layout(
+        height=max(260, 220 * rows),
+        margin=dict(l=10, r=10, t=50, b=10),
+        title=f"{label or stat} per block, by branch (log scale)",
+        legend=dict(orientation="h", yanchor="top", y=-0.06),
+    )
     return fig
 
 
@@ -449,23 +684,43 @@ def aux_loss_fig(records: list[dict]) -> go.Figure:
     """Main-head loss and each aux head's loss (batch means) at the telemetry steps."""
     steps = [r["step"] for r in records]
     fig = go.Figure()
-    fig.add_scatter(x=steps, y=[r.get("loss") for r in records], mode="lines+markers", name="main head",
-                    line=dict(color=OTHER_COLOR))
+    fig.add_scatter(
+        x=steps,
+        y=[r.get("loss") for r in records],
+        mode="lines+markers",
+        name="main head",
+        line=dict(color=OTHER_COLOR),
+    )
     heads = list(dict.fromkeys(k for r in records if isinstance(r.get("aux_loss"), dict) for k in r["aux_loss"]))
     for i, head in enumerate(heads):
-        fig.add_scatter(x=steps, y=[(r.get("aux_loss") or {}).get(head) for r in records], mode="lines+markers",
-                        name=head, line=dict(color=_RUN_COLORS[i % len(_RUN_COLORS)], dash="dash"))
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step", yaxis_title="loss",
-                      title="Aux heads' loss against the main loss" if heads else "Main loss (this network has no aux heads)")
+        fig.add_scatter(
+            x=steps,
+            y=[(r.get("aux_loss") or {}).get(head) for r in records],
+            mode="lines+markers",
+            name=head,
+            line=dict(color=_RUN_COLORS[i % len(_RUN_COLORS)], dash="dash"),
+        )
+    fig.update_layout(
+        height=320,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis_title="step",
+        yaxis_title="loss",
+        title="Aux heads' loss against the main loss" if heads else "Main loss (this network has no aux heads)",
+    )
     return fig
 
 
 def telemetry_compare_fig(runs_records: dict[str, list[dict]], stat: str, label: str = "") -> go.Figure:
     """Two (or more) runs' blocks × branches grids at their latest telemetry step, on one colour scale."""
     names = list(runs_records)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[
-        f"{n} (step {runs_records[n][-1]['step']})" if runs_records[n] else f"{n} (no telemetry)" for n in names],
-        horizontal_spacing=0.08)
+    fig = make_subplots(
+        rows=1,
+        cols=len(names),
+        subplot_titles=[
+            f"{n} (step {runs_records[n][-1]['step']})" if runs_records[n] else f"{n} (no telemetry)" for n in names
+        ],
+        horizontal_spacing=0.08,
+    )
     all_series = {n: telemetry_series(runs_records[n], stat)[1] for n in names}
     logs = [x for s in all_series.values() for vs in s.values() for v in vs if (x := _log10(v)) is not None]
     lo, hi = (min(logs), max(logs)) if logs else (None, None)
@@ -474,13 +729,28 @@ def telemetry_compare_fig(runs_records: dict[str, list[dict]], stat: str, label:
         if not runs_records[n] or not series:
             continue
         y, x, z, text = _grid(series, -1)
-        fig.add_trace(go.Heatmap(z=z, x=x, y=y, zmin=lo, zmax=hi, colorscale="Viridis", showscale=j == 0,
-                                 colorbar=_log_colorbar(lo, hi), customdata=text, xgap=2, ygap=2,
-                                 hovertemplate=f"{n} %{{y}} %{{x}}: %{{customdata}}<extra></extra>"),
-                      row=1, col=j + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=z,
+                x=x,
+                y=y,
+                zmin=lo,
+                zmax=hi,
+                colorscale="Viridis",
+                showscale=j == 0,
+                colorbar=_log_colorbar(lo, hi),
+                customdata=text,
+                xgap=2,
+                ygap=2,
+                hovertemplate=f"{n} %{{y}} %{{x}}: %{{customdata}}<extra></extra>",
+            ),
+            row=1,
+            col=j + 1,
+        )
         fig.update_yaxes(autorange="reversed", type="category", row=1, col=j + 1)
-    fig.update_layout(height=440, margin=dict(l=10, r=10, t=60, b=10),
-                      title=f"{label or stat}: latest telemetry step of each run")
+    fig.update_layout(
+        height=440, margin=dict(l=10, r=10, t=60, b=10), title=f"{label or stat}: latest telemetry step of each run"
+    )
     return fig
 
 
@@ -495,8 +765,12 @@ def rf_size(report: NetworkReport, path: str) -> int | None:
 
 
 # Branches with the same field (b2's 3×3 and b4's pool → 1×1) coincide: open, larger markers keep both visible.
-_RF_MARKERS = {"b1": dict(symbol="circle", size=8), "b2": dict(symbol="diamond-open", size=14),
-               "b3": dict(symbol="circle", size=8), "b4": dict(symbol="square-open", size=12)}
+_RF_MARKERS = {
+    "b1": dict(symbol="circle", size=8),
+    "b2": dict(symbol="diamond-open", size=14),
+    "b3": dict(symbol="circle", size=8),
+    "b4": dict(symbol="square-open", size=12),
+}
 
 
 def receptive_field_fig(report: NetworkReport) -> go.Figure:
@@ -513,24 +787,42 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
         return f"{s.path}: {s.rf.size} px, jump {s.rf.jump}, first centre {s.rf.start:g}"
 
     fig = go.Figure()
-    fig.add_scatter(x=names, y=[s.rf.size for s in main], mode="lines+markers", name="layer output",
-                    line=dict(color=OTHER_COLOR), customdata=[hover(s) for s in main],
-                    hovertemplate="%{customdata}<extra></extra>")
+    fig.add_scatter(
+        x=names,
+        y=[s.rf.size for s in main],
+        mode="lines+markers",
+        name="layer output",
+        line=dict(color=OTHER_COLOR),
+        customdata=[hover(s) for s in main],
+        hovertemplate="%{customdata}<extra></extra>",
+    )
     blocks = plan.blocks()
     for br in BRANCHES:
         steps = [plan.branch_steps(b)[br] for b in blocks]
         label = report.blocks[blocks[0].removeprefix("inception")].branch(br).label if blocks else br
-        fig.add_scatter(x=[b.removeprefix("inception") for b in blocks], y=[s.rf.size for s in steps],
-                        mode="markers", name=f"{br} ({label})",
-                        marker=dict(color=BRANCH_COLORS[br], **_RF_MARKERS[br], line=dict(width=2)),
-                        customdata=[hover(s) for s in steps], hovertemplate="%{customdata}<extra></extra>")
+        fig.add_scatter(
+            x=[b.removeprefix("inception") for b in blocks],
+            y=[s.rf.size for s in steps],
+            mode="markers",
+            name=f"{br} ({label})",
+            marker=dict(color=BRANCH_COLORS[br], **_RF_MARKERS[br], line=dict(width=2)),
+            customdata=[hover(s) for s in steps],
+            hovertemplate="%{customdata}<extra></extra>",
+        )
     side = max(report.input_shape[1:])
-    fig.add_hline(y=side, line_dash="dot", line_color=OTHER_COLOR, annotation_text=f"input {side} px",
-                  annotation_position="top left")
+    fig.add_hline(
+        y=side,
+        line_dash="dot",
+        line_color=OTHER_COLOR,
+        annotation_text=f"input {side} px",
+        annotation_position="top left",
+    )
     fig.update_xaxes(categoryorder="array", categoryarray=names)
     fig.update_yaxes(title="receptive field (input pixels)", rangemode="tozero")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.15))
     return fig
+
+
 # A/B comparison and sweeps (issue 14): tables and figures for gnet.compare and gnet.sweeps rows
 
 A_COLOR, B_COLOR = "#0072B2", "#D55E00"  # A solid blue, B dashed vermillion (Okabe–Ito, not a branch colour)
@@ -540,8 +832,12 @@ def compare_table(c: ABComparison) -> list[dict[str, object]]:
     """A/B/Δ rows for st.dataframe: shapes C×H×W, params, mult-adds (torchinfo), receptive field (px)."""
     out: list[dict[str, object]] = []
     for r in (*c.rows, c.total):
-        row: dict[str, object] = {"row": r.name, "type": r.kind, "A (C×H×W)": chw(r.a.shape) if r.a else "–",
-                                  "B (C×H×W)": chw(r.b.shape) if r.b else "–"}
+        row: dict[str, object] = {
+            "row": r.name,
+            "type": r.kind,
+            "A (C×H×W)": chw(r.a.shape) if r.a else "–",
+            "B (C×H×W)": chw(r.b.shape) if r.b else "–",
+        }
         for metric, label in (("params", "params"), ("mult_adds", "mult-adds"), ("rf", "RF")):
             row[f"{label} A"] = getattr(r.a, metric) if r.a else None
             row[f"{label} B"] = getattr(r.b, metric) if r.b else None
@@ -558,8 +854,10 @@ def depth_compare_fig(a: NetworkReport, b: NetworkReport, label_a: str = "A", la
     def series(report: NetworkReport) -> dict[str, tuple[Shape, int | None]]:
         rf = network_receptive_fields(report.spec)
         rows = [r for r in report.summary_rows() if not r.group.startswith("aux") and r.name not in ("avgpool", "fc")]
-        return {"input": (report.input_shape, 1), **{r.name.removeprefix("inception"): (r.output_shape, rf[r.name])
-                                                     for r in rows}}
+        return {
+            "input": (report.input_shape, 1),
+            **{r.name.removeprefix("inception"): (r.output_shape, rf[r.name]) for r in rows},
+        }
 
     sa, sb = series(a), series(b)
     order = [x for pair in align_names(list(sa), list(sb)) for x in pair if x is not None]
@@ -567,10 +865,19 @@ def depth_compare_fig(a: NetworkReport, b: NetworkReport, label_a: str = "A", la
     for s, label, color, dash in ((sa, label_a, A_COLOR, "solid"), (sb, label_b, B_COLOR, "dash")):
         names = [n for n in order if n in s]
         for row, pick in ((1, lambda v: v[0][1]), (2, lambda v: v[0][0]), (3, lambda v: v[1])):
-            fig.add_scatter(x=names, y=[pick(s[n]) for n in names], mode="lines+markers", name=label,
-                            legendgroup=label, showlegend=row == 1, row=row, col=1,
-                            line=dict(color=color, dash=dash), customdata=[chw(s[n][0]) for n in names],
-                            hovertemplate=f"{label} %{{x}}: %{{y:,}} (%{{customdata}} C×H×W)<extra></extra>")
+            fig.add_scatter(
+                x=names,
+                y=[pick(s[n]) for n in names],
+                mode="lines+markers",
+                name=label,
+                legendgroup=label,
+                showlegend=row == 1,
+                row=row,
+                col=1,
+                line=dict(color=color, dash=dash),
+                customdata=[chw(s[n][0]) for n in names],
+                hovertemplate=f"{label} %{{x}}: %{{y:,}} (%{{customdata}} C×H×W)<extra></extra>",
+            )
     fig.update_xaxes(categoryorder="array", categoryarray=order)
     fig.update_yaxes(rangemode="tozero")
     fig.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.08))
@@ -584,12 +891,21 @@ def block_compare_fig(c: ABComparison) -> go.Figure:
     colors = [BRANCH_COLORS.get(n, OTHER_COLOR) for n in names]
     for side, label, pattern in (("a", c.label_a, "/"), ("b", c.label_b, "")):
         for col, metric in ((1, "params"), (2, "mult_adds")):
-            fig.add_bar(x=names, y=[r.value(side, metric) for r in c.rows], name=label, legendgroup=label,
-                        showlegend=col == 1, row=1, col=col, offsetgroup=side,
-                        marker=dict(color=colors, pattern_shape=pattern, opacity=0.55 if side == "a" else 1.0),
-                        hovertemplate=f"{label} %{{x}}: %{{y:,}}<extra></extra>")
-    fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.15))
+            fig.add_bar(
+                x=names,
+                y=[r.value(side, metric) for r in c.rows],
+                name=label,
+                legendgroup=label,
+                showlegend=col == 1,
+                row=1,
+                col=col,
+                offsetgroup=side,
+                marker=dict(color=colors, pattern_shape=pattern, opacity=0.55 if side == "a" else 1.0),
+                hovertemplate=f"{label} %{{x}}: %{{y:,}}<extra></extra>",
+            )
+    fig.update_layout(
+        barmode="group", height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.15)
+    )
     return fig
 
 
@@ -604,24 +920,41 @@ def sweep_fig(rows: list[dict[str, object]], cost: str = "mult_adds") -> go.Figu
     fig = go.Figure()
     on = sorted((r for r, f in zip(done, front) if f), key=lambda r: r[cost])
     if on:
-        fig.add_scatter(x=[r[cost] for r in on], y=[r["best_test_acc"] for r in on], mode="lines",
-                        line=dict(color=OTHER_COLOR, dash="dot", shape="hv"), name="Pareto front", hoverinfo="skip")
+        fig.add_scatter(
+            x=[r[cost] for r in on],
+            y=[r["best_test_acc"] for r in on],
+            mode="lines",
+            line=dict(color=OTHER_COLOR, dash="dot", shape="hv"),
+            name="Pareto front",
+            hoverinfo="skip",
+        )
     for is_front in (True, False):
         pts = [r for r, f in zip(done, front) if f == is_front]
         if not pts:
             continue
         fig.add_scatter(
-            x=[r[cost] for r in pts], y=[r["best_test_acc"] for r in pts], mode="markers+text",
-            text=[str(r["variant"]) for r in pts], textposition="top center" if is_front else "bottom center",
+            x=[r[cost] for r in pts],
+            y=[r["best_test_acc"] for r in pts],
+            mode="markers+text",
+            text=[str(r["variant"]) for r in pts],
+            textposition="top center" if is_front else "bottom center",
             name="on the front" if is_front else "dominated",
-            marker=dict(size=14 if is_front else 9, color=B_COLOR if is_front else A_COLOR,
-                        symbol="star" if is_front else "circle"),
+            marker=dict(
+                size=14 if is_front else 9,
+                color=B_COLOR if is_front else A_COLOR,
+                symbol="star" if is_front else "circle",
+            ),
             customdata=[[r["variant"], r["state"]] for r in pts],
-            hovertemplate="%{customdata[0]} (%{customdata[1]}): %{y:.2%} at %{x:,}<extra></extra>")
+            hovertemplate="%{customdata[0]} (%{customdata[1]}): %{y:.2%} at %{x:,}<extra></extra>",
+        )
     fig.update_xaxes(title_text=SWEEP_COSTS[cost], type="log")
     fig.update_yaxes(title_text="best test accuracy", tickformat=".0%")
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
-                      title=f"Test accuracy vs {SWEEP_COSTS[cost].split(' (')[0]}")
+    fig.update_layout(
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", y=-0.25),
+        title=f"Test accuracy vs {SWEEP_COSTS[cost].split(' (')[0]}",
+    )
     return fig
 
 
@@ -629,11 +962,25 @@ def sweep_table(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     """variant, state, params, mult-adds, best test acc, images/s, time, and whether it is on the Pareto front
     of accuracy against mult-adds."""
     done = [r for r in rows if isinstance(r.get("best_test_acc"), (int, float))]
-    front = dict(zip((str(r["variant"]) for r in done),
-                     pareto_front([(float(r["mult_adds"]), float(r["best_test_acc"])) for r in done])))
-    return [{"variant": r["variant"], "state": r["state"], "params": r["params"], "mult-adds": r["mult_adds"],
-             "best test acc": r["best_test_acc"], "images/s": r["images_per_s"], "time (s)": r["seconds"],
-             "Pareto": "✓" if front.get(str(r["variant"])) else ""} for r in rows]
+    front = dict(
+        zip(
+            (str(r["variant"]) for r in done),
+            pareto_front([(float(r["mult_adds"]), float(r["best_test_acc"])) for r in done]),
+        )
+    )
+    return [
+        {
+            "variant": r["variant"],
+            "state": r["state"],
+            "params": r["params"],
+            "mult-adds": r["mult_adds"],
+            "best test acc": r["best_test_acc"],
+            "images/s": r["images_per_s"],
+            "time (s)": r["seconds"],
+            "Pareto": "✓" if front.get(str(r["variant"])) else "",
+        }
+        for r in rows
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -646,22 +993,40 @@ SPECIALISATION_METRICS: dict[str, str] = {  # gnet.featurevis.BranchStats field 
 }
 
 
-def specialisation_fig(blocks: list[str], grids: dict[str, list[list[float]]],
-                       expected: list[list[float]] | None = None) -> go.Figure:
+def specialisation_fig(
+    blocks: list[str], grids: dict[str, list[list[float]]], expected: list[list[float]] | None = None
+) -> go.Figure:
     """One blocks × branches heatmap per metric (values 0..1, shown as %), branch names in their colours.
     expected: each branch's share of the block's channels, shown on hover beside the strongest share."""
-    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=[SPECIALISATION_METRICS.get(k, k) for k in grids],
-                        shared_yaxes=True, horizontal_spacing=0.04)
+    fig = make_subplots(
+        rows=1,
+        cols=len(grids),
+        subplot_titles=[SPECIALISATION_METRICS.get(k, k) for k in grids],
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+    )
     ticks = [f"<span style='color:{BRANCH_COLORS[b]}'><b>{b}</b></span>" for b in BRANCHES]
     for i, (metric, z) in enumerate(grids.items()):
         hover = "%{y} · %{x}: %{z:.0%}"
         custom = None
         if metric == "strongest_share" and expected is not None:
             custom, hover = expected, hover + " (its share of the channels: %{customdata:.0%})"
-        fig.add_heatmap(z=z, x=list(BRANCHES), y=blocks, zmin=0, zmax=1, colorscale="Viridis", customdata=custom,
-                        text=[[f"{v:.0%}" for v in row] for row in z], texttemplate="%{text}",
-                        hovertemplate=hover + "<extra></extra>", showscale=i == len(grids) - 1,
-                        colorbar=dict(tickformat=".0%", len=0.9), row=1, col=i + 1)
+        fig.add_heatmap(
+            z=z,
+            x=list(BRANCHES),
+            y=blocks,
+            zmin=0,
+            zmax=1,
+            colorscale="Viridis",
+            customdata=custom,
+            text=[[f"{v:.0%}" for v in row] for row in z],
+            texttemplate="%{text}",
+            hovertemplate=hover + "<extra></extra>",
+            showscale=i == len(grids) - 1,
+            colorbar=dict(tickformat=".0%", len=0.9),
+            row=1,
+            col=i + 1,
+        )
         fig.update_xaxes(tickvals=list(BRANCHES), ticktext=ticks, row=1, col=i + 1)
     fig.update_yaxes(autorange="reversed", title_text="block", row=1, col=1)
     fig.update_layout(height=max(260, 40 * len(blocks) + 120), margin=dict(l=10, r=10, t=50, b=10))

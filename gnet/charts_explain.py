@@ -24,7 +24,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 def _rgb(hex_color: str) -> np.ndarray:
     h = hex_color.lstrip("#")
-    return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], np.float32)
+    return np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)], np.float32)
 
 
 def branch_overlay(image: Image.Image, cam: np.ndarray, vmax: float, color: str, size: int) -> Image.Image:
@@ -33,8 +33,12 @@ def branch_overlay(image: Image.Image, cam: np.ndarray, vmax: float, color: str,
     base = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), np.float32)
     base = np.repeat(base[..., None] * 0.6 + 40, 3, axis=2)
     v = np.zeros(cam.shape, np.float32) if vmax <= 0 else np.clip(cam / vmax, 0, 1).astype(np.float32)
-    up = np.asarray(Image.fromarray((v * 255).astype(np.uint8), "L").resize((size, size), Image.Resampling.BILINEAR),
-                    np.float32)[..., None] / 255.0
+    up = (
+        np.asarray(
+            Image.fromarray((v * 255).astype(np.uint8), "L").resize((size, size), Image.Resampling.BILINEAR), np.float32
+        )[..., None]
+        / 255.0
+    )
     out = base * (1 - 0.85 * up) + _rgb(color) * (0.85 * up)
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
 
@@ -60,10 +64,17 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
     h = head_h + len(blocks) * (tile + foot_h + pad) + pad
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
-    which = ("shared: one colour scale for all maps (full colour = the largest value of any map, "
-             f"{vmax[blocks[0]]:.3g})" if scale == "shared" else "per row: each block's maps scaled to its own largest value")
-    draw.text((pad, 4), ascii_label(f"Grad-CAM for '{ex.label}', colour scale {which.split(':')[0]}"),
-              fill="#222222", font=_font(14))
+    which = (
+        f"shared: one colour scale for all maps (full colour = the largest value of any map, {vmax[blocks[0]]:.3g})"
+        if scale == "shared"
+        else "per row: each block's maps scaled to its own largest value"
+    )
+    draw.text(
+        (pad, 4),
+        ascii_label(f"Grad-CAM for '{ex.label}', colour scale {which.split(':')[0]}"),
+        fill="#222222",
+        font=_font(14),
+    )
     draw.text((pad, 22), ascii_label(which.split(": ", 1)[1]), fill="#444444", font=_font(11))
     first = next(iter(ex.kernel_labels.values()))
     for j, r in enumerate(BRANCHES):
@@ -79,8 +90,12 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
             cam = ex.blocks[b][r].gradcam
             img.paste(branch_overlay(image, cam, vmax[b], BRANCH_COLORS[r], tile), (x0, y0))
             draw.rectangle([x0 - 2, y0 - 2, x0 + tile + 1, y0 + tile + 1], outline=BRANCH_COLORS[r], width=2)
-            draw.text((x0, y0 + tile + 2), f"{cam.shape[0]}x{cam.shape[1]}  max {float(cam.max()):.3g}",
-                      fill="#444444", font=_font(10))
+            draw.text(
+                (x0, y0 + tile + 2),
+                f"{cam.shape[0]}x{cam.shape[1]}  max {float(cam.max()):.3g}",
+                fill="#444444",
+                font=_font(10),
+            )
     return img
 
 
@@ -96,10 +111,20 @@ def evidence_heatmap(ex: Explanation) -> go.Figure:
     m = ex.matrix("grad_x_act")
     lim = float(np.abs(m).max()) or 1.0
     rows = [block_label(b) for b in ex.blocks]
-    fig = go.Figure(go.Heatmap(
-        z=m, x=list(BRANCHES), y=rows, zmin=-lim, zmax=lim, colorscale="RdBu_r", colorbar=dict(title="grad×act"),
-        text=[[f"{v:+.3g}" for v in row] for row in m], texttemplate="%{text}",
-        hovertemplate="block %{y} · %{x}<br>Σ A·∂y/∂A = %{z:.4g}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            x=list(BRANCHES),
+            y=rows,
+            zmin=-lim,
+            zmax=lim,
+            colorscale="RdBu_r",
+            colorbar=dict(title="grad×act"),
+            text=[[f"{v:+.3g}" for v in row] for row in m],
+            texttemplate="%{text}",
+            hovertemplate="block %{y} · %{x}<br>Σ A·∂y/∂A = %{z:.4g}<extra></extra>",
+        )
+    )
     fig.update_layout(title=f"Where the evidence for '{ex.label}' flows: Σ A ⊙ ∂y/∂A per branch")
     _grid_axes(fig, ex)
     return fig
@@ -112,12 +137,25 @@ def block_share_chart(ex: Explanation) -> go.Figure:
     rows = [block_label(b) for b in ex.blocks]
     fig = go.Figure()
     for j, r in enumerate(BRANCHES):
-        fig.add_trace(go.Bar(name=r, x=rows, y=shares[:, j], marker_color=BRANCH_COLORS[r], customdata=raw[:, j],
-                             hovertemplate=f"block %{{x}} · {r}: %{{y:.1%}} of the block's |grad×act|"
-                                           "<br>grad×act %{customdata:+.4g}<extra></extra>"))
-    fig.update_layout(barmode="relative", title="Each block's share per branch (negative: evidence against)",
-                      yaxis_tickformat=".0%", height=340, legend_title_text="branch",
-                      margin=dict(l=10, r=10, t=50, b=10))
+        fig.add_trace(
+            go.Bar(
+                name=r,
+                x=rows,
+                y=shares[:, j],
+                marker_color=BRANCH_COLORS[r],
+                customdata=raw[:, j],
+                hovertemplate=f"block %{{x}} · {r}: %{{y:.1%}} of the block's |grad×act|"
+                "<br>grad×act %{customdata:+.4g}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="relative",
+        title="Each block's share per branch (negative: evidence against)",
+        yaxis_tickformat=".0%",
+        height=340,
+        legend_title_text="branch",
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
     return fig
 
 
@@ -129,12 +167,24 @@ def ablation_heatmap(ex: Explanation) -> go.Figure:
     rows = [block_label(b) for b in ex.blocks]
     after = ex.prob + dp
     custom = np.stack([dl, after, np.full_like(dp, ex.prob), ex.logit + dl], axis=-1)
-    fig = go.Figure(go.Heatmap(
-        z=dp * 100, x=list(BRANCHES), y=rows, zmin=-lim, zmax=lim, colorscale="RdBu", customdata=custom,
-        colorbar=dict(title="Δ prob (pp)"), text=[[f"{v * 100:+.2g}" for v in row] for row in dp],
-        texttemplate="%{text}",
-        hovertemplate=("zero %{y}·%{x}<br>probability %{customdata[2]:.2%} → %{customdata[1]:.2%} "
-                       "(%{z:+.3g} pp)<br>logit Δ %{customdata[0]:+.4g} (→ %{customdata[3]:.4g})<extra></extra>")))
+    fig = go.Figure(
+        go.Heatmap(
+            z=dp * 100,
+            x=list(BRANCHES),
+            y=rows,
+            zmin=-lim,
+            zmax=lim,
+            colorscale="RdBu",
+            customdata=custom,
+            colorbar=dict(title="Δ prob (pp)"),
+            text=[[f"{v * 100:+.2g}" for v in row] for row in dp],
+            texttemplate="%{text}",
+            hovertemplate=(
+                "zero %{y}·%{x}<br>probability %{customdata[2]:.2%} → %{customdata[1]:.2%} "
+                "(%{z:+.3g} pp)<br>logit Δ %{customdata[0]:+.4g} (→ %{customdata[3]:.4g})<extra></extra>"
+            ),
+        )
+    )
     fig.update_layout(title=f"Zeroing one branch: change in P('{ex.label}'), percentage points")
     _grid_axes(fig, ex)
     return fig
@@ -151,17 +201,36 @@ def unit_picker(ex: Explanation, block: str, branch: str, row: int, col: int) ->
     hh, ww = cam.shape
     rr, cc = np.mgrid[0:hh, 0:ww]
     size = max(6, min(28, 420 // max(hh, ww)))
-    fig = go.Figure(go.Scatter(
-        x=cc.ravel(), y=rr.ravel(), mode="markers", customdata=np.stack([rr.ravel(), cc.ravel()], 1),
-        marker=dict(symbol="square", size=size, color=cam.ravel(), colorscale=[[0, "#f2f2f2"], [1, BRANCH_COLORS[branch]]],
-                    cmin=0, cmax=float(cam.max()) or 1.0, showscale=False, line=dict(width=0)),
-        hovertemplate="row %{customdata[0]}, col %{customdata[1]}<br>Grad-CAM %{marker.color:.4g}<extra></extra>"))
-    fig.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
-                  line=dict(color="black", width=3))
+    fig = go.Figure(
+        go.Scatter(
+            x=cc.ravel(),
+            y=rr.ravel(),
+            mode="markers",
+            customdata=np.stack([rr.ravel(), cc.ravel()], 1),
+            marker=dict(
+                symbol="square",
+                size=size,
+                color=cam.ravel(),
+                colorscale=[[0, "#f2f2f2"], [1, BRANCH_COLORS[branch]]],
+                cmin=0,
+                cmax=float(cam.max()) or 1.0,
+                showscale=False,
+                line=dict(width=0),
+            ),
+            hovertemplate="row %{customdata[0]}, col %{customdata[1]}<br>Grad-CAM %{marker.color:.4g}<extra></extra>",
+        )
+    )
+    fig.add_shape(
+        type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color="black", width=3)
+    )
     fig.update_xaxes(range=[-0.5, ww - 0.5], showgrid=False, zeroline=False, title="col")
     fig.update_yaxes(range=[hh - 0.5, -0.5], showgrid=False, zeroline=False, title="row", scaleanchor="x")
-    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select",
-                      title=f"{block_label(block)}·{branch} Grad-CAM, {hh}×{ww}: click a unit")
+    fig.update_layout(
+        height=460,
+        margin=dict(l=10, r=10, t=40, b=10),
+        clickmode="event+select",
+        title=f"{block_label(block)}·{branch} Grad-CAM, {hh}×{ww}: click a unit",
+    )
     return fig
 
 
@@ -184,8 +253,9 @@ def rf_image(image: Image.Image, rf: EmpiricalRF, branch: str, size: int = 320, 
     out = out.resize((round(g.shape[1] * s), round(g.shape[0] * s)), Image.Resampling.BILINEAR)
     x0, y0, x1, y1 = rf_box(rf.theory[branch], rf.row, rf.col, g.shape)
     draw = ImageDraw.Draw(out)
-    draw.rectangle([(x0 + 0.5) * s, (y0 + 0.5) * s, (x1 + 0.5) * s - 1, (y1 + 0.5) * s - 1],
-                   outline=BRANCH_COLORS[branch], width=3)
+    draw.rectangle(
+        [(x0 + 0.5) * s, (y0 + 0.5) * s, (x1 + 0.5) * s - 1, (y1 + 0.5) * s - 1], outline=BRANCH_COLORS[branch], width=3
+    )
     return out
 
 
@@ -193,6 +263,9 @@ def rf_caption(rf: EmpiricalRF, branch: str, kernels: str) -> str:
     t = rf.theory[branch]
     g = rf.maps[branch]
     nz = np.argwhere(g > 0)
-    seen = (f"gradient reaches {nz[:, 0].max() - nz[:, 0].min() + 1}×{nz[:, 1].max() - nz[:, 1].min() + 1} px"
-            if len(nz) else "gradient is zero here (no active unit at this position)")
+    seen = (
+        f"gradient reaches {nz[:, 0].max() - nz[:, 0].min() + 1}×{nz[:, 1].max() - nz[:, 1].min() + 1} px"
+        if len(nz)
+        else "gradient is zero here (no active unit at this position)"
+    )
     return f"{branch} ({kernels}): theoretical {t.size}×{t.size} px (jump {t.jump}); {seen}"

@@ -72,14 +72,17 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
     import io
 
     buf = io.BytesIO()
-    torch.save({
-        "format": FORMAT,
-        "spec": ckpt.spec.to_dict(),
-        "model": ckpt.model_state,
-        "classes": list(ckpt.classes),
-        "preprocess": ckpt.preprocess,
-        "extra": ckpt.extra,
-    }, buf)
+    torch.save(
+        {
+            "format": FORMAT,
+            "spec": ckpt.spec.to_dict(),
+            "model": ckpt.model_state,
+            "classes": list(ckpt.classes),
+            "preprocess": ckpt.preprocess,
+            "extra": ckpt.extra,
+        },
+        buf,
+    )
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -98,7 +101,7 @@ def torch_load_safely(path: Path) -> Any:
     sniff_torch_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated/corrupt files raise many types
+    except Exception as e:
         raise CheckpointError(describe_load_failure(path, e)) from None
 
 
@@ -116,10 +119,14 @@ def sniff_torch_file(path: Path) -> None:
 
 def describe_load_failure(path: Path, e: BaseException) -> str:
     if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
-        return (f"refused to load {path.name}: it contains Python objects other than tensors and plain data "
-                "(a checkpoint must load with weights_only=True, so nothing in it can run code).")
+        return (
+            f"refused to load {path.name}: it contains Python objects other than tensors and plain data "
+            "(a checkpoint must load with weights_only=True, so nothing in it can run code)."
+        )
     first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-    if isinstance(e, (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, pickle.UnpicklingError)):
+    if isinstance(
+        e, (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, pickle.UnpicklingError)
+    ):
         return f"{path.name} is not a readable PyTorch file (truncated or corrupt?): {first}."
     return f"{path.name} could not be loaded: {type(e).__name__}."
 
@@ -138,7 +145,11 @@ def checkpoint_from_dict(raw: Any) -> Checkpoint:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError("the checkpoint has no model weights")
     classes = raw.get("classes")
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or len(classes) != spec.num_classes:
+    if (
+        not isinstance(classes, list)
+        or not all(isinstance(c, str) for c in classes)
+        or len(classes) != spec.num_classes
+    ):
         raise CheckpointError(f"the checkpoint must name {spec.num_classes} classes, one per output")
     pre = raw.get("preprocess")
     if not isinstance(pre, dict):

@@ -50,8 +50,13 @@ def library(aux: bool = False) -> str:
 
 def inception_call(in_channels: int, spec: BlockSpec) -> str:
     """`Inception(...)` with the spec's numbers, naming only non-default variant flags."""
-    args = [str(in_channels), f"b1={spec.b1}", f"b2=({spec.b2_reduce}, {spec.b2})",
-            f"b3=({spec.b3_reduce}, {spec.b3})", f"b4={spec.b4}"]
+    args = [
+        str(in_channels),
+        f"b1={spec.b1}",
+        f"b2=({spec.b2_reduce}, {spec.b2})",
+        f"b3=({spec.b3_reduce}, {spec.b3})",
+        f"b4={spec.b4}",
+    ]
     if not spec.reduce:
         args.append("reduce=False")
     if spec.b3_kernel != 5:
@@ -73,7 +78,7 @@ def block_code(design: BlockDesign) -> str:
     report = block_report(design.block, design.input_shape)
     c, h, w = design.input_shape
     labels = ", ".join(f"{b.name} {b.label}" for b in report.branches)
-    main = f'''
+    main = f"""
 
 if __name__ == "__main__":
     block = {inception_call(c, design.block)}
@@ -81,8 +86,10 @@ if __name__ == "__main__":
     y = block(x)
     print(tuple(y.shape))  # expected (1, {_shape(report.output_shape)}): H×W×C {report.concat_text()}
     print(sum(p.numel() for p in block.parameters()))  # expected {report.cost.params:,}
-'''
-    title = f"An Inception block: input {c}×{h}×{w} → {_shape(report.output_shape).replace(', ', '×')} (C×H×W); {labels}."
+"""
+    title = (
+        f"An Inception block: input {c}×{h}×{w} → {_shape(report.output_shape).replace(', ', '×')} (C×H×W); {labels}."
+    )
     return _HEADER.format(title=title) + library() + main
 
 
@@ -106,7 +113,8 @@ def _init(step: Step) -> str:
         c = step.spec
         extra = (f", stride={c.stride}" if c.stride > 1 else "") + (f", padding={c.padding}" if c.padding else "")
         return f"ConvBlock({step.in_shape[0]}, {c.out_channels}, {c.kernel}{extra}" + (
-            ", batch_norm=True)" if step.batch_norm else ")")
+            ", batch_norm=True)" if step.batch_norm else ")"
+        )
     if step.kind == MAXPOOL:
         return _pool_code(step.spec)
     if step.kind == BLOCK:
@@ -123,8 +131,10 @@ def _init(step: Step) -> str:
 def _aux_init(plan: Plan, step: Step) -> str:
     pool, conv, _, _, dropout = plan.children(step.path)
     kind = '"torchvision"' if pool.kind == ADAPTIVE_AVGPOOL else '"paper"'
-    return (f"AuxClassifier({step.in_shape[0]}, num_classes, {pool.out_shape[1:]}, {kind}, "
-            f"batch_norm={conv.batch_norm}, dropout={dropout.spec})")
+    return (
+        f"AuxClassifier({step.in_shape[0]}, num_classes, {pool.out_shape[1:]}, {kind}, "
+        f"batch_norm={conv.batch_norm}, dropout={dropout.spec})"
+    )
 
 
 def network_code(spec: NetworkSpec) -> str:

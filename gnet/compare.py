@@ -60,8 +60,13 @@ class Row:
         return None if va is None or vb is None else vb - va
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "a": self.a.as_dict() if self.a else None,
-                "b": self.b.as_dict() if self.b else None, "delta": {m: self.delta(m) for m in METRICS}}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "a": self.a.as_dict() if self.a else None,
+            "b": self.b.as_dict() if self.b else None,
+            "delta": {m: self.delta(m) for m in METRICS},
+        }
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,13 @@ class Comparison:
     total: Row
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "a": self.label_a, "b": self.label_b,
-                "rows": [r.as_dict() for r in self.rows], "total": self.total.as_dict()}
+        return {
+            "kind": self.kind,
+            "a": self.label_a,
+            "b": self.label_b,
+            "rows": [r.as_dict() for r in self.rows],
+            "total": self.total.as_dict(),
+        }
 
 
 # ---------------------------------------------------------------------------
@@ -107,8 +117,16 @@ def align_names(names_a: list[str], names_b: list[str]) -> list[tuple[str | None
     return pairs
 
 
-def _merge(kind: str, label_a: str, label_b: str, rows_a: dict[str, tuple[str, Side]],
-           rows_b: dict[str, tuple[str, Side]], total_a: Side, total_b: Side, total_kind: str) -> Comparison:
+def _merge(
+    kind: str,
+    label_a: str,
+    label_b: str,
+    rows_a: dict[str, tuple[str, Side]],
+    rows_b: dict[str, tuple[str, Side]],
+    total_a: Side,
+    total_b: Side,
+    total_kind: str,
+) -> Comparison:
     rows = []
     for na, nb in align_names(list(rows_a), list(rows_b)):
         name = na or nb
@@ -121,8 +139,10 @@ def _merge(kind: str, label_a: str, label_b: str, rows_a: dict[str, tuple[str, S
 
 def _block_rows(report: BlockReport) -> tuple[dict[str, tuple[str, Side]], Side]:
     rf = block_receptive_fields(report.spec)
-    rows = {b.name: (b.label, Side(b.output_shape, b.cost.params, b.cost.mult_adds, b.cost.multiplications,
-                                   rf[b.name])) for b in report.branches}
+    rows = {
+        b.name: (b.label, Side(b.output_shape, b.cost.params, b.cost.mult_adds, b.cost.multiplications, rf[b.name]))
+        for b in report.branches
+    }
     c = report.cost
     return rows, Side(report.output_shape, c.params, c.mult_adds, c.multiplications, rf["total"])
 
@@ -144,16 +164,19 @@ def _network_rows(report: NetworkReport, detail: str) -> tuple[dict[str, tuple[s
             for i, br in enumerate(report.blocks[r.group].branches):
                 path = f"{r.name}.branch{i + 1}"
                 bc = br.cost
-                rows[path] = (f"{br.name} {br.label}", Side(br.output_shape, bc.params, bc.mult_adds,
-                                                             bc.multiplications, rf.get(path)))
+                rows[path] = (
+                    f"{br.name} {br.label}",
+                    Side(br.output_shape, bc.params, bc.mult_adds, bc.multiplications, rf.get(path)),
+                )
     c = report.cost
     # params: the whole module (aux heads included); mult-adds: the eval forward (aux heads not run), as torchinfo
     total = Side(report.output_shape, report.params_total, c.mult_adds, c.multiplications, rf["fc"])
     return rows, total
 
 
-def compare_networks(a: NetworkSpec, b: NetworkSpec, detail: str = "layers", label_a: str = "A",
-                     label_b: str = "B") -> Comparison:
+def compare_networks(
+    a: NetworkSpec, b: NetworkSpec, detail: str = "layers", label_a: str = "A", label_b: str = "B"
+) -> Comparison:
     """Rows per layer (blocks summed; detail="branches" adds each block's four branches).
 
     The total's receptive field is the classifier's (the last block's, widened by the global pool's window)."""
@@ -171,8 +194,10 @@ def compare(a: Design, b: Design, detail: str = "layers", label_a: str = "A", la
     if isinstance(a, NetworkSpec) and isinstance(b, NetworkSpec):
         return compare_networks(a, b, detail, label_a, label_b)
     what = {True: "a block design", False: "a network"}
-    raise SpecError(f"A is {what[isinstance(a, BlockDesign)]} and B is {what[isinstance(b, BlockDesign)]}: "
-                    "compare two block designs (Block Designer) or two networks (Network Explorer)")
+    raise SpecError(
+        f"A is {what[isinstance(a, BlockDesign)]} and B is {what[isinstance(b, BlockDesign)]}: "
+        "compare two block designs (Block Designer) or two networks (Network Explorer)"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -186,8 +211,10 @@ def load_design(text: str | bytes) -> Design:
         return BlockDesign.from_dict(data)
     if isinstance(data, dict) and "stages" in data:
         return NetworkSpec.from_dict(data)
-    raise SpecError('not a design the app exports: expected a block design ("input_shape", "block") '
-                    'or a network spec ("stages", ...)')
+    raise SpecError(
+        'not a design the app exports: expected a block design ("input_shape", "block") '
+        'or a network spec ("stages", ...)'
+    )
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:

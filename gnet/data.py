@@ -34,8 +34,18 @@ TORCHVISION_DATASETS = {
     "cifar10": ("CIFAR10", "cifar-10-batches-py", True),
 }
 DATASETS = ("synthetic", *TORCHVISION_DATASETS, "folder:NAME")
-SYNTHETIC_CLASSES = ["disc", "ring", "square", "frame", "triangle", "cross",
-                     "h-stripes", "v-stripes", "checkers", "dots"]
+SYNTHETIC_CLASSES = [
+    "disc",
+    "ring",
+    "square",
+    "frame",
+    "triangle",
+    "cross",
+    "h-stripes",
+    "v-stripes",
+    "checkers",
+    "dots",
+]
 MAX_FOLDER_IMAGES = 200_000
 MAX_FOLDER_CLASSES = 1000
 MAX_IMAGE_PIXELS = 50_000_000  # a decoded image larger than this is skipped (decompression bombs)
@@ -80,9 +90,15 @@ def data_root() -> Path:
     return Path(os.environ.get("GNET_DATA_DIR", "data"))
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None, image_size: int = 32,
-                 synthetic_train: int = 10_000, synthetic_test: int = 2_000, seed: int = 0,
-                 download: bool | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    image_size: int = 32,
+    synthetic_train: int = 10_000,
+    synthetic_test: int = 2_000,
+    seed: int = 0,
+    download: bool | None = None,
+) -> Dataset:
     """Load a dataset by name. image_size only matters where the images are made or
     decoded here (synthetic, folder); torchvision sets keep their native size and the
     trainer resizes batches on the device. download=None: allowed unless GNET_NO_DOWNLOAD=1 or GNET_OFFLINE=1."""
@@ -94,7 +110,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, image_siz
             download = downloads_allowed()
         return _torchvision(name, root, download)
     if name.startswith("folder:"):
-        return image_folder(root, name[len("folder:"):], image_size)
+        return image_folder(root, name[len("folder:") :], image_size)
     raise DataError(f"unknown dataset {name!r}; choose synthetic, fashion-mnist, mnist, cifar10 or folder:NAME")
 
 
@@ -127,29 +143,31 @@ def _synthetic_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.
     def u(lo: float, hi: float) -> torch.Tensor:  # one uniform number per image, shaped to broadcast over H, W
         return (lo + (hi - lo) * torch.rand(n, generator=g)).view(n, 1, 1)
 
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32) + 0.5,
-                            torch.arange(size, dtype=torch.float32) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32) + 0.5, torch.arange(size, dtype=torch.float32) + 0.5, indexing="ij"
+    )
     r = u(0.08, 0.23) * size  # half-width in pixels: shapes span 15–45 % of the image
     cy, cx = u(0.3, 0.7) * size, u(0.3, 0.7) * size
     dy, dx = ys - cy, xs - cx
-    dist = (dy ** 2 + dx ** 2).sqrt()
+    dist = (dy**2 + dx**2).sqrt()
     period = u(2.0, 8.0) * size / 32
     phase = u(0.0, 1.0) * period
     thick = (r * 0.3).clamp_min(1.0)
+
     def mask_of(c: int, i: torch.Tensor) -> torch.Tensor:  # class c's pattern for the images i
         y, x, ry, rx, rr, t, p = ys, xs, dy[i], dx[i], r[i], thick[i], period[i]
         ay, ax, d = ry.abs(), rx.abs(), dist[i]
         sy, sx = torch.remainder(y + phase[i], p), torch.remainder(x + phase[i], p)
         return [
-            lambda: d <= rr,                                                 # disc
-            lambda: (d <= rr) & (d >= rr - t),                               # ring
-            lambda: (ay <= rr) & (ax <= rr),                                 # square
+            lambda: d <= rr,  # disc
+            lambda: (d <= rr) & (d >= rr - t),  # ring
+            lambda: (ay <= rr) & (ax <= rr),  # square
             lambda: (ay <= rr) & (ax <= rr) & ((ay >= rr - t) | (ax >= rr - t)),  # frame
-            lambda: (ry <= rr) & (ry >= -rr) & (ax <= (ry + rr) / 2),        # triangle, apex up
+            lambda: (ry <= rr) & (ry >= -rr) & (ax <= (ry + rr) / 2),  # triangle, apex up
             lambda: ((ay <= t / 2) & (ax <= rr)) | ((ax <= t / 2) & (ay <= rr)),  # cross
-            lambda: (sy < p / 2).expand_as(d),                               # horizontal stripes
-            lambda: (sx < p / 2).expand_as(d),                               # vertical stripes
-            lambda: (sy < p / 2) ^ (sx < p / 2),                             # checkers
+            lambda: (sy < p / 2).expand_as(d),  # horizontal stripes
+            lambda: (sx < p / 2).expand_as(d),  # vertical stripes
+            lambda: (sy < p / 2) ^ (sx < p / 2),  # checkers
             lambda: ((sy - p / 2) ** 2 + (sx - p / 2) ** 2) <= (p / 4) ** 2,  # dots
         ][c]()
 
@@ -177,8 +195,9 @@ DOWNLOAD_MB = {"fashion-mnist": 30, "mnist": 11, "cifar10": 163}  # the archives
 
 def downloads_allowed() -> bool:
     """GNET_NO_DOWNLOAD=1 or GNET_OFFLINE=1 switch every dataset download off."""
-    return all(os.environ.get(v, "").strip().lower() in ("", "0", "false", "no")
-               for v in ("GNET_NO_DOWNLOAD", "GNET_OFFLINE"))
+    return all(
+        os.environ.get(v, "").strip().lower() in ("", "0", "false", "no") for v in ("GNET_NO_DOWNLOAD", "GNET_OFFLINE")
+    )
 
 
 def dataset_mirror() -> str:
@@ -256,8 +275,9 @@ def _remote_files(name: str, root: Path) -> tuple[list[RemoteFile], list[Path]]:
     return [RemoteFile(cls.url, root / cls.filename, cls.tgz_md5)], unpacked
 
 
-def dataset_download(name: str, root: Path | None = None, start: bool = False,
-                     retry: bool = False) -> downloads.Progress | None:
+def dataset_download(
+    name: str, root: Path | None = None, start: bool = False, retry: bool = False
+) -> downloads.Progress | None:
     """None when a torchvision dataset's files are in place (unpacked, or archives downloaded
     and verified); else the combined progress of its archives' downloads, started here when
     `start` (one download per file per process, shared by every caller). State "idle": none started."""
@@ -269,8 +289,12 @@ def dataset_download(name: str, root: Path | None = None, start: bool = False,
     if not missing:
         return None
     what = PRETTY[name]
-    jobs = [downloads.fetch(f.url, f.dest, downloads.Check(md5=f.md5, what=f"{what} file {f.dest.name}"),
-                            retry=retry) if start else downloads.find(f.url, f.dest) for f in missing]
+    jobs = [
+        downloads.fetch(f.url, f.dest, downloads.Check(md5=f.md5, what=f"{what} file {f.dest.name}"), retry=retry)
+        if start
+        else downloads.find(f.url, f.dest)
+        for f in missing
+    ]
     if any(j is None for j in jobs):
         return downloads.Progress("idle", 0, None, 0.0, 1, downloads.ATTEMPTS)
     ps = [j.progress() for j in jobs if j is not None]
@@ -278,9 +302,14 @@ def dataset_download(name: str, root: Path | None = None, start: bool = False,
     state = bad[0].state if bad else "running" if any(p.state == "running" for p in ps) else "done"
     totals = [p.total for p in ps]
     return downloads.Progress(
-        state, sum(p.done for p in ps), sum(totals) if all(t is not None for t in totals) else None,
-        sum(p.speed for p in ps if p.state == "running"), max(p.attempt for p in ps), downloads.ATTEMPTS,
-        bad[0].message if bad else next((p.message for p in ps if p.message), ""))
+        state,
+        sum(p.done for p in ps),
+        sum(totals) if all(t is not None for t in totals) else None,
+        sum(p.speed for p in ps if p.state == "running"),
+        max(p.attempt for p in ps),
+        downloads.ATTEMPTS,
+        bad[0].message if bad else next((p.message for p in ps if p.message), ""),
+    )
 
 
 def cancel_dataset_download(name: str, root: Path | None = None) -> None:
@@ -294,15 +323,19 @@ def cancel_dataset_download(name: str, root: Path | None = None) -> None:
 def how_to_get_dataset(name: str) -> str:
     """What to do without a network connection; names folders symbolically (no server path on a page)."""
     if name == "cifar10":
-        return ("Without a network connection, put CIFAR-10's python version (cifar-10-python.tar.gz, or its unpacked "
-                "data_batch_1..5, test_batch and batches.meta) into `$GNET_DATA_DIR/cifar-10-batches-py/` "
-                "(the archive itself into `$GNET_DATA_DIR/`; the data folder is GNET_DATA_DIR or --data-dir, default `./data`), "
-                "or set GNET_DATASET_MIRROR to a mirror.")
+        return (
+            "Without a network connection, put CIFAR-10's python version (cifar-10-python.tar.gz, or its unpacked "
+            "data_batch_1..5, test_batch and batches.meta) into `$GNET_DATA_DIR/cifar-10-batches-py/` "
+            "(the archive itself into `$GNET_DATA_DIR/`; the data folder is GNET_DATA_DIR or --data-dir, default `./data`), "
+            "or set GNET_DATASET_MIRROR to a mirror."
+        )
     folder = TORCHVISION_DATASETS[name][1]
-    return (f"Without a network connection, put train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-            f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or their .gz files) into "
-            f"`$GNET_DATA_DIR/{folder}/raw/` (the data folder is GNET_DATA_DIR or --data-dir, default `./data`), "
-            "or set GNET_DATASET_MIRROR to a mirror.")
+    return (
+        f"Without a network connection, put train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or their .gz files) into "
+        f"`$GNET_DATA_DIR/{folder}/raw/` (the data folder is GNET_DATA_DIR or --data-dir, default `./data`), "
+        "or set GNET_DATASET_MIRROR to a mirror."
+    )
 
 
 def _torchvision(name: str, root: Path, download: bool = True) -> Dataset:
@@ -321,13 +354,14 @@ def _torchvision(name: str, root: Path, download: bool = True) -> Dataset:
         progress = dataset_download(name, root)
         if progress is not None:
             log.warning("download of %s into %s failed: %s", pretty, root, progress.message)
-            raise DataError(f"could not download {pretty}: {progress.message or progress.state}. "
-                            f"{how_to_get_dataset(name)}")
+            raise DataError(
+                f"could not download {pretty}: {progress.message or progress.state}. {how_to_get_dataset(name)}"
+            )
     try:
         root.mkdir(parents=True, exist_ok=True)
         train = cls(str(root), train=True, download=download)
         test = cls(str(root), train=False, download=download)
-    except Exception as e:  # noqa: BLE001 - download and parse errors come in many types (URLError, RuntimeError, OSError ...)
+    except Exception as e:
         log.warning("could not load %s from %s: %r", pretty, root / folder, e)
         raise DataError(
             f"could not load {pretty} ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'no details'}). "
@@ -365,8 +399,11 @@ def list_image_folders(root: Path | None = None) -> list[str]:
     if not root.is_dir():
         return []
     skip = {f for _, f, _ in TORCHVISION_DATASETS.values()}
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and p.name not in skip and FOLDER_NAME.fullmatch(p.name) and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and p.name not in skip and FOLDER_NAME.fullmatch(p.name) and not p.name.startswith(".")
+    )
 
 
 def image_folder(root: Path, name: str, size: int, test_fraction: float = 0.2) -> Dataset:
@@ -380,7 +417,7 @@ def image_folder(root: Path, name: str, size: int, test_fraction: float = 0.2) -
 
     if not FOLDER_NAME.fullmatch(name) or name in (".", ".."):
         raise DataError(f"image folder name {name!r} must be letters, digits, '.', '_' or '-'")
-    base = (root / name)
+    base = root / name
     if base.is_symlink() or not base.resolve().is_relative_to(root.resolve()) or not base.is_dir():
         raise DataError(f"no image folder {name!r} in the data folder (GNET_DATA_DIR)")
     if not 8 <= size <= 512:
@@ -392,12 +429,15 @@ def image_folder(root: Path, name: str, size: int, test_fraction: float = 0.2) -
     except (FileNotFoundError, OSError) as e:
         raise DataError(f"image folder {name!r} has no class sub-folders ({e})") from None
     if not 2 <= len(classes) <= MAX_FOLDER_CLASSES:
-        raise DataError(f"image folder {name!r} needs 2 to {MAX_FOLDER_CLASSES} class sub-folders, found {len(classes)}")
+        raise DataError(
+            f"image folder {name!r} needs 2 to {MAX_FOLDER_CLASSES} class sub-folders, found {len(classes)}"
+        )
 
     def files(d: Path) -> list[tuple[str, int]]:
         # Every file counts, so the ones that are not images are reported as skipped, not silently ignored.
-        items = make_dataset(str(d), class_to_idx, is_valid_file=lambda p: not os.path.basename(p).startswith("."),
-                             allow_empty=True)
+        items = make_dataset(
+            str(d), class_to_idx, is_valid_file=lambda p: not os.path.basename(p).startswith("."), allow_empty=True
+        )
         if len(items) > MAX_FOLDER_IMAGES:
             raise DataError(f"image folder {name!r} has more than {MAX_FOLDER_IMAGES:,} files; use a subset")
         return items
@@ -417,14 +457,19 @@ def image_folder(root: Path, name: str, size: int, test_fraction: float = 0.2) -
     x_tr, y_tr = _decode(train_items, size, skipped, IMG_EXTENSIONS)
     x_te, y_te = _decode(test_items, size, skipped, IMG_EXTENSIONS)
     if len(x_tr) == 0 or len(x_te) == 0:
-        raise DataError(f"image folder {name!r} has no readable images for training and testing "
-                        f"({len(skipped)} files skipped as unreadable or not images)")
-    notes = [f"skipped {len(skipped)} unreadable or non-image file(s), e.g. {', '.join(skipped[:3])}"] if skipped else []
+        raise DataError(
+            f"image folder {name!r} has no readable images for training and testing "
+            f"({len(skipped)} files skipped as unreadable or not images)"
+        )
+    notes = (
+        [f"skipped {len(skipped)} unreadable or non-image file(s), e.g. {', '.join(skipped[:3])}"] if skipped else []
+    )
     return Dataset(f"folder:{name}", classes, x_tr, y_tr, x_te, y_te, flip_ok=True, notes=notes)
 
 
-def _decode(items: list[tuple[str, int]], size: int, skipped: list[str],
-            extensions: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode(
+    items: list[tuple[str, int]], size: int, skipped: list[str], extensions: tuple[str, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
 
     xs, ys = [], []
@@ -439,7 +484,7 @@ def _decode(items: list[tuple[str, int]], size: int, skipped: list[str],
                 im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
                 xs.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3))
                 ys.append(label)
-        except Exception:  # noqa: BLE001 - Pillow raises many types for corrupt files; skip and count them
+        except Exception:
             skipped.append(os.path.basename(path))
     if not xs:
         return torch.zeros(0, 3, size, size, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)

@@ -141,8 +141,9 @@ class Download:
             if self._samples and now - self._samples[-1][0] <= SPEED_WINDOW_S:
                 t0, b0 = self._samples[0]
                 speed = (self._done - b0) / (now - t0) if now > t0 else 0.0
-            return Progress(self._state, self._done, self._total, speed, max(1, self._attempt), self.attempts,
-                            self._message)
+            return Progress(
+                self._state, self._done, self._total, speed, max(1, self._attempt), self.attempts, self._message
+            )
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once the download has ended (done, failed or cancelled)."""
@@ -240,8 +241,10 @@ class Download:
                     if self._cancel.is_set():
                         raise _Cancelled
                     if n == 0 and _looks_like_html(chunk, ctype):
-                        raise Refused(f"{self.check.what}: {self.url} sent a web page (HTML) instead of the file "
-                                      "(a login or proxy page, or a wrong URL?); nothing was saved")
+                        raise Refused(
+                            f"{self.check.what}: {self.url} sent a web page (HTML) instead of the file "
+                            "(a login or proxy page, or a wrong URL?); nothing was saved"
+                        )
                     f.write(chunk)
                     if sha is not None:
                         sha.update(chunk)
@@ -273,12 +276,15 @@ def _looks_like_html(first: bytes, content_type: str) -> bool:
 def _verify(check: Check, sha256: str, md5: str, n: int) -> None:
     want = check.sha256.strip().lower()
     if want and not sha256.startswith(want):
-        raise Refused(f"{check.what} has the wrong SHA-256 ({sha256[:16]}…, expected {want[:16]}…; "
-                      f"{n:,} bytes): refused, nothing was saved")
+        raise Refused(
+            f"{check.what} has the wrong SHA-256 ({sha256[:16]}…, expected {want[:16]}…; "
+            f"{n:,} bytes): refused, nothing was saved"
+        )
     want = check.md5.strip().lower()
     if want and md5 != want:
-        raise Refused(f"{check.what} has the wrong MD5 ({md5}, expected {want}; {n:,} bytes): "
-                      "refused, nothing was saved")
+        raise Refused(
+            f"{check.what} has the wrong MD5 ({md5}, expected {want}; {n:,} bytes): refused, nothing was saved"
+        )
 
 
 def _describe(e: BaseException, stall_s: float) -> str:
@@ -298,8 +304,15 @@ _jobs: dict[tuple[str, str], Download] = {}
 _jobs_lock = threading.Lock()
 
 
-def fetch(url: str, dest: str | os.PathLike, check: Check, *, retry: bool = False, stall_s: float | None = None,
-          attempts: int = ATTEMPTS) -> Download:
+def fetch(
+    url: str,
+    dest: str | os.PathLike,
+    check: Check,
+    *,
+    retry: bool = False,
+    stall_s: float | None = None,
+    attempts: int = ATTEMPTS,
+) -> Download:
     """The process's download of `url` into `dest`, started if there is none yet.
 
     A running one is shared by every caller. A finished or failed one is returned as it

@@ -65,10 +65,12 @@ def layers(model: nn.Module) -> list[Layer]:
 
 
 def find_layer(model: nn.Module, label_or_module: str) -> Layer:
-    for l in layers(model):
-        if label_or_module in (l.label, l.module):
-            return l
-    raise FeatureError(f"no layer {label_or_module!r}; choose one of {', '.join(l.label for l in layers(model))}")
+    for layer in layers(model):
+        if label_or_module in (layer.label, layer.module):
+            return layer
+    raise FeatureError(
+        f"no layer {label_or_module!r}; choose one of {', '.join(layer.label for layer in layers(model))}"
+    )
 
 
 @dataclass
@@ -113,7 +115,7 @@ def extract(model: nn.Module, x: torch.Tensor, layer: str) -> Extraction:
     mod = getattr(model, lay.module)
     branches = model_plan(model).branch_paths(lay.module).values() if lay.is_block else ()
     parts = [model.get_submodule(p)(h) for p in branches] if lay.is_block else [mod(h)]
-    logits = _finish(model, names[idx + 1:], torch.cat(parts, dim=1))
+    logits = _finish(model, names[idx + 1 :], torch.cat(parts, dim=1))
     _sync(device)
     forward_s = time.perf_counter() - t0
     keys = list(BRANCHES) if lay.is_block else ["out"]
@@ -143,7 +145,7 @@ def ablate(model: nn.Module, ex: Extraction, zeroed: Sequence[str]) -> torch.Ten
     keys = list(ex.groups)
     parts = [torch.zeros_like(p) if k in zeroed else p for k, p in zip(keys, ex._parts)]
     names = main_path(model)
-    rest = names[names.index(ex.layer.module) + 1:]
+    rest = names[names.index(ex.layer.module) + 1 :]
     return _finish(model, rest, torch.cat(parts, dim=1))[0].float().cpu()
 
 
@@ -185,9 +187,19 @@ class GroupStats:
 def group_stats(ex: Extraction) -> list[GroupStats]:
     sums = {k: float(a.astype(np.float64).sum()) for k, a in ex.groups.items()}
     total = sum(sums.values())
-    return [GroupStats(k, ex.kernel_labels.get(k, ""), a.shape[0], ex.offsets[k], float(a.mean()), float(a.max()),
-                       float((a == 0).mean()), sums[k] / total if total > 0 else 0.0)
-            for k, a in ex.groups.items()]
+    return [
+        GroupStats(
+            k,
+            ex.kernel_labels.get(k, ""),
+            a.shape[0],
+            ex.offsets[k],
+            float(a.mean()),
+            float(a.max()),
+            float((a == 0).mean()),
+            sums[k] / total if total > 0 else 0.0,
+        )
+        for k, a in ex.groups.items()
+    ]
 
 
 def group_color(group: str) -> str:
@@ -210,8 +222,10 @@ def top_k(logits: torch.Tensor, classes: Sequence[str], k: int = 5) -> list[Pred
     probs = torch.softmax(logits.double(), dim=0)
     k = min(k, probs.numel())
     p, i = torch.topk(probs, k)
-    return [Prediction(r + 1, int(j), classes[int(j)] if int(j) < len(classes) else str(int(j)), float(q))
-            for r, (q, j) in enumerate(zip(p, i))]
+    return [
+        Prediction(r + 1, int(j), classes[int(j)] if int(j) < len(classes) else str(int(j)), float(q))
+        for r, (q, j) in enumerate(zip(p, i))
+    ]
 
 
 @dataclass(frozen=True)
@@ -234,8 +248,12 @@ def ablation_rows(before: torch.Tensor, after: torch.Tensor, classes: Sequence[s
     idx: list[int] = []
     for t in (torch.topk(pb, min(k, pb.numel())).indices, torch.topk(pa, min(k, pa.numel())).indices):
         idx += [int(j) for j in t if int(j) not in idx]
-    rows = [AblationRow(classes[j] if j < len(classes) else str(j), j, float(pb[j]), float(pa[j]),
-                        int(rank_b[j]), int(rank_a[j])) for j in idx]
+    rows = [
+        AblationRow(
+            classes[j] if j < len(classes) else str(j), j, float(pb[j]), float(pa[j]), int(rank_b[j]), int(rank_a[j])
+        )
+        for j in idx
+    ]
     return sorted(rows, key=lambda r: (r.rank_before, r.rank_after))
 
 
@@ -243,8 +261,20 @@ def ablation_rows(before: torch.Tensor, after: torch.Tensor, classes: Sequence[s
 # Images: mosaics and heatmaps
 
 # viridis at 9 stops, interpolated to a 256-entry lookup table (no matplotlib needed)
-_VIRIDIS = np.array([[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-                     [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]], dtype=np.float64)
+_VIRIDIS = np.array(
+    [
+        [68, 1, 84],
+        [71, 44, 122],
+        [59, 81, 139],
+        [44, 113, 142],
+        [33, 144, 141],
+        [39, 173, 129],
+        [92, 200, 99],
+        [170, 220, 50],
+        [253, 231, 37],
+    ],
+    dtype=np.float64,
+)
 LUT = np.stack([np.interp(np.linspace(0, 8, 256), np.arange(9), _VIRIDIS[:, c]) for c in range(3)], 1).astype(np.uint8)
 
 
@@ -270,8 +300,15 @@ def ascii_label(text: str) -> str:
     return text.replace("×", "x").replace("→", "->").replace("·", "|")
 
 
-def mosaic(act: np.ndarray, channels: Sequence[int], offset: int, color: str, title: str,
-           tile: int = 88, cols: int | None = None) -> Image.Image:
+def mosaic(
+    act: np.ndarray,
+    channels: Sequence[int],
+    offset: int,
+    color: str,
+    title: str,
+    tile: int = 88,
+    cols: int | None = None,
+) -> Image.Image:
     """A grid of channel maps framed in `color`; each tile labelled with its index in the
     branch ("ch") and in the concatenated block output ("out")."""
     n = len(channels)
@@ -325,7 +362,11 @@ def activations_npz(ex: Extraction) -> bytes:
     buf = io.BytesIO()
     keys = list(ex.groups)
     np.savez_compressed(
-        buf, output=ex.output, **ex.groups, layer=np.array(ex.layer.label), groups=np.array(keys),
+        buf,
+        output=ex.output,
+        **ex.groups,
+        layer=np.array(ex.layer.label),
+        groups=np.array(keys),
         offsets=np.array([ex.offsets[k] for k in keys], dtype=np.int64),
         kernel_labels=np.array([ex.kernel_labels.get(k, "") for k in keys]),
     )

@@ -167,7 +167,7 @@ def resolve(model: nn.Module, target: Target) -> ResolvedTarget:
     elif t.branch not in widths:
         raise VisError(f"no branch {t.branch!r}; choose one of {', '.join(BRANCHES)}")
     else:
-        width, offset = widths[t.branch], sum(widths[b] for b in BRANCHES[:BRANCHES.index(t.branch)])
+        width, offset = widths[t.branch], sum(widths[b] for b in BRANCHES[: BRANCHES.index(t.branch)])
     if t.channel is not None:
         what = f"{lay.label}·{t.branch}" if t.branch else lay.label
         if isinstance(t.channel, bool) or not isinstance(t.channel, int) or not 0 <= t.channel < width:
@@ -223,8 +223,11 @@ def random_transform(img: torch.Tensor, cfg: VisConfig, gen: torch.Generator) ->
     a = math.radians(uniform(-cfg.rotate, cfg.rotate))
     j2 = max(cfg.jitter // 2, 0)
     tx, ty = (uniform(-j2, j2) * 2 / img.shape[3], uniform(-j2, j2) * 2 / img.shape[2]) if j2 else (0.0, 0.0)
-    theta = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, tx], [math.sin(a) / s, math.cos(a) / s, ty]],
-                         dtype=img.dtype, device=img.device).expand(img.shape[0], 2, 3)
+    theta = torch.tensor(
+        [[math.cos(a) / s, -math.sin(a) / s, tx], [math.sin(a) / s, math.cos(a) / s, ty]],
+        dtype=img.dtype,
+        device=img.device,
+    ).expand(img.shape[0], 2, 3)
     grid = TF.affine_grid(theta, list(img.shape), align_corners=False)
     return TF.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -243,7 +246,7 @@ def block_input(model: nn.Module, x: torch.Tensor, module: str) -> torch.Tensor:
     """The normalised input `x` run through everything before block `module` (transform_input included)."""
     h = model._transform_input(x) if getattr(model, "transform_input", False) else x
     names = main_path(model)
-    for name in names[:names.index(module)]:
+    for name in names[: names.index(module)]:
         h = getattr(model, name)(h)
     return h
 
@@ -280,8 +283,9 @@ def _run_branch(branch: nn.Module, h: torch.Tensor, redirect: bool) -> torch.Ten
     return RedirectedReLU.apply(bn(z) if isinstance(bn, nn.Module) else z)
 
 
-def objectives(model: nn.Module, h: torch.Tensor, targets: Sequence[ResolvedTarget],
-               redirect: bool = False) -> torch.Tensor:
+def objectives(
+    model: nn.Module, h: torch.Tensor, targets: Sequence[ResolvedTarget], redirect: bool = False
+) -> torch.Tensor:
     """(N,) mean activation of target i on batch item i, from the block's input `h`.
     Only the branches the targets need are run."""
     block = getattr(model, targets[0].target.layer)
@@ -291,9 +295,9 @@ def objectives(model: nn.Module, h: torch.Tensor, targets: Sequence[ResolvedTarg
     values = []
     for i, t in enumerate(targets):
         if t.target.branch is None:
-            out = torch.cat([outs[b][i:i + 1] for b in BRANCHES], dim=1)
+            out = torch.cat([outs[b][i : i + 1] for b in BRANCHES], dim=1)
         else:
-            out = outs[t.target.branch][i:i + 1]
+            out = outs[t.target.branch][i : i + 1]
         values.append(out.mean() if t.target.channel is None else out[:, t.target.channel].mean())
     return torch.stack(values)
 
@@ -324,9 +328,14 @@ class Visualisation:
 ProgressFn = Callable[[int, int, list[float]], None]  # (step done, steps, current objective per image)
 
 
-def visualize(model: nn.Module, pre: Preprocess, targets: Sequence[Target], cfg: VisConfig = VisConfig(),
-              progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None
-              ) -> list[Visualisation]:
+def visualize(
+    model: nn.Module,
+    pre: Preprocess,
+    targets: Sequence[Target],
+    cfg: VisConfig = VisConfig(),
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Visualisation]:
     """Optimise one image per target (all in the same block), as one batch.
 
     Each batch item starts from the same seeded spectrum and sees the same transforms,
@@ -377,8 +386,18 @@ def visualize(model: nn.Module, pre: Preprocess, targets: Sequence[Target], cfg:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
     pixels = (final_img.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    return [Visualisation(r, pixels[i].transpose(1, 2, 0) if c == 3 else pixels[i, 0], first[i], last[i],
-                          cfg.steps, seconds, device.type) for i, r in enumerate(resolved)]
+    return [
+        Visualisation(
+            r,
+            pixels[i].transpose(1, 2, 0) if c == 3 else pixels[i, 0],
+            first[i],
+            last[i],
+            cfg.steps,
+            seconds,
+            device.type,
+        )
+        for i, r in enumerate(resolved)
+    ]
 
 
 def private_copy(model: nn.Module) -> nn.Module:
@@ -440,8 +459,13 @@ def cache_root() -> Path:
 
 
 def result_key(fingerprint: str, target: Target, cfg: VisConfig) -> str:
-    body = {"model": fingerprint, "layer": target.layer, "branch": target.branch, "channel": target.channel,
-            "config": asdict(cfg)}
+    body = {
+        "model": fingerprint,
+        "layer": target.layer,
+        "branch": target.branch,
+        "channel": target.channel,
+        "config": asdict(cfg),
+    }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -473,9 +497,16 @@ def write_result(root: Path, key: str, vis: Visualisation) -> None:
 
 def result_json(vis: Visualisation) -> dict[str, Any]:
     t = vis.target.target
-    return {"layer": t.layer, "branch": t.branch, "channel": t.channel, "output_channel": vis.target.output_channel,
-            "steps": vis.steps, "seconds": round(vis.seconds, 3), "activation_start": vis.activation_start,
-            "activation_end": vis.activation_end}
+    return {
+        "layer": t.layer,
+        "branch": t.branch,
+        "channel": t.channel,
+        "output_channel": vis.target.output_channel,
+        "steps": vis.steps,
+        "seconds": round(vis.seconds, 3),
+        "activation_start": vis.activation_start,
+        "activation_end": vis.activation_end,
+    }
 
 
 def read_result(root: Path, key: str) -> CachedResult | None:
@@ -547,8 +578,12 @@ class JobInfo:
 
 
 def job_id(fingerprint: str, layer: str, targets: Sequence[Target], cfg: VisConfig) -> str:
-    body = {"model": fingerprint, "layer": layer, "config": asdict(cfg),
-            "targets": [[t.branch, t.channel] for t in targets]}
+    body = {
+        "model": fingerprint,
+        "layer": layer,
+        "config": asdict(cfg),
+        "targets": [[t.branch, t.channel] for t in targets],
+    }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -569,8 +604,11 @@ def read_job(path: Path) -> JobInfo:
         age = time.time() - float(status.get("updated", 0) or 0)
         if (same_host and isinstance(pid, int) and not pid_alive(pid)) or (not same_host and age > JOB_STALE_S):
             state = "died"
-            status = {**status, "message": "the visualisation process ended without finishing (killed or crashed); "
-                                           "finished pictures are kept, start it again for the rest"}
+            status = {
+                **status,
+                "message": "the visualisation process ended without finishing (killed or crashed); "
+                "finished pictures are kept, start it again for the rest",
+            }
     return JobInfo(path.name, path, state, status)
 
 
@@ -596,8 +634,15 @@ class JobsBusy(VisError):
     """Every visualisation worker is taken."""
 
 
-def start_job(root: Path, source: dict[str, str], fingerprint: str, layer: str, targets: Sequence[Target],
-              cfg: VisConfig, spawn: bool = True) -> JobInfo:
+def start_job(
+    root: Path,
+    source: dict[str, str],
+    fingerprint: str,
+    layer: str,
+    targets: Sequence[Target],
+    cfg: VisConfig,
+    spawn: bool = True,
+) -> JobInfo:
     """Start (or join) the job that visualises `targets` of block `layer`.
 
     The same request from another session returns the running job. JobsBusy when
@@ -614,15 +659,35 @@ def start_job(root: Path, source: dict[str, str], fingerprint: str, layer: str, 
             return info
         running = [j for j in list_jobs(root) if j.active]
         if len(running) >= max_jobs():
-            raise JobsBusy(f"all {max_jobs()} visualisation workers are busy (GNET_MAX_VIS_JOBS); "
-                           "wait for one to finish or cancel one, then press the button again")
+            raise JobsBusy(
+                f"all {max_jobs()} visualisation workers are busy (GNET_MAX_VIS_JOBS); "
+                "wait for one to finish or cancel one, then press the button again"
+            )
         path.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             (path / "STOP").unlink()
-        write_json(path / "job.json", {"source": dict(source), "fingerprint": fingerprint, "layer": layer,
-                                       "targets": [[t.branch, t.channel] for t in targets], "config": asdict(cfg)})
-        write_json(path / "status.json", {"state": "starting", "updated": time.time(), "host": socket.gethostname(),
-                                          "done": 0, "total": len(targets), "step": 0, "steps": cfg.steps})
+        write_json(
+            path / "job.json",
+            {
+                "source": dict(source),
+                "fingerprint": fingerprint,
+                "layer": layer,
+                "targets": [[t.branch, t.channel] for t in targets],
+                "config": asdict(cfg),
+            },
+        )
+        write_json(
+            path / "status.json",
+            {
+                "state": "starting",
+                "updated": time.time(),
+                "host": socket.gethostname(),
+                "done": 0,
+                "total": len(targets),
+                "step": 0,
+                "steps": cfg.steps,
+            },
+        )
         if spawn:
             _spawn(path)
     return read_job(path)
@@ -630,9 +695,14 @@ def start_job(root: Path, source: dict[str, str], fingerprint: str, layer: str, 
 
 def _spawn(path: Path) -> int:
     with open(path / "log.txt", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gnet", "visualize", "--job-dir", str(path.resolve())],
-                                cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gnet", "visualize", "--job-dir", str(path.resolve())],
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     write_json(path / "launcher.json", {"pid": proc.pid})
     return proc.pid
 
@@ -668,8 +738,12 @@ def run_job(path: Path, model: nn.Module, pre: Preprocess) -> JobInfo:
     targets = [Target(str(job["layer"]), b, c) for b, c in job.get("targets", [])]
     base = {"pid": os.getpid(), "host": socket.gethostname(), "total": len(targets), "steps": cfg.steps}
     if fingerprint != job.get("fingerprint"):
-        write_job_status(path, "failed", **base, message="the network's weights changed since the job was asked for; "
-                                                         "reload the page and start it again")
+        write_job_status(
+            path,
+            "failed",
+            **base,
+            message="the network's weights changed since the job was asked for; reload the page and start it again",
+        )
         return read_job(path)
     stop = {"now": False}
 
@@ -690,11 +764,17 @@ def run_job(path: Path, model: nn.Module, pre: Preprocess) -> JobInfo:
     last_write = [0.0]
     try:
         for i in range(0, len(pending), bs):
-            chunk = pending[i:i + bs]
+            chunk = pending[i : i + bs]
             label = ", ".join(resolve(model, t).caption() for t in chunk)
 
-            def progress(step: int, steps: int, values: list[float], chunk_n: int = len(chunk),
-                         label: str = label, done: int = done) -> None:
+            def progress(
+                step: int,
+                steps: int,
+                values: list[float],
+                chunk_n: int = len(chunk),
+                label: str = label,
+                done: int = done,
+            ) -> None:
                 now = time.monotonic()
                 if now - last_write[0] > 0.5 or step == steps:  # at most two status writes a second
                     last_write[0] = now
@@ -705,8 +785,14 @@ def run_job(path: Path, model: nn.Module, pre: Preprocess) -> JobInfo:
             done += len(chunk)
             write_job_status(path, "running", **base, done=done, step=0, batch=1)
     except Cancelled:
-        write_job_status(path, "cancelled", **base, done=done, step=0,
-                         message=f"cancelled; {done} of {len(targets)} pictures are finished and kept")
+        write_job_status(
+            path,
+            "cancelled",
+            **base,
+            done=done,
+            step=0,
+            message=f"cancelled; {done} of {len(targets)} pictures are finished and kept",
+        )
         return read_job(path)
     write_job_status(path, "finished", **base, done=done, step=0, message="")
     return read_job(path)
@@ -770,8 +856,9 @@ def colour_sensitivity(colour: torch.Tensor, grey: torch.Tensor) -> torch.Tensor
     return torch.where(den > 0, (num / den.clamp_min(1e-12)).clamp(0, 1), torch.zeros_like(num))
 
 
-def specialisation(model: nn.Module, pre: Preprocess, images: Sequence[Image.Image], threshold: float = 0.5,
-                   top_fraction: float = 0.1) -> Specialisation:
+def specialisation(
+    model: nn.Module, pre: Preprocess, images: Sequence[Image.Image], threshold: float = 0.5, top_fraction: float = 0.1
+) -> Specialisation:
     """Branch statistics for every block, from the images and their greyscale copies."""
     if not images:
         raise VisError("need at least one image")
@@ -793,7 +880,16 @@ def specialisation(model: nn.Module, pre: Preprocess, images: Sequence[Image.Ima
         for b in BRANCHES:
             sens = colour_sensitivity(parts[b][:n], parts[b][n:])
             inside = int(((top >= start) & (top < start + widths[b])).sum())
-            rows.append(BranchStats(block, b, widths[b], float(sens.mean()), float((sens > threshold).float().mean()),
-                                    inside / k, widths[b] / total))
+            rows.append(
+                BranchStats(
+                    block,
+                    b,
+                    widths[b],
+                    float(sens.mean()),
+                    float((sens > threshold).float().mean()),
+                    inside / k,
+                    widths[b] / total,
+                )
+            )
             start += widths[b]
     return Specialisation(tuple(rows), n, threshold, top_fraction, pre.in_channels == 1)

@@ -55,10 +55,11 @@ def load(data: bytes, work_side: int = WORK_SIDE) -> LoadedImage:
         raise
     except MemoryError:
         raise ImageError("the image needs too much memory to decode") from None
-    except Exception as e:  # noqa: BLE001 - a decoder fed untrusted bytes can raise anything
+    except Exception as e:
         # (OSError, SyntaxError, struct.error, IndexError ...): to a user all mean "corrupt"
-        raise ImageError(f"the file could not be decoded as an image (corrupt or truncated?): "
-                         f"{type(e).__name__}: {str(e)[:150]}") from None
+        raise ImageError(
+            f"the file could not be decoded as an image (corrupt or truncated?): {type(e).__name__}: {str(e)[:150]}"
+        ) from None
 
 
 def _decode(data: bytes, work_side: int) -> LoadedImage:
@@ -79,8 +80,10 @@ def _decode(data: bytes, work_side: int) -> LoadedImage:
         if w < 1 or h < 1:
             raise ImageError("the image has no pixels")
         if w * h > MAX_PIXELS:
-            raise ImageError(f"the image is {w}×{h} = {w * h:,} pixels; the limit is {MAX_PIXELS:,} "
-                             "(a very large image or a decompression bomb)")
+            raise ImageError(
+                f"the image is {w}×{h} = {w * h:,} pixels; the limit is {MAX_PIXELS:,} "
+                "(a very large image or a decompression bomb)"
+            )
         if max(w, h) / min(w, h) > MAX_ASPECT:
             raise ImageError(f"the image is {w}×{h}: sides more than {MAX_ASPECT}:1 apart are not supported")
         mode = img.mode
@@ -98,15 +101,18 @@ def _decode(data: bytes, work_side: int) -> LoadedImage:
         rgb = to_rgb(img, notes)
         if min(rgb.size) > work_side:
             s = work_side / min(rgb.size)
-            rgb = rgb.resize((max(1, round(rgb.width * s)), max(1, round(rgb.height * s))),
-                             Image.Resampling.BILINEAR, reducing_gap=2.0)
+            rgb = rgb.resize(
+                (max(1, round(rgb.width * s)), max(1, round(rgb.height * s))),
+                Image.Resampling.BILINEAR,
+                reducing_gap=2.0,
+            )
         return LoadedImage(rgb, fmt, (w, h), mode, tuple(notes))
 
 
 def _orientation(img: Image.Image) -> int | None:
     try:
         return img.getexif().get(0x0112)
-    except Exception:  # noqa: BLE001 - broken EXIF just means "no orientation"
+    except Exception:
         return None
 
 
@@ -172,10 +178,12 @@ class Preprocess:
         m = ", ".join(f"{v:.3f}" for v in self.mean)
         s = ", ".join(f"{v:.3f}" for v in self.std)
         gray = "converted to grayscale, " if self.in_channels == 1 else ""
-        size = (f"whole image resized to {self.crop[0]}×{self.crop[1]} (H×W), as in training" if self.stretch else
-                f"short side resized to {self.resize} px, centre crop {self.crop[0]}×{self.crop[1]} (H×W)")
-        return (f"{size}, "
-                f"{gray}scaled to 0..1, normalised (x − mean) / std with mean ({m}) and std ({s})")
+        size = (
+            f"whole image resized to {self.crop[0]}×{self.crop[1]} (H×W), as in training"
+            if self.stretch
+            else f"short side resized to {self.resize} px, centre crop {self.crop[0]}×{self.crop[1]} (H×W)"
+        )
+        return f"{size}, {gray}scaled to 0..1, normalised (x − mean) / std with mean ({m}) and std ({s})"
 
 
 def crop_for_model(img: Image.Image, pre: Preprocess) -> Image.Image:

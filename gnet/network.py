@@ -21,8 +21,15 @@ class AuxClassifier(nn.Module):
     InceptionAux; identical output shape at the paper's 14×14).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, pooled_hw: tuple[int, int], pool: str,
-                 batch_norm: bool, dropout: float) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        pooled_hw: tuple[int, int],
+        pool: str,
+        batch_norm: bool,
+        dropout: float,
+    ) -> None:
         super().__init__()
         self.pool: nn.Module = nn.AdaptiveAvgPool2d((4, 4)) if pool == "torchvision" else nn.AvgPool2d(5, stride=3)
         self.conv = ConvBlock(in_channels, 128, 1, batch_norm=batch_norm)
@@ -77,8 +84,14 @@ def _module(plan: Plan, step: Step) -> nn.Module:
         return InceptionBlock(step.in_shape[0], step.spec)
     if step.kind == AUX:
         pool, conv, fc1, _, dropout = plan.children(step.path)
-        return AuxClassifier(step.in_shape[0], step.out_shape[0], pool.out_shape[1:],
-                             "torchvision" if pool.kind == ADAPTIVE_AVGPOOL else "paper", conv.batch_norm, dropout.spec)
+        return AuxClassifier(
+            step.in_shape[0],
+            step.out_shape[0],
+            pool.out_shape[1:],
+            "torchvision" if pool.kind == ADAPTIVE_AVGPOOL else "paper",
+            conv.batch_norm,
+            dropout.spec,
+        )
     if step.kind == ADAPTIVE_AVGPOOL:
         return nn.AdaptiveAvgPool2d(step.spec)
     if step.kind == DROPOUT:
@@ -112,6 +125,13 @@ def torchinfo_summary(spec: NetworkSpec, depth: int = 3, model: nn.Module | None
     import torchinfo  # only this function needs it; `import gnet.network` stays light
 
     model = model if model is not None else GoogLeNet(spec)
-    return torchinfo.summary(model, input_size=(1, spec.in_channels, *spec.input_size), depth=depth,
-                             verbose=0, mode="eval", device="cpu",
-                             col_names=("output_size", "num_params", "mult_adds"), row_settings=("var_names",))
+    return torchinfo.summary(
+        model,
+        input_size=(1, spec.in_channels, *spec.input_size),
+        depth=depth,
+        verbose=0,
+        mode="eval",
+        device="cpu",
+        col_names=("output_size", "num_params", "mult_adds"),
+        row_settings=("var_names",),
+    )

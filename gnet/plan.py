@@ -62,8 +62,11 @@ class ReceptiveField:
 
     def through(self, kernel: int, stride: int, padding: int) -> ReceptiveField:
         """The field after a conv or pool with this geometry (Araujo et al., eq. for r, j and c)."""
-        return ReceptiveField(self.size + (kernel - 1) * self.jump, self.jump * stride,
-                              self.start + ((kernel - 1) / 2 - padding) * self.jump)
+        return ReceptiveField(
+            self.size + (kernel - 1) * self.jump,
+            self.jump * stride,
+            self.start + ((kernel - 1) / 2 - padding) * self.jump,
+        )
 
     def centre(self, index: int) -> float:
         return self.start + index * self.jump
@@ -195,8 +198,16 @@ def _adaptive_rf(rf: ReceptiveField | None, in_hw: tuple[int, ...], out_hw: tupl
 # Blocks
 
 
-def branch_layers(in_channels: int, b1: int, b2: tuple[int, int], b3: tuple[int, int], b4: int, reduce: bool = True,
-                  b3_kernel: int = 5, factorize: bool = False) -> list[list[tuple[str, int, int, int]]]:
+def branch_layers(
+    in_channels: int,
+    b1: int,
+    b2: tuple[int, int],
+    b3: tuple[int, int],
+    b4: int,
+    reduce: bool = True,
+    b3_kernel: int = 5,
+    factorize: bool = False,
+) -> list[list[tuple[str, int, int, int]]]:
     """The four branches of an Inception block, each a list of (kind, in, out, kernel) layers.
 
     b1: 1×1 conv
@@ -225,8 +236,16 @@ def branch_layers(in_channels: int, b1: int, b2: tuple[int, int], b3: tuple[int,
 
 def spec_branch_layers(in_channels: int, spec: BlockSpec) -> dict[str, list[tuple[str, int, int, int]]]:
     """`branch_layers` for a BlockSpec, keyed by branch name."""
-    layers = branch_layers(in_channels, spec.b1, (spec.b2_reduce, spec.b2), (spec.b3_reduce, spec.b3), spec.b4,
-                           reduce=spec.reduce, b3_kernel=spec.b3_kernel, factorize=spec.factorize)
+    layers = branch_layers(
+        in_channels,
+        spec.b1,
+        (spec.b2_reduce, spec.b2),
+        (spec.b3_reduce, spec.b3),
+        spec.b4,
+        reduce=spec.reduce,
+        b3_kernel=spec.b3_kernel,
+        factorize=spec.factorize,
+    )
     return dict(zip(BRANCHES, layers))
 
 
@@ -234,8 +253,9 @@ def spec_branch_layers(in_channels: int, spec: BlockSpec) -> dict[str, list[tupl
 BRANCH_POOL = PoolSpec(3, 1, padding=1, ceil_mode=True)
 
 
-def block_steps(spec: BlockSpec, in_shape: Shape, prefix: str = "", rf: ReceptiveField | None = PIXEL,
-                block: str | None = None) -> list[Step]:
+def block_steps(
+    spec: BlockSpec, in_shape: Shape, prefix: str = "", rf: ReceptiveField | None = PIXEL, block: str | None = None
+) -> list[Step]:
     """The branch and layer steps inside one block (not the block's own step), module paths
     under `prefix` ("inception3a." inside a network, "" for a block on its own). Every
     branch keeps H and W ("same" padding, stride 1)."""
@@ -251,8 +271,19 @@ def block_steps(spec: BlockSpec, in_shape: Shape, prefix: str = "", rf: Receptiv
             if kind == MAXPOOL:
                 inner.append(Step(sub, MAXPOOL, BRANCH_POOL, (c_in, h, w), (c_out, h, w), block, bname, r))
             else:
-                inner.append(Step(sub, CONV, ConvSpec(c_out, k, 1, k // 2), (c_in, h, w), (c_out, h, w), block,
-                                  bname, r, batch_norm=spec.batch_norm))
+                inner.append(
+                    Step(
+                        sub,
+                        CONV,
+                        ConvSpec(c_out, k, 1, k // 2),
+                        (c_in, h, w),
+                        (c_out, h, w),
+                        block,
+                        bname,
+                        r,
+                        batch_norm=spec.batch_norm,
+                    )
+                )
         if len(inner) > 1:  # an nn.Sequential: its own step, before its layers (module order)
             steps.append(Step(path, BRANCH, None, (c, h, w), inner[-1].out_shape, block, bname, r))
         steps += inner
@@ -320,8 +351,19 @@ def _walk(spec: NetworkSpec, size: tuple[int, int]) -> list[Step] | str:
             if oh < 1 or ow < 1:
                 return f"{name} would output {max(oh, 0)}×{max(ow, 0)}"
             rf = rf.through(layer.kernel, layer.stride, layer.padding) if rf else None
-            steps.append(Step(name, CONV, layer, (c, h, w), (layer.out_channels, oh, ow), None, None, rf,
-                              batch_norm=spec.batch_norm))
+            steps.append(
+                Step(
+                    name,
+                    CONV,
+                    layer,
+                    (c, h, w),
+                    (layer.out_channels, oh, ow),
+                    None,
+                    None,
+                    rf,
+                    batch_norm=spec.batch_norm,
+                )
+            )
             c, h, w = layer.out_channels, oh, ow
         elif (err := pool(layer, "stem")) is not None:
             return err
@@ -371,8 +413,17 @@ def _aux_steps(spec: NetworkSpec, name: str, shape: Shape, rf: ReceptiveField | 
     return [
         Step(name, AUX, None, shape, (spec.num_classes,), None, None, frf),
         Step(f"{name}.pool", pool[0], pool[1], shape, (c, ph, pw), None, None, prf),
-        Step(f"{name}.conv", CONV, ConvSpec(AUX_CHANNELS, 1), (c, ph, pw), (AUX_CHANNELS, ph, pw), None, None, prf,
-             batch_norm=spec.batch_norm),
+        Step(
+            f"{name}.conv",
+            CONV,
+            ConvSpec(AUX_CHANNELS, 1),
+            (c, ph, pw),
+            (AUX_CHANNELS, ph, pw),
+            None,
+            None,
+            prf,
+            batch_norm=spec.batch_norm,
+        ),
         Step(f"{name}.fc1", LINEAR, AUX_HIDDEN, (flat,), (AUX_HIDDEN,), None, None, frf),
         Step(f"{name}.fc2", LINEAR, spec.num_classes, (AUX_HIDDEN,), (spec.num_classes,), None, None, frf),
         Step(f"{name}.dropout", DROPOUT, spec.aux_dropout, (AUX_HIDDEN,), (AUX_HIDDEN,), None, None, frf),
@@ -397,6 +448,15 @@ def min_input(spec: NetworkSpec) -> int | None:
 
 
 __all__ = [
-    "ReceptiveField", "Step", "Plan", "layer_plan", "block_steps", "branch_layers", "spec_branch_layers", "conv_out",
-    "pool_out", "min_input", "PIXEL",
+    "ReceptiveField",
+    "Step",
+    "Plan",
+    "layer_plan",
+    "block_steps",
+    "branch_layers",
+    "spec_branch_layers",
+    "conv_out",
+    "pool_out",
+    "min_input",
+    "PIXEL",
 ]

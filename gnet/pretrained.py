@@ -77,8 +77,10 @@ def imagenet_preprocess() -> Preprocess:
     return Preprocess(t.resize_size[0], (t.crop_size[0], t.crop_size[0]), tuple(t.mean), tuple(t.std), 3)
 
 
-TRANSFORM_NOTE = ("torchvision's GoogLeNet weights were ported from TensorFlow: the model first maps the "
-                  "ImageNet-normalised input back to (x − 0.5) / 0.5 per channel (transform_input=True)")
+TRANSFORM_NOTE = (
+    "torchvision's GoogLeNet weights were ported from TensorFlow: the model first maps the "
+    "ImageNet-normalised input back to (x − 0.5) / 0.5 per channel (transform_input=True)"
+)
 
 
 # ---------------------------------------------------------------------------
@@ -119,13 +121,16 @@ def weights_source(url: str | None = None) -> tuple[str, downloads.Check]:
 
 
 def how_to_get_weights() -> str:
-    return (f"To use the pretrained weights, put torchvision's file `{WEIGHTS_FILE}` (from {WEIGHTS.url}) into "
-            "`$TORCH_HOME/hub/checkpoints/` (TORCH_HOME defaults to `~/.cache/torch`), or set GNET_WEIGHTS to the "
-            "file's path, or GNET_WEIGHTS_URL (+ GNET_WEIGHTS_SHA256) to a mirror, then press “Retry download”.")
+    return (
+        f"To use the pretrained weights, put torchvision's file `{WEIGHTS_FILE}` (from {WEIGHTS.url}) into "
+        "`$TORCH_HOME/hub/checkpoints/` (TORCH_HOME defaults to `~/.cache/torch`), or set GNET_WEIGHTS to the "
+        "file's path, or GNET_WEIGHTS_URL (+ GNET_WEIGHTS_SHA256) to a mirror, then press “Retry download”."
+    )
 
 
-def ensure_pretrained_weights(timeout: float | None = 0.0, url: str | None = None, retry: bool = False,
-                              stall_s: float | None = None) -> WeightsStatus:
+def ensure_pretrained_weights(
+    timeout: float | None = 0.0, url: str | None = None, retry: bool = False, stall_s: float | None = None
+) -> WeightsStatus:
     """The cached weights file, or the state of its download (started here if none is running).
 
     Waits at most `timeout` seconds (0: returns at once with the progress, as the pages do;
@@ -138,8 +143,13 @@ def ensure_pretrained_weights(timeout: float | None = 0.0, url: str | None = Non
         return WeightsStatus(True, path, "")
     if offline():
         log.info("pretrained weights not at %s; GNET_OFFLINE is set", path)
-        return WeightsStatus(False, path, f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): "
-                             "downloads are switched off (GNET_OFFLINE is set)", "off")
+        return WeightsStatus(
+            False,
+            path,
+            f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): "
+            "downloads are switched off (GNET_OFFLINE is set)",
+            "off",
+        )
     try:
         src, check = weights_source(url)
     except CheckpointError as e:
@@ -152,8 +162,14 @@ def ensure_pretrained_weights(timeout: float | None = 0.0, url: str | None = Non
         return WeightsStatus(True, path, "")
     if p.state == "running":
         return WeightsStatus(False, path, f"downloading the pretrained weights ({WEIGHTS_FILE})", "downloading", p)
-    return WeightsStatus(False, path, f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): "
-                         f"{p.message or 'the download finished but the file is missing'}", "failed", p)
+    return WeightsStatus(
+        False,
+        path,
+        f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): "
+        f"{p.message or 'the download finished but the file is missing'}",
+        "failed",
+        p,
+    )
 
 
 def cancel_weights_download(url: str | None = None) -> None:
@@ -198,18 +214,29 @@ def _load_pretrained(source: ModelSource) -> LoadedModel:
     path = hub_weights_path()
     if not path.is_file():
         log.warning("pretrained weights not found at %s", path)
-        raise CheckpointError(f"the pretrained weights are not in the cache ({SYMBOLIC_WEIGHTS_PATH}). "
-                              f"{how_to_get_weights()}")
+        raise CheckpointError(
+            f"the pretrained weights are not in the cache ({SYMBOLIC_WEIGHTS_PATH}). {how_to_get_weights()}"
+        )
     try:
         # torchvision's weights API, as googlenet(weights=...) calls it, but with weights_only=True.
         state = WEIGHTS.get_state_dict(progress=False, check_hash=True, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure reading the cache file is "corrupt file"
+    except Exception as e:
         log.warning("unreadable pretrained weights at %s: %s", path, e)
-        raise CheckpointError(describe_load_failure(path, e) + f" Delete `{SYMBOLIC_WEIGHTS_PATH}` on the server "
-                              "(its real path is in the server log) and download it again.") from None
+        raise CheckpointError(
+            describe_load_failure(path, e) + f" Delete `{SYMBOLIC_WEIGHTS_PATH}` on the server "
+            "(its real path is in the server log) and download it again."
+        ) from None
     model = _torchvision_model(state, "the cached pretrained weights")
-    return LoadedModel(model, source, "torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)", True,
-                       imagenet_categories(), imagenet_preprocess(), torch.device("cpu"), TRANSFORM_NOTE)
+    return LoadedModel(
+        model,
+        source,
+        "torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)",
+        True,
+        imagenet_categories(),
+        imagenet_preprocess(),
+        torch.device("cpu"),
+        TRANSFORM_NOTE,
+    )
 
 
 def _load_weights_file(source: ModelSource) -> LoadedModel:
@@ -224,13 +251,23 @@ def _load_weights_file(source: ModelSource) -> LoadedModel:
     if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
         state = raw["state_dict"]
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError("this file holds no state_dict (a dict of tensors); "
-                              "expected torchvision GoogLeNet weights such as googlenet-1378be20.pth")
+        raise CheckpointError(
+            "this file holds no state_dict (a dict of tensors); "
+            "expected torchvision GoogLeNet weights such as googlenet-1378be20.pth"
+        )
     model = _torchvision_model(state, f"the weights in {path.name}")
     n = model.fc.out_features
     classes = imagenet_categories() if n == 1000 else [f"class {i}" for i in range(n)]
-    return LoadedModel(model, source, f"torchvision GoogLeNet, weights file {path.name}", True,
-                       classes, imagenet_preprocess(), torch.device("cpu"), TRANSFORM_NOTE)
+    return LoadedModel(
+        model,
+        source,
+        f"torchvision GoogLeNet, weights file {path.name}",
+        True,
+        classes,
+        imagenet_preprocess(),
+        torch.device("cpu"),
+        TRANSFORM_NOTE,
+    )
 
 
 def _torchvision_model(state: dict[str, torch.Tensor], what: str) -> nn.Module:
@@ -239,12 +276,13 @@ def _torchvision_model(state: dict[str, torch.Tensor], what: str) -> nn.Module:
     if not isinstance(fc, torch.Tensor) or fc.ndim != 2:
         raise CheckpointError(f"{what} are not GoogLeNet weights (no fc.weight)")
     aux = any(k.startswith(("aux1.", "aux2.")) for k in state)
-    model = tv_googlenet(weights=None, aux_logits=aux, transform_input=True, init_weights=False,
-                         num_classes=fc.shape[0])
+    model = tv_googlenet(
+        weights=None, aux_logits=aux, transform_input=True, init_weights=False, num_classes=fc.shape[0]
+    )
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         detail = " ".join(lines[1:3])[:300] if len(lines) > 1 else lines[0][:300]
         raise CheckpointError(f"{what} do not fit torchvision's GoogLeNet: {detail}") from None
     if aux:  # the pretrained aux heads are not trained (torchvision drops them too)
@@ -272,8 +310,9 @@ def checkpoint_preprocess(d: dict, in_channels: int) -> Preprocess:
         c = int(d.get("in_channels", in_channels))
         resize = int(d.get("resize", max(h, w)))
     except (KeyError, TypeError, ValueError):
-        raise CheckpointError("the checkpoint's preprocessing settings are malformed "
-                              "(need image_size [H, W], mean and std)") from None
+        raise CheckpointError(
+            "the checkpoint's preprocessing settings are malformed (need image_size [H, W], mean and std)"
+        ) from None
     if not (1 <= h <= 4096 and 1 <= w <= 4096 and min(h, w) <= resize <= 8192):
         raise CheckpointError(f"the checkpoint's image size {h}×{w} is out of range")
     if c not in (1, 3) or c != in_channels or len(mean) != c or len(std) != c or min(std) <= 0:
@@ -288,8 +327,15 @@ def _load_untrained(source: ModelSource) -> LoadedModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the same "untrained" network in every process and test
         model = build(googlenet_imagenet())
-    return LoadedModel(model, source, "UNTRAINED GoogLeNet (random weights, seed 0): its predictions mean nothing",
-                       False, imagenet_categories(), imagenet_preprocess(), torch.device("cpu"))
+    return LoadedModel(
+        model,
+        source,
+        "UNTRAINED GoogLeNet (random weights, seed 0): its predictions mean nothing",
+        False,
+        imagenet_categories(),
+        imagenet_preprocess(),
+        torch.device("cpu"),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -311,7 +357,8 @@ def user_file(text: str) -> Path:
     if not any(resolved.is_relative_to(r.resolve()) for r in roots):
         raise CheckpointError(
             "for safety the app only reads weights from the torch hub cache, the data folder (GNET_DATA_DIR) "
-            "or the runs folder (GNET_RUNS_DIR); copy the file there, or set GNET_WEIGHTS to its path")
+            "or the runs folder (GNET_RUNS_DIR); copy the file there, or set GNET_WEIGHTS to its path"
+        )
     return path
 
 
@@ -332,4 +379,3 @@ def _mtime(p: Path) -> float:
         return p.stat().st_mtime
     except OSError:
         return 0.0
-

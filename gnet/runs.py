@@ -39,9 +39,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from gnet.checkpoints import atomic_write_bytes
 
@@ -181,17 +182,24 @@ def read_metrics(path: Path, kind: str | None = None, require: tuple[str, ...] =
     require: keys that must hold numbers (records without them are skipped, so a chart never fails).
     The page polls this every second or two: a file is parsed again only when it has changed.
     Treat the records as read-only (they are shared between callers)."""
-    return [rec for rec in _read_jsonl(path / "metrics.jsonl")
-            if (kind is None or rec.get("kind") == kind) and all(
-                isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require)]
+    return [
+        rec
+        for rec in _read_jsonl(path / "metrics.jsonl")
+        if (kind is None or rec.get("kind") == kind)
+        and all(isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool) for k in require)
+    ]
 
 
 def read_telemetry(path: Path) -> list[dict[str, Any]]:
     """The run's telemetry records (gnet.telemetry), by step; the same tolerance as read_metrics, and a
     record is kept only with a numeric step and a dict of branches (a hand-edited line cannot break a chart)."""
-    out = [r for r in _read_jsonl(path / TELEMETRY)
-           if isinstance(r.get("step"), int) and not isinstance(r.get("step"), bool)
-           and isinstance(r.get("branches"), dict)]
+    out = [
+        r
+        for r in _read_jsonl(path / TELEMETRY)
+        if isinstance(r.get("step"), int)
+        and not isinstance(r.get("step"), bool)
+        and isinstance(r.get("branches"), dict)
+    ]
     return sorted(out, key=lambda r: r["step"])
 
 
@@ -293,8 +301,11 @@ def read_run(path: Path) -> RunInfo:
         has_pid = isinstance(pid, int)
         if (same_host and has_pid and not pid_alive(pid)) or ((not same_host or not has_pid) and stale):
             state = "died"
-            status = {**status, "message": "the training process ended without saying so (killed or crashed); "
-                                           "resume continues from the last checkpoint"}
+            status = {
+                **status,
+                "message": "the training process ended without saying so (killed or crashed); "
+                "resume continues from the last checkpoint",
+            }
     return RunInfo(path.name, path, state, status, config)
 
 
@@ -333,8 +344,10 @@ def _launch_lock(root: Path) -> Iterator[None]:
 def _check_cap(root: Path) -> None:
     active = [r.name for r in list_runs(root) if r.active]
     if len(active) >= max_runs():
-        raise RunError(f"{len(active)} run(s) are already training ({', '.join(active)}); at most {max_runs()} at once "
-                       "(GNET_MAX_RUNS). Stop one or wait for it to finish.")
+        raise RunError(
+            f"{len(active)} run(s) are already training ({', '.join(active)}); at most {max_runs()} at once "
+            "(GNET_MAX_RUNS). Stop one or wait for it to finish."
+        )
 
 
 def _spawn(path: Path, extra_args: list[str]) -> int:
@@ -344,7 +357,10 @@ def _spawn(path: Path, extra_args: list[str]) -> int:
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gnet", "train", "--run-dir", str(path.resolve()), *extra_args],
-            cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     finally:
@@ -379,8 +395,13 @@ def resume(root: Path, name: str) -> RunInfo:
         _check_cap(root)
         with contextlib.suppress(FileNotFoundError):
             (path / "STOP").unlink()
-        write_status(path, "starting", host=socket.gethostname(),
-                     started=info.status.get("started", time.time()), resumed=time.time())
+        write_status(
+            path,
+            "starting",
+            host=socket.gethostname(),
+            started=info.status.get("started", time.time()),
+            resumed=time.time(),
+        )
         _spawn(path, ["--resume"])
     return read_run(path)
 

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import numbers
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 # Caps: large enough for any real GoogLeNet experiment, small enough that a
 # typo ("40960") is refused before anything is allocated.
@@ -112,7 +112,7 @@ class BlockSpec:
     def __post_init__(self) -> None:
         _normalise(self, "b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4", "b3_kernel")
 
-    def validate(self) -> "BlockSpec":
+    def validate(self) -> BlockSpec:
         for name in ("b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4"):
             _check_int(name, getattr(self, name), 1, MAX_CHANNELS)
         for name in ("reduce", "factorize", "batch_norm"):
@@ -152,7 +152,7 @@ class ConvSpec:
     def __post_init__(self) -> None:
         _normalise(self, "out_channels", "kernel", "stride", "padding")
 
-    def validate(self, where: str) -> "ConvSpec":
+    def validate(self, where: str) -> ConvSpec:
         _check_int(f"{where} out_channels", self.out_channels, 1, MAX_CHANNELS)
         _check_int(f"{where} kernel", self.kernel, 1, 15)
         _check_int(f"{where} stride", self.stride, 1, 8)
@@ -172,7 +172,7 @@ class PoolSpec:
     def __post_init__(self) -> None:
         _normalise(self, "kernel", "stride", "padding")
 
-    def validate(self, where: str) -> "PoolSpec":
+    def validate(self, where: str) -> PoolSpec:
         _check_int(f"{where} kernel", self.kernel, 1, 15)
         _check_int(f"{where} stride", self.stride, 1, 8)
         _check_int(f"{where} padding", self.padding, 0, self.kernel // 2)
@@ -180,7 +180,7 @@ class PoolSpec:
         return self
 
 
-StemLayer = Union[ConvSpec, PoolSpec]
+StemLayer = ConvSpec | PoolSpec
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ class NetworkSpec:
                 return b
         raise SpecError(f"no block {_show(name)}; this network has {', '.join(self.block_names())}")
 
-    def with_block(self, name: str, spec: BlockSpec) -> "NetworkSpec":
+    def with_block(self, name: str, spec: BlockSpec) -> NetworkSpec:
         """A copy with one block replaced; downstream in_channels follow by construction."""
         self.block(name)  # raises for an unknown name
         names = iter(self.block_names())
@@ -248,7 +248,7 @@ class NetworkSpec:
         return ("4a", "4d") if self.aux else ()
 
     # -- validation ------------------------------------------------------
-    def validate_fields(self) -> "NetworkSpec":
+    def validate_fields(self) -> NetworkSpec:
         """Check every field on its own. Whether the spatial sizes work out is the layer plan's
         check (`gnet.plan.layer_plan`) and whether the network fits the caps the analysis's
         (`gnet.analysis.validate_network` does all three): they walk the network, which
@@ -263,8 +263,12 @@ class NetworkSpec:
         _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
         if not isinstance(self.description, str) or len(self.description) > 2000:
             raise SpecError("description must be text of at most 2,000 characters")
-        if not isinstance(self.stem, tuple) or not isinstance(self.stages, tuple) or not all(
-                isinstance(stage, tuple) for stage in self.stages) or not isinstance(self.stage_pools, tuple):
+        if (
+            not isinstance(self.stem, tuple)
+            or not isinstance(self.stages, tuple)
+            or not all(isinstance(stage, tuple) for stage in self.stages)
+            or not isinstance(self.stage_pools, tuple)
+        ):
             raise SpecError("stem, stages (and each stage) and stage_pools must be tuples")
         _check_int("number of stem layers", len(self.stem), 0, 32)
         _check_bool("batch_norm", self.batch_norm)
@@ -299,12 +303,15 @@ class NetworkSpec:
     # -- serialisation ---------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["stem"] = [{"type": "conv" if isinstance(l, ConvSpec) else "maxpool", **dataclasses.asdict(l)} for l in self.stem]
+        d["stem"] = [
+            {"type": "conv" if isinstance(layer, ConvSpec) else "maxpool", **dataclasses.asdict(layer)}
+            for layer in self.stem
+        ]
         d["input_size"] = list(self.input_size)
         return d
 
     @staticmethod
-    def from_dict(d: Any) -> "NetworkSpec":
+    def from_dict(d: Any) -> NetworkSpec:
         """Parse untrusted JSON-like data into a spec whose fields are valid; raises SpecError, never
         anything else. `gnet.analysis.validate_network` checks that it can be built."""
         if not isinstance(d, dict):
@@ -329,15 +336,22 @@ class NetworkSpec:
                 raise SpecError(f"stage {i + 3} must be a list of blocks")
             stages.append(tuple(block_from_dict(b) for b in stage))
         pools = tuple(_from_fields(PoolSpec, p, f"pool after stage {i + 3}") for i, p in enumerate(d["stage_pools"]))
-        spec = NetworkSpec(**{**d, "stem": tuple(stem), "stages": tuple(stages), "stage_pools": pools,
-                              "input_size": tuple(d["input_size"])})
+        spec = NetworkSpec(
+            **{
+                **d,
+                "stem": tuple(stem),
+                "stages": tuple(stages),
+                "stage_pools": pools,
+                "input_size": tuple(d["input_size"]),
+            }
+        )
         return spec.validate_fields()
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     @staticmethod
-    def from_json(text: str | bytes) -> "NetworkSpec":
+    def from_json(text: str | bytes) -> NetworkSpec:
         return NetworkSpec.from_dict(_parse_json(text))
 
 
@@ -403,7 +417,7 @@ class BlockDesign:
         if isinstance(self.input_shape, (tuple, list)):
             object.__setattr__(self, "input_shape", tuple(_whole(x) for x in self.input_shape))
 
-    def validate(self) -> "BlockDesign":
+    def validate(self) -> BlockDesign:
         if not isinstance(self.block, BlockSpec):
             raise SpecError("a block design needs a block spec")
         if not isinstance(self.input_shape, tuple) or len(self.input_shape) != 3:
@@ -419,7 +433,7 @@ class BlockDesign:
         return {"input_shape": list(self.input_shape), "block": dataclasses.asdict(self.block)}
 
     @staticmethod
-    def from_dict(d: Any) -> "BlockDesign":
+    def from_dict(d: Any) -> BlockDesign:
         if not isinstance(d, dict) or set(d) != {"input_shape", "block"}:
             raise SpecError('a block design must be a JSON object with "input_shape" and "block"')
         shape = d["input_shape"]
@@ -431,7 +445,7 @@ class BlockDesign:
         return json.dumps(self.to_dict(), indent=2)
 
     @staticmethod
-    def from_json(text: str | bytes) -> "BlockDesign":
+    def from_json(text: str | bytes) -> BlockDesign:
         return BlockDesign.from_dict(_parse_json(text))
 
 
@@ -452,9 +466,15 @@ PAPER_BLOCKS: dict[str, tuple[int, int, int, int, int, int]] = {
 }
 # Input (C, H, W) of each block in the ImageNet GoogLeNet at 224×224.
 PAPER_BLOCK_INPUTS: dict[str, tuple[int, int, int]] = {
-    "3a": (192, 28, 28), "3b": (256, 28, 28),
-    "4a": (480, 14, 14), "4b": (512, 14, 14), "4c": (512, 14, 14), "4d": (512, 14, 14), "4e": (528, 14, 14),
-    "5a": (832, 7, 7), "5b": (832, 7, 7),
+    "3a": (192, 28, 28),
+    "3b": (256, 28, 28),
+    "4a": (480, 14, 14),
+    "4b": (512, 14, 14),
+    "4c": (512, 14, 14),
+    "4d": (512, 14, 14),
+    "4e": (528, 14, 14),
+    "5a": (832, 7, 7),
+    "5b": (832, 7, 7),
 }
 
 
@@ -562,7 +582,21 @@ def with_input(spec: NetworkSpec, in_channels: int | None = None, size: tuple[in
 
 
 __all__ = [
-    "BlockSpec", "BlockDesign", "ConvSpec", "PoolSpec", "NetworkSpec", "SpecError",
-    "block_presets", "network_preset", "paper_block", "d2l_fashion96", "googlenet_imagenet", "mini",
-    "NETWORK_PRESETS", "PAPER_BLOCKS", "PAPER_BLOCK_INPUTS", "BLOCK_NAMES", "BRANCHES",
+    "BlockSpec",
+    "BlockDesign",
+    "ConvSpec",
+    "PoolSpec",
+    "NetworkSpec",
+    "SpecError",
+    "block_presets",
+    "network_preset",
+    "paper_block",
+    "d2l_fashion96",
+    "googlenet_imagenet",
+    "mini",
+    "NETWORK_PRESETS",
+    "PAPER_BLOCKS",
+    "PAPER_BLOCK_INPUTS",
+    "BLOCK_NAMES",
+    "BRANCHES",
 ]

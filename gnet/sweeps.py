@@ -81,8 +81,9 @@ def parse_variant(name: str) -> str:
         except ValueError:
             factor = -1.0
         if not 0 < factor <= MAX_WIDTH:
-            raise SweepError(f"variant {text!r}: width takes a factor above 0 and at most {MAX_WIDTH:g}, "
-                             "e.g. width=0.5 or width=2")
+            raise SweepError(
+                f"variant {text!r}: width takes a factor above 0 and at most {MAX_WIDTH:g}, e.g. width=0.5 or width=2"
+            )
         return f"width={factor:g}"
     if text not in VARIANTS:
         raise SweepError(f"unknown variant {text[:40]!r}; choose from {', '.join(VARIANTS)} (width=F for any factor)")
@@ -122,8 +123,10 @@ def variant_spec(base: NetworkSpec, variant: str, edits: NetworkSpec | None = No
         spec = base
     elif v == "edits":
         if edits is None:
-            raise SweepError("variant edits needs the edited network (in the CLI: --edits FILE.json, "
-                             "the network as the Network Explorer exports it)")
+            raise SweepError(
+                "variant edits needs the edited network (in the CLI: --edits FILE.json, "
+                "the network as the Network Explorer exports it)"
+            )
         spec = edits
     elif v == "no-reduce":
         spec = _map_blocks(base, lambda b: dataclasses.replace(b, reduce=False))
@@ -198,8 +201,14 @@ class Sweep:
         return f"{self.name}/{slug(variant)}"
 
 
-def create(path: Path, base: NetworkSpec, variants: list[str], settings: Settings, edits: NetworkSpec | None = None,
-           parallel: int = 1) -> Sweep:
+def create(
+    path: Path,
+    base: NetworkSpec,
+    variants: list[str],
+    settings: Settings,
+    edits: NetworkSpec | None = None,
+    parallel: int = 1,
+) -> Sweep:
     """Check every variant (network, training settings, memory) and write sweep.json; starts nothing."""
     runs.validate_name(path.name)
     if (path / runs.SWEEP_FILE).exists():
@@ -219,9 +228,19 @@ def create(path: Path, base: NetworkSpec, variants: list[str], settings: Setting
         costs[v] = {"params": trained.params_total, "mult_adds": trained.cost.mult_adds}
         configs[v] = cfg.to_dict()
     path.mkdir(parents=True, exist_ok=True)
-    runs.write_json(path / runs.SWEEP_FILE, {
-        "name": path.name, "created": time.time(), "base": base.to_dict(), "variants": names,
-        "settings": dataclasses.asdict(settings), "parallel": parallel, "costs": costs, "configs": configs})
+    runs.write_json(
+        path / runs.SWEEP_FILE,
+        {
+            "name": path.name,
+            "created": time.time(),
+            "base": base.to_dict(),
+            "variants": names,
+            "settings": dataclasses.asdict(settings),
+            "parallel": parallel,
+            "costs": costs,
+            "configs": configs,
+        },
+    )
     return read(path)
 
 
@@ -271,9 +290,16 @@ class Row:
     message: str = ""  # the run's status message (why it failed or died)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"variant": self.variant, "run_dir": self.run_dir, "params": self.params, "mult_adds": self.mult_adds,
-                "best_test_acc": self.best_test_acc, "images_per_s": self.images_per_s, "seconds": self.seconds,
-                "state": self.state}
+        return {
+            "variant": self.variant,
+            "run_dir": self.run_dir,
+            "params": self.params,
+            "mult_adds": self.mult_adds,
+            "best_test_acc": self.best_test_acc,
+            "images_per_s": self.images_per_s,
+            "seconds": self.seconds,
+            "state": self.state,
+        }
 
 
 EPOCH_KEYS = ("epoch", "test_acc", "images_per_s")
@@ -294,12 +320,20 @@ def rows(sweep: Sweep) -> list[Row]:
                 params, mult_adds = rep.params_total, rep.cost.mult_adds
         epochs = runs.read_metrics(path, "epoch", EPOCH_KEYS)
         elapsed = info.status.get("elapsed_s")
-        out.append(Row(
-            v, str(path), "queued" if info.state == "missing" else info.state, params, mult_adds,
-            max(r["test_acc"] for r in epochs) if epochs else None,
-            statistics.median(r["images_per_s"] for r in epochs) if epochs else None,
-            float(elapsed) if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) else None,
-            len(epochs), info.message))
+        out.append(
+            Row(
+                v,
+                str(path),
+                "queued" if info.state == "missing" else info.state,
+                params,
+                mult_adds,
+                max(r["test_acc"] for r in epochs) if epochs else None,
+                statistics.median(r["images_per_s"] for r in epochs) if epochs else None,
+                float(elapsed) if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) else None,
+                len(epochs),
+                info.message,
+            )
+        )
     return out
 
 
@@ -333,8 +367,14 @@ class _Stop:
                 signal.signal(sig, lambda *_: self.event.set())
 
 
-def run(sweep: Sweep, resume: bool = False, parallel: int | None = None, poll_s: float = POLL_S,
-        on_update: Callable[[list[Row]], None] | None = None, install_signals: bool = True) -> list[Row]:
+def run(
+    sweep: Sweep,
+    resume: bool = False,
+    parallel: int | None = None,
+    poll_s: float = POLL_S,
+    on_update: Callable[[list[Row]], None] | None = None,
+    install_signals: bool = True,
+) -> list[Row]:
     """Start the variants' runs (at most `parallel` at once, within the cap) and wait until all have ended.
 
     resume=True also resumes stopped or killed runs from their checkpoints (once each). A STOP file in
@@ -342,15 +382,18 @@ def run(sweep: Sweep, resume: bool = False, parallel: int | None = None, poll_s:
     root, limit = sweep.path.parent, max(1, parallel or sweep.parallel)
     other = runs.read_json(sweep.path / SCHEDULER_FILE) or {}
     if scheduler_state(sweep) == "running" and other.get("pid") != os.getpid():
-        raise SweepError(f"sweep {sweep.name} is already being run by process {other.get('pid')}; "
-                         "wait for it, or stop it first")
+        raise SweepError(
+            f"sweep {sweep.name} is already being run by process {other.get('pid')}; wait for it, or stop it first"
+        )
     stop = _Stop()
     if install_signals:
         stop.install()
     if resume:
         (sweep.path / STOP_FILE).unlink(missing_ok=True)
-    runs.write_json(sweep.path / SCHEDULER_FILE, {"pid": os.getpid(), "host": socket.gethostname(),
-                                                  "state": "running", "started": time.time()})
+    runs.write_json(
+        sweep.path / SCHEDULER_FILE,
+        {"pid": os.getpid(), "host": socket.gethostname(), "state": "running", "started": time.time()},
+    )
     to_resume = {v for v in sweep.variants if resume and runs.read_run(sweep.run_path(v)).state in RESUMABLE}
     refused: dict[str, str] = {}
     final_state = "done"
@@ -364,8 +407,11 @@ def run(sweep: Sweep, resume: bool = False, parallel: int | None = None, poll_s:
                     runs.request_stop(sweep.run_path(v))
             final_state = "stopped"
             break
-        todo = [v for v in sweep.variants if v not in refused and (
-            infos[v].state == "missing" or (v in to_resume and infos[v].state in RESUMABLE))]
+        todo = [
+            v
+            for v in sweep.variants
+            if v not in refused and (infos[v].state == "missing" or (v in to_resume and infos[v].state in RESUMABLE))
+        ]
         if not mine and not todo:
             break
         for v in todo:
@@ -373,8 +419,11 @@ def run(sweep: Sweep, resume: bool = False, parallel: int | None = None, poll_s:
                 break  # queued until a slot frees
             try:
                 if infos[v].state == "missing":
-                    runs.start(root, sweep.run_name(v), {"train": sweep.configs[v],
-                                                         "sweep": {"name": sweep.name, "variant": v}})
+                    runs.start(
+                        root,
+                        sweep.run_name(v),
+                        {"train": sweep.configs[v], "sweep": {"name": sweep.name, "variant": v}},
+                    )
                 else:
                     runs.resume(root, sweep.run_name(v))
                     to_resume.discard(v)
@@ -388,8 +437,16 @@ def run(sweep: Sweep, resume: bool = False, parallel: int | None = None, poll_s:
             on_update(current)
         last = current
         stop.event.wait(poll_s)
-    runs.write_json(sweep.path / SCHEDULER_FILE, {"pid": os.getpid(), "host": socket.gethostname(),
-                                                  "state": final_state, "ended": time.time(), "refused": refused})
+    runs.write_json(
+        sweep.path / SCHEDULER_FILE,
+        {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "state": final_state,
+            "ended": time.time(),
+            "refused": refused,
+        },
+    )
     current = rows(sweep)
     if on_update is not None and current != last:
         on_update(current)
@@ -400,13 +457,18 @@ def launch(sweep: Sweep) -> int:
     """Run the scheduler in the background (`python -m gnet sweep --resume --sweep-dir DIR`), for the app:
     it keeps starting queued variants after the page is closed. Returns its pid."""
     (sweep.path / STOP_FILE).unlink(missing_ok=True)
-    runs.write_json(sweep.path / SCHEDULER_FILE, {"state": "starting", "host": socket.gethostname(),
-                                                  "started": time.time()})
+    runs.write_json(
+        sweep.path / SCHEDULER_FILE, {"state": "starting", "host": socket.gethostname(), "started": time.time()}
+    )
     with open(sweep.path / "scheduler.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gnet", "sweep", "--resume", "--sweep-dir", str(sweep.path.resolve()), "--quiet"],
-            cwd=runs.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            cwd=runs.PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return proc.pid
 
 

@@ -86,8 +86,10 @@ def model_spec(cfg: TrainConfig, in_channels: int, num_classes: int) -> NetworkS
     spec = dataclasses.replace(with_input(spec, in_channels, size), num_classes=num_classes, aux=cfg.aux or spec.aux)
     if cfg.batch_norm and not spec.batch_norm:
         spec = dataclasses.replace(
-            spec, batch_norm=True,
-            stages=tuple(tuple(dataclasses.replace(b, batch_norm=True) for b in st) for st in spec.stages))
+            spec,
+            batch_norm=True,
+            stages=tuple(tuple(dataclasses.replace(b, batch_norm=True) for b in st) for st in spec.stages),
+        )
     validate_network(spec)
     check_memory(spec, cfg.batch_size)
     return spec
@@ -100,9 +102,11 @@ def check_memory(spec: NetworkSpec, batch_size: int, available: int | None = Non
     if available is None:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > available // 2:
-        raise ConfigError(f"batch {batch_size} at {spec.input_size[0]}×{spec.input_size[1]} needs about "
-                          f"{need / 2**30:.1f} GiB for activations; this machine has {available / 2**30:.0f} GiB: "
-                          "use a smaller batch size or image size")
+        raise ConfigError(
+            f"batch {batch_size} at {spec.input_size[0]}×{spec.input_size[1]} needs about "
+            f"{need / 2**30:.1f} GiB for activations; this machine has {available / 2**30:.0f} GiB: "
+            "use a smaller batch size or image size"
+        )
 
 
 def get_lr(step: int, total: int, cfg: TrainConfig) -> float:
@@ -211,9 +215,18 @@ class Loader:
     cast, resize, flip and normalise there. shuffle: a new order each epoch, a pure function of (seed, epoch),
     cut into equal shards per rank (the remainder dropped); otherwise the split in order, strided by rank."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int, ddp: Distributed, hw: tuple[int, int],
-                 mean: torch.Tensor, std: torch.Tensor, shuffle_seed: int | None = None,
-                 augment: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch: int,
+        ddp: Distributed,
+        hw: tuple[int, int],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        shuffle_seed: int | None = None,
+        augment: torch.Generator | None = None,
+    ) -> None:
         self.x, self.y, self.batch, self.ddp, self.hw = x, y, batch, ddp, hw
         self.mean, self.std, self.shuffle_seed, self.augment = mean, std, shuffle_seed, augment
         self.n_per_rank = len(x) // ddp.world
@@ -240,18 +253,20 @@ class Loader:
         b, world, rank, device = self.batch, self.ddp.world, self.ddp.rank, self.ddp.device
         if self.shuffle_seed is None:
             for i in range(rank * b, len(self.x), b * world):
-                yield self.prepare(self.x[i:i + b]), self.y[i:i + b].to(device)
+                yield self.prepare(self.x[i : i + b]), self.y[i : i + b].to(device)
             return
-        perm = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(self.shuffle_seed * 1_000_003
-                                                                                     + self._epoch))
-        mine = perm[rank::world][:self.n_per_rank].to(self.x.device)
+        perm = torch.randperm(
+            len(self.x), generator=torch.Generator().manual_seed(self.shuffle_seed * 1_000_003 + self._epoch)
+        )
+        mine = perm[rank::world][: self.n_per_rank].to(self.x.device)
         for s in range(self._start, self.steps):
-            idx = mine[s * b:(s + 1) * b]
+            idx = mine[s * b : (s + 1) * b]
             yield self.prepare(self.x[idx]), self.y[idx].to(device, non_blocking=True)
 
 
-def make_loaders(cfg: TrainConfig, data: Dataset, ddp: Distributed, hw: tuple[int, int],
-                 stats: tuple[list[float], list[float]]) -> tuple[Loader, Loader]:
+def make_loaders(
+    cfg: TrainConfig, data: Dataset, ddp: Distributed, hw: tuple[int, int], stats: tuple[list[float], list[float]]
+) -> tuple[Loader, Loader]:
     train_x, train_y = subset(data.train_x, data.train_y, cfg.max_train_samples, cfg.seed)
     test_x, test_y = subset(data.test_x, data.test_y, cfg.max_test_samples, cfg.seed + 1)
     device = ddp.device
@@ -265,8 +280,10 @@ def make_loaders(cfg: TrainConfig, data: Dataset, ddp: Distributed, hw: tuple[in
     std = torch.tensor(stats[1], device=device).view(1, -1, 1, 1)
     per_rank = cfg.batch_size // ddp.world
     augment = torch.Generator(device=device).manual_seed(cfg.seed + 7) if cfg.flip and data.flip_ok else None
-    return (Loader(train_x, train_y, per_rank, ddp, hw, mean, std, shuffle_seed=cfg.seed, augment=augment),
-            Loader(test_x, test_y, per_rank, ddp, hw, mean, std))
+    return (
+        Loader(train_x, train_y, per_rank, ddp, hw, mean, std, shuffle_seed=cfg.seed, augment=augment),
+        Loader(test_x, test_y, per_rank, ddp, hw, mean, std),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -300,12 +317,21 @@ class TrainState:
     elapsed_s: float = 0.0  # training seconds, evaluation excluded
     epoch_started_at: float = 0.0  # elapsed_s when this epoch began
 
-    def to_extra(self, opt: torch.optim.Optimizer, cfg: TrainConfig, device: torch.device,
-                 augment: torch.Generator | None) -> dict[str, Any]:
-        extra = {"optimizer": opt.state_dict(), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                 "global_step": self.global_step, "best_acc": self.best_acc, "epoch_sums": list(self.epoch_sums),
-                 "elapsed_s": self.elapsed_s, "epoch_started_at": self.epoch_started_at,
-                 "rng_cpu": torch.get_rng_state(), "config": cfg.to_dict()}
+    def to_extra(
+        self, opt: torch.optim.Optimizer, cfg: TrainConfig, device: torch.device, augment: torch.Generator | None
+    ) -> dict[str, Any]:
+        extra = {
+            "optimizer": opt.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best_acc": self.best_acc,
+            "epoch_sums": list(self.epoch_sums),
+            "elapsed_s": self.elapsed_s,
+            "epoch_started_at": self.epoch_started_at,
+            "rng_cpu": torch.get_rng_state(),
+            "config": cfg.to_dict(),
+        }
         if device.type == "cuda":
             extra["rng_cuda"] = torch.cuda.get_rng_state(device)
         if augment is not None:
@@ -313,15 +339,28 @@ class TrainState:
         return extra
 
     @staticmethod
-    def restore(ck: Checkpoint, model: torch.nn.Module, opt: torch.optim.Optimizer, device: torch.device,
-                augment: torch.Generator | None, steps_per_epoch: int) -> TrainState:
+    def restore(
+        ck: Checkpoint,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        device: torch.device,
+        augment: torch.Generator | None,
+        steps_per_epoch: int,
+    ) -> TrainState:
         """Weights, optimiser, position, accumulators and RNG states from a checkpoint."""
         model.load_state_dict(ck.model_state)
         opt.load_state_dict(ck.extra["optimizer"])
         e = ck.extra
         elapsed = float(e.get("elapsed_s", 0.0))
-        state = TrainState(int(e["epoch"]), int(e["step_in_epoch"]), int(e["global_step"]), float(e["best_acc"]),
-                           list(e["epoch_sums"]), elapsed, float(e.get("epoch_started_at", elapsed)))
+        state = TrainState(
+            int(e["epoch"]),
+            int(e["step_in_epoch"]),
+            int(e["global_step"]),
+            float(e["best_acc"]),
+            list(e["epoch_sums"]),
+            elapsed,
+            float(e.get("epoch_started_at", elapsed)),
+        )
         torch.set_rng_state(e["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in e:
             torch.cuda.set_rng_state(e["rng_cuda"], device)
@@ -332,8 +371,9 @@ class TrainState:
         return state
 
 
-def evaluate(model: torch.nn.Module, loader: Loader, ddp: Distributed,
-             autocast: Callable[[], Any]) -> tuple[float, float, int]:
+def evaluate(
+    model: torch.nn.Module, loader: Loader, ddp: Distributed, autocast: Callable[[], Any]
+) -> tuple[float, float, int]:
     """Mean loss, accuracy and the number of images, over every rank's shard of the split."""
     model.eval()
     device = ddp.device
@@ -341,8 +381,13 @@ def evaluate(model: torch.nn.Module, loader: Loader, ddp: Distributed,
     with torch.no_grad(), autocast():
         for x, y in loader:
             logits = model(x).float()
-            sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
-                                 (logits.argmax(1) == y).sum().double(), torch.tensor(len(y), device=device).double()])
+            sums += torch.stack(
+                [
+                    F.cross_entropy(logits, y, reduction="sum").double(),
+                    (logits.argmax(1) == y).sum().double(),
+                    torch.tensor(len(y), device=device).double(),
+                ]
+            )
     model.train()
     loss_sum, correct, n = ddp.all_sum(sums.tolist())
     return loss_sum / max(n, 1), correct / max(n, 1), int(n)
@@ -366,15 +411,31 @@ class Reporter:
         self.tb: TensorBoardWriter | None = None
         self._ck: dict[str, Any] = {}
 
-    def start(self, cfg: TrainConfig, spec: NetworkSpec, data: Dataset, preprocess: dict[str, Any],
-              samples: tuple[torch.Tensor, torch.Tensor], state: TrainState, resumed: bool) -> None:
+    def start(
+        self,
+        cfg: TrainConfig,
+        spec: NetworkSpec,
+        data: Dataset,
+        preprocess: dict[str, Any],
+        samples: tuple[torch.Tensor, torch.Tensor],
+        state: TrainState,
+        resumed: bool,
+    ) -> None:
         self._ck = {"spec": spec, "classes": list(data.classes), "preprocess": preprocess}
         if not self.main:
             return
         config = runs.read_json(self.run / "config.json") or {}
-        runs.write_json(self.run / "config.json", {**config, "train": cfg.to_dict(), "spec": spec.to_dict(),
-                                                   "preprocess": preprocess, "classes": data.classes,
-                                                   "dataset_notes": data.notes})
+        runs.write_json(
+            self.run / "config.json",
+            {
+                **config,
+                "train": cfg.to_dict(),
+                "spec": spec.to_dict(),
+                "preprocess": preprocess,
+                "classes": data.classes,
+                "dataset_notes": data.notes,
+            },
+        )
         if resumed:  # what a killed process wrote after its last checkpoint is replayed: drop it
             runs.truncate_metrics(self.run, state.global_step)
             runs.truncate_jsonl(self.run / runs.TELEMETRY, state.global_step)
@@ -402,9 +463,17 @@ class Reporter:
         if self.tb:
             self.tb.step(rec)
         if force_status or time.monotonic() - self._t_status >= 1.0:  # a rename per second is plenty
-            runs.write_status(self.run, "running", **self.status_base, epoch=state.epoch,
-                              step_in_epoch=state.step_in_epoch, global_step=state.global_step,
-                              images_per_s=rec["images_per_s"], eta_s=eta, elapsed_s=state.elapsed_s)
+            runs.write_status(
+                self.run,
+                "running",
+                **self.status_base,
+                epoch=state.epoch,
+                step_in_epoch=state.step_in_epoch,
+                global_step=state.global_step,
+                images_per_s=rec["images_per_s"],
+                eta_s=eta,
+                elapsed_s=state.elapsed_s,
+            )
             self._t_status = time.monotonic()
 
     def epoch(self, rec: dict[str, Any], model: torch.nn.Module) -> None:
@@ -428,8 +497,10 @@ class Reporter:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
             return  # weights already diverged: keep the last good checkpoint (the next record reports it)
-        save_checkpoint(self.last_path if which == "last" else self.best_path,
-                        Checkpoint(self._ck["spec"], state, self._ck["classes"], self._ck["preprocess"], extra))
+        save_checkpoint(
+            self.last_path if which == "last" else self.best_path,
+            Checkpoint(self._ck["spec"], state, self._ck["classes"], self._ck["preprocess"], extra),
+        )
 
     def finish(self, result: str, message: str, state: TrainState) -> None:
         self._beat_stop.set()
@@ -437,8 +508,15 @@ class Reporter:
             return
         if self.tb:
             self.tb.close()
-        runs.write_status(self.run, result, **self.status_base, message=message, global_step=state.global_step,
-                          elapsed_s=state.elapsed_s, best_acc=state.best_acc)
+        runs.write_status(
+            self.run,
+            result,
+            **self.status_base,
+            message=message,
+            global_step=state.global_step,
+            elapsed_s=state.elapsed_s,
+            best_acc=state.best_acc,
+        )
         self.stop_file.unlink(missing_ok=True)
 
 
@@ -474,12 +552,24 @@ class Job:
         test_loss, test_acc, test_n = evaluate(self.model, self.test_loader, self.ddp, self.autocast)
         self.pace.eval_s, self.pace.evals = self.pace.eval_s + time.perf_counter() - t_eval, self.pace.evals + 1
         tr_n = max(state.epoch_sums[2], 1)
-        self.reporter.epoch({
-            "kind": "epoch", "step": state.global_step, "epoch": epoch + 1, "train_loss": state.epoch_sums[0] / tr_n,
-            "train_acc": state.epoch_sums[1] / tr_n, "test_loss": test_loss, "test_acc": test_acc,
-            "train_n": int(state.epoch_sums[2]), "test_n": test_n, "lr": lr, "time": time.time(),
-            "images_per_s": state.epoch_sums[2] / max(state.elapsed_s - state.epoch_started_at, 1e-9),
-            "elapsed_s": state.elapsed_s}, self.raw_model)
+        self.reporter.epoch(
+            {
+                "kind": "epoch",
+                "step": state.global_step,
+                "epoch": epoch + 1,
+                "train_loss": state.epoch_sums[0] / tr_n,
+                "train_acc": state.epoch_sums[1] / tr_n,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "train_n": int(state.epoch_sums[2]),
+                "test_n": test_n,
+                "lr": lr,
+                "time": time.time(),
+                "images_per_s": state.epoch_sums[2] / max(state.elapsed_s - state.epoch_started_at, 1e-9),
+                "elapsed_s": state.elapsed_s,
+            },
+            self.raw_model,
+        )
         best, state.best_acc = test_acc > state.best_acc, max(state.best_acc, test_acc)
         state.epoch, state.step_in_epoch, state.epoch_sums = epoch + 1, 0, [0.0, 0.0, 0.0]
         self.checkpoint("last")
@@ -494,23 +584,45 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
     torch.backends.cudnn.benchmark = True
     size = cfg.image_size or NetworkSpec.from_dict(cfg.network).input_size[0]
-    data = load_dataset(cfg.dataset, cfg.data_dir, image_size=size, synthetic_train=cfg.synthetic_train,
-                        synthetic_test=cfg.synthetic_test, seed=cfg.seed)
+    data = load_dataset(
+        cfg.dataset,
+        cfg.data_dir,
+        image_size=size,
+        synthetic_train=cfg.synthetic_train,
+        synthetic_test=cfg.synthetic_test,
+        seed=cfg.seed,
+    )
     spec = model_spec(cfg, data.in_channels, len(data.classes))
     stats = data.channel_stats() if cfg.normalize else ([0.0] * data.in_channels, [1.0] * data.in_channels)
-    preprocess = {"image_size": list(spec.input_size), "mean": stats[0], "std": stats[1],
-                  "in_channels": data.in_channels, "interpolation": "bilinear", "resize_mode": "stretch",
-                  "dataset": data.name}
+    preprocess = {
+        "image_size": list(spec.input_size),
+        "mean": stats[0],
+        "std": stats[1],
+        "in_channels": data.in_channels,
+        "interpolation": "bilinear",
+        "resize_mode": "stretch",
+        "dataset": data.name,
+    }
     train_loader, test_loader = make_loaders(cfg, data, ddp, spec.input_size, stats)
     torch.manual_seed(cfg.seed)
     raw_model = build(spec).to(device, memory_format=torch.channels_last)
     opt = make_optimizer(raw_model, cfg)
     total_steps = cfg.epochs * train_loader.steps
-    reporter = Reporter(run, ddp.main, {
-        "pid": os.getpid(), "host": socket.gethostname(), "device": describe(device), "world_size": ddp.world,
-        "started": (runs.read_json(run / "status.json") or {}).get("started") or time.time(),
-        "precision": "bf16 autocast" if amp else "fp32", "epochs": cfg.epochs,
-        "steps_per_epoch": train_loader.steps, "total_steps": total_steps})
+    reporter = Reporter(
+        run,
+        ddp.main,
+        {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "device": describe(device),
+            "world_size": ddp.world,
+            "started": (runs.read_json(run / "status.json") or {}).get("started") or time.time(),
+            "precision": "bf16 autocast" if amp else "fp32",
+            "epochs": cfg.epochs,
+            "steps_per_epoch": train_loader.steps,
+            "total_steps": total_steps,
+        },
+    )
     state = TrainState()
     if resume and reporter.last_path.is_file():  # asked to resume with no checkpoint yet: from the start
         ck = load_checkpoint(reporter.last_path)
@@ -520,16 +632,28 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
     model: torch.nn.Module = torch.compile(raw_model) if cfg.compile else raw_model
     if ddp.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     # a resume drops what was written after the checkpoint's step (all of it when there was no checkpoint yet)
     reporter.start(cfg, spec, data, preprocess, (test_loader.x, test_loader.y), state, resume)
-    return Job(cfg, ddp, autocast, raw_model, model, opt,
-               torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), train_loader, test_loader, state,
-               reporter, total_steps, cfg.log_every or max(1, train_loader.steps // 50))
+    return Job(
+        cfg,
+        ddp,
+        autocast,
+        raw_model,
+        model,
+        opt,
+        torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        train_loader,
+        test_loader,
+        state,
+        reporter,
+        total_steps,
+        cfg.log_every or max(1, train_loader.steps // 50),
+    )
 
 
-def train(cfg: TrainConfig, run: Path, resume: bool = False,
-          should_stop: Callable[[int], bool] | None = None) -> str:
+def train(cfg: TrainConfig, run: Path, resume: bool = False, should_stop: Callable[[int], bool] | None = None) -> str:
     """Train (or resume) the run in `run`; returns the final state: finished, stopped or failed.
 
     should_stop(global_step) is an extra stop request (tests use it to stop at an exact step).
@@ -571,12 +695,24 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
             at = epoch + state.step_in_epoch / steps_per_epoch
             if probing:
                 probe.after_step()
-                reporter.telemetry(probe.record(ddp.all_sum, world, [loss, *aux_losses], step=state.global_step,
-                                                epoch=at, lr=lr, time=time.time()))
+                reporter.telemetry(
+                    probe.record(
+                        ddp.all_sum,
+                        world,
+                        [loss, *aux_losses],
+                        step=state.global_step,
+                        epoch=at,
+                        lr=lr,
+                        time=time.time(),
+                    )
+                )
             # Stop requests: checked every step in one process, at record steps under DDP (all ranks agree there).
             end_of_epoch = state.step_in_epoch == steps_per_epoch
-            if not (state.global_step % job.log_every == 0 or end_of_epoch
-                    or (world == 1 and reporter.wants_stop(should_stop, state.global_step))):
+            if not (
+                state.global_step % job.log_every == 0
+                or end_of_epoch
+                or (world == 1 and reporter.wants_stop(should_stop, state.global_step))
+            ):
                 continue
             # -- a record step: one sync, all-reduce the sums (and the stop vote) ------------------
             wants_stop = float(reporter.wants_stop(should_stop, state.global_step))
@@ -586,15 +722,30 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False,
             state.elapsed_s += dt
             if not math.isfinite(loss_sum):
                 result = "failed"
-                message = (f"the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} by step "
-                           f"{state.global_step} (epoch {epoch + 1}); the learning rate {cfg.lr:g} is probably too "
-                           "high. The last good checkpoint is kept.")
+                message = (
+                    f"the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} by step "
+                    f"{state.global_step} (epoch {epoch + 1}); the learning rate {cfg.lr:g} is probably too "
+                    "high. The last good checkpoint is kept."
+                )
                 break
             state.epoch_sums = [a + b for a, b in zip(state.epoch_sums, (loss_sum, correct, n))]
             eta = job.pace.eta(state.global_step, state.elapsed_s, job.total_steps, evals_left=cfg.epochs - epoch)
-            reporter.step({"kind": "step", "step": state.global_step, "epoch": at, "loss": loss_sum / n,
-                           "acc": correct / n, "lr": lr, "images_per_s": n / dt if dt > 0 else 0.0,
-                           "time": time.time(), **gpu_memory(device)}, state, eta, force_status=end_of_epoch)
+            reporter.step(
+                {
+                    "kind": "step",
+                    "step": state.global_step,
+                    "epoch": at,
+                    "loss": loss_sum / n,
+                    "acc": correct / n,
+                    "lr": lr,
+                    "images_per_s": n / dt if dt > 0 else 0.0,
+                    "time": time.time(),
+                    **gpu_memory(device),
+                },
+                state,
+                eta,
+                force_status=end_of_epoch,
+            )
             if end_of_epoch:
                 job.end_epoch(epoch, lr)
                 t_ckpt, t_window = time.monotonic(), time.perf_counter()  # evaluation is not training throughput
@@ -635,8 +786,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         if o.kind is bool:
             p.add_argument(o.cli_flag, dest=o.name, action="store_true", default=None, help=text)
         else:
-            p.add_argument(o.cli_flag, dest=o.name, type=o.kind, default=None, choices=o.choices or None,
-                           metavar=o.metavar, help=text)
+            p.add_argument(
+                o.cli_flag,
+                dest=o.name,
+                type=o.kind,
+                default=None,
+                choices=o.choices or None,
+                metavar=o.metavar,
+                help=text,
+            )
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--run-dir", required=True, help="the run's directory (created; must not hold another run)")
 
@@ -663,7 +821,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     try:
         existing = runs.read_json(run / "config.json")
         status = runs.read_json(run / "status.json") or {}
-        if args.resume or (existing and status.get("state") in ("created", "starting") and not (args.preset or args.spec)):
+        if args.resume or (
+            existing and status.get("state") in ("created", "starting") and not (args.preset or args.spec)
+        ):
             if not existing:
                 raise ConfigError(f"there is no run to resume in {run}")
             cfg = TrainConfig.from_dict(existing.get("train"))
@@ -671,8 +831,10 @@ def run_from_args(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, **changes).validate()
             resume = bool(args.resume)
         elif existing and not (args.preset or args.spec):
-            raise ConfigError(f"{run} already holds a run ({status.get('state', 'unknown')}); "
-                              "add --resume to continue it, or choose a new --run-dir")
+            raise ConfigError(
+                f"{run} already holds a run ({status.get('state', 'unknown')}); "
+                "add --resume to continue it, or choose a new --run-dir"
+            )
         else:
             cfg = config_from_args(args)
             if main:
@@ -691,8 +853,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 1
     except Exception as e:
         if main:
-            runs.write_status(run, "failed", message=f"training crashed: {type(e).__name__}: {str(e)[:300]}",
-                              pid=os.getpid(), host=socket.gethostname())
+            runs.write_status(
+                run,
+                "failed",
+                message=f"training crashed: {type(e).__name__}: {str(e)[:300]}",
+                pid=os.getpid(),
+                host=socket.gethostname(),
+            )
         raise
     if main:
         print(f"{state}: {(runs.read_json(run / 'status.json') or {}).get('message', '')}")
@@ -731,11 +898,14 @@ def predictions(run: Path, which: str = "last", n: int = 8) -> list[Prediction]:
     model = ck.build_model()
     pre = ck.preprocess
     with torch.no_grad():
-        probs = model(to_model_input(x, tuple(pre["image_size"]), torch.tensor(pre["mean"]),
-                                     torch.tensor(pre["std"]))).softmax(1)
+        probs = model(
+            to_model_input(x, tuple(pre["image_size"]), torch.tensor(pre["mean"]), torch.tensor(pre["std"]))
+        ).softmax(1)
     conf, pred = probs.max(1)
     images = x.permute(0, 2, 3, 1)
     if images.shape[-1] == 1:
         images = images.expand(-1, -1, -1, 3)
-    return [Prediction(images[i].numpy(), ck.classes[int(y[i])], ck.classes[int(pred[i])], float(conf[i]))
-            for i in range(len(x))]
+    return [
+        Prediction(images[i].numpy(), ck.classes[int(y[i])], ck.classes[int(pred[i])], float(conf[i]))
+        for i in range(len(x))
+    ]

@@ -27,8 +27,15 @@ B3_VARIANTS: dict[str, tuple[int, bool]] = {
 }
 # query key -> (BlockSpec field or input dim, label for messages)
 _INTS: dict[str, str] = {
-    "c": "input channels", "h": "input height", "w": "input width",
-    "b1": "b1", "b2r": "b2_reduce", "b2": "b2", "b3r": "b3_reduce", "b3": "b3", "b4": "b4",
+    "c": "input channels",
+    "h": "input height",
+    "w": "input width",
+    "b1": "b1",
+    "b2r": "b2_reduce",
+    "b2": "b2",
+    "b3r": "b3_reduce",
+    "b3": "b3",
+    "b4": "b4",
 }
 _B3_CODES = {"5": (5, False), "33": (5, True), "3": (3, False)}  # b3 query value -> (kernel, factorize)
 KEYS: tuple[str, ...] = (*_INTS, "reduce", "b3v", "bn")
@@ -47,11 +54,23 @@ def design_to_query(design: BlockDesign, prefix: str = "") -> dict[str, str]:
     c, h, w = design.input_shape
     b = design.block
     code = {v: k for k, v in _B3_CODES.items()}[(b.b3_kernel, b.factorize)]
-    return {prefix + k: v for k, v in {
-        "c": str(c), "h": str(h), "w": str(w),
-        "b1": str(b.b1), "b2r": str(b.b2_reduce), "b2": str(b.b2), "b3r": str(b.b3_reduce), "b3": str(b.b3),
-        "b4": str(b.b4), "reduce": "1" if b.reduce else "0", "b3v": code, "bn": "1" if b.batch_norm else "0",
-    }.items()}
+    return {
+        prefix + k: v
+        for k, v in {
+            "c": str(c),
+            "h": str(h),
+            "w": str(w),
+            "b1": str(b.b1),
+            "b2r": str(b.b2_reduce),
+            "b2": str(b.b2),
+            "b3r": str(b.b3_reduce),
+            "b3": str(b.b3),
+            "b4": str(b.b4),
+            "reduce": "1" if b.reduce else "0",
+            "b3v": code,
+            "bn": "1" if b.batch_norm else "0",
+        }.items()
+    }
 
 
 def _one(params: Mapping[str, str | Sequence[str]], key: str) -> str:
@@ -100,8 +119,18 @@ def design_from_query(params: Mapping[str, str | Sequence[str]], prefix: str = "
     if code not in _B3_CODES:
         raise SpecError(f"link parameter b3v must be one of {', '.join(_B3_CODES)}, got {code[:20]!r}")
     kernel, factorize = _B3_CODES[code]
-    block = BlockSpec(n["b1"], n["b2r"], n["b2"], n["b3r"], n["b3"], n["b4"], reduce=_flag(params, "reduce", True),
-                      b3_kernel=kernel, factorize=factorize, batch_norm=_flag(params, "bn", False))
+    block = BlockSpec(
+        n["b1"],
+        n["b2r"],
+        n["b2"],
+        n["b3r"],
+        n["b3"],
+        n["b4"],
+        reduce=_flag(params, "reduce", True),
+        b3_kernel=kernel,
+        factorize=factorize,
+        batch_norm=_flag(params, "bn", False),
+    )
     return BlockDesign(block, (n["c"], n["h"], n["w"])).validate()
 
 
@@ -135,8 +164,10 @@ def network_from_query(value: str | Sequence[str], key: str = "nb") -> NetworkSp
     if text in NETWORK_PRESETS:
         return network_preset(text)
     if not text.startswith("z.") or len(text) > MAX_LINK_CHARS:
-        raise SpecError(f"link parameter {key} must be a preset name ({', '.join(NETWORK_PRESETS)}) or an encoded "
-                        "network (copy the whole link)")
+        raise SpecError(
+            f"link parameter {key} must be a preset name ({', '.join(NETWORK_PRESETS)}) or an encoded "
+            "network (copy the whole link)"
+        )
     try:
         packed = base64.urlsafe_b64decode(text[2:] + "=" * (-len(text[2:]) % 4))
         inflater = zlib.decompressobj()

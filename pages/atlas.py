@@ -49,20 +49,28 @@ def _select(layer: str, branch: str, channel: int) -> None:
     st.session_state["at_selected"] = (layer, branch, channel)
 
 
-def show_grid(resolved: dict[str, list[fv.ResolvedTarget]], found: dict[str, fv.CachedResult], key: str,
-              ex: F.Extraction) -> None:
+def show_grid(
+    resolved: dict[str, list[fv.ResolvedTarget]], found: dict[str, fv.CachedResult], key: str, ex: F.Extraction
+) -> None:
     for b, targets in resolved.items():
-        st.markdown(branch_chip(b, f"{b}: {ex.kernel_labels.get(b, '')}") +
-                    f" · channels {ex.offsets[b]}–{ex.offsets[b] + ex.groups[b].shape[0] - 1} of the block output")
+        st.markdown(
+            branch_chip(b, f"{b}: {ex.kernel_labels.get(b, '')}")
+            + f" · channels {ex.offsets[b]}–{ex.offsets[b] + ex.groups[b].shape[0] - 1} of the block output"
+        )
         per_row = 4  # four across: the full "4b·b3 ch 5 | out 389" fits a button, tiles line up
         for start in range(0, len(targets), per_row):
             cols = st.columns(per_row)
-            for col, r in zip(cols, targets[start:start + per_row]):
+            for col, r in zip(cols, targets[start : start + per_row]):
                 res = found.get(r.caption())
                 t = r.target
                 col.image(framed(res.image(), BRANCH_COLORS[b]) if res else placeholder(BRANCH_COLORS[b]))
-                col.button(r.caption(), key=f"at_open_{key}_{b}_{t.channel}", on_click=_select,
-                           args=(t.layer, b, t.channel), use_container_width=True)
+                col.button(
+                    r.caption(),
+                    key=f"at_open_{key}_{b}_{t.channel}",
+                    on_click=_select,
+                    args=(t.layer, b, t.channel),
+                    use_container_width=True,
+                )
 
 
 def show_selected(lm: LoadedModel, layer: str, cropped: Image.Image, found: dict[str, fv.CachedResult]) -> None:
@@ -77,15 +85,19 @@ def show_selected(lm: LoadedModel, layer: str, cropped: Image.Image, found: dict
         a, b, c = st.columns(3)
         res = found.get(r.caption())
         if res:
-            a.image(res.image().resize((336, 336), Image.Resampling.BICUBIC),
-                    caption=f"what it wants to see: mean activation {res.meta['activation_start']:.3f} "
-                            f"on the grey start → {res.meta['activation_end']:.3f} after {res.meta['steps']} steps")
+            a.image(
+                res.image().resize((336, 336), Image.Resampling.BICUBIC),
+                caption=f"what it wants to see: mean activation {res.meta['activation_start']:.3f} "
+                f"on the grey start → {res.meta['activation_end']:.3f} after {res.meta['steps']} steps",
+            )
         else:
             a.info("Not visualised yet with these settings: press the button under the grid.")
         x = to_tensor(cropped, lm.preprocess)
         fmap = fv.activation_map(lm.model, x, r.target)
-        b.image(F.overlay(cropped, fmap).resize((336, 336)),
-                caption=f"where it fires on your image (mean {fmap.mean():.3f}, max {fmap.max():.3f})")
+        b.image(
+            F.overlay(cropped, fmap).resize((336, 336)),
+            caption=f"where it fires on your image (mean {fmap.mean():.3f}, max {fmap.max():.3f})",
+        )
         c.image(F.heatmap(fmap, 336), caption=f"its map at its real resolution ({fmap.shape[0]}×{fmap.shape[1]})")
 
 
@@ -98,8 +110,12 @@ def job_panel(path: str) -> None:
     info = fv.read_job(Path(path))
     if info.active:
         current = info.status.get("current", "")
-        st.progress(info.fraction, text=f"Visualising: {info.done} of {info.total} pictures done"
-                                        + (f" · now {current}" if current else "") + f" ({info.state})")
+        st.progress(
+            info.fraction,
+            text=f"Visualising: {info.done} of {info.total} pictures done"
+            + (f" · now {current}" if current else "")
+            + f" ({info.state})",
+        )
         st.button("Cancel", key="at_cancel", on_click=fv.cancel_job, args=(info.path,))
         return
     st.session_state.pop("at_job", None)
@@ -109,8 +125,9 @@ def job_panel(path: str) -> None:
         st.warning(f"The visualisation job {info.state}: {plain(info.message)}")
 
 
-def start(root: Path, source: ModelSource, fingerprint: str, layer: str, missing: list[fv.Target],
-          cfg: fv.VisConfig) -> None:
+def start(
+    root: Path, source: ModelSource, fingerprint: str, layer: str, missing: list[fv.Target], cfg: fv.VisConfig
+) -> None:
     try:
         job = fv.start_job(root, {"kind": source.kind, "path": source.path}, fingerprint, layer, missing, cfg)
     except fv.JobsBusy as e:
@@ -121,8 +138,9 @@ def start(root: Path, source: ModelSource, fingerprint: str, layer: str, missing
 
 
 @st.cache_data(show_spinner="Measuring branch specialisation on the images and their grey copies…", max_entries=16)
-def _specialisation(kind: str, path: str, mtime: float, device: str, digest: str,
-                    upload: bytes | None) -> fv.Specialisation:
+def _specialisation(
+    kind: str, path: str, mtime: float, device: str, digest: str, upload: bytes | None
+) -> fv.Specialisation:
     """Over the sample images and the user's upload (digest keys the cache; the bytes ride along)."""
     lm = cached_model(kind, path, mtime, device)
     images = [load((SAMPLES / p).read_bytes()).image for p in sorted(os.listdir(SAMPLES)) if p.endswith(".jpg")]
@@ -135,7 +153,7 @@ DISTILL = (
     "branch, and nearly all of mixed3b's curve detectors sit in its 5×5 branch, so a whole branch can be read "
     "as one kind of feature. The charts measure two such signs for the network loaded here. "
     "torchvision's pretrained GoogLeNet is a different network from the one Distill studied: it has "
-    "BatchNorm and was ported from TensorFlow (and its \"5×5\" branch is really 3×3), so the exact channels "
+    'BatchNorm and was ported from TensorFlow (and its "5×5" branch is really 3×3), so the exact channels '
     "and branches differ; look for the pattern, not for Distill's unit numbers."
 )
 
@@ -143,17 +161,24 @@ DISTILL = (
 # ---------------------------------------------------------------------------
 
 st.title("Channel Atlas")
-st.caption("What each channel of an Inception block wants to see (activation maximisation: Fourier-parameterised, "
-           "decorrelated colour, random jitter/scale/rotation, fixed seed), branch by branch.")
-page_link("pages/feature_maps.py", label="Back to Feature Maps: what the channels do with your image",
-          icon=":material/image_search:")
+st.caption(
+    "What each channel of an Inception block wants to see (activation maximisation: Fourier-parameterised, "
+    "decorrelated colour, random jitter/scale/rotation, fixed seed), branch by branch."
+)
+page_link(
+    "pages/feature_maps.py",
+    label="Back to Feature Maps: what the channels do with your image",
+    icon=":material/image_search:",
+)
 
 source, standing_in = choose_model("at")
 device = pick_device()
 lm = load_chosen(source, standing_in, device)
 if not lm.trained:
-    st.warning(f"**{plain(lm.label)}.** Its channels were never trained: the pictures show what random filters "
-               "respond to, not learned features.")
+    st.warning(
+        f"**{plain(lm.label)}.** Its channels were never trained: the pictures show what random filters "
+        "respond to, not learned features."
+    )
 st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
 
 picked = read_image("at")
@@ -200,8 +225,11 @@ for rs in resolved.values():
         else:
             found[r.caption()] = res
 
-st.subheader(f"Block {layer_label}: {ex.channels()} channels, top {k} per branch"
-             if order == "top" else f"Block {layer_label}: {ex.channels()} channels, the first {k} of each branch")
+st.subheader(
+    f"Block {layer_label}: {ex.channels()} channels, top {k} per branch"
+    if order == "top"
+    else f"Block {layer_label}: {ex.channels()} channels, the first {k} of each branch"
+)
 # A job for exactly these pictures that another session started is shared, not started twice.
 shared = fv.read_job(root / "jobs" / fv.job_id(fingerprint, layer, missing, cfg)) if missing else None
 if shared is not None and shared.active:
@@ -209,11 +237,18 @@ if shared is not None and shared.active:
 if st.session_state.get("at_job"):
     job_panel(st.session_state["at_job"])
 elif missing:
-    st.button(f"Visualise the {len(missing)} missing channel{'s' * (len(missing) != 1)} "
-              f"({cfg.size}×{cfg.size} px, {cfg.steps} steps)", type="primary", key="at_start",
-              on_click=start, args=(root, lm.source, fingerprint, layer, missing, cfg))
-    st.caption(f"Runs in the background (at most {fv.max_jobs()} jobs at once, shared by every session); "
-               "finished pictures are kept on disk, so a second look is instant.")
+    st.button(
+        f"Visualise the {len(missing)} missing channel{'s' * (len(missing) != 1)} "
+        f"({cfg.size}×{cfg.size} px, {cfg.steps} steps)",
+        type="primary",
+        key="at_start",
+        on_click=start,
+        args=(root, lm.source, fingerprint, layer, missing, cfg),
+    )
+    st.caption(
+        f"Runs in the background (at most {fv.max_jobs()} jobs at once, shared by every session); "
+        "finished pictures are kept on disk, so a second look is instant."
+    )
 else:
     st.caption(f"All {sum(len(r) for r in resolved.values())} pictures are cached for these settings.")
 if st.session_state.get("at_busy"):
@@ -225,17 +260,26 @@ show_grid(resolved, found, layer_label, ex)
 st.subheader("Branch specialisation")
 upload = data if what == "your upload" else None
 mtime = file_mtime(lm.source.path) if lm.source.path else 0.0
-spec = _specialisation(lm.source.kind, lm.source.path, mtime, str(device), hashlib.sha256(upload or b"").hexdigest(), upload)
-st.plotly_chart(specialisation_fig(spec.blocks(), {m: spec.grid(m) for m in
-                                                   ("colour_sensitivity", "colour_selective", "strongest_share")},
-                                   spec.grid("channel_share")), theme="streamlit", key="at_spec_chart")
+spec = _specialisation(
+    lm.source.kind, lm.source.path, mtime, str(device), hashlib.sha256(upload or b"").hexdigest(), upload
+)
+st.plotly_chart(
+    specialisation_fig(
+        spec.blocks(),
+        {m: spec.grid(m) for m in ("colour_sensitivity", "colour_selective", "strongest_share")},
+        spec.grid("channel_share"),
+    ),
+    theme="streamlit",
+    key="at_spec_chart",
+)
 st.caption(
     f"Over {spec.images} images (the sample images{' and your upload' if upload else ''}) and their greyscale copies. "
     "**Colour sensitivity** of a channel: how much its mean response changes when the image loses its colour, "
     "Σ|a(image) − a(grey copy)| / Σ max(a(image), a(grey copy)), from 0 (colour-blind) to 1; a channel counts "
     f"as **colour-selective** above {spec.threshold:.0%}. **Strongest channels**: the block's top "
     f"{spec.top_fraction:.0%} by mean activation over the images; hover to compare with the branch's share of "
-    "the block's channels (what chance would give).")
+    "the block's channels (what chance would give)."
+)
 if spec.grey_network:
     st.info("This network takes greyscale input: it cannot see colour, so every colour sensitivity is 0.")
 st.markdown(DISTILL)

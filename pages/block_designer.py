@@ -92,16 +92,25 @@ def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
         f"**{whole.b.multiplications:,}** (×{whole.ratio('multiplications'):.2f})"
     )
     ratio_col = st.column_config.NumberColumn(format="%.3f", help="with / without")
-    rows = (charts.comparison_rows({"b2 path": b2, "b3 path": b3})
-            + charts.comparison_rows({"whole block": whole}, ("params", "multiplications")))
-    st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={  # short headers: the table fits its column unscrolled
-                     "without 1×1 reductions": st.column_config.NumberColumn("without 1×1", format="localized",
-                                                                             help="without 1×1 reductions"),
-                     "with 1×1 reductions": st.column_config.NumberColumn("with 1×1", format="localized",
-                                                                          help="with 1×1 reductions"),
-                     "metric": st.column_config.TextColumn(width="medium"),
-                     "saved": int_col, "ratio": ratio_col})
+    rows = charts.comparison_rows({"b2 path": b2, "b3 path": b3}) + charts.comparison_rows(
+        {"whole block": whole}, ("params", "multiplications")
+    )
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={  # short headers: the table fits its column unscrolled
+            "without 1×1 reductions": st.column_config.NumberColumn(
+                "without 1×1", format="localized", help="without 1×1 reductions"
+            ),
+            "with 1×1 reductions": st.column_config.NumberColumn(
+                "with 1×1", format="localized", help="with 1×1 reductions"
+            ),
+            "metric": st.column_config.TextColumn(width="medium"),
+            "saved": int_col,
+            "ratio": ratio_col,
+        },
+    )
     st.markdown("#### b3: one 5×5 conv vs two stacked 3×3 convs")
     conv = factorized_conv_comparison(spec, shape)
     branch = factorization_comparison(spec, shape)
@@ -114,24 +123,39 @@ def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
         f"**{branch.b.params:,}** (×{branch.ratio('params'):.2f})"
     )
     seed = factorized_conv_comparison(BlockSpec(64, 64, 64, 64, 64, 64), (64, 1, 1))
-    st.caption(f"Seed 004's example, {seed.label_a} vs {seed.label_b}: {seed.a.weights:,} vs "
-               f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
-               "close; with a narrow reduction (16→32) the second 3×3 conv can cost more than it saves.")
-    rows = charts.comparison_rows({"b3 conv alone": conv}, columns=("one 5×5", "two 3×3")) + \
-        charts.comparison_rows({"whole b3 branch": branch}, ("params", "multiplications"), ("one 5×5", "two 3×3"))
-    st.dataframe(rows, hide_index=True, width="stretch",
-                 column_config={"one 5×5": int_col, "two 3×3": int_col, "saved": int_col, "ratio": ratio_col})
+    st.caption(
+        f"Seed 004's example, {seed.label_a} vs {seed.label_b}: {seed.a.weights:,} vs "
+        f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
+        "close; with a narrow reduction (16→32) the second 3×3 conv can cost more than it saves."
+    )
+    rows = charts.comparison_rows({"b3 conv alone": conv}, columns=("one 5×5", "two 3×3")) + charts.comparison_rows(
+        {"whole b3 branch": branch}, ("params", "multiplications"), ("one 5×5", "two 3×3")
+    )
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={"one 5×5": int_col, "two 3×3": int_col, "saved": int_col, "ratio": ratio_col},
+    )
 
 
 def _export_tab(design: BlockDesign) -> None:
     code = _code(design.to_json())
     d1, d2 = st.columns(2)
-    d1.download_button("Download PyTorch code (.py)", code, file_name="inception_block.py",
-                       mime="text/x-python", key="bd_dl_code")
-    d2.download_button("Download design (.json)", design.to_json(), file_name="inception_block.json",
-                       mime="application/json", key="bd_dl_json")
-    st.caption("The page's link holds this design: copy the address bar to share it. "
-               "Load a JSON design with the uploader on the left.")
+    d1.download_button(
+        "Download PyTorch code (.py)", code, file_name="inception_block.py", mime="text/x-python", key="bd_dl_code"
+    )
+    d2.download_button(
+        "Download design (.json)",
+        design.to_json(),
+        file_name="inception_block.json",
+        mime="application/json",
+        key="bd_dl_json",
+    )
+    st.caption(
+        "The page's link holds this design: copy the address bar to share it. "
+        "Load a JSON design with the uploader on the left."
+    )
     st.code(code, language="python")
 
 
@@ -151,24 +175,34 @@ elif "bd_c" not in st.session_state:  # first run, or back from another page (wi
     _load(linked or (BlockDesign.from_dict(saved) if saved else PRESETS[DEFAULT_PRESET]))
 
 st.title("Block Designer")
-st.caption("Set an Inception block's input and branch channels; every shape and count below is computed exactly, "
-           "without building the module, so even a 4096-channel block at 224×224 reports instantly.")
+st.caption(
+    "Set an Inception block's input and branch channels; every shape and count below is computed exactly, "
+    "without building the module, so even a 4096-channel block at 224×224 reports instantly."
+)
 if link_error := st.session_state.pop("bd_link_error", None):  # shown once; the next change rewrites the link
     st.error(plain(link_error))
 
 left, right = st.columns([1, 2.7], gap="large")
 
 with left:
-    st.selectbox("Preset", list(PRESETS), key="bd_preset", index=None, placeholder="Load a preset…",
-                 on_change=_on_preset, help="The paper's blocks 3a…5b at their real input sizes, and seed 002's example.")
+    st.selectbox(
+        "Preset",
+        list(PRESETS),
+        key="bd_preset",
+        index=None,
+        placeholder="Load a preset…",
+        on_change=_on_preset,
+        help="The paper's blocks 3a…5b at their real input sizes, and seed 002's example.",
+    )
     st.markdown("**Input** (H×W×C)")
     c1, c2, c3 = st.columns(3)
     num = dict(min_value=0, max_value=MAX_TYPED, step=1)
     c1.number_input("H", key="bd_h", **num)
     c2.number_input("W", key="bd_w", **num)
     c3.number_input("C", key="bd_c", **num)
-    reduce = st.toggle("1×1 reductions", key="bd_reduce",
-                       help="Off: the naive module, b2 and b3 convolve the input directly.")
+    reduce = st.toggle(
+        "1×1 reductions", key="bd_reduce", help="Off: the naive module, b2 and b3 convolve the input directly."
+    )
     st.markdown(branch_chip("b1", "b1") + " 1×1 conv")
     st.number_input("b1 channels", key="bd_b1", **num)
     st.markdown(branch_chip("b2", "b2") + " 1×1 → 3×3")
@@ -179,8 +213,12 @@ with left:
     c1, c2 = st.columns(2)
     c1.number_input("b3 reduce (1×1)", key="bd_b3r", disabled=not reduce, **num)
     c2.number_input("b3 out", key="bd_b3", **num)
-    st.radio("b3 convolution", list(urlstate.B3_VARIANTS), key="bd_b3v",
-             help="torchvision's pretrained GoogLeNet uses 3×3 in its '5×5' branch (pytorch/vision#906).")
+    st.radio(
+        "b3 convolution",
+        list(urlstate.B3_VARIANTS),
+        key="bd_b3v",
+        help="torchvision's pretrained GoogLeNet uses 3×3 in its '5×5' branch (pytorch/vision#906).",
+    )
     st.markdown(branch_chip("b4", "b4") + " 3×3 max-pool → 1×1")
     st.number_input("b4 pool projection", key="bd_b4", **num)
     st.radio("After each conv", list(BN_CHOICES), key="bd_bn")
@@ -202,8 +240,10 @@ with right:
     report = block_report(design.block, design.input_shape)
     if (editing := editing_block()) is not None:
         target = editing[0]
-        st.info(f"Editing block {target} of the Network Explorer's network. In the network, the block's input "
-                "comes from the layer before it; H, W and C here only drive this page's analysis.")
+        st.info(
+            f"Editing block {target} of the Network Explorer's network. In the network, the block's input "
+            "comes from the layer before it; H, W and C here only drive this page's analysis."
+        )
         n1, n2 = st.columns(2)
         if n1.button(f"Apply to {target} and return to the Network Explorer", type="primary", key="bd_apply"):
             return_block(target, design.block)
@@ -213,36 +253,62 @@ with right:
             st.rerun()
     spec, shape = design.block, design.input_shape
     st.markdown(f"### Output {report.concat_text()}")
-    st.caption(f"H×W×C, channels last as the seeds write it; PyTorch tensors are C×H×W: "
-               f"{charts.chw(report.input_shape)} → {charts.chw(report.output_shape)}. "
-               "Every conv is 'same'-padded and the pool has stride 1, so H and W are unchanged.")
+    st.caption(
+        f"H×W×C, channels last as the seeds write it; PyTorch tensors are C×H×W: "
+        f"{charts.chw(report.input_shape)} → {charts.chw(report.output_shape)}. "
+        "Every conv is 'same'-padded and the pool has stride 1, so H and W are unchanged."
+    )
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
         st.metric("Parameters", f"{report.cost.params:,}", width="content")
-        st.metric("Mult-adds", f"{report.cost.mult_adds:,}", width="content",
-                  help="torchinfo's convention: bias adds counted.")
-        st.metric("Multiplications", f"{report.cost.multiplications:,}", width="content",
-                  help="The seeds' hand count: kernel weights × output positions, no bias.")
+        st.metric(
+            "Mult-adds",
+            f"{report.cost.mult_adds:,}",
+            width="content",
+            help="torchinfo's convention: bias adds counted.",
+        )
+        st.metric(
+            "Multiplications",
+            f"{report.cost.multiplications:,}",
+            width="content",
+            help="The seeds' hand count: kernel weights × output positions, no bias.",
+        )
 
     int_col = st.column_config.NumberColumn(format="localized")
     table = pd.DataFrame(charts.branch_rows(report)).style.map(
-        lambda b: f"background-color: {BRANCH_COLORS[b]}; color: white" if b in BRANCH_COLORS else "",
-        subset=["branch"])  # each branch in its colour, as in every chart
+        lambda b: f"background-color: {BRANCH_COLORS[b]}; color: white" if b in BRANCH_COLORS else "", subset=["branch"]
+    )  # each branch in its colour, as in every chart
     st.dataframe(
-        table, hide_index=True, width="stretch",
-        column_order=("branch", "path", "output (H×W×C)", "params", "weights", "mult-adds", "multiplications",
-                      "share of params"),
+        table,
+        hide_index=True,
+        width="stretch",
+        column_order=(
+            "branch",
+            "path",
+            "output (H×W×C)",
+            "params",
+            "weights",
+            "mult-adds",
+            "multiplications",
+            "share of params",
+        ),
         column_config={k: int_col for k in ("params", "weights", "mult-adds", "multiplications", "FLOPs")}
-        | {"branch": st.column_config.TextColumn(width=52),  # narrow headers: the table fits its column unscrolled
-           "output (H×W×C)": st.column_config.TextColumn("output", help="H×W×C, channels last as in the seeds"),
-           "share of params": st.column_config.NumberColumn("share", format="percent",
-                                                            help="the branch's share of the block's parameters")},
+        | {
+            "branch": st.column_config.TextColumn(width=52),  # narrow headers: the table fits its column unscrolled
+            "output (H×W×C)": st.column_config.TextColumn("output", help="H×W×C, channels last as in the seeds"),
+            "share of params": st.column_config.NumberColumn(
+                "share", format="percent", help="the branch's share of the block's parameters"
+            ),
+        },
     )
-    st.caption(f"FLOPs = 2 × multiplications = {report.cost.flops:,}. weights = conv kernels only (no bias, "
-               "no BatchNorm), the seeds' parameter count; params = everything torch counts.")
+    st.caption(
+        f"FLOPs = 2 × multiplications = {report.cost.flops:,}. weights = conv kernels only (no bias, "
+        "no BatchNorm), the seeds' parameter count; params = everything torch counts."
+    )
 
     # Lazy tabs: only the open tab runs and is sent (a click reruns the page, cheaply: figures are cached).
-    tab_diagram, tab_bottleneck, tab_export = st.tabs(["Diagram", "What the bottleneck buys", "Export"], key="bd_tab",
-                                                      on_change="rerun")
+    tab_diagram, tab_bottleneck, tab_export = st.tabs(
+        ["Diagram", "What the bottleneck buys", "Export"], key="bd_tab", on_change="rerun"
+    )
     if tab_diagram.open:
         with tab_diagram:
             diagram, share = _figures(design.to_json())

@@ -32,10 +32,17 @@ def _table(rows: list[dict[str, object]]) -> None:
     cols: dict[str, object] = {}
     for k in rows[0]:
         cols[k] = INT if k.startswith("Δ") or k.endswith((" A", " B")) else None
-    st.dataframe(rows, hide_index=True, width="stretch", column_config={k: v for k, v in cols.items() if v},
-                 height=min(35 * (len(rows) + 1) + 3, 760))
-    st.caption("Δ = B − A. RF: receptive field in input pixels (the layer plan's; blank for the aux heads). "
-               "A row only one design has shows '–' on the other side and counts as 0 in Δ.")
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={k: v for k, v in cols.items() if v},
+        height=min(35 * (len(rows) + 1) + 3, 760),
+    )
+    st.caption(
+        "Δ = B − A. RF: receptive field in input pixels (the layer plan's; blank for the aux heads). "
+        "A row only one design has shows '–' on the other side and counts as 0 in Δ."
+    )
 
 
 def _pick_a(prefix: str, presets: dict[str, object], loader: Callable[[bytes], object], what: str):
@@ -107,8 +114,13 @@ def block_compare_section(design: BlockDesign) -> None:
         c = compare_blocks(a, design, label_a, "B (this page)")
         _table(charts.compare_table(c))
         st.plotly_chart(charts.block_compare_fig(c), theme="streamlit", key="bd_cmp_fig")
-        st.download_button("Download the comparison (.json)", json.dumps(c.as_dict()),
-                           file_name="block_comparison.json", mime="application/json", key="bd_cmp_dl")
+        st.download_button(
+            "Download the comparison (.json)",
+            json.dumps(c.as_dict()),
+            file_name="block_comparison.json",
+            mime="application/json",
+            key="bd_cmp_dl",
+        )
         if pinned is not None:
             st.caption("This page's link now holds both designs: copy the address bar to share the comparison.")
 
@@ -181,10 +193,18 @@ def network_compare_section(network: NetworkSpec) -> None:
         m2.metric("Mult-adds, B", f"{t.b.mult_adds:,}", f"{t.delta('mult_adds'):+,}", delta_color="inverse")
         m3.metric("Receptive field, B", f"{t.b.rf:,} px", f"{t.delta('rf'):+,}", delta_color="off")
         _table(charts.compare_table(c))
-        st.plotly_chart(charts.depth_compare_fig(report_a, network_report(network), label_a, "B (this page)"),
-                        theme="streamlit", key="ne_cmp_depth")
-        st.download_button("Download the comparison (.json)", json.dumps(c.as_dict()),
-                           file_name="network_comparison.json", mime="application/json", key="ne_cmp_dl")
+        st.plotly_chart(
+            charts.depth_compare_fig(report_a, network_report(network), label_a, "B (this page)"),
+            theme="streamlit",
+            key="ne_cmp_depth",
+        )
+        st.download_button(
+            "Download the comparison (.json)",
+            json.dumps(c.as_dict()),
+            file_name="network_comparison.json",
+            mime="application/json",
+            key="ne_cmp_dl",
+        )
         if pinned is not None:
             st.caption("This page's link now holds both networks: copy the address bar to share the comparison.")
 
@@ -204,20 +224,42 @@ def sweep_section(network: NetworkSpec, source: str | None) -> None:
     s = st.session_state
     root = runs.runs_root()
     with st.expander("Sweep: train design variants, chart accuracy against cost", expanded=bool(s.get("sw_open"))):
-        st.caption("Each variant trains as an ordinary run (it opens on the Training page as SWEEP/VARIANT), "
-                   f"at most {runs.max_runs()} at once (GNET_MAX_RUNS); the others wait, queued. The runs and the "
-                   "scheduler are separate processes: they go on when this page is closed.")
+        st.caption(
+            "Each variant trains as an ordinary run (it opens on the Training page as SWEEP/VARIANT), "
+            f"at most {runs.max_runs()} at once (GNET_MAX_RUNS); the others wait, queued. The runs and the "
+            "scheduler are separate processes: they go on when this page is closed."
+        )
         with st.form("sw_form", border=False, enter_to_submit=False):  # Enter in a field must not start runs
             bases = [THIS, *(n for n in NETWORK_PRESETS if n != "googlenet-imagenet-aux")]
             c1, c2, c3 = st.columns([1, 2, 1])
-            base_name = c1.selectbox("Base network", bases, index=bases.index(source) if source in bases else 0,
-                                     key="sw_base", help="'edits' trains this page's network beside the base.")
-            variants = c2.multiselect("Variants", list(sweeps.VARIANTS), default=["base", "no-reduce", "factorize"],
-                                      key="sw_variants", help="; ".join(map(_variant_label, sweeps.VARIANTS)))
-            width = c3.text_input("Other widths (comma-separated factors)", "", key="sw_widths",
-                                  help="e.g. 0.25, 1.5: every branch's channels × the factor")
+            base_name = c1.selectbox(
+                "Base network",
+                bases,
+                index=bases.index(source) if source in bases else 0,
+                key="sw_base",
+                help="'edits' trains this page's network beside the base.",
+            )
+            variants = c2.multiselect(
+                "Variants",
+                list(sweeps.VARIANTS),
+                default=["base", "no-reduce", "factorize"],
+                key="sw_variants",
+                help="; ".join(map(_variant_label, sweeps.VARIANTS)),
+            )
+            width = c3.text_input(
+                "Other widths (comma-separated factors)",
+                "",
+                key="sw_widths",
+                help="e.g. 0.25, 1.5: every branch's channels × the factor",
+            )
             c1, c2, c3, c4 = st.columns(4)
-            datasets = ["synthetic", "fashion-mnist", "mnist", "cifar10", *(f"folder:{n}" for n in list_image_folders())]
+            datasets = [
+                "synthetic",
+                "fashion-mnist",
+                "mnist",
+                "cifar10",
+                *(f"folder:{n}" for n in list_image_folders()),
+            ]
             dataset = c1.selectbox("Dataset", datasets, key="sw_dataset")
             recipe = c2.selectbox("Recipe", list(RECIPES), index=list(RECIPES).index("improved"), key="sw_recipe")
             epochs = c3.number_input("Epochs", 1, MAX_EPOCHS, 3, key="sw_epochs")
@@ -229,8 +271,21 @@ def sweep_section(network: NetworkSpec, source: str | None) -> None:
             name = c4.text_input("Sweep name", f"sweep-{time.strftime('%m%d-%H%M%S')}", max_chars=64, key="sw_name")
             submitted = st.form_submit_button("Start sweep", type="primary")
         if submitted:
-            _start_sweep(root, network, base_name, variants, width, dataset, recipe, int(epochs), int(seed),
-                         int(image), int(images), int(parallel), name.strip())
+            _start_sweep(
+                root,
+                network,
+                base_name,
+                variants,
+                width,
+                dataset,
+                recipe,
+                int(epochs),
+                int(seed),
+                int(image),
+                int(images),
+                int(parallel),
+                name.strip(),
+            )
         found = sweeps.list_sweeps(root)
         if not found:
             st.caption(f"No sweeps yet in {root}.")
@@ -241,21 +296,41 @@ def sweep_section(network: NetworkSpec, source: str | None) -> None:
         chosen = st.selectbox("Watch sweep", names, key="sw_selected")
         sweep = found[names.index(chosen)]
         live = sweeps.scheduler_state(sweep) in ("running", "starting") or any(
-            r.state in runs.ACTIVE for r in sweeps.rows(sweep))
+            r.state in runs.ACTIVE for r in sweeps.rows(sweep)
+        )
         st.fragment(_watch_sweep, run_every=POLL_S if live else None)(sweep.path, live)
 
 
-def _start_sweep(root, network: NetworkSpec, base_name: str, variants: list[str], widths: str, dataset: str,
-                 recipe: str, epochs: int, seed: int, image: int, images: int, parallel: int, name: str) -> None:
+def _start_sweep(
+    root,
+    network: NetworkSpec,
+    base_name: str,
+    variants: list[str],
+    widths: str,
+    dataset: str,
+    recipe: str,
+    epochs: int,
+    seed: int,
+    image: int,
+    images: int,
+    parallel: int,
+    name: str,
+) -> None:
     s = st.session_state
     try:
         extra = [f"width={w.strip()}" for w in widths.split(",") if w.strip()]
         chosen = sweeps.parse_variants([*variants, *extra])
         base = network if base_name == THIS else network_preset(base_name)
         synthetic = dataset == "synthetic" and images > 0
-        settings = sweeps.Settings(dataset=dataset, recipe=recipe, epochs=epochs, seed=seed, image_size=image or None,
-                                   synthetic_train=images if synthetic else None,
-                                   synthetic_test=max(10, images // 5) if synthetic else None)
+        settings = sweeps.Settings(
+            dataset=dataset,
+            recipe=recipe,
+            epochs=epochs,
+            seed=seed,
+            image_size=image or None,
+            synthetic_train=images if synthetic else None,
+            synthetic_test=max(10, images // 5) if synthetic else None,
+        )
         sweep = sweeps.create(runs.run_dir(root, name), base, chosen, settings, edits=network, parallel=parallel)
         sweeps.launch(sweep)
     except (sweeps.SweepError, runs.RunError, SpecError) as e:
@@ -277,9 +352,11 @@ def _watch_sweep(path, was_live: bool) -> None:
     if live != was_live:
         st.rerun()  # started or ended: the buttons and the polling change
     done = sum(r.state == "finished" for r in rows)
-    st.markdown(f"**{sweep.name}** · base {sweep.base.name} · {sweep.settings.dataset}, {sweep.settings.recipe}, "
-                f"{sweep.settings.epochs} epoch(s), seed {sweep.settings.seed} · {done}/{len(rows)} finished · "
-                f"scheduler {state}")
+    st.markdown(
+        f"**{sweep.name}** · base {sweep.base.name} · {sweep.settings.dataset}, {sweep.settings.recipe}, "
+        f"{sweep.settings.epochs} epoch(s), seed {sweep.settings.seed} · {done}/{len(rows)} finished · "
+        f"scheduler {state}"
+    )
     data = [r.as_dict() for r in rows]
     if state not in ("running", "starting"):  # nothing will start them: say so, not "queued"
         data = [{**d, "state": "not started"} if d["state"] == "queued" else d for d in data]
@@ -290,13 +367,24 @@ def _watch_sweep(path, was_live: bool) -> None:
     else:
         st.caption("The chart appears when the first variant has finished an epoch.")
     pct = st.column_config.NumberColumn(format="percent")
-    st.dataframe(charts.sweep_table(data), hide_index=True, width="stretch",
-                 column_config={"params": INT, "mult-adds": INT, "best test acc": pct,
-                                "images/s": st.column_config.NumberColumn(format="%.0f"),
-                                "time (s)": st.column_config.NumberColumn(format="%.1f")})
-    st.caption("Params and mult-adds of each network as trained (the recipe's BatchNorm, the dataset's channels "
-               "and classes); time: training seconds, evaluation excluded. Open a run on the Training page: "
-               + ", ".join(sweep.run_name(r.variant) for r in rows) + ".")
+    st.dataframe(
+        charts.sweep_table(data),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "params": INT,
+            "mult-adds": INT,
+            "best test acc": pct,
+            "images/s": st.column_config.NumberColumn(format="%.0f"),
+            "time (s)": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+    st.caption(
+        "Params and mult-adds of each network as trained (the recipe's BatchNorm, the dataset's channels "
+        "and classes); time: training seconds, evaluation excluded. Open a run on the Training page: "
+        + ", ".join(sweep.run_name(r.variant) for r in rows)
+        + "."
+    )
     for r in rows:
         if r.state in ("failed", "died") and r.message:
             st.warning(plain(f"{r.variant}: {r.state} — {r.message}"))
@@ -305,9 +393,15 @@ def _watch_sweep(path, was_live: bool) -> None:
         sweeps.request_stop(sweep)
         st.toast("Stopping the sweep: the active runs save a checkpoint and stop.")
     resumable = any(r.state in (*sweeps.RESUMABLE, "queued") for r in rows)
-    if not live and resumable and b1.button("Resume sweep", key="sw_resume",
-                                            help="Stopped or killed runs continue from their checkpoints; "
-                                                 "the rest start."):
+    if (
+        not live
+        and resumable
+        and b1.button(
+            "Resume sweep",
+            key="sw_resume",
+            help="Stopped or killed runs continue from their checkpoints; the rest start.",
+        )
+    ):
         try:
             sweeps.launch(sweep)
         except OSError as e:

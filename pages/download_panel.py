@@ -33,14 +33,17 @@ def weights_download(showing: str, prefix: str = "fm") -> None:
     if status.state != "downloading":
         st.rerun()  # scope "app": the page now loads the pretrained network, or says why it could not
     show_progress(status.progress, "the pretrained GoogLeNet weights (torchvision, ImageNet)")
-    st.caption(f"Meanwhile the page shows {showing}; it switches to the pretrained network by itself once the file "
-               "is downloaded and its hash checked. You can pick another network above in the meantime.")
+    st.caption(
+        f"Meanwhile the page shows {showing}; it switches to the pretrained network by itself once the file "
+        "is downloaded and its hash checked. You can pick another network above in the meantime."
+    )
     st.button("Cancel download", key=f"{prefix}_cancel_download", on_click=cancel_weights_download)
 
 
 @st.fragment(run_every=POLL_S)
-def dataset_download(what: str, poll: Callable[[], downloads.Progress | None], cancel: Callable[[], None],
-                     key: str) -> None:
+def dataset_download(
+    what: str, poll: Callable[[], downloads.Progress | None], cancel: Callable[[], None], key: str
+) -> None:
     """A dataset's download: `poll()` returns its progress, or None once every file is in place;
     the page reruns when it ends (to start the waiting run, or to say why it failed)."""
     p = poll()

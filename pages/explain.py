@@ -39,8 +39,9 @@ def _explain(model_key: str, image_key: str, target: int, _lm: LoadedModel, _x: 
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _fields(model_key: str, image_key: str, block: str, row: int, col: int, _lm: LoadedModel,
-            _x: torch.Tensor) -> A.EmpiricalRF:
+def _fields(
+    model_key: str, image_key: str, block: str, row: int, col: int, _lm: LoadedModel, _x: torch.Tensor
+) -> A.EmpiricalRF:
     return A.receptive_fields(_lm.model, _x, block, row, col)
 
 
@@ -58,28 +59,50 @@ def choose_target(lm: LoadedModel, logits: np.ndarray) -> int:
     c1, c2 = st.columns([1, 2])
     mode = c1.radio("Target class", TARGET_MODES, key="ex_target_mode")
     if mode == TARGET_MODES[0]:
-        return c2.selectbox("Class", top, key="ex_top5",
-                            format_func=lambda i: f"#{top.index(i) + 1} {A.class_name(lm.classes, i)} ({A.pct(probs[i])})")
+        return c2.selectbox(
+            "Class",
+            top,
+            key="ex_top5",
+            format_func=lambda i: f"#{top.index(i) + 1} {A.class_name(lm.classes, i)} ({A.pct(probs[i])})",
+        )
     n = logits.shape[0]
-    return c2.selectbox("Class (type to search)", list(range(n)), index=top[0], key="ex_any",
-                        format_func=lambda i: f"{A.class_name(lm.classes, i)} · #{i} ({A.pct(probs[i])})")
+    return c2.selectbox(
+        "Class (type to search)",
+        list(range(n)),
+        index=top[0],
+        key="ex_any",
+        format_func=lambda i: f"{A.class_name(lm.classes, i)} · #{i} ({A.pct(probs[i])})",
+    )
 
 
 def show_gradcam(ex: A.Explanation, cropped: Image.Image) -> None:
     st.subheader("Grad-CAM of every branch")
-    scale = st.radio("Colour scale", C.SCALES, horizontal=True, key="ex_scale",
-                     format_func={"shared": "shared by all maps", "row": "per row (block)"}.__getitem__)
-    st.caption("α_k = mean over positions of ∂y/∂A_k, map = ReLU(Σ_k α_k A_k) at the branch's own resolution "
-               "(Selvaraju et al.), upsampled onto the image in the branch's colour. Rows: blocks; columns: branches.")
+    scale = st.radio(
+        "Colour scale",
+        C.SCALES,
+        horizontal=True,
+        key="ex_scale",
+        format_func={"shared": "shared by all maps", "row": "per row (block)"}.__getitem__,
+    )
+    st.caption(
+        "α_k = mean over positions of ∂y/∂A_k, map = ReLU(Σ_k α_k A_k) at the branch's own resolution "
+        "(Selvaraju et al.), upsampled onto the image in the branch's colour. Rows: blocks; columns: branches."
+    )
     grid = C.gradcam_grid(ex, cropped, scale)
-    st.image(grid, output_format="JPEG", caption=f"Grad-CAM for '{ex.label}', colour scale: "
-             + ("shared by all maps" if scale == "shared" else "per row (each block's own maximum)"))
+    st.image(
+        grid,
+        output_format="JPEG",
+        caption=f"Grad-CAM for '{ex.label}', colour scale: "
+        + ("shared by all maps" if scale == "shared" else "per row (each block's own maximum)"),
+    )
 
 
 def show_evidence(ex: A.Explanation) -> None:
     st.subheader(f"Where the evidence for '{ex.label}' flows")
-    st.caption("Gradient × activation: Σ over the branch output of A ⊙ ∂y/∂A. Positive: the branch's activity "
-               "raises the logit; negative: it lowers it.")
+    st.caption(
+        "Gradient × activation: Σ over the branch output of A ⊙ ∂y/∂A. Positive: the branch's activity "
+        "raises the logit; negative: it lowers it."
+    )
     a, b = st.columns(2)
     a.plotly_chart(C.evidence_heatmap(ex), theme="streamlit", key="ex_gxa")
     b.plotly_chart(C.block_share_chart(ex), theme="streamlit", key="ex_share")
@@ -87,9 +110,11 @@ def show_evidence(ex: A.Explanation) -> None:
 
 def show_ablation(ex: A.Explanation) -> None:
     st.subheader("Zeroing one branch at a time")
-    st.caption("Each cell: the class's probability with that one branch's output set to zero and everything else "
-               "unchanged (the block's four ablations run as one batch from the block's saved input). Hover for "
-               "the numbers.")
+    st.caption(
+        "Each cell: the class's probability with that one branch's output set to zero and everything else "
+        "unchanged (the block's four ablations run as one batch from the block's saved input). Hover for "
+        "the numbers."
+    )
     a, b = st.columns([3, 2])
     a.plotly_chart(C.ablation_heatmap(ex), theme="streamlit", key="ex_ablation")
     with b:
@@ -110,20 +135,28 @@ def _apply_click(ex: A.Explanation) -> None:
         st.session_state["ex_row"], st.session_state["ex_col"] = int(p["y"]), int(p["x"])
 
 
-def show_receptive_fields(lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: str, x: torch.Tensor,
-                          cropped: Image.Image) -> None:
+def show_receptive_fields(
+    lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.Image
+) -> None:
     st.subheader("Receptive fields on the image")
     blocks = ex.block_names()
     c1, c2, c3, c4 = st.columns(4)
-    block = c1.selectbox("Block", blocks, index=min(len(blocks) - 1, blocks.index("inception4d"))
-                         if "inception4d" in blocks else 0, key="ex_rf_block", format_func=A.block_label)
+    block = c1.selectbox(
+        "Block",
+        blocks,
+        index=min(len(blocks) - 1, blocks.index("inception4d")) if "inception4d" in blocks else 0,
+        key="ex_rf_block",
+        format_func=A.block_label,
+    )
     labels = ex.kernel_labels[block]
     branch = c2.selectbox("Branch", A.BRANCHES, key="ex_rf_branch", format_func=lambda b: f"{b} ({labels[b]})")
     cam = ex.blocks[block][branch].gradcam
     hh, ww = cam.shape
     _apply_click(ex)
     if "ex_row" not in st.session_state:  # first visit: the map's peak
-        st.session_state["ex_row"], st.session_state["ex_col"] = (int(v) for v in np.unravel_index(cam.argmax(), cam.shape))
+        st.session_state["ex_row"], st.session_state["ex_col"] = (
+            int(v) for v in np.unravel_index(cam.argmax(), cam.shape)
+        )
     st.session_state["ex_row"] = min(max(int(st.session_state["ex_row"]), 0), hh - 1)
     st.session_state["ex_col"] = min(max(int(st.session_state["ex_col"]), 0), ww - 1)
     row = int(c3.number_input(f"Row (0–{hh - 1})", 0, hh - 1, key="ex_row"))
@@ -134,14 +167,26 @@ def show_receptive_fields(lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: s
         st.error(plain(e))
         return
     left, mid, right = st.columns([4, 3, 3])
-    left.plotly_chart(C.unit_picker(ex, block, branch, row, col), theme="streamlit", key="ex_pick_chart",
-                      on_select="rerun", selection_mode="points", config={"displayModeBar": False})
+    left.plotly_chart(
+        C.unit_picker(ex, block, branch, row, col),
+        theme="streamlit",
+        key="ex_pick_chart",
+        on_select="rerun",
+        selection_mode="points",
+        config={"displayModeBar": False},
+    )
     t = rf.theory[branch]
-    mid.image(C.rf_image(cropped, rf, branch, heat=False), output_format="JPEG",
-              caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "
-                      f"{t.size}×{t.size} px, from the kernels, strides and paddings")
-    right.image(C.rf_image(cropped, rf, branch), output_format="JPEG",
-                caption=f"empirical: |∂ unit / ∂ input| (summed over {branch}'s channels at that position)")
+    mid.image(
+        C.rf_image(cropped, rf, branch, heat=False),
+        output_format="JPEG",
+        caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "
+        f"{t.size}×{t.size} px, from the kernels, strides and paddings",
+    )
+    right.image(
+        C.rf_image(cropped, rf, branch),
+        output_format="JPEG",
+        caption=f"empirical: |∂ unit / ∂ input| (summed over {branch}'s channels at that position)",
+    )
     st.markdown(f"**The four branches of {A.block_label(block)} at ({row}, {col})**, each with its theoretical box")
     for col_, b in zip(st.columns(4), A.BRANCHES):
         with col_:
@@ -152,15 +197,18 @@ def show_receptive_fields(lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: s
 # ---------------------------------------------------------------------------
 
 st.title("Explain")
-st.caption("Which branch of which block carries the evidence for a class: Grad-CAM and gradient × activation for "
-           "every branch from one forward and one backward pass, a branch-ablation grid, and receptive fields. "
-           "Tensor shapes are C×H×W; positions are (row, column).")
+st.caption(
+    "Which branch of which block carries the evidence for a class: Grad-CAM and gradient × activation for "
+    "every branch from one forward and one backward pass, a branch-ablation grid, and receptive fields. "
+    "Tensor shapes are C×H×W; positions are (row, column)."
+)
 
 source, standing_in = choose_model("ex")
 lm = load_chosen(source, standing_in, pick_device())
 if not lm.trained:
-    st.warning(f"**{plain(lm.label)}.** The explanations show what random filters do, not what a trained network "
-               "learned.")
+    st.warning(
+        f"**{plain(lm.label)}.** The explanations show what random filters do, not what a trained network learned."
+    )
 st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
 if lm.note:
     st.caption(lm.note)
@@ -180,8 +228,11 @@ except ImageError as e:
 mkey, ikey = model_key(lm), hashlib.sha256(data).hexdigest()
 logits = _logits(mkey, ikey, lm, x)
 left, right = st.columns([1, 3])
-left.image(cropped.resize((224, 224 * cropped.height // cropped.width)), output_format="JPEG",
-           caption=f"{what}: what the network sees, {cropped.height}×{cropped.width} (H×W)")
+left.image(
+    cropped.resize((224, 224 * cropped.height // cropped.width)),
+    output_format="JPEG",
+    caption=f"{what}: what the network sees, {cropped.height}×{cropped.width} (H×W)",
+)
 with right:
     target = choose_target(lm, logits)
     if not lm.trained:
@@ -192,8 +243,10 @@ with right:
         except A.AttributionError as e:
             st.error(plain(e))
             st.stop()
-    st.markdown(f"**Target:** {plain(ex.label)} (class {ex.target}) · logit {ex.logit:.3f} · probability "
-                f"{A.pct(ex.prob)} · computed in {ex.seconds * 1000:.0f} ms on {describe(lm.device)}")
+    st.markdown(
+        f"**Target:** {plain(ex.label)} (class {ex.target}) · logit {ex.logit:.3f} · probability "
+        f"{A.pct(ex.prob)} · computed in {ex.seconds * 1000:.0f} ms on {describe(lm.device)}"
+    )
 
 show_gradcam(ex, cropped)
 show_evidence(ex)

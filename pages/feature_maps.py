@@ -48,8 +48,9 @@ def _decoded(image_key: str, _data: bytes) -> LoadedImage:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _prepared(image_key: str, model_key: ModelKey, _image: Image.Image, _pre: Preprocess
-              ) -> tuple[Image.Image, torch.Tensor]:
+def _prepared(
+    image_key: str, model_key: ModelKey, _image: Image.Image, _pre: Preprocess
+) -> tuple[Image.Image, torch.Tensor]:
     return preprocess(_image, _pre)
 
 
@@ -95,7 +96,9 @@ def _shares_fig(ex_key: tuple, _ex: F.Extraction) -> go.Figure:
     only reads a Figure (a dict it would re-validate, slowly)."""
     stats = F.group_stats(_ex)
     fig = px.bar(
-        x=[s.group for s in stats], y=[s.share for s in stats], color=[s.group for s in stats],
+        x=[s.group for s in stats],
+        y=[s.share for s in stats],
+        color=[s.group for s in stats],
         color_discrete_map={**BRANCH_COLORS, "out": OTHER_COLOR},
         labels={"x": "branch", "y": "share of summed activation", "color": "branch"},
         hover_data={"kernels": [s.kernels for s in stats], "channels": [s.channels for s in stats]},
@@ -116,56 +119,102 @@ def show_mosaics(ex: F.Extraction, k: int, ex_key: tuple) -> None:
         title = f"{name} · {s.kernels} · top {len(chosen)} of {s.channels} channels"
         with cols[i % len(cols)]:
             st.markdown(branch_chip(g, f"{name}: {s.kernels}") if g in BRANCH_COLORS else f"**{name}: {s.kernels}**")
-            st.caption(f"channels {s.first_channel}–{s.first_channel + s.channels - 1} of the output · "
-                       f"map {act.shape[1]}×{act.shape[2]} · mean {s.mean:.3f} · max {s.max:.3f} · "
-                       f"zeros {s.zero_fraction:.0%} · share of the layer's activation {s.share:.1%}")
+            st.caption(
+                f"channels {s.first_channel}–{s.first_channel + s.channels - 1} of the output · "
+                f"map {act.shape[1]}×{act.shape[2]} · mean {s.mean:.3f} · max {s.max:.3f} · "
+                f"zeros {s.zero_fraction:.0%} · share of the layer's activation {s.share:.1%}"
+            )
             png = _mosaic_png(ex_key, g, k, title, ex)
             st.image(png, output_format="PNG")
-            st.download_button(f"Download {name} grid (PNG)", png, f"{ex.layer.label}_{g}_top{k}.png",
-                               "image/png", key=f"fm_dl_{g}")
+            st.download_button(
+                f"Download {name} grid (PNG)", png, f"{ex.layer.label}_{g}_top{k}.png", "image/png", key=f"fm_dl_{g}"
+            )
 
 
 def show_shares(ex: F.Extraction, ex_key: tuple) -> None:
     stats = F.group_stats(ex)
     st.plotly_chart(_shares_fig(ex_key, ex), theme="streamlit")
-    st.dataframe([{"branch": s.group, "kernels": s.kernels, "channels": s.channels,
-                   "first output channel": s.first_channel, "mean": round(s.mean, 4), "max": round(s.max, 4),
-                   "zeros": f"{s.zero_fraction:.1%}", "share": f"{s.share:.1%}"} for s in stats], hide_index=True)
+    st.dataframe(
+        [
+            {
+                "branch": s.group,
+                "kernels": s.kernels,
+                "channels": s.channels,
+                "first output channel": s.first_channel,
+                "mean": round(s.mean, 4),
+                "max": round(s.max, 4),
+                "zeros": f"{s.zero_fraction:.1%}",
+                "share": f"{s.share:.1%}",
+            }
+            for s in stats
+        ],
+        hide_index=True,
+    )
 
 
 @st.fragment  # its three widgets rerun only this section
 def show_channel(ex: F.Extraction, cropped: Image.Image, ex_key: tuple) -> None:
     groups = list(ex.groups)
     c1, c2, c3 = st.columns([1, 1, 1])
-    g = c1.selectbox("Branch", groups, key=f"fm_ch_group_{ex.layer.module}",
-                     format_func=lambda b: f"{b} ({ex.kernel_labels.get(b, '')})")
+    g = c1.selectbox(
+        "Branch",
+        groups,
+        key=f"fm_ch_group_{ex.layer.module}",
+        format_func=lambda b: f"{b} ({ex.kernel_labels.get(b, '')})",
+    )
     act = ex.groups[g]
     top = F.rank_channels(act, 1)[0]
-    ch = c2.number_input(f"Channel in {g} (0–{act.shape[0] - 1})", 0, act.shape[0] - 1, top, 1,
-                         key=f"fm_ch_{ex.layer.module}_{g}")
+    ch = c2.number_input(
+        f"Channel in {g} (0–{act.shape[0] - 1})", 0, act.shape[0] - 1, top, 1, key=f"fm_ch_{ex.layer.module}_{g}"
+    )
     alpha = c3.slider("Overlay opacity", 0.0, 1.0, 0.55, 0.05, key="fm_alpha")
     fmap = act[int(ch)]
-    st.caption(f"{g} channel {int(ch)} = output channel {ex.offsets[g] + int(ch)} · mean {fmap.mean():.4f} · "
-               f"max {fmap.max():.4f} · colours are this channel's own min (dark) to max (yellow)")
+    st.caption(
+        f"{g} channel {int(ch)} = output channel {ex.offsets[g] + int(ch)} · mean {fmap.mean():.4f} · "
+        f"max {fmap.max():.4f} · colours are this channel's own min (dark) to max (yellow)"
+    )
     a, b = st.columns(2)
-    a.image(_heatmap_png((*ex_key, g, int(ch)), fmap),
-            caption=f"the map at its real resolution ({fmap.shape[0]}×{fmap.shape[1]})")
-    b.image(_overlay_jpeg((*ex_key, g, int(ch)), float(alpha), cropped, fmap), caption="overlaid on the network's input")
+    a.image(
+        _heatmap_png((*ex_key, g, int(ch)), fmap),
+        caption=f"the map at its real resolution ({fmap.shape[0]}×{fmap.shape[1]})",
+    )
+    b.image(
+        _overlay_jpeg((*ex_key, g, int(ch)), float(alpha), cropped, fmap), caption="overlaid on the network's input"
+    )
 
 
 @st.fragment  # picking branches reruns only this section
 def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
-    zeroed = st.multiselect("Zero these branches", list(ex.groups), key=f"fm_ablate_{ex.layer.module}",
-                            format_func=lambda b: f"{b} ({ex.kernel_labels.get(b, '')})")
+    zeroed = st.multiselect(
+        "Zero these branches",
+        list(ex.groups),
+        key=f"fm_ablate_{ex.layer.module}",
+        format_func=lambda b: f"{b} ({ex.kernel_labels.get(b, '')})",
+    )
     if not zeroed:
         st.caption("Pick one or more branches to see how the top-5 changes without them.")
         return
     rows = F.ablation_rows(ex.logits, F.ablate(lm.model, ex, zeroed), lm.classes)
-    st.dataframe([{"class": r.label, "before": f"{r.before:.2%}", "after": f"{r.after:.2%}",
-                   "rank before": r.rank_before, "rank after": r.rank_after} for r in rows], hide_index=True)
-    fig = px.bar(x=[r.label for r in rows] * 2, y=[r.before for r in rows] + [r.after for r in rows],
-                 color=["before"] * len(rows) + [f"without {', '.join(zeroed)}"] * len(rows), barmode="group",
-                 labels={"x": "class", "y": "probability", "color": ""})
+    st.dataframe(
+        [
+            {
+                "class": r.label,
+                "before": f"{r.before:.2%}",
+                "after": f"{r.after:.2%}",
+                "rank before": r.rank_before,
+                "rank after": r.rank_after,
+            }
+            for r in rows
+        ],
+        hide_index=True,
+    )
+    fig = px.bar(
+        x=[r.label for r in rows] * 2,
+        y=[r.before for r in rows] + [r.after for r in rows],
+        color=["before"] * len(rows) + [f"without {', '.join(zeroed)}"] * len(rows),
+        barmode="group",
+        labels={"x": "class", "y": "probability", "color": ""},
+    )
     fig.update_layout(yaxis_tickformat=".0%", height=340)
     st.plotly_chart(fig, theme="streamlit")
 
@@ -200,8 +249,15 @@ except ImageError as e:
 
 
 @st.fragment  # the layer, the channel count and everything they drive rerun without the model and image pickers
-def layer_view(lm: LoadedModel, model_key: ModelKey, image_key: str, loaded: LoadedImage, cropped: Image.Image,
-               x: torch.Tensor, what: str) -> None:
+def layer_view(
+    lm: LoadedModel,
+    model_key: ModelKey,
+    image_key: str,
+    loaded: LoadedImage,
+    cropped: Image.Image,
+    x: torch.Tensor,
+    what: str,
+) -> None:
     layer_list = F.layers(lm.model)
     labels = [lay.label for lay in layer_list]
     c1, c2 = st.columns([1, 2])
@@ -215,31 +271,53 @@ def layer_view(lm: LoadedModel, model_key: ModelKey, image_key: str, loaded: Loa
     left, mid, right = st.columns([1, 1, 1])
     with left:
         ow, oh = loaded.original_size
-        st.image(_view_jpeg(("upload", image_key), 900, loaded.image),
-                 caption=f"{what}: {loaded.format}, {ow}×{oh} px, mode {loaded.original_mode}")
+        st.image(
+            _view_jpeg(("upload", image_key), 900, loaded.image),
+            caption=f"{what}: {loaded.format}, {ow}×{oh} px, mode {loaded.original_mode}",
+        )
         for note in loaded.notes:
             st.caption(note)
     with mid:
-        st.image(_view_jpeg(("net input", *model_key, image_key), 448, cropped),
-                 caption=f"what the network sees: {cropped.height}×{cropped.width} (H×W)")
+        st.image(
+            _view_jpeg(("net input", *model_key, image_key), 448, cropped),
+            caption=f"what the network sees: {cropped.height}×{cropped.width} (H×W)",
+        )
     with right:
         st.markdown("**Preprocessing**")
         st.caption(lm.preprocess.describe())
-        st.dataframe([{"channel": i, "mean": round(float(c.mean()), 3), "min": round(float(c.min()), 3),
-                       "max": round(float(c.max()), 3)} for i, c in enumerate(x[0])], hide_index=True)
+        st.dataframe(
+            [
+                {
+                    "channel": i,
+                    "mean": round(float(c.mean()), 3),
+                    "min": round(float(c.min()), 3),
+                    "max": round(float(c.max()), 3),
+                }
+                for i, c in enumerate(x[0])
+            ],
+            hide_index=True,
+        )
 
     st.subheader("Top-5 predictions")
     if not lm.trained:
         st.caption("Untrained network: these classes are arbitrary.")
-    st.dataframe([{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"}
-                  for p in F.top_k(ex.logits, lm.classes)], hide_index=True)
+    st.dataframe(
+        [{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"} for p in F.top_k(ex.logits, lm.classes)],
+        hide_index=True,
+    )
 
-    st.subheader(f"Layer {ex.layer.label}: {ex.channels()} channels, {next(iter(ex.groups.values())).shape[1]}×"
-                 f"{next(iter(ex.groups.values())).shape[2]} maps")
+    st.subheader(
+        f"Layer {ex.layer.label}: {ex.channels()} channels, {next(iter(ex.groups.values())).shape[1]}×"
+        f"{next(iter(ex.groups.values())).shape[2]} maps"
+    )
     show_mosaics(ex, k, ex_key)
-    st.download_button(f"Download all activations of {ex.layer.label} (.npz)", lambda: F.activations_npz(ex),
-                       f"activations_{ex.layer.label.split()[0]}.npz", "application/octet-stream",
-                       key="fm_dl_npz")  # made on click: compressing every activation takes a while
+    st.download_button(
+        f"Download all activations of {ex.layer.label} (.npz)",
+        lambda: F.activations_npz(ex),
+        f"activations_{ex.layer.label.split()[0]}.npz",
+        "application/octet-stream",
+        key="fm_dl_npz",
+    )  # made on click: compressing every activation takes a while
     if ex.layer.is_block:
         show_shares(ex, ex_key)
 

@@ -24,8 +24,12 @@ TORCHINFO_MAX_MULT_ADDS = 20_000_000_000
 TORCHINFO_MAX_ACTIVATIONS = 150_000_000
 
 
-FIGURES = {"depth": charts.depth_fig, "rf": charts.receptive_field_fig, "blocks": charts.block_cost_fig,
-           "sunburst": charts.params_sunburst_fig}
+FIGURES = {
+    "depth": charts.depth_fig,
+    "rf": charts.receptive_field_fig,
+    "blocks": charts.block_cost_fig,
+    "sunburst": charts.params_sunburst_fig,
+}
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -89,8 +93,11 @@ def _form_key(field: str) -> str:
 
 def _edited_block() -> BlockSpec:
     s = st.session_state
-    spec = BlockSpec(*(int(s[_form_key(f)]) for f in FIELDS), reduce=s[_form_key("reduce")],
-                     batch_norm=BN_CHOICES[s[_form_key("bn")]])
+    spec = BlockSpec(
+        *(int(s[_form_key(f)]) for f in FIELDS),
+        reduce=s[_form_key("reduce")],
+        batch_norm=BN_CHOICES[s[_form_key("bn")]],
+    )
     return urlstate.with_b3_variant(spec, s[_form_key("b3v")]).validate()
 
 
@@ -105,36 +112,65 @@ def _on_apply() -> None:
 
 def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
     int_col = st.column_config.NumberColumn(format="localized")
-    expand = st.toggle("Show the layers inside each block", key="ne_expand",
-                       help="Every conv and pool of each branch, with its own shape, params and mult-adds.")
+    expand = st.toggle(
+        "Show the layers inside each block",
+        key="ne_expand",
+        help="Every conv and pool of each branch, with its own shape, params and mult-adds.",
+    )
     rows = charts.layer_rows(report, expand=expand)
-    rows.append({"layer": "total", "type": "", "output (C×H×W)": charts.chw(report.output_shape),
-                 "params": t["params"], "mult-adds": t["mult_adds"],
-                 "note": "= torchinfo"})
-    st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
-                 column_config={"params": int_col, "mult-adds": int_col,
-                                "receptive field (px)": st.column_config.NumberColumn(
-                                    help="Input pixels one output unit sees, along each side (Araujo et al., "
-                                         "Distill 2019); it may reach into the padding."),
-                                "note": st.column_config.TextColumn(width="large")})
-    st.caption("The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
-               + (", which does not run the aux heads (their cost is listed below)." if network.aux else "."))
+    rows.append(
+        {
+            "layer": "total",
+            "type": "",
+            "output (C×H×W)": charts.chw(report.output_shape),
+            "params": t["params"],
+            "mult-adds": t["mult_adds"],
+            "note": "= torchinfo",
+        }
+    )
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
+        column_config={
+            "params": int_col,
+            "mult-adds": int_col,
+            "receptive field (px)": st.column_config.NumberColumn(
+                help="Input pixels one output unit sees, along each side (Araujo et al., "
+                "Distill 2019); it may reach into the padding."
+            ),
+            "note": st.column_config.TextColumn(width="large"),
+        },
+    )
+    st.caption(
+        "The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
+        + (", which does not run the aux heads (their cost is listed below)." if network.aux else ".")
+    )
     if network.aux:
         st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
-        st.dataframe(charts.aux_rows(report), hide_index=True, width="stretch",
-                     column_config={"params": int_col, "mult-adds": int_col})
+        st.dataframe(
+            charts.aux_rows(report),
+            hide_index=True,
+            width="stretch",
+            column_config={"params": int_col, "mult-adds": int_col},
+        )
     with st.expander("torchinfo's summary of the built module"):
-        too_big = (report.cost.mult_adds > TORCHINFO_MAX_MULT_ADDS
-                   or report.activation_elements > TORCHINFO_MAX_ACTIVATIONS)
+        too_big = (
+            report.cost.mult_adds > TORCHINFO_MAX_MULT_ADDS or report.activation_elements > TORCHINFO_MAX_ACTIVATIONS
+        )
         if too_big:
-            st.info("This network is too large to build and run on the server just for a summary "
-                    "(the table above is exact without building it).")
+            st.info(
+                "This network is too large to build and run on the server just for a summary "
+                "(the table above is exact without building it)."
+            )
         elif st.toggle("Build the module and run torchinfo", key="ne_torchinfo"):
             text, ti_params, ti_mult_adds = _torchinfo(spec_json)
             same = ti_params == t["params"] and ti_mult_adds == t["mult_adds"]
             (st.success if same else st.warning)(
                 f"torchinfo: {ti_params:,} params, {ti_mult_adds:,} mult-adds — "
-                + ("the same as the table." if same else "differs from the table."))
+                + ("the same as the table." if same else "differs from the table.")
+            )
             st.code(text, language=None)
 
 
@@ -145,7 +181,9 @@ def network_tabs(network: NetworkSpec, report: NetworkReport, t: dict[str, int],
             st.session_state[key] = st.session_state[key]
     tab_table, tab_depth, tab_rf, tab_blocks, tab_params = st.tabs(
         ["Layers", "Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"],
-        key="ne_tab", on_change="rerun")
+        key="ne_tab",
+        on_change="rerun",
+    )
     if tab_table.open:
         with tab_table:
             layer_table(network, report, t, spec_json)
@@ -154,9 +192,11 @@ def network_tabs(network: NetworkSpec, report: NetworkReport, t: dict[str, int],
             with tab:
                 st.plotly_chart(_figure(spec_json, which), theme="streamlit", key=f"ne_{which}")
                 if which == "rf":
-                    st.caption("The receptive field of a unit: the input pixels it can see, per side (kernel, stride "
-                               "and padding of every layer before it; Araujo et al., Distill 2019). `python -m gnet "
-                               "receptive-field --preset NAME` lists every layer's size, jump and start.")
+                    st.caption(
+                        "The receptive field of a unit: the input pixels it can see, per side (kernel, stride "
+                        "and padding of every layer before it; Araujo et al., Distill 2019). `python -m gnet "
+                        "receptive-field --preset NAME` lists every layer's size, jump and start."
+                    )
 
 
 compare_ui.network_link(_set_network)  # a shared A/B link sets the network first
@@ -177,8 +217,15 @@ else:
 
 left, right = st.columns([1, 3], gap="large")
 with left:
-    st.selectbox("Preset", list(NETWORK_PRESETS), key="ne_preset", index=None, placeholder="Load a preset…",
-                 on_change=_on_preset, help="googlenet-imagenet-aux adds the paper's auxiliary heads after 4a and 4d.")
+    st.selectbox(
+        "Preset",
+        list(NETWORK_PRESETS),
+        key="ne_preset",
+        index=None,
+        placeholder="Load a preset…",
+        on_change=_on_preset,
+        help="googlenet-imagenet-aux adds the paper's auxiliary heads after 4a and 4d.",
+    )
     st.markdown("**Input** (C×H×W)")
     c1, c2, c3 = st.columns(3)
     num = dict(min_value=0, max_value=MAX_TYPED, step=1)
@@ -194,8 +241,9 @@ with left:
     block = network.block(block_name)
     with st.form(f"ne_form_{block_name}_{st.session_state.ne_version}", border=True):
         a, b = st.columns(2)
-        for i, (field, label) in enumerate(zip(FIELDS, ("b1 (1×1)", "b2 reduce", "b2 out (3×3)", "b3 reduce",
-                                                        "b3 out", "b4 pool proj."))):
+        for i, (field, label) in enumerate(
+            zip(FIELDS, ("b1 (1×1)", "b2 reduce", "b2 out (3×3)", "b3 reduce", "b3 out", "b4 pool proj."))
+        ):
             (a if i % 2 == 0 else b).number_input(label, value=getattr(block, field), key=_form_key(field), **num)
         st.toggle("1×1 reductions", value=block.reduce, key=_form_key("reduce"))
         variants = list(urlstate.B3_VARIANTS)
@@ -215,8 +263,7 @@ with left:
             design = BlockDesign(block, shape)
             send_block(block_name, design)
             st.switch_page("pages/block_designer.py", query_params=urlstate.design_to_query(design))
-    st.button("Undo edits", key="ne_reset", on_click=_on_reset,
-              disabled=st.session_state.get("ne_source") is None)
+    st.button("Undo edits", key="ne_reset", on_click=_on_reset, disabled=st.session_state.get("ne_source") is None)
     st.file_uploader("Load a network (JSON)", type=["json"], key="ne_upload", on_change=_on_upload)
     if st.session_state.get("ne_upload_error"):
         st.error(plain(st.session_state.ne_upload_error))
@@ -232,24 +279,40 @@ with right:
     spec_json = network.to_json()
     t = charts.totals(report)
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
-        st.metric("Parameters", f"{t['params']:,}", width="content",
-                  help="All parameters, aux heads included (torchinfo's 'Total params').")
-        st.metric("Mult-adds", f"{t['mult_adds']:,}", width="content",
-                  help="torchinfo's 'Total mult-adds': one eval-mode forward, aux heads not run, bias adds counted.")
-        st.metric("Multiplications", f"{t['multiplications']:,}", width="content",
-                  help="The seeds' hand count (no bias); FLOPs = 2 × multiplications.")
-    st.caption(f"Input {charts.chw(report.input_shape)} (C×H×W) → {report.output_shape[0]:,} classes. Blocks: "
-               + ", ".join(f"{n} → {b.output_shape[0]}" for n, b in report.blocks.items()))
+        st.metric(
+            "Parameters",
+            f"{t['params']:,}",
+            width="content",
+            help="All parameters, aux heads included (torchinfo's 'Total params').",
+        )
+        st.metric(
+            "Mult-adds",
+            f"{t['mult_adds']:,}",
+            width="content",
+            help="torchinfo's 'Total mult-adds': one eval-mode forward, aux heads not run, bias adds counted.",
+        )
+        st.metric(
+            "Multiplications",
+            f"{t['multiplications']:,}",
+            width="content",
+            help="The seeds' hand count (no bias); FLOPs = 2 × multiplications.",
+        )
+    st.caption(
+        f"Input {charts.chw(report.input_shape)} (C×H×W) → {report.output_shape[0]:,} classes. Blocks: "
+        + ", ".join(f"{n} → {b.output_shape[0]}" for n, b in report.blocks.items())
+    )
 
     network_tabs(network, report, t, spec_json)
 
     st.markdown("#### Export")
     code = _code(spec_json)
     d1, d2 = st.columns(2)
-    d1.download_button("Download network (.json)", spec_json, file_name="googlenet.json",
-                       mime="application/json", key="ne_dl_json")
-    d2.download_button("Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python",
-                       key="ne_dl_code")
+    d1.download_button(
+        "Download network (.json)", spec_json, file_name="googlenet.json", mime="application/json", key="ne_dl_json"
+    )
+    d2.download_button(
+        "Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python", key="ne_dl_code"
+    )
     st.caption("The Training page can train this network as it is now (edits included).")
     with st.expander("PyTorch code"):
         st.code(code, language="python")

@@ -76,21 +76,32 @@ def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
     env_weights = os.environ.get("GNET_WEIGHTS", "")
     default = "checkpoint" if requested else "weights" if env_weights else "pretrained"
     kinds = list(SOURCE_LABELS)
-    kind = st.radio("Network", kinds, index=kinds.index(default), format_func=SOURCE_LABELS.__getitem__,
-                    horizontal=True, key=f"{prefix}_source")
+    kind = st.radio(
+        "Network",
+        kinds,
+        index=kinds.index(default),
+        format_func=SOURCE_LABELS.__getitem__,
+        horizontal=True,
+        key=f"{prefix}_source",
+    )
     if kind == "checkpoint":
         if not found:
-            st.info("No training checkpoints yet (looked for `*/checkpoints/*.pt` under GNET_RUNS_DIR). "
-                    "Train one on the Training page, or pick another network.")
+            st.info(
+                "No training checkpoints yet (looked for `*/checkpoints/*.pt` under GNET_RUNS_DIR). "
+                "Train one on the Training page, or pick another network."
+            )
             st.stop()
         index = found.index(requested) if requested in found else 0
         path = st.selectbox("Checkpoint", found, index=index, key=f"{prefix}_ckpt_path", format_func=run_and_file)
         return ModelSource("checkpoint", _confined(path)), False
     if kind == "weights":
         # The operator's GNET_WEIGHTS path is used, not shown (no server path on a page).
-        typed = st.text_input("Path to a torchvision GoogLeNet weights file (.pth)", key=f"{prefix}_weights_path",
-                              placeholder="empty: the server's GNET_WEIGHTS file" if env_weights else "",
-                              help="Leave empty to use the file the server's GNET_WEIGHTS names.")
+        typed = st.text_input(
+            "Path to a torchvision GoogLeNet weights file (.pth)",
+            key=f"{prefix}_weights_path",
+            placeholder="empty: the server's GNET_WEIGHTS file" if env_weights else "",
+            help="Leave empty to use the file the server's GNET_WEIGHTS names.",
+        )
         path = typed.strip() or env_weights
         if not path.strip():
             st.info("Enter the path of a weights file on the server, e.g. googlenet-1378be20.pth.")
@@ -102,8 +113,11 @@ def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
     if status.ok:
         return ModelSource("pretrained"), False
     fallback = ModelSource("checkpoint", found[0]) if found else ModelSource("untrained")
-    shown = f"the training checkpoint {plain(run_and_file(fallback.path))}" \
-        if fallback.kind == "checkpoint" else "an UNTRAINED network (random weights)"
+    shown = (
+        f"the training checkpoint {plain(run_and_file(fallback.path))}"
+        if fallback.kind == "checkpoint"
+        else "an UNTRAINED network (random weights)"
+    )
     if status.state == "downloading":  # progress, then the page switches to the pretrained net by itself
         weights_download(shown, prefix)
         return fallback, True
@@ -132,11 +146,16 @@ def run_and_file(path: str) -> str:
 
 def read_image(prefix: str = "fm") -> tuple[bytes, str] | None:
     left, right = st.columns([3, 2])
-    upload = left.file_uploader(f"Upload an image ({FORMAT_NAMES}; GIF: first frame)", type=UPLOAD_TYPES,
-                                key=f"{prefix}_upload")
+    upload = left.file_uploader(
+        f"Upload an image ({FORMAT_NAMES}; GIF: first frame)", type=UPLOAD_TYPES, key=f"{prefix}_upload"
+    )
     samples = sorted(p.name for p in SAMPLES.glob("*.jpg"))
-    sample = right.selectbox("…or use a sample image", samples, key=f"{prefix}_sample",
-                             help="Public-domain / CC0 photos; see assets/samples/LICENSE.md.")
+    sample = right.selectbox(
+        "…or use a sample image",
+        samples,
+        key=f"{prefix}_sample",
+        help="Public-domain / CC0 photos; see assets/samples/LICENSE.md.",
+    )
     if upload is not None:
         return upload.getvalue(), "your upload"
     if sample:

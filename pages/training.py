@@ -44,8 +44,10 @@ STEP_KEYS = ("step", "epoch", "loss", "acc", "images_per_s")
 EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 
 st.title("Training")
-st.caption("Runs are separate processes: they keep training when you reload or close this page, and a run started "
-           "by hand with `python -m gnet train --run-dir <runs folder>/NAME` appears here too.")
+st.caption(
+    "Runs are separate processes: they keep training when you reload or close this page, and a run started "
+    "by hand with `python -m gnet train --run-dir <runs folder>/NAME` appears here too."
+)
 root = runs.runs_root()
 
 
@@ -88,24 +90,42 @@ def pending_run() -> None:
         st.error(plain(f"Could not start the run: {e}"))
         return
     if not downloads_allowed():
-        st.error(f"Run {plain(name)} needs {pretty}, which is not in the data folder, and downloads are switched off "
-                 f"(GNET_OFFLINE or GNET_NO_DOWNLOAD). {how_to_get_dataset(ds)}")
+        st.error(
+            f"Run {plain(name)} needs {pretty}, which is not in the data folder, and downloads are switched off "
+            f"(GNET_OFFLINE or GNET_NO_DOWNLOAD). {how_to_get_dataset(ds)}"
+        )
         st.button("Dismiss", key="tr_pending_dismiss", on_click=_dismiss_pending)
         return
     if progress.state == "running":
-        dataset_download_panel(f"{pretty} for run {plain(name)}", lambda: dataset_download(ds, where),
-                               lambda: cancel_dataset_download(ds, where), key="tr_dataset_dl")
+        dataset_download_panel(
+            f"{pretty} for run {plain(name)}",
+            lambda: dataset_download(ds, where),
+            lambda: cancel_dataset_download(ds, where),
+            key="tr_dataset_dl",
+        )
         return
     c1, c2 = st.columns(2)
     if progress.state == "idle":
-        st.info(f"Run **{plain(name)}** needs {pretty} (about {DOWNLOAD_MB.get(ds, '?')} MB), which is not in the "
-                "data folder yet. Download it now? The run starts when the files are in place.")
-        c1.button(f"Download {pretty} and start the run", type="primary", key="tr_dataset_dl_start",
-                  on_click=_start_download, args=(ds, where, False))
+        st.info(
+            f"Run **{plain(name)}** needs {pretty} (about {DOWNLOAD_MB.get(ds, '?')} MB), which is not in the "
+            "data folder yet. Download it now? The run starts when the files are in place."
+        )
+        c1.button(
+            f"Download {pretty} and start the run",
+            type="primary",
+            key="tr_dataset_dl_start",
+            on_click=_start_download,
+            args=(ds, where, False),
+        )
     else:  # failed or cancelled
         st.error(f"Could not download {pretty}: {plain(progress.message or progress.state)}. {how_to_get_dataset(ds)}")
-        c1.button("Retry download", type="primary", key="tr_dataset_dl_retry", on_click=_start_download,
-                  args=(ds, where, True))
+        c1.button(
+            "Retry download",
+            type="primary",
+            key="tr_dataset_dl_retry",
+            on_click=_start_download,
+            args=(ds, where, True),
+        )
     c2.button("Don't start this run", key="tr_pending_dismiss", on_click=_dismiss_pending)
 
 
@@ -122,25 +142,33 @@ def option_input(col: Any, name: str, value: Any, key: str, choices: list[str] |
     o = OPTIONS[name]
     options = choices or list(o.choices)
     if options:
-        return col.selectbox(o.label, options, index=options.index(value) if value in options else 0, key=key,
-                             help=o.help)
+        return col.selectbox(
+            o.label, options, index=options.index(value) if value in options else 0, key=key, help=o.help
+        )
     if o.kind is bool:
         return col.checkbox(o.label, value=value, key=key, help=o.help)
     if o.kind is int:
         return col.number_input(o.label, int(o.lo), int(o.hi), int(value), key=key, help=o.help)
-    return col.number_input(o.label, min_value=float(o.lo), max_value=float(o.hi), value=float(value),
-                            format="%.4g", key=key, help=o.help)
+    return col.number_input(
+        o.label, min_value=float(o.lo), max_value=float(o.hi), value=float(value), format="%.4g", key=key, help=o.help
+    )
 
 
 with st.expander("Start a new run", expanded=not runs.list_runs(root)):
     nets = network_choices()
     c1, c2, c3 = st.columns(3)
-    net_name = c1.selectbox("Network", list(nets), index=list(nets).index("mini") if DESIGNED not in nets else 0,
-                            key="tr_network", help="Presets, or the network you edited on the Network Explorer page.")
+    net_name = c1.selectbox(
+        "Network",
+        list(nets),
+        index=list(nets).index("mini") if DESIGNED not in nets else 0,
+        key="tr_network",
+        help="Presets, or the network you edited on the Network Explorer page.",
+    )
     datasets = ["synthetic", "fashion-mnist", "mnist", "cifar10", *(f"folder:{n}" for n in list_image_folders())]
     dataset = option_input(c2, "dataset", "synthetic", "tr_dataset", choices=datasets)
-    recipe = c3.radio(OPTIONS["recipe"].label, list(RECIPES), index=1, key="tr_recipe", horizontal=True,
-                      help=OPTIONS["recipe"].help)
+    recipe = c3.radio(
+        OPTIONS["recipe"].label, list(RECIPES), index=1, key="tr_recipe", horizontal=True, help=OPTIONS["recipe"].help
+    )
     r = RECIPES[recipe]
     spec = nets[net_name]
     c1, c2, c3, c4 = st.columns(4)
@@ -154,23 +182,43 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
     aux = option_input(c3, "aux", False, "tr_aux")
     seed = option_input(c4, "seed", 0, "tr_seed")
     c1, c2, c3 = st.columns(3)
-    max_train = c1.number_input("Training images (0 = all)", 0, 10_000_000,
-                                2000 if dataset == "synthetic" else 0, key=f"tr_max_train_{dataset}",
-                                help="Fewer images make a quick experiment; synthetic generates this many.")
+    max_train = c1.number_input(
+        "Training images (0 = all)",
+        0,
+        10_000_000,
+        2000 if dataset == "synthetic" else 0,
+        key=f"tr_max_train_{dataset}",
+        help="Fewer images make a quick experiment; synthetic generates this many.",
+    )
     telemetry_every = option_input(c2, "telemetry_every", OPTIONS["telemetry_every"].default, "tr_telemetry")
-    name = c3.text_input("Run name", value=f"{net_name.split()[0].lower()}-{dataset.replace(':', '-')}-"
-                                           f"{time.strftime('%m%d-%H%M%S')}", key="tr_name", max_chars=64,
-                         help="Letters, digits, '.', '_' or '-'.")
+    name = c3.text_input(
+        "Run name",
+        value=f"{net_name.split()[0].lower()}-{dataset.replace(':', '-')}-{time.strftime('%m%d-%H%M%S')}",
+        key="tr_name",
+        max_chars=64,
+        help="Letters, digits, '.', '_' or '-'.",
+    )
     if st.button("Start training", type="primary", key="tr_start"):
         try:
             extra = {}
             if dataset == "synthetic" and max_train:
                 extra = {"synthetic_train": int(max_train), "synthetic_test": max(10, int(max_train) // 5)}
             cfg = TrainConfig.from_recipe(
-                recipe, spec, dataset=dataset, image_size=int(image_size), epochs=int(epochs),
-                batch_size=int(batch), optimizer=optimizer, lr=float(lr), aux=aux or None, device=device,
-                seed=int(seed), max_train_samples=int(max_train) if max_train and dataset != "synthetic" else None,
-                telemetry_every=int(telemetry_every), **extra)
+                recipe,
+                spec,
+                dataset=dataset,
+                image_size=int(image_size),
+                epochs=int(epochs),
+                batch_size=int(batch),
+                optimizer=optimizer,
+                lr=float(lr),
+                aux=aux or None,
+                device=device,
+                seed=int(seed),
+                max_train_samples=int(max_train) if max_train and dataset != "synthetic" else None,
+                telemetry_every=int(telemetry_every),
+                **extra,
+            )
             preflight(cfg)
             if needs_download(cfg):  # offer the download first (pending_run below), then start the run
                 st.session_state["tr_pending"] = {"name": name.strip(), "train": cfg.to_dict()}
@@ -194,15 +242,21 @@ st.subheader("Runs")
 
 def table_row(r: runs.RunInfo) -> dict[str, str]:
     net, best = r.setting("network"), r.status.get("best_acc")
-    return {"run": r.name, "status": r.state, "network": str(net.get("name", "?")) if isinstance(net, dict) else "?",
-            "dataset": str(r.setting("dataset", "?")), "epochs": str(r.setting("epochs", "")),
-            "best test acc": f"{best:.2%}" if isinstance(best, (int, float)) and best >= 0 else "",
-            "device": str(r.status.get("device", ""))}
+    return {
+        "run": r.name,
+        "status": r.state,
+        "network": str(net.get("name", "?")) if isinstance(net, dict) else "?",
+        "dataset": str(r.setting("dataset", "?")),
+        "epochs": str(r.setting("epochs", "")),
+        "best test acc": f"{best:.2%}" if isinstance(best, (int, float)) and best >= 0 else "",
+        "device": str(r.status.get("device", "")),
+    }
 
 
 st.dataframe(
     [table_row(r) for r in all_runs],
-    hide_index=True, width="stretch",
+    hide_index=True,
+    width="stretch",
 )
 names = [r.name for r in all_runs]
 if st.session_state.get("tr_selected") not in names:
@@ -213,7 +267,9 @@ path = runs.run_dir(root, selected)
 
 def fmt_eta(seconds: float) -> str:
     seconds = int(max(0, seconds))
-    return f"{seconds // 3600}h {seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h {seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+    )
 
 
 MAX_CURVE_POINTS = 600  # per-step points drawn: a long run's poll would otherwise resend every step it ever logged
@@ -226,8 +282,9 @@ def thinned(rows: list[dict], most: int = MAX_CURVE_POINTS) -> list[dict]:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def cached_curves(run: str, started: object, n_steps: int, n_epochs: int, _steps: list[dict], _epochs: list[dict]
-                  ) -> go.Figure:
+def cached_curves(
+    run: str, started: object, n_steps: int, n_epochs: int, _steps: list[dict], _epochs: list[dict]
+) -> go.Figure:
     """Built again only when the run (its start time tells a re-created one apart) logged something new: the
     records are append-only. Shared by the sessions watching the run, and read-only."""
     return charts.training_curves_fig(thinned(_steps), _epochs)
@@ -242,22 +299,33 @@ def watch(run_path: Path, page_state: str) -> None:
     try:
         show_run(run_path, page_state)
     except (ValueError, TypeError, KeyError, OSError) as e:  # hand-edited or foreign files in the run folder
-        st.error(f"The files of run {run_path.name} are not readable as a run ({type(e).__name__}); "
-                 "the other runs are unaffected.")
+        st.error(
+            f"The files of run {run_path.name} are not readable as a run ({type(e).__name__}); "
+            "the other runs are unaffected."
+        )
 
 
 def telemetry_stat(key: str) -> str:
-    return st.selectbox("Statistic", list(runs.TELEMETRY_STATS), format_func=runs.TELEMETRY_STATS.get, key=key,
-                        help="Per block and branch: RMS of the branch output, RMS of the training loss's gradient "
-                             "with respect to it, the norm of the branch's parameters, and of the last update.")
+    return st.selectbox(
+        "Statistic",
+        list(runs.TELEMETRY_STATS),
+        format_func=runs.TELEMETRY_STATS.get,
+        key=key,
+        help="Per block and branch: RMS of the branch output, RMS of the training loss's gradient "
+        "with respect to it, the norm of the branch's parameters, and of the last update.",
+    )
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def cached_telemetry_figs(run: str, started: object, n_records: int, stat: str, label: str, _records: list[dict]
-                          ) -> tuple[go.Figure, go.Figure, go.Figure]:
+def cached_telemetry_figs(
+    run: str, started: object, n_records: int, stat: str, label: str, _records: list[dict]
+) -> tuple[go.Figure, go.Figure, go.Figure]:
     """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only."""
-    return (charts.telemetry_heatmap_fig(_records, stat, label), charts.telemetry_lines_fig(_records, stat, label),
-            charts.aux_loss_fig(_records))
+    return (
+        charts.telemetry_heatmap_fig(_records, stat, label),
+        charts.telemetry_lines_fig(_records, stat, label),
+        charts.aux_loss_fig(_records),
+    )
 
 
 def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
@@ -266,8 +334,11 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     records = runs.read_telemetry(run_path)
     every = info.setting("telemetry_every", None)
     if not records:
-        st.caption("No telemetry in this run: it is off (telemetry every 0 steps)." if every == 0 else
-                   "No telemetry yet: it is recorded at step 1 and every few steps (the 'Telemetry every' option).")
+        st.caption(
+            "No telemetry in this run: it is off (telemetry every 0 steps)."
+            if every == 0
+            else "No telemetry yet: it is recorded at step 1 and every few steps (the 'Telemetry every' option)."
+        )
         return
     stat = telemetry_stat("tr_tel_stat")
     label = runs.TELEMETRY_STATS[stat]
@@ -276,10 +347,15 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     heat.plotly_chart(figs[0], theme="streamlit", key=f"tr_tel_heat_{run_path.name}")
     lines.plotly_chart(figs[1], theme="streamlit", key=f"tr_tel_lines_{run_path.name}")
     aux.plotly_chart(figs[2], theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
-    st.caption(f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. " + (
-        f"TensorBoard reads this run too: `tensorboard --logdir {root}`." if tensorboard_available() else
-        "Install the `tensorboard` package (`pip install tensorboard`) and new runs also write TensorBoard "
-        "event files into their folders."))
+    st.caption(
+        f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. "
+        + (
+            f"TensorBoard reads this run too: `tensorboard --logdir {root}`."
+            if tensorboard_available()
+            else "Install the `tensorboard` package (`pip install tensorboard`) and new runs also write TensorBoard "
+            "event files into their folders."
+        )
+    )
 
 
 def show_run(run_path: Path, page_state: str) -> None:
@@ -302,26 +378,38 @@ def show_run(run_path: Path, page_state: str) -> None:
     done = max(int(s.get("global_step") or 0), int(steps[-1]["step"]) if steps and info.active else 0)
     spe = int(s.get("steps_per_epoch") or 0)
     if total:
-        text = f"epoch {min(done // spe + 1, int(s.get('epochs', 0))) if spe else '?'}/{s.get('epochs')} · " \
-               f"step {done:,}/{total:,}"
+        text = (
+            f"epoch {min(done // spe + 1, int(s.get('epochs', 0))) if spe else '?'}/{s.get('epochs')} · "
+            f"step {done:,}/{total:,}"
+        )
         if info.active and s.get("eta_s") is not None:
             text += f" · ETA {fmt_eta(float(s['eta_s']))}"
         st.progress(min(1.0, done / total), text=text)
     m1, m2, m3, m4 = st.columns(4)
     # the median of the latest records: one window slowed by a checkpoint or a busy machine does not show
-    m1.metric("Images/s", f"{statistics.median(r['images_per_s'] for r in steps[-10:]):,.0f}" if steps else "–",
-              help="Training throughput: the median over the latest logged steps.")
-    m2.metric("Test accuracy", f"{epochs[-1]['test_acc']:.2%}" if epochs else "–",
-              help="After the latest finished epoch.")
+    m1.metric(
+        "Images/s",
+        f"{statistics.median(r['images_per_s'] for r in steps[-10:]):,.0f}" if steps else "–",
+        help="Training throughput: the median over the latest logged steps.",
+    )
+    m2.metric(
+        "Test accuracy", f"{epochs[-1]['test_acc']:.2%}" if epochs else "–", help="After the latest finished epoch."
+    )
     m3.metric("Device", str(s.get("device", "–")).split(" (")[0], help=str(s.get("device", "")))
     m4.metric("GPU memory (peak)", f"{steps[-1]['gpu_mem_gb']:.2f} GB" if steps and "gpu_mem_gb" in steps[-1] else "–")
     if s.get("device"):
         world = int(s.get("world_size") or 1)
-        st.caption(f"Device: {s['device']}" + (f" × {world} processes (DDP)" if world > 1 else "")
-                   + (f" · {s['precision']}" if s.get("precision") else ""))
+        st.caption(
+            f"Device: {s['device']}"
+            + (f" × {world} processes (DDP)" if world > 1 else "")
+            + (f" · {s['precision']}" if s.get("precision") else "")
+        )
     if records:
-        st.plotly_chart(cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs),
-                        theme="streamlit", key=f"tr_curves_{run_path.name}")
+        st.plotly_chart(
+            cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs),
+            theme="streamlit",
+            key=f"tr_curves_{run_path.name}",
+        )
     else:
         st.caption("Waiting for the first metrics (loading data and building the network)…")
     show_telemetry(run_path, info)
@@ -357,11 +445,18 @@ except USER_ERRORS as e:
     st.error(plain(str(e)))
 last = info.checkpoint("last")
 if last is not None:
-    a2.download_button("Download checkpoint", data=lambda: last.read_bytes(), file_name=f"{selected}-last.pt",
-                       mime="application/octet-stream", key="tr_download")
+    a2.download_button(
+        "Download checkpoint",
+        data=lambda: last.read_bytes(),
+        file_name=f"{selected}-last.pt",
+        mime="application/octet-stream",
+        key="tr_download",
+    )
     if a3.button("Open in Feature Maps", key="tr_open_fm"):
         send_checkpoint(str(info.checkpoint("best") or last))
         st.switch_page("pages/feature_maps.py")
+
+
 def delete_run(name: str) -> None:
     """A callback: runs before the widgets are drawn, so it may reset them."""
     try:
@@ -386,8 +481,7 @@ compare = {name: runs.read_metrics(runs.run_dir(root, name), "epoch", EPOCH_KEYS
 if chosen and not any(compare.values()):
     st.caption("No finished epochs yet in the chosen runs.")
 elif chosen:
-    st.plotly_chart(charts.compare_runs_fig({n: compare[n] for n in chosen}), theme="streamlit",
-                    key="tr_compare_chart")
+    st.plotly_chart(charts.compare_runs_fig({n: compare[n] for n in chosen}), theme="streamlit", key="tr_compare_chart")
 
 with_telemetry = [n for n in names if runs.read_telemetry(runs.run_dir(root, n))]
 if len(with_telemetry) >= 2:
@@ -398,5 +492,8 @@ if len(with_telemetry) >= 2:
     with c3:
         stat = telemetry_stat("tr_tel_cmp_stat")
     pair = {n: runs.read_telemetry(runs.run_dir(root, n)) for n in dict.fromkeys((run_a, run_b))}
-    st.plotly_chart(charts.telemetry_compare_fig(pair, stat, runs.TELEMETRY_STATS[stat]), theme="streamlit",
-                    key="tr_tel_compare_chart")
+    st.plotly_chart(
+        charts.telemetry_compare_fig(pair, stat, runs.TELEMETRY_STATS[stat]),
+        theme="streamlit",
+        key="tr_tel_compare_chart",
+    )

@@ -12,8 +12,7 @@ from streamlit.errors import StreamlitPageNotFoundError
 from gnet.colors import BRANCH_COLORS
 
 PAGE_FAILED = (
-    "Something went wrong on this page. The details were logged on the server; "
-    "try again, or change the input you gave."
+    "Something went wrong on this page. The details were logged on the server; try again, or change the input you gave."
 )
 
 

@@ -10,13 +10,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @dataclass
@@ -46,15 +54,35 @@ def _free_port() -> int:
 def app_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[AppServer]:
     """The app with its own runs root, data dir and an empty torch hub cache under `home`."""
     port = _free_port()
-    env = {**os.environ, "GNET_RUNS_DIR": str(home / "runs"), "TORCH_HOME": str(home / "torch"),
-           "GNET_DATA_DIR": str(home / "data"), "PYTHONUNBUFFERED": "1",
-           # No download attempts from tests, even on a machine with internet.
-           "GNET_OFFLINE": "1", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "GNET_RUNS_DIR": str(home / "runs"),
+        "TORCH_HOME": str(home / "torch"),
+        "GNET_DATA_DIR": str(home / "data"),
+        "PYTHONUNBUFFERED": "1",
+        # No download attempts from tests, even on a machine with internet.
+        "GNET_OFFLINE": "1",
+        **(extra_env or {}),
+    }
     with open(home / "server.log", "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         server = AppServer(f"http://127.0.0.1:{port}", proc, home)
         try:

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 import torch
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -72,9 +71,7 @@ def wait_for_app(page) -> None:
     """Wait until Streamlit has run the script to the end (the app root's script state,
     which starts as "initial", reads "notRunning"; no running-status widget)."""
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
-    )
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     page.wait_for_timeout(300)
 
 

@@ -165,6 +165,7 @@ def cifar_archive(per_batch: int = 10, n_test: int = 10) -> bytes:
     rng = np.random.default_rng(5)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+
         def add(name: str, obj: object) -> None:
             raw = pickle.dumps(obj, protocol=2)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
@@ -172,10 +173,22 @@ def cifar_archive(per_batch: int = 10, n_test: int = 10) -> bytes:
             tar.addfile(info, io.BytesIO(raw))
 
         for i in range(1, 6):
-            add(f"data_batch_{i}", {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                                    "labels": [int(v) for v in rng.integers(0, 10, per_batch)]})
-        add("test_batch", {"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8),
-                           "labels": [int(v) for v in np.arange(n_test) % 10]})
-        add("batches.meta", {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                                             "horse", "ship", "truck"]})
+            add(
+                f"data_batch_{i}",
+                {
+                    "data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                    "labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+                },
+            )
+        add(
+            "test_batch",
+            {
+                "data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8),
+                "labels": [int(v) for v in np.arange(n_test) % 10],
+            },
+        )
+        add(
+            "batches.meta",
+            {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]},
+        )
     return buf.getvalue()

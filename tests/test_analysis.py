@@ -15,23 +15,27 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gnet.analysis import (
-    Cost, bottleneck_comparison, conv_cost, factorization_comparison, network_report,
+    Cost,
+    bottleneck_comparison,
+    conv_cost,
+    factorization_comparison,
+    network_report,
 )
 from gnet.network import GoogLeNet, build, torchinfo_summary
 from gnet.plan import conv_out, pool_out
 from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, network_preset, with_input
 
 
-
-
 @settings(max_examples=300, deadline=None, database=None)
-@given(size=st.integers(1, 300), kernel=st.integers(1, 15), stride=st.integers(1, 8), ceil=st.booleans(),
-       data=st.data())
+@given(
+    size=st.integers(1, 300), kernel=st.integers(1, 15), stride=st.integers(1, 8), ceil=st.booleans(), data=st.data()
+)
 def test_pool_out_matches_torch(size, kernel, stride, ceil, data):
     padding = data.draw(st.integers(0, kernel // 2))
     try:
-        expected = F.max_pool2d(torch.zeros(1, 1, size, 1), (kernel, 1), (stride, 1), (padding, 0),
-                                ceil_mode=ceil).shape[2]
+        expected = F.max_pool2d(
+            torch.zeros(1, 1, size, 1), (kernel, 1), (stride, 1), (padding, 0), ceil_mode=ceil
+        ).shape[2]
     except RuntimeError:  # torch refuses: the output would be empty
         expected = 0
     assert pool_out(size, kernel, stride, padding, ceil) == expected
@@ -49,8 +53,9 @@ def test_pool_out_ceil_mode_edge_cases():
 @given(size=st.integers(1, 64), kernel=st.integers(1, 15), stride=st.integers(1, 8), padding=st.integers(0, 7))
 def test_conv_out_matches_torch(size, kernel, stride, padding):
     try:
-        expected = F.conv2d(torch.zeros(1, 1, size, 1), torch.zeros(1, 1, kernel, 1), stride=(stride, 1),
-                            padding=(padding, 0)).shape[2]
+        expected = F.conv2d(
+            torch.zeros(1, 1, size, 1), torch.zeros(1, 1, kernel, 1), stride=(stride, 1), padding=(padding, 0)
+        ).shape[2]
     except RuntimeError:
         expected = 0
     assert max(conv_out(size, kernel, stride, padding), 0) == expected
@@ -65,8 +70,13 @@ small = st.integers(1, 6)
 @st.composite
 def blocks(draw, batch_norm: bool) -> BlockSpec:
     kernel = draw(st.sampled_from((3, 5)))
-    return BlockSpec(*(draw(small) for _ in range(6)), reduce=draw(st.booleans()), b3_kernel=kernel,
-                     factorize=kernel == 5 and draw(st.booleans()), batch_norm=batch_norm)
+    return BlockSpec(
+        *(draw(small) for _ in range(6)),
+        reduce=draw(st.booleans()),
+        b3_kernel=kernel,
+        factorize=kernel == 5 and draw(st.booleans()),
+        batch_norm=batch_norm,
+    )
 
 
 @st.composite
@@ -78,13 +88,19 @@ def pools(draw) -> PoolSpec:
 @st.composite
 def networks(draw) -> NetworkSpec:
     bn = draw(st.booleans())
-    stem = draw(st.lists(st.one_of(
-        st.builds(ConvSpec, small, st.integers(1, 7), st.integers(1, 3), st.integers(0, 3)), pools()), max_size=3))
+    stem = draw(
+        st.lists(
+            st.one_of(st.builds(ConvSpec, small, st.integers(1, 7), st.integers(1, 3), st.integers(0, 3)), pools()),
+            max_size=3,
+        )
+    )
     aux = draw(st.booleans())
     n_stages = draw(st.integers(1, 3))
     # aux heads need blocks 4a..4d; sometimes give too few so the spec must be refused
-    counts = [draw(st.integers(4 if aux and s == 1 and draw(st.booleans()) else 1, 5 if s == 1 else 2))
-              for s in range(n_stages)]
+    counts = [
+        draw(st.integers(4 if aux and s == 1 and draw(st.booleans()) else 1, 5 if s == 1 else 2))
+        for s in range(n_stages)
+    ]
     return NetworkSpec(
         name="random",
         in_channels=draw(st.integers(1, 3)),
@@ -106,8 +122,9 @@ def _torch_accepts_sizes(spec: NetworkSpec) -> bool:
     try:
         for layer in spec.stem:
             if isinstance(layer, ConvSpec):
-                x = F.conv2d(x, torch.zeros(1, 1, layer.kernel, layer.kernel), stride=layer.stride,
-                             padding=layer.padding)
+                x = F.conv2d(
+                    x, torch.zeros(1, 1, layer.kernel, layer.kernel), stride=layer.stride, padding=layer.padding
+                )
             else:
                 x = F.max_pool2d(x, layer.kernel, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
         names = iter(spec.block_names())
@@ -128,8 +145,12 @@ def _check_module_matches(spec: NetworkSpec) -> None:
     report = network_report(spec)
     model = build(spec)
     shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [model.get_submodule(r.name).register_forward_hook(
-        lambda m, i, o, name=r.name: shapes.__setitem__(name, tuple(o.shape))) for r in report.rows]
+    hooks = [
+        model.get_submodule(r.name).register_forward_hook(
+            lambda m, i, o, name=r.name: shapes.__setitem__(name, tuple(o.shape))
+        )
+        for r in report.rows
+    ]
     model.train()  # runs the aux heads too; batch 2 so BatchNorm accepts 1×1 maps
     out = model(torch.randn(2, spec.in_channels, *spec.input_size))
     for h in hooks:

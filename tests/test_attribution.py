@@ -43,8 +43,9 @@ def tv_model(seed: int = 0) -> torch.nn.Module:
     return m.eval()
 
 
-def check_against_captum(model: torch.nn.Module, x: torch.Tensor, ex: A.Explanation,
-                         blocks: list[str] | None = None) -> None:
+def check_against_captum(
+    model: torch.nn.Module, x: torch.Tensor, ex: A.Explanation, blocks: list[str] | None = None
+) -> None:
     """Every block × branch: Captum's Grad-CAM map and Σ grad×act, on a separate copy (Captum hooks it)."""
     other = copy.deepcopy(model)
     for block in blocks or A.block_modules(model):
@@ -141,8 +142,12 @@ def support_box(g: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 1000), block=st.sampled_from(["inception3a", "inception3b", "inception4a", "inception4b"]),
-       row=st.integers(0, 15), col=st.integers(0, 15))
+@given(
+    seed=st.integers(0, 1000),
+    block=st.sampled_from(["inception3a", "inception3b", "inception4a", "inception4b"]),
+    row=st.integers(0, 15),
+    col=st.integers(0, 15),
+)
 def test_empirical_rf_lies_inside_the_theoretical_box(seed, block, row, col):
     model = mini_model(seed)
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
@@ -185,7 +190,7 @@ def walked_rf(model: torch.nn.Module, block: str, branch: str) -> tuple[int, int
 
     rf = (1, 1, 0.0)
     names = F.main_path(model)
-    for n in names[:names.index(block)]:
+    for n in names[: names.index(block)]:
         mod = getattr(model, n)
         if n.startswith("inception"):
             rf = max((walk(getattr(mod, a).modules(), rf) for a in BRANCH_ATTRS), key=lambda r: r[0])

@@ -15,8 +15,6 @@ from gnet.analysis import block_report
 from gnet.blocks import BRANCH_ATTRS, InceptionBlock, branch_kernel_labels
 from gnet.spec import BRANCHES, BlockSpec, SpecError, paper_block
 
-
-
 channels = st.integers(1, 6)
 
 
@@ -86,7 +84,10 @@ def test_kernel_labels_of_torchvision_inception_say_3x3():
     """torchvision's "5×5" branch is really 3×3 (pytorch/vision#906): labels come from the weights' module."""
     tv_block = torchvision.models.googlenet(weights=None, init_weights=False, aux_logits=False).inception3a
     assert branch_kernel_labels(tv_block) == {
-        "b1": "1×1", "b2": "1×1 → 3×3", "b3": "1×1 → 3×3", "b4": "3×3 max-pool → 1×1",
+        "b1": "1×1",
+        "b2": "1×1 → 3×3",
+        "b3": "1×1 → 3×3",
+        "b4": "3×3 max-pool → 1×1",
     }
     ours = InceptionBlock(192, paper_block("3a", b3_kernel=3, batch_norm=True))
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in tv_block.state_dict().items()}

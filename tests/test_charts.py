@@ -24,8 +24,12 @@ def test_branch_rows_add_up_to_the_report():
     report = block_report(NG.block, NG.input_shape)
     rows = charts.branch_rows(report)
     assert [r["branch"] for r in rows] == [*BRANCHES, "total"]
-    for key, field in (("params", "params"), ("weights", "weights"), ("mult-adds", "mult_adds"),
-                       ("multiplications", "multiplications")):
+    for key, field in (
+        ("params", "params"),
+        ("weights", "weights"),
+        ("mult-adds", "mult_adds"),
+        ("multiplications", "multiplications"),
+    ):
         assert sum(r[key] for r in rows[:4]) == rows[4][key] == getattr(report.cost, field)
     assert rows[4]["FLOPs"] == 2 * report.cost.multiplications
     assert sum(r["share of params"] for r in rows[:4]) == pytest.approx(1.0)
@@ -108,7 +112,7 @@ def test_network_tables_and_figures_add_up(preset):
     value = dict(zip(sun.ids, sun.values))
     assert value["network"] == report.params_total
     children: dict[str, int] = {}
-    for id_, parent, v in zip(sun.ids, sun.parents, sun.values):
+    for parent, v in zip(sun.parents, sun.values):
         if parent:
             children[parent] = children.get(parent, 0) + v
     for parent, s in children.items():  # branchvalues="total": a parent is the sum of its children
@@ -150,7 +154,9 @@ def test_expanded_layer_rows_list_every_branch_layer_and_sum_to_the_blocks(name)
     report = network_report(network_preset(name))
     rows = charts.layer_rows(report, expand=True)
     inner = [r for r in rows if r["layer"].count(".branch")]
-    assert {r["layer"] for r in inner} == {l.name for b in report.blocks.values() for br in b.branches for l in br.layers}
+    assert {r["layer"] for r in inner} == {
+        l.name for b in report.blocks.values() for br in b.branches for l in br.layers
+    }
     for block_name, block in report.blocks.items():
         mine = [r for r in inner if r["layer"].startswith(f"inception{block_name}.")]
         assert sum(r["params"] for r in mine) == block.cost.params

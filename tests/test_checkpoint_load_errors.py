@@ -53,21 +53,32 @@ def test_loads_on_the_cpu_with_weights_only_whatever_torchs_defaults(tmp_path, m
     assert seen == [{"map_location": "cpu", "weights_only": True}]
 
 
-@pytest.mark.parametrize("error,message", [
-    (pickle.UnpicklingError("Weights only load failed.\nUnsupported global: GLOBAL os.system"),
-     "refused to load c.pt: it contains Python objects other than tensors and plain data "
-     "(a checkpoint must load with weights_only=True, so nothing in it can run code)."),
-    (pickle.UnpicklingError("invalid load key, 'x'."),
-     "c.pt is not a readable PyTorch file (truncated or corrupt?): invalid load key, 'x'.."),
-    (RuntimeError("Unsupported global in a RuntimeError is still just a corrupt file"),
-     "c.pt is not a readable PyTorch file (truncated or corrupt?): "
-     "Unsupported global in a RuntimeError is still just a corrupt file."),
-    (zipfile.BadZipFile("first line\nsecond line"),
-     "c.pt is not a readable PyTorch file (truncated or corrupt?): first line."),
-    (EOFError(), "c.pt is not a readable PyTorch file (truncated or corrupt?): EOFError."),
-    (RuntimeError("x" * 300), f"c.pt is not a readable PyTorch file (truncated or corrupt?): {'x' * 200}."),
-    (TypeError("odd"), "c.pt could not be loaded: TypeError."),
-])
+@pytest.mark.parametrize(
+    "error,message",
+    [
+        (
+            pickle.UnpicklingError("Weights only load failed.\nUnsupported global: GLOBAL os.system"),
+            "refused to load c.pt: it contains Python objects other than tensors and plain data "
+            "(a checkpoint must load with weights_only=True, so nothing in it can run code).",
+        ),
+        (
+            pickle.UnpicklingError("invalid load key, 'x'."),
+            "c.pt is not a readable PyTorch file (truncated or corrupt?): invalid load key, 'x'..",
+        ),
+        (
+            RuntimeError("Unsupported global in a RuntimeError is still just a corrupt file"),
+            "c.pt is not a readable PyTorch file (truncated or corrupt?): "
+            "Unsupported global in a RuntimeError is still just a corrupt file.",
+        ),
+        (
+            zipfile.BadZipFile("first line\nsecond line"),
+            "c.pt is not a readable PyTorch file (truncated or corrupt?): first line.",
+        ),
+        (EOFError(), "c.pt is not a readable PyTorch file (truncated or corrupt?): EOFError."),
+        (RuntimeError("x" * 300), f"c.pt is not a readable PyTorch file (truncated or corrupt?): {'x' * 200}."),
+        (TypeError("odd"), "c.pt could not be loaded: TypeError."),
+    ],
+)
 def test_each_failure_has_its_own_message(error, message):
     assert describe_load_failure(Path("/secret/dir/c.pt"), error) == message
 
@@ -88,20 +99,28 @@ def test_unreadable_file_says_why(tmp_path):
 def raw_checkpoint(**changes) -> dict:
     spec = mini()
     torch.manual_seed(0)
-    raw = {"format": FORMAT, "spec": spec.to_dict(), "model": build(spec).state_dict(),
-           "classes": [f"c{i}" for i in range(spec.num_classes)], "preprocess": {"image_size": [32, 32]}}
+    raw = {
+        "format": FORMAT,
+        "spec": spec.to_dict(),
+        "model": build(spec).state_dict(),
+        "classes": [f"c{i}" for i in range(spec.num_classes)],
+        "preprocess": {"image_size": [32, 32]},
+    }
     return {**raw, **changes}
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"format": "other"}, "this is a PyTorch file but not an Inception Explorer checkpoint (expected format"),
-    ({"spec": {"name": "x"}}, "the network spec inside the checkpoint is invalid: "),
-    ({"model": {"w": [1.0]}}, "the checkpoint has no model weights"),
-    ({"classes": [f"c{i}" for i in range(9)]}, "the checkpoint must name 10 classes, one per output"),
-    ({"classes": ["c"] * 9 + [1]}, "the checkpoint must name 10 classes, one per output"),
-    ({"classes": "abcdefghij"}, "the checkpoint must name 10 classes, one per output"),  # 10 characters, not a list
-    ({"preprocess": None}, "the checkpoint has no preprocessing settings"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"format": "other"}, "this is a PyTorch file but not an Inception Explorer checkpoint (expected format"),
+        ({"spec": {"name": "x"}}, "the network spec inside the checkpoint is invalid: "),
+        ({"model": {"w": [1.0]}}, "the checkpoint has no model weights"),
+        ({"classes": [f"c{i}" for i in range(9)]}, "the checkpoint must name 10 classes, one per output"),
+        ({"classes": ["c"] * 9 + [1]}, "the checkpoint must name 10 classes, one per output"),
+        ({"classes": "abcdefghij"}, "the checkpoint must name 10 classes, one per output"),  # 10 characters, not a list
+        ({"preprocess": None}, "the checkpoint has no preprocessing settings"),
+    ],
+)
 def test_each_broken_part_of_a_checkpoint_is_named(changes, message):
     assert checkpoint_from_dict(raw_checkpoint())  # the unbroken one is accepted
     with pytest.raises(CheckpointError) as e:
@@ -114,8 +133,9 @@ def test_weights_that_do_not_fit_their_spec_quote_torchs_first_line():
     ck.model_state = {k: v for k, v in ck.model_state.items() if not k.startswith("fc.")}
     with pytest.raises(CheckpointError) as e:
         ck.build_model()
-    assert str(e.value) == ("the weights do not fit the network spec stored with them: "
-                            "Error(s) in loading state_dict for GoogLeNet:")
+    assert str(e.value) == (
+        "the weights do not fit the network spec stored with them: Error(s) in loading state_dict for GoogLeNet:"
+    )
 
 
 def test_class_names_are_cut_to_100_characters_and_a_non_dict_extra_is_dropped():

@@ -45,7 +45,12 @@ def test_tiny_checkpoint_loads_and_runs(tmp_path):
     for block in ("3a", "4b"):
         ex = F.extract(lm.model, x, block)
         spec = mini().block(block)
-        assert {g: a.shape[0] for g, a in ex.groups.items()} == {"b1": spec.b1, "b2": spec.b2, "b3": spec.b3, "b4": spec.b4}
+        assert {g: a.shape[0] for g, a in ex.groups.items()} == {
+            "b1": spec.b1,
+            "b2": spec.b2,
+            "b3": spec.b3,
+            "b4": spec.b4,
+        }
         assert ex.output.shape == tuple(report.row(f"inception{block}").output_shape)
         assert ex.kernel_labels["b3"] == "1×1 → 5×5"  # the mini preset keeps the paper's 5×5
         original.eval()

@@ -23,8 +23,11 @@ def stand_ins(tmp_path: Path, uid: int, chromium: bool) -> Path:
     the suite would be started with and exits 3 (so no venv is made), chromium exists only if asked."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    scripts = {"id": f"echo {uid}", "apt-get": f"echo apt-get >> {tmp_path / 'calls'}; exit 100",
-               "python3": "echo GNET_REQUIRE_BROWSER=${GNET_REQUIRE_BROWSER:-unset}; exit 3"}
+    scripts = {
+        "id": f"echo {uid}",
+        "apt-get": f"echo apt-get >> {tmp_path / 'calls'}; exit 100",
+        "python3": "echo GNET_REQUIRE_BROWSER=${GNET_REQUIRE_BROWSER:-unset}; exit 3",
+    }
     if chromium:
         scripts["chromium"] = "exit 0"
     for name, body in scripts.items():
@@ -35,8 +38,13 @@ def stand_ins(tmp_path: Path, uid: int, chromium: bool) -> Path:
 
 
 def ci_run(bin_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("bash"), str(ROOT / ".ci" / "run")], env={"PATH": str(bin_dir)},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [shutil.which("bash"), str(ROOT / ".ci" / "run")],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("uid", [1000, 0])

@@ -42,19 +42,25 @@ def test_block_json_has_the_documented_keys_and_seed_numbers(capsys):
     assert data["branches"][2]["multiplications"] == 12_443_648  # seed 002, with the bottleneck
 
 
-@pytest.mark.parametrize("flags, spec", [
-    ([], BlockSpec(64, 96, 128, 16, 32, 32)),
-    (["--no-reduce"], BlockSpec(64, 96, 128, 16, 32, 32, reduce=False)),
-    (["--b3-kernel", "3"], BlockSpec(64, 96, 128, 16, 32, 32, b3_kernel=3)),
-    (["--factorize", "--bn"], BlockSpec(64, 96, 128, 16, 32, 32, factorize=True, batch_norm=True)),
-])
+@pytest.mark.parametrize(
+    "flags, spec",
+    [
+        ([], BlockSpec(64, 96, 128, 16, 32, 32)),
+        (["--no-reduce"], BlockSpec(64, 96, 128, 16, 32, 32, reduce=False)),
+        (["--b3-kernel", "3"], BlockSpec(64, 96, 128, 16, 32, 32, b3_kernel=3)),
+        (["--factorize", "--bn"], BlockSpec(64, 96, 128, 16, 32, 32, factorize=True, batch_norm=True)),
+    ],
+)
 def test_block_flags_select_the_variant(capsys, flags, spec):
     code, out, _ = run_main(capsys, "block", *NG, *flags, "--json")
     report = block_report(spec, (192, 28, 28))
     data = json.loads(out)
     assert code == 0
     assert (data["params"], data["mult_adds"], data["multiplications"]) == (
-        report.cost.params, report.cost.mult_adds, report.cost.multiplications)
+        report.cost.params,
+        report.cost.mult_adds,
+        report.cost.multiplications,
+    )
     assert [b["output_shape"] for b in data["branches"]] == [list(b.output_shape) for b in report.branches]
 
 
@@ -95,20 +101,23 @@ def test_summary_with_input_and_text(capsys):
     assert any(line.startswith("inception4e ") for line in out.splitlines())
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["block", "--input", "192,28", *NG[2:]], "--input takes 3 comma-separated whole numbers"),
-    (["block", "--input", "a,b,c", *NG[2:]], "--input takes whole numbers"),
-    (["block", *NG[:2], "--b1", "0", *NG[4:]], "b1 must be from 1 to 8,192, got 0"),
-    (["block", *NG[:4], "--b2", "96", *NG[6:]], "--b2 takes 2 comma-separated whole numbers"),
-    (["block", *NG, "--b3-kernel", "7"], "invalid choice: 7"),
-    (["block", *NG, "--b3-kernel", "3", "--factorize"], "needs b3_kernel 5"),
-    (["block", "--input", "192,28,28"], "the following arguments are required"),
-    (["block", "--input", "192,99999,28", *NG[2:]], "input height must be from 1 to 4,096"),
-    (["summary", "--preset", "vgg"], "invalid choice: 'vgg'"),
-    (["summary", "--preset", "googlenet-imagenet", "--input", "3,8,8"], "smallest square input it accepts is"),
-    ([], "the following arguments are required: command"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["block", "--input", "192,28", *NG[2:]], "--input takes 3 comma-separated whole numbers"),
+        (["block", "--input", "a,b,c", *NG[2:]], "--input takes whole numbers"),
+        (["block", *NG[:2], "--b1", "0", *NG[4:]], "b1 must be from 1 to 8,192, got 0"),
+        (["block", *NG[:4], "--b2", "96", *NG[6:]], "--b2 takes 2 comma-separated whole numbers"),
+        (["block", *NG, "--b3-kernel", "7"], "invalid choice: 7"),
+        (["block", *NG, "--b3-kernel", "3", "--factorize"], "needs b3_kernel 5"),
+        (["block", "--input", "192,28,28"], "the following arguments are required"),
+        (["block", "--input", "192,99999,28", *NG[2:]], "input height must be from 1 to 4,096"),
+        (["summary", "--preset", "vgg"], "invalid choice: 'vgg'"),
+        (["summary", "--preset", "googlenet-imagenet", "--input", "3,8,8"], "smallest square input it accepts is"),
+        ([], "the following arguments are required: command"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, words):
     code, out, err = run_main(capsys, *argv)
     assert code == 2
@@ -118,8 +127,9 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, words):
 
 
 def _gnet(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gnet", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "gnet", *argv], cwd=ROOT, capture_output=True, text=True, timeout=120, encoding="utf-8"
+    )
 
 
 def test_subprocess_json_and_exit_codes():
@@ -148,8 +158,10 @@ def test_summary_torchinfo_of_the_real_module(capsys):
 
 def test_block_and_summary_do_not_import_torch():
     """The analytic commands are arithmetic: they answer without loading torch (~2 s)."""
-    code = ("import sys; from gnet.__main__ import main; "
-            "main(['block', '--input', '3,8,8', '--b1', '1', '--b2', '1,1', '--b3', '1,1', '--b4', '1']); "
-            "main(['summary', '--preset', 'mini', '--json']); assert 'torch' not in sys.modules")
+    code = (
+        "import sys; from gnet.__main__ import main; "
+        "main(['block', '--input', '3,8,8', '--b1', '1', '--b2', '1,1', '--b3', '1,1', '--b4', '1']); "
+        "main(['summary', '--preset', 'mini', '--json']); assert 'torch' not in sys.modules"
+    )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

@@ -91,17 +91,20 @@ def bad_weights(home: Path) -> Path:
     return p
 
 
-@pytest.mark.parametrize("argv,words", [
-    (["explain", "{home}/missing.jpg", "--untrained"], "cannot read the image"),
-    (["explain", "{home}/text.jpg", "--untrained"], "not a supported image"),
-    (["explain", "{cat}", "--weights", "{home}/bad.pth"], "are not GoogLeNet weights"),
-    (["explain", "{cat}", "--weights", "{home}/nothing.pth"], "no weights file"),
-    (["explain", "{cat}", "--checkpoint", "{home}/text.jpg"], "is not a PyTorch file"),
-    (["explain", "{cat}", "--checkpoint", "{home}/mini.pt", "--target", "tabby"], "unknown class 'tabby'"),
-    (["explain", "{cat}", "--checkpoint", "{home}/mini.pt", "--target", "10"], "out of range"),
-    (["explain", "{cat}"], "use --weights FILE, --checkpoint FILE or --untrained"),
-    (["explain", "{cat}", "--untrained", "--weights", "x.pth"], "not allowed with"),
-])
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["explain", "{home}/missing.jpg", "--untrained"], "cannot read the image"),
+        (["explain", "{home}/text.jpg", "--untrained"], "not a supported image"),
+        (["explain", "{cat}", "--weights", "{home}/bad.pth"], "are not GoogLeNet weights"),
+        (["explain", "{cat}", "--weights", "{home}/nothing.pth"], "no weights file"),
+        (["explain", "{cat}", "--checkpoint", "{home}/text.jpg"], "is not a PyTorch file"),
+        (["explain", "{cat}", "--checkpoint", "{home}/mini.pt", "--target", "tabby"], "unknown class 'tabby'"),
+        (["explain", "{cat}", "--checkpoint", "{home}/mini.pt", "--target", "10"], "out of range"),
+        (["explain", "{cat}"], "use --weights FILE, --checkpoint FILE or --untrained"),
+        (["explain", "{cat}", "--untrained", "--weights", "x.pth"], "not allowed with"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(home, capsys, argv, words):
     (home / "text.jpg").write_text("not an image")
     bad_weights(home)
@@ -113,7 +116,8 @@ def test_bad_input_exits_2_with_one_line(home, capsys, argv, words):
 
 
 def test_subprocess_offline_default(home):
-    p = subprocess.run([sys.executable, "-m", "gnet", "explain", str(CAT)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "gnet", "explain", str(CAT)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
     assert "googlenet-1378be20.pth" in p.stderr and "--untrained" in p.stderr

@@ -34,7 +34,12 @@ def test_json_lists_every_layer_and_branch_output(capsys, preset):
         assert isinstance(d["size"], int) and isinstance(d["jump"], int) and isinstance(d["start"], float)
         s = plan.step(d["name"])
         assert (d["block"], d["branch"], d["size"], d["jump"], d["start"]) == (
-            s.block, s.branch, s.rf.size, s.rf.jump, s.rf.start)
+            s.block,
+            s.branch,
+            s.rf.size,
+            s.rf.jump,
+            s.rf.start,
+        )
     for block in plan.blocks():  # every branch path of every block, and the block itself
         assert block in layers
         for branch, path in plan.branch_paths(block).items():
@@ -51,7 +56,8 @@ def test_text_table(capsys):
     assert lines[1].split() == ["layer", "block", "branch", "size", "jump", "start"]
     assert lines[2].split() == ["conv1", "7", "2", "0"]  # torchvision's 7×7/2 stem conv
     assert [line.split() for line in lines if line.startswith("inception3a.branch3 ")] == [
-        ["inception3a.branch3", "inception3a", "b3", "43", "8", "6"]]  # torchvision's 3×3 "5×5" branch
+        ["inception3a.branch3", "inception3a", "b3", "43", "8", "6"]
+    ]  # torchvision's 3×3 "5×5" branch
     assert lines[-1] == "no single receptive field for aux1, aux2: adaptive pooling with unequal windows"
 
 
@@ -62,9 +68,17 @@ def test_bad_preset_exits_2_with_one_line(capsys):
 
 
 def test_subprocess_without_torch():
-    code = ("import sys; from gnet.__main__ import main; "
-            "main(['receptive-field', '--preset', 'mini', '--json']); assert 'torch' not in sys.modules")
+    code = (
+        "import sys; from gnet.__main__ import main; "
+        "main(['receptive-field', '--preset', 'mini', '--json']); assert 'torch' not in sys.modules"
+    )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["layers"][0] == {"name": "conv1", "block": None, "branch": None, "size": 3,
-                                                   "jump": 1, "start": 0.0}
+    assert json.loads(res.stdout)["layers"][0] == {
+        "name": "conv1",
+        "block": None,
+        "branch": None,
+        "size": 3,
+        "jump": 1,
+        "start": 0.0,
+    }

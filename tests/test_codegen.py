@@ -31,9 +31,17 @@ def _same_block(design: BlockDesign) -> None:
     ns = _exec(block_code(design))
     c, h, w = design.input_shape
     spec = design.block
-    generated = ns["Inception"](c, b1=spec.b1, b2=(spec.b2_reduce, spec.b2), b3=(spec.b3_reduce, spec.b3), b4=spec.b4,
-                                reduce=spec.reduce, b3_kernel=spec.b3_kernel, factorize=spec.factorize,
-                                batch_norm=spec.batch_norm)
+    generated = ns["Inception"](
+        c,
+        b1=spec.b1,
+        b2=(spec.b2_reduce, spec.b2),
+        b3=(spec.b3_reduce, spec.b3),
+        b4=spec.b4,
+        reduce=spec.reduce,
+        b3_kernel=spec.b3_kernel,
+        factorize=spec.factorize,
+        batch_norm=spec.batch_norm,
+    )
     ours = InceptionBlock(c, spec)
     assert _params(generated) == _params(ours) == block_report(spec, design.input_shape).cost.params
     generated.load_state_dict(ours.state_dict(), strict=True)  # same module names and tensor shapes
@@ -62,8 +70,13 @@ def test_block_code_builds_the_same_module(variant):
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.lists(st.integers(1, 12), min_size=7, max_size=7), st.integers(1, 9),
-       st.sampled_from([(5, False), (5, True), (3, False)]), st.booleans(), st.booleans())
+@given(
+    st.lists(st.integers(1, 12), min_size=7, max_size=7),
+    st.integers(1, 9),
+    st.sampled_from([(5, False), (5, True), (3, False)]),
+    st.booleans(),
+    st.booleans(),
+)
 def test_block_code_random_specs(ch, hw, b3, reduce, bn):
     spec = BlockSpec(*ch[:6], reduce=reduce, b3_kernel=b3[0], factorize=b3[1], batch_norm=bn)
     _same_block(BlockDesign(spec, (ch[6], hw, hw + 1)))

@@ -30,8 +30,13 @@ small = st.integers(1, 48)
 @st.composite
 def blocks(draw) -> BlockSpec:
     kernel, factorize = draw(st.sampled_from([(5, False), (5, True), (3, False)]))
-    return BlockSpec(*(draw(small) for _ in range(6)), reduce=draw(st.booleans()), b3_kernel=kernel,
-                     factorize=factorize, batch_norm=draw(st.booleans()))
+    return BlockSpec(
+        *(draw(small) for _ in range(6)),
+        reduce=draw(st.booleans()),
+        b3_kernel=kernel,
+        factorize=factorize,
+        batch_norm=draw(st.booleans()),
+    )
 
 
 @st.composite
@@ -103,7 +108,14 @@ def test_network_delta_is_the_difference_of_the_two_reports(a, b, detail):
 def test_d2l_receptive_fields():
     rf = network_receptive_fields(network_preset("d2l-fashion96"))
     # 7×7/2 conv, 3×3/2 pool, 1×1, 3×3, 3×3/2 pool, then a 5×5 branch at jump 8
-    assert [rf[k] for k in ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a")] == [7, 11, 11, 19, 27, 59]
+    assert [rf[k] for k in ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a")] == [
+        7,
+        11,
+        11,
+        19,
+        27,
+        59,
+    ]
     assert rf["inception3a.branch1"] == 27 and rf["inception3a.branch2"] == 43
     assert rf["inception5b"] == 715 and rf["avgpool"] == rf["fc"] == 715 + 2 * 32  # a 3×3 global pool at jump 32
 
@@ -123,7 +135,7 @@ def test_branch_receptive_fields_match_torch_gradients(b3):
     offset = 0
     for name in ("b1", "b2", "b3"):
         channels = getattr(spec, name)
-        (g,) = torch.autograd.grad(out[0, offset:offset + channels, 7, 7].sum(), x, retain_graph=True)
+        (g,) = torch.autograd.grad(out[0, offset : offset + channels, 7, 7].sum(), x, retain_graph=True)
         offset += channels
         rows = g.abs().sum((0, 1, 3)).nonzero().flatten()
         assert int(rows.max() - rows.min() + 1) == rf[name], name
@@ -162,11 +174,14 @@ def test_cli_compare_json_and_text(tmp_path, capsys):
     assert "Δ params" in text and f"{rb.params_total - ra.params_total:+,}" in text
 
 
-@pytest.mark.parametrize("files, words", [
-    (("missing.json", "a.json"), "cannot read"),
-    (("bad.json", "a.json"), "not valid JSON"),
-    (("block.json", "a.json"), "block design and B is a network"),
-])
+@pytest.mark.parametrize(
+    "files, words",
+    [
+        (("missing.json", "a.json"), "cannot read"),
+        (("bad.json", "a.json"), "not valid JSON"),
+        (("block.json", "a.json"), "block design and B is a network"),
+    ],
+)
 def test_cli_compare_bad_input_exits_2(tmp_path, capsys, monkeypatch, files, words):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.json").write_text(network_preset("mini").to_json())
@@ -179,6 +194,7 @@ def test_cli_compare_bad_input_exits_2(tmp_path, capsys, monkeypatch, files, wor
 
 
 # -- links that carry both designs -----------------------------------------------------------------
+
 
 @settings(max_examples=15, deadline=None)
 @given(edited_minis())

@@ -30,7 +30,7 @@ def write_fashion_mnist(root: Path, n_train: int = 64, n_test: int = 32, seed: i
         y = torch.arange(n) % 10
         x = torch.randint(0, 60, (n, 28, 28), generator=g, dtype=torch.uint8)
         for i in range(n):  # a bright bar whose row depends on the class: learnable
-            x[i, 2 + 2 * int(y[i]):4 + 2 * int(y[i]), 4:24] = 250
+            x[i, 2 + 2 * int(y[i]) : 4 + 2 * int(y[i]), 4:24] = 250
         write_idx(raw / f"{prefix}-images-idx3-ubyte", x)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
         out += [x, y]

@@ -17,9 +17,34 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_torchrun_two_gloo_processes(tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "gnet", "train",
-           "--preset", "mini", "--image-size", "12", "--synthetic-train", "120", "--synthetic-test", "40",
-           "--batch-size", "40", "--epochs", "2", "--device", "cpu", "--telemetry-every", "2", "--run-dir", str(run)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "gnet",
+        "train",
+        "--preset",
+        "mini",
+        "--image-size",
+        "12",
+        "--synthetic-train",
+        "120",
+        "--synthetic-test",
+        "40",
+        "--batch-size",
+        "40",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--telemetry-every",
+        "2",
+        "--run-dir",
+        str(run),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     status = json.loads((run / "status.json").read_text())

@@ -47,8 +47,14 @@ def online(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr(downloads, "RETRY_WAIT_S", 0.05)  # the retries themselves are real; only shorter waits
-    for var in ("GNET_OFFLINE", "GNET_NO_DOWNLOAD", "GNET_WEIGHTS_URL", "GNET_WEIGHTS_SHA256",
-                "GNET_DATASET_MIRROR", "GNET_DATASET_CHECKSUMS"):
+    for var in (
+        "GNET_OFFLINE",
+        "GNET_NO_DOWNLOAD",
+        "GNET_WEIGHTS_URL",
+        "GNET_WEIGHTS_SHA256",
+        "GNET_DATASET_MIRROR",
+        "GNET_DATASET_CHECKSUMS",
+    ):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
@@ -93,8 +99,9 @@ def test_progress_advances_then_the_verified_file_loads(online, server, monkeypa
     assert leftovers() == [pretrained.WEIGHTS_FILE]  # no .partial file
     lm = load_model(ModelSource("pretrained"))
     state = torch.load(hub_weights_path(), weights_only=True)
-    assert lm.trained and torch.equal(lm.model.state_dict()["inception4a.branch2.1.conv.weight"],
-                                      state["inception4a.branch2.1.conv.weight"])
+    assert lm.trained and torch.equal(
+        lm.model.state_dict()["inception4a.branch2.1.conv.weight"], state["inception4a.branch2.1.conv.weight"]
+    )
     assert server.requests[WEIGHTS_PATH] == 1
 
 
@@ -160,8 +167,11 @@ def test_a_download_cut_every_time_fails_and_leaves_nothing(online, server, monk
 @pytest.mark.parametrize("case", ["wrong_hash", "html", "torchvision_prefix"])
 def test_wrong_bytes_are_refused_with_a_clear_message(online, server, monkeypatch, case):
     if case == "html":
-        server.add(WEIGHTS_PATH, b"<!DOCTYPE html><html><body>Please log in to the proxy</body></html>",
-                   content_type="text/html; charset=utf-8")
+        server.add(
+            WEIGHTS_PATH,
+            b"<!DOCTYPE html><html><body>Please log in to the proxy</body></html>",
+            content_type="text/html; charset=utf-8",
+        )
         monkeypatch.setenv("GNET_WEIGHTS_URL", server.url(WEIGHTS_PATH))
     elif case == "wrong_hash":
         mirror_weights(server, monkeypatch)
@@ -173,8 +183,11 @@ def test_wrong_bytes_are_refused_with_a_clear_message(online, server, monkeypatc
     assert job().wait(60)
     status = ensure_pretrained_weights()
     assert status.state == "failed" and not status.ok
-    want = {"html": "sent a web page (HTML) instead of the file",
-            "wrong_hash": "wrong SHA-256", "torchvision_prefix": 'expected 1378be20'}[case]
+    want = {
+        "html": "sent a web page (HTML) instead of the file",
+        "wrong_hash": "wrong SHA-256",
+        "torchvision_prefix": "expected 1378be20",
+    }[case]
     assert want in status.message and "refused" in status.message or case == "html"
     assert server.requests[WEIGHTS_PATH] == 1  # wrong bytes are not fetched again by themselves
     assert leftovers() == []
@@ -208,8 +221,14 @@ def test_a_quiet_connection_shows_no_speed_then_cancel(online, server, monkeypat
 # -- datasets through torchvision's classes, from a mirror ----------------------------------------
 
 
-def mirror_dataset(server: FileServer, tmp_path, monkeypatch, cls: str, files: dict[str, bytes],
-                   checksum_files: dict[str, bytes] | None = None) -> None:
+def mirror_dataset(
+    server: FileServer,
+    tmp_path,
+    monkeypatch,
+    cls: str,
+    files: dict[str, bytes],
+    checksum_files: dict[str, bytes] | None = None,
+) -> None:
     for name, blob in files.items():
         server.add(f"/mirror/{cls}/{name}", blob)
     sums = tmp_path / "md5sums.txt"
@@ -235,8 +254,15 @@ def test_fashion_mnist_from_a_mirror_then_trains(online, server, monkeypatch):
     assert torch.equal(ds.train_x[:, 0], torch.from_numpy(idx_images(60, 1)[1]))
     assert torch.equal(ds.test_y, torch.from_numpy(idx_labels(20, 4)[1]).long())
     # ... and it trains: one tiny epoch of the mini network on the downloaded files
-    cfg = TrainConfig.from_recipe("improved", network_preset("mini"), dataset="fashion-mnist", image_size=32,
-                                  epochs=1, batch_size=20, device="cpu")
+    cfg = TrainConfig.from_recipe(
+        "improved",
+        network_preset("mini"),
+        dataset="fashion-mnist",
+        image_size=32,
+        epochs=1,
+        batch_size=20,
+        device="cpu",
+    )
     run = runs.create(online / "runs" / "fm", {"train": cfg.to_dict()})
     assert train(cfg, run) == "finished"
     epochs = runs.read_metrics(run, "epoch", ("epoch", "test_acc"))

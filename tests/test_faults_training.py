@@ -35,8 +35,15 @@ def launch():
 
     def start(args: list[str], log: Path) -> subprocess.Popen:
         with open(log, "ab") as f:
-            procs.append(subprocess.Popen([sys.executable, "-m", "gnet", "train", *args], cwd=ROOT, env=ENV,
-                                          stdout=f, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "gnet", "train", *args],
+                    cwd=ROOT,
+                    env=ENV,
+                    stdout=f,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         return procs[-1]
 
     yield start
@@ -52,7 +59,11 @@ def wait_running(run: Path, proc: subprocess.Popen, min_step: int, timeout: floa
     while time.time() < deadline:
         assert proc.poll() is None, (run.parent / "log.txt").read_text()[-2000:]
         status = runs.read_json(run / "status.json") or {}
-        if status.get("pid") == proc.pid and status.get("state") == "running" and status.get("global_step", 0) > min_step:
+        if (
+            status.get("pid") == proc.pid
+            and status.get("state") == "running"
+            and status.get("global_step", 0) > min_step
+        ):
             return status
         time.sleep(0.05)
     raise AssertionError(f"no progress within {timeout} s: {status}")
@@ -74,9 +85,26 @@ def checkpoints_ok(run: Path) -> int:
 def test_random_sigkills_never_corrupt_anything_and_resume_continues(tmp_path, launch):
     run, log = tmp_path / "run", tmp_path / "log.txt"
     rng = random.Random(1234)
-    first = ["--preset", "mini", "--image-size", "12", "--synthetic-train", "200", "--synthetic-test", "20",
-             "--batch-size", "20", "--epochs", "100", "--device", "cpu", "--checkpoint-every", "0",
-             "--run-dir", str(run)]
+    first = [
+        "--preset",
+        "mini",
+        "--image-size",
+        "12",
+        "--synthetic-train",
+        "200",
+        "--synthetic-test",
+        "20",
+        "--batch-size",
+        "20",
+        "--epochs",
+        "100",
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "0",
+        "--run-dir",
+        str(run),
+    ]
     proc = launch(first, log)
     last_step, kills = 0, 0
     while kills < 8:
@@ -122,8 +150,27 @@ def test_random_sigkills_never_corrupt_anything_and_resume_continues(tmp_path, l
 
 def test_stop_file_is_seen_by_a_running_process(tmp_path, launch):
     run, log = tmp_path / "run", tmp_path / "log.txt"
-    proc = launch(["--preset", "mini", "--image-size", "12", "--synthetic-train", "100", "--synthetic-test", "20",
-                   "--batch-size", "20", "--epochs", "500", "--device", "cpu", "--run-dir", str(run)], log)
+    proc = launch(
+        [
+            "--preset",
+            "mini",
+            "--image-size",
+            "12",
+            "--synthetic-train",
+            "100",
+            "--synthetic-test",
+            "20",
+            "--batch-size",
+            "20",
+            "--epochs",
+            "500",
+            "--device",
+            "cpu",
+            "--run-dir",
+            str(run),
+        ],
+        log,
+    )
     wait_running(run, proc, 0)
     runs.request_stop(run)  # STOP file + SIGTERM, as the page does
     assert proc.wait(timeout=60) == 0

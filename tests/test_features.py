@@ -39,8 +39,21 @@ def cat(untrained):
 
 def test_layers(untrained):
     assert [l.label for l in F.layers(untrained.model)] == [
-        "conv1 (stem)", "maxpool1 (stem)", "conv2 (stem)", "conv3 (stem)", "maxpool2 (stem)",
-        "3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
+        "conv1 (stem)",
+        "maxpool1 (stem)",
+        "conv2 (stem)",
+        "conv3 (stem)",
+        "maxpool2 (stem)",
+        "3a",
+        "3b",
+        "4a",
+        "4b",
+        "4c",
+        "4d",
+        "4e",
+        "5a",
+        "5b",
+    ]
     with pytest.raises(F.FeatureError, match="no layer"):
         F.find_layer(untrained.model, "6a")
 
@@ -112,8 +125,14 @@ def test_top_k():
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.float32, st.tuples(st.integers(1, 12), st.integers(1, 4), st.integers(1, 4)),
-              elements=st.floats(0, 10, width=32)), st.integers(1, 20))
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 12), st.integers(1, 4), st.integers(1, 4)),
+        elements=st.floats(0, 10, width=32),
+    ),
+    st.integers(1, 20),
+)
 def test_rank_channels_property(act, k):
     idx = F.rank_channels(act, k)
     means = act.reshape(act.shape[0], -1).mean(1)
@@ -139,11 +158,11 @@ def test_mosaic_layout_and_frame(n, branch):
     cols = min(8, int(np.ceil(np.sqrt(len(chosen)))))
     rows = -(-len(chosen) // cols)
     assert img.size == (4 * 2 + 4 + cols * 44, 4 * 2 + 24 + 4 + rows * (40 + 16 + 4))
-    rgb = tuple(int(BRANCH_COLORS[branch][i:i + 2], 16) for i in (1, 3, 5))
+    rgb = tuple(int(BRANCH_COLORS[branch][i : i + 2], 16) for i in (1, 3, 5))
     assert img.getpixel((1, img.height - 2)) == rgb and img.getpixel((img.width - 2, img.height // 2)) == rgb
     # the first tile shows the strongest channel, nearest-upscaled from its 7×7 map
     tile = np.asarray(img.crop((8, 32, 48, 72)))
-    assert np.array_equal(tile[::40 // 7 + 1][:1, 0], F.LUT[F.normalise(act[chosen[0]])][:1, 0])
+    assert np.array_equal(tile[:: 40 // 7 + 1][:1, 0], F.LUT[F.normalise(act[chosen[0]])][:1, 0])
 
 
 def test_mosaic_needs_channels():

@@ -40,10 +40,15 @@ FAST = fv.VisConfig(size=32, steps=64, jitter=2, lr=0.1)
 
 def tiny_spec(in_channels: int = 3) -> NetworkSpec:
     return NetworkSpec(
-        name="tiny", in_channels=in_channels, input_size=(16, 16), num_classes=10,
+        name="tiny",
+        in_channels=in_channels,
+        input_size=(16, 16),
+        num_classes=10,
         stem=(ConvSpec(16, 3, 1, 1), PoolSpec(3, 2, padding=1)),
         stages=((BlockSpec(8, 8, 12, 4, 8, 8, batch_norm=True), BlockSpec(8, 8, 12, 4, 8, 8, batch_norm=True)),),
-        stage_pools=(), batch_norm=True)
+        stage_pools=(),
+        batch_norm=True,
+    )
 
 
 def train_tiny(in_channels: int = 3, steps: int = 60) -> tuple[torch.nn.Module, Preprocess, dict]:
@@ -65,8 +70,13 @@ def train_tiny(in_channels: int = 3, steps: int = 60) -> tuple[torch.nn.Module, 
         opt.step()
     model.zero_grad(set_to_none=True)
     model.eval().requires_grad_(False)
-    pre_dict = {"image_size": [16, 16], "mean": mean.tolist(), "std": std.tolist(), "in_channels": in_channels,
-                "resize_mode": "stretch"}
+    pre_dict = {
+        "image_size": [16, 16],
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+        "in_channels": in_channels,
+        "resize_mode": "stretch",
+    }
     pre = Preprocess(16, (16, 16), tuple(mean.tolist()), tuple(std.tolist()), in_channels, stretch=True)
     return model, pre, pre_dict
 
@@ -82,10 +92,14 @@ def trained(tmp_path_factory):
 
 
 def snapshot(model: torch.nn.Module) -> dict:
-    return {"state": {k: v.clone() for k, v in model.state_dict().items()},
-            "flags": [p.requires_grad for p in model.parameters()], "training": model.training,
-            "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-                         for m in model.modules())}
+    return {
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+        "flags": [p.requires_grad for p in model.parameters()],
+        "training": model.training,
+        "hooks": sum(
+            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()
+        ),
+    }
 
 
 def assert_unchanged(model: torch.nn.Module, before: dict) -> None:
@@ -196,8 +210,14 @@ def test_refuses_a_model_in_training_mode_and_touches_nothing(trained):
 def test_cancel_is_checked_every_step(trained):
     calls = []
     with pytest.raises(fv.Cancelled, match="after 3 of"):
-        fv.visualize(trained[0], trained[1], [fv.Target("3a", "b1", 0)], FAST,
-                     progress=lambda s, n, v: calls.append(s), should_stop=lambda: len(calls) >= 3)
+        fv.visualize(
+            trained[0],
+            trained[1],
+            [fv.Target("3a", "b1", 0)],
+            FAST,
+            progress=lambda s, n, v: calls.append(s),
+            should_stop=lambda: len(calls) >= 3,
+        )
 
 
 def test_objective_matches_features_extract_with_torchvision_transform_input():
@@ -261,7 +281,7 @@ def test_parameterisation_is_in_range_and_spectrum_is_one_over_f(size, seed, dec
     assert img.shape == (2, channels, size, size) and float(img.min()) >= 0 and float(img.max()) <= 1
     # scale × frequency is constant (√(h·w)) wherever the frequency is above the one-cycle floor
     fy, fx = torch.fft.fftfreq(size)[:, None], torch.fft.rfftfreq(size)[None, :]
-    f = (fx ** 2 + fy ** 2).sqrt()
+    f = (fx**2 + fy**2).sqrt()
     above = f >= 1 / size
     assert torch.allclose((scale * f)[above], torch.full_like(f[above], float(size)), rtol=1e-5)
     assert float(fv.COLOR_MATRIX.norm(dim=0).max()) == pytest.approx(1.0)
@@ -287,9 +307,12 @@ def test_cache_round_trip_and_half_written_results_are_not_results(trained, tmp_
     json_path.unlink()
     assert fv.read_result(tmp_path, key) is None
     # every part of the key matters
-    keys = {key, fv.result_key(fp, fv.Target("inception3a", "b2", 1), fv.VisConfig(size=32, steps=2, jitter=2)),
-            fv.result_key(fp, vis.target.target, fv.VisConfig(size=32, steps=3, jitter=2)),
-            fv.result_key("other-model", vis.target.target, fv.VisConfig(size=32, steps=2, jitter=2))}
+    keys = {
+        key,
+        fv.result_key(fp, fv.Target("inception3a", "b2", 1), fv.VisConfig(size=32, steps=2, jitter=2)),
+        fv.result_key(fp, vis.target.target, fv.VisConfig(size=32, steps=3, jitter=2)),
+        fv.result_key("other-model", vis.target.target, fv.VisConfig(size=32, steps=2, jitter=2)),
+    }
     assert len(keys) == 4
     other = copy.deepcopy(model)
     with torch.no_grad():
@@ -313,8 +336,9 @@ def test_job_in_process_keeps_each_finished_batch_when_cancelled(trained, tmp_pa
     cfg = fv.VisConfig(size=32, steps=6, jitter=2)
     fp = fv.model_fingerprint(model, pre)
     targets = [fv.Target("inception3a", "b1", k) for k in range(3)]
-    job = fv.start_job(tmp_path, {"kind": "checkpoint", "path": str(ckpt)}, fp, "inception3a", targets, cfg,
-                       spawn=False)
+    job = fv.start_job(
+        tmp_path, {"kind": "checkpoint", "path": str(ckpt)}, fp, "inception3a", targets, cfg, spawn=False
+    )
     assert job.state == "starting" and job.total == 3
     info = fv.run_job(job.path, model, pre)
     assert info.state == "cancelled" and "1 of 3 pictures are finished" in info.message
@@ -336,8 +360,10 @@ def test_at_most_n_jobs_and_the_same_request_joins_the_running_job(trained, tmp_
         fv.start_job(tmp_path, src, fp, "inception3a", [fv.Target("inception3a", "b1", 1)], FAST, spawn=False)
     fv.write_job_status(first.path, "running", pid=2**22 + 12345)  # a pid that is not running: the job died
     assert fv.read_job(first.path).state == "died"
-    assert fv.start_job(tmp_path, src, fp, "inception3a", [fv.Target("inception3a", "b1", 1)], FAST,
-                        spawn=False).state == "starting"
+    assert (
+        fv.start_job(tmp_path, src, fp, "inception3a", [fv.Target("inception3a", "b1", 1)], FAST, spawn=False).state
+        == "starting"
+    )
 
 
 def wait_for(path: Path, ok, timeout: float = 120.0) -> fv.JobInfo:
@@ -371,8 +397,15 @@ def test_cancel_by_sigterm_is_graceful(trained, tmp_path):
     model, pre, ckpt = trained
     cfg = fv.VisConfig(size=32, steps=4000, jitter=2)
     fp = fv.model_fingerprint(model, pre)
-    job = fv.start_job(tmp_path, {"kind": "checkpoint", "path": str(ckpt)}, fp, "inception3a",
-                       [fv.Target("inception3a", "b1", 0)], cfg, spawn=False)
+    job = fv.start_job(
+        tmp_path,
+        {"kind": "checkpoint", "path": str(ckpt)},
+        fp,
+        "inception3a",
+        [fv.Target("inception3a", "b1", 0)],
+        cfg,
+        spawn=False,
+    )
     old = signal.getsignal(signal.SIGTERM)
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
     try:
@@ -428,31 +461,81 @@ def test_specialisation_statistics(trained):
 def test_cli_visualize_json(trained, tmp_path, capsys):
     _, _, ckpt = trained
     out = tmp_path / "ch.png"
-    rc = main(["visualize", "--checkpoint", str(ckpt), "--layer", "inception3b", "--branch", "b2", "--channel", "3",
-               "--size", "32", "--steps", "16", "--seed", "0", "--out", str(out), "--json"])
+    rc = main(
+        [
+            "visualize",
+            "--checkpoint",
+            str(ckpt),
+            "--layer",
+            "inception3b",
+            "--branch",
+            "b2",
+            "--channel",
+            "3",
+            "--size",
+            "32",
+            "--steps",
+            "16",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
-    assert list(d) == ["layer", "branch", "channel", "output_channel", "steps", "seconds", "activation_start",
-                       "activation_end"]
+    assert list(d) == [
+        "layer",
+        "branch",
+        "channel",
+        "output_channel",
+        "steps",
+        "seconds",
+        "activation_start",
+        "activation_end",
+    ]
     assert (d["layer"], d["branch"], d["channel"], d["output_channel"], d["steps"]) == ("inception3b", "b2", 3, 11, 16)
     assert d["activation_end"] > d["activation_start"] and d["seconds"] > 0
     assert Image.open(out).size == (32, 32)
     # --channel without --branch counts in the block output
-    assert main(["visualize", "--checkpoint", str(ckpt), "--layer", "3b", "--channel", "11", "--size", "32",
-                 "--steps", "16", "--out", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "visualize",
+                "--checkpoint",
+                str(ckpt),
+                "--layer",
+                "3b",
+                "--channel",
+                "11",
+                "--size",
+                "32",
+                "--steps",
+                "16",
+                "--out",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["activation_end"] == d["activation_end"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--layer", "4z"], "no layer"),
-    (["--layer", "3a", "--branch", "b1", "--channel", "99"], "3a·b1 has channels 0 to 7"),
-    (["--layer", "3a", "--size", "8"], "size must be"),
-    (["--layer", "3a", "--steps", "0"], "steps must be"),
-    (["--layer", "3a", "--branch", "b9"], "invalid choice"),
-    (["--layer", "3a", "--out", "/no/such/folder/x.png"], "does not exist"),
-    (["--layer", "3a", "--out", "x.jpg"], "must be a .png"),
-    (["--out", "x.png"], "needs --layer"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layer", "4z"], "no layer"),
+        (["--layer", "3a", "--branch", "b1", "--channel", "99"], "3a·b1 has channels 0 to 7"),
+        (["--layer", "3a", "--size", "8"], "size must be"),
+        (["--layer", "3a", "--steps", "0"], "steps must be"),
+        (["--layer", "3a", "--branch", "b9"], "invalid choice"),
+        (["--layer", "3a", "--out", "/no/such/folder/x.png"], "does not exist"),
+        (["--layer", "3a", "--out", "x.jpg"], "must be a .png"),
+        (["--out", "x.png"], "needs --layer"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(trained, tmp_path, capsys, args, message):
     argv = ["visualize", "--checkpoint", str(trained[2]), *args]
     if "--out" not in args:

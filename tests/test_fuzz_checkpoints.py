@@ -21,9 +21,13 @@ from tests.fuzzing import fuzz_settings
 @pytest.fixture(scope="module")
 def real_checkpoint() -> bytes:
     spec = mini()
-    ckpt = Checkpoint(spec, build(spec).state_dict(), [f"c{i}" for i in range(10)],
-                      {"image_size": [32, 32], "mean": [0.5] * 3, "std": [0.25] * 3, "in_channels": 3},
-                      {"epoch": 1})
+    ckpt = Checkpoint(
+        spec,
+        build(spec).state_dict(),
+        [f"c{i}" for i in range(10)],
+        {"image_size": [32, 32], "mean": [0.5] * 3, "std": [0.25] * 3, "in_channels": 3},
+        {"epoch": 1},
+    )
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "last.pt"
         save_checkpoint(path, ckpt)
@@ -64,9 +68,11 @@ def test_fuzz_random_bytes(data):
     _load_bytes(data)
 
 
-JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                       lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
-                       max_leaves=12)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=12,
+)
 
 
 @fuzz_settings(60)

@@ -195,8 +195,14 @@ def _seeds() -> list[bytes]:
     img = gradient(12, 9)
     gif = io.BytesIO()
     img.save(gif, format="GIF")
-    return [encode(img, "PNG"), encode(img, "JPEG"), gif.getvalue(), encode(img, "TIFF"),
-            encode(img.convert("RGBA"), "WEBP"), encode(img, "BMP")]
+    return [
+        encode(img, "PNG"),
+        encode(img, "JPEG"),
+        gif.getvalue(),
+        encode(img, "TIFF"),
+        encode(img.convert("RGBA"), "WEBP"),
+        encode(img, "BMP"),
+    ]
 
 
 SEEDS = _seeds()
@@ -211,7 +217,7 @@ def mutated(draw):
         if op == "flip" and data:
             data[i] = draw(st.integers(0, 255))
         elif op == "cut":
-            del data[i: i + draw(st.integers(1, 64))]
+            del data[i : i + draw(st.integers(1, 64))]
         else:
             data[i:i] = draw(st.binary(min_size=1, max_size=16))
     return bytes(data)

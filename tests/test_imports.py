@@ -91,9 +91,14 @@ def test_function_level_imports_are_counted(tmp_path):
 def test_gnet_has_no_import_cycle():
     graph = _graph()
     cycles = _cycles(graph)
-    detail = [" ↔ ".join(f"{m} (imports {', '.join(n for n in c if n in graph[m])} at line "
-                         f"{', '.join(str(line) for n in c if n in graph[m] for line in graph[m][n])})" for m in c)
-              for c in cycles]
+    detail = [
+        " ↔ ".join(
+            f"{m} (imports {', '.join(n for n in c if n in graph[m])} at line "
+            f"{', '.join(str(line) for n in c if n in graph[m] for line in graph[m][n])})"
+            for m in c
+        )
+        for c in cycles
+    ]
     assert not cycles, "import cycles in gnet/: " + "; ".join(detail)
 
 
@@ -107,6 +112,10 @@ def test_imports_run_one_way():
 
 
 def test_gnet_imports_no_streamlit():
-    offenders = [f"{m}.py line {graph_lines[0]}" for m, imports in _graph().items()
-                 for k, graph_lines in imports.items() if k == "<streamlit>"]
+    offenders = [
+        f"{m}.py line {graph_lines[0]}"
+        for m, imports in _graph().items()
+        for k, graph_lines in imports.items()
+        if k == "<streamlit>"
+    ]
     assert not offenders, f"gnet/ must not import streamlit: {offenders}"

@@ -44,8 +44,9 @@ def ckpt(env):
     path.parent.mkdir(parents=True)
     torch.manual_seed(0)
     pre = {"image_size": [16, 16], "mean": [0.5] * 3, "std": [0.25] * 3, "in_channels": 3, "resize_mode": "stretch"}
-    save_checkpoint(path, Checkpoint(tiny_spec(), build(tiny_spec()).state_dict(), [f"c{i}" for i in range(10)],
-                    pre, {"epoch": 1}))
+    save_checkpoint(
+        path, Checkpoint(tiny_spec(), build(tiny_spec()).state_dict(), [f"c{i}" for i in range(10)], pre, {"epoch": 1})
+    )
     return tmp_path
 
 
@@ -134,15 +135,23 @@ def test_channel_order_and_block_choice(ckpt):
     at.selectbox(key="at_block").set_value("3b")
     run(at)
     assert "Block 3b: 36 channels, the first 3 of each branch" in texts(at, "subheader")
-    assert tiles(at) == [f"3b·{b} ch {c} | out {o + c}" for b, o in (("b1", 0), ("b2", 8), ("b3", 20), ("b4", 28))
-                         for c in range(3)]
+    assert tiles(at) == [
+        f"3b·{b} ch {c} | out {o + c}" for b, o in (("b1", 0), ("b2", 8), ("b3", 20), ("b4", 28)) for c in range(3)
+    ]
 
 
 def test_when_all_workers_are_busy_the_page_says_so(ckpt, monkeypatch):
     monkeypatch.setenv("GNET_MAX_VIS_JOBS", "1")
     root = ckpt / "runs" / ".featurevis"
-    other = fv.start_job(root, {"kind": "untrained", "path": ""}, "someone-else", "inception4b",
-                         [fv.Target("inception4b", "b1", 0)], fv.VisConfig(), spawn=False)
+    other = fv.start_job(
+        root,
+        {"kind": "untrained", "path": ""},
+        "someone-else",
+        "inception4b",
+        [fv.Target("inception4b", "b1", 0)],
+        fv.VisConfig(),
+        spawn=False,
+    )
     fv.write_job_status(other.path, "running", pid=os.getpid(), host=socket.gethostname())
     at = tiny_page()
     at.button(key="at_start").click()

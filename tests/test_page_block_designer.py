@@ -56,8 +56,11 @@ def _text(at: AppTest) -> str:
 def _expect(at: AppTest, design: BlockDesign) -> None:
     report = block_report(design.block, design.input_shape)
     assert _output(at) == f"### Output {report.concat_text()}"
-    assert _metrics(at) == {"Parameters": f"{report.cost.params:,}", "Mult-adds": f"{report.cost.mult_adds:,}",
-                            "Multiplications": f"{report.cost.multiplications:,}"}
+    assert _metrics(at) == {
+        "Parameters": f"{report.cost.params:,}",
+        "Mult-adds": f"{report.cost.mult_adds:,}",
+        "Multiplications": f"{report.cost.multiplications:,}",
+    }
     assert any(f"FLOPs = 2 × multiplications = {report.cost.flops:,}." in c.value for c in at.caption)
     table = at.dataframe[0].value
     assert list(table["params"]) == [b.cost.params for b in report.branches] + [report.cost.params]
@@ -111,12 +114,15 @@ def test_presets_load_the_papers_numbers(name):
     _expect(at, BlockDesign(BlockSpec(*PAPER_BLOCKS[name]), (c, h, w)))
 
 
-@pytest.mark.parametrize("key, value, words", [
-    ("bd_b1", 0, "b1 must be from 1"),
-    ("bd_b2", 9000, "b2 must be from 1 to 8,192"),
-    ("bd_h", 5000, "input height"),
-    ("bd_c", 0, "input channels"),
-])
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("bd_b1", 0, "b1 must be from 1"),
+        ("bd_b2", 9000, "b2 must be from 1 to 8,192"),
+        ("bd_h", 5000, "input height"),
+        ("bd_c", 0, "input channels"),
+    ],
+)
 def test_invalid_input_shows_an_error_naming_the_field(key, value, words):
     at = _run()
     at.number_input(key=key).set_value(value).run()
@@ -168,8 +174,11 @@ def test_json_upload_round_trip_and_bad_files():
     at.file_uploader(key="bd_upload").set_value(("block.json", design.to_json().encode(), "application/json")).run()
     assert not at.exception and not at.error
     _expect(at, design)
-    for content, words in ((b"{not json", "not valid JSON"), (b'{"input_shape": [1, 2, 3]}', "block"),
-                           (design.to_json().replace('"b1": 12', '"b1": -5').encode(), "b1")):
+    for content, words in (
+        (b"{not json", "not valid JSON"),
+        (b'{"input_shape": [1, 2, 3]}', "block"),
+        (design.to_json().replace('"b1": 12', '"b1": -5').encode(), "b1"),
+    ):
         at.file_uploader(key="bd_upload").set_value(("bad.json", content, "application/json")).run()
         assert not at.exception
         assert any(words in e for e in _errors(at)), _errors(at)
@@ -229,4 +238,3 @@ def test_a_stale_handoff_of_the_wrong_type_is_ignored():
     at.run()
     assert not at.exception and not _editing_notes(at)
     _expect(at, block_presets()["Ng's example (28×28×192, seed 002)"])  # the default design
-

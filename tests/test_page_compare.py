@@ -74,7 +74,8 @@ def test_block_designer_a_from_a_file_and_a_preset():
     t = compare_table(at)
     assert t.loc["total", "params A"] == block_report(paper.block, paper.input_shape).cost.params
     at.file_uploader(key="bd_cmp_file").set_value(
-        ("net.json", network_preset("mini").to_json().encode(), "application/json")).run()
+        ("net.json", network_preset("mini").to_json().encode(), "application/json")
+    ).run()
     assert not at.exception and any("compare networks on the Network Explorer" in e.value for e in at.error)
     at.radio(key="bd_cmp_source").set_value("a preset").run()
     at.selectbox(key="bd_cmp_preset").set_value("Paper 5b").run()
@@ -107,8 +108,9 @@ def test_network_explorer_pin_edit_overlay_and_link():
 
     at.toggle(key="ne_cmp_branches").set_value(True).run()
     t = compare_table(at)
-    assert t.loc["inception3a.branch3", "Δ params"] == (rb.blocks["3a"].branch("b3").cost.params
-                                                        - ra.blocks["3a"].branch("b3").cost.params)
+    assert t.loc["inception3a.branch3", "Δ params"] == (
+        rb.blocks["3a"].branch("b3").cost.params - ra.blocks["3a"].branch("b3").cost.params
+    )
 
 
 def test_network_explorer_a_from_preset_and_bad_link():

@@ -36,8 +36,15 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setattr(downloads, "RETRY_WAIT_S", 0.05)
-    for var in ("GNET_OFFLINE", "GNET_NO_DOWNLOAD", "GNET_WEIGHTS", "GNET_WEIGHTS_URL", "GNET_WEIGHTS_SHA256",
-                "GNET_DATASET_MIRROR", "GNET_DATASET_CHECKSUMS"):
+    for var in (
+        "GNET_OFFLINE",
+        "GNET_NO_DOWNLOAD",
+        "GNET_WEIGHTS",
+        "GNET_WEIGHTS_URL",
+        "GNET_WEIGHTS_SHA256",
+        "GNET_DATASET_MIRROR",
+        "GNET_DATASET_CHECKSUMS",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield tmp_path
     for info in runs.list_runs(tmp_path / "runs"):  # never leave a training process behind
@@ -178,7 +185,9 @@ def test_training_offers_a_missing_dataset_downloads_it_then_the_run_trains(env,
     run(at)
     assert paused.paused.wait(60)
     run(at)
-    assert at.progress and re.sub(r"\\(.)", r"\1", at.progress[0].text).startswith("Downloading Fashion-MNIST for run fm-download: ")
+    assert at.progress and re.sub(r"\\(.)", r"\1", at.progress[0].text).startswith(
+        "Downloading Fashion-MNIST for run fm-download: "
+    )
     assert at.progress[0].value < 100 and " of " in at.progress[0].text
     assert not runs.list_runs(env / "runs")  # the run waits for its data
     paused.release.set()
@@ -199,8 +208,11 @@ def test_training_dataset_download_failure_says_why_and_offers_a_retry(env, serv
     for name, blob in files.items():
         server.add(f"/mirror/FashionMNIST/{name}", blob)
     sums = env / "md5sums.txt"  # the operator's checksums disagree with one served file
-    sums.write_text("".join(f"{md5(b if n != 't10k-labels-idx1-ubyte.gz' else b'other')}  FashionMNIST/{n}\n"
-                            for n, b in files.items()))
+    sums.write_text(
+        "".join(
+            f"{md5(b if n != 't10k-labels-idx1-ubyte.gz' else b'other')}  FashionMNIST/{n}\n" for n, b in files.items()
+        )
+    )
     monkeypatch.setenv("GNET_DATASET_MIRROR", server.url("/mirror/"))
     monkeypatch.setenv("GNET_DATASET_CHECKSUMS", str(sums))
     at = run(AppTest.from_file(str(PAGES / "training.py"), default_timeout=60))

@@ -111,7 +111,9 @@ def test_sources_offline_untrained_then_pretrained_then_a_weights_file(env):
     # the same file as a weights file (allowed: it lies in the torch hub cache)
     at.radio(key="ex_source").set_value("weights")
     run(at)
-    at.text_input(key="ex_weights_path").set_value(str(env / "torch" / "hub" / "checkpoints" / "googlenet-1378be20.pth"))
+    at.text_input(key="ex_weights_path").set_value(
+        str(env / "torch" / "hub" / "checkpoints" / "googlenet-1378be20.pth")
+    )
     run(at)
     assert "torchvision GoogLeNet, weights file googlenet-1378be20.pth" in texts(at, "markdown")
     assert not at.error and len(at.get("image")) == 8

@@ -96,8 +96,9 @@ def test_pretrained_weights_from_the_hub_cache(env):
     assert "torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)" in md and "UNTRAINED" not in md
     assert "b3: 1×1 → 3×3" in md  # read from torchvision's module, not the paper's 5×5
     assert "transform_input" in texts(at, "caption")
-    assert all(c in __import__("gnet.pretrained", fromlist=["x"]).imagenet_categories()
-               for c in at.dataframe[1].value["class"])
+    assert all(
+        c in __import__("gnet.pretrained", fromlist=["x"]).imagenet_categories() for c in at.dataframe[1].value["class"]
+    )
 
 
 @pytest.mark.parametrize("case", ["rgba_png", "palette_gif", "gray16_png", "cmyk_tiff"])
@@ -121,11 +122,14 @@ def test_upload_good_files(env, case):
     assert len(at.get("image")) == 8
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"", "empty"),
-    (b"GIF89a" + b"\x00" * 40, "could not be decoded|not a supported image"),
-    (b"hello, I am a text file", "not a supported image"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"", "empty"),
+        (b"GIF89a" + b"\x00" * 40, "could not be decoded|not a supported image"),
+        (b"hello, I am a text file", "not a supported image"),
+    ],
+)
 def test_upload_bad_files_show_an_error_and_the_page_stays_usable(env, data, match):
     at = run()
     at.file_uploader(key="fm_upload").set_value(("x.png", data, "image/png"))

@@ -35,7 +35,11 @@ def _expect(at: AppTest, spec: NetworkSpec) -> None:
     assert m["Multiplications"] == f"{report.cost.multiplications:,}"
     table = at.dataframe[0].value
     total = table.iloc[-1]
-    assert (total["layer"], total["params"], total["mult-adds"]) == ("total", report.params_total, report.cost.mult_adds)
+    assert (total["layer"], total["params"], total["mult-adds"]) == (
+        "total",
+        report.params_total,
+        report.cost.mult_adds,
+    )
     assert at.session_state["designed_network"] == spec
 
 
@@ -139,8 +143,12 @@ def test_network_json_upload_and_bad_files():
     assert not at.exception and not at.error
     _expect(at, spec)
     assert "A network loaded from a file." in [c.value for c in at.caption]  # its own description is not rendered
-    for content, words in ((b"\x00\xff garbage", "UTF-8"), (b"{'name': 1", "not valid JSON"), (b"[1, 2]", "JSON object"),
-                           (spec.to_json().replace('"num_classes": 10', '"num_classes": 0').encode(), "num_classes")):
+    for content, words in (
+        (b"\x00\xff garbage", "UTF-8"),
+        (b"{'name': 1", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (spec.to_json().replace('"num_classes": 10', '"num_classes": 0').encode(), "num_classes"),
+    ):
         at.file_uploader(key="ne_upload").set_value(("bad.json", content, "application/json")).run()
         assert not at.exception
         assert any(words in e for e in _errors(at)), _errors(at)
@@ -201,4 +209,3 @@ def test_receptive_field_column_and_chart_come_from_the_plan():
         trace = next(t for name, t in traces.items() if name.startswith(branch))
         assert trace["y"] == [plan.step(f"{b}.branch{i + 1}").rf.size for b in plan.blocks()]
     assert traces["b3 (1×1 → 3×3)"]["y"] == traces["b2 (1×1 → 3×3)"]["y"]
-

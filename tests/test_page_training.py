@@ -38,14 +38,18 @@ def page() -> AppTest:
 
 
 def texts(at: AppTest) -> str:
-    return " ".join(str(e.value) for kind in ("info", "success", "warning", "error", "caption", "markdown")
-                    for e in at.get(kind))
+    return " ".join(
+        str(e.value) for kind in ("info", "success", "warning", "error", "caption", "markdown") for e in at.get(kind)
+    )
 
 
 def shows_state(at: AppTest, state: str) -> bool:
     """The watched run's status box says `state` (other text, e.g. "No finished epochs yet", does not count)."""
-    return any(str(e.value).startswith(f"**{state}**") for kind in ("info", "success", "warning", "error")
-               for e in at.get(kind))
+    return any(
+        str(e.value).startswith(f"**{state}**")
+        for kind in ("info", "success", "warning", "error")
+        for e in at.get(kind)
+    )
 
 
 def start_tiny(at: AppTest, name: str, epochs: int) -> None:

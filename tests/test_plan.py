@@ -69,8 +69,15 @@ def test_steps_are_the_built_modules_in_module_order(name):
     plan = layer_plan(spec)
     model = GoogLeNet(spec)
     assert [s.path for s in plan.steps] == _module_paths(model)
-    kinds = {CONV: ConvBlock, BLOCK: type(model.inception3a), BRANCH: nn.Sequential, LINEAR: nn.Linear,
-             ADAPTIVE_AVGPOOL: nn.AdaptiveAvgPool2d, "maxpool": nn.MaxPool2d, "dropout": nn.Dropout}
+    kinds = {
+        CONV: ConvBlock,
+        BLOCK: type(model.inception3a),
+        BRANCH: nn.Sequential,
+        LINEAR: nn.Linear,
+        ADAPTIVE_AVGPOOL: nn.AdaptiveAvgPool2d,
+        "maxpool": nn.MaxPool2d,
+        "dropout": nn.Dropout,
+    }
     for s in plan.steps:
         if s.kind in kinds:
             assert isinstance(model.get_submodule(s.path), kinds[s.kind]), s.path
@@ -84,16 +91,33 @@ def test_torchvision_names_carry_over():
     plan = layer_plan(network_preset("googlenet-imagenet-aux"))
     assert [s.path for s in plan.steps if s.path in tv_paths] == tv_paths
     assert [s.path for s in plan.steps if s.path not in tv_paths] == ["aux1.pool", "aux2.pool"]
-    assert plan.main_path() == ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b",
-                                "maxpool3", "inception4a", "inception4b", "inception4c", "inception4d",
-                                "inception4e", "maxpool4", "inception5a", "inception5b"]
+    assert plan.main_path() == [
+        "conv1",
+        "maxpool1",
+        "conv2",
+        "conv3",
+        "maxpool2",
+        "inception3a",
+        "inception3b",
+        "maxpool3",
+        "inception4a",
+        "inception4b",
+        "inception4c",
+        "inception4d",
+        "inception4e",
+        "maxpool4",
+        "inception5a",
+        "inception5b",
+    ]
 
 
 def _outputs(model: nn.Module, plan: Plan, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every step's output for input x (hooks on a test-only model); aux heads run on their block's output."""
     out: dict[str, torch.Tensor] = {}
-    hooks = [model.get_submodule(s.path).register_forward_hook(
-        lambda m, i, o, p=s.path: out.__setitem__(p, o)) for s in plan.steps]
+    hooks = [
+        model.get_submodule(s.path).register_forward_hook(lambda m, i, o, p=s.path: out.__setitem__(p, o))
+        for s in plan.steps
+    ]
     model(x)
     for block, aux in plan.aux_after().items():
         model.get_submodule(aux)(out[block])
@@ -119,14 +143,21 @@ def test_plan_api():
     assert plan.blocks() == [f"inception{n}" for n in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")]
     assert plan.branch_paths("inception3a") == {f"b{i}": f"inception3a.branch{i}" for i in range(1, 5)}
     b2 = plan.step("inception3a.branch2.1")
-    assert (b2.kind, b2.block, b2.branch, b2.in_shape, b2.out_shape) == (CONV, "inception3a", "b2", (96, 28, 28),
-                                                                          (128, 28, 28))
+    assert (b2.kind, b2.block, b2.branch, b2.in_shape, b2.out_shape) == (
+        CONV,
+        "inception3a",
+        "b2",
+        (96, 28, 28),
+        (128, 28, 28),
+    )
     assert b2.spec == ConvSpec(128, 3, 1, 1) and b2.batch_norm
     assert [s.path for s in plan.children("inception3a.branch4")] == ["inception3a.branch4.0", "inception3a.branch4.1"]
     assert plan.step("fc").in_shape == (1024,) and plan.output_shape == (1000,)
     assert plan.aux_after() == {}
-    assert layer_plan(network_preset("googlenet-imagenet-aux")).aux_after() == {"inception4a": "aux1",
-                                                                                "inception4d": "aux2"}
+    assert layer_plan(network_preset("googlenet-imagenet-aux")).aux_after() == {
+        "inception4a": "aux1",
+        "inception4d": "aux2",
+    }
     # torchvision's numbers, by hand: conv1 7×7/2 pad 3, then a 3×3/2 pool
     assert plan.step("conv1").rf == ReceptiveField(7, 2, 0.0)
     assert plan.step("maxpool1").rf == ReceptiveField(11, 4, 2.0)
@@ -135,20 +166,29 @@ def test_plan_api():
     with pytest.raises(KeyError, match="no module 'inception9z'"):
         plan.step("inception9z")
     # a one-layer branch (naive b2) is that layer's step; the branch path still names it
-    naive = layer_plan(network_preset("mini").with_block("3a", dataclasses.replace(
-        network_preset("mini").block("3a"), reduce=False)))
+    naive = layer_plan(
+        network_preset("mini").with_block("3a", dataclasses.replace(network_preset("mini").block("3a"), reduce=False))
+    )
     assert naive.step(naive.branch_paths("inception3a")["b2"]).kind == CONV
 
 
 def test_block_steps_receptive_fields_per_branch_variant():
     """b1 sees 1 pixel, b2 3, b3 5 (also factorised) or 3 (torchvision's), b4 3: on a block's own input."""
+
     def sizes(**variant) -> dict[str | None, int]:
         return {s.branch: s.rf.size for s in block_steps(paper_block("3a", **variant), (192, 28, 28)) if s.depth == 0}
 
     assert sizes() == sizes(factorize=True) == {"b1": 1, "b2": 3, "b3": 5, "b4": 3}
     assert sizes(b3_kernel=3) == sizes(reduce=False, b3_kernel=3) == {"b1": 1, "b2": 3, "b3": 3, "b4": 3}
     assert [s.path for s in block_steps(paper_block("3a", factorize=True), (192, 28, 28))][:7] == [
-        "branch1", "branch2", "branch2.0", "branch2.1", "branch3", "branch3.0", "branch3.1"]
+        "branch1",
+        "branch2",
+        "branch2.0",
+        "branch2.1",
+        "branch3",
+        "branch3.0",
+        "branch3.1",
+    ]
 
 
 def test_too_small_names_the_layer():
@@ -169,13 +209,20 @@ def test_too_small_names_the_layer():
 
 def _thin(spec: NetworkSpec) -> NetworkSpec:
     """The same geometry with 1-2 channels: what a receptive field depends on, at a fraction of the cost."""
+
     def block(b: BlockSpec) -> BlockSpec:
         return dataclasses.replace(b, b1=1, b2_reduce=1, b2=1, b3_reduce=1, b3=1, b4=1)
 
     stem = tuple(
-        dataclasses.replace(layer, out_channels=2) if isinstance(layer, ConvSpec) else layer for layer in spec.stem)
-    return dataclasses.replace(spec, in_channels=1, num_classes=2, stem=stem,
-                               stages=tuple(tuple(block(b) for b in stage) for stage in spec.stages))
+        dataclasses.replace(layer, out_channels=2) if isinstance(layer, ConvSpec) else layer for layer in spec.stem
+    )
+    return dataclasses.replace(
+        spec,
+        in_channels=1,
+        num_classes=2,
+        stem=stem,
+        stages=tuple(tuple(block(b) for b in stage) for stage in spec.stages),
+    )
 
 
 def _positive_copy(spec: NetworkSpec) -> nn.Module:
@@ -183,8 +230,9 @@ def _positive_copy(spec: NetworkSpec) -> nn.Module:
     for name, m in list(model.named_modules()):
         if isinstance(m, nn.MaxPool2d):  # same geometry, gradient to every pixel of the window
             parent, _, attr = name.rpartition(".")
-            model.get_submodule(parent).register_module(attr, nn.AvgPool2d(
-                m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode))
+            model.get_submodule(parent).register_module(
+                attr, nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
+            )
         elif isinstance(m, (nn.Conv2d, nn.Linear)):
             with torch.no_grad():  # weights ~ 1/fan-in: activations stay near 1 however deep
                 m.weight.copy_(torch.rand_like(m.weight) * 0.5 + 0.5).div_(m.weight[0].numel())
@@ -220,8 +268,10 @@ def _check_receptive_fields(spec: NetworkSpec, inside: bool) -> int:
     model = _positive_copy(spec)
     x = torch.ones(len(probes), spec.in_channels, h, w, requires_grad=True)
     out = _outputs(model, plan, x)
-    total = sum(out[s.path][n, :, i, j].sum() if out[s.path].dim() == 4 else out[s.path][n].sum()
-                for n, (s, i, j) in enumerate(probes))
+    total = sum(
+        out[s.path][n, :, i, j].sum() if out[s.path].dim() == 4 else out[s.path][n].sum()
+        for n, (s, i, j) in enumerate(probes)
+    )
     (grad,) = torch.autograd.grad(total, x)
     for n, (s, i, j) in enumerate(probes):
         seen = grad[n].abs().sum(0) > 0
@@ -235,8 +285,11 @@ def _check_receptive_fields(spec: NetworkSpec, inside: bool) -> int:
 @pytest.mark.parametrize("name", [*NETWORK_PRESETS, "googlenet-imagenet-paper-aux"])
 def test_receptive_fields_of_presets_match_the_module(name):
     """At each preset's own input size; fields of deep layers exceed the image and are compared clipped."""
-    spec = (dataclasses.replace(googlenet_imagenet(aux=True), aux_pool="paper") if name.endswith("paper-aux")
-            else network_preset(name))
+    spec = (
+        dataclasses.replace(googlenet_imagenet(aux=True), aux_pool="paper")
+        if name.endswith("paper-aux")
+        else network_preset(name)
+    )
     checked = _check_receptive_fields(_thin(spec), inside=False)
     assert checked == sum(s.rf is not None for s in layer_plan(spec).steps) > 40
 
@@ -244,9 +297,11 @@ def test_receptive_fields_of_presets_match_the_module(name):
 @st.composite
 def geometries(draw) -> NetworkSpec:
     """Random stems, blocks and stage pools, strides above kernels (fields with holes) included."""
+
     def conv() -> ConvSpec:
-        return ConvSpec(draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 3)),
-                        draw(st.integers(0, 2)))
+        return ConvSpec(
+            draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(0, 2))
+        )
 
     def pool() -> PoolSpec:
         k = draw(st.integers(1, 3))
@@ -254,14 +309,31 @@ def geometries(draw) -> NetworkSpec:
 
     def block() -> BlockSpec:
         kernel = draw(st.sampled_from((3, 5)))
-        return BlockSpec(1, 1, 1, 1, 1, 1, reduce=draw(st.booleans()), b3_kernel=kernel,
-                         factorize=kernel == 5 and draw(st.booleans()), batch_norm=draw(st.booleans()))
+        return BlockSpec(
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            reduce=draw(st.booleans()),
+            b3_kernel=kernel,
+            factorize=kernel == 5 and draw(st.booleans()),
+            batch_norm=draw(st.booleans()),
+        )
 
     n_stages = draw(st.integers(1, 2))
     stem = tuple(conv() if draw(st.booleans()) else pool() for _ in range(draw(st.integers(0, 2))))
-    return NetworkSpec(name="random", in_channels=1, input_size=(48, 48), num_classes=2, stem=stem,
-                       stages=tuple(tuple(block() for _ in range(draw(st.integers(1, 2)))) for _ in range(n_stages)),
-                       stage_pools=tuple(pool() for _ in range(n_stages - 1)), batch_norm=draw(st.booleans()))
+    return NetworkSpec(
+        name="random",
+        in_channels=1,
+        input_size=(48, 48),
+        num_classes=2,
+        stem=stem,
+        stages=tuple(tuple(block() for _ in range(draw(st.integers(1, 2)))) for _ in range(n_stages)),
+        stage_pools=tuple(pool() for _ in range(n_stages - 1)),
+        batch_norm=draw(st.booleans()),
+    )
 
 
 @settings(max_examples=10, deadline=None, database=None)

@@ -7,7 +7,6 @@ import os
 import pathlib
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -184,8 +183,9 @@ def test_weights_file(tmp_path):
     torch.save(state, path)
     lm = load_model(ModelSource("weights", str(path)))
     assert lm.trained and "my-googlenet.pth" in lm.label and lm.classes[0] == "tench"
-    assert torch.equal(lm.model.state_dict()["inception5b.branch4.1.conv.weight"],
-                       state["inception5b.branch4.1.conv.weight"])
+    assert torch.equal(
+        lm.model.state_dict()["inception5b.branch4.1.conv.weight"], state["inception5b.branch4.1.conv.weight"]
+    )
 
 
 def test_weights_file_rejections(tmp_path):
@@ -243,6 +243,8 @@ def test_find_checkpoints(tmp_path, monkeypatch):
     (tmp_path / "a" / "checkpoints" / "last.pt").write_bytes(b"x")
     os.utime(tmp_path / "a" / "checkpoints" / "last.pt", (1_000_000, 1_000_000))
     os.utime(tmp_path / "b" / "checkpoints" / "best.pt", (2_000_000, 2_000_000))
-    assert pretrained.find_checkpoints() == [tmp_path / "b" / "checkpoints" / "best.pt",
-                                             tmp_path / "a" / "checkpoints" / "last.pt"]
+    assert pretrained.find_checkpoints() == [
+        tmp_path / "b" / "checkpoints" / "best.pt",
+        tmp_path / "a" / "checkpoints" / "last.pt",
+    ]
     assert pretrained.find_checkpoints(tmp_path / "nothing-here") == []

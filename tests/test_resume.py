@@ -41,9 +41,23 @@ class Setup:
 
 def config(data_dir: Path, **kw) -> TrainConfig:
     net = {**network_preset("mini").to_dict(), "dropout": 0.5}
-    return TrainConfig.from_recipe("improved", net, **{**dict(
-        dataset="fashion-mnist", data_dir=str(data_dir), image_size=16, epochs=3, batch_size=20, device="cpu",
-        seed=5, log_every=1), **kw})
+    return TrainConfig.from_recipe(
+        "improved",
+        net,
+        **{
+            **dict(
+                dataset="fashion-mnist",
+                data_dir=str(data_dir),
+                image_size=16,
+                epochs=3,
+                batch_size=20,
+                device="cpu",
+                seed=5,
+                log_every=1,
+            ),
+            **kw,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +93,9 @@ def differences(a: Path, b: Path) -> list[str]:
     if ra != rb:
         out.append("metrics: " + first_difference(ra, rb))
     ca, cb = (load_checkpoint(r / "checkpoints" / "last.pt") for r in (a, b))
-    if ca.model_state.keys() != cb.model_state.keys() or \
-            not all(torch.equal(ca.model_state[k], cb.model_state[k]) for k in ca.model_state):
+    if ca.model_state.keys() != cb.model_state.keys() or not all(
+        torch.equal(ca.model_state[k], cb.model_state[k]) for k in ca.model_state
+    ):
         out.append("final weights")
     sa, sb = ca.extra["optimizer"]["state"], cb.extra["optimizer"]["state"]
     if sa.keys() != sb.keys() or not all(torch.equal(sa[i]["momentum_buffer"], sb[i]["momentum_buffer"]) for i in sa):
@@ -96,7 +111,9 @@ def differences(a: Path, b: Path) -> list[str]:
         out.append("best checkpoint")
     ta, tb = (json.loads((r / "status.json").read_text()) for r in (a, b))
     if (ta["state"], ta["global_step"], ta["best_acc"]) != (tb["state"], tb["global_step"], tb["best_acc"]):
-        out.append(f"status: {ta['state'], ta['global_step'], ta['best_acc']} != {tb['state'], tb['global_step'], tb['best_acc']}")
+        out.append(
+            f"status: {ta['state'], ta['global_step'], ta['best_acc']} != {tb['state'], tb['global_step'], tb['best_acc']}"
+        )
     return out
 
 
@@ -117,7 +134,7 @@ def test_stop_mid_epoch_and_resume_through_the_cli_equals_an_uninterrupted_run(s
     # Resume as a user does: the CLI reads the run's own config.
     assert main(["train", "--resume", "--run-dir", str(split)]) == 0, capsys.readouterr().err
     # What was recorded before the stop stays as it was (a restart from step 0 would rewrite it) ...
-    assert runs.read_metrics(split)[:len(history)] == history, "records up to the stop were rewritten"
+    assert runs.read_metrics(split)[: len(history)] == history, "records up to the stop were rewritten"
     # ... and the run ends exactly where the uninterrupted one does: every record, weights, optimiser, RNGs.
     diffs = differences(setup.straight, split)
     assert not diffs, "; ".join(diffs)

@@ -133,8 +133,10 @@ def test_list_runs_ignores_symlinks_and_strays(tmp_path):
 
 
 @settings(max_examples=40, deadline=None)
-@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=8),
-       cut=st.integers(0, 10_000))
+@given(
+    values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=8),
+    cut=st.integers(0, 10_000),
+)
 def test_reader_returns_a_prefix_whatever_the_tear(tmp_path_factory, values, cut):
     """A writer killed anywhere leaves complete lines then at most one partial: the reader returns them."""
     d = tmp_path_factory.mktemp("m")

@@ -74,7 +74,9 @@ def test_app_routes_every_page_through_the_safety_net(monkeypatch):
     # and statically: the one page app.py runs goes through run_page, nothing runs a page directly
     tree = ast.parse((ROOT / "app.py").read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
-    assert not [n for n in calls if isinstance(n.func, ast.Attribute) and n.func.attr == "run"], \
+    assert not [n for n in calls if isinstance(n.func, ast.Attribute) and n.func.attr == "run"], (
         "app.py runs a page directly; run it with run_page(page)"
-    assert [ast.unparse(n) for n in calls if isinstance(n.func, ast.Name) and n.func.id == "run_page"] == \
-        ["run_page(page)"]
+    )
+    assert [ast.unparse(n) for n in calls if isinstance(n.func, ast.Name) and n.func.id == "run_page"] == [
+        "run_page(page)"
+    ]

@@ -13,12 +13,14 @@ import torchvision
 from torch import nn
 
 from gnet.analysis import (
-    block_report, bottleneck_comparison, conv_cost, factorization_comparison, network_report,
+    block_report,
+    bottleneck_comparison,
+    conv_cost,
+    factorization_comparison,
+    network_report,
 )
 from gnet.network import GoogLeNet, build, torchinfo_summary
 from gnet.spec import BlockSpec, block_presets, network_preset
-
-
 
 # Seed 001's torchinfo table (d2l GoogLeNet, 1×96×96, 10 classes), copied row by row:
 # block -> (output channels, output H=W, params of channel1..channel4).
@@ -72,8 +74,7 @@ def test_seed_001_table_analytic():
 
 def _leaf_mult_adds(summary, module: nn.Module) -> int:
     inside = {id(m) for m in module.modules()}
-    return sum(layer.macs for layer in summary.summary_list
-               if layer.is_leaf_layer and id(layer.module) in inside)
+    return sum(layer.macs for layer in summary.summary_list if layer.is_leaf_layer and id(layer.module) in inside)
 
 
 def test_seed_001_table_torchinfo_on_real_module(d2l_summary):
@@ -84,8 +85,10 @@ def test_seed_001_table_torchinfo_on_real_module(d2l_summary):
     assert summary.total_params == SEED_001_PARAMS
     assert summary.total_mult_adds == report.cost.mult_adds
     assert round(summary.total_mult_adds / 1e6, 2) == SEED_001_MULT_ADDS_M
-    rows = {(layer.parent_info.var_name if layer.parent_info else "", layer.var_name): layer
-            for layer in summary.summary_list}
+    rows = {
+        (layer.parent_info.var_name if layer.parent_info else "", layer.var_name): layer
+        for layer in summary.summary_list
+    }
     for name, (channels, hw, branch_params) in SEED_001_BLOCKS.items():
         block_row = rows[("GoogLeNet", f"inception{name}")]
         assert block_row.output_size == [1, channels, hw, hw]

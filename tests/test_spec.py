@@ -13,8 +13,20 @@ from hypothesis import strategies as st
 
 from gnet.analysis import block_report, network_report, validate_network
 from gnet.spec import (
-    BLOCK_NAMES, MAX_CHANNELS, NETWORK_PRESETS, BlockDesign, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError,
-    block_from_dict, block_presets, network_preset, paper_block, with_input,
+    BLOCK_NAMES,
+    MAX_CHANNELS,
+    NETWORK_PRESETS,
+    BlockDesign,
+    BlockSpec,
+    ConvSpec,
+    NetworkSpec,
+    PoolSpec,
+    SpecError,
+    block_from_dict,
+    block_presets,
+    network_preset,
+    paper_block,
+    with_input,
 )
 from tests.fuzzing import fuzz_settings
 
@@ -22,16 +34,19 @@ OK = dict(b1=1, b2_reduce=1, b2=1, b3_reduce=1, b3=1, b4=1)
 
 
 @pytest.mark.parametrize("field", ["b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4"])
-@pytest.mark.parametrize("value, words", [
-    (0, "must be from 1 to 8,192, got 0"),
-    (-5, "must be from 1 to 8,192, got -5"),
-    (MAX_CHANNELS + 1, "must be from 1 to 8,192, got 8,193"),
-    (2.5, "must be a whole number from 1 to 8,192, got 2.5"),
-    ("64", "must be a whole number from 1 to 8,192, got '64'"),
-    (True, "must be a whole number from 1 to 8,192, got True"),
-    (None, "must be a whole number from 1 to 8,192, got None"),
-    pytest.param(10**5000, "must be from 1 to 8,192, got a number with over 30 digits", id="5000-digits"),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (0, "must be from 1 to 8,192, got 0"),
+        (-5, "must be from 1 to 8,192, got -5"),
+        (MAX_CHANNELS + 1, "must be from 1 to 8,192, got 8,193"),
+        (2.5, "must be a whole number from 1 to 8,192, got 2.5"),
+        ("64", "must be a whole number from 1 to 8,192, got '64'"),
+        (True, "must be a whole number from 1 to 8,192, got True"),
+        (None, "must be a whole number from 1 to 8,192, got None"),
+        pytest.param(10**5000, "must be from 1 to 8,192, got a number with over 30 digits", id="5000-digits"),
+    ],
+)
 def test_block_field_errors_name_field_and_range(field, value, words):
     with pytest.raises(SpecError) as err:
         BlockSpec(**{**OK, field: value}).validate()
@@ -71,12 +86,15 @@ def test_whole_number_floats_and_numpy_ints_are_normalised():
     network_report(net)
 
 
-@pytest.mark.parametrize("shape, words", [
-    ((0, 28, 28), "input channels must be from 1 to 8,192, got 0"),
-    ((3, 0, 28), "input height must be from 1 to 4,096, got 0"),
-    ((3, 28, 5000), "input width must be from 1 to 4,096, got 5,000"),
-    ((3, 28), "input shape must be (channels, height, width)"),
-])
+@pytest.mark.parametrize(
+    "shape, words",
+    [
+        ((0, 28, 28), "input channels must be from 1 to 8,192, got 0"),
+        ((3, 0, 28), "input height must be from 1 to 4,096, got 0"),
+        ((3, 28, 5000), "input width must be from 1 to 4,096, got 5,000"),
+        ((3, 28), "input shape must be (channels, height, width)"),
+    ],
+)
 def test_block_design_input_errors(shape, words):
     with pytest.raises(SpecError) as err:
         block_report(paper_block("3a"), shape)
@@ -87,23 +105,26 @@ def _mini_with(**changes) -> NetworkSpec:
     return dataclasses.replace(network_preset("mini"), **changes)
 
 
-@pytest.mark.parametrize("changes, words", [
-    (dict(in_channels=0), "in_channels must be from 1 to 8,192"),
-    (dict(num_classes=0), "num_classes must be from 1 to 100,000"),
-    (dict(input_size=(32,)), "input_size must be [height, width]"),
-    (dict(input_size=(99999, 32)), "input height must be from 1 to 4,096, got 99,999"),
-    (dict(name=""), "name must be 1 to 80 characters"),
-    (dict(dropout=1.0), "dropout must be a number from 0 up to (not including) 1"),
-    (dict(aux_pool="avg"), "aux_pool must be 'paper' or 'torchvision'"),
-    (dict(aux=True), "stage 4 needs at least 4 blocks"),
-    (dict(stage_pools=()), "2 stages need 1 pools between them"),
-    (dict(stages=()), "number of stages must be from 1 to 6"),
-    (dict(stem=(ConvSpec(0, 3),)), "stem layer 1 out_channels must be from 1 to 8,192"),
-    (dict(stem=(PoolSpec(3, 2, padding=2),)), "stem layer 1 padding must be from 0 to 1"),
-    (dict(stem=(ConvSpec(8, 3, stride=9),)), "stem layer 1 stride must be from 1 to 8"),
-    (dict(stage_pools=(PoolSpec(0, 2),)), "pool after stage 3 kernel must be from 1 to 15"),
-    (dict(description=7), "description must be text"),
-])
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        (dict(in_channels=0), "in_channels must be from 1 to 8,192"),
+        (dict(num_classes=0), "num_classes must be from 1 to 100,000"),
+        (dict(input_size=(32,)), "input_size must be [height, width]"),
+        (dict(input_size=(99999, 32)), "input height must be from 1 to 4,096, got 99,999"),
+        (dict(name=""), "name must be 1 to 80 characters"),
+        (dict(dropout=1.0), "dropout must be a number from 0 up to (not including) 1"),
+        (dict(aux_pool="avg"), "aux_pool must be 'paper' or 'torchvision'"),
+        (dict(aux=True), "stage 4 needs at least 4 blocks"),
+        (dict(stage_pools=()), "2 stages need 1 pools between them"),
+        (dict(stages=()), "number of stages must be from 1 to 6"),
+        (dict(stem=(ConvSpec(0, 3),)), "stem layer 1 out_channels must be from 1 to 8,192"),
+        (dict(stem=(PoolSpec(3, 2, padding=2),)), "stem layer 1 padding must be from 0 to 1"),
+        (dict(stem=(ConvSpec(8, 3, stride=9),)), "stem layer 1 stride must be from 1 to 8"),
+        (dict(stage_pools=(PoolSpec(0, 2),)), "pool after stage 3 kernel must be from 1 to 15"),
+        (dict(description=7), "description must be text"),
+    ],
+)
 def test_network_field_errors(changes, words):
     with pytest.raises(SpecError) as err:
         validate_network(_mini_with(**changes))
@@ -131,7 +152,7 @@ def test_presets():
     assert list(BLOCK_NAMES) == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
     presets = block_presets()
     assert [f"Paper {n}" for n in BLOCK_NAMES] == list(presets)[:9]
-    for name, design in presets.items():
+    for design in presets.values():
         design.validate()
     # each paper block's input channels are the previous block's output (pools keep channels)
     designs = [presets[f"Paper {n}"] for n in BLOCK_NAMES]
@@ -141,7 +162,13 @@ def test_presets():
         spec = validate_network(network_preset(name))
         assert spec.name == name.removesuffix("-aux")
     d2l = network_preset("d2l-fashion96")
-    assert (d2l.in_channels, d2l.input_size, d2l.num_classes, d2l.aux, d2l.batch_norm) == (1, (96, 96), 10, False, False)
+    assert (d2l.in_channels, d2l.input_size, d2l.num_classes, d2l.aux, d2l.batch_norm) == (
+        1,
+        (96, 96),
+        10,
+        False,
+        False,
+    )
     assert network_preset("googlenet-imagenet-aux").aux_blocks() == ("4a", "4d")
     assert network_report(network_preset("mini")).output_shape == (10, 1, 1)
     with pytest.raises(SpecError, match="unknown preset 'vgg'; choose one of d2l-fashion96"):
@@ -164,15 +191,18 @@ def test_block_design_json_round_trip():
             assert BlockDesign.from_dict(d.to_dict()) == d
 
 
-@pytest.mark.parametrize("text, words", [
-    ("{", "not valid JSON"),
-    (b"\xff\xfe\x00", "not UTF-8 text"),
-    pytest.param("[" * 100_000 + "]" * 100_000, "nested too deeply", id="deep"),
-    pytest.param("[" + "9" * 5000 + "]", "not valid JSON", id="5000-digits"),
-    pytest.param("x" * 1_000_001, "larger than 1 MB", id="over-1MB"),
-    ("[]", "must be a JSON object"),
-    ('{"name": "x"}', "missing the field(s) in_channels"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{", "not valid JSON"),
+        (b"\xff\xfe\x00", "not UTF-8 text"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested too deeply", id="deep"),
+        pytest.param("[" + "9" * 5000 + "]", "not valid JSON", id="5000-digits"),
+        pytest.param("x" * 1_000_001, "larger than 1 MB", id="over-1MB"),
+        ("[]", "must be a JSON object"),
+        ('{"name": "x"}', "missing the field(s) in_channels"),
+    ],
+)
 def test_malformed_network_json(text, words):
     with pytest.raises(SpecError) as err:
         NetworkSpec.from_json(text)
@@ -218,13 +248,30 @@ def test_malformed_dicts_name_what_is_wrong():
 # ---------------------------------------------------------------------------
 # Fuzz: random JSON-like values, and valid specs with random parts replaced
 
-json_leaf = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
-             | st.text(max_size=6) | st.sampled_from(["conv", "maxpool", "paper", "torchvision", "type"]))
-json_like = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(max_size=8) | st.sampled_from(["type", "b1", "stem", "kernel", "block"]), inner, max_size=5),
-    max_leaves=16)
-VALID = [network_preset("mini").to_dict(), network_preset("googlenet-imagenet-aux").to_dict(),
-         block_presets()["Paper 3a"].to_dict(), dataclasses.asdict(paper_block("4a"))]
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=6)
+    | st.sampled_from(["conv", "maxpool", "paper", "torchvision", "type"])
+)
+json_like = st.recursive(
+    json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=8) | st.sampled_from(["type", "b1", "stem", "kernel", "block"]), inner, max_size=5
+        )
+    ),
+    max_leaves=16,
+)
+VALID = [
+    network_preset("mini").to_dict(),
+    network_preset("googlenet-imagenet-aux").to_dict(),
+    block_presets()["Paper 3a"].to_dict(),
+    dataclasses.asdict(paper_block("4a")),
+]
 
 
 def _paths(x, path=()):
@@ -256,8 +303,13 @@ def mutated_specs(draw):
 @fuzz_settings(200)
 @given(data=st.one_of(json_like, mutated_specs()))
 def test_fuzz_parsers_raise_only_spec_error(data):
-    for parse in (NetworkSpec.from_dict, block_from_dict, BlockDesign.from_dict,
-                  lambda d: NetworkSpec.from_json(json.dumps(d)), lambda d: BlockDesign.from_json(json.dumps(d))):
+    for parse in (
+        NetworkSpec.from_dict,
+        block_from_dict,
+        BlockDesign.from_dict,
+        lambda d: NetworkSpec.from_json(json.dumps(d)),
+        lambda d: BlockDesign.from_json(json.dumps(d)),
+    ):
         try:
             parsed = parse(data)
         except SpecError as e:
@@ -279,10 +331,16 @@ def test_a_valid_block_dict_parses_and_round_trips():
 @st.composite
 def block_designs(draw) -> BlockDesign:
     kernel = draw(st.sampled_from((3, 5)))
-    block = BlockSpec(*(draw(st.integers(1, MAX_CHANNELS)) for _ in range(6)), reduce=draw(st.booleans()),
-                      b3_kernel=kernel, factorize=kernel == 5 and draw(st.booleans()), batch_norm=draw(st.booleans()))
-    return BlockDesign(block, (draw(st.integers(1, MAX_CHANNELS)), draw(st.integers(1, 4096)),
-                               draw(st.integers(1, 4096))))
+    block = BlockSpec(
+        *(draw(st.integers(1, MAX_CHANNELS)) for _ in range(6)),
+        reduce=draw(st.booleans()),
+        b3_kernel=kernel,
+        factorize=kernel == 5 and draw(st.booleans()),
+        batch_norm=draw(st.booleans()),
+    )
+    return BlockDesign(
+        block, (draw(st.integers(1, MAX_CHANNELS)), draw(st.integers(1, 4096)), draw(st.integers(1, 4096)))
+    )
 
 
 @settings(max_examples=100, deadline=None, database=None)

@@ -26,8 +26,24 @@ from gnet.compare import pareto_front
 from gnet.spec import NetworkSpec, network_preset
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--preset", "mini", "--dataset", "synthetic", "--image-size", "12", "--synthetic-train", "200",
-        "--synthetic-test", "40", "--batch-size", "40", "--device", "cpu", "--seed", "0"]
+TINY = [
+    "--preset",
+    "mini",
+    "--dataset",
+    "synthetic",
+    "--image-size",
+    "12",
+    "--synthetic-train",
+    "200",
+    "--synthetic-test",
+    "40",
+    "--batch-size",
+    "40",
+    "--device",
+    "cpu",
+    "--seed",
+    "0",
+]
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -43,9 +59,14 @@ def _kill_leftovers(root: Path) -> None:
 
 # -- variants --------------------------------------------------------------------------------------
 
+
 def test_variant_names_are_canonical_and_unknown_ones_refused():
-    assert sweeps.parse_variants("base, width=2.0,width=0.50,no-reduce,base") == ["base", "width=2", "width=0.5",
-                                                                                    "no-reduce"]
+    assert sweeps.parse_variants("base, width=2.0,width=0.50,no-reduce,base") == [
+        "base",
+        "width=2",
+        "width=0.5",
+        "no-reduce",
+    ]
     assert sweeps.slug("width=0.5") == "width-0.5" and runs.NAME_RE.fullmatch(sweeps.slug("aux=on"))
     for bad in ("wide", "width=0", "width=-1", "width=x", "width=99", ""):
         with pytest.raises(sweeps.SweepError):
@@ -61,8 +82,12 @@ def test_variant_specs():
     assert all(b.b3_kernel == 3 and not b.factorize for b in blocks(sweeps.variant_spec(base, "b3-3x3")))
     half, double = sweeps.variant_spec(base, "width=0.5"), sweeps.variant_spec(base, "width=2")
     for b, h, d in zip(blocks(base), blocks(half), blocks(double)):
-        assert (h.b1, h.b3_reduce, d.b2, d.b4) == (max(1, round(b.b1 / 2)), max(1, round(b.b3_reduce / 2)),
-                                                     2 * b.b2, 2 * b.b4)
+        assert (h.b1, h.b3_reduce, d.b2, d.b4) == (
+            max(1, round(b.b1 / 2)),
+            max(1, round(b.b3_reduce / 2)),
+            2 * b.b2,
+            2 * b.b4,
+        )
     assert half.stem == base.stem  # the stem is not a branch
     d2l = network_preset("d2l-fashion96")
     assert sweeps.variant_spec(d2l, "aux=on").aux and not sweeps.variant_spec(d2l, "aux=off").aux
@@ -88,6 +113,7 @@ def test_pareto_front_is_exactly_the_undominated_points(points):
 
 # -- the scheduler, with a fake trainer ------------------------------------------------------------
 
+
 def test_scheduler_queues_at_the_cap_and_stops_on_request(tmp_path, monkeypatch):
     """GNET_MAX_RUNS=1 with another run active: every variant waits; once it ends they run one at a time."""
     monkeypatch.setenv("GNET_MAX_RUNS", "1")
@@ -103,11 +129,19 @@ def test_scheduler_queues_at_the_cap_and_stops_on_request(tmp_path, monkeypatch)
     other = tmp_path / "someone-elses"
     runs.create(other, {"train": {}})
     runs.write_status(other, "running", pid=os.getpid(), host=socket.gethostname())
-    sweep = sweeps.create(tmp_path / "s", network_preset("mini"), ["base", "no-reduce"],
-                          sweeps.Settings(epochs=1, image_size=12), parallel=2)
+    sweep = sweeps.create(
+        tmp_path / "s",
+        network_preset("mini"),
+        ["base", "no-reduce"],
+        sweeps.Settings(epochs=1, image_size=12),
+        parallel=2,
+    )
     seen: list[list[str]] = []
-    worker = threading.Thread(target=lambda: sweeps.run(sweep, poll_s=0.05, install_signals=False,
-                                                        on_update=lambda rs: seen.append([r.state for r in rs])))
+    worker = threading.Thread(
+        target=lambda: sweeps.run(
+            sweep, poll_s=0.05, install_signals=False, on_update=lambda rs: seen.append([r.state for r in rs])
+        )
+    )
     worker.start()
     time.sleep(0.6)
     assert spawned == [] and seen and seen[-1] == ["queued", "queued"]
@@ -140,15 +174,19 @@ def test_runs_inside_a_sweep_are_named_and_guarded(tmp_path):
 
 # -- the CLI ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, words", [
-    (["--variants", "base,wider"], "unknown variant 'wider'"),
-    (["--variants", "width=0"], "width takes a factor"),
-    (["--variants", "aux=on"], "aux=on: auxiliary heads"),
-    (["--variants", "edits"], "--edits"),
-    (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--recipe", "fast"], "recipe must be one of"),
-    (["--epochs", "0"], "epochs"),
-])
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--variants", "base,wider"], "unknown variant 'wider'"),
+        (["--variants", "width=0"], "width takes a factor"),
+        (["--variants", "aux=on"], "aux=on: auxiliary heads"),
+        (["--variants", "edits"], "--edits"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--recipe", "fast"], "recipe must be one of"),
+        (["--epochs", "0"], "epochs"),
+    ],
+)
 def test_cli_sweep_bad_input_exits_2(tmp_path, capsys, argv, words):
     assert main(["sweep", *TINY, "--sweep-dir", str(tmp_path / "s"), *argv]) == 2
     err = capsys.readouterr().err
@@ -165,9 +203,27 @@ def test_cli_sweep_resume_needs_a_sweep(tmp_path, capsys):
 def finished_sweep(tmp_path_factory):
     """A real 2-variant, 1-epoch sweep on the synthetic set, through `python -m gnet sweep --json`."""
     root = tmp_path_factory.mktemp("sweep_runs")
-    proc = subprocess.run([sys.executable, "-m", "gnet", "sweep", *TINY, "--variants", "base,no-reduce",
-                           "--epochs", "1", "--sweep-dir", str(root / "s1"), "--json"],
-                          cwd=ROOT, env=_env(root), capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gnet",
+            "sweep",
+            *TINY,
+            "--variants",
+            "base,no-reduce",
+            "--epochs",
+            "1",
+            "--sweep-dir",
+            str(root / "s1"),
+            "--json",
+        ],
+        cwd=ROOT,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     _kill_leftovers(root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return root, json.loads(proc.stdout)
@@ -190,8 +246,9 @@ def test_two_variant_sweep_writes_two_valid_runs_and_the_json(finished_sweep):
         assert (row["params"], row["mult_adds"]) == (trained.params_total, trained.cost.mult_adds)
     base, naive = out["rows"]
     assert naive["params"] > base["params"] and naive["mult_adds"] > base["mult_adds"]  # no 1×1 bottlenecks
-    assert all(not b.reduce for _, b in NetworkSpec.from_dict(runs.read_run(Path(naive["run_dir"])).config["spec"])
-               .blocks())
+    assert all(
+        not b.reduce for _, b in NetworkSpec.from_dict(runs.read_run(Path(naive["run_dir"])).config["spec"]).blocks()
+    )
     # like any other run: listed under the runs root as SWEEP/VARIANT, found by its name
     names = {r.name for r in runs.list_runs(root)}
     assert names == {"s1/base", "s1/no-reduce"}
@@ -203,8 +260,20 @@ def test_killed_sweep_resumes(tmp_path):
     and continues the killed one from its checkpoint."""
     env = _env(tmp_path)
     sweep_dir = tmp_path / "s"
-    argv = [sys.executable, "-m", "gnet", "sweep", *TINY, "--variants", "base,factorize", "--epochs", "4",
-            "--sweep-dir", str(sweep_dir), "--quiet"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gnet",
+        "sweep",
+        *TINY,
+        "--variants",
+        "base,factorize",
+        "--epochs",
+        "4",
+        "--sweep-dir",
+        str(sweep_dir),
+        "--quiet",
+    ]
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = sweep_dir / "factorize"
     try:
@@ -225,8 +294,14 @@ def test_killed_sweep_resumes(tmp_path):
         first_metrics = (sweep_dir / "base" / "metrics.jsonl").read_bytes()
         first_status = runs.read_json(sweep_dir / "base" / "status.json")
         assert first_status["state"] == "finished"
-        resumed = subprocess.run([sys.executable, "-m", "gnet", "sweep", "--resume", "--sweep-dir", str(sweep_dir),
-                                  "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        resumed = subprocess.run(
+            [sys.executable, "-m", "gnet", "sweep", "--resume", "--sweep-dir", str(sweep_dir), "--json"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     finally:
         proc.kill()
         _kill_leftovers(tmp_path)
@@ -265,9 +340,16 @@ def test_network_explorer_shows_the_sweeps_runs(finished_sweep, monkeypatch):
         if title.startswith("Test accuracy vs"):
             figs[title] = fig
     assert set(figs) == {"Test accuracy vs mult-adds per image", "Test accuracy vs parameters"}
-    for title, cost in (("Test accuracy vs mult-adds per image", "mult_adds"), ("Test accuracy vs parameters", "params")):
-        points = {(x, y): t for tr in figs[title]["data"] if tr.get("mode") == "markers+text"
-                  for x, y, t in zip(tr["x"], tr["y"], tr["text"])}
+    for title, cost in (
+        ("Test accuracy vs mult-adds per image", "mult_adds"),
+        ("Test accuracy vs parameters", "params"),
+    ):
+        points = {
+            (x, y): t
+            for tr in figs[title]["data"]
+            if tr.get("mode") == "markers+text"
+            for x, y, t in zip(tr["x"], tr["y"], tr["text"])
+        }
         assert points == {(r[cost], r["best_test_acc"]): r["variant"] for r in out["rows"]}
         assert any(tr.get("name") == "Pareto front" for tr in figs[title]["data"])
     # a bad sweep name is refused on the page, nothing is started
@@ -301,8 +383,9 @@ def test_page_says_why_a_variant_died_and_offers_resume(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path))
-    sweep = sweeps.create(tmp_path / "s", network_preset("mini"), ["base", "no-reduce"],
-                          sweeps.Settings(epochs=1, image_size=12))
+    sweep = sweeps.create(
+        tmp_path / "s", network_preset("mini"), ["base", "no-reduce"], sweeps.Settings(epochs=1, image_size=12)
+    )
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     runs.create(sweep.run_path("base"), {"train": sweep.configs["base"]})
@@ -331,9 +414,25 @@ def test_cli_sweep_with_spec_and_edits_files(tmp_path, capsys, monkeypatch):
     edited = base.with_block("4b", dataclasses.replace(base.block("4b"), b1=8))
     (tmp_path / "base.json").write_text(base.to_json())
     (tmp_path / "edited.json").write_text(edited.to_json())
-    argv = ["sweep", "--spec", str(tmp_path / "base.json"), "--edits", str(tmp_path / "edited.json"),
-            "--variants", "base,edits,b3-3x3", "--epochs", "1", "--image-size", "12", "--parallel", "2",
-            "--sweep-dir", str(tmp_path / "s"), "--json", "--quiet"]
+    argv = [
+        "sweep",
+        "--spec",
+        str(tmp_path / "base.json"),
+        "--edits",
+        str(tmp_path / "edited.json"),
+        "--variants",
+        "base,edits,b3-3x3",
+        "--epochs",
+        "1",
+        "--image-size",
+        "12",
+        "--parallel",
+        "2",
+        "--sweep-dir",
+        str(tmp_path / "s"),
+        "--json",
+        "--quiet",
+    ]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     rows = {r["variant"]: r for r in out["rows"]}

@@ -30,25 +30,47 @@ def weights(run) -> dict[str, torch.Tensor]:
 
 
 def epoch_numbers(run) -> list[tuple]:
-    return [(r["epoch"], r["train_loss"], r["train_acc"], r["test_loss"], r["test_acc"])
-            for r in runs.read_metrics(run, "epoch")]
+    return [
+        (r["epoch"], r["train_loss"], r["train_acc"], r["test_loss"], r["test_acc"])
+        for r in runs.read_metrics(run, "epoch")
+    ]
 
 
 def test_seed_recipe_is_seed_001_exactly():
     cfg = TrainConfig.from_recipe("seed", network_preset("d2l-fashion96"), dataset="fashion-mnist")
     assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.optimizer, cfg.schedule) == (0.005, 128, 30, "sgd", "constant")
-    assert (cfg.weight_decay, cfg.label_smoothing, cfg.batch_norm, cfg.normalize, cfg.flip, cfg.aux) == \
-        (0.0, 0.0, False, False, False, False)
+    assert (cfg.weight_decay, cfg.label_smoothing, cfg.batch_norm, cfg.normalize, cfg.flip, cfg.aux) == (
+        0.0,
+        0.0,
+        False,
+        False,
+        False,
+        False,
+    )
     spec = model_spec(cfg, 1, 10)
     assert spec.input_size == (96, 96) and not spec.batch_norm
     assert sum(p.numel() for p in build(spec).parameters()) == 5_977_530  # seed 001's torchinfo total
     assert all(lr_at(s, 100, cfg) == 0.005 for s in (0, 50, 99))
 
 
-@pytest.mark.parametrize("field,value", [("epochs", 0), ("epochs", 1001), ("batch_size", 5000), ("image_size", 4),
-                                         ("lr", float("nan")), ("lr", -1.0), ("lr", 0.0), ("optimizer", "rmsprop"),
-                                         ("label_smoothing", 0.9), ("device", "tpu"), ("epochs", True),
-                                         ("dataset", "imagenet"), ("amp", "fp8")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("epochs", 0),
+        ("epochs", 1001),
+        ("batch_size", 5000),
+        ("image_size", 4),
+        ("lr", float("nan")),
+        ("lr", -1.0),
+        ("lr", 0.0),
+        ("optimizer", "rmsprop"),
+        ("label_smoothing", 0.9),
+        ("device", "tpu"),
+        ("epochs", True),
+        ("dataset", "imagenet"),
+        ("amp", "fp8"),
+    ],
+)
 def test_caps_are_clear_errors(field, value):
     with pytest.raises(ConfigError, match=field.replace("_", " ")):
         tiny(**{field: value})
@@ -90,11 +112,13 @@ def test_eta_is_the_steady_pace_times_the_steps_left(first, per_step, warmup, mo
 
 
 def test_cli_bad_options_exit_2_with_one_line(capsys, tmp_path):
-    for argv in (["train", "--preset", "mini", "--epochs", "0", "--run-dir", str(tmp_path / "a")],
-                 ["train", "--preset", "mini", "--batch-size", "x", "--run-dir", str(tmp_path / "b")],
-                 ["train", "--dataset", "synthetic", "--run-dir", str(tmp_path / "c")],
-                 ["train", "--spec", str(tmp_path / "missing.json"), "--run-dir", str(tmp_path / "d")],
-                 ["train", "--preset", "mini", "--resume", "--run-dir", str(tmp_path / "e")]):
+    for argv in (
+        ["train", "--preset", "mini", "--epochs", "0", "--run-dir", str(tmp_path / "a")],
+        ["train", "--preset", "mini", "--batch-size", "x", "--run-dir", str(tmp_path / "b")],
+        ["train", "--dataset", "synthetic", "--run-dir", str(tmp_path / "c")],
+        ["train", "--spec", str(tmp_path / "missing.json"), "--run-dir", str(tmp_path / "d")],
+        ["train", "--preset", "mini", "--resume", "--run-dir", str(tmp_path / "e")],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
@@ -104,9 +128,29 @@ def test_cli_bad_options_exit_2_with_one_line(capsys, tmp_path):
 def test_end_to_end_cli_run_on_tiny_fashion_mnist(tmp_path, capsys):
     write_fashion_mnist(tmp_path / "data", 80, 40)
     run = tmp_path / "run"
-    rc = main(["train", "--preset", "mini", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "data"),
-               "--image-size", "16", "--epochs", "2", "--batch-size", "20", "--device", "cpu", "--seed", "1",
-               "--run-dir", str(run)])
+    rc = main(
+        [
+            "train",
+            "--preset",
+            "mini",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--image-size",
+            "16",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "20",
+            "--device",
+            "cpu",
+            "--seed",
+            "1",
+            "--run-dir",
+            str(run),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "finished" and status["global_step"] == 8
@@ -159,9 +203,16 @@ def test_nan_loss_stops_with_a_clear_status(tmp_path):
 def _aux_spec() -> NetworkSpec:
     """The smallest network with the paper's aux heads (stage 4 needs blocks 4a..4d)."""
     b = BlockSpec(4, 4, 4, 2, 4, 4, batch_norm=True)
-    return NetworkSpec(name="tiny-aux", in_channels=3, input_size=(24, 24), num_classes=10,
-                       stem=(ConvSpec(8, 3, 1, 1), PoolSpec(3, 2, 1)), stages=((b,), (b, b, b, b)),
-                       stage_pools=(PoolSpec(3, 2, 1),), batch_norm=True)
+    return NetworkSpec(
+        name="tiny-aux",
+        in_channels=3,
+        input_size=(24, 24),
+        num_classes=10,
+        stem=(ConvSpec(8, 3, 1, 1), PoolSpec(3, 2, 1)),
+        stages=((b,), (b, b, b, b)),
+        stage_pools=(PoolSpec(3, 2, 1),),
+        batch_norm=True,
+    )
 
 
 def test_aux_heads_train_and_stay_out_of_evaluation(tmp_path):
@@ -179,8 +230,21 @@ def test_aux_heads_train_and_stay_out_of_evaluation(tmp_path):
 def test_missing_dataset_fails_the_run_with_the_folder_named(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GNET_NO_DOWNLOAD", "1")  # never touch the network in tests
     run = tmp_path / "run"
-    rc = main(["train", "--preset", "mini", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "empty"),
-               "--device", "cpu", "--run-dir", str(run)])
+    rc = main(
+        [
+            "train",
+            "--preset",
+            "mini",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "--device",
+            "cpu",
+            "--run-dir",
+            str(run),
+        ]
+    )
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and "$GNET_DATA_DIR/FashionMNIST/raw/" in err

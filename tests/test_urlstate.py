@@ -13,8 +13,13 @@ variants = st.sampled_from(list(B3_VARIANTS.values()))
 @st.composite
 def designs(draw) -> BlockDesign:
     kernel, factorize = draw(variants)
-    block = BlockSpec(*(draw(channels) for _ in range(6)), reduce=draw(st.booleans()), b3_kernel=kernel,
-                      factorize=factorize, batch_norm=draw(st.booleans()))
+    block = BlockSpec(
+        *(draw(channels) for _ in range(6)),
+        reduce=draw(st.booleans()),
+        b3_kernel=kernel,
+        factorize=factorize,
+        batch_norm=draw(st.booleans()),
+    )
     return BlockDesign(block, (draw(channels), draw(st.integers(1, 4096)), draw(st.integers(1, 4096)))).validate()
 
 
@@ -53,19 +58,22 @@ def test_variant_keys_default_to_the_paper_block():
 GOOD = design_to_query(block_presets()["Paper 3a"])
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"b1": "abc"}, "b1"),
-    ({"b1": "-3"}, "b1"),
-    ({"b2": "1.5"}, "b2"),
-    ({"h": "9" * 40}, "input height"),
-    ({"b1": "0"}, "b1 must be from 1"),
-    ({"b3": str(MAX_CHANNELS + 1)}, "b3 must be from 1"),
-    ({"w": "5000"}, "input width"),
-    ({"reduce": "yes"}, "reduce"),
-    ({"bn": "2"}, "bn"),
-    ({"b3v": "7"}, "b3v"),
-    ({"c": ""}, "input channels"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"b1": "abc"}, "b1"),
+        ({"b1": "-3"}, "b1"),
+        ({"b2": "1.5"}, "b2"),
+        ({"h": "9" * 40}, "input height"),
+        ({"b1": "0"}, "b1 must be from 1"),
+        ({"b3": str(MAX_CHANNELS + 1)}, "b3 must be from 1"),
+        ({"w": "5000"}, "input width"),
+        ({"reduce": "yes"}, "reduce"),
+        ({"bn": "2"}, "bn"),
+        ({"b3v": "7"}, "b3v"),
+        ({"c": ""}, "input channels"),
+    ],
+)
 def test_bad_values_raise_spec_error_naming_the_field(change, words):
     with pytest.raises(SpecError, match=words):
         design_from_query({**GOOD, **change})
@@ -90,8 +98,13 @@ def test_b3_variants_map_to_spec_fields():
 
 
 @fuzz_settings(200)
-@given(st.dictionaries(st.sampled_from([*KEYS, "x", ""]) | st.text(max_size=6),
-                       st.text(max_size=12) | st.lists(st.text(max_size=6), max_size=3), max_size=14))
+@given(
+    st.dictionaries(
+        st.sampled_from([*KEYS, "x", ""]) | st.text(max_size=6),
+        st.text(max_size=12) | st.lists(st.text(max_size=6), max_size=3),
+        max_size=14,
+    )
+)
 def test_fuzz_query_strings_give_a_design_none_or_spec_error(params):
     try:
         design = design_from_query(params)

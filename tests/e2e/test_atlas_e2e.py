@@ -67,8 +67,9 @@ def test_atlas_job_grid_and_large_view(app_server, page):
     images = page.locator("[data-testid='stImage'] img")
     for i in range(images.count()):  # every picture actually decoded
         images.nth(i).scroll_into_view_if_needed()
-        page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(),
-                               timeout=30_000)
+        page.wait_for_function(
+            "e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(), timeout=30_000
+        )
     assert_no_exception(page)
     screenshot(page, "atlas_large_view")
 

@@ -102,8 +102,12 @@ def test_network_explorer_edit_a_block(app_server, page):
     page.get_by_text("4b → 548").wait_for()
     assert_no_exception(page)
 
-    for tab, name in (("Where the parameters live", "params"), ("Shapes along depth", "depth"),
-                      ("Receptive field", "receptive_field"), ("Cost per block", "blocks")):
+    for tab, name in (
+        ("Where the parameters live", "params"),
+        ("Shapes along depth", "depth"),
+        ("Receptive field", "receptive_field"),
+        ("Cost per block", "blocks"),
+    ):
         page.get_by_role("tab", name=tab).click()
         page.locator("[data-testid='stPlotlyChart']:visible").first.wait_for()
         page.wait_for_timeout(500)

@@ -28,8 +28,12 @@ def mirror():
 def test_first_run_online_shows_progress_and_switches_by_itself(browser, mirror, tmp_path):
     blob = torchvision_weights_bytes()
     served = mirror.add(WEIGHTS_PATH, blob, rate=8e6, pause_at=len(blob) // 2)  # ~8 MB/s, then a pause
-    env = {"GNET_OFFLINE": "", "GNET_WEIGHTS_URL": mirror.url(WEIGHTS_PATH), "GNET_WEIGHTS_SHA256": sha256(blob),
-           "GNET_DOWNLOAD_STALL_S": "600"}  # the test's pause must not read as a stalled connection
+    env = {
+        "GNET_OFFLINE": "",
+        "GNET_WEIGHTS_URL": mirror.url(WEIGHTS_PATH),
+        "GNET_WEIGHTS_SHA256": sha256(blob),
+        "GNET_DOWNLOAD_STALL_S": "600",
+    }  # the test's pause must not read as a stalled connection
     with start_app_server(tmp_path, extra_env=env) as server:
         # One browser session (sessions sharing one download: tests/test_downloads.py, 8 at once).
         ctx = browser.new_context(viewport={"width": 1400, "height": 2600})

@@ -37,8 +37,9 @@ def test_upload_shows_the_grid_and_a_click_picks_a_unit(app_server, page):
     assert images.count() == 8  # input, grid, the unit's two views, the four branches
     for i in range(images.count()):
         images.nth(i).scroll_into_view_if_needed()
-        page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(),
-                               timeout=30_000)
+        page.wait_for_function(
+            "e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(), timeout=30_000
+        )
     grid = images.nth(1).element_handle()
     assert page.evaluate("e => [e.naturalWidth, e.naturalHeight]", grid)[1] > 9 * 112  # 9 rows of thumbnails
     assert page.locator("[data-testid='stPlotlyChart']").count() == 4

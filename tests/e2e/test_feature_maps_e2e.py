@@ -30,7 +30,9 @@ def test_upload_shows_branch_grids(app_server, page):
     wait_for_app(page)
     body = page.inner_text("body")
     assert "googlenet-1378be20.pth" in body and "UNTRAINED" in body
-    assert "Compute device" in body  # run through app.py's navigation, not as a bare script  # offline: says what it shows instead
+    assert (
+        "Compute device" in body
+    )  # run through app.py's navigation, not as a bare script  # offline: says what it shows instead
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(SAMPLE))
     page.get_by_text("your upload: JPEG, 512×341 px").wait_for(timeout=60_000)
     wait_for_app(page)
@@ -43,8 +45,9 @@ def test_upload_shows_branch_grids(app_server, page):
     assert images.count() == 8
     for i in range(8):  # each one decoded (scrolled to: the browser may load images lazily)
         images.nth(i).scroll_into_view_if_needed()
-        page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(),
-                               timeout=30_000)
+        page.wait_for_function(
+            "e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(), timeout=30_000
+        )
     assert page.get_by_role("button", name="Download b2 grid (PNG)").count() == 1
     assert_no_exception(page)
     screenshot(page, "feature_maps_upload")

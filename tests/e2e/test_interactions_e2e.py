@@ -31,8 +31,9 @@ def _metric(page) -> str:
 
 
 def _wait_metric(page, value: str) -> None:
-    page.wait_for_function("v => document.querySelector(\"[data-testid='stMetricValue']\")?.textContent.trim() === v",
-                           arg=value)
+    page.wait_for_function(
+        "v => document.querySelector(\"[data-testid='stMetricValue']\")?.textContent.trim() === v", arg=value
+    )
     wait_for_app(page)
 
 
@@ -41,8 +42,10 @@ def _srcs(page) -> set[str]:
 
 
 def _images_loaded(page) -> None:
-    page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stMain'] img\")]"
-                           ".every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll(\"[data-testid='stMain'] img\")]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
 
 
 def _pick(page, label: str, option: str) -> None:
@@ -69,7 +72,8 @@ def test_block_designer_inputs_update_shape_and_counts(app_server, page):
     _wait_metric(page, f"{block_report(spec, shape).cost.params:,}")
 
     page.locator("[data-testid='stRadio']", has_text="b3 convolution").get_by_text(
-        "two 3×3 (factorized 5×5)", exact=True).click()
+        "two 3×3 (factorized 5×5)", exact=True
+    ).click()
     _wait_metric(page, f"{block_report(BlockSpec(70, 96, 128, 16, 32, 32, factorize=True), shape).cost.params:,}")
     assert "b3v=33" in page.url
     # the cached diagram is the new design's: its output label
@@ -94,8 +98,11 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     assert grid.get_attribute("aria-rowcount") == str(collapsed)
     page.locator("[data-testid='stCheckbox']", has_text="Show the layers inside each block").locator("label").click()
     expanded = len(charts.layer_rows(report, expand=True)) + 2
-    page.wait_for_function("n => document.querySelector(\"[data-testid='stDataFrame'] [aria-rowcount]\")"
-                           "?.getAttribute('aria-rowcount') === n", arg=str(expanded))
+    page.wait_for_function(
+        "n => document.querySelector(\"[data-testid='stDataFrame'] [aria-rowcount]\")"
+        "?.getAttribute('aria-rowcount') === n",
+        arg=str(expanded),
+    )
     wait_for_app(page)
     assert _metric(page) == f"{report.params_total:,}"  # only the table reran: the totals stay
 
@@ -107,8 +114,9 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     page.get_by_role("tab", name="Layers").click()
     page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.wait_for(state="attached")
     wait_for_app(page)
-    assert page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.get_attribute("aria-rowcount") \
-        == str(expanded)  # the toggle kept its state
+    assert page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.get_attribute("aria-rowcount") == str(
+        expanded
+    )  # the toggle kept its state
     assert_no_exception(page)
     screenshot(page, "interactions_network_explorer")
 
@@ -127,8 +135,11 @@ def test_feature_maps_layer_channels_and_sample(app_server, page):
     assert len(after_layer - before) >= 6  # 4 mosaics + the channel's heatmap and overlay are the new layer's
 
     page.locator("[data-testid='stSlider'] input[type='range']").first.press("ArrowRight")
-    page.wait_for_function("n => [...document.querySelectorAll(\"[data-testid='stMain'] img\")]"
-                           ".filter(i => !n.includes(i.src)).length >= 4", arg=sorted(after_layer))
+    page.wait_for_function(
+        "n => [...document.querySelectorAll(\"[data-testid='stMain'] img\")]"
+        ".filter(i => !n.includes(i.src)).length >= 4",
+        arg=sorted(after_layer),
+    )
     wait_for_app(page)
     _images_loaded(page)
     assert page.get_by_role("button", name="Download b1 grid (PNG)").count() == 1

@@ -73,8 +73,11 @@ def test_sweep_starts_and_charts_accuracy_against_cost(browser, tmp_path):
             assert page.get_by_text("3/3 finished").count() == 1, page.inner_text("body")[-1500:]
             assert page.locator(".js-plotly-plot").count() >= 2
             # every variant is an ordinary run, listed under the runs root as SWEEP/VARIANT
-            assert {r.name for r in runs.list_runs(root)} == {"e2e-sweep/base", "e2e-sweep/no-reduce",
-                                                              "e2e-sweep/factorize"}
+            assert {r.name for r in runs.list_runs(root)} == {
+                "e2e-sweep/base",
+                "e2e-sweep/no-reduce",
+                "e2e-sweep/factorize",
+            }
             assert all(r.state == "finished" for r in runs.list_runs(root))
         finally:
             ctx.close()
