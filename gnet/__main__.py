@@ -12,11 +12,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
 from gnet.compare import Comparison, Side, compare, load_design
 from gnet.plan import Plan, layer_plan
 from gnet.spec import NETWORK_PRESETS, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+
+if TYPE_CHECKING:  # the CLI imports torch only for the commands that need it
+    from gnet.pretrained import ModelSource
 
 
 class UsageError(Exception):
@@ -422,30 +426,36 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_source(args: argparse.Namespace) -> ModelSource:
+    """explain / visualize: --weights, --checkpoint, --untrained, or torchvision's pretrained weights."""
+    from gnet.pretrained import ModelSource, ensure_pretrained_weights
+
+    if args.weights:
+        return ModelSource("weights", args.weights)
+    if args.checkpoint:
+        return ModelSource("checkpoint", args.checkpoint)
+    if args.untrained:
+        return ModelSource("untrained")
+    status = ensure_pretrained_weights(timeout=None)  # the CLI waits for a download (with stall detection)
+    if not status.ok:
+        raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
+    return ModelSource("pretrained")
+
+
 def _explain(args: argparse.Namespace) -> int:
     # torch is imported here, not at the top, so `block` and `summary` start without it.
     from gnet.attribution import AttributionError, explain, explain_text
     from gnet.checkpoints import CheckpointError
     from gnet.devices import pick_device
     from gnet.images import ImageError, load, preprocess
-    from gnet.pretrained import ModelSource, ensure_pretrained_weights, load_model
+    from gnet.pretrained import load_model
 
     try:
         with open(args.image, "rb") as f:
             data = f.read()
     except OSError as e:
         raise UsageError(f"cannot read the image {args.image!r}: {e.strerror or e}") from None
-    if args.weights:
-        source = ModelSource("weights", args.weights)
-    elif args.checkpoint:
-        source = ModelSource("checkpoint", args.checkpoint)
-    elif args.untrained:
-        source = ModelSource("untrained")
-    else:
-        status = ensure_pretrained_weights(timeout=None)  # the CLI waits for a download (with stall detection)
-        if not status.ok:
-            raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
-        source = ModelSource("pretrained")
+    source = _model_source(args)
     try:
         image = load(data).image
         lm = load_model(source, pick_device())
@@ -466,7 +476,7 @@ def _visualize(args: argparse.Namespace) -> int:
     from gnet import featurevis as fv
     from gnet.checkpoints import CheckpointError, atomic_write_bytes
     from gnet.devices import inference_threads, pick_device
-    from gnet.pretrained import ModelSource, ensure_pretrained_weights, load_model
+    from gnet.pretrained import ModelSource, load_model
 
     try:
         device = pick_device(args.device)
@@ -501,17 +511,7 @@ def _visualize(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must be a .png file, got {args.out!r}")
     if not out.parent.is_dir():
         raise UsageError(f"--out: the folder {str(out.parent)!r} does not exist")
-    if args.weights:
-        source = ModelSource("weights", args.weights)
-    elif args.checkpoint:
-        source = ModelSource("checkpoint", args.checkpoint)
-    elif args.untrained:
-        source = ModelSource("untrained")
-    else:
-        status = ensure_pretrained_weights(timeout=None)  # the CLI waits for a download (with stall detection)
-        if not status.ok:
-            raise UsageError(f"{status.message}; use --weights FILE, --checkpoint FILE or --untrained")
-        source = ModelSource("pretrained")
+    source = _model_source(args)
     cfg = fv.VisConfig(size=args.size, steps=args.steps, seed=args.seed, lr=args.lr)
     try:
         cfg.validate()
