@@ -1031,3 +1031,42 @@ def specialisation_fig(
     fig.update_yaxes(autorange="reversed", title_text="block", row=1, col=1)
     fig.update_layout(height=max(260, 40 * len(blocks) + 120), margin=dict(l=10, r=10, t=50, b=10))
     return fig
+
+
+# ---------------------------------------------------------------------------
+# Feature Maps: a block's branch shares and the top-5 with branches zeroed
+
+
+def branch_activation_share_fig(
+    groups: list[str], shares: list[float], kernels: list[str], channels: list[int]
+) -> go.Figure:
+    """Each branch's share of the block's summed output activation, in the branch colours."""
+    fig = go.Figure(
+        go.Bar(
+            x=groups,
+            y=shares,
+            marker_color=[BRANCH_COLORS.get(g, OTHER_COLOR) for g in groups],
+            customdata=list(zip(kernels, channels)),
+            hovertemplate="%{x}: %{y:.1%} (%{customdata[0]}, %{customdata[1]} channels)<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Each branch's share of the block's output activation",
+        xaxis_title="branch",
+        yaxis_title="share of summed activation",
+        yaxis_tickformat=".0%",
+        showlegend=False,
+        height=320,
+    )
+    return fig
+
+
+def ablation_bars_fig(labels: list[str], before: list[float], after: list[float], zeroed: list[str]) -> go.Figure:
+    """The top-5 classes' probabilities before and after zeroing the chosen branches, side by side."""
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=before, name="before", marker_color=OTHER_COLOR)
+    fig.add_bar(x=labels, y=after, name=f"without {', '.join(zeroed)}", marker_color="#D55E00")
+    fig.update_layout(
+        barmode="group", xaxis_title="class", yaxis_title="probability", yaxis_tickformat=".0%", height=340
+    )
+    return fig

@@ -9,14 +9,14 @@ import hashlib
 import io
 
 import numpy as np
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 import torch
 from PIL import Image
 
+from gnet import charts
 from gnet import features as F
-from gnet.colors import BRANCH_COLORS, OTHER_COLOR
+from gnet.colors import BRANCH_COLORS
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError, LoadedImage, Preprocess, load, preprocess
 from gnet.pretrained import LoadedModel, ModelSource
@@ -95,17 +95,9 @@ def _shares_fig(ex_key: tuple, _ex: F.Extraction) -> go.Figure:
     """The branch-share bar chart (plotly express is slow to build one). Shared and never changed: st.plotly_chart
     only reads a Figure (a dict it would re-validate, slowly)."""
     stats = F.group_stats(_ex)
-    fig = px.bar(
-        x=[s.group for s in stats],
-        y=[s.share for s in stats],
-        color=[s.group for s in stats],
-        color_discrete_map={**BRANCH_COLORS, "out": OTHER_COLOR},
-        labels={"x": "branch", "y": "share of summed activation", "color": "branch"},
-        hover_data={"kernels": [s.kernels for s in stats], "channels": [s.channels for s in stats]},
-        title="Each branch's share of the block's output activation",
+    return charts.branch_activation_share_fig(
+        [s.group for s in stats], [s.share for s in stats], [s.kernels for s in stats], [s.channels for s in stats]
     )
-    fig.update_layout(yaxis_tickformat=".0%", showlegend=False, height=320)
-    return fig
 
 
 def show_mosaics(ex: F.Extraction, k: int, ex_key: tuple) -> None:
@@ -208,14 +200,7 @@ def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
         ],
         hide_index=True,
     )
-    fig = px.bar(
-        x=[r.label for r in rows] * 2,
-        y=[r.before for r in rows] + [r.after for r in rows],
-        color=["before"] * len(rows) + [f"without {', '.join(zeroed)}"] * len(rows),
-        barmode="group",
-        labels={"x": "class", "y": "probability", "color": ""},
-    )
-    fig.update_layout(yaxis_tickformat=".0%", height=340)
+    fig = charts.ablation_bars_fig([r.label for r in rows], [r.before for r in rows], [r.after for r in rows], zeroed)
     st.plotly_chart(fig, theme="streamlit")
 
 

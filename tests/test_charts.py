@@ -162,3 +162,12 @@ def test_expanded_layer_rows_list_every_branch_layer_and_sum_to_the_blocks(name)
         assert sum(r["params"] for r in mine) == block.cost.params
         assert sum(r["mult-adds"] for r in mine) == block.cost.mult_adds
     assert len(charts.layer_rows(report)) == len(rows) - len(inner)
+
+
+def test_feature_maps_figures_carry_the_values_and_branch_colours():
+    fig = charts.branch_activation_share_fig(["b1", "b2", "b3", "b4"], [0.1, 0.4, 0.2, 0.3], ["1×1"] * 4, [8, 16, 4, 4])
+    bar = fig.data[0]
+    assert list(bar.y) == [0.1, 0.4, 0.2, 0.3] and list(bar.marker.color) == [BRANCH_COLORS[b] for b in BRANCHES]
+    fig = charts.ablation_bars_fig(["cat", "dog"], [0.6, 0.3], [0.2, 0.5], ["b2", "b3"])
+    assert [t.name for t in fig.data] == ["before", "without b2, b3"]
+    assert list(fig.data[0].y) == [0.6, 0.3] and list(fig.data[1].y) == [0.2, 0.5]
