@@ -350,7 +350,7 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     st.caption(
         f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. "
         + (
-            f"TensorBoard reads this run too: `tensorboard --logdir {root}`."
+            'TensorBoard reads this run too: `tensorboard --logdir "$GNET_RUNS_DIR"` (the runs folder; default `runs`).'
             if tensorboard_available()
             else "Install the `tensorboard` package (`pip install tensorboard`) and new runs also write TensorBoard "
             "event files into their folders."

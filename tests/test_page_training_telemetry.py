@@ -80,6 +80,7 @@ def test_finished_run_shows_heatmap_lines_and_aux_charts(root, monkeypatch):
     assert z == pytest.approx(math.log10(recs[-1]["branches"]["inception3a"]["b1"]["grad_rms"]))
     captions = " ".join(str(c.value) for c in at.caption)
     assert "3 telemetry records" in captions and "tensorboard --logdir" in captions
+    assert str(root) not in captions  # the runs folder is named symbolically, never by its server path
 
 
 def test_run_without_telemetry_says_so_and_two_runs_compare(root, monkeypatch):

@@ -87,6 +87,13 @@ def test_training_run_updates_live_stops_and_resumes(app_server, page):
     page.get_by_text(re.compile(r"stopped at step [\d,]+ of [\d,]+; resume continues")).wait_for(timeout=60_000)
     wait_for_app(page)
     page.get_by_text("true:").first.wait_for(timeout=30_000)  # predictions of the stop's checkpoint
+    thumbs = page.locator("[data-testid='stImage'] img")
+    assert thumbs.count() >= 8  # the checkpoint's test images, each decoded (they load lazily: scroll to each)
+    for i in range(thumbs.count()):
+        thumbs.nth(i).scroll_into_view_if_needed()
+        page.wait_for_function(
+            "e => e.complete && e.naturalWidth > 0", arg=thumbs.nth(i).element_handle(), timeout=30_000
+        )
     body = page.inner_text("body")
     stopped_at = _step(_progress_text(page))
     assert stopped_at >= _step(seen[-1])
