@@ -120,6 +120,7 @@ async def explain(page, url: str, sample: str, res: Result, i: int) -> None:
 async def session(browser, url: str, i: int, res: Result) -> None:
     ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await ctx.new_page()
+    page.set_default_navigation_timeout(TIMEOUT_MS)  # 16 browsers on 2 busy cores: 30 s is not enough to load
     try:
         await feature_maps(page, url, SAMPLES[i % len(SAMPLES)], res, i)
         await block_designer(page, url, 8 + i, res, i)

@@ -15,6 +15,16 @@ The real Fashion-MNIST cannot be downloaded here, so both read synthetic Fashion
 
 Prints images/s (median over the timed steps) for each and the ratio ours / reference.
 Target on the 2-core CPU: ≥ 1.5× (aim 2×).
+
+Also, from the same run:
+  * the machine's fp32 matmul peak (best of a few 2048² matmuls) and the trainer's achieved fp32 FLOP/s as a
+    fraction of it. FLOPs of a training step = 3 × forward (forward, and a backward of about twice the forward),
+    forward FLOPs = 2 × the network's multiplications (gnet.analysis, the seeds' hand count: convs and linears,
+    no bias, BatchNorm, pools or ReLUs). Target ≥ 80 % of the peak on CPU.
+  * per-branch telemetry's overhead: images/s (all timed steps, telemetry steps included) with telemetry off and
+    on at the default K, as a ratio (target ≥ 0.95), on a smaller batch so that the window holds several K.
+  * --profile: torch.profiler's breakdown of the fp32 trainer's steps into convs, pools, BatchNorm, ReLU,
+    concat, the optimizer step and the rest (self CPU time), to say where the gap to the peak is.
 """
 
 from __future__ import annotations
@@ -29,13 +39,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity
+from torch.profiler import profile as torch_profile
 
-from gnet import runs  # noqa: E402
-from gnet.network import build  # noqa: E402
-from gnet.spec import d2l_fashion96  # noqa: E402
-from gnet.train import TrainConfig, train  # noqa: E402
+from gnet import runs
+from gnet.analysis import network_report
+from gnet.network import build
+from gnet.spec import d2l_fashion96, with_input
+from gnet.train import OPTIONS, TrainConfig, train
 
 
 def write_idx(path: Path, array: torch.Tensor) -> None:
@@ -114,16 +127,59 @@ def reference(data: Path, device: torch.device, batch: int, warmup: int, steps: 
     return batch / statistics.median(timer.result())
 
 
-def ours(data: Path, device: torch.device, batch: int, warmup: int, steps: int, tmp: Path, amp: str) -> float:
-    """The project's trainer, seed recipe, one record per step; median images/s after warm-up."""
+def ours(data: Path, device: torch.device, batch: int, warmup: int, steps: int, tmp: Path, amp: str,
+         telemetry_every: int = 0, name: str = "") -> list[float]:
+    """The project's trainer, seed recipe, one record per step; the per-step seconds after warm-up."""
     cfg = TrainConfig.from_recipe("seed", d2l_fashion96(), dataset="fashion-mnist", data_dir=str(data),
                                   batch_size=batch, epochs=1, max_train_samples=batch * (warmup + steps),
                                   max_test_samples=batch, log_every=1, device=device.type, amp=amp,
-                                  checkpoint_every_s=86_400.0)
-    run = runs.create(tmp / f"ours-{amp}", {"train": cfg.to_dict()})
+                                  checkpoint_every_s=86_400.0, telemetry_every=telemetry_every)
+    run = runs.create(tmp / f"ours-{amp}-{batch}-{telemetry_every}{name}", {"train": cfg.to_dict()})
     train(cfg, run)
-    ips = [r["images_per_s"] for r in runs.read_metrics(run, "step")][warmup:]
-    return statistics.median(ips)
+    return [batch / r["images_per_s"] for r in runs.read_metrics(run, "step")][warmup:]
+
+
+def median_ips(batch: int, seconds: list[float]) -> float:
+    return batch / statistics.median(seconds)
+
+
+def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """fp32 FLOP/s of the best of a few n×n matmuls (2n³ FLOPs each) on this device, now."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first is a warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def profile(data: Path, device: torch.device, batch: int, tmp: Path) -> None:
+    """Self CPU time of the fp32 trainer's steps by kind of op (torch.profiler, 4 steps after 2 warm-up)."""
+    ours(data, device, batch, 0, 2, tmp, "off", name="-profile-warm")
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        ours(data, device, batch, 0, 4, tmp, "off", name="-profile")
+    kinds = {"conv (fwd + bwd)": ("conv", "mkldnn_convolution"), "max-pool (fwd + bwd)": ("max_pool",),
+             "avg-pool": ("avg_pool", "adaptive_avg"), "ReLU (fwd + bwd)": ("relu", "threshold"),
+             "concat / split": ("cat", "narrow", "slice", "split"), "linear": ("addmm", "mm", "linear"),
+             "optimizer step": ("sgd", "_foreach", "add_", "mul_"), "BatchNorm": ("batch_norm",)}
+    totals = dict.fromkeys([*kinds, "other"], 0.0)
+    others: dict[str, float] = {}
+    for ev in prof.key_averages():
+        kind = next((k for k, keys in kinds.items() if any(x in ev.key.lower() for x in keys)), "other")
+        totals[kind] += ev.self_cpu_time_total
+        if kind == "other":
+            others[ev.key] = ev.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    print("profile (self CPU time of 4 fp32 training steps, data loading included in 'other'):")
+    for kind, t in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {kind:22s} {100 * t / whole:5.1f} %")
+    top = sorted(others.items(), key=lambda kv: -kv[1])[:6]
+    print("  largest in 'other': " + ", ".join(f"{k} {100 * t / whole:.1f} %" for k, t in top))
 
 
 def main() -> None:
@@ -134,20 +190,43 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--ref-workers", type=int, default=0,
                    help="DataLoader workers for the reference (d2l uses 4; 0 is kinder to a 2-core CPU)")
+    p.add_argument("--telemetry-batch", type=int, default=32, help="batch of the telemetry off/on pair")
+    p.add_argument("--telemetry-steps", type=int, default=None, help="timed steps of that pair (default 2K + 2)")
+    p.add_argument("--profile", action="store_true", help="also print torch.profiler's breakdown by kind of op")
     a = p.parse_args()
     device = torch.device(a.device)
+    k = OPTIONS["telemetry_every"].default
     print(f"device {device}, torch threads {torch.get_num_threads()}, batch {a.batch_size}, "
           f"{a.warmup} warm-up + {a.steps} timed steps, d2l GoogLeNet at 1×96×96")
+    fwd_flops = 2 * network_report(with_input(d2l_fashion96(), 1, (96, 96))).cost.multiplications
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        make_fashion_mnist(tmp_path / "data", a.batch_size * (a.warmup + a.steps), a.batch_size)
+        tel_steps = a.telemetry_steps or 2 * k + 2
+        make_fashion_mnist(tmp_path / "data", max(a.batch_size * (a.warmup + a.steps),
+                                                  a.telemetry_batch * (a.warmup + tel_steps)), a.batch_size)
+        peak = matmul_peak(device)
+        print(f"fp32 matmul peak (2048², best of 5):        {peak / 1e9:8.1f} GFLOP/s")
         ref = reference(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, a.ref_workers)
         print(f"reference (per-sample Resize+ToTensor, {a.ref_workers} workers, fp32): {ref:8.1f} images/s")
-        fp32 = ours(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, tmp_path, "off")
+        fp32 = median_ips(a.batch_size, ours(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, tmp_path,
+                                             "off"))
         print(f"gnet trainer, fp32 (--amp off):            {fp32:8.1f} images/s  ratio {fp32 / ref:.2f}×")
-        auto = ours(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, tmp_path, "auto")
+        achieved = fp32 * 3 * fwd_flops
+        print(f"  achieved {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.0%} of the fp32 matmul peak "
+              f"(3 × forward = 3 × {fwd_flops / 1e9:.3f} GFLOP per image; peak would be "
+              f"{peak / (3 * fwd_flops):.1f} images/s); target ≥ 80 %")
+        off, on = (ours(tmp_path / "data", device, a.telemetry_batch, a.warmup, tel_steps, tmp_path, "off", every)
+                   for every in (0, k))
+        ips_off, ips_on = a.telemetry_batch * len(off) / sum(off), a.telemetry_batch * len(on) / sum(on)
+        print(f"telemetry off / on every {k} steps (batch {a.telemetry_batch}, {tel_steps} steps, mean): "
+              f"{ips_off:.1f} / {ips_on:.1f} images/s  ratio {ips_on / ips_off:.3f} (target ≥ 0.95)")
+        if a.profile:
+            profile(tmp_path / "data", device, a.batch_size, tmp_path)
+        auto = median_ips(a.batch_size, ours(tmp_path / "data", device, a.batch_size, a.warmup, a.steps, tmp_path,
+                                             "auto"))
         print(f"gnet trainer, default (--amp auto):        {auto:8.1f} images/s  ratio {auto / ref:.2f}×")
-    print(f"target ≥ 1.5× (aim 2×): {'MET' if auto / ref >= 1.5 else 'NOT MET'} with the default settings")
+    print(f"target ≥ 1.5× (aim 2×): {'MET' if auto / ref >= 1.5 else 'NOT MET'} with the default settings "
+          f"(ratio {auto / ref:.2f}× against seed 001's loop)")
 
 
 if __name__ == "__main__":

@@ -238,6 +238,8 @@ def receptive_field_text(plan: Plan, preset: str) -> str:
             if missing else "")
     return (f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels (size, jump = "
             "cumulative stride, start = centre of the first unit, pixel index from 0)\n" + _table(rows) + note)
+
+
 # -- compare ------------------------------------------------------------------------------------
 def _compare(args: argparse.Namespace) -> int:
     designs = []
@@ -332,6 +334,9 @@ def _sweep(args: argparse.Namespace) -> int:
     if any(r.state != "finished" for r in rows):
         print("the sweep did not finish every run; continue it with --resume", file=sys.stderr)
         return 1
+    return 0
+
+
 def _explain(args: argparse.Namespace) -> int:
     # torch is imported here, not at the top, so `block` and `summary` start without it.
     from gnet.attribution import AttributionError, explain, explain_text

@@ -18,8 +18,8 @@ copies of the earlier blocks on their way through the rest of the network (no fu
 forward pass is repeated; 36 ablations cost about as much as 9 batch-4 tails).
 
 Receptive fields: the empirical one is |d unit / d input| (autograd w.r.t. the input,
-summed over the branch's channels at one position); the theoretical one is computed
-from the loaded modules' kernel sizes, strides and paddings (Araujo et al. 2019).
+summed over the branch's channels at one position); the theoretical one comes from the
+layer plan (gnet.plan, Araujo et al. 2019).
 """
 
 from __future__ import annotations
@@ -31,9 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models import GoogLeNet as TorchvisionGoogLeNet
 
 from gnet.blocks import BRANCH_ATTRS, branch_kernel_labels
 from gnet.features import main_path
+from gnet.plan import ReceptiveField, layer_plan
+from gnet.spec import NetworkSpec, googlenet_imagenet
 
 BRANCHES = ("b1", "b2", "b3", "b4")
 
@@ -299,65 +302,36 @@ def explain(model: nn.Module, x: torch.Tensor, target: int | str | None = None,
 # Receptive fields
 
 
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Of one unit grid, in input pixels (Araujo et al. 2019): a unit at (i, j) sees the
-    size x size window centred on (start + i * jump, start + j * jump); pixel k's centre is k."""
-
-    size: int
-    jump: int
-    start: float
-
-    def box(self, row: int, col: int, hw: tuple[int, int]) -> tuple[float, float, float, float]:
-        """(x0, y0, x1, y1) pixel edges of the unit's window, clipped to an image of hw = (H, W)."""
-        half = self.size / 2
-        cy, cx = self.start + row * self.jump, self.start + col * self.jump
-        return (max(-0.5, cx - half), max(-0.5, cy - half), min(hw[1] - 0.5, cx + half), min(hw[0] - 0.5, cy + half))
+def rf_box(rf: ReceptiveField, row: int, col: int, hw: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) pixel edges of unit (row, col)'s theoretical field, clipped to an image of hw = (H, W)
+    (pixel k spans k - 0.5 .. k + 0.5; the plan's fields are in pixel-centre coordinates)."""
+    (y0, y1), (x0, x1) = rf.span(row), rf.span(col)
+    return (max(-0.5, x0 - 0.5), max(-0.5, y0 - 0.5), min(hw[1] - 0.5, x1 + 0.5), min(hw[0] - 0.5, y1 + 0.5))
 
 
-def _kernel(mod: nn.Module) -> tuple[int, int, int] | None:
-    """(kernel, stride, padding) along H of a conv or pool, None for anything that keeps the grid."""
-    if isinstance(mod, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        if isinstance(mod, nn.Conv2d) and _first(mod.dilation) != 1:
-            raise AttributionError("dilated convolutions are not supported here")
-        return _first(mod.kernel_size), _first(mod.stride), _first(mod.padding)
-    return None
-
-
-def _first(v: int | tuple[int, ...]) -> int:
-    return v if isinstance(v, int) else v[0]
+def network_spec(model: nn.Module) -> NetworkSpec:
+    """The spec whose layer plan describes `model`: its own for this project's GoogLeNet; torchvision's
+    GoogLeNet is the googlenet-imagenet preset module for module (its state_dict loads into it)."""
+    spec = getattr(model, "spec", None)
+    if isinstance(spec, NetworkSpec):
+        return spec
+    if isinstance(model, TorchvisionGoogLeNet):
+        return googlenet_imagenet()
+    raise AttributionError(f"no layer plan for a {type(model).__name__}; receptive fields need a GoogLeNet")
 
 
 def theoretical_rf(model: nn.Module, block: str, branch: str) -> ReceptiveField:
-    """The receptive field of a branch output's units, walked through the loaded modules
-    (their real kernels: torchvision's "5×5" branch is 3×3) from the input to that branch."""
+    """The receptive field of a branch output's units, from the layer plan (gnet.plan)."""
     if branch not in BRANCHES:
         raise AttributionError(f"no branch {branch!r}; choose one of {', '.join(BRANCHES)}")
-    names = main_path(model)
     if block not in block_modules(model):
         raise AttributionError(f"no block {block!r}; choose one of "
                                f"{', '.join(block_label(b) for b in block_modules(model))}")
-    rf = ReceptiveField(1, 1, 0.0)
-    for n in names[:names.index(block)]:
-        mod = getattr(model, n)
-        if n.startswith("inception"):  # parallel branches: the block's units see as far as its widest branch
-            rf = max((_walk(getattr(mod, b).modules(), rf) for b in BRANCH_ATTRS), key=lambda r: r.size)
-        else:
-            rf = _walk(mod.modules(), rf)
-    return _walk(getattr(getattr(model, block), BRANCH_ATTRS[BRANCHES.index(branch)]).modules(), rf)
-
-
-def _walk(mods, rf: ReceptiveField) -> ReceptiveField:
-    size, jump, start = rf.size, rf.jump, rf.start
-    for m in mods:
-        ksp = _kernel(m)
-        if ksp is None:
-            continue
-        k, s, p = ksp
-        size += (k - 1) * jump
-        start += ((k - 1) / 2 - p) * jump
-        jump *= s
-    return ReceptiveField(size, jump, start)
+    plan = layer_plan(network_spec(model))
+    rf = plan.step(plan.branch_paths(block)[branch]).rf
+    if rf is None:
+        raise AttributionError(f"the layer plan has no receptive field for {block_label(block)}·{branch}")
+    return rf
 
 
 @dataclass(frozen=True)

@@ -414,7 +414,7 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
     fig.frames = [go.Frame(data=[heat(i)], name=str(s)) for i, s in enumerate(steps)]
     fig.update_layout(
         height=460, margin=dict(l=10, r=10, t=40, b=10), title=f"{label or stat} per block and branch",
-        yaxis=dict(autorange="reversed", title="block", type="category"), xaxis=dict(side="top"),
+        yaxis=dict(autorange="reversed", title="block", type="category"),
         sliders=[dict(active=last, currentvalue=dict(prefix="step "), pad=dict(t=30),
                       steps=[dict(label=str(s), method="animate",
                                   args=[[str(s)], dict(mode="immediate", frame=dict(duration=0, redraw=True),
@@ -496,6 +496,11 @@ def rf_size(report: NetworkReport, path: str) -> int | None:
     return rf.size if rf else None
 
 
+# Branches with the same field (b2's 3×3 and b4's pool → 1×1) coincide: open, larger markers keep both visible.
+_RF_MARKERS = {"b1": dict(symbol="circle", size=8), "b2": dict(symbol="diamond-open", size=14),
+               "b3": dict(symbol="circle", size=8), "b4": dict(symbol="square-open", size=12)}
+
+
 def receptive_field_fig(report: NetworkReport) -> go.Figure:
     """Receptive field along depth: the main path in grey, each block's four branches in their colours.
 
@@ -518,7 +523,8 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
         steps = [plan.branch_steps(b)[br] for b in blocks]
         label = report.blocks[blocks[0].removeprefix("inception")].branch(br).label if blocks else br
         fig.add_scatter(x=[b.removeprefix("inception") for b in blocks], y=[s.rf.size for s in steps],
-                        mode="markers", name=f"{br} ({label})", marker=dict(color=BRANCH_COLORS[br], size=9),
+                        mode="markers", name=f"{br} ({label})",
+                        marker=dict(color=BRANCH_COLORS[br], **_RF_MARKERS[br], line=dict(width=2)),
                         customdata=[hover(s) for s in steps], hovertemplate="%{customdata}<extra></extra>")
     side = max(report.input_shape[1:])
     fig.add_hline(y=side, line_dash="dot", line_color=OTHER_COLOR, annotation_text=f"input {side} px",
@@ -608,7 +614,7 @@ def sweep_fig(rows: list[dict[str, object]], cost: str = "mult_adds") -> go.Figu
             continue
         fig.add_scatter(
             x=[r[cost] for r in pts], y=[r["best_test_acc"] for r in pts], mode="markers+text",
-            text=[str(r["variant"]) for r in pts], textposition="top center",
+            text=[str(r["variant"]) for r in pts], textposition="top center" if is_front else "bottom center",
             name="on the front" if is_front else "dominated",
             marker=dict(size=14 if is_front else 9, color=B_COLOR if is_front else A_COLOR,
                         symbol="star" if is_front else "circle"),

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
-from gnet.attribution import BRANCHES, EmpiricalRF, Explanation, block_label
+from gnet.attribution import BRANCHES, EmpiricalRF, Explanation, block_label, rf_box
 from gnet.colors import BRANCH_COLORS
 from gnet.features import LUT, ascii_label
 
@@ -182,7 +182,7 @@ def rf_image(image: Image.Image, rf: EmpiricalRF, branch: str, size: int = 320, 
     out = Image.fromarray(np.clip(base * (1 - a) + lut * a + 0.5, 0, 255).astype(np.uint8), "RGB")
     s = size / max(g.shape)
     out = out.resize((round(g.shape[1] * s), round(g.shape[0] * s)), Image.Resampling.BILINEAR)
-    x0, y0, x1, y1 = rf.theory[branch].box(rf.row, rf.col, g.shape)
+    x0, y0, x1, y1 = rf_box(rf.theory[branch], rf.row, rf.col, g.shape)
     draw = ImageDraw.Draw(out)
     draw.rectangle([(x0 + 0.5) * s, (y0 + 0.5) * s, (x1 + 0.5) * s - 1, (y1 + 0.5) * s - 1],
                    outline=BRANCH_COLORS[branch], width=3)

@@ -122,8 +122,8 @@ def _init(step: Step) -> str:
 
 def _aux_init(plan: Plan, step: Step) -> str:
     pool, conv, _, _, dropout = plan.children(step.path)
-    kind = "torchvision" if pool.kind == ADAPTIVE_AVGPOOL else "paper"
-    return (f"AuxClassifier({step.in_shape[0]}, num_classes, {pool.out_shape[1:]}, {kind!r}, "
+    kind = '"torchvision"' if pool.kind == ADAPTIVE_AVGPOOL else '"paper"'
+    return (f"AuxClassifier({step.in_shape[0]}, num_classes, {pool.out_shape[1:]}, {kind}, "
             f"batch_norm={conv.batch_norm}, dropout={dropout.spec})")
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from gnet.blocks import branch_kernel_labels
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
-from gnet.plan import Plan, layer_plan
+from gnet.plan import BLOCK, Plan, layer_plan
 from gnet.spec import BRANCHES, googlenet_imagenet
 
 # torchvision's GoogLeNet has no list of its layers: it is the plan of the preset built to match it.
@@ -55,8 +55,9 @@ def main_path(model: nn.Module) -> list[str]:
 def layers(model: nn.Module) -> list[Layer]:
     """What a user can pick: the stem layers and the Inception blocks (not the pools between stages)."""
     out: list[Layer] = []
+    plan = model_plan(model)
     for name in main_path(model):
-        if name.startswith("inception"):
+        if plan.step(name).kind == BLOCK:
             out.append(Layer(name, name.removeprefix("inception"), True))
         elif not out or not out[-1].is_block:  # still in the stem
             out.append(Layer(name, f"{name} (stem)", False))

@@ -1,4 +1,4 @@
-"""GoogLeNet as an nn.Module built from a validated `NetworkSpec`."""
+"""GoogLeNet as an nn.Module built from a validated `NetworkSpec`, one module per step of its layer plan."""
 
 from __future__ import annotations
 

@@ -195,8 +195,8 @@ def _adaptive_rf(rf: ReceptiveField | None, in_hw: tuple[int, ...], out_hw: tupl
 # Blocks
 
 
-def branch_layers(in_channels: int, b1: int, b2: tuple[int, int], b3: tuple[int, int], b4: int,
-                  reduce: bool = True, b3_kernel: int = 5, factorize: bool = False) -> list[list[tuple[str, int, int, int]]]:
+def branch_layers(in_channels: int, b1: int, b2: tuple[int, int], b3: tuple[int, int], b4: int, reduce: bool = True,
+                  b3_kernel: int = 5, factorize: bool = False) -> list[list[tuple[str, int, int, int]]]:
     """The four branches of an Inception block, each a list of (kind, in, out, kernel) layers.
 
     b1: 1×1 conv
@@ -397,6 +397,6 @@ def min_input(spec: NetworkSpec) -> int | None:
 
 
 __all__ = [
-    "ReceptiveField", "Step", "Plan", "layer_plan", "block_steps", "branch_layers", "spec_branch_layers", "conv_out", "pool_out",
-    "min_input", "PIXEL",
+    "ReceptiveField", "Step", "Plan", "layer_plan", "block_steps", "branch_layers", "spec_branch_layers", "conv_out",
+    "pool_out", "min_input", "PIXEL",
 ]

@@ -33,7 +33,7 @@ from torchvision.models import googlenet as tv_googlenet
 
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkpoint, torch_load_safely
-from gnet.runs import runs_root
+from gnet.runs import SWEEP_FILE, runs_root
 from gnet.images import Preprocess
 
 WEIGHTS = GoogLeNet_Weights.IMAGENET1K_V1
@@ -306,10 +306,11 @@ def user_file(text: str) -> Path:
 
 
 def find_checkpoints(root: Path | None = None, limit: int = 200) -> list[Path]:
-    """`<runs>/*/checkpoints/*.pt`, newest first."""
+    """`<runs>/*/checkpoints/*.pt`, and `<runs>/<sweep>/*/checkpoints/*.pt` of sweeps' runs, newest first."""
     root = runs_root() if root is None else root
     try:
         found = [p for p in root.glob("*/checkpoints/*.pt") if p.is_file()]
+        found += [p for p in root.glob("*/*/checkpoints/*.pt") if p.is_file() and (p.parents[2] / SWEEP_FILE).is_file()]
     except OSError:
         return []
     found.sort(key=lambda p: (-_mtime(p), str(p)))

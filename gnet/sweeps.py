@@ -268,6 +268,7 @@ class Row:
     images_per_s: float | None
     seconds: float | None  # training time (evaluation excluded), from the run's status
     epochs_done: int = 0
+    message: str = ""  # the run's status message (why it failed or died)
 
     def as_dict(self) -> dict[str, Any]:
         return {"variant": self.variant, "run_dir": self.run_dir, "params": self.params, "mult_adds": self.mult_adds,
@@ -298,7 +299,7 @@ def rows(sweep: Sweep) -> list[Row]:
             max(r["test_acc"] for r in epochs) if epochs else None,
             statistics.median(r["images_per_s"] for r in epochs) if epochs else None,
             float(elapsed) if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) else None,
-            len(epochs)))
+            len(epochs), info.message))
     return out
 
 

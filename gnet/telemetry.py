@@ -33,21 +33,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from gnet.blocks import BRANCH_ATTRS
-
-BRANCH_NAMES = tuple(f"b{i + 1}" for i in range(len(BRANCH_ATTRS)))
+from gnet.network import GoogLeNet
 
 
-def branch_modules(model: nn.Module) -> dict[str, dict[str, nn.Module]]:
-    """{"inception3a": {"b1": module, ...}, ...} in network order.
-
-    Read from the module's own names (torchvision's `inceptionXY.branchN`); to be read from the layer
-    plan (`layer_plan(spec).blocks()` / `branch_paths()`) once gnet/plan.py is on main."""
-    out: dict[str, dict[str, nn.Module]] = {}
-    for name, mod in model.named_children():
-        if name.startswith("inception") and all(hasattr(mod, b) for b in BRANCH_ATTRS):
-            out[name] = {br: getattr(mod, attr) for br, attr in zip(BRANCH_NAMES, BRANCH_ATTRS)}
-    return out
+def branch_modules(model: GoogLeNet) -> dict[str, dict[str, nn.Module]]:
+    """{"inception3a": {"b1": module, ...}, ...} in network order, from the network's layer plan."""
+    plan = model.plan
+    return {
+        blk: {br: model.get_submodule(path) for br, path in plan.branch_paths(blk).items()} for blk in plan.blocks()
+    }
 
 
 class BranchProbe:
@@ -91,17 +85,32 @@ class BranchProbe:
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Weight and update norms, kept on the device (read with everything else in one sync)."""
+        """Weight and update norms, kept on the device (read with everything else in one sync); foreach
+        kernels keep the launches per telemetry step few on a GPU."""
         self._norms = []
-        for k in self.keys:
-            now, before = self._params(k), self._before[k]
-            zero = torch.zeros((), device=now[0].device) if now else torch.zeros(())
-            self._norms.append(sum((p.float().square().sum() for p in now), zero).sqrt())
-            self._norms.append(sum(((p.float() - b.float()).square().sum() for p, b in zip(now, before)), zero).sqrt())
+        now = [self._params(k) for k in self.keys]
+        flat_now = [p for ps in now for p in ps]
+        flat_before = [p for k in self.keys for p in self._before[k]]
+        if not flat_now:
+            return
+        weights = torch._foreach_norm([p.float() for p in flat_now])
+        updates = torch._foreach_norm(
+            torch._foreach_sub([p.float() for p in flat_now], [p.float() for p in flat_before])
+        )
+        i = 0
+        for ps in now:
+            w, u = weights[i : i + len(ps)], updates[i : i + len(ps)]
+            zero = torch.zeros((), device=flat_now[0].device)
+            self._norms += [
+                torch.stack(w).square().sum().sqrt() if w else zero,
+                torch.stack(u).square().sum().sqrt() if u else zero,
+            ]
+            i += len(ps)
         self._before = {}
 
-    def record(self, all_sum: Callable[[list[float]], list[float]], world: int, losses: list[torch.Tensor],
-               **fields: Any) -> dict[str, Any]:
+    def record(
+        self, all_sum: Callable[[list[float]], list[float]], world: int, losses: list[torch.Tensor], **fields: Any
+    ) -> dict[str, Any]:
         """The record of this step. losses: the main loss, then each aux head's (batch means on this rank).
 
         all_sum sums a list of floats over the ranks (identity in one process)."""
@@ -112,9 +121,9 @@ class BranchProbe:
         flat = torch.stack([*sq, *(x.detach().float() for x in losses), *self._norms]).double()
         values = flat.tolist()  # the one host sync of a telemetry step
         n, m = len(self.keys), len(losses)
-        reduced = all_sum(values[:2 * n] + counts + values[2 * n:2 * n + m])
-        ss, cnt, loss_means = reduced[:2 * n], reduced[2 * n:4 * n], [v / world for v in reduced[4 * n:]]
-        norms = values[2 * n + m:]
+        reduced = all_sum(values[: 2 * n] + counts + values[2 * n : 2 * n + m])
+        ss, cnt, loss_means = reduced[: 2 * n], reduced[2 * n : 4 * n], [v / world for v in reduced[4 * n :]]
+        norms = values[2 * n + m :]
         branches: dict[str, dict[str, dict[str, float]]] = {}
         for i, (blk, br) in enumerate(self.keys):
             o_ss, o_n, g_ss, g_n = ss[i], cnt[i], ss[n + i], cnt[n + i]
@@ -126,8 +135,13 @@ class BranchProbe:
                 "update_norm": norms[2 * i + 1] if norms else float("nan"),
             }
         self._out, self._grad, self._norms = {}, {}, []
-        return {"kind": "telemetry", **fields, "loss": loss_means[0],
-                "aux_loss": {f"aux{i + 1}": v for i, v in enumerate(loss_means[1:])}, "branches": branches}
+        return {
+            "kind": "telemetry",
+            **fields,
+            "loss": loss_means[0],
+            "aux_loss": {f"aux{i + 1}": v for i, v in enumerate(loss_means[1:])},
+            "branches": branches,
+        }
 
 
 def telemetry_step(global_step: int, every: int) -> bool:
@@ -165,12 +179,21 @@ class TensorBoardWriter:
                 self.writer.add_scalar(tag, v, step)
 
     def step(self, rec: dict[str, Any]) -> None:
-        self.scalars(rec["step"], {"train/loss": rec["loss"], "train/acc": rec["acc"], "lr": rec["lr"],
-                                   "images_per_s": rec["images_per_s"]})
+        self.scalars(
+            rec["step"],
+            {"train/loss": rec["loss"], "train/acc": rec["acc"], "lr": rec["lr"], "images_per_s": rec["images_per_s"]},
+        )
 
     def epoch(self, rec: dict[str, Any]) -> None:
-        self.scalars(rec["step"], {"epoch/train_loss": rec["train_loss"], "epoch/train_acc": rec["train_acc"],
-                                   "test/loss": rec["test_loss"], "test/acc": rec["test_acc"]})
+        self.scalars(
+            rec["step"],
+            {
+                "epoch/train_loss": rec["train_loss"],
+                "epoch/train_acc": rec["train_acc"],
+                "test/loss": rec["test_loss"],
+                "test/acc": rec["test_acc"],
+            },
+        )
 
     def telemetry(self, rec: dict[str, Any]) -> None:
         values = {f"aux/{k}_loss": v for k, v in rec["aux_loss"].items()}

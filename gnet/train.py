@@ -281,7 +281,10 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     momentum = 0.9 if cfg.optimizer == "momentum" else 0.0
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=momentum, nesterov=momentum > 0)
+    # The fused SGD kernel gives the for-loop's numbers (same state_dict too) about 4× faster on this CPU: the
+    # step of d2l-fashion96's 6M parameters was ~5 % of a training step.
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=momentum, nesterov=momentum > 0, fused=fused or None)
 
 
 @dataclass

@@ -76,10 +76,18 @@ class Option:
             if isinstance(v, bool) or not isinstance(v, int) or not self.lo <= v <= self.hi:
                 raise ConfigError(f"{self.words} must be a whole number from {self.lo:,} to {self.hi:,}, got {v!r}")
         elif self.kind is float:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or v < self.lo or v > self.hi or (self.lo_open and v == self.lo):
-                raise ConfigError(f"{self.words} must be a number {'above' if self.lo_open else 'from'} {self.lo:g} "
-                                  f"{'and at most' if self.lo_open else 'to'} {self.hi:g}, got {v!r}")
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v < self.lo
+                or v > self.hi
+                or (self.lo_open and v == self.lo)
+            ):
+                raise ConfigError(
+                    f"{self.words} must be a number {'above' if self.lo_open else 'from'} {self.lo:g} "
+                    f"{'and at most' if self.lo_open else 'to'} {self.hi:g}, got {v!r}"
+                )
         elif self.choices and v not in self.choices:
             raise ConfigError(f"{self.words} must be one of {', '.join(self.choices)}, got {v!r}")
         elif self.kind is str and not isinstance(v, str):
@@ -101,55 +109,116 @@ def _dataset_ok(v: Any) -> bool:
 @dataclass
 class TrainConfig:
     network: dict[str, Any]  # NetworkSpec.to_dict(): a preset or a network edited in the app
-    dataset: str = option("synthetic", "synthetic (default), fashion-mnist, mnist, cifar10 or folder:NAME",
-                          label="Dataset", check=_dataset_ok,
-                          expected=f"synthetic, {', '.join(TORCHVISION_DATASET_NAMES)} or folder:NAME")
-    data_dir: str | None = option(None, "datasets folder (default: GNET_DATA_DIR or ./data)", kind=str,
-                                  optional=True)
-    image_size: int | None = option(None, "image side in pixels (default: the network's input size)", kind=int,
-                                    optional=True, lo=MIN_IMAGE, hi=MAX_IMAGE, label="Image size (pixels)")
-    recipe: str = option("improved", "seed: seed 001 exactly; improved (default)", choices=RECIPE_NAMES,
-                         label="Recipe")
-    epochs: int = option(10, "passes over the training set", lo=1, hi=MAX_EPOCHS, label="Epochs",
-                         recipes={"seed": 30, "improved": 10})
-    batch_size: int = option(128, "images per step (all processes together)", lo=1, hi=MAX_BATCH,
-                             label="Batch size", recipes={"seed": 128, "improved": 128})
+    dataset: str = option(
+        "synthetic",
+        "synthetic (default), fashion-mnist, mnist, cifar10 or folder:NAME",
+        label="Dataset",
+        check=_dataset_ok,
+        expected=f"synthetic, {', '.join(TORCHVISION_DATASET_NAMES)} or folder:NAME",
+    )
+    data_dir: str | None = option(None, "datasets folder (default: GNET_DATA_DIR or ./data)", kind=str, optional=True)
+    image_size: int | None = option(
+        None,
+        "image side in pixels (default: the network's input size)",
+        kind=int,
+        optional=True,
+        lo=MIN_IMAGE,
+        hi=MAX_IMAGE,
+        label="Image size (pixels)",
+    )
+    recipe: str = option("improved", "seed: seed 001 exactly; improved (default)", choices=RECIPE_NAMES, label="Recipe")
+    epochs: int = option(
+        10, "passes over the training set", lo=1, hi=MAX_EPOCHS, label="Epochs", recipes={"seed": 30, "improved": 10}
+    )
+    batch_size: int = option(
+        128,
+        "images per step (all processes together)",
+        lo=1,
+        hi=MAX_BATCH,
+        label="Batch size",
+        recipes={"seed": 128, "improved": 128},
+    )
     # huge learning rates are allowed: they end in a clear "loss became NaN"
-    lr: float = option(0.05, "peak learning rate", lo=0.0, hi=1e30, lo_open=True, label="Learning rate",
-                       recipes={"seed": 0.005, "improved": 0.05})
-    optimizer: str = option("momentum", "sgd: plain SGD (seed 001); momentum: SGD with Nesterov momentum 0.9; adamw",
-                            choices=OPTIMIZERS, label="Optimizer", recipes={"seed": "sgd", "improved": "momentum"})
-    weight_decay: float = option(5e-4, "L2 weight decay (not on biases and BatchNorm)", lo=0.0, hi=1.0,
-                                 recipes={"seed": 0.0, "improved": 5e-4})
-    schedule: str = option("onecycle", "constant, or onecycle: warm-up over 20 % of the steps, then linear decay",
-                           choices=SCHEDULES, recipes={"seed": "constant", "improved": "onecycle"})
-    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy", lo=0.0, hi=0.5,
-                                    recipes={"seed": 0.0, "improved": 0.1})
-    batch_norm: bool = option(True, "add BatchNorm to every conv of the network", flag=None,
-                              recipes={"seed": False, "improved": True})
-    normalize: bool = option(True, "per-channel mean/std of the training set; off: x/255 as ToTensor", flag=None,
-                             recipes={"seed": False, "improved": True})
-    flip: bool = option(True, "random horizontal flips where the dataset allows them", flag=None,
-                        recipes={"seed": False, "improved": True})
-    aux: bool = option(False, "auxiliary classifiers (loss weight 0.3)", label="Auxiliary classifiers (loss weight 0.3)")
+    lr: float = option(
+        0.05,
+        "peak learning rate",
+        lo=0.0,
+        hi=1e30,
+        lo_open=True,
+        label="Learning rate",
+        recipes={"seed": 0.005, "improved": 0.05},
+    )
+    optimizer: str = option(
+        "momentum",
+        "sgd: plain SGD (seed 001); momentum: SGD with Nesterov momentum 0.9; adamw",
+        choices=OPTIMIZERS,
+        label="Optimizer",
+        recipes={"seed": "sgd", "improved": "momentum"},
+    )
+    weight_decay: float = option(
+        5e-4, "L2 weight decay (not on biases and BatchNorm)", lo=0.0, hi=1.0, recipes={"seed": 0.0, "improved": 5e-4}
+    )
+    schedule: str = option(
+        "onecycle",
+        "constant, or onecycle: warm-up over 20 % of the steps, then linear decay",
+        choices=SCHEDULES,
+        recipes={"seed": "constant", "improved": "onecycle"},
+    )
+    label_smoothing: float = option(
+        0.1, "label smoothing of the cross-entropy", lo=0.0, hi=0.5, recipes={"seed": 0.0, "improved": 0.1}
+    )
+    batch_norm: bool = option(
+        True, "add BatchNorm to every conv of the network", flag=None, recipes={"seed": False, "improved": True}
+    )
+    normalize: bool = option(
+        True,
+        "per-channel mean/std of the training set; off: x/255 as ToTensor",
+        flag=None,
+        recipes={"seed": False, "improved": True},
+    )
+    flip: bool = option(
+        True,
+        "random horizontal flips where the dataset allows them",
+        flag=None,
+        recipes={"seed": False, "improved": True},
+    )
+    aux: bool = option(
+        False, "auxiliary classifiers (loss weight 0.3)", label="Auxiliary classifiers (loss weight 0.3)"
+    )
     aux_weight: float = option(0.3, "weight of each aux head's loss", lo=0.0, hi=10.0, flag=None)
     device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda or mps", choices=DEVICES, label="Device")
     seed: int = option(0, "random seed (data order, initialisation, augmentation)", lo=0, hi=2**31 - 1, label="Seed")
     compile: bool = option(False, "torch.compile the model")
-    amp: str = option("auto", "bf16 autocast: auto (CUDA, and CPUs with native bf16), bf16, or off (fp32)",
-                      choices=AMP_MODES)
-    max_train_samples: int | None = option(None, "use at most this many training images", kind=int, optional=True,
-                                           lo=1, hi=10_000_000)
-    max_test_samples: int | None = option(None, "use at most this many test images", kind=int, optional=True,
-                                          lo=1, hi=10_000_000)
+    amp: str = option(
+        "auto", "bf16 autocast: auto (CUDA, and CPUs with native bf16), bf16, or off (fp32)", choices=AMP_MODES
+    )
+    max_train_samples: int | None = option(
+        None, "use at most this many training images", kind=int, optional=True, lo=1, hi=10_000_000
+    )
+    max_test_samples: int | None = option(
+        None, "use at most this many test images", kind=int, optional=True, lo=1, hi=10_000_000
+    )
     synthetic_train: int = option(10_000, "synthetic training images (default 10000)", lo=10, hi=200_000)
     synthetic_test: int = option(2_000, "synthetic test images (default 2000)", lo=10, hi=50_000)
-    checkpoint_every_s: float = option(60.0, "seconds between checkpoints (also at every epoch end and on stop)",
-                                       lo=0.0, hi=86_400.0, flag="--checkpoint-every", metavar="SECONDS")
-    log_every: int = option(0, "steps between metric records; 0: about 50 per epoch", lo=0, hi=1_000_000,
-                            metavar="STEPS")
-    telemetry_every: int = option(20, "steps between per-branch telemetry records (also step 1); 0: off",
-                                  lo=0, hi=1_000_000, metavar="STEPS", label="Telemetry every (steps)")
+    checkpoint_every_s: float = option(
+        60.0,
+        "seconds between checkpoints (also at every epoch end and on stop)",
+        lo=0.0,
+        hi=86_400.0,
+        flag="--checkpoint-every",
+        metavar="SECONDS",
+    )
+    log_every: int = option(
+        0, "steps between metric records; 0: about 50 per epoch", lo=0, hi=1_000_000, metavar="STEPS"
+    )
+    telemetry_every: int = option(
+        20,
+        "steps between per-branch telemetry records (also step 1); 0: off",
+        lo=0,
+        hi=1_000_000,
+        metavar="STEPS",
+        label="Telemetry every (steps)",
+    )
 
     @staticmethod
     def from_recipe(recipe: str, network: NetworkSpec | dict[str, Any], **overrides: Any) -> TrainConfig:
@@ -183,7 +252,8 @@ class TrainConfig:
 
 OPTIONS: dict[str, Option] = {
     f.name: dataclasses.replace(f.metadata["option"], name=f.name)
-    for f in dataclasses.fields(TrainConfig) if "option" in f.metadata
+    for f in dataclasses.fields(TrainConfig)
+    if "option" in f.metadata
 }
 RECIPES: dict[str, dict[str, Any]] = {
     r: {o.name: o.recipes[r] for o in OPTIONS.values() if r in o.recipes} for r in RECIPE_NAMES

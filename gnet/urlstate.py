@@ -15,7 +15,7 @@ import base64
 import dataclasses
 import json
 import zlib
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset
 
@@ -140,11 +140,11 @@ def network_from_query(value: str | Sequence[str], key: str = "nb") -> NetworkSp
     try:
         packed = base64.urlsafe_b64decode(text[2:] + "=" * (-len(text[2:]) % 4))
         inflater = zlib.decompressobj()
-        raw = inflater.decompress(packed, MAX_LINK_JSON)
-        if inflater.unconsumed_tail:
-            raise SpecError(f"link parameter {key} holds more than {MAX_LINK_JSON:,} bytes; a network is a few kB")
+        raw = inflater.decompress(packed, MAX_LINK_JSON)  # bounded: a small link cannot inflate to gigabytes
     except (ValueError, zlib.error):  # binascii.Error is a ValueError
         raise SpecError(f"link parameter {key} is damaged (copy the whole link)") from None
+    if inflater.unconsumed_tail:
+        raise SpecError(f"link parameter {key} holds more than {MAX_LINK_JSON:,} bytes; a network is a few kB")
     try:
         return NetworkSpec.from_json(raw)
     except SpecError as e:

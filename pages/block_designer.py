@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
@@ -21,6 +22,19 @@ BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True
 CHANNELS = ("bd_b1", "bd_b2r", "bd_b2", "bd_b3r", "bd_b3", "bd_b4")
 MAX_TYPED = 10_000_000  # the widget's own cap; the spec's caps (SpecError) are far lower and named
 
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _figures(design_json: str) -> tuple[go.Figure, go.Figure]:
+    """The diagram and the share chart, cached by the design (building them is most of a rerun's work). Shared
+    like a model and never changed: st.plotly_chart only reads a Figure (a dict it would re-validate, slowly)."""
+    design = BlockDesign.from_json(design_json)
+    report = block_report(design.block, design.input_shape)
+    return charts.block_diagram_fig(report), charts.branch_share_fig(report)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _code(design_json: str) -> str:
+    return codegen.block_code(BlockDesign.from_json(design_json))
 
 
 def _load(design: BlockDesign) -> None:
@@ -165,8 +179,9 @@ with right:
 
     tab_diagram, tab_bottleneck, tab_export = st.tabs(["Diagram", "What the bottleneck buys", "Export"])
     with tab_diagram:
-        st.plotly_chart(charts.block_diagram_fig(report), theme="streamlit", key="bd_diagram")
-        st.plotly_chart(charts.branch_share_fig(report), theme="streamlit", key="bd_share")
+        diagram, share = _figures(design.to_json())
+        st.plotly_chart(diagram, theme="streamlit", key="bd_diagram")
+        st.plotly_chart(share, theme="streamlit", key="bd_share")
 
     with tab_bottleneck:
         b2 = bottleneck_comparison(spec, shape, "b2")
@@ -217,7 +232,7 @@ with right:
                      column_config={"one 5×5": int_col, "two 3×3": int_col, "saved": int_col, "ratio": ratio_col})
 
     with tab_export:
-        code = codegen.block_code(design)
+        code = _code(design.to_json())
         d1, d2 = st.columns(2)
         d1.download_button("Download PyTorch code (.py)", code, file_name="inception_block.py",
                            mime="text/x-python", key="bd_dl_code")
@@ -227,4 +242,4 @@ with right:
                    "Load a JSON design with the uploader on the left.")
         st.code(code, language="python")
 
-    compare_ui.block_compare_section(design)
+compare_ui.block_compare_section(design)  # full width, below both columns

@@ -26,13 +26,12 @@ from pages.ui import plain
 PINNED, PRESET, FILE = "the pinned design", "a preset", "a JSON file"
 POLL_S = 1.5
 INT = st.column_config.NumberColumn(format="localized")
-SIGNED = st.column_config.NumberColumn(format="%+d")
 
 
 def _table(rows: list[dict[str, object]]) -> None:
     cols: dict[str, object] = {}
     for k in rows[0]:
-        cols[k] = SIGNED if k.startswith("Δ") else INT if k.endswith((" A", " B")) else None
+        cols[k] = INT if k.startswith("Δ") or k.endswith((" A", " B")) else None
     st.dataframe(rows, hide_index=True, width="stretch", column_config={k: v for k, v in cols.items() if v},
                  height=min(35 * (len(rows) + 1) + 3, 760))
     st.caption("Δ = B − A. RF: receptive field in input pixels (the layer plan's; blank for the aux heads). "
@@ -282,6 +281,8 @@ def _watch_sweep(path, was_live: bool) -> None:
                 f"{sweep.settings.epochs} epoch(s), seed {sweep.settings.seed} · {done}/{len(rows)} finished · "
                 f"scheduler {state}")
     data = [r.as_dict() for r in rows]
+    if state not in ("running", "starting"):  # nothing will start them: say so, not "queued"
+        data = [{**d, "state": "not started"} if d["state"] == "queued" else d for d in data]
     if any(r.best_test_acc is not None for r in rows):
         c1, c2 = st.columns(2)
         c1.plotly_chart(charts.sweep_fig(data, "mult_adds"), theme="streamlit", key="sw_fig_mult_adds")
@@ -296,11 +297,17 @@ def _watch_sweep(path, was_live: bool) -> None:
     st.caption("Params and mult-adds of each network as trained (the recipe's BatchNorm, the dataset's channels "
                "and classes); time: training seconds, evaluation excluded. Open a run on the Training page: "
                + ", ".join(sweep.run_name(r.variant) for r in rows) + ".")
-    b1, b2 = st.columns(2)
+    for r in rows:
+        if r.state in ("failed", "died") and r.message:
+            st.warning(plain(f"{r.variant}: {r.state} — {r.message}"))
+    b1 = st.columns(2)[0]
     if live and b1.button("Stop sweep", key="sw_stop", help="No more runs start; the active ones checkpoint."):
         sweeps.request_stop(sweep)
         st.toast("Stopping the sweep: the active runs save a checkpoint and stop.")
-    if not live and any(r.state != "finished" for r in rows) and b1.button("Resume sweep", key="sw_resume"):
+    resumable = any(r.state in (*sweeps.RESUMABLE, "queued") for r in rows)
+    if not live and resumable and b1.button("Resume sweep", key="sw_resume",
+                                            help="Stopped or killed runs continue from their checkpoints; "
+                                                 "the rest start."):
         try:
             sweeps.launch(sweep)
         except OSError as e:

@@ -69,7 +69,7 @@ def show_gradcam(ex: A.Explanation, cropped: Image.Image) -> None:
     st.caption("α_k = mean over positions of ∂y/∂A_k, map = ReLU(Σ_k α_k A_k) at the branch's own resolution "
                "(Selvaraju et al.), upsampled onto the image in the branch's colour. Rows: blocks; columns: branches.")
     grid = C.gradcam_grid(ex, cropped, scale)
-    st.image(grid, caption=f"Grad-CAM for '{ex.label}', colour scale: "
+    st.image(grid, output_format="JPEG", caption=f"Grad-CAM for '{ex.label}', colour scale: "
              + ("shared by all maps" if scale == "shared" else "per row (each block's own maximum)"))
 
 
@@ -134,16 +134,16 @@ def show_receptive_fields(lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: s
     left.plotly_chart(C.unit_picker(ex, block, branch, row, col), theme="streamlit", key="ex_pick_chart",
                       on_select="rerun", selection_mode="points")
     t = rf.theory[branch]
-    mid.image(C.rf_image(cropped, rf, branch, heat=False),
+    mid.image(C.rf_image(cropped, rf, branch, heat=False), output_format="JPEG",
               caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "
                       f"{t.size}×{t.size} px, from the kernels, strides and paddings")
-    right.image(C.rf_image(cropped, rf, branch),
+    right.image(C.rf_image(cropped, rf, branch), output_format="JPEG",
                 caption=f"empirical: |∂ unit / ∂ input| (summed over {branch}'s channels at that position)")
     st.markdown(f"**The four branches of {A.block_label(block)} at ({row}, {col})**, each with its theoretical box")
     for col_, b in zip(st.columns(4), A.BRANCHES):
         with col_:
             st.markdown(branch_chip(b, f"{b}: {labels[b]}"))
-            st.image(C.rf_image(cropped, rf, b, size=280), caption=C.rf_caption(rf, b, labels[b]))
+            st.image(C.rf_image(cropped, rf, b, size=280), output_format="JPEG", caption=C.rf_caption(rf, b, labels[b]))
 
 
 # ---------------------------------------------------------------------------
@@ -177,7 +177,7 @@ except ImageError as e:
 mkey, ikey = model_key(lm), hashlib.sha256(data).hexdigest()
 logits = _logits(mkey, ikey, lm, x)
 left, right = st.columns([1, 3])
-left.image(cropped.resize((224, 224 * cropped.height // cropped.width)),
+left.image(cropped.resize((224, 224 * cropped.height // cropped.width)), output_format="JPEG",
            caption=f"{what}: what the network sees, {cropped.height}×{cropped.width} (H×W)")
 with right:
     target = choose_target(lm, logits)

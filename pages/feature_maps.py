@@ -5,22 +5,107 @@ Thin page: widgets in, gnet.images / gnet.pretrained / gnet.features calls, imag
 
 from __future__ import annotations
 
+import hashlib
+import io
+
+import numpy as np
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
+import torch
 from PIL import Image
 
 from gnet import features as F
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.devices import describe, pick_device
-from gnet.images import ImageError, load, preprocess
-from gnet.pretrained import LoadedModel
-from pages.sources import choose_model, load_chosen, read_image
+from gnet.images import ImageError, LoadedImage, Preprocess, load, preprocess
+from gnet.pretrained import LoadedModel, ModelSource
+from pages.sources import choose_model, file_mtime, load_chosen, read_image
 from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
 use_app_navigation()
 
+# (source kind, path, file mtime, device, the loaded model's label): which model the cached results below are of;
+# the label tells a broken stand-in checkpoint's untrained fallback apart.
+ModelKey = tuple[str, str, float, str, str]
 
-def show_mosaics(ex: F.Extraction, k: int) -> None:
+
+def _model_key(source: ModelSource, lm: LoadedModel) -> ModelKey:
+    return (source.kind, source.path, file_mtime(source.path) if source.path else 0.0, str(lm.device), lm.label)
+
+
+# Everything below the image is a pure function of (model, image bytes, layer, widget values): cached by those
+# inputs, so a rerun that changes none of them does no model work and encodes no image again (issue 17).
+@st.cache_resource(max_entries=12, show_spinner="Running the network…")
+def _extract(model_key: ModelKey, image_key: str, layer: str, _lm: LoadedModel, _x: torch.Tensor) -> F.Extraction:
+    """Shared by all sessions like the model: the pages only read an Extraction, never change it."""
+    return F.extract(_lm.model, _x, layer)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _decoded(image_key: str, _data: bytes) -> LoadedImage:
+    return load(_data)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _prepared(image_key: str, model_key: ModelKey, _image: Image.Image, _pre: Preprocess
+              ) -> tuple[Image.Image, torch.Tensor]:
+    return preprocess(_image, _pre)
+
+
+def _ex_key(model_key: ModelKey, image_key: str, ex: F.Extraction) -> tuple:
+    return (*model_key, image_key, ex.layer.module)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _mosaic_png(ex_key: tuple, group: str, k: int, title: str, _ex: F.Extraction) -> bytes:
+    """A branch's mosaic, PNG (flat tiles: smaller than JPEG, and lossless for the download)."""
+    act = _ex.groups[group]
+    return F.png_bytes(F.mosaic(act, F.rank_channels(act, k), _ex.offsets[group], F.group_color(group), title))
+
+
+def _jpeg_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _view_jpeg(key: tuple, width: int, _img: Image.Image) -> bytes:
+    """A photo shown `width` pixels wide (the original upload is only shrunk), as JPEG: photos need no PNG."""
+    img = _img
+    if img.width > width or key[0] == "net input":  # the network's input is shown enlarged, as before
+        img = img.resize((width, max(1, width * img.height // img.width)))
+    return _jpeg_bytes(img)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _overlay_jpeg(key: tuple, alpha: float, _cropped: Image.Image, _fmap: np.ndarray) -> bytes:
+    return _jpeg_bytes(F.overlay(_cropped, _fmap, alpha).resize((448, 448)))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _heatmap_png(key: tuple, _fmap: np.ndarray) -> bytes:
+    return F.png_bytes(F.heatmap(_fmap))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shares_fig(ex_key: tuple, _ex: F.Extraction) -> go.Figure:
+    """The branch-share bar chart (plotly express is slow to build one). Shared and never changed: st.plotly_chart
+    only reads a Figure (a dict it would re-validate, slowly)."""
+    stats = F.group_stats(_ex)
+    fig = px.bar(
+        x=[s.group for s in stats], y=[s.share for s in stats], color=[s.group for s in stats],
+        color_discrete_map={**BRANCH_COLORS, "out": OTHER_COLOR},
+        labels={"x": "branch", "y": "share of summed activation", "color": "branch"},
+        hover_data={"kernels": [s.kernels for s in stats], "channels": [s.channels for s in stats]},
+        title="Each branch's share of the block's output activation",
+    )
+    fig.update_layout(yaxis_tickformat=".0%", showlegend=False, height=320)
+    return fig
+
+
+def show_mosaics(ex: F.Extraction, k: int, ex_key: tuple) -> None:
     stats = {s.group: s for s in F.group_stats(ex)}
     groups = list(ex.groups)
     cols = st.columns(2 if len(groups) > 1 else 1)
@@ -34,29 +119,22 @@ def show_mosaics(ex: F.Extraction, k: int) -> None:
             st.caption(f"channels {s.first_channel}–{s.first_channel + s.channels - 1} of the output · "
                        f"map {act.shape[1]}×{act.shape[2]} · mean {s.mean:.3f} · max {s.max:.3f} · "
                        f"zeros {s.zero_fraction:.0%} · share of the layer's activation {s.share:.1%}")
-            img = F.mosaic(act, chosen, ex.offsets[g], F.group_color(g), title)
-            st.image(img, output_format="PNG")
-            st.download_button(f"Download {name} grid (PNG)", F.png_bytes(img), f"{ex.layer.label}_{g}_top{k}.png",
+            png = _mosaic_png(ex_key, g, k, title, ex)
+            st.image(png, output_format="PNG")
+            st.download_button(f"Download {name} grid (PNG)", png, f"{ex.layer.label}_{g}_top{k}.png",
                                "image/png", key=f"fm_dl_{g}")
 
 
-def show_shares(ex: F.Extraction) -> None:
+def show_shares(ex: F.Extraction, ex_key: tuple) -> None:
     stats = F.group_stats(ex)
-    fig = px.bar(
-        x=[s.group for s in stats], y=[s.share for s in stats], color=[s.group for s in stats],
-        color_discrete_map={**BRANCH_COLORS, "out": OTHER_COLOR},
-        labels={"x": "branch", "y": "share of summed activation", "color": "branch"},
-        hover_data={"kernels": [s.kernels for s in stats], "channels": [s.channels for s in stats]},
-        title="Each branch's share of the block's output activation",
-    )
-    fig.update_layout(yaxis_tickformat=".0%", showlegend=False, height=320)
-    st.plotly_chart(fig, theme="streamlit")
+    st.plotly_chart(_shares_fig(ex_key, ex), theme="streamlit")
     st.dataframe([{"branch": s.group, "kernels": s.kernels, "channels": s.channels,
                    "first output channel": s.first_channel, "mean": round(s.mean, 4), "max": round(s.max, 4),
                    "zeros": f"{s.zero_fraction:.1%}", "share": f"{s.share:.1%}"} for s in stats], hide_index=True)
 
 
-def show_channel(ex: F.Extraction, cropped: Image.Image) -> None:
+@st.fragment  # its three widgets rerun only this section
+def show_channel(ex: F.Extraction, cropped: Image.Image, ex_key: tuple) -> None:
     groups = list(ex.groups)
     c1, c2, c3 = st.columns([1, 1, 1])
     g = c1.selectbox("Branch", groups, key=f"fm_ch_group_{ex.layer.module}",
@@ -70,10 +148,12 @@ def show_channel(ex: F.Extraction, cropped: Image.Image) -> None:
     st.caption(f"{g} channel {int(ch)} = output channel {ex.offsets[g] + int(ch)} · mean {fmap.mean():.4f} · "
                f"max {fmap.max():.4f} · colours are this channel's own min (dark) to max (yellow)")
     a, b = st.columns(2)
-    a.image(F.heatmap(fmap), caption=f"the map at its real resolution ({fmap.shape[0]}×{fmap.shape[1]})")
-    b.image(F.overlay(cropped, fmap, alpha).resize((448, 448)), caption="overlaid on the network's input")
+    a.image(_heatmap_png((*ex_key, g, int(ch)), fmap),
+            caption=f"the map at its real resolution ({fmap.shape[0]}×{fmap.shape[1]})")
+    b.image(_overlay_jpeg((*ex_key, g, int(ch)), float(alpha), cropped, fmap), caption="overlaid on the network's input")
 
 
+@st.fragment  # picking branches reruns only this section
 def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
     zeroed = st.multiselect("Zero these branches", list(ex.groups), key=f"fm_ablate_{ex.layer.module}",
                             format_func=lambda b: f"{b} ({ex.kernel_labels.get(b, '')})")
@@ -97,6 +177,7 @@ st.caption("What each branch of a GoogLeNet block responds to in your image. Ten
 
 source, standing_in = choose_model()
 lm = load_chosen(source, standing_in, pick_device())  # a broken stand-in checkpoint: the untrained net
+model_key = _model_key(source, lm)
 
 if not lm.trained:
     st.warning(f"**{plain(lm.label)}.** The maps show what random filters do, not what a trained network learned.")
@@ -109,55 +190,66 @@ if picked is None:
     st.info("Upload an image or pick a sample.")
     st.stop()
 data, what = picked
+image_key = hashlib.sha256(data).hexdigest()
 try:
-    loaded = load(data)
-    cropped, x = preprocess(loaded.image, lm.preprocess)
+    loaded = _decoded(image_key, data)
+    cropped, x = _prepared(image_key, model_key, loaded.image, lm.preprocess)
 except ImageError as e:
     st.error(f"Could not use {plain(what)}: {plain(e)}")
     st.stop()
 
-layer_list = F.layers(lm.model)
-labels = [l.label for l in layer_list]
-c1, c2 = st.columns([1, 2])
-layer = c1.selectbox("Layer", labels, index=labels.index("3a") if "3a" in labels else 0, key="fm_layer")
-k = c2.slider("Channels shown per branch (strongest by mean activation)", 1, 64, 16, key="fm_k")
 
-ex = F.extract(lm.model, x, layer)
-st.markdown(f"**Inference:** {ex.forward_s * 1000:.1f} ms forward pass on {describe(lm.device)}")
+@st.fragment  # the layer, the channel count and everything they drive rerun without the model and image pickers
+def layer_view(lm: LoadedModel, model_key: ModelKey, image_key: str, loaded: LoadedImage, cropped: Image.Image,
+               x: torch.Tensor, what: str) -> None:
+    layer_list = F.layers(lm.model)
+    labels = [lay.label for lay in layer_list]
+    c1, c2 = st.columns([1, 2])
+    layer = c1.selectbox("Layer", labels, index=labels.index("3a") if "3a" in labels else 0, key="fm_layer")
+    k = c2.slider("Channels shown per branch (strongest by mean activation)", 1, 64, 16, key="fm_k")
 
-left, mid, right = st.columns([1, 1, 1])
-with left:
-    ow, oh = loaded.original_size
-    st.image(loaded.image, caption=f"{what}: {loaded.format}, {ow}×{oh} px, mode {loaded.original_mode}")
-    for note in loaded.notes:
-        st.caption(note)
-with mid:
-    st.image(cropped.resize((448, 448 * cropped.height // cropped.width)),
-             caption=f"what the network sees: {cropped.height}×{cropped.width} (H×W)")
-with right:
-    st.markdown("**Preprocessing**")
-    st.caption(lm.preprocess.describe())
-    st.dataframe([{"channel": i, "mean": round(float(c.mean()), 3), "min": round(float(c.min()), 3),
-                   "max": round(float(c.max()), 3)} for i, c in enumerate(x[0])], hide_index=True)
+    ex = _extract(model_key, image_key, layer, lm, x)
+    ex_key = _ex_key(model_key, image_key, ex)
+    st.markdown(f"**Inference:** {ex.forward_s * 1000:.1f} ms forward pass on {describe(lm.device)}")
 
-st.subheader("Top-5 predictions")
-if not lm.trained:
-    st.caption("Untrained network: these classes are arbitrary.")
-st.dataframe([{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"}
-              for p in F.top_k(ex.logits, lm.classes)], hide_index=True)
+    left, mid, right = st.columns([1, 1, 1])
+    with left:
+        ow, oh = loaded.original_size
+        st.image(_view_jpeg(("upload", image_key), 900, loaded.image),
+                 caption=f"{what}: {loaded.format}, {ow}×{oh} px, mode {loaded.original_mode}")
+        for note in loaded.notes:
+            st.caption(note)
+    with mid:
+        st.image(_view_jpeg(("net input", *model_key, image_key), 448, cropped),
+                 caption=f"what the network sees: {cropped.height}×{cropped.width} (H×W)")
+    with right:
+        st.markdown("**Preprocessing**")
+        st.caption(lm.preprocess.describe())
+        st.dataframe([{"channel": i, "mean": round(float(c.mean()), 3), "min": round(float(c.min()), 3),
+                       "max": round(float(c.max()), 3)} for i, c in enumerate(x[0])], hide_index=True)
 
-st.subheader(f"Layer {ex.layer.label}: {ex.channels()} channels, {next(iter(ex.groups.values())).shape[1]}×"
-             f"{next(iter(ex.groups.values())).shape[2]} maps")
-show_mosaics(ex, k)
-st.download_button(f"Download all activations of {ex.layer.label} (.npz)", F.activations_npz(ex),
-                   f"activations_{ex.layer.label.split()[0]}.npz", "application/octet-stream", key="fm_dl_npz")
-if ex.layer.is_block:
-    show_shares(ex)
+    st.subheader("Top-5 predictions")
+    if not lm.trained:
+        st.caption("Untrained network: these classes are arbitrary.")
+    st.dataframe([{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"}
+                  for p in F.top_k(ex.logits, lm.classes)], hide_index=True)
 
-page_link("pages/atlas.py", label="Channel Atlas: what each channel wants to see", icon=":material/grid_view:")
-st.subheader("One channel, large")
-show_channel(ex, cropped)
+    st.subheader(f"Layer {ex.layer.label}: {ex.channels()} channels, {next(iter(ex.groups.values())).shape[1]}×"
+                 f"{next(iter(ex.groups.values())).shape[2]} maps")
+    show_mosaics(ex, k, ex_key)
+    st.download_button(f"Download all activations of {ex.layer.label} (.npz)", lambda: F.activations_npz(ex),
+                       f"activations_{ex.layer.label.split()[0]}.npz", "application/octet-stream",
+                       key="fm_dl_npz")  # made on click: compressing every activation takes a while
+    if ex.layer.is_block:
+        show_shares(ex, ex_key)
 
-if ex.layer.is_block:
-    st.subheader("Branch ablation")
-    show_ablation(lm, ex)
+    page_link("pages/atlas.py", label="Channel Atlas: what each channel wants to see", icon=":material/grid_view:")
+    st.subheader("One channel, large")
+    show_channel(ex, cropped, ex_key)
+
+    if ex.layer.is_block:
+        st.subheader("Branch ablation")
+        show_ablation(lm, ex)
+
+
+layer_view(lm, model_key, image_key, loaded, cropped, x, what)

@@ -40,13 +40,14 @@ GoogLeNet stacks nine such blocks (3a … 5b) with max-pools between the stages,
 )
 
 st.subheader("Explore")
-cols = st.columns(4)
 links = [
     ("pages/block_designer.py", "Block Designer", "Set a block's input and branch channels; see every shape, parameter and multiply-add live."),
     ("pages/network_explorer.py", "Network Explorer", "Walk through whole GoogLeNets layer by layer, with torchinfo's summary and plots."),
     ("pages/feature_maps.py", "Feature Maps", "Upload a photo and see what each branch of a pretrained GoogLeNet responds to."),
+    ("pages/explain.py", "Explain", "Which branch of which block carries the evidence for a class: Grad-CAM, ablations, receptive fields."),
     ("pages/training.py", "Training", "Train a GoogLeNet and watch its curves live; stop, resume and compare runs."),
 ]
+cols = st.columns(len(links))
 for col, (path, title, text) in zip(cols, links):
     with col:
         st.page_link(path, label=title)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
-from gnet.analysis import network_report, validate_network
+from gnet.analysis import NetworkReport, network_report, validate_network
 from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 from pages import compare_ui
@@ -22,6 +23,21 @@ MAX_TYPED = 10_000_000
 TORCHINFO_MAX_MULT_ADDS = 20_000_000_000
 TORCHINFO_MAX_ACTIVATIONS = 150_000_000
 
+
+FIGURES = {"depth": charts.depth_fig, "rf": charts.receptive_field_fig, "blocks": charts.block_cost_fig,
+           "sunburst": charts.params_sunburst_fig}
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _figure(spec_json: str, which: str) -> go.Figure:
+    """One chart, cached by the network (building these Figures was most of a rerun's work). Shared like a model
+    and never changed: st.plotly_chart only reads a Figure (a dict it would re-validate, slowly)."""
+    return FIGURES[which](network_report(NetworkSpec.from_json(spec_json)))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _code(spec_json: str) -> str:
+    return codegen.network_code(NetworkSpec.from_json(spec_json))
 
 
 @st.cache_data(max_entries=16, show_spinner="Building the module and running torchinfo…")
@@ -85,6 +101,59 @@ def _on_apply() -> None:
         s.ne_edit_error = None
     except SpecError as e:
         s.ne_edit_error = f"Block {s.ne_block} was not changed: {e}"
+
+
+def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
+    int_col = st.column_config.NumberColumn(format="localized")
+    expand = st.toggle("Show the layers inside each block", key="ne_expand",
+                       help="Every conv and pool of each branch, with its own shape, params and mult-adds.")
+    rows = charts.layer_rows(report, expand=expand)
+    rows.append({"layer": "total", "type": "", "output (C×H×W)": charts.chw(report.output_shape),
+                 "params": t["params"], "mult-adds": t["mult_adds"],
+                 "note": "= torchinfo"})
+    st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
+                 column_config={"params": int_col, "mult-adds": int_col,
+                                "receptive field (px)": st.column_config.NumberColumn(
+                                    help="Input pixels one output unit sees, along each side (Araujo et al., "
+                                         "Distill 2019); it may reach into the padding."),
+                                "note": st.column_config.TextColumn(width="large")})
+    st.caption("The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
+               + (", which does not run the aux heads (their cost is listed below)." if network.aux else "."))
+    if network.aux:
+        st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
+        st.dataframe(charts.aux_rows(report), hide_index=True, width="stretch",
+                     column_config={"params": int_col, "mult-adds": int_col})
+    with st.expander("torchinfo's summary of the built module"):
+        too_big = (report.cost.mult_adds > TORCHINFO_MAX_MULT_ADDS
+                   or report.activation_elements > TORCHINFO_MAX_ACTIVATIONS)
+        if too_big:
+            st.info("This network is too large to build and run on the server just for a summary "
+                    "(the table above is exact without building it).")
+        elif st.toggle("Build the module and run torchinfo", key="ne_torchinfo"):
+            text, ti_params, ti_mult_adds = _torchinfo(spec_json)
+            same = ti_params == t["params"] and ti_mult_adds == t["mult_adds"]
+            (st.success if same else st.warning)(
+                f"torchinfo: {ti_params:,} params, {ti_mult_adds:,} mult-adds — "
+                + ("the same as the table." if same else "differs from the table."))
+            st.code(text, language=None)
+
+
+@st.fragment  # switching a tab, expanding the table, torchinfo: rerun these tabs alone, and only the open one runs
+def network_tabs(network: NetworkSpec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
+    tab_table, tab_depth, tab_rf, tab_blocks, tab_params = st.tabs(
+        ["Layers", "Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"],
+        key="ne_tab", on_change="rerun")
+    if tab_table.open:
+        with tab_table:
+            layer_table(network, report, t, spec_json)
+    for tab, which in ((tab_depth, "depth"), (tab_rf, "rf"), (tab_blocks, "blocks"), (tab_params, "sunburst")):
+        if tab.open:
+            with tab:
+                st.plotly_chart(_figure(spec_json, which), theme="streamlit", key=f"ne_{which}")
+                if which == "rf":
+                    st.caption("The receptive field of a unit: the input pixels it can see, per side (kernel, stride "
+                               "and padding of every layer before it; Araujo et al., Distill 2019). `python -m gnet "
+                               "receptive-field --preset NAME` lists every layer's size, jump and start.")
 
 
 compare_ui.network_link(_set_network)  # a shared A/B link sets the network first
@@ -157,6 +226,7 @@ with right:
         st.error(plain(f"Invalid network: {e}"))
         st.stop()
     offer_network(network)  # the Training page offers to train this one
+    spec_json = network.to_json()
     t = charts.totals(report)
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
         st.metric("Parameters", f"{t['params']:,}", width="content",
@@ -168,57 +238,12 @@ with right:
     st.caption(f"Input {charts.chw(report.input_shape)} (C×H×W) → {report.output_shape[0]:,} classes. Blocks: "
                + ", ".join(f"{n} → {b.output_shape[0]}" for n, b in report.blocks.items()))
 
-    tab_table, tab_depth, tab_rf, tab_blocks, tab_params = st.tabs(
-        ["Layers", "Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"])
-    int_col = st.column_config.NumberColumn(format="localized")
-    with tab_table:
-        expand = st.toggle("Show the layers inside each block", key="ne_expand",
-                           help="Every conv and pool of each branch, with its own shape, params and mult-adds.")
-        rows = charts.layer_rows(report, expand=expand)
-        rows.append({"layer": "total", "type": "", "output (C×H×W)": charts.chw(report.output_shape),
-                     "params": t["params"], "mult-adds": t["mult_adds"],
-                     "note": "= torchinfo"})
-        st.dataframe(rows, hide_index=True, width="stretch", height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
-                     column_config={"params": int_col, "mult-adds": int_col,
-                                    "receptive field (px)": st.column_config.NumberColumn(
-                                        help="Input pixels one output unit sees, along each side (Araujo et al., "
-                                             "Distill 2019); it may reach into the padding."),
-                                    "note": st.column_config.TextColumn(width="large")})
-        st.caption("The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
-                   + (", which does not run the aux heads (their cost is listed below)." if network.aux else "."))
-        if network.aux:
-            st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
-            st.dataframe(charts.aux_rows(report), hide_index=True, width="stretch",
-                         column_config={"params": int_col, "mult-adds": int_col})
-        with st.expander("torchinfo's summary of the built module"):
-            too_big = (report.cost.mult_adds > TORCHINFO_MAX_MULT_ADDS
-                       or report.activation_elements > TORCHINFO_MAX_ACTIVATIONS)
-            if too_big:
-                st.info("This network is too large to build and run on the server just for a summary "
-                        "(the table above is exact without building it).")
-            elif st.toggle("Build the module and run torchinfo", key="ne_torchinfo"):
-                text, ti_params, ti_mult_adds = _torchinfo(network.to_json())
-                same = ti_params == t["params"] and ti_mult_adds == t["mult_adds"]
-                (st.success if same else st.warning)(
-                    f"torchinfo: {ti_params:,} params, {ti_mult_adds:,} mult-adds — "
-                    + ("the same as the table." if same else "differs from the table."))
-                st.code(text, language=None)
-    with tab_depth:
-        st.plotly_chart(charts.depth_fig(report), theme="streamlit", key="ne_depth")
-    with tab_rf:
-        st.plotly_chart(charts.receptive_field_fig(report), theme="streamlit", key="ne_rf")
-        st.caption("The receptive field of a unit: the input pixels it can see, per side (kernel, stride and "
-                   "padding of every layer before it; Araujo et al., Distill 2019). `python -m gnet "
-                   "receptive-field --preset NAME` lists every layer's size, jump and start.")
-    with tab_blocks:
-        st.plotly_chart(charts.block_cost_fig(report), theme="streamlit", key="ne_blocks")
-    with tab_params:
-        st.plotly_chart(charts.params_sunburst_fig(report), theme="streamlit", key="ne_sunburst")
+    network_tabs(network, report, t, spec_json)
 
     st.markdown("#### Export")
-    code = codegen.network_code(network)
+    code = _code(spec_json)
     d1, d2 = st.columns(2)
-    d1.download_button("Download network (.json)", network.to_json(), file_name="googlenet.json",
+    d1.download_button("Download network (.json)", spec_json, file_name="googlenet.json",
                        mime="application/json", key="ne_dl_json")
     d2.download_button("Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python",
                        key="ne_dl_code")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import charts, runs
@@ -140,6 +141,23 @@ def fmt_eta(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
 
 
+MAX_CURVE_POINTS = 600  # per-step points drawn: a long run's poll would otherwise resend every step it ever logged
+
+
+def thinned(rows: list[dict], most: int = MAX_CURVE_POINTS) -> list[dict]:
+    """Every k-th row and the last, at most about `most`: the curve's shape, at a bounded size per poll."""
+    k = -(-len(rows) // most) if rows else 1
+    return rows if k <= 1 else rows[::k] + ([rows[-1]] if (len(rows) - 1) % k else [])
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_curves(run: str, started: object, n_steps: int, n_epochs: int, _steps: list[dict], _epochs: list[dict]
+                  ) -> go.Figure:
+    """Built again only when the run (its start time tells a re-created one apart) logged something new: the
+    records are append-only. Shared by the sessions watching the run, and read-only."""
+    return charts.training_curves_fig(thinned(_steps), _epochs)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def cached_predictions(run: str, mtime: float) -> list:
     return predictions(Path(run))
@@ -159,6 +177,14 @@ def telemetry_stat(key: str) -> str:
                              "with respect to it, the norm of the branch's parameters, and of the last update.")
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_telemetry_figs(run: str, started: object, n_records: int, stat: str, label: str, _records: list[dict]
+                          ) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only."""
+    return (charts.telemetry_heatmap_fig(_records, stat, label), charts.telemetry_lines_fig(_records, stat, label),
+            charts.aux_loss_fig(_records))
+
+
 def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     """Per-branch statistics of the run (live while it trains)."""
     st.markdown("**Branch telemetry**")
@@ -171,11 +197,10 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     stat = telemetry_stat("tr_tel_stat")
     label = runs.TELEMETRY_STATS[stat]
     heat, lines, aux = st.tabs(["Blocks × branches", "Lines per block", "Aux heads vs main loss"])
-    heat.plotly_chart(charts.telemetry_heatmap_fig(records, stat, label), theme="streamlit",
-                      key=f"tr_tel_heat_{run_path.name}")
-    lines.plotly_chart(charts.telemetry_lines_fig(records, stat, label), theme="streamlit",
-                       key=f"tr_tel_lines_{run_path.name}")
-    aux.plotly_chart(charts.aux_loss_fig(records), theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
+    figs = cached_telemetry_figs(str(run_path), info.status.get("started"), len(records), stat, label, records)
+    heat.plotly_chart(figs[0], theme="streamlit", key=f"tr_tel_heat_{run_path.name}")
+    lines.plotly_chart(figs[1], theme="streamlit", key=f"tr_tel_lines_{run_path.name}")
+    aux.plotly_chart(figs[2], theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
     st.caption(f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. " + (
         f"TensorBoard reads this run too: `tensorboard --logdir {root}`." if tensorboard_available() else
         "Install the `tensorboard` package (`pip install tensorboard`) and new runs also write TensorBoard "
@@ -220,7 +245,8 @@ def show_run(run_path: Path, page_state: str) -> None:
         st.caption(f"Device: {s['device']}" + (f" × {world} processes (DDP)" if world > 1 else "")
                    + (f" · {s['precision']}" if s.get("precision") else ""))
     if records:
-        st.plotly_chart(charts.training_curves_fig(steps, epochs), theme="streamlit", key=f"tr_curves_{run_path.name}")
+        st.plotly_chart(cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs),
+                        theme="streamlit", key=f"tr_curves_{run_path.name}")
     else:
         st.caption("Waiting for the first metrics (loading data and building the network)…")
     show_telemetry(run_path, info)

@@ -29,9 +29,9 @@ process_isolation = forkserver
 pytest_add_cli_args = -p no:cacheprovider -o addopts= -x -q"
   case "$1" in
     analysis) printf '%s\nonly_mutate = gnet/analysis.py\npytest_add_cli_args_test_selection =\n    tests/test_analysis.py\n    tests/test_seed_numbers.py\n' "$common" ;;
-    checkpoints) printf '%s\nonly_mutate = gnet/checkpoints.py\npytest_add_cli_args_test_selection =\n    tests/test_checkpoint_loading.py\n    tests/test_fuzz_checkpoints.py\n    tests/test_atomic_writes.py\n' "$common" ;;
+    checkpoints) printf '%s\nonly_mutate = gnet/checkpoints.py\npytest_add_cli_args_test_selection =\n    tests/test_checkpoint_loading.py\n    tests/test_fuzz_checkpoints.py\n    tests/test_atomic_writes.py\n    tests/test_checkpoint_load_errors.py\n' "$common" ;;
     images) printf '%s\nonly_mutate = gnet/images.py\npytest_add_cli_args_test_selection =\n    tests/test_images.py\n' "$common" ;;
-    runs) printf '%s\nonly_mutate = gnet/runs.py\npytest_add_cli_args_test_selection =\n    tests/test_runs.py\n    tests/test_resume.py\n' "$common" ;;
+    runs) printf '%s\nonly_mutate = gnet/runs.py\npytest_add_cli_args_test_selection =\n    tests/test_runs.py\n    tests/test_atomic_writes.py\n    tests/test_checkpoint_load_errors.py\n' "$common" ;;
     # train.py: only the lines of the resume path (checkpoint state in and out, position, truncation);
     # every other line of train() matches the pattern and is left alone.
     resume) printf '%s\nonly_mutate = gnet/train*.py\ndo_not_mutate_patterns =\n    %s\npytest_add_cli_args_test_selection =\n    tests/test_resume.py\n' \

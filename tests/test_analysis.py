@@ -15,9 +15,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gnet.analysis import (
-    Cost, bottleneck_comparison, conv_cost, conv_out, factorization_comparison, network_report, pool_out,
+    Cost, bottleneck_comparison, conv_cost, factorization_comparison, network_report,
 )
 from gnet.network import GoogLeNet, build, torchinfo_summary
+from gnet.plan import conv_out, pool_out
 from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, network_preset, with_input
 
 

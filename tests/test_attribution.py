@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnet import attribution as A
+from gnet import features as F
 from gnet.blocks import BRANCH_ATTRS
 from gnet.charts_explain import ablation_heatmap, evidence_heatmap, gradcam_grid, rf_image, unit_picker
 from gnet.checkpoints import Checkpoint, save_checkpoint
@@ -150,7 +151,7 @@ def test_empirical_rf_lies_inside_the_theoretical_box(seed, block, row, col):
     rf = A.receptive_fields(model, x, block, row, col)
     assert rf.grid["b1"] == (hh, hh)
     for b in A.BRANCHES:
-        x0, y0, x1, y1 = rf.theory[b].box(row, col, (32, 32))
+        x0, y0, x1, y1 = A.rf_box(rf.theory[b], row, col, (32, 32))
         box = support_box(rf.maps[b])
         if box is not None:  # pixel k spans [k - 0.5, k + 0.5]
             assert x0 <= box[0] - 0.5 and y0 <= box[1] - 0.5 and box[2] + 0.5 <= x1 and box[3] + 0.5 <= y1, (b, box)
@@ -170,6 +171,38 @@ def test_rf_batch_equals_one_backward_per_branch():
         np.testing.assert_allclose(rf.maps[b], g.abs().sum(1)[0].numpy(), rtol=1e-5, atol=1e-7)
 
 
+def walked_rf(model: torch.nn.Module, block: str, branch: str) -> tuple[int, int, float]:
+    """An independent oracle for the plan: walk the loaded modules' kernels, strides and paddings
+    (an earlier block counts with its widest branch)."""
+
+    def walk(mods, rf):
+        size, jump, start = rf
+        for m in mods:
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.MaxPool2d)):
+                k, st_, p = (v if isinstance(v, int) else v[0] for v in (m.kernel_size, m.stride, m.padding))
+                size, start, jump = size + (k - 1) * jump, start + ((k - 1) / 2 - p) * jump, jump * st_
+        return size, jump, start
+
+    rf = (1, 1, 0.0)
+    names = F.main_path(model)
+    for n in names[:names.index(block)]:
+        mod = getattr(model, n)
+        if n.startswith("inception"):
+            rf = max((walk(getattr(mod, a).modules(), rf) for a in BRANCH_ATTRS), key=lambda r: r[0])
+        else:
+            rf = walk(mod.modules(), rf)
+    return walk(getattr(getattr(model, block), BRANCH_ATTRS[A.BRANCHES.index(branch)]).modules(), rf)
+
+
+@pytest.mark.parametrize("which", ["torchvision", "mini", "d2l"])
+def test_plan_rf_equals_the_loaded_modules(which):
+    model = {"torchvision": tv_model, "mini": mini_model, "d2l": lambda s: build(d2l_fashion96())}[which](0)
+    for block in A.block_modules(model):
+        for b in A.BRANCHES:
+            rf = A.theoretical_rf(model, block, b)
+            assert (rf.size, rf.jump, rf.start) == walked_rf(model, block, b), (block, b)
+
+
 def test_torchvision_theoretical_rf_by_hand():
     # conv1 7/2 p3 -> (7, 2, 0); maxpool1 3/2 -> (11, 4, 2); conv2 1x1; conv3 3 p1 -> (19, 4, 2);
     # maxpool2 3/2 -> (27, 8, 6): 3a's b1 (1×1) sees 27 px, b2 (1×1 → 3×3) 27 + 2·8 = 43.
@@ -182,7 +215,7 @@ def test_torchvision_theoretical_rf_by_hand():
     x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(2))
     rf = A.receptive_fields(model, x, "inception4a", 2, 3)
     for b in A.BRANCHES:
-        x0, y0, x1, y1 = rf.theory[b].box(2, 3, (96, 96))
+        x0, y0, x1, y1 = A.rf_box(rf.theory[b], 2, 3, (96, 96))
         box = support_box(rf.maps[b])
         assert box is not None
         assert x0 <= box[0] - 0.5 and y0 <= box[1] - 0.5 and box[2] + 0.5 <= x1 and box[3] + 0.5 <= y1
@@ -197,6 +230,8 @@ def test_rf_errors():
         A.receptive_fields(model, x, "inception9z", 0, 0)
     with pytest.raises(A.AttributionError, match="no branch"):
         A.theoretical_rf(model, "inception3a", "b5")
+    with pytest.raises(A.AttributionError, match="no layer plan"):
+        A.network_spec(torch.nn.Linear(2, 2))
 
 
 # -- targets, JSON, text ----------------------------------------------------------------

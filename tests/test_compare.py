@@ -176,3 +176,48 @@ def test_cli_compare_bad_input_exits_2(tmp_path, capsys, monkeypatch, files, wor
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert main(["compare", "a.json", "a.json", "--bogus"]) == 2
+
+
+# -- links that carry both designs -----------------------------------------------------------------
+
+@settings(max_examples=15, deadline=None)
+@given(edited_minis())
+def test_network_link_round_trips(spec):
+    from gnet import urlstate
+
+    value = urlstate.network_to_query(spec)
+    assert urlstate.network_from_query(value) == spec and len(value) < 4000
+    assert urlstate.network_to_query(network_preset("mini")) == "mini"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(max_size=40) | st.just("z.") | st.binary(max_size=60).map(lambda b: "z." + b.hex()))
+def test_bad_network_links_raise_spec_error(text):
+    from gnet import urlstate
+
+    try:
+        urlstate.network_from_query(text, "na")
+    except SpecError as e:
+        assert "na" in str(e)
+
+
+def test_zip_bomb_link_refused():
+    import base64
+    import zlib
+
+    from gnet import urlstate
+
+    bomb = "z." + base64.urlsafe_b64encode(zlib.compress(b" " * 5_000_000, 9)).decode()
+    with pytest.raises(SpecError, match="more than"):
+        urlstate.network_from_query(bomb)
+
+
+@settings(max_examples=15, deadline=None)
+@given(designs(), designs())
+def test_two_block_designs_share_one_query(a, b):
+    from gnet import urlstate
+
+    a, b = a.validate(), b.validate()
+    query = {**urlstate.design_to_query(b), **urlstate.design_to_query(a, prefix="a")}
+    assert urlstate.design_from_query(query) == b and urlstate.design_from_query(query, prefix="a") == a
+    assert urlstate.design_from_query(urlstate.design_to_query(b), prefix="a") is None

@@ -57,7 +57,12 @@ def test_default_is_seed_001_with_its_totals():
     assert m["Parameters"] == "5,977,530"  # seed 001's torchinfo table
     table = at.dataframe[0].value.set_index("layer")
     assert table.loc["inception3a", "params"] == 12_352 + 129_248 + 15_920 + 6_176  # seed 001, block 3a branches
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 0  # the tabs run lazily: only the open one (the layer table) is built
+    for tab in ("Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"):
+        at.session_state["ne_tab"] = tab  # what a click on the tab sets
+        at.run()
+        assert not at.exception and len(at.get("plotly_chart")) == 1, tab
+        assert not at.dataframe or at.dataframe[0].value.columns[0] != "layer"  # the layer table is not built
     assert "class GoogLeNet(nn.Module)" in at.code[0].value
 
 
@@ -181,6 +186,8 @@ def test_receptive_field_column_and_chart_come_from_the_plan():
     for path in ("conv1", "maxpool2", "inception3a", "inception5b", "fc"):
         assert table.loc[path, "receptive field (px)"] == plan.step(path).rf.size
     assert (table.loc["conv1", "receptive field (px)"], table.loc["inception3a", "receptive field (px)"]) == (7, 43)
+    at.session_state["ne_tab"] = "Receptive field"  # the tabs run lazily: open the chart's tab
+    at.run()
     chart = json.loads(next(c for c in at.get("plotly_chart") if "receptive field" in c.proto.spec).proto.spec)
     traces = {t["name"]: t for t in chart["data"]}
     assert traces["layer output"]["y"] == [plan.step(p).rf.size for p in plan.main_path()]

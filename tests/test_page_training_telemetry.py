@@ -20,9 +20,18 @@ PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("tel_page") / "runs"
     for name, every, lr in (("quiet", 0, 0.05), ("slow", 1, 0.01), ("fast", 1, 0.2)):
-        cfg = TrainConfig.from_recipe("improved", network_preset("mini"), image_size=12, synthetic_train=60,
-                                      synthetic_test=20, batch_size=20, epochs=1, device="cpu", lr=lr,
-                                      telemetry_every=every)
+        cfg = TrainConfig.from_recipe(
+            "improved",
+            network_preset("mini"),
+            image_size=12,
+            synthetic_train=60,
+            synthetic_test=20,
+            batch_size=20,
+            epochs=1,
+            device="cpu",
+            lr=lr,
+            telemetry_every=every,
+        )
         run = runs.create(root / name, {"train": cfg.to_dict()})
         assert train(cfg, run) == "finished"
     return root
@@ -39,8 +48,12 @@ def page(root: Path, monkeypatch, run: str) -> AppTest:
 
 
 def chart(at: AppTest, key_prefix: str) -> dict:
-    found = [c for c in at.get("plotly_chart") if key_prefix in str(c.proto.id) or key_prefix in json.dumps(
-        json.loads(c.proto.spec).get("layout", {}).get("title", {}))]
+    found = [
+        c
+        for c in at.get("plotly_chart")
+        if key_prefix in str(c.proto.id)
+        or key_prefix in json.dumps(json.loads(c.proto.spec).get("layout", {}).get("title", {}))
+    ]
     assert found, [json.loads(c.proto.spec)["layout"].get("title") for c in at.get("plotly_chart")]
     return json.loads(found[0].proto.spec)
 

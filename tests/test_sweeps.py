@@ -275,3 +275,71 @@ def test_network_explorer_shows_the_sweeps_runs(finished_sweep, monkeypatch):
     next(b for b in at.button if b.label == "Start sweep").click().run()
     assert not at.exception and any("The sweep was not started" in e.value for e in at.error)
     assert [s.name for s in sweeps.list_sweeps(root)] == ["s1"]
+
+
+def test_sweep_runs_open_on_the_training_page_and_in_feature_maps(finished_sweep, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from gnet.pretrained import find_checkpoints
+
+    root, out = finished_sweep
+    monkeypatch.setenv("GNET_RUNS_DIR", str(root))
+    found = find_checkpoints(root)
+    assert {p.parent.parent.name for p in found} == {"base", "no-reduce"} and len(found) == 4  # last.pt, best.pt
+    at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert set(at.selectbox(key="tr_selected").options) == {"s1/base", "s1/no-reduce"}
+    at.selectbox(key="tr_selected").set_value("s1/no-reduce").run()
+    assert not at.exception
+    assert any(str(e.value).startswith("**finished**") for e in at.success)
+    at.button(key="tr_open_fm").click().run()
+    assert at.session_state["fm_checkpoint"].startswith(str(Path(out["rows"][1]["run_dir"])))
+
+
+def test_page_says_why_a_variant_died_and_offers_resume(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path))
+    sweep = sweeps.create(tmp_path / "s", network_preset("mini"), ["base", "no-reduce"],
+                          sweeps.Settings(epochs=1, image_size=12))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    runs.create(sweep.run_path("base"), {"train": sweep.configs["base"]})
+    runs.write_status(sweep.run_path("base"), "running", pid=gone.pid, host=socket.gethostname())
+    at = AppTest.from_file(str(ROOT / "pages" / "network_explorer.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("base: died" in w.value.replace("\\", "") and "resume" in w.value for w in at.warning)
+    table = next(d.value for d in at.dataframe if "Pareto" in d.value.columns).set_index("variant")
+    assert list(table["state"]) == ["died", "not started"]
+    assert any(b.label == "Resume sweep" for b in at.button)
+    assert not any(b.label == "Stop sweep" for b in at.button)
+
+
+def test_cli_sweep_with_spec_and_edits_files(tmp_path, capsys, monkeypatch):
+    """--spec and --edits (the app's JSON exports), --parallel, --json; a fake trainer that finishes at once."""
+    monkeypatch.setenv("GNET_MAX_RUNS", "2")
+
+    def fake_spawn(path: Path, extra: list[str]) -> int:
+        runs.append_metrics(path, [{"kind": "epoch", "epoch": 1, "test_acc": 0.5, "images_per_s": 100.0, "step": 1}])
+        runs.write_status(path, "finished", pid=os.getpid(), host=socket.gethostname(), elapsed_s=2.0)
+        return os.getpid()
+
+    monkeypatch.setattr(runs, "_spawn", fake_spawn)
+    base = network_preset("mini")
+    edited = base.with_block("4b", dataclasses.replace(base.block("4b"), b1=8))
+    (tmp_path / "base.json").write_text(base.to_json())
+    (tmp_path / "edited.json").write_text(edited.to_json())
+    argv = ["sweep", "--spec", str(tmp_path / "base.json"), "--edits", str(tmp_path / "edited.json"),
+            "--variants", "base,edits,b3-3x3", "--epochs", "1", "--image-size", "12", "--parallel", "2",
+            "--sweep-dir", str(tmp_path / "s"), "--json", "--quiet"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["variant"]: r for r in out["rows"]}
+    assert list(rows) == ["base", "edits", "b3-3x3"] and all(r["state"] == "finished" for r in rows.values())
+    assert rows["edits"]["params"] < rows["base"]["params"] and rows["base"]["best_test_acc"] == 0.5
+    sweep = sweeps.read(tmp_path / "s")
+    assert NetworkSpec.from_dict(sweep.configs["edits"]["network"]) == edited
+    assert main(argv) == 2  # the folder already holds a sweep
+    assert "already holds a sweep" in capsys.readouterr().err

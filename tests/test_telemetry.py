@@ -25,15 +25,35 @@ STATS = tuple(runs.TELEMETRY_STATS)
 def aux_spec() -> NetworkSpec:
     """The smallest network with the paper's aux heads (after 4a and 4d)."""
     b = BlockSpec(4, 4, 4, 2, 4, 4, batch_norm=True)
-    return NetworkSpec(name="tiny-aux", in_channels=3, input_size=(24, 24), num_classes=10,
-                       stem=(ConvSpec(8, 3, 1, 1), PoolSpec(3, 2, 1)), stages=((b,), (b, b, b, b)),
-                       stage_pools=(PoolSpec(3, 2, 1),), batch_norm=True)
+    return NetworkSpec(
+        name="tiny-aux",
+        in_channels=3,
+        input_size=(24, 24),
+        num_classes=10,
+        stem=(ConvSpec(8, 3, 1, 1), PoolSpec(3, 2, 1)),
+        stages=((b,), (b, b, b, b)),
+        stage_pools=(PoolSpec(3, 2, 1),),
+        batch_norm=True,
+    )
 
 
 def aux_cfg(**kw) -> TrainConfig:
-    return TrainConfig.from_recipe("improved", aux_spec(), **{
-        "image_size": 24, "synthetic_train": 40, "synthetic_test": 20, "batch_size": 20, "epochs": 1,
-        "device": "cpu", "aux": True, "amp": "off", "telemetry_every": 1, **kw})
+    return TrainConfig.from_recipe(
+        "improved",
+        aux_spec(),
+        **{
+            "image_size": 24,
+            "synthetic_train": 40,
+            "synthetic_test": 20,
+            "batch_size": 20,
+            "epochs": 1,
+            "device": "cpu",
+            "aux": True,
+            "amp": "off",
+            "telemetry_every": 1,
+            **kw,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +97,24 @@ def by_hand(cfg: TrainConfig) -> tuple[dict, dict[str, float], float]:
     (loss + cfg.aux_weight * sum(aux)).backward()
 
     def params(key: tuple[str, str]) -> torch.Tensor:
-        return torch.cat([p.detach().flatten() for p in getattr(getattr(model, key[0]),
-                                                                 BRANCH_ATTRS[int(key[1][1]) - 1]).parameters()])
+        return torch.cat(
+            [
+                p.detach().flatten()
+                for p in getattr(getattr(model, key[0]), BRANCH_ATTRS[int(key[1][1]) - 1]).parameters()
+            ]
+        )
 
     before = {k: params(k).clone() for k in outs}
     opt.step()
-    expect = {k: {"out_rms": o.detach().pow(2).mean().sqrt().item(), "grad_rms": o.grad.pow(2).mean().sqrt().item(),
-                  "weight_norm": params(k).norm().item(), "update_norm": (params(k) - before[k]).norm().item()}
-              for k, o in outs.items()}
+    expect = {
+        k: {
+            "out_rms": o.detach().pow(2).mean().sqrt().item(),
+            "grad_rms": o.grad.pow(2).mean().sqrt().item(),
+            "weight_norm": params(k).norm().item(),
+            "update_norm": (params(k) - before[k]).norm().item(),
+        }
+        for k, o in outs.items()
+    }
     return expect, {f"aux{i + 1}": a.item() for i, a in enumerate(aux)}, loss.item()
 
 
@@ -126,8 +156,9 @@ def test_tensorboard_events_hold_the_same_figures(aux_run):
                 events = ea.Scalars(f"branch/{blk}/{br}/{s}")
                 assert [e.step for e in events] == [1, 2]
                 assert events[0].value == pytest.approx(v, rel=1e-6)
-    assert {"train/loss", "train/acc", "lr", "images_per_s", "test/loss", "test/acc", "aux/aux1_loss"} \
-        <= set(tags["scalars"])
+    assert {"train/loss", "train/acc", "lr", "images_per_s", "test/loss", "test/acc", "aux/aux1_loss"} <= set(
+        tags["scalars"]
+    )
     epoch = runs.read_metrics(run, "epoch")[0]
     assert ea.Scalars("test/acc")[0].value == pytest.approx(epoch["test_acc"], rel=1e-6)
     assert {f"weights/{b}" for b in rec["branches"]} <= set(tags["histograms"])
@@ -136,8 +167,17 @@ def test_tensorboard_events_hold_the_same_figures(aux_run):
 def test_resumed_run_continues_the_stream_without_duplicates(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
-    cfg = TrainConfig.from_recipe("improved", network_preset("mini"), image_size=16, synthetic_train=120,
-                                  synthetic_test=40, batch_size=40, epochs=2, device="cpu", telemetry_every=2)
+    cfg = TrainConfig.from_recipe(
+        "improved",
+        network_preset("mini"),
+        image_size=16,
+        synthetic_train=120,
+        synthetic_test=40,
+        batch_size=40,
+        epochs=2,
+        device="cpu",
+        telemetry_every=2,
+    )
     straight = runs.create(tmp_path / "straight", {"train": cfg.to_dict()})
     assert train(cfg, straight) == "finished"
     split = runs.create(tmp_path / "split", {"train": cfg.to_dict()})
@@ -169,9 +209,19 @@ def test_telemetry_steps_are_step_one_then_every_k():
 
 def test_reader_skips_torn_and_foreign_lines(tmp_path):
     good = {"kind": "telemetry", "step": 2, "branches": {"inception3a": {"b1": {"out_rms": 1.0}}}}
-    (tmp_path / runs.TELEMETRY).write_text("\n".join([
-        json.dumps(good), json.dumps({**good, "step": 1}), "[1, 2]", json.dumps({"step": "x", "branches": {}}),
-        json.dumps({"step": 3, "branches": "no"}), json.dumps({"step": True, "branches": {}}), '{"step": 4, "bra']))
+    (tmp_path / runs.TELEMETRY).write_text(
+        "\n".join(
+            [
+                json.dumps(good),
+                json.dumps({**good, "step": 1}),
+                "[1, 2]",
+                json.dumps({"step": "x", "branches": {}}),
+                json.dumps({"step": 3, "branches": "no"}),
+                json.dumps({"step": True, "branches": {}}),
+                '{"step": 4, "bra',
+            ]
+        )
+    )
     assert [r["step"] for r in runs.read_telemetry(tmp_path)] == [1, 2]
     assert runs.read_telemetry(tmp_path / "missing") == []
     assert math.isfinite(runs.read_telemetry(tmp_path)[0]["branches"]["inception3a"]["b1"]["out_rms"])
@@ -185,11 +235,23 @@ BLOCKS = [f"inception{b}" for b in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5
 
 def fake_records(n: int, aux: int = 2) -> list[dict]:
     """n records of a GoogLeNet (9 blocks × 4 branches); each value encodes (step, block, branch, stat)."""
-    return [{"kind": "telemetry", "step": 10 * t + 1, "lr": 0.1, "loss": 2.0 / (t + 1),
-             "aux_loss": {f"aux{i + 1}": 2.5 / (t + 1) for i in range(aux)},
-             "branches": {blk: {f"b{j + 1}": {s: (t + 1) * 10.0 ** (i - 4) * (j + 1) * (k + 1)
-                                               for k, s in enumerate(STATS)} for j in range(4)}
-                          for i, blk in enumerate(BLOCKS)}} for t in range(n)]
+    return [
+        {
+            "kind": "telemetry",
+            "step": 10 * t + 1,
+            "lr": 0.1,
+            "loss": 2.0 / (t + 1),
+            "aux_loss": {f"aux{i + 1}": 2.5 / (t + 1) for i in range(aux)},
+            "branches": {
+                blk: {
+                    f"b{j + 1}": {s: (t + 1) * 10.0 ** (i - 4) * (j + 1) * (k + 1) for k, s in enumerate(STATS)}
+                    for j in range(4)
+                }
+                for i, blk in enumerate(BLOCKS)
+            },
+        }
+        for t in range(n)
+    ]
 
 
 def test_heatmap_is_blocks_by_branches_with_a_frame_per_step_and_the_latest_shown():
@@ -227,8 +289,15 @@ def test_lines_per_block_aux_and_compare_figures():
     assert [t.name for t in aux.data] == ["main head", "aux1", "aux2"]
     assert list(aux.data[1].y) == [r["aux_loss"]["aux1"] for r in recs]
     assert "no aux heads" in charts.aux_loss_fig(fake_records(2, aux=0)).layout.title.text
-    other = [{**r, "branches": {b: {br: {s: v * 100 for s, v in st.items()} for br, st in d.items()}
-                                for b, d in r["branches"].items()}} for r in recs]
+    other = [
+        {
+            **r,
+            "branches": {
+                b: {br: {s: v * 100 for s, v in st.items()} for br, st in d.items()} for b, d in r["branches"].items()
+            },
+        }
+        for r in recs
+    ]
     cmp = charts.telemetry_compare_fig({"a": recs, "b": other}, "weight_norm")
     assert len(cmp.data) == 2 and cmp.data[0].zmin == cmp.data[1].zmin and cmp.data[0].zmax == cmp.data[1].zmax
     assert cmp.data[1].z[0][0] == pytest.approx(cmp.data[0].z[0][0] + 2)  # 100× the value: +2 in log10

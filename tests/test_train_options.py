@@ -17,10 +17,31 @@ from gnet.train_options import OPTIONS, RECIPES, ConfigError, Option, TrainConfi
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 # The flags `python -m gnet train` had before the table (none may disappear), plus the ones added since.
-FLAGS = {"--dataset", "--data-dir", "--recipe", "--image-size", "--epochs", "--batch-size", "--lr", "--optimizer",
-         "--weight-decay", "--schedule", "--label-smoothing", "--aux", "--device", "--seed", "--compile", "--amp",
-         "--max-train-samples", "--max-test-samples", "--synthetic-train", "--synthetic-test", "--checkpoint-every",
-         "--log-every", "--telemetry-every"}
+FLAGS = {
+    "--dataset",
+    "--data-dir",
+    "--recipe",
+    "--image-size",
+    "--epochs",
+    "--batch-size",
+    "--lr",
+    "--optimizer",
+    "--weight-decay",
+    "--schedule",
+    "--label-smoothing",
+    "--aux",
+    "--device",
+    "--seed",
+    "--compile",
+    "--amp",
+    "--max-train-samples",
+    "--max-test-samples",
+    "--synthetic-train",
+    "--synthetic-test",
+    "--checkpoint-every",
+    "--log-every",
+    "--telemetry-every",
+}
 
 
 def other_value(o: Option):
@@ -63,9 +84,15 @@ def test_each_flag_reaches_the_config(name):
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_each_option_refuses_a_bad_value_naming_itself(name):
     o = OPTIONS[name]
-    bad = ("nonsense" if o.choices or o.check else
-           o.lo - 1 if o.kind in (int, float) and o.lo is not None else
-           "yes" if o.kind is bool else 12)
+    bad = (
+        "nonsense"
+        if o.choices or o.check
+        else o.lo - 1
+        if o.kind in (int, float) and o.lo is not None
+        else "yes"
+        if o.kind is bool
+        else 12
+    )
     good = TrainConfig.from_recipe("improved", network_preset("mini"))
     with pytest.raises(ConfigError, match=o.words):
         dataclasses.replace(good, **{name: bad}).validate()
@@ -73,9 +100,18 @@ def test_each_option_refuses_a_bad_value_naming_itself(name):
 
 def test_recipes_come_from_the_table_and_the_improved_one_is_the_default():
     assert set(RECIPES) == set(train_options.RECIPE_NAMES)
-    assert RECIPES["seed"] == {"epochs": 30, "batch_size": 128, "lr": 0.005, "optimizer": "sgd", "weight_decay": 0.0,
-                               "schedule": "constant", "label_smoothing": 0.0, "batch_norm": False,
-                               "normalize": False, "flip": False}
+    assert RECIPES["seed"] == {
+        "epochs": 30,
+        "batch_size": 128,
+        "lr": 0.005,
+        "optimizer": "sgd",
+        "weight_decay": 0.0,
+        "schedule": "constant",
+        "label_smoothing": 0.0,
+        "batch_norm": False,
+        "normalize": False,
+        "flip": False,
+    }
     assert all(OPTIONS[k].default == v for k, v in RECIPES["improved"].items())
     assert train_options.TORCHVISION_DATASET_NAMES == tuple(data.TORCHVISION_DATASETS)
 

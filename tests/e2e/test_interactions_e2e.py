@@ -1,0 +1,143 @@
+"""Each interaction that bench/perceived.py times still updates the right thing in the browser (issue 17).
+
+The pages rerun only the fragment a widget lives in, run only the open tab and serve cached figures and images;
+these tests check that every such input still changes what it should (no timings here: the bench has those)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gnet import charts
+from gnet.analysis import block_report, network_report
+from gnet.spec import BlockSpec, network_preset
+from tests.conftest import assert_no_exception, screenshot, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+NG_LINK = "/block_designer?c=192&h=28&w=28&b1=64&b2r=96&b2=128&b3r=16&b3=32&b4=32&reduce=1&b3v=5&bn=0"
+
+
+def _open(page, server: str, path: str) -> None:
+    page.set_viewport_size({"width": 1400, "height": 4200})  # Streamlit scrolls inside the app: show it all
+    page.goto(server)  # a fresh server needs app.py's st.navigation once (see test_designer_e2e)
+    wait_for_app(page)
+    page.goto(server + path)
+    wait_for_app(page)
+
+
+def _metric(page) -> str:
+    """The first st.metric's value: Parameters on the designer and the explorer."""
+    return page.locator("[data-testid='stMetricValue']").first.inner_text().strip()
+
+
+def _wait_metric(page, value: str) -> None:
+    page.wait_for_function("v => document.querySelector(\"[data-testid='stMetricValue']\")?.textContent.trim() === v",
+                           arg=value)
+    wait_for_app(page)
+
+
+def _srcs(page) -> set[str]:
+    return set(page.eval_on_selector_all("[data-testid='stMain'] img", "els => els.map(e => e.src)"))
+
+
+def _images_loaded(page) -> None:
+    page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stMain'] img\")]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+
+
+def _pick(page, label: str, option: str) -> None:
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_for_app(page)
+
+
+def test_block_designer_inputs_update_shape_and_counts(app_server, page):
+    _open(page, app_server, NG_LINK)
+    shape = (192, 28, 28)
+    box = page.get_by_label("b1 channels", exact=True)
+    box.fill("70")
+    box.press("Enter")
+    spec = BlockSpec(70, 96, 128, 16, 32, 32)
+    page.get_by_text(f"Output {block_report(spec, shape).concat_text()}").wait_for()
+    wait_for_app(page)
+    assert "b1=70" in page.url  # the link still follows the design
+
+    page.locator("[data-testid='stCheckbox']", has_text="1×1 reductions").locator("label").first.click()
+    _wait_metric(page, f"{block_report(BlockSpec(70, 96, 128, 16, 32, 32, reduce=False), shape).cost.params:,}")
+    assert "reduce=0" in page.url
+    page.locator("[data-testid='stCheckbox']", has_text="1×1 reductions").locator("label").first.click()
+    _wait_metric(page, f"{block_report(spec, shape).cost.params:,}")
+
+    page.locator("[data-testid='stRadio']", has_text="b3 convolution").get_by_text(
+        "two 3×3 (factorized 5×5)", exact=True).click()
+    _wait_metric(page, f"{block_report(BlockSpec(70, 96, 128, 16, 32, 32, factorize=True), shape).cost.params:,}")
+    assert "b3v=33" in page.url
+    # the cached diagram is the new design's: its output label
+    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for()
+    assert "28×28×262" in page.locator("[data-testid='stPlotlyChart']").first.inner_text()
+    assert_no_exception(page)
+    screenshot(page, "interactions_block_designer")
+
+
+def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
+    _open(page, app_server, "/network_explorer")
+    spec = network_preset("d2l-fashion96")
+    page.get_by_label("b1 (1×1)", exact=True).fill("100")
+    page.get_by_role("button", name="Apply to 3a").click()
+    edited = spec.with_block("3a", BlockSpec(100, 96, 128, 16, 32, 32))
+    report = network_report(edited)
+    _wait_metric(page, f"{report.params_total:,}")
+    page.get_by_text("3a → 292").wait_for()
+
+    grid = page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first
+    collapsed = len(charts.layer_rows(report)) + 2  # + the total row and the header row
+    assert grid.get_attribute("aria-rowcount") == str(collapsed)
+    page.locator("[data-testid='stCheckbox']", has_text="Show the layers inside each block").locator("label").click()
+    expanded = len(charts.layer_rows(report, expand=True)) + 2
+    page.wait_for_function("n => document.querySelector(\"[data-testid='stDataFrame'] [aria-rowcount]\")"
+                           "?.getAttribute('aria-rowcount') === n", arg=str(expanded))
+    wait_for_app(page)
+    assert _metric(page) == f"{report.params_total:,}"  # only the table reran: the totals stay
+
+    # a chart tab runs when opened, and shows the edited network
+    page.get_by_role("tab", name="Cost per block").click()
+    page.locator("[data-testid='stPlotlyChart']:visible .main-svg").first.wait_for()
+    wait_for_app(page)
+    assert page.locator("[data-testid='stPlotlyChart']:visible").count() == 1
+    page.get_by_role("tab", name="Layers").click()
+    page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.wait_for()
+    wait_for_app(page)
+    assert page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.get_attribute("aria-rowcount") \
+        == str(expanded)  # the toggle kept its state
+    assert_no_exception(page)
+    screenshot(page, "interactions_network_explorer")
+
+
+def test_feature_maps_layer_channels_and_sample(app_server, page):
+    _open(page, app_server, "/feature_maps")
+    page.get_by_text("Layer 3a: 256 channels").wait_for(timeout=120_000)
+    wait_for_app(page)
+    _images_loaded(page)
+    before = _srcs(page)
+
+    _pick(page, "Layer", "4a")
+    page.get_by_text("Layer 4a: 512 channels, 14×14 maps").wait_for()
+    _images_loaded(page)
+    after_layer = _srcs(page)
+    assert len(after_layer - before) >= 6  # 4 mosaics + the channel's heatmap and overlay are the new layer's
+
+    page.locator("[data-testid='stSlider'] input[type='range']").first.press("ArrowRight")
+    page.wait_for_function("n => [...document.querySelectorAll(\"[data-testid='stMain'] img\")]"
+                           ".filter(i => !n.includes(i.src)).length >= 4", arg=sorted(after_layer))
+    wait_for_app(page)
+    _images_loaded(page)
+    assert page.get_by_role("button", name="Download b1 grid (PNG)").count() == 1
+
+    _pick(page, "…or use a sample image", "cat.jpg")
+    page.get_by_text("sample cat.jpg: JPEG").wait_for()
+    wait_for_app(page)
+    _images_loaded(page)
+    assert page.get_by_text("Layer 4a: 512 channels").count() == 1  # the layer choice survives a new image
+    assert page.locator("[data-testid='stImage'] img").count() == 8
+    assert_no_exception(page)
+    screenshot(page, "interactions_feature_maps")
