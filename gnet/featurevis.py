@@ -602,7 +602,8 @@ def read_job(path: Path) -> JobInfo:
         pid = status.get("pid") or (read_json(path / "launcher.json") or {}).get("pid")
         same_host = status.get("host") == socket.gethostname()
         age = time.time() - float(status.get("updated", 0) or 0)
-        if (same_host and isinstance(pid, int) and not pid_alive(pid)) or (not same_host and age > JOB_STALE_S):
+        gone = not pid_alive(pid) if isinstance(pid, int) else age > JOB_STALE_S  # no pid: never launched
+        if (same_host and gone) or (not same_host and age > JOB_STALE_S):
             state = "died"
             status = {
                 **status,
@@ -689,7 +690,10 @@ def start_job(
             },
         )
         if spawn:
-            _spawn(path)
+            try:
+                _spawn(path)
+            except OSError as e:  # e.g. no processes left: say so instead of holding a worker slot
+                write_job_status(path, "failed", message=f"could not start the visualisation process ({e.strerror})")
     return read_job(path)
 
 
