@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from gnet import featurevis as fv
 from gnet.checkpoints import Checkpoint, save_checkpoint
 from gnet.network import build
+from tests.pagetest import run_page, texts
 from tests.test_featurevis import tiny_spec
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "atlas.py")
@@ -51,15 +52,7 @@ def ckpt(env):
 
 
 def run(at: AppTest | None = None) -> AppTest:
-    if at is None:
-        at = AppTest.from_file(PAGE, default_timeout=180)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest, kind: str) -> str:
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in getattr(at, kind)))
+    return run_page(PAGE, at, 180)
 
 
 def tiny_page(k: int = 2, steps: int = 16) -> AppTest:

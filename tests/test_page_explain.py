@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from gnet import attribution as A
 from gnet.images import load, preprocess
 from gnet.pretrained import ModelSource, load_model
+from tests.pagetest import offline_env, run_page, texts
 from tests.test_attribution import write_d2l_checkpoint
 from tests.test_checkpoint_loading import CLASSES, write_checkpoint
 from tests.test_pretrained import write_hub_weights
@@ -27,26 +28,11 @@ FIRST_SAMPLE = sorted((ROOT / "assets" / "samples").glob("*.jpg"))[0]
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    """An empty torch hub cache and runs root; downloads off, so the suite never touches the network."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("GNET_OFFLINE", "1")
-    monkeypatch.delenv("GNET_WEIGHTS", raising=False)
-    return tmp_path
+    return offline_env(tmp_path, monkeypatch)
 
 
 def run(at: AppTest | None = None) -> AppTest:
-    if at is None:
-        at = AppTest.from_file(PAGE, default_timeout=240)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest, kind: str) -> str:
-    """The elements' markdown with the page's backslash escapes removed (as a browser shows it)."""
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(e.value) for e in getattr(at, kind)))
+    return run_page(PAGE, at, 240)
 
 
 def charts(at: AppTest) -> dict[str, dict]:
