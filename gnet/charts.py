@@ -1,4 +1,5 @@
-"""Plotly figures and the tables beside them, for the Block Designer and Network Explorer.
+"""Plotly figures (and the Block Designer's two SVG drawings) and the tables beside them, for the Block Designer
+and Network Explorer.
 
 Everything here is built from `gnet.analysis` reports (no tensors), returns
 plain data (plotly figures, lists of row dicts for st.dataframe) and never
@@ -13,6 +14,7 @@ the seeds' hand count (no bias); FLOPs = 2 × multiplications.
 from __future__ import annotations
 
 import math
+from html import escape
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -108,42 +110,78 @@ def comparison_rows(
 # Block figures
 
 
-def branch_share_fig(report: BlockReport) -> go.Figure:
-    """100 % stacked bars: each branch's share of channels, params, mult-adds, multiplications."""
-    metrics = {
-        "output channels": lambda b: b.output_shape[0],
-        "params": lambda b: b.cost.params,
-        "mult-adds": lambda b: b.cost.mult_adds,
-        "multiplications": lambda b: b.cost.multiplications,
-    }
-    fig = go.Figure()
-    for b in report.branches:
-        xs, texts = [], []
-        for get in metrics.values():
-            whole = sum(get(x) for x in report.branches) or 1
-            xs.append(100 * get(b) / whole)
-            texts.append(f"{get(b):,}")
-        fig.add_bar(
-            name=f"{b.name} {b.label}",
-            y=list(metrics),
-            x=xs,
-            orientation="h",
-            marker_color=BRANCH_COLORS[b.name],
-            customdata=texts,
-            text=[f"{b.name} {x:.0f}%" if x >= 6 else "" for x in xs],
-            textposition="inside",
-            hovertemplate=f"{b.name}: %{{x:.1f}}%% of %{{y}} (%{{customdata}})<extra></extra>",
-        )
-    fig.update_layout(
-        barmode="stack",
-        height=260,
-        margin=dict(l=10, r=10, t=30, b=10),
-        xaxis=dict(title="share (%)", range=[0, 100]),
-        yaxis=dict(autorange="reversed"),
-        legend=dict(orientation="h", y=-0.35, traceorder="normal"),
-        title="Each branch's share",
+# Drawn as inline SVG, not plotly: both change on every keystroke, and a plotly chart whose figure changed is
+# remounted in the browser (its element id hashes the figure), ~80 ms of script each on a 2-core machine; building
+# the figure validates every property (~15 ms). An SVG string costs neither, and <title> gives the hover text.
+# Text inherits the page's font. (issue 17)
+
+
+def _svg(width: int, height: int, body: list[str], label: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="{escape(label)}" style="max-width:{width}px;height:auto">' + "".join(body) + "</svg>"
     )
-    return fig
+
+
+def _text(x: float, y: float, text: str, size: int = 12, anchor: str = "middle", **attrs: str) -> str:
+    more = "".join(f' {k.rstrip("_").replace("_", "-")}="{v}"' for k, v in attrs.items())
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" dominant-baseline="middle"{more}>'
+        f"{escape(text, quote=False)}</text>"
+    )
+
+
+SHARE_METRICS = {  # label -> what each branch contributes
+    "output channels": lambda b: b.output_shape[0],
+    "params": lambda b: b.cost.params,
+    "mult-adds": lambda b: b.cost.mult_adds,
+    "multiplications": lambda b: b.cost.multiplications,
+}
+
+
+def branch_shares(report: BlockReport) -> dict[str, dict[str, float]]:
+    """metric -> branch -> percent of the block's total (each metric's shares add to 100)."""
+    out = {}
+    for metric, get in SHARE_METRICS.items():
+        whole = sum(get(b) for b in report.branches) or 1
+        out[metric] = {b.name: 100 * get(b) / whole for b in report.branches}
+    return out
+
+
+def branch_share_svg(report: BlockReport) -> str:
+    """100 % stacked bars: each branch's share of channels, params, mult-adds, multiplications."""
+    width, left, right, top, bar, gap = 660, 112, 14, 34, 28, 8
+    shares = branch_shares(report)
+    span = width - left - right
+    body = [_text(4, 14, "Each branch's share", 14, "start", font_weight="600")]
+    axis_y = top + len(shares) * (bar + gap)
+    for pct in range(0, 101, 20):  # the grid first: the bars cover it
+        x = left + span * pct / 100
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{axis_y - gap + 4}" stroke="#0002"/>')
+        body.append(_text(x, axis_y + 4, f"{pct}", 11, fill="#555"))
+    for i, (metric, share) in enumerate(shares.items()):
+        y = top + i * (bar + gap)
+        body.append(_text(left - 8, y + bar / 2, metric, 12, "end"))
+        x = float(left)
+        for b in report.branches:
+            w = span * share[b.name] / 100
+            value = SHARE_METRICS[metric](b)
+            inside = _text(x + w / 2, y + bar / 2, f"{b.name} {share[b.name]:.0f}%", 12, fill="white")
+            body.append(
+                f'<g class="share" data-branch="{b.name}" data-metric="{metric}" data-percent="{share[b.name]:.6f}">'
+                f"<title>{escape(f'{b.name} ({b.label}): {share[b.name]:.1f}% of {metric} ({value:,})')}</title>"
+                f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{bar}" fill="{BRANCH_COLORS[b.name]}"/>'
+                + (inside if w >= 0.06 * span else "")
+                + "</g>"
+            )
+            x += w
+    body.append(_text(left + span / 2, axis_y + 22, "share (%)", 12, fill="#555"))
+    legend_y, x = axis_y + 46, float(left)
+    for b in report.branches:
+        body.append(f'<rect x="{x:.1f}" y="{legend_y - 6}" width="12" height="12" fill="{BRANCH_COLORS[b.name]}"/>')
+        body.append(_text(x + 18, legend_y, f"{b.name} {b.label}", 12, "start"))
+        x += 26 + 6.5 * len(f"{b.name} {b.label}")
+    return _svg(width, legend_y + 14, body, "each branch's share of channels, params, mult-adds and multiplications")
 
 
 def _edge_width(channels: int, biggest: int) -> float:
@@ -153,54 +191,52 @@ def _edge_width(channels: int, biggest: int) -> float:
 
 _STEP = 1.7  # x distance between layer columns: room for an H×W×C label between boxes
 _HALF = 0.42  # half a box's width
+_PX = 80.0  # pixels per layout unit across (the diagram fits the page's right column at 1:1)
+_PY = 88.0  # pixels per layout unit down (rows are 1 unit apart)
 
 
-def block_diagram_fig(report: BlockReport) -> go.Figure:
+def block_diagram_svg(report: BlockReport) -> str:
     """Input → four parallel paths → concat. Edge widths follow channel counts;
-    every edge inside a branch is labelled with the shape it carries (H×W×C)."""
-    fig = go.Figure()
+    every edge inside a branch is labelled with the shape it carries (H×W×C). Each edge is a
+    <polyline class="edge"> with data-channels and a <title> (the hover text)."""
     cols = max(len(b.layers) for b in report.branches)
     x_concat = _STEP * (cols + 1.4)  # extra room for the branch-output labels
     x_out = x_concat + _STEP
     y_mid = 1.5
     ys = {name: 3 - i for i, name in enumerate(BRANCHES)}
     biggest = max([report.input_shape[0]] + [r.output_shape[0] for b in report.branches for r in b.layers])
-    annotations: list[dict] = []
-    shapes: list[dict] = []
+    top = 40  # the title's room
+
+    def px(x: float) -> float:
+        return (x + 0.5) * _PX
+
+    def py(y: float) -> float:
+        return top + (3.45 - y) * _PY
+
+    edges: list[str] = []
+    labels: list[str] = []
+    nodes: list[str] = []
 
     def edge(xs: list[float], ys_: list[float], shape: Shape, color: str, label_x: float | None) -> None:
         """A polyline; its label sits above its first point's row, at label_x."""
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys_,
-                mode="lines",
-                showlegend=False,
-                line=dict(color=color, width=_edge_width(shape[0], biggest)),
-                hoverinfo="text",
-                text=f"{hwc(shape)} ({shape[0]:,} channels)",
-                opacity=0.7,
-            )
+        points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys_))
+        edges.append(
+            f'<polyline class="edge" data-channels="{shape[0]}" points="{points}" fill="none" stroke="{color}" '
+            f'stroke-width="{_edge_width(shape[0], biggest):.2f}" stroke-opacity="0.7" stroke-linejoin="round">'
+            f"<title>{escape(f'{hwc(shape)} ({shape[0]:,} channels)')}</title></polyline>"
         )
         if label_x is not None:
-            annotations.append(
-                dict(x=label_x, y=ys_[0], yshift=16, text=hwc(shape), showarrow=False, font=dict(size=11))
-            )
+            labels.append(_text(px(label_x), py(ys_[0]) - 16, hwc(shape), 11, class_="shape"))
 
-    def node(x: float, y: float, text: str, color: str) -> None:
-        shapes.append(
-            dict(
-                type="rect",
-                x0=x - _HALF,
-                x1=x + _HALF,
-                y0=y - 0.24,
-                y1=y + 0.24,
-                fillcolor=color,
-                line=dict(width=0),
-                layer="above",
-            )
+    def node(x: float, y: float, lines: list[str], color: str) -> None:
+        w = max(2 * _HALF * _PX, 7 * max(map(len, lines)) + 8)  # wide enough for a 224×224×4096 label
+        nodes.append(
+            f'<rect x="{px(x) - w / 2:.1f}" y="{py(y + 0.24):.1f}" width="{w:.1f}" '
+            f'height="{0.48 * _PY:.1f}" rx="4" fill="{color}"/>'
         )
-        annotations.append(dict(x=x, y=y, text=f"<b>{text}</b>", showarrow=False, font=dict(color="white", size=12)))
+        for k, line in enumerate(lines):
+            dy = (k - (len(lines) - 1) / 2) * 14
+            nodes.append(_text(px(x), py(y) + dy, line, 11, fill="white", font_weight="700"))
 
     for b in report.branches:
         color = BRANCH_COLORS[b.name]
@@ -213,7 +249,7 @@ def block_diagram_fig(report: BlockReport) -> go.Figure:
             if j:
                 edge([x - _STEP + _HALF, x - _HALF], [y, y], b.layers[j - 1].output_shape, color, x - _STEP / 2)
             kind = layer.kind.replace("max-pool 3×3/1", "3×3 pool").replace("conv ", "")
-            node(x, y, kind + (" conv" if layer.kind.startswith("conv") else ""), color)
+            node(x, y, [kind + (" conv" if layer.kind.startswith("conv") else "")], color)
         # straight on to the concat column, then a short diagonal into it
         edge(
             [x + _HALF, x_concat - 0.85, x_concat - _HALF],
@@ -222,31 +258,14 @@ def block_diagram_fig(report: BlockReport) -> go.Figure:
             color,
             (x + _HALF + x_concat - 0.85) / 2,
         )
-        annotations.append(
-            dict(
-                x=_STEP - _HALF - 0.05,
-                y=y,
-                xanchor="right",
-                yshift=14,
-                text=f"<b>{b.name}</b>",
-                showarrow=False,
-                font=dict(color=color, size=13),
-            )
-        )
+        labels.append(_text(px(_STEP - _HALF - 0.05), py(y) - 14, b.name, 13, "end", fill=color, font_weight="700"))
     edge([x_concat + _HALF, x_out - _HALF], [y_mid, y_mid], report.output_shape, OTHER_COLOR, None)
-    node(0, y_mid, f"input<br>{hwc(report.input_shape)}", OTHER_COLOR)
-    node(x_concat, y_mid, "concat", OTHER_COLOR)
-    node(x_out, y_mid, f"output<br>{hwc(report.output_shape)}", OTHER_COLOR)
-    fig.update_layout(
-        shapes=shapes,
-        annotations=annotations,
-        height=430,
-        margin=dict(l=10, r=10, t=40, b=10),
-        xaxis=dict(visible=False, range=[-0.5, x_out + 0.5], fixedrange=True),
-        yaxis=dict(visible=False, range=[-0.45, 3.45], fixedrange=True),
-        title="Block diagram (edge width ∝ √channels; labels H×W×C)",
-    )
-    return fig
+    node(0, y_mid, ["input", hwc(report.input_shape)], OTHER_COLOR)
+    node(x_concat, y_mid, ["concat"], OTHER_COLOR)
+    node(x_out, y_mid, ["output", hwc(report.output_shape)], OTHER_COLOR)
+    title = _text(4, 16, "Block diagram (edge width ∝ √channels; labels H×W×C)", 14, "start", font_weight="600")
+    width, height = round(px(x_out + 0.5)), round(py(-0.45))
+    return _svg(width, height, [title, *edges, *nodes, *labels], f"block diagram, output {hwc(report.output_shape)}")
 
 
 # ---------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import charts, codegen, urlstate
@@ -23,13 +22,12 @@ CHANNELS = ("bd_b1", "bd_b2r", "bd_b2", "bd_b3r", "bd_b3", "bd_b4")
 MAX_TYPED = 10_000_000  # the widget's own cap; the spec's caps (SpecError) are far lower and named
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def _figures(design_json: str) -> tuple[go.Figure, go.Figure]:
-    """The diagram and the share chart, cached by the design (building them is most of a rerun's work). Shared
-    like a model and never changed: st.plotly_chart only reads a Figure (a dict it would re-validate, slowly)."""
+@st.cache_data(max_entries=64, show_spinner=False)
+def _drawings(design_json: str) -> tuple[str, str]:
+    """The diagram and the share chart as SVG, cached by the design (going back to a design redraws nothing)."""
     design = BlockDesign.from_json(design_json)
     report = block_report(design.block, design.input_shape)
-    return charts.block_diagram_fig(report), charts.branch_share_fig(report)
+    return charts.block_diagram_svg(report), charts.branch_share_svg(report)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -311,9 +309,10 @@ with right:
     )
     if tab_diagram.open:
         with tab_diagram:
-            diagram, share = _figures(design.to_json())
-            st.plotly_chart(diagram, theme="streamlit", key="bd_diagram")
-            st.plotly_chart(share, theme="streamlit", key="bd_share")
+            diagram, share = _drawings(design.to_json())
+            # markdown, not st.html: st.html's sanitiser keeps only HTML and drops SVG; these strings are ours
+            st.markdown(diagram, unsafe_allow_html=True)
+            st.markdown(share, unsafe_allow_html=True)
 
     if tab_bottleneck.open:
         with tab_bottleneck:

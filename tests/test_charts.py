@@ -1,6 +1,7 @@
 """Figures and tables: built from the analysis, in the branch colours, totals that add up."""
 
 import dataclasses
+import xml.etree.ElementTree as ET
 
 import pytest
 from hypothesis import given, settings
@@ -58,32 +59,54 @@ def test_factorized_conv_comparison_seed_004():
     assert (naive.a.weights, naive.b.weights) == (102_400, 73_728)  # without reduction the input feeds the conv
 
 
-def test_branch_share_fig_uses_branch_colours_and_sums_to_100():
-    fig = charts.branch_share_fig(block_report(NG.block, NG.input_shape))
-    assert [t.marker.color for t in fig.data] == [BRANCH_COLORS[b] for b in BRANCHES]
-    for i in range(4):  # each metric's shares add to 100 %
-        assert sum(t.x[i] for t in fig.data) == pytest.approx(100.0)
-    assert fig.data[0].x[0] == pytest.approx(100 * 64 / 256)  # b1's share of the output channels
+SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _edges(fig):
-    return [t for t in fig.data if t.mode == "lines"]
+def _svg(text: str) -> ET.Element:
+    return ET.fromstring(text)  # well-formed XML, or this raises
+
+
+def test_branch_share_svg_uses_branch_colours_and_sums_to_100():
+    report = block_report(NG.block, NG.input_shape)
+    svg = _svg(charts.branch_share_svg(report))
+    groups = svg.findall(f"{SVG}g")
+    metrics = {g.get("data-metric") for g in groups}
+    assert metrics == {"output channels", "params", "mult-adds", "multiplications"}
+    for m in metrics:  # each metric's shares add to 100 %, drawn in branch order and colour
+        row = [g for g in groups if g.get("data-metric") == m]
+        assert [g.get("data-branch") for g in row] == list(BRANCHES)
+        assert [g.find(f"{SVG}rect").get("fill") for g in row] == [BRANCH_COLORS[b] for b in BRANCHES]
+        assert sum(float(g.get("data-percent")) for g in row) == pytest.approx(100.0)
+        widths = [float(g.find(f"{SVG}rect").get("width")) for g in row]
+        assert widths == pytest.approx([sum(widths) * float(g.get("data-percent")) / 100 for g in row], abs=0.02)
+    b1_channels = next(g for g in groups if g.get("data-metric") == "output channels")
+    assert float(b1_channels.get("data-percent")) == pytest.approx(100 * 64 / 256)  # b1's share of the channels
+    assert "64" in b1_channels.find(f"{SVG}title").text
+
+
+def _edges(svg: ET.Element) -> list[ET.Element]:
+    return svg.findall(f"{SVG}polyline")
 
 
 def test_block_diagram_edges_carry_shapes_and_channel_widths():
     report = block_report(NG.block, NG.input_shape)
-    fig = charts.block_diagram_fig(report)
-    edges = _edges(fig)
+    svg = _svg(charts.block_diagram_svg(report))
+    edges = _edges(svg)
     # input→layer and layer→layer/concat edges: b1 2, b2 3, b3 3, b4 3, plus concat→output
     assert len(edges) == 12
-    texts = [a.text for a in fig.layout.annotations]
+    texts = [t.text for t in svg.iter(f"{SVG}text")]
     for shape in ("28×28×96", "28×28×16", "28×28×128", "28×28×32", "28×28×64", "28×28×192"):
         assert shape in texts
-    assert any("28×28×256" in t for t in texts)
-    width = {e.text: e.line.width for e in edges}
+    assert "28×28×256" in texts  # the output box
+    width = {e.find(f"{SVG}title").text: float(e.get("stroke-width")) for e in edges}
     assert width["28×28×256 (256 channels)"] > width["28×28×128 (128 channels)"] > width["28×28×16 (16 channels)"]
-    colours = {e.line.color for e in edges}
+    colours = {e.get("stroke") for e in edges}
     assert set(BRANCH_COLORS.values()) <= colours
+
+
+def test_block_diagram_escapes_its_text():
+    report = block_report(NG.block, NG.input_shape)
+    assert "<b>" not in charts.block_diagram_svg(report)  # labels are text nodes, never markup
 
 
 @settings(max_examples=15, deadline=None)
@@ -91,10 +114,15 @@ def test_block_diagram_edges_carry_shapes_and_channel_widths():
 def test_block_diagram_any_block(ch, reduce, factorize):
     spec = BlockSpec(*ch[:6], reduce=reduce, factorize=factorize)
     report = block_report(spec, (ch[6], 224, 224))
-    fig = charts.block_diagram_fig(report)
+    svg = _svg(charts.block_diagram_svg(report))
     layers = sum(len(b.layers) for b in report.branches)
-    assert len(_edges(fig)) == layers + 4 + 1
-    assert all(e.line.width > 0 for e in _edges(fig))
+    assert len(_edges(svg)) == layers + 4 + 1
+    assert all(float(e.get("stroke-width")) > 0 for e in _edges(svg))
+    assert sorted(int(e.get("data-channels")) for e in _edges(svg)) == sorted(
+        [report.input_shape[0]] * 4
+        + [layer.output_shape[0] for b in report.branches for layer in b.layers]
+        + [report.output_shape[0]]
+    )
 
 
 @pytest.mark.parametrize("preset", list(NETWORK_PRESETS))

@@ -71,13 +71,17 @@ def test_default_render_is_seed_002_with_the_seed_numbers():
     at = _run()
     _expect(at, NG)
     assert _output(at) == "### Output 28×28×(64+128+32+32) = 28×28×256"
-    assert len(at.get("plotly_chart")) == 2  # the open tab, the diagram; the others run when opened
+    drawings = [
+        m.value for m in at.markdown if m.value.startswith("<svg")
+    ]  # the open tab's; the others run when opened
+    assert len(drawings) == 2 and all(d.startswith("<svg") for d in drawings)
+    assert "28×28×256" in drawings[0] and "Each branch's share" in drawings[1]
     assert not at.code and "221,184" not in _text(at)
     _open_tab(at, "What the bottleneck buys")
     text = _text(at)
     for number in ("221,184", "129,024", "120,422,400", "12,443,648", "102,400", "73,728"):
         assert f"{number}" in text, number
-    assert not at.get("plotly_chart")
+    assert not [m for m in at.markdown if m.value.startswith("<svg")]
     _open_tab(at, "Export")
     assert at.code[0].value.count("Inception(192, b1=64, b2=(96, 128), b3=(16, 32), b4=32)") == 1
     _expect(at, NG)  # the shapes and counts above the tabs stay

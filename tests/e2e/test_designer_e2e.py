@@ -68,7 +68,7 @@ def test_block_designer_updates_the_concat_shape(app_server, page):
     spec = BlockSpec(10, 20, 30, 5, 64, 7, factorize=True, batch_norm=True)
     page.get_by_text(f"Output {block_report(spec, (48, 17, 9)).concat_text()}").wait_for()
     assert_no_exception(page)
-    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for()
+    page.locator("svg[aria-label^='block diagram']").first.wait_for()
     screenshot(page, "block_designer_from_link")
 
 

@@ -77,8 +77,12 @@ def test_block_designer_inputs_update_shape_and_counts(app_server, page):
     _wait_metric(page, f"{block_report(BlockSpec(70, 96, 128, 16, 32, 32, factorize=True), shape).cost.params:,}")
     assert "b3v=33" in page.url
     # the cached diagram is the new design's: its output label
-    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for()
-    assert "28×28×262" in page.locator("[data-testid='stPlotlyChart']").first.inner_text()
+    diagram = page.locator("svg[aria-label^='block diagram']").first
+    diagram.wait_for()
+    assert "28×28×262" in diagram.text_content()
+    factorized = block_report(BlockSpec(70, 96, 128, 16, 32, 32, factorize=True), shape)
+    edges = sum(len(b.layers) for b in factorized.branches) + 4 + 1  # each layer's input, 4 into concat, 1 out
+    assert diagram.locator("polyline title").count() == edges  # hover texts survive the page's HTML sanitiser
     assert_no_exception(page)
     screenshot(page, "interactions_block_designer")
 
