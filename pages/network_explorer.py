@@ -314,8 +314,11 @@ with right:
         "Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python", key="ne_dl_code"
     )
     st.caption("The Training page can train this network as it is now (edits included).")
-    with st.expander("PyTorch code"):
-        st.code(code, language="python")
+    # lazy: highlighting this long code in the browser took ~80 ms of every edit while it sat collapsed
+    code_box = st.expander("PyTorch code", key="ne_code_open", on_change="rerun")
+    if code_box.open:
+        with code_box:
+            st.code(code, language="python")
 
 compare_ui.network_compare_section(network)
 compare_ui.sweep_section(network, st.session_state.get("ne_source"))

@@ -67,6 +67,9 @@ def test_default_is_seed_001_with_its_totals():
         at.run()
         assert not at.exception and len(at.get("plotly_chart")) == 1, tab
         assert not at.dataframe or at.dataframe[0].value.columns[0] != "layer"  # the layer table is not built
+    assert not at.code  # the code expander is lazy: collapsed, its code is neither built nor sent
+    at.session_state["ne_code_open"] = True  # what opening it sets
+    at.run()
     assert "class GoogLeNet(nn.Module)" in at.code[0].value
 
 
