@@ -244,22 +244,68 @@ def _ablated_logits(
     return model.fc(model.dropout(torch.flatten(model.avgpool(carry), 1)))
 
 
+def ablation_logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """(4 × blocks, classes) float64: the logits of every one-branch ablation of one image (rows 4i..4i+3:
+    block i's b1..b4 zeroed). They do not depend on the target class: a page that lets the user switch the
+    target computes them once per image and passes them to `explain` (the ablations are most of its time)."""
+    _check_eval_and_image(model, x)
+    names = main_path(model)
+    blocks = block_modules(model)
+    if not blocks:
+        raise AttributionError("this network has no Inception blocks")
+    first = names.index(blocks[0])
+    with torch.inference_mode():
+        h = _stem(model, x.to(_device(model)), names[:first])
+        parts: dict[str, list[torch.Tensor]] = {}
+        for name in names[first:]:
+            mod = getattr(model, name)
+            if name in blocks:
+                parts[name] = [getattr(mod, b)(h) for b in BRANCH_ATTRS]
+                h = torch.cat(parts[name], dim=1)
+            else:
+                h = mod(h)
+        return _ablated_logits(model, names[first:], blocks, parts).double().cpu().numpy()
+
+
+def _check_eval_and_image(model: nn.Module, x: torch.Tensor) -> None:
+    if model.training:
+        raise AttributionError("the network is in training mode; explanations need eval mode")
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise AttributionError(f"expected one image shaped (1, C, H, W), got {tuple(x.shape)}")
+
+
 def explain(
     model: nn.Module,
     x: torch.Tensor,
     target: int | str | None = None,
     classes: Sequence[str] = (),
     ablation: bool = True,
+    ablated: np.ndarray | None = None,
 ) -> Explanation:
     """Grad-CAM, grad x act and (optionally) branch ablations for every block and branch.
 
     `x` is one preprocessed image (1, C, H, W). The model must be in eval mode (dropout
-    and BatchNorm as at inference); it is only read.
+    and BatchNorm as at inference); it is only read. `ablated`: this image's `ablation_logits`, when
+    the caller has them already (then no ablation is run here).
     """
-    if model.training:
-        raise AttributionError("the network is in training mode; explanations need eval mode")
-    if x.ndim != 4 or x.shape[0] != 1:
-        raise AttributionError(f"expected one image shaped (1, C, H, W), got {tuple(x.shape)}")
+    return explain_many(model, x, [target], classes, ablation, ablated)[0]
+
+
+def explain_many(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: Sequence[int | str | None],
+    classes: Sequence[str] = (),
+    ablation: bool = True,
+    ablated: np.ndarray | None = None,
+) -> list[Explanation]:
+    """`explain` for several targets of one image: one forward pass, then one backward per target
+    (retaining the graph between them) and one ablation batch for all. The Explain page computes its
+    top-5 classes this way, so switching between them is a lookup. Each result's `seconds` is its
+    share: the forward and the ablations split evenly, plus its own backward."""
+    _check_eval_and_image(model, x)
+    if not targets:
+        raise AttributionError("no target class given")
     names = main_path(model)
     blocks = block_modules(model)
     if not blocks:
@@ -283,37 +329,70 @@ def explain(
             else:
                 h = mod(h)
         logits = model.fc(model.dropout(torch.flatten(model.avgpool(h), 1)))[0]
-        logits_cpu = logits.detach().float().cpu().numpy()
-        tgt = resolve_target(target, logits_cpu, classes)
-        flat = [p for b in blocks for p in parts[b]]
-        grads = torch.autograd.grad(logits[tgt], flat)
+    logits_cpu = logits.detach().float().cpu().numpy()
+    tgts = [resolve_target(t, logits_cpu, classes) for t in targets]
+    flat = [p for b in blocks for p in parts[b]]
     acc = torch.float32 if device.type == "mps" else torch.float64  # sums and softmax in float64 (MPS has none)
     with torch.inference_mode():
-        cams, gxa = [], []
-        for a, g in zip(flat, grads):
-            alpha = g.mean(dim=(2, 3), keepdim=True)
-            cams.append(torch.relu((alpha * a).sum(dim=1))[0].flatten())
-            gxa.append((g.to(acc) * a.to(acc)).sum())
-        logit = logits[tgt].to(acc)
-        prob = torch.softmax(logits.to(acc), 0)[tgt]
-        deltas = []
+        out = None
         if ablation:
-            out = _ablated_logits(model, names[first:], blocks, parts)  # (4 * blocks, classes)
-            deltas.append(
-                torch.stack([out[:, tgt].to(acc) - logit, torch.softmax(out.to(acc), 1)[:, tgt] - prob], 1)
-            )  # (36, 2)
-        # One transfer to the CPU for everything (each .cpu() would synchronise a GPU).
-        packed = (
-            torch.cat(
-                [torch.cat(cams).to(acc), torch.stack(gxa), logit[None], prob[None], *(d.flatten() for d in deltas)]
+            out = (  # (4 * blocks, classes)
+                _ablated_logits(model, names[first:], blocks, parts)
+                if ablated is None
+                else torch.as_tensor(ablated, device=device)
             )
-            .cpu()
-            .numpy()
-            .astype(np.float64)
-        )
+            if out.shape != (4 * len(blocks), logits.shape[0]):
+                raise AttributionError(f"ablated logits shaped {tuple(out.shape)} are not this network's")
     _sync(device)
-    seconds = time.perf_counter() - t0
-    n_cam = sum(c.numel() for c in cams)
+    shared = (time.perf_counter() - t0) / len(tgts)
+    labels = {b: branch_kernel_labels(getattr(model, b)) for b in blocks}
+    results = []
+    for k, tgt in enumerate(tgts):
+        t1 = time.perf_counter()
+        with torch.enable_grad():
+            grads = torch.autograd.grad(logits[tgt], flat, retain_graph=k < len(tgts) - 1)
+        with torch.inference_mode():
+            cams, gxa = [], []
+            for a, g in zip(flat, grads):
+                alpha = g.mean(dim=(2, 3), keepdim=True)
+                cams.append(torch.relu((alpha * a.detach()).sum(dim=1))[0].flatten())
+                gxa.append((g.to(acc) * a.detach().to(acc)).sum())
+            logit = logits.detach()[tgt].to(acc)
+            prob = torch.softmax(logits.detach().to(acc), 0)[tgt]
+            deltas = []
+            if out is not None:
+                deltas.append(
+                    torch.stack([out[:, tgt].to(acc) - logit, torch.softmax(out.to(acc), 1)[:, tgt] - prob], 1)
+                )  # (36, 2)
+            # One transfer to the CPU for everything (each .cpu() would synchronise a GPU).
+            packed = (
+                torch.cat(
+                    [torch.cat(cams).to(acc), torch.stack(gxa), logit[None], prob[None], *(d.flatten() for d in deltas)]
+                )
+                .cpu()
+                .numpy()
+                .astype(np.float64)
+            )
+        _sync(device)
+        seconds = shared + time.perf_counter() - t1
+        results.append(_unpack(packed, flat, blocks, tgt, classes, logits_cpu, labels, x, seconds, out is not None))
+    return results
+
+
+def _unpack(
+    packed: np.ndarray,
+    flat: Sequence[torch.Tensor],
+    blocks: Sequence[str],
+    tgt: int,
+    classes: Sequence[str],
+    logits_cpu: np.ndarray,
+    labels: dict[str, dict[str, str]],
+    x: torch.Tensor,
+    seconds: float,
+    ablation: bool,
+) -> Explanation:
+    """The packed CPU vector (36 maps, 36 grad×act, logit, prob, 36 × (Δlogit, Δprob)) as an Explanation."""
+    n_cam = sum(a.shape[2] * a.shape[3] for a in flat)
     cam_flat, rest = packed[:n_cam], packed[n_cam:]
     gxa_np, logit_v, prob_v, delta_np = rest[: len(flat)], rest[len(flat)], rest[len(flat) + 1], rest[len(flat) + 2 :]
     result: dict[str, dict[str, BranchExplanation]] = {}
@@ -325,7 +404,6 @@ def explain(
         block, branch = blocks[i // 4], BRANCHES[i % 4]
         dl, dp = (delta_np[2 * i], delta_np[2 * i + 1]) if ablation else (float("nan"), float("nan"))
         result.setdefault(block, {})[branch] = BranchExplanation(cam, float(gxa_np[i]), float(dl), float(dp))
-    labels = {b: branch_kernel_labels(getattr(model, b)) for b in blocks}
     return Explanation(
         tgt,
         class_name(classes, tgt),

@@ -7,6 +7,8 @@ backgrounds to the Streamlit theme; every branch keeps its colour from gnet.colo
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
@@ -27,11 +29,17 @@ def _rgb(hex_color: str) -> np.ndarray:
     return np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)], np.float32)
 
 
-def branch_overlay(image: Image.Image, cam: np.ndarray, vmax: float, color: str, size: int) -> Image.Image:
-    """The map upsampled (bilinear) onto a dimmed grey copy of the image, as the branch's colour:
-    transparent at 0, full colour at vmax."""
+def _grey_base(image: Image.Image, size: int) -> np.ndarray:
     base = np.asarray(image.convert("L").resize((size, size), Image.Resampling.BILINEAR), np.float32)
-    base = np.repeat(base[..., None] * 0.6 + 40, 3, axis=2)
+    return np.repeat(base[..., None] * 0.6 + 40, 3, axis=2)
+
+
+def branch_overlay(
+    image: Image.Image, cam: np.ndarray, vmax: float, color: str, size: int, base: np.ndarray | None = None
+) -> Image.Image:
+    """The map upsampled (bilinear) onto a dimmed grey copy of the image, as the branch's colour:
+    transparent at 0, full colour at vmax. `base`: that grey copy, when the caller has made it already."""
+    base = _grey_base(image, size) if base is None else base
     v = np.zeros(cam.shape, np.float32) if vmax <= 0 else np.clip(cam / vmax, 0, 1).astype(np.float32)
     up = (
         np.asarray(
@@ -77,6 +85,7 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
     )
     draw.text((pad, 22), ascii_label(which.split(": ", 1)[1]), fill="#444444", font=_font(11))
     first = next(iter(ex.kernel_labels.values()))
+    base = _grey_base(image, tile)  # once for all 36 tiles
     for j, r in enumerate(BRANCHES):
         x0 = label_w + pad + j * (tile + pad)
         draw.rectangle([x0, 40, x0 + tile - 1, head_h - 2], fill=BRANCH_COLORS[r])
@@ -88,7 +97,7 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
         for j, r in enumerate(BRANCHES):
             x0 = label_w + pad + j * (tile + pad)
             cam = ex.blocks[b][r].gradcam
-            img.paste(branch_overlay(image, cam, vmax[b], BRANCH_COLORS[r], tile), (x0, y0))
+            img.paste(branch_overlay(image, cam, vmax[b], BRANCH_COLORS[r], tile, base), (x0, y0))
             draw.rectangle([x0 - 2, y0 - 2, x0 + tile + 1, y0 + tile + 1], outline=BRANCH_COLORS[r], width=2)
             draw.text(
                 (x0, y0 + tile + 2),
@@ -106,28 +115,97 @@ def _grid_axes(fig: go.Figure, ex: Explanation) -> None:
     fig.update_layout(height=110 + 34 * len(ex.blocks), margin=dict(l=10, r=10, t=90, b=10))
 
 
-def evidence_heatmap(ex: Explanation) -> go.Figure:
-    """grad x act per block and branch: where the evidence for the class flows (diverging, 0 = white)."""
+# The two 9×4 grids are inline SVG, not plotly heatmaps: both change with every target, and a changed plotly
+# chart is remounted in the browser (issue 17). <title> carries each cell's hover text.
+_DIVERGING = ("#2166ac", "#67a9cf", "#f7f7f7", "#ef8a62", "#b2182b")  # ColorBrewer RdBu, blue = negative
+
+
+def diverging_color(v: float, lim: float) -> str:
+    """v in [-lim, lim] -> blue … white (0) … red, by linear steps between the five stops."""
+    t = 0.5 if lim <= 0 or not np.isfinite(v) else min(max(0.5 + 0.5 * v / lim, 0.0), 1.0)
+    k = min(int(t * 4), 3)
+    f = t * 4 - k
+    a, b = _rgb(_DIVERGING[k]), _rgb(_DIVERGING[k + 1])
+    r, g, bl = (a + (b - a) * f).round().astype(int)
+    return f"#{r:02x}{g:02x}{bl:02x}"
+
+
+def grid_svg(
+    z: np.ndarray,
+    rows: list[str],
+    labels: dict[str, str],
+    texts: list[list[str]],
+    hovers: list[list[str]],
+    lim: float,
+    title: str,
+    scale_label: str,
+    flip: bool = False,
+) -> str:
+    """A blocks × branches heatmap: cells coloured on a diverging scale (flip: negative red), each with its
+    value and a hover <title>; branch headers in the branch colours; a colour key below."""
+    cell_w, cell_h, left, top = 92, 30, 44, 74
+    width = left + cell_w * len(BRANCHES) + 8
+    height = top + cell_h * len(rows) + 46
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="{escape(title)}" style="max-width:{width + 80}px;height:auto">',
+        _svg_text(4, 14, title, 13, "start", font_weight="600"),
+    ]
+    for j, r in enumerate(BRANCHES):
+        x = left + j * cell_w
+        out.append(f'<rect x="{x + 1}" y="{top - 44}" width="{cell_w - 2}" height="40" fill="{BRANCH_COLORS[r]}"/>')
+        out.append(_svg_text(x + cell_w / 2, top - 32, r, 12, fill="white", font_weight="700"))
+        out.append(_svg_text(x + cell_w / 2, top - 15, labels.get(r, ""), 10, fill="white"))
+    for i, name in enumerate(rows):
+        y = top + i * cell_h
+        out.append(_svg_text(left - 6, y + cell_h / 2, name, 12, "end"))
+        for j in range(len(BRANCHES)):
+            v = float(z[i, j])
+            fill = diverging_color(-v if flip else v, lim)
+            ink = "white" if np.isfinite(v) and abs(v) > 0.6 * lim else "#222"
+            out.append(
+                f'<g class="cell" data-row="{i}" data-col="{j}" data-value="{v!r}"><title>{escape(hovers[i][j])}</title>'
+                f'<rect x="{left + j * cell_w + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" '
+                f'fill="{fill}"/>'
+                + _svg_text(left + (j + 0.5) * cell_w, y + cell_h / 2, texts[i][j], 12, fill=ink)
+                + "</g>"
+            )
+    key_y, key_w = top + cell_h * len(rows) + 12, cell_w * len(BRANCHES)
+    for k in range(40):  # the colour key: -lim … +lim
+        v = -lim + 2 * lim * (k + 0.5) / 40
+        out.append(
+            f'<rect x="{left + k * key_w / 40:.1f}" y="{key_y}" width="{key_w / 40 + 0.5:.1f}" height="10" '
+            f'fill="{diverging_color(-v if flip else v, lim)}"/>'
+        )
+    out.append(_svg_text(left, key_y + 24, f"{-lim:+.3g}", 11, "start", fill="#555"))
+    out.append(_svg_text(left + key_w / 2, key_y + 24, f"0 · {scale_label}", 11, fill="#555"))
+    out.append(_svg_text(left + key_w, key_y + 24, f"{lim:+.3g}", 11, "end", fill="#555"))
+    return "".join(out) + "</svg>"
+
+
+def _svg_text(x: float, y: float, text: str, size: int, anchor: str = "middle", **attrs: str) -> str:
+    more = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in attrs.items())
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" dominant-baseline="middle"{more}>'
+        f"{escape(text, quote=False)}</text>"
+    )
+
+
+def evidence_heatmap(ex: Explanation) -> str:
+    """grad x act per block and branch (SVG): where the evidence for the class flows (diverging, 0 = white)."""
     m = ex.matrix("grad_x_act")
     lim = float(np.abs(m).max()) or 1.0
     rows = [block_label(b) for b in ex.blocks]
-    fig = go.Figure(
-        go.Heatmap(
-            z=m,
-            x=list(BRANCHES),
-            y=rows,
-            zmin=-lim,
-            zmax=lim,
-            colorscale="RdBu_r",
-            colorbar=dict(title="grad×act"),
-            text=[[f"{v:+.3g}" for v in row] for row in m],
-            texttemplate="%{text}",
-            hovertemplate="block %{y} · %{x}<br>Σ A·∂y/∂A = %{z:.4g}<extra></extra>",
-        )
+    return grid_svg(
+        m,
+        rows,
+        next(iter(ex.kernel_labels.values())),
+        [[f"{v:+.3g}" for v in row] for row in m],
+        [[f"block {n} · {r}: Σ A·∂y/∂A = {v:.4g}" for r, v in zip(BRANCHES, row)] for n, row in zip(rows, m)],
+        lim,
+        f"Where the evidence for '{ex.label}' flows: Σ A ⊙ ∂y/∂A per branch",
+        "grad×act",
     )
-    fig.update_layout(title=f"Where the evidence for '{ex.label}' flows: Σ A ⊙ ∂y/∂A per branch")
-    _grid_axes(fig, ex)
-    return fig
 
 
 def block_share_chart(ex: Explanation) -> go.Figure:
@@ -159,35 +237,31 @@ def block_share_chart(ex: Explanation) -> go.Figure:
     return fig
 
 
-def ablation_heatmap(ex: Explanation) -> go.Figure:
-    """Change in the class's probability when one branch is zeroed; the hover has all the numbers."""
+def ablation_heatmap(ex: Explanation) -> str:
+    """Change in the class's probability when one branch is zeroed (SVG); the hover has all the numbers."""
     dp, dl = ex.matrix("delta_prob"), ex.matrix("delta_logit")
     lim = float(np.nanmax(np.abs(dp))) * 100 if np.isfinite(dp).any() else 1.0
     lim = lim or 1.0
     rows = [block_label(b) for b in ex.blocks]
-    after = ex.prob + dp
-    custom = np.stack([dl, after, np.full_like(dp, ex.prob), ex.logit + dl], axis=-1)
-    fig = go.Figure(
-        go.Heatmap(
-            z=dp * 100,
-            x=list(BRANCHES),
-            y=rows,
-            zmin=-lim,
-            zmax=lim,
-            colorscale="RdBu",
-            customdata=custom,
-            colorbar=dict(title="Δ prob (pp)"),
-            text=[[f"{v * 100:+.2g}" for v in row] for row in dp],
-            texttemplate="%{text}",
-            hovertemplate=(
-                "zero %{y}·%{x}<br>probability %{customdata[2]:.2%} → %{customdata[1]:.2%} "
-                "(%{z:+.3g} pp)<br>logit Δ %{customdata[0]:+.4g} (→ %{customdata[3]:.4g})<extra></extra>"
-            ),
-        )
+    hovers = [
+        [
+            f"zero {n}·{r}: probability {ex.prob:.2%} → {ex.prob + p:.2%} ({p * 100:+.3g} pp); "
+            f"logit Δ {d:+.4g} (→ {ex.logit + d:.4g})"
+            for r, p, d in zip(BRANCHES, prow, drow)
+        ]
+        for n, prow, drow in zip(rows, dp, dl)
+    ]
+    return grid_svg(
+        dp * 100,
+        rows,
+        next(iter(ex.kernel_labels.values())),
+        [[f"{v * 100:+.2g}" for v in row] for row in dp],
+        hovers,
+        lim,
+        f"Zeroing one branch: change in P('{ex.label}'), percentage points",
+        "Δ prob (pp)",
+        flip=True,  # a drop (negative) is red: evidence that branch carried
     )
-    fig.update_layout(title=f"Zeroing one branch: change in P('{ex.label}'), percentage points")
-    _grid_axes(fig, ex)
-    return fig
 
 
 def drop_sentences(ex: Explanation, n: int = 5) -> list[str]:

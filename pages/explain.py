@@ -7,6 +7,7 @@ gnet.charts_explain for the figures. Results are cached per (model, image, targe
 from __future__ import annotations
 
 import hashlib
+import io
 
 import numpy as np
 import streamlit as st
@@ -33,9 +34,28 @@ def _logits(model_key: str, image_key: str, _lm: LoadedModel, _x: torch.Tensor) 
     return A.predict(_lm.model, _x)
 
 
+@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
+def _ablations(model_key: str, image_key: str, _lm: LoadedModel, _x: torch.Tensor) -> np.ndarray:
+    """Once per image: they do not depend on the target, and are most of an explanation's time."""
+    return A.ablation_logits(_lm.model, _x)
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
+def _explain_top(
+    model_key: str, image_key: str, targets: tuple[int, ...], _lm: LoadedModel, _x: torch.Tensor
+) -> dict[int, A.Explanation]:
+    """The top-5 classes together (one forward, five backwards): switching between them is a lookup."""
+    ablated = _ablations(model_key, image_key, _lm, _x)
+    return {e.target: e for e in A.explain_many(_lm.model, _x, targets, _lm.classes, ablated=ablated)}
+
+
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
 def _explain(model_key: str, image_key: str, target: int, _lm: LoadedModel, _x: torch.Tensor) -> A.Explanation:
-    return A.explain(_lm.model, _x, target, _lm.classes)
+    return A.explain(_lm.model, _x, target, _lm.classes, ablated=_ablations(model_key, image_key, _lm, _x))
+
+
+def top_classes(logits: np.ndarray, n: int = 5) -> list[int]:
+    return [int(i) for i in np.argsort(-logits, kind="stable")[:n]]
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
@@ -43,6 +63,39 @@ def _fields(
     model_key: str, image_key: str, block: str, row: int, col: int, _lm: LoadedModel, _x: torch.Tensor
 ) -> A.EmpiricalRF:
     return A.receptive_fields(_lm.model, _x, block, row, col)
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+# Images are cached as JPEG bytes by what they show: a rerun that changes neither redraws nor re-encodes them.
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
+def _gradcam_jpeg(
+    model_key: str, image_key: str, target: int, scale: str, _ex: A.Explanation, _cropped: Image.Image
+) -> bytes:
+    return _jpeg(C.gradcam_grid(_ex, _cropped, scale))
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
+def _rf_jpegs(
+    model_key: str,
+    image_key: str,
+    block: str,
+    row: int,
+    col: int,
+    branch: str,
+    _rf: A.EmpiricalRF,
+    _cropped: Image.Image,
+) -> dict[str, bytes]:
+    """The chosen branch's image alone and with its heat, and each branch's heat at 280 px."""
+    return {
+        "plain": _jpeg(C.rf_image(_cropped, _rf, branch, heat=False)),
+        "heat": _jpeg(C.rf_image(_cropped, _rf, branch)),
+        **{b: _jpeg(C.rf_image(_cropped, _rf, b, size=280)) for b in A.BRANCHES},
+    }
 
 
 def model_key(lm: LoadedModel) -> str:
@@ -55,7 +108,7 @@ def model_key(lm: LoadedModel) -> str:
 
 def choose_target(lm: LoadedModel, logits: np.ndarray) -> int:
     probs = torch.softmax(torch.from_numpy(logits).double(), 0).numpy()
-    top = [int(i) for i in np.argsort(-probs, kind="stable")[:5]]
+    top = top_classes(logits)
     c1, c2 = st.columns([1, 2])
     mode = c1.radio("Target class", TARGET_MODES, key="ex_target_mode")
     if mode == TARGET_MODES[0]:
@@ -75,7 +128,7 @@ def choose_target(lm: LoadedModel, logits: np.ndarray) -> int:
     )
 
 
-def show_gradcam(ex: A.Explanation, cropped: Image.Image) -> None:
+def show_gradcam(ex: A.Explanation, cropped: Image.Image, mkey: str, ikey: str) -> None:
     st.subheader("Grad-CAM of every branch")
     scale = st.radio(
         "Colour scale",
@@ -88,10 +141,8 @@ def show_gradcam(ex: A.Explanation, cropped: Image.Image) -> None:
         "α_k = mean over positions of ∂y/∂A_k, map = ReLU(Σ_k α_k A_k) at the branch's own resolution "
         "(Selvaraju et al.), upsampled onto the image in the branch's colour. Rows: blocks; columns: branches."
     )
-    grid = C.gradcam_grid(ex, cropped, scale)
     st.image(
-        grid,
-        output_format="JPEG",
+        _gradcam_jpeg(mkey, ikey, ex.target, scale, ex, cropped),
         caption=f"Grad-CAM for '{ex.label}', colour scale: "
         + ("shared by all maps" if scale == "shared" else "per row (each block's own maximum)"),
     )
@@ -104,7 +155,7 @@ def show_evidence(ex: A.Explanation) -> None:
         "raises the logit; negative: it lowers it."
     )
     a, b = st.columns(2)
-    a.plotly_chart(C.evidence_heatmap(ex), theme="streamlit", key="ex_gxa")
+    a.markdown(C.evidence_heatmap(ex), unsafe_allow_html=True)  # our SVG (st.html's sanitiser drops SVG)
     b.plotly_chart(C.block_share_chart(ex), theme="streamlit", key="ex_share")
 
 
@@ -116,7 +167,7 @@ def show_ablation(ex: A.Explanation) -> None:
         "the numbers."
     )
     a, b = st.columns([3, 2])
-    a.plotly_chart(C.ablation_heatmap(ex), theme="streamlit", key="ex_ablation")
+    a.markdown(C.ablation_heatmap(ex), unsafe_allow_html=True)
     with b:
         st.markdown("**Largest drops**")
         st.markdown("\n".join(f"- {plain(s)}" for s in C.drop_sentences(ex, 5)))
@@ -176,22 +227,21 @@ def show_receptive_fields(
         config={"displayModeBar": False},
     )
     t = rf.theory[branch]
+    jpegs = _rf_jpegs(mkey, ikey, block, row, col, branch, rf, cropped)
     mid.image(
-        C.rf_image(cropped, rf, branch, heat=False),
-        output_format="JPEG",
+        jpegs["plain"],
         caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "
         f"{t.size}×{t.size} px, from the kernels, strides and paddings",
     )
     right.image(
-        C.rf_image(cropped, rf, branch),
-        output_format="JPEG",
+        jpegs["heat"],
         caption=f"empirical: |∂ unit / ∂ input| (summed over {branch}'s channels at that position)",
     )
     st.markdown(f"**The four branches of {A.block_label(block)} at ({row}, {col})**, each with its theoretical box")
     for col_, b in zip(st.columns(4), A.BRANCHES):
         with col_:
             st.markdown(branch_chip(b, f"{b}: {labels[b]}"))
-            st.image(C.rf_image(cropped, rf, b, size=280), output_format="JPEG", caption=C.rf_caption(rf, b, labels[b]))
+            st.image(jpegs[b], caption=C.rf_caption(rf, b, labels[b]))
 
 
 # ---------------------------------------------------------------------------
@@ -239,16 +289,22 @@ with right:
         st.caption("Untrained network: these classes are arbitrary.")
     with st.spinner("Explaining: one forward and one backward pass for all branches, then the ablations…"):
         try:
-            ex = _explain(mkey, ikey, int(target), lm, x)
+            top = tuple(top_classes(logits))
+            ex = (
+                _explain_top(mkey, ikey, top, lm, x)[int(target)]
+                if int(target) in top
+                else _explain(mkey, ikey, int(target), lm, x)
+            )
         except A.AttributionError as e:
             st.error(plain(e))
             st.stop()
     st.markdown(
         f"**Target:** {plain(ex.label)} (class {ex.target}) · logit {ex.logit:.3f} · probability "
-        f"{A.pct(ex.prob)} · computed in {ex.seconds * 1000:.0f} ms on {describe(lm.device)}"
+        f"{A.pct(ex.prob)} · computed in {ex.seconds * 1000:.0f} ms on {describe(lm.device)} (the ablations "
+        "do not depend on the target: they run once per image)"
     )
 
-show_gradcam(ex, cropped)
+show_gradcam(ex, cropped, mkey, ikey)
 show_evidence(ex)
 show_ablation(ex)
 show_receptive_fields(lm, ex, mkey, ikey, x, cropped)

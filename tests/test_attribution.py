@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,6 +90,47 @@ def test_mini_matches_captum_and_hooks(seed, target, side):
     assert ex.target == target and list(ex.blocks) == ["inception3a", "inception3b", "inception4a", "inception4b"]
     check_against_captum(model, x, ex)
     check_against_hooks(model, x, ex)
+
+
+def test_ablations_computed_once_serve_every_target():
+    """The Explain page computes an image's ablations once and switches targets on them: each target's
+    deltas must still equal the hooked runs, and the explanation the one computed from scratch."""
+    model = mini_model(3)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    ablated = A.ablation_logits(model, x)
+    assert ablated.shape == (4 * 4, 10) and ablated.dtype == np.float64
+    for target in (0, 7):
+        ex = A.explain(model, x, target, ablated=ablated)
+        check_against_hooks(model, x, ex)
+        fresh = A.explain(model, x, target)
+        for block in ex.blocks:
+            for b in A.BRANCHES:
+                mine, theirs = ex.blocks[block][b], fresh.blocks[block][b]
+                assert mine.delta_prob == pytest.approx(theirs.delta_prob, abs=1e-6)
+                np.testing.assert_array_equal(mine.gradcam, theirs.gradcam)
+    with pytest.raises(A.AttributionError, match="not this network's"):
+        A.explain(model, x, 0, ablated=ablated[:4])
+    assert_untouched(model)
+
+
+def test_explain_many_equals_one_explanation_per_target():
+    model = mini_model(5)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    many = A.explain_many(model, x, [4, None, "c2"], classes=[f"c{i}" for i in range(10)])
+    singles = [A.explain(model, x, t, classes=[f"c{i}" for i in range(10)]) for t in (4, None, "c2")]
+    assert [e.target for e in many] == [s.target for s in singles] and many[2].target == 2
+    for mine, theirs in zip(many, singles):
+        assert (mine.logit, mine.prob) == pytest.approx((theirs.logit, theirs.prob))
+        for block in mine.blocks:
+            for b in A.BRANCHES:
+                m, t = mine.blocks[block][b], theirs.blocks[block][b]
+                np.testing.assert_allclose(m.gradcam, t.gradcam, rtol=1e-6, atol=1e-7)
+                assert (m.grad_x_act, m.delta_prob) == pytest.approx((t.grad_x_act, t.delta_prob), rel=1e-6, abs=1e-9)
+    check_against_captum(model, x, many[0])  # a later backward on the retained graph is still right
+    check_against_captum(model, x, many[2])
+    with pytest.raises(A.AttributionError, match="no target"):
+        A.explain_many(model, x, [])
+    assert_untouched(model)
 
 
 def test_torchvision_googlenet_all_36_branches_match_captum_and_hooks():
@@ -293,10 +335,25 @@ def test_figures_carry_the_numbers():
     model = mini_model(4)
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     ex = A.explain(model, x, 1, [f"k{i}" for i in range(10)])
-    fig = ablation_heatmap(ex)
-    np.testing.assert_allclose(np.array(fig.data[0].z), ex.matrix("delta_prob") * 100)
-    assert list(fig.data[0].y) == ["3a", "3b", "4a", "4b"] and list(fig.data[0].x) == list(A.BRANCHES)
-    np.testing.assert_allclose(np.array(evidence_heatmap(ex).data[0].z), ex.matrix("grad_x_act"))
+    for svg, want in (
+        (ablation_heatmap(ex), ex.matrix("delta_prob") * 100),
+        (evidence_heatmap(ex), ex.matrix("grad_x_act")),
+    ):
+        cells = ET.fromstring(svg).findall("{http://www.w3.org/2000/svg}g")
+        got = np.zeros_like(want)
+        for c in cells:
+            got[int(c.get("data-row")), int(c.get("data-col"))] = float(c.get("data-value"))
+        assert len(cells) == want.size
+        np.testing.assert_array_equal(got, want)
+        labels = [t.text for t in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")]
+        assert all(name in labels for name in ["3a", "3b", "4a", "4b", *A.BRANCHES])
+    biggest_drop = ex.largest_drops(1)[0]
+    cell = ET.fromstring(ablation_heatmap(ex)).findall("{http://www.w3.org/2000/svg}g")[
+        4 * list(ex.blocks).index(biggest_drop.block) + A.BRANCHES.index(biggest_drop.branch)
+    ]
+    assert (
+        f"{biggest_drop.before:.2%} → {biggest_drop.after:.2%}" in cell.find("{http://www.w3.org/2000/svg}title").text
+    )
     pick = unit_picker(ex, "inception4a", "b3", 2, 5)
     cam = ex.blocks["inception4a"]["b3"].gradcam
     assert len(pick.data[0].x) == cam.size
@@ -312,9 +369,13 @@ def test_refuses_training_mode_and_batches():
     model = mini_model(0)
     with pytest.raises(A.AttributionError, match="one image"):
         A.explain(model, torch.zeros(2, 3, 32, 32))
+    with pytest.raises(A.AttributionError, match="one image"):
+        A.ablation_logits(model, torch.zeros(2, 3, 32, 32))
     model.train()
     with pytest.raises(A.AttributionError, match="training mode"):
         A.explain(model, torch.zeros(1, 3, 32, 32))
+    with pytest.raises(A.AttributionError, match="training mode"):
+        A.ablation_logits(model, torch.zeros(1, 3, 32, 32))
 
 
 # -- the shared model ----------------------------------------------------------------
