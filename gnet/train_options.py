@@ -190,7 +190,7 @@ class TrainConfig:
     seed: int = option(0, "random seed (data order, initialisation, augmentation)", lo=0, hi=2**31 - 1, label="Seed")
     compile: bool = option(False, "torch.compile the model")
     amp: str = option(
-        "auto", "bf16 autocast: auto (CUDA, and CPUs with native bf16), bf16, or off (fp32)", choices=AMP_MODES
+        "auto", "bf16 autocast: auto (CUDA with bf16, CPUs with AMX), bf16, or off (fp32)", choices=AMP_MODES
     )
     max_train_samples: int | None = option(
         None, "use at most this many training images", kind=int, optional=True, lo=1, hi=10_000_000

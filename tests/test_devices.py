@@ -1,7 +1,16 @@
 import pytest
 import torch
 
-from gnet.devices import autocast_dtype, describe, inference_threads, pick_device
+from gnet.devices import autocast_dtype, cpu_has_amx_bf16, describe, inference_threads, pick_device
+
+
+def _cpuinfo_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return set()
+    return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
 
 
 def test_auto_picks_cpu_without_a_gpu_and_refuses_a_missing_cuda():
@@ -18,8 +27,10 @@ def test_auto_picks_cpu_without_a_gpu_and_refuses_a_missing_cuda():
             raise AssertionError("cuda without a GPU must be refused")
     cpu = torch.device("cpu")
     assert autocast_dtype(cpu, "off") is None and autocast_dtype(cpu, "bf16") is torch.bfloat16
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert autocast_dtype(cpu) is (torch.bfloat16 if native else None)
+    amx = _cpuinfo_flags() and "amx_bf16" in _cpuinfo_flags()  # the kernel's own list, not torch's
+    if _cpuinfo_flags():
+        assert cpu_has_amx_bf16() is amx
+    assert autocast_dtype(cpu) is (torch.bfloat16 if cpu_has_amx_bf16() else None)  # AVX512-BF16 alone: fp32
     assert describe(torch.device("cpu")).startswith("cpu (")
 
 
