@@ -1056,28 +1056,36 @@ def specialisation_fig(
 # Feature Maps: a block's branch shares and the top-5 with branches zeroed
 
 
-def branch_activation_share_fig(
-    groups: list[str], shares: list[float], kernels: list[str], channels: list[int]
-) -> go.Figure:
-    """Each branch's share of the block's summed output activation, in the branch colours."""
-    fig = go.Figure(
-        go.Bar(
-            x=groups,
-            y=shares,
-            marker_color=[BRANCH_COLORS.get(g, OTHER_COLOR) for g in groups],
-            customdata=list(zip(kernels, channels)),
-            hovertemplate="%{x}: %{y:.1%} (%{customdata[0]}, %{customdata[1]} channels)<extra></extra>",
+def branch_activation_share_svg(groups: list[str], shares: list[float], kernels: list[str], channels: list[int]) -> str:
+    """Each branch's share of the block's summed output activation, in the branch colours (SVG: it changes with
+    every layer switch, see block_diagram_svg). Each bar is a <g class="bar"> with data-share and a <title>."""
+    width, left, top, plot_h, bottom = 660, 56, 34, 220, 44
+    bar_w = (width - left - 10) / max(len(groups), 1)
+    top_share = max([*shares, 1e-9])
+    ymax = min(1.0, math.ceil(top_share * 10 + 1e-9) / 10)  # the next 10 % above the largest bar
+    body = [_text(4, 14, "Each branch's share of the block's output activation", 14, "start", font_weight="600")]
+    for k in range(0, 11):
+        v = ymax * k / 10
+        if k % 2:
+            continue
+        y = top + plot_h * (1 - v / ymax)
+        body.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#0002"/>')
+        body.append(_text(left - 6, y, f"{v:.0%}", 11, "end", fill="#555"))
+    for i, (g, share, kern, ch) in enumerate(zip(groups, shares, kernels, channels)):
+        h = plot_h * share / ymax
+        x = left + i * bar_w
+        color = BRANCH_COLORS.get(g, OTHER_COLOR)
+        body.append(
+            f'<g class="bar" data-group="{g}" data-share="{share!r}">'
+            f"<title>{escape(f'{g}: {share:.1%} ({kern}, {ch} channels)', quote=False)}</title>"
+            f'<rect x="{x + bar_w * 0.15:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w * 0.7:.1f}" height="{h:.1f}" '
+            f'fill="{color}"/>'
+            + _text(x + bar_w / 2, top + plot_h - h - 9, f"{share:.1%}", 12)
+            + _text(x + bar_w / 2, top + plot_h + 14, g, 12, font_weight="700", fill=color)
+            + _text(x + bar_w / 2, top + plot_h + 30, kern, 11, fill="#555")
+            + "</g>"
         )
-    )
-    fig.update_layout(
-        title="Each branch's share of the block's output activation",
-        xaxis_title="branch",
-        yaxis_title="share of summed activation",
-        yaxis_tickformat=".0%",
-        showlegend=False,
-        height=320,
-    )
-    return fig
+    return _svg(width, top + plot_h + bottom, body, "each branch's share of the block's output activation")
 
 
 def ablation_bars_fig(labels: list[str], before: list[float], after: list[float], zeroed: list[str]) -> go.Figure:

@@ -9,7 +9,6 @@ import hashlib
 import io
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 from PIL import Image
@@ -90,12 +89,11 @@ def _heatmap_png(key: tuple, _fmap: np.ndarray) -> bytes:
     return F.png_bytes(F.heatmap(_fmap))
 
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def _shares_fig(ex_key: tuple, _ex: F.Extraction) -> go.Figure:
-    """The branch-share bar chart (plotly express is slow to build one). Shared and never changed: st.plotly_chart
-    only reads a Figure (a dict it would re-validate, slowly)."""
+@st.cache_data(max_entries=32, show_spinner=False)
+def _shares_svg(ex_key: tuple, _ex: F.Extraction) -> str:
+    """The branch-share bar chart, cached by the extraction."""
     stats = F.group_stats(_ex)
-    return charts.branch_activation_share_fig(
+    return charts.branch_activation_share_svg(
         [s.group for s in stats], [s.share for s in stats], [s.kernels for s in stats], [s.channels for s in stats]
     )
 
@@ -125,7 +123,7 @@ def show_mosaics(ex: F.Extraction, k: int, ex_key: tuple) -> None:
 
 def show_shares(ex: F.Extraction, ex_key: tuple) -> None:
     stats = F.group_stats(ex)
-    st.plotly_chart(_shares_fig(ex_key, ex), theme="streamlit")
+    st.markdown(_shares_svg(ex_key, ex), unsafe_allow_html=True)  # our SVG (st.html's sanitiser drops SVG)
     st.dataframe(
         [
             {

@@ -193,9 +193,15 @@ def test_expanded_layer_rows_list_every_branch_layer_and_sum_to_the_blocks(name)
 
 
 def test_feature_maps_figures_carry_the_values_and_branch_colours():
-    fig = charts.branch_activation_share_fig(["b1", "b2", "b3", "b4"], [0.1, 0.4, 0.2, 0.3], ["1×1"] * 4, [8, 16, 4, 4])
-    bar = fig.data[0]
-    assert list(bar.y) == [0.1, 0.4, 0.2, 0.3] and list(bar.marker.color) == [BRANCH_COLORS[b] for b in BRANCHES]
+    svg = _svg(
+        charts.branch_activation_share_svg(["b1", "b2", "b3", "b4"], [0.1, 0.4, 0.2, 0.3], ["1×1"] * 4, [8, 16, 4, 4])
+    )
+    bars = svg.findall(f"{SVG}g")
+    assert [float(b.get("data-share")) for b in bars] == [0.1, 0.4, 0.2, 0.3]
+    assert [b.find(f"{SVG}rect").get("fill") for b in bars] == [BRANCH_COLORS[b] for b in BRANCHES]
+    heights = [float(b.find(f"{SVG}rect").get("height")) for b in bars]
+    assert heights == pytest.approx([heights[1] * v / 0.4 for v in (0.1, 0.4, 0.2, 0.3)], abs=0.1)  # ∝ the share
+    assert bars[1].find(f"{SVG}title").text == "b2: 40.0% (1×1, 16 channels)"
     fig = charts.ablation_bars_fig(["cat", "dog"], [0.6, 0.3], [0.2, 0.5], ["b2", "b3"])
     assert [t.name for t in fig.data] == ["before", "without b2, b3"]
     assert list(fig.data[0].y) == [0.6, 0.3] and list(fig.data[1].y) == [0.2, 0.5]
