@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,8 @@ def test_layer_k_channel_and_ablation(env):
     at.slider(key="fm_k").set_value(4)
     run(at)
     assert "Layer 4b: 512 channels, 14×14 maps" in texts(at, "subheader")
+    bars = share_bars(at)  # the branch-share chart (SVG): the four branches, in order, shares adding to 1
+    assert [g for g, _ in bars] == ["b1", "b2", "b3", "b4"] and sum(v for _, v in bars) == pytest.approx(1.0)
     at.multiselect(key="fm_ablate_inception4b").set_value(["b2", "b3"])
     at.number_input(key="fm_ch_inception4b_b1").set_value(3)
     run(at)
@@ -72,6 +75,13 @@ def test_layer_k_channel_and_ablation(env):
     run(at)
     assert "Layer conv1 (stem): 64 channels, 112×112 maps" in texts(at, "subheader")
     assert "**conv1 (stem): 7×7 conv**" in texts(at, "markdown")
+    assert share_bars(at) == []  # not a block: no branches to share
+
+
+def share_bars(at: AppTest) -> list[tuple[str, float]]:
+    svgs = [ET.fromstring(m.value) for m in at.markdown if m.value.startswith("<svg")]
+    g = "{http://www.w3.org/2000/svg}g"
+    return [(b.get("data-group"), float(b.get("data-share"))) for svg in svgs for b in svg.iter(g)]
 
 
 def test_pretrained_weights_from_the_hub_cache(env):
