@@ -452,9 +452,13 @@ if last is not None:
         mime="application/octet-stream",
         key="tr_download",
     )
+    best = str(info.checkpoint("best") or last)
     if a3.button("Open in Feature Maps", key="tr_open_fm"):
-        send_checkpoint(str(info.checkpoint("best") or last))
+        send_checkpoint(best)
         st.switch_page("pages/feature_maps.py")
+    if a3.button("Open in Explain", key="tr_open_ex", help="Grad-CAM, grad × act and ablations of every branch"):
+        send_checkpoint(best, page="ex")
+        st.switch_page("pages/explain.py")
 
 
 def delete_run(name: str) -> None:
