@@ -377,8 +377,11 @@ def test_sweep_runs_open_on_the_training_page_and_in_feature_maps(finished_sweep
     assert any(str(e.value).startswith("**finished**") for e in at.success)
     at.button(key="tr_open_fm").click().run()
     assert at.session_state["fm_checkpoint"].startswith(str(Path(out["rows"][1]["run_dir"])))
+    at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=60)
+    at.run()
+    at.selectbox(key="tr_selected").set_value("s1/no-reduce").run()
     at.button(key="tr_open_ex").click().run()  # the same checkpoint, for Explain
-    assert at.session_state["ex_checkpoint"] == at.session_state["fm_checkpoint"]
+    assert at.session_state["ex_checkpoint"].startswith(str(Path(out["rows"][1]["run_dir"])))
 
 
 def test_page_says_why_a_variant_died_and_offers_resume(tmp_path, monkeypatch):
