@@ -249,22 +249,35 @@ def ablation_logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     block i's b1..b4 zeroed). They do not depend on the target class: a page that lets the user switch the
     target computes them once per image and passes them to `explain` (the ablations are most of its time)."""
     _check_eval_and_image(model, x)
+    names, blocks, first = _walk(model)
+    with torch.inference_mode():
+        h = _stem(model, x.to(_device(model)), names[:first])
+        _, parts = _from_first_block(model, h, names[first:], blocks)
+        return _ablated_logits(model, names[first:], blocks, parts).double().cpu().numpy()
+
+
+def _walk(model: nn.Module) -> tuple[list[str], list[str], int]:
+    """The main path's module names, the Inception blocks among them, and the first block's index."""
     names = main_path(model)
     blocks = block_modules(model)
     if not blocks:
         raise AttributionError("this network has no Inception blocks")
-    first = names.index(blocks[0])
-    with torch.inference_mode():
-        h = _stem(model, x.to(_device(model)), names[:first])
-        parts: dict[str, list[torch.Tensor]] = {}
-        for name in names[first:]:
-            mod = getattr(model, name)
-            if name in blocks:
-                parts[name] = [getattr(mod, b)(h) for b in BRANCH_ATTRS]
-                h = torch.cat(parts[name], dim=1)
-            else:
-                h = mod(h)
-        return _ablated_logits(model, names[first:], blocks, parts).double().cpu().numpy()
+    return names, blocks, names.index(blocks[0])
+
+
+def _from_first_block(
+    model: nn.Module, h: torch.Tensor, names: Sequence[str], blocks: Sequence[str]
+) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
+    """Run `names` (the first block on) from h; the last output and each block's four branch outputs."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for name in names:
+        mod = getattr(model, name)
+        if name in blocks:
+            parts[name] = [getattr(mod, b)(h) for b in BRANCH_ATTRS]
+            h = torch.cat(parts[name], dim=1)
+        else:
+            h = mod(h)
+    return h, parts
 
 
 def _check_eval_and_image(model: nn.Module, x: torch.Tensor) -> None:
@@ -306,28 +319,16 @@ def explain_many(
     _check_eval_and_image(model, x)
     if not targets:
         raise AttributionError("no target class given")
-    names = main_path(model)
-    blocks = block_modules(model)
-    if not blocks:
-        raise AttributionError("this network has no Inception blocks")
-    first = names.index(blocks[0])
+    names, blocks, first = _walk(model)
     device = _device(model)
     _sync(device)
     t0 = time.perf_counter()
     with torch.no_grad():  # nothing before the first block is asked about: no graph there
         h = _stem(model, x.to(device, non_blocking=True), names[:first])
-    parts: dict[str, list[torch.Tensor]] = {}
     with torch.enable_grad():
         # A leaf that needs grad starts the graph; autograd.grad below asks only for the
         # branch outputs, so no gradient is computed for (or stored on) any parameter.
-        h = h.detach().requires_grad_(True)
-        for name in names[first:]:
-            mod = getattr(model, name)
-            if name in blocks:
-                parts[name] = [getattr(mod, b)(h) for b in BRANCH_ATTRS]
-                h = torch.cat(parts[name], dim=1)
-            else:
-                h = mod(h)
+        h, parts = _from_first_block(model, h.detach().requires_grad_(True), names[first:], blocks)
         logits = model.fc(model.dropout(torch.flatten(model.avgpool(h), 1)))[0]
     logits_cpu = logits.detach().float().cpu().numpy()
     tgts = [resolve_target(t, logits_cpu, classes) for t in targets]
