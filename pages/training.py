@@ -342,11 +342,14 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
         return
     stat = telemetry_stat("tr_tel_stat")
     label = runs.TELEMETRY_STATS[stat]
-    heat, lines, aux = st.tabs(["Blocks × branches", "Lines per block", "Aux heads vs main loss"])
+    # Lazy tabs: a poll redraws the open tab's chart only (each redrawn plotly chart is remounted, issue 17).
+    tabs = st.tabs(
+        ["Blocks × branches", "Lines per block", "Aux heads vs main loss"], key="tr_tel_tab", on_change="rerun"
+    )
     figs = cached_telemetry_figs(str(run_path), info.status.get("started"), len(records), stat, label, records)
-    heat.plotly_chart(figs[0], theme="streamlit", key=f"tr_tel_heat_{run_path.name}")
-    lines.plotly_chart(figs[1], theme="streamlit", key=f"tr_tel_lines_{run_path.name}")
-    aux.plotly_chart(figs[2], theme="streamlit", key=f"tr_tel_aux_{run_path.name}")
+    for tab, fig, name in zip(tabs, figs, ("heat", "lines", "aux")):
+        if tab.open:
+            tab.plotly_chart(fig, theme="streamlit", key=f"tr_tel_{name}_{run_path.name}")
     st.caption(
         f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. "
         + (

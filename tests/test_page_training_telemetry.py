@@ -70,7 +70,12 @@ def test_finished_run_shows_heatmap_lines_and_aux_charts(root, monkeypatch):
     heat = chart(at, "per block and branch")
     assert heat["data"][0]["type"] == "heatmap" and len(heat["data"][0]["z"]) == 4  # mini: 3a 3b 4a 4b
     assert len(heat["frames"]) == 3 and "output RMS" in heat["layout"]["title"]["text"]
-    assert any("per block, by branch" in t for t in titles(at)) and any("Main loss" in t for t in titles(at))
+    assert not any("per block, by branch" in t for t in titles(at))  # lazy tabs: only the open one is drawn
+    for tab, title in (("Lines per block", "per block, by branch"), ("Aux heads vs main loss", "Main loss")):
+        at.session_state["tr_tel_tab"] = tab  # what a click on the tab sets
+        at.run()
+        assert any(title in t for t in titles(at)) and not any("per block and branch" in t for t in titles(at))
+    at.session_state["tr_tel_tab"] = "Blocks × branches"
     # another statistic redraws the charts with it
     at.selectbox(key="tr_tel_stat").set_value("grad_rms").run()
     assert not at.exception
