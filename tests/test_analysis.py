@@ -260,3 +260,104 @@ def test_comparisons_and_cost_arithmetic():
     c = conv_cost(3, 4, 3, (5, 5), bias=True, batch_norm=False)
     assert c.as_dict() == {"params": 112, "weights": 108, "mult_adds": 112 * 25, "multiplications": 108 * 25}
     assert c.flops == 2 * 108 * 25
+
+
+def test_block_report_rows_are_the_real_modules_paths_and_params():
+    """A block on its own: row names are InceptionBlock submodule paths (prefix ""), with their parameter counts;
+    a prefix puts them under that path."""
+    from gnet.analysis import block_report
+    from gnet.blocks import InceptionBlock
+
+    spec = BlockSpec(4, 3, 5, 2, 3, 2, batch_norm=True)
+    module = InceptionBlock(6, spec)
+    report = block_report(spec, (6, 7, 7))
+    rows = [r for b in report.branches for r in b.layers]
+    assert rows and all(
+        sum(p.numel() for p in module.get_submodule(r.name).parameters()) == r.cost.params for r in rows
+    )
+    assert report.cost.params == sum(p.numel() for p in module.parameters())
+    assert [r.name for b in block_report(spec, (6, 7, 7), "inception3a.").branches for r in b.layers] == [
+        f"inception3a.{r.name}" for r in rows
+    ]
+
+
+def test_summary_rows_sum_each_block_once_and_match_the_module():
+    spec = network_preset("mini")
+    report = network_report(spec)
+    model = build(spec)
+    summary = report.summary_rows()
+    names = [r.name for r in summary]
+    assert len(names) == len(set(names))
+    blocks = [r for r in summary if r.name.startswith("inception")]
+    assert [r.name for r in blocks] == [f"inception{b}" for b in spec.block_names()]
+    for r in blocks:
+        assert (r.kind, r.group, r.output_shape) == (
+            "inception",
+            r.name[len("inception") :],
+            report.blocks[r.group].output_shape,
+        )
+    for r in summary:  # the oracle: the built module's own parameter counts
+        assert sum(p.numel() for p in model.get_submodule(r.name).parameters()) == r.cost.params, r.name
+    assert sum(r.cost.params for r in summary) == report.params_total
+    assert report.row("inception3a") == blocks[0]
+    with pytest.raises(KeyError, match="'no-such-row'"):
+        report.row("no-such-row")
+
+
+def test_linear_cost_and_comparison_ratios():
+    from gnet.analysis import Comparison, linear_cost
+
+    fc = torch.nn.Linear(10, 4)
+    c = linear_cost(10, 4)
+    assert (c.params, c.weights, c.multiplications) == (sum(p.numel() for p in fc.parameters()), fc.weight.numel(), 40)
+    one, three, zero = Cost(params=1), Cost(params=3), Cost()
+    assert Comparison("a", "b", one, three).ratio("params") == 3.0
+    assert Comparison("a", "b", zero, three).ratio("params") == 3.0  # nothing to compare with: no division by 0
+    assert Comparison("a", "b", three, one).saved("params") == 2
+
+
+def test_comparisons_set_the_switch_they_compare_whatever_the_spec_says():
+    base = BlockSpec(8, 6, 12, 3, 6, 4, b3_kernel=5)
+    shape = (16, 6, 6)
+    for reduce in (False, True):
+        cmp = bottleneck_comparison(dataclasses.replace(base, reduce=reduce), shape)
+        assert cmp == bottleneck_comparison(base, shape)
+        assert cmp.label_a.startswith("without 1×1") and cmp.label_b.startswith("with 1×1")
+    for factorize in (False, True):
+        cmp = factorization_comparison(dataclasses.replace(base, factorize=factorize), shape)
+        assert cmp == factorization_comparison(base, shape) and cmp.a != cmp.b
+        assert "5×5" in cmp.label_a and "two 3×3" in cmp.label_b
+
+
+@pytest.mark.parametrize("reduce, batch_norm", [(True, False), (False, True)])
+def test_factorized_conv_comparison_counts_the_convs_alone(reduce, batch_norm):
+    """b3's large conv (after its reduction, if any): one 5×5 vs two 3×3, against torch's own parameter counts and
+    the hand count k×k×C_in×C_out×H×W of multiplications."""
+    from gnet.analysis import factorized_conv_comparison
+
+    spec = BlockSpec(1, 1, 1, 6, 10, 1, reduce=reduce, batch_norm=batch_norm)
+    c_in = 6 if reduce else 7
+    cmp = factorized_conv_comparison(spec, (7, 5, 4))
+
+    def conv(i: int, o: int, k: int) -> torch.nn.Module:
+        layers = [torch.nn.Conv2d(i, o, k, bias=not batch_norm)] + ([torch.nn.BatchNorm2d(o)] if batch_norm else [])
+        return torch.nn.Sequential(*layers)
+
+    def params(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    assert cmp.a.params == params(conv(c_in, 10, 5)) and cmp.b.params == params(conv(c_in, 10, 3)) + params(
+        conv(10, 10, 3)
+    )
+    assert cmp.a.weights == 25 * c_in * 10 and cmp.b.weights == 9 * c_in * 10 + 9 * 10 * 10
+    assert cmp.a.multiplications == 25 * c_in * 10 * 20 and cmp.b.multiplications == (9 * c_in * 10 + 900) * 20
+    assert f"{c_in}→10" in cmp.label_a and "5×5" in cmp.label_a and f"{c_in}→10→10" in cmp.label_b
+
+
+def test_validate_network_returns_the_spec_or_refuses_it():
+    from gnet.analysis import validate_network
+
+    spec = network_preset("mini")
+    assert validate_network(spec) is spec
+    with pytest.raises(SpecError, match="too small"):
+        validate_network(with_input(network_preset("googlenet-imagenet"), size=(8, 8)))

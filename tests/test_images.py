@@ -351,7 +351,7 @@ def test_to_tensor_refuses_a_channel_mismatch():
 
 def test_describe_states_the_numbers_in_use():
     text = Preprocess(256, (224, 200), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).describe()
-    assert "256 px" in text and "224×200 (H×W)" in text and "grayscale" not in text and "whole image" not in text
+    assert "256 px" in text and "224×200 (H×W), scaled to 0..1" in text and "whole image" not in text
     assert "(0.485, 0.456, 0.406)" in text and "(0.229, 0.224, 0.225)" in text
     text = Preprocess(64, (40, 56), (0.5,), (0.25,), in_channels=1, stretch=True).describe()
     assert "whole image resized to 40×56 (H×W)" in text and "px" not in text
@@ -391,7 +391,8 @@ def test_big_jpeg_is_decoded_at_a_reduced_dct_scale_that_still_covers_the_work_s
     data = encode(big, fmt, quality=80, **({"save_all": True, "append_images": [big]} if fmt == "MPO" else {}))
     monkeypatch.setattr(ImageFile.ImageFile, "load", load_spy)
     li = load(data)
-    assert li.format == fmt and li.original_size == (2000, 1500) and min(li.image.size) == images.WORK_SIDE
+    assert li.format == fmt and li.original_size == (2000, 1500)
+    assert li.image.size == (round(2000 * images.WORK_SIDE / 1500), images.WORK_SIDE)  # aspect kept: 683×512
     assert images.WORK_SIDE <= min(decoded[0]) < 1500  # 1/2 scale here: 1000×750
 
 
@@ -416,3 +417,42 @@ def test_each_conversion_leaves_its_own_note(mode, fill, word):
     notes: list[str] = []
     assert images.to_rgb(Image.new(mode, (2, 2), fill), notes).mode == "RGB"
     assert [word in n for n in notes] == ([True] if word else [])
+
+
+def test_a_resize_shorter_than_the_crop_scales_up_to_cover_it_without_cutting():
+    """resize 24 with crop 24×28 (H×W; gnet.pretrained allows min(H, W) <= resize): the short side is made
+    at least as long as the crop's side in that direction, each direction on its own, so nothing is padded and
+    a square picture loses nothing vertically."""
+    y = np.repeat(np.arange(40, dtype=np.uint8)[:, None] * 6, 40, axis=1)  # brightness = 6 × row
+    cropped = images.crop_for_model(
+        Image.fromarray(y, "L").convert("RGB"), Preprocess(24, (24, 28), (0.5,) * 3, (0.25,) * 3)
+    )
+    a = np.asarray(cropped)[:, :, 0].astype(int)
+    assert cropped.size == (28, 24)
+    assert a[0].max() <= 6 and a[-1].min() >= 228  # the first and last rows of the picture are still there
+
+
+def test_size_limit_is_inclusive_and_the_message_gives_the_size():
+    with pytest.raises(ImageError, match="not a supported image"):  # exactly the limit: on to the format check
+        load(b"\x89PNG" + bytes(images.MAX_BYTES - 4))
+    with pytest.raises(ImageError, match=r"^the file is 25\.0 MB; the limit is 25 MB$"):
+        load(bytes(images.MAX_BYTES + 4))
+    with pytest.raises(ImageError, match="expected the bytes of an image file"):
+        load(None)  # type: ignore[arg-type]
+
+
+def test_decoder_failures_become_messages_a_user_can_read(monkeypatch):
+    def out_of_memory(data, work_side):
+        raise MemoryError
+
+    monkeypatch.setattr(images, "_decode", out_of_memory)
+    with pytest.raises(ImageError, match="^the image needs too much memory to decode$"):
+        load(b"x")
+
+    def odd(data, work_side):
+        raise struct.error("a" * 150 + "b")  # what a decoder may raise on a garbled header
+
+    monkeypatch.setattr(images, "_decode", odd)
+    with pytest.raises(ImageError) as e:
+        load(b"x")
+    assert str(e.value).endswith("(corrupt or truncated?): error: " + "a" * 150)  # type name, detail cut at 150
