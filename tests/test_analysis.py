@@ -361,3 +361,24 @@ def test_validate_network_returns_the_spec_or_refuses_it():
     assert validate_network(spec) is spec
     with pytest.raises(SpecError, match="too small"):
         validate_network(with_input(network_preset("googlenet-imagenet"), size=(8, 8)))
+
+
+def test_rows_are_grouped_as_the_layer_plan_reads():
+    """LayerRow.group, from each row's module path in torchvision's GoogLeNet layout: "stem" up to the first block,
+    the block's name inside one, "after stage N" for the pool closing stage N, "head" for avg-pool and fc, "aux1"/"aux2"."""
+    spec = network_preset("googlenet-imagenet-aux")
+    report = network_report(spec)
+    assert report.spec is spec
+
+    def expected(name: str) -> str:
+        top = name.split(".")[0]
+        if top.startswith("inception"):
+            return top.removeprefix("inception")
+        if top.startswith("aux"):
+            return top
+        if top in ("avgpool", "fc"):
+            return "head"
+        return {"maxpool3": "after stage 3", "maxpool4": "after stage 4"}.get(top, "stem")
+
+    assert {r.name.split(".")[0] for r in report.rows} >= {"conv1", "maxpool3", "maxpool4", "avgpool", "fc", "aux2"}
+    assert [(r.name, r.group) for r in report.rows] == [(r.name, expected(r.name)) for r in report.rows]
