@@ -368,7 +368,9 @@ def test_rows_are_grouped_as_the_layer_plan_reads():
     the block's name inside one, "after stage N" for the pool closing stage N, "head" for avg-pool and fc, "aux1"/"aux2"."""
     spec = network_preset("googlenet-imagenet-aux")
     report = network_report(spec)
-    assert report.spec is spec
+    assert report.spec is spec and report.plan is not None and report.plan.spec is spec
+    assert report.input_shape == (spec.in_channels, *spec.input_size)
+    assert report.output_shape == (spec.num_classes, 1, 1)  # the logits, not an aux head's or a pool's
 
     def expected(name: str) -> str:
         top = name.split(".")[0]
@@ -382,3 +384,19 @@ def test_rows_are_grouped_as_the_layer_plan_reads():
 
     assert {r.name.split(".")[0] for r in report.rows} >= {"conv1", "maxpool3", "maxpool4", "avgpool", "fc", "aux2"}
     assert [(r.name, r.group) for r in report.rows] == [(r.name, expected(r.name)) for r in report.rows]
+
+
+def test_activation_cap_refuses_with_the_size_in_gib():
+    from gnet.spec import MAX_ACTIVATION_BYTES
+
+    mini = network_preset("mini")
+    near = network_report(with_input(mini, size=(2600, 2600)))  # about 95% of the cap: accepted
+    assert 0.8 * MAX_ACTIVATION_BYTES < 4 * near.activation_elements <= MAX_ACTIVATION_BYTES
+    with pytest.raises(SpecError) as err:
+        network_report(with_input(mini, size=(2900, 2900)))
+    found = re.search(r"makes ([\d.]+) GiB of activations; the cap is (\d+) GiB", str(err.value))
+    assert found, str(err.value)
+    gib, cap = map(float, found.groups())
+    assert cap == MAX_ACTIVATION_BYTES / 2**30
+    quarter = network_report(with_input(mini, size=(1450, 1450)))  # a quarter of the pixels: about a quarter
+    assert gib == pytest.approx(4 * 4 * quarter.activation_elements / 2**30, rel=0.02)
