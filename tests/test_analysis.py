@@ -400,3 +400,32 @@ def test_activation_cap_refuses_with_the_size_in_gib():
     assert cap == MAX_ACTIVATION_BYTES / 2**30
     quarter = network_report(with_input(mini, size=(1450, 1450)))  # a quarter of the pixels: about a quarter
     assert gib == pytest.approx(4 * 4 * quarter.activation_elements / 2**30, rel=0.02)
+
+
+@pytest.mark.parametrize("aux_pool", ["torchvision", "paper"])
+def test_row_labels_name_each_layers_kernel_and_stride_as_the_module_has_them(aux_pool):
+    """step_label's documented forms ("conv 7×7/2", "max-pool 3×3/1", "adaptive avg-pool 4×4", "global avg-pool"),
+    with the numbers read from the built torch module."""
+    spec = dataclasses.replace(with_input(network_preset("googlenet-imagenet-aux"), size=(224, 224)), aux_pool=aux_pool)
+    model = build(spec)
+
+    def label(m: torch.nn.Module) -> str | None:
+        conv = next((x for x in m.modules() if isinstance(x, torch.nn.Conv2d)), None)
+        if conv is not None:
+            k, s = conv.kernel_size[0], conv.stride[0]
+            return f"conv {k}×{k}" + (f"/{s}" if s > 1 else "")
+        if isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
+            kind = "max" if isinstance(m, torch.nn.MaxPool2d) else "avg"
+            return f"{kind}-pool {m.kernel_size}×{m.kernel_size}/{m.stride}"
+        if isinstance(m, torch.nn.AdaptiveAvgPool2d):
+            h, w = (m.output_size, m.output_size) if isinstance(m.output_size, int) else m.output_size
+            return "global avg-pool" if (h, w) == (1, 1) else f"adaptive avg-pool {h}×{w}"
+        return None  # linear layers: their kind
+
+    rows = network_report(spec).rows
+    kinds = set()
+    for r in rows:
+        expected = label(model.get_submodule(r.name))
+        assert r.kind == (expected if expected is not None else "linear"), r.name
+        kinds.add(r.kind.split(" ")[0])
+    assert {"conv", "max-pool", "linear"} <= kinds and ("avg-pool" in kinds) == (aux_pool == "paper")
