@@ -429,3 +429,17 @@ def test_row_labels_name_each_layers_kernel_and_stride_as_the_module_has_them(au
         assert r.kind == (expected if expected is not None else "linear"), r.name
         kinds.add(r.kind.split(" ")[0])
     assert {"conv", "max-pool", "linear"} <= kinds and ("avg-pool" in kinds) == (aux_pool == "paper")
+
+
+def test_block_report_keeps_its_inputs_and_names_each_rows_branch():
+    from gnet.analysis import block_report
+
+    spec = BlockSpec(4, 3, 5, 2, 3, 2)
+    report = block_report(spec, (6, 7, 7))
+    assert report.spec is spec and report.input_shape == (6, 7, 7)
+    assert [(b.name, b.label) for b in report.branches] == list(spec.branch_labels().items())
+    assert all(r.branch == b.name for b in report.branches for r in b.layers)
+    rows = network_report(network_preset("mini")).rows
+    assert {r.branch for r in rows if not r.name.startswith("inception")} == {""}  # stem, head, aux: no branch
+    conv = torch.nn.Conv2d(3, 4, 3)  # bias by default, as torch's
+    assert conv_cost(3, 4, 3, (5, 5)).params == sum(p.numel() for p in conv.parameters())
