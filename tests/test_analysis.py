@@ -260,3 +260,186 @@ def test_comparisons_and_cost_arithmetic():
     c = conv_cost(3, 4, 3, (5, 5), bias=True, batch_norm=False)
     assert c.as_dict() == {"params": 112, "weights": 108, "mult_adds": 112 * 25, "multiplications": 108 * 25}
     assert c.flops == 2 * 108 * 25
+
+
+def test_block_report_rows_are_the_real_modules_paths_and_params():
+    """A block on its own: row names are InceptionBlock submodule paths (prefix ""), with their parameter counts;
+    a prefix puts them under that path."""
+    from gnet.analysis import block_report
+    from gnet.blocks import InceptionBlock
+
+    spec = BlockSpec(4, 3, 5, 2, 3, 2, batch_norm=True)
+    module = InceptionBlock(6, spec)
+    report = block_report(spec, (6, 7, 7))
+    rows = [r for b in report.branches for r in b.layers]
+    assert rows and all(
+        sum(p.numel() for p in module.get_submodule(r.name).parameters()) == r.cost.params for r in rows
+    )
+    assert report.cost.params == sum(p.numel() for p in module.parameters())
+    assert [r.name for b in block_report(spec, (6, 7, 7), "inception3a.").branches for r in b.layers] == [
+        f"inception3a.{r.name}" for r in rows
+    ]
+
+
+def test_summary_rows_sum_each_block_once_and_match_the_module():
+    spec = network_preset("mini")
+    report = network_report(spec)
+    model = build(spec)
+    summary = report.summary_rows()
+    names = [r.name for r in summary]
+    assert len(names) == len(set(names))
+    blocks = [r for r in summary if r.name.startswith("inception")]
+    assert [r.name for r in blocks] == [f"inception{b}" for b in spec.block_names()]
+    for r in blocks:
+        assert (r.kind, r.group, r.output_shape) == (
+            "inception",
+            r.name[len("inception") :],
+            report.blocks[r.group].output_shape,
+        )
+    for r in summary:  # the oracle: the built module's own parameter counts
+        assert sum(p.numel() for p in model.get_submodule(r.name).parameters()) == r.cost.params, r.name
+    assert sum(r.cost.params for r in summary) == report.params_total
+    assert report.row("inception3a") == blocks[0]
+    with pytest.raises(KeyError, match="'no-such-row'"):
+        report.row("no-such-row")
+
+
+def test_linear_cost_and_comparison_ratios():
+    from gnet.analysis import Comparison, linear_cost
+
+    fc = torch.nn.Linear(10, 4)
+    c = linear_cost(10, 4)
+    assert (c.params, c.weights, c.multiplications) == (sum(p.numel() for p in fc.parameters()), fc.weight.numel(), 40)
+    one, three, zero = Cost(params=1), Cost(params=3), Cost()
+    assert Comparison("a", "b", one, three).ratio("params") == 3.0
+    assert Comparison("a", "b", zero, three).ratio("params") == 3.0  # nothing to compare with: no division by 0
+    assert Comparison("a", "b", three, one).saved("params") == 2
+
+
+def test_comparisons_set_the_switch_they_compare_whatever_the_spec_says():
+    base = BlockSpec(8, 6, 12, 3, 6, 4, b3_kernel=5)
+    shape = (16, 6, 6)
+    for reduce in (False, True):
+        cmp = bottleneck_comparison(dataclasses.replace(base, reduce=reduce), shape)
+        assert cmp == bottleneck_comparison(base, shape)
+        assert cmp.label_a.startswith("without 1×1") and cmp.label_b.startswith("with 1×1")
+    for factorize in (False, True):
+        cmp = factorization_comparison(dataclasses.replace(base, factorize=factorize), shape)
+        assert cmp == factorization_comparison(base, shape) and cmp.a != cmp.b
+        assert "5×5" in cmp.label_a and "two 3×3" in cmp.label_b
+
+
+@pytest.mark.parametrize("reduce, batch_norm", [(True, False), (False, True)])
+def test_factorized_conv_comparison_counts_the_convs_alone(reduce, batch_norm):
+    """b3's large conv (after its reduction, if any): one 5×5 vs two 3×3, against torch's own parameter counts and
+    the hand count k×k×C_in×C_out×H×W of multiplications."""
+    from gnet.analysis import factorized_conv_comparison
+
+    spec = BlockSpec(1, 1, 1, 6, 10, 1, reduce=reduce, batch_norm=batch_norm)
+    c_in = 6 if reduce else 7
+    cmp = factorized_conv_comparison(spec, (7, 5, 4))
+
+    def conv(i: int, o: int, k: int) -> torch.nn.Module:
+        layers = [torch.nn.Conv2d(i, o, k, bias=not batch_norm)] + ([torch.nn.BatchNorm2d(o)] if batch_norm else [])
+        return torch.nn.Sequential(*layers)
+
+    def params(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    assert cmp.a.params == params(conv(c_in, 10, 5)) and cmp.b.params == params(conv(c_in, 10, 3)) + params(
+        conv(10, 10, 3)
+    )
+    assert cmp.a.weights == 25 * c_in * 10 and cmp.b.weights == 9 * c_in * 10 + 9 * 10 * 10
+    assert cmp.a.multiplications == 25 * c_in * 10 * 20 and cmp.b.multiplications == (9 * c_in * 10 + 900) * 20
+    assert f"{c_in}→10" in cmp.label_a and "5×5" in cmp.label_a and f"{c_in}→10→10" in cmp.label_b
+
+
+def test_validate_network_returns_the_spec_or_refuses_it():
+    from gnet.analysis import validate_network
+
+    spec = network_preset("mini")
+    assert validate_network(spec) is spec
+    with pytest.raises(SpecError, match="too small"):
+        validate_network(with_input(network_preset("googlenet-imagenet"), size=(8, 8)))
+
+
+def test_rows_are_grouped_as_the_layer_plan_reads():
+    """LayerRow.group, from each row's module path in torchvision's GoogLeNet layout: "stem" up to the first block,
+    the block's name inside one, "after stage N" for the pool closing stage N, "head" for avg-pool and fc, "aux1"/"aux2"."""
+    spec = network_preset("googlenet-imagenet-aux")
+    report = network_report(spec)
+    assert report.spec is spec and report.plan is not None and report.plan.spec is spec
+    assert report.input_shape == (spec.in_channels, *spec.input_size)
+    assert report.output_shape == (spec.num_classes, 1, 1)  # the logits, not an aux head's or a pool's
+
+    def expected(name: str) -> str:
+        top = name.split(".")[0]
+        if top.startswith("inception"):
+            return top.removeprefix("inception")
+        if top.startswith("aux"):
+            return top
+        if top in ("avgpool", "fc"):
+            return "head"
+        return {"maxpool3": "after stage 3", "maxpool4": "after stage 4"}.get(top, "stem")
+
+    assert {r.name.split(".")[0] for r in report.rows} >= {"conv1", "maxpool3", "maxpool4", "avgpool", "fc", "aux2"}
+    assert [(r.name, r.group) for r in report.rows] == [(r.name, expected(r.name)) for r in report.rows]
+
+
+def test_activation_cap_refuses_with_the_size_in_gib():
+    from gnet.spec import MAX_ACTIVATION_BYTES
+
+    mini = network_preset("mini")
+    near = network_report(with_input(mini, size=(2600, 2600)))  # about 95% of the cap: accepted
+    assert 0.8 * MAX_ACTIVATION_BYTES < 4 * near.activation_elements <= MAX_ACTIVATION_BYTES
+    with pytest.raises(SpecError) as err:
+        network_report(with_input(mini, size=(2900, 2900)))
+    found = re.search(r"makes ([\d.]+) GiB of activations; the cap is (\d+) GiB", str(err.value))
+    assert found, str(err.value)
+    gib, cap = map(float, found.groups())
+    assert cap == MAX_ACTIVATION_BYTES / 2**30
+    quarter = network_report(with_input(mini, size=(1450, 1450)))  # a quarter of the pixels: about a quarter
+    assert gib == pytest.approx(4 * 4 * quarter.activation_elements / 2**30, rel=0.02)
+
+
+@pytest.mark.parametrize("aux_pool", ["torchvision", "paper"])
+def test_row_labels_name_each_layers_kernel_and_stride_as_the_module_has_them(aux_pool):
+    """step_label's documented forms ("conv 7×7/2", "max-pool 3×3/1", "adaptive avg-pool 4×4", "global avg-pool"),
+    with the numbers read from the built torch module."""
+    spec = dataclasses.replace(with_input(network_preset("googlenet-imagenet-aux"), size=(224, 224)), aux_pool=aux_pool)
+    model = build(spec)
+
+    def label(m: torch.nn.Module) -> str | None:
+        conv = next((x for x in m.modules() if isinstance(x, torch.nn.Conv2d)), None)
+        if conv is not None:
+            k, s = conv.kernel_size[0], conv.stride[0]
+            return f"conv {k}×{k}" + (f"/{s}" if s > 1 else "")
+        if isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)):
+            kind = "max" if isinstance(m, torch.nn.MaxPool2d) else "avg"
+            return f"{kind}-pool {m.kernel_size}×{m.kernel_size}/{m.stride}"
+        if isinstance(m, torch.nn.AdaptiveAvgPool2d):
+            h, w = (m.output_size, m.output_size) if isinstance(m.output_size, int) else m.output_size
+            return "global avg-pool" if (h, w) == (1, 1) else f"adaptive avg-pool {h}×{w}"
+        return None  # linear layers: their kind
+
+    rows = network_report(spec).rows
+    kinds = set()
+    for r in rows:
+        expected = label(model.get_submodule(r.name))
+        assert r.kind == (expected if expected is not None else "linear"), r.name
+        kinds.add(r.kind.split(" ")[0])
+    assert {"conv", "max-pool", "linear"} <= kinds and ("avg-pool" in kinds) == (aux_pool == "paper")
+
+
+def test_block_report_keeps_its_inputs_and_names_each_rows_branch():
+    from gnet.analysis import block_report
+
+    spec = BlockSpec(4, 3, 5, 2, 3, 2)
+    report = block_report(spec, (6, 7, 7))
+    assert report.spec is spec and report.input_shape == (6, 7, 7)
+    assert [(b.name, b.label) for b in report.branches] == list(spec.branch_labels().items())
+    assert all(r.branch == b.name for b in report.branches for r in b.layers)
+    rows = network_report(network_preset("mini")).rows
+    assert {r.branch for r in rows if not r.name.startswith("inception")} == {""}  # stem, head, aux: no branch
+    conv = torch.nn.Conv2d(3, 4, 3)  # bias by default, as torch's
+    assert conv_cost(3, 4, 3, (5, 5)).params == sum(p.numel() for p in conv.parameters())

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from gnet import runs
 from gnet.__main__ import main
-from gnet.checkpoints import load_checkpoint, save_checkpoint
+from gnet.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from gnet.data import load_dataset
 from gnet.spec import network_preset
 from gnet.train import TrainConfig, train
@@ -185,3 +185,25 @@ def test_trainer_normalises_with_the_training_sets_channel_statistics(setup):
     row = runs.read_metrics(run, "epoch")[-1]
     assert row["test_loss"] == pytest.approx(float(F.cross_entropy(logits, y_te)), rel=1e-4)
     assert row["test_acc"] == pytest.approx(float((logits.argmax(1) == y_te).double().mean()))
+
+
+def test_a_checkpoint_taken_after_an_epochs_last_step_resumes_at_the_next_epoch():
+    """TrainState.restore on a hand-made checkpoint (no training): position "step 3 of a 3-step epoch" means the
+    epoch is done, so the resume starts the next one with fresh sums; anywhere inside an epoch it stays put. The
+    CPU and augmentation RNG states come back as saved."""
+    from gnet.train import TrainState
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    augment = torch.Generator().manual_seed(1)
+    saved_augment = augment.get_state()
+    extra = dict(epoch=4, step_in_epoch=3, global_step=15, best_acc=0.5, epoch_sums=[1.0, 2.0, 3.0])
+    extra |= dict(optimizer=opt.state_dict(), rng_cpu=torch.get_rng_state(), rng_augment=saved_augment)
+    ck = Checkpoint(network_preset("mini"), model.state_dict(), [], {}, extra)
+    expected_cpu = torch.rand(3)  # what the CPU RNG gives next from the saved state
+    augment.manual_seed(2)
+    done = TrainState.restore(ck, model, opt, torch.device("cpu"), augment, steps_per_epoch=3)
+    assert (done.epoch, done.step_in_epoch, done.global_step, done.epoch_sums) == (5, 0, 15, [0.0, 0.0, 0.0])
+    assert torch.equal(torch.rand(3), expected_cpu) and torch.equal(augment.get_state(), saved_augment)
+    inside = TrainState.restore(ck, model, opt, torch.device("cpu"), None, steps_per_epoch=4)
+    assert (inside.epoch, inside.step_in_epoch, inside.epoch_sums) == (4, 3, [1.0, 2.0, 3.0])

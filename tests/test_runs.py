@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,13 +100,17 @@ def test_unreaped_child_zombie_reads_as_died(tmp_path):
 
 
 def test_missing_and_garbled_status(tmp_path):
-    assert runs.read_run(tmp_path / "nope").state == "missing"
+    missing = runs.read_run(tmp_path / "nope")
+    assert (missing.state, missing.name, missing.path) == ("missing", "nope", tmp_path / "nope")
     runs.create(tmp_path / "g", {})
     (tmp_path / "g" / "status.json").write_text("{torn")
     assert runs.read_run(tmp_path / "g").state == "unknown"
+    (tmp_path / "g" / "status.json").write_text("[1, 2]")  # valid JSON, but not an object
+    assert runs.read_json(tmp_path / "g" / "status.json") is None
+    assert runs.read_run(tmp_path / "g").state == "unknown"
 
 
-def test_cap_on_concurrent_runs(tmp_path, monkeypatch):
+def test_cap_on_concurrent_runs(tmp_path, monkeypatch, fake_python):
     monkeypatch.setenv("GNET_MAX_RUNS", "1")
     _fake_running(tmp_path / "busy", os.getpid())
     with pytest.raises(RunError, match="at most 1 at once"):
@@ -185,9 +193,372 @@ def test_request_stop_writes_the_stop_file_and_sends_sigterm(tmp_path):
         _fake_running(tmp_path / "live", child.pid)
         runs.request_stop(tmp_path / "live")
         assert (tmp_path / "live" / "STOP").read_bytes() == b"stop\n"
-        assert child.wait(timeout=60) == -15  # SIGTERM: the trainer's handler finishes the step and stops
+        assert child.wait(timeout=10) == -15  # SIGTERM: the trainer's handler finishes the step and stops
     finally:
         child.kill()
         child.wait()
     with pytest.raises(RunError, match="'gone' no longer exists"):
         runs.request_stop(tmp_path / "gone")
+
+
+# ---------------------------------------------------------------------------
+# Launching without training: sys.executable is a shell script that reports how it was started
+
+
+@pytest.fixture
+def fake_python(tmp_path, monkeypatch):
+    """The trainer's interpreter, replaced by a script: a launch costs milliseconds and trains nothing."""
+    script = tmp_path / "fake-python"
+    script.write_text(
+        "#!/bin/sh\n"
+        'echo "args=$*"\n'
+        'echo "cwd=$(pwd -P)"\n'
+        'echo "stdin=$(readlink /proc/$$/fd/0)"\n'
+        'echo "session=$(cut -d" " -f6 /proc/$$/stat)"\n'
+        'echo "pid=$$"\n'
+        'echo "to stderr" >&2\n'
+        "echo end\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(script))
+
+
+def _launched(run: Path) -> dict[str, str]:
+    """What the fake interpreter reported in the run's log.txt, once it has exited."""
+    with contextlib.suppress(ChildProcessError):  # exits at once; read_run's liveness check may have reaped it
+        os.waitpid(runs.read_json(run / "launcher.json")["pid"], 0)
+    text = (run / "log.txt").read_text() if (run / "log.txt").exists() else ""
+    assert text.endswith("end\n"), text
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def test_spawn_detaches_the_trainer_and_sends_its_output_to_the_log(tmp_path, fake_python, monkeypatch):
+    run = runs.create(tmp_path / "r", {})
+    (run / "log.txt").write_text("an earlier attempt\n")
+    updated = runs.read_json(run / "status.json")["updated"]
+    monkeypatch.chdir(tmp_path)  # the page's working directory is not the project's
+    read_end, write_end = os.pipe()  # nor is its stdin /dev/null
+    saved_stdin = os.dup(0)
+    try:
+        os.dup2(read_end, 0)
+        pid = runs._spawn(run, ["--resume"])
+    finally:
+        os.dup2(saved_stdin, 0)
+        for fd in (saved_stdin, read_end, write_end):
+            os.close(fd)
+    got = _launched(run)
+    assert got["args"] == f"-m gnet train --run-dir {run.resolve()} --resume"
+    assert got["cwd"] == str(runs.PROJECT_ROOT)
+    assert got["stdin"] == "/dev/null"
+    assert got["pid"] == str(pid) and got["session"] == str(pid)  # a session of its own: it outlives the page
+    log = (run / "log.txt").read_text()
+    assert log.startswith("an earlier attempt\n") and "to stderr" in log  # appended; stderr too
+    # read_run's "starting" check matches the launcher's pid to this launch by the status' update time
+    assert runs.read_json(run / "launcher.json") == {"pid": pid, "started": updated}
+
+
+def test_start_creates_the_run_marks_it_starting_and_launches_it(tmp_path, fake_python):
+    before = time.time()
+    info = runs.start(tmp_path, "new", {"train": {"epochs": 3}})
+    run = tmp_path / "new"
+    assert (info.name, info.path, info.config) == ("new", run, {"train": {"epochs": 3}})
+    assert _launched(run)["args"] == f"-m gnet train --run-dir {run.resolve()}"
+    assert runs.read_json(run / "config.json") == {"train": {"epochs": 3}}
+    status = runs.read_json(run / "status.json")  # the fake never writes its own
+    assert status["state"] == "starting" and status["host"] == socket.gethostname()
+    assert before <= status["started"] <= time.time()
+
+
+def test_resume_clears_stop_keeps_the_start_time_and_launches_with_resume(tmp_path, fake_python):
+    run = runs.create(tmp_path / "r", {})
+    runs.write_status(run, "stopped", started=5.0)
+    (run / "STOP").write_text("stop\n")
+    before = time.time()
+    runs.resume(tmp_path, "r")
+    assert _launched(run)["args"] == f"-m gnet train --run-dir {run.resolve()} --resume"
+    assert not (run / "STOP").exists()
+    status = runs.read_json(run / "status.json")
+    assert status["state"] == "starting" and status["host"] == socket.gethostname()
+    assert status["started"] == 5.0 and before <= status["resumed"] <= time.time()
+    # a run that never recorded a start time gets one now
+    other = runs.create(tmp_path / "o", {})
+    runs.write_status(other, "failed")
+    before = time.time()
+    runs.resume(tmp_path, "o")
+    assert before <= runs.read_json(other / "status.json")["started"] <= time.time()
+    _launched(other)
+
+
+def test_resume_refuses_missing_active_finished_and_over_cap_runs(tmp_path, monkeypatch, fake_python):
+    with pytest.raises(RunError, match="'gone' no longer exists"):
+        runs.resume(tmp_path, "gone")
+    _fake_running(tmp_path / "busy", os.getpid())
+    with pytest.raises(RunError, match="'busy' is still running"):
+        runs.resume(tmp_path, "busy")
+    runs.create(tmp_path / "done", {})
+    runs.write_status(tmp_path / "done", "finished")
+    with pytest.raises(RunError, match="'done' has finished all its epochs"):
+        runs.resume(tmp_path, "done")
+    runs.create(tmp_path / "halted", {})
+    runs.write_status(tmp_path / "halted", "stopped")
+    monkeypatch.setenv("GNET_MAX_RUNS", "1")  # "busy" takes the one slot
+    with pytest.raises(RunError, match="at most 1 at once"):
+        runs.resume(tmp_path, "halted")
+    assert runs.read_run(tmp_path / "halted").state == "stopped" and not (tmp_path / "halted" / "log.txt").exists()
+
+
+def test_cap_message_names_the_active_runs_and_the_variable(tmp_path, monkeypatch, fake_python):
+    monkeypatch.setenv("GNET_MAX_RUNS", "2")
+    _fake_running(tmp_path / "a", os.getpid())
+    _fake_running(tmp_path / "b", os.getpid())
+    with pytest.raises(
+        RunError, match=r"^2 run\(s\) are already training \((a, b|b, a)\); at most 2 at once \(GNET_MAX_RUNS\)"
+    ):
+        runs.start(tmp_path, "c", {})
+
+
+# ---------------------------------------------------------------------------
+# Liveness: pid on this host, heartbeat or status time elsewhere, the launcher's pid while starting
+
+
+@pytest.fixture
+def kills(monkeypatch):
+    """os.kill, recorded: signal 0 (a liveness probe) still asks the kernel, any other signal is only recorded."""
+    calls: list[tuple[int, int]] = []
+    real = os.kill
+
+    def kill(pid, sig):
+        calls.append((pid, sig))
+        if sig == 0:
+            real(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    return calls
+
+
+def test_pid_alive_only_probes_and_refuses_what_is_no_pid(kills):
+    for pid in (None, "12", 1.5, 0, -1):  # 0 and -1 would probe a whole process group / every process
+        assert not runs.pid_alive(pid), pid
+    assert runs.pid_alive(1) and runs.pid_alive(os.getpid())
+    assert kills and {sig for _, sig in kills} == {0}  # a liveness check never sends a real signal
+
+
+def test_a_process_we_may_not_signal_is_alive(monkeypatch):
+    def denied(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", denied)
+    assert runs.pid_alive(os.getpid())
+
+
+def test_a_process_whose_proc_entry_cannot_be_read_is_taken_as_alive(monkeypatch):
+    """kill(pid, 0) found it; /proc/PID/stat then unreadable (it exited in between, or no /proc): no error."""
+
+    class Unreadable:
+        def __init__(self, path):
+            pass
+
+        def read_text(self):
+            raise FileNotFoundError
+
+    monkeypatch.setattr(runs, "Path", Unreadable)
+    assert runs.pid_alive(os.getpid())
+
+
+def test_a_zombie_that_is_not_our_child_reads_as_dead(tmp_path):
+    """We cannot reap someone else's child: /proc says it is a zombie. Its command name holds ") ", which
+    /proc/PID/stat prints unescaped inside its parentheses."""
+    exe = tmp_path / "z) 1"
+    exe.symlink_to(shutil.which("true"))
+    parent_code = "import os, sys, time\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\n"
+    parent_code += "print(pid, flush=True)\ntime.sleep(60)\n"  # and never reaps it
+    parent = subprocess.Popen([sys.executable, "-c", parent_code, str(exe)], stdout=subprocess.PIPE, text=True)
+    try:
+        zombie = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        while "State:\tZ" not in Path(f"/proc/{zombie}/status").read_text():  # the oracle: /proc's other file
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert "(z) 1)" in Path(f"/proc/{zombie}/stat").read_text()
+        os.kill(zombie, 0)  # no error: the kernel still has it
+        assert not runs.pid_alive(zombie)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_a_run_elsewhere_lives_by_its_heartbeat_or_its_status_time(tmp_path):
+    run = runs.create(tmp_path / "r", {})
+    now = time.time()
+    old = now - 10 * runs.HEARTBEAT_STALE_S
+    runs.write_status(run, "running", host="another-host", pid=4321, updated=old)  # its pid is not ours to check
+    assert runs.read_run(run).state == "died"  # no heartbeat, status long unchanged
+    runs.touch_heartbeat(run)
+    assert runs.read_run(run).state == "running"
+    os.utime(run / "heartbeat", (old, old))
+    assert runs.read_run(run).state == "died"
+    runs.touch_heartbeat(run)  # an existing heartbeat is refreshed
+    assert now - 1 <= (run / "heartbeat").stat().st_mtime and runs.read_run(run).state == "running"
+    os.utime(run / "heartbeat", (old, old))
+    runs.write_status(run, "running", host="another-host", pid=4321, updated=now - runs.HEARTBEAT_STALE_S / 2)
+    assert runs.read_run(run).state == "running"  # the status is recent enough
+    runs.touch_heartbeat(tmp_path / "deleted")  # a run folder removed under the trainer: no error
+
+
+def test_a_live_pid_on_this_host_outweighs_an_old_heartbeat(tmp_path):
+    run = runs.create(tmp_path / "r", {})
+    old = time.time() - 10 * runs.HEARTBEAT_STALE_S
+    runs.write_status(run, "running", host=socket.gethostname(), pid=os.getpid(), updated=old)
+    assert runs.read_run(run).state == "running"  # a long validation pass, not a death
+    runs.write_status(run, "running", host=socket.gethostname(), updated=old)  # no pid: time decides
+    assert runs.read_run(run).state == "died"
+    runs.write_status(run, "running", host=socket.gethostname())
+    assert runs.read_run(run).state == "running"
+
+
+def test_a_starting_run_is_judged_by_the_launchers_pid_from_the_same_launch(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    run = runs.create(tmp_path / "r", {})
+    runs.write_status(run, "starting", host=socket.gethostname(), started=1.0)
+    updated = runs.read_json(run / "status.json")["updated"]
+    runs.write_json(run / "launcher.json", {"pid": dead.pid, "started": updated - 1})  # an earlier launch's
+    assert runs.read_run(run).state == "starting"
+    runs.write_json(run / "launcher.json", {"pid": dead.pid, "started": updated})
+    assert runs.read_run(run).state == "died"
+    runs.write_json(run / "launcher.json", {"pid": os.getpid(), "started": updated})
+    assert runs.read_run(run).state == "starting"
+    runs.write_status(run, "starting", host=socket.gethostname(), pid=os.getpid())  # the child's own pid wins
+    runs.write_json(run / "launcher.json", {"pid": dead.pid, "started": runs.read_json(run / "status.json")["updated"]})
+    assert runs.read_run(run).state == "starting"
+
+
+def test_stop_signals_only_a_live_process_on_this_host(tmp_path, kills):
+    run = runs.create(tmp_path / "r", {})
+    me = os.getpid()
+    runs.write_status(run, "running", host="another-host", pid=me)  # that pid is another machine's process
+    runs.request_stop(run)
+    assert (run / "STOP").exists() and (me, signal.SIGTERM) not in kills
+    runs.write_status(run, "running", host=socket.gethostname(), pid=me)
+    runs.request_stop(run)
+    assert kills[-1] == (me, signal.SIGTERM)  # recorded, not delivered
+
+
+@pytest.mark.parametrize("error", [ProcessLookupError, PermissionError])
+def test_stop_tolerates_a_process_that_vanished_or_is_not_ours(tmp_path, monkeypatch, error):
+    real = os.kill
+
+    def kill(pid, sig):
+        if sig:
+            raise error
+        real(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    _fake_running(tmp_path / "r", os.getpid())
+    runs.request_stop(tmp_path / "r")
+    assert (tmp_path / "r" / "STOP").exists()
+
+
+# ---------------------------------------------------------------------------
+# Names, folders, readers
+
+
+def test_runs_root_comes_from_its_variable(monkeypatch):
+    monkeypatch.delenv("GNET_RUNS_DIR", raising=False)
+    assert runs.runs_root() == Path("runs")
+    monkeypatch.setenv("GNET_RUNS_DIR", "/some/where")
+    assert runs.runs_root() == Path("/some/where")
+
+
+def test_validate_name_alone_refuses_dot_names_and_says_the_rule():
+    for name in (".", "...", "a..b", None):
+        with pytest.raises(RunError, match="1 to 64 letters, digits"):
+            runs.validate_name(name)  # type: ignore[arg-type]
+    assert runs.validate_name("a.b_C-1") == "a.b_C-1"
+
+
+def test_sweep_runs_are_addressed_as_sweep_slash_variant(tmp_path):
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / runs.SWEEP_FILE).write_text("{}")
+    assert runs.run_dir(tmp_path, "sw/v1") == tmp_path / "sw" / "v1"
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "swlink").symlink_to(tmp_path / "sw")
+    for name in ("plain/v1", "swlink/v1", "sw/../x", "sw/a/b", "sw/", None, 5):  # not a sweep; a link; escapes
+        with pytest.raises(RunError):
+            runs.run_dir(tmp_path, name)  # type: ignore[arg-type]
+
+
+def test_list_runs_includes_sweep_variants_and_nothing_else(tmp_path, monkeypatch):
+    sw = tmp_path / "sw"
+    sw.mkdir()
+    (sw / runs.SWEEP_FILE).write_text("{}")
+    runs.create(sw / "v1", {"train": {"epochs": 2}})
+    (sw / "stray").mkdir()  # no config.json
+    (sw / "bad name").mkdir()
+    (sw / "bad name" / "config.json").write_text("{}")
+    (sw / "link").symlink_to(sw / "v1")
+    (tmp_path / "swlink").symlink_to(sw)
+    (tmp_path / "plain" / "inner").mkdir(parents=True)  # not a sweep: no sweep.json
+    (tmp_path / "plain" / "inner" / "config.json").write_text("{}")
+    monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path))
+    [info] = runs.list_runs()
+    assert (info.name, info.path, info.state, info.config) == ("sw/v1", sw / "v1", "created", {"train": {"epochs": 2}})
+
+
+def test_create_makes_missing_parents_and_reuses_a_folder_without_a_run(tmp_path):
+    run = runs.create(tmp_path / "deep" / "er" / "r", {"train": {"epochs": 1}})
+    info = runs.read_run(run)
+    assert (info.name, info.path, info.state) == ("r", run, "created")
+    assert info.config == runs.read_json(run / "config.json") == {"train": {"epochs": 1}}
+    assert (run / "checkpoints").is_dir()
+    leftover = tmp_path / "left"
+    (leftover / "checkpoints").mkdir(parents=True)  # an attempt that failed before writing any run file
+    assert runs.read_run(runs.create(leftover, {})).state == "created"
+
+
+@pytest.mark.parametrize("file", ["config.json", "status.json"])
+def test_create_refuses_a_folder_holding_either_run_file(tmp_path, file):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / file).write_text("{}")
+    with pytest.raises(RunError, match="'r' already exists"):
+        runs.create(tmp_path / "r", {})
+
+
+def test_run_info_settings_and_checkpoints(tmp_path):
+    run = runs.create(tmp_path / "r", {"train": {"epochs": 3}})
+    info = runs.read_run(run)
+    assert info.setting("epochs") == 3 and info.setting("dataset") == "" and info.setting("dataset", "?") == "?"
+    assert info.checkpoint() is None
+    (run / "checkpoints" / "last.pt").write_bytes(b"x")
+    (run / "checkpoints" / "best.pt").mkdir()  # not a file
+    assert info.checkpoint() == run / "checkpoints" / "last.pt" and info.checkpoint("best") is None
+    runs.write_json(run / "config.json", {"train": ["not", "a", "dict"]})
+    assert runs.read_run(run).setting("epochs", 7) == 7
+
+
+def test_required_metric_keys_must_hold_real_numbers(tmp_path):
+    values = [1, 2.5, "3", None, True, [4]]
+    runs.append_metrics(tmp_path, [{"step": i, "loss": v} for i, v in enumerate(values)] + [{"step": 9}])
+    assert [r["loss"] for r in runs.read_metrics(tmp_path, require=("loss",))] == [1, 2.5]
+    assert len(runs.read_metrics(tmp_path)) == 7
+
+
+def test_metrics_are_parsed_again_whenever_the_file_changes(tmp_path):
+    f = tmp_path / "metrics.jsonl"
+    t1, t2 = 10**18, 2 * 10**18
+    f.write_text('{"step": 1}\n')
+    os.utime(f, ns=(t1, t1))
+    assert [r["step"] for r in runs.read_metrics(tmp_path)] == [1]
+    f.write_text('{"step": 2}\n')  # same size, new time
+    os.utime(f, ns=(t2, t2))
+    assert [r["step"] for r in runs.read_metrics(tmp_path)] == [2]
+    f.write_text('{"step": 3}\n{"step": 4}\n')  # same time, new size
+    os.utime(f, ns=(t2, t2))
+    assert [r["step"] for r in runs.read_metrics(tmp_path)] == [3, 4]
+
+
+def test_telemetry_records_need_an_integer_step_and_branches_and_come_sorted(tmp_path):
+    recs = [{"step": 3, "branches": {}}, {"step": 1, "branches": {"b": 1}}, {"step": 2.0, "branches": {}}]
+    recs += [{"step": True, "branches": {}}, {"step": 4, "branches": []}, {"branches": {}}]
+    runs.append_jsonl(tmp_path / runs.TELEMETRY, recs)
+    assert runs.read_telemetry(tmp_path) == [{"step": 1, "branches": {"b": 1}}, {"step": 3, "branches": {}}]
