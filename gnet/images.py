@@ -133,9 +133,9 @@ def to_rgb(img: Image.Image, notes: list[str] | None = None) -> Image.Image:
             a = np.clip(a, 0, hi) * (255.0 / hi)
             notes.append("integer grayscale scaled to 8 bits")
         else:
-            lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-            if not (math.isfinite(lo) and math.isfinite(hi)):
+            if not np.isfinite(a).all():  # one NaN pixel too: it would become an arbitrary grey
                 raise ImageError("the floating-point image contains NaN or infinite values")
+            lo, hi = float(a.min()), float(a.max())
             a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
             notes.append("floating-point image stretched to 0..255")
         g = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")

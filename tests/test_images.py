@@ -312,7 +312,7 @@ def test_float_image_is_stretched_over_its_own_range():
         warnings.simplefilter("error")  # no 0/0 on the way
         flat = images.to_rgb(Image.fromarray(np.full((2, 2), 3.5, np.float32), "F"))
     assert np.asarray(flat).max() == 0
-    for bad in ([[0.0, 1.0, np.inf]], [[-np.inf, 0.0]], [[np.nan, np.nan]]):
+    for bad in ([[0.0, 1.0, np.inf]], [[-np.inf, 0.0]], [[np.nan, np.nan]], [[0.0, np.nan, 1.0]]):
         with pytest.raises(ImageError, match="NaN or infinite"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # numpy's "All-NaN slice"
             images.to_rgb(Image.fromarray(np.array(bad, np.float32), "F"))
