@@ -116,14 +116,16 @@ def comparison_rows(
 # Text inherits the page's font. (issue 17)
 
 
-def _svg(width: int, height: int, body: list[str], label: str) -> str:
+def svg_doc(width: int, height: int, body: list[str], label: str) -> str:
+    """An inline SVG document that scales to its column, at most its own width."""
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
         f'aria-label="{escape(label)}" style="max-width:{width}px;height:auto">' + "".join(body) + "</svg>"
     )
 
 
-def _text(x: float, y: float, text: str, size: int = 12, anchor: str = "middle", **attrs: str) -> str:
+def svg_text(x: float, y: float, text: str, size: int = 12, anchor: str = "middle", **attrs: str) -> str:
+    """A <text> centred vertically on y; attrs are SVG attributes (font_weight -> font-weight, class_ -> class)."""
     more = "".join(f' {k.rstrip("_").replace("_", "-")}="{v}"' for k, v in attrs.items())
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" dominant-baseline="middle"{more}>'
@@ -153,20 +155,20 @@ def branch_share_svg(report: BlockReport) -> str:
     width, left, right, top, bar, gap = 660, 112, 14, 34, 28, 8
     shares = branch_shares(report)
     span = width - left - right
-    body = [_text(4, 14, "Each branch's share", 14, "start", font_weight="600")]
+    body = [svg_text(4, 14, "Each branch's share", 14, "start", font_weight="600")]
     axis_y = top + len(shares) * (bar + gap)
     for pct in range(0, 101, 20):  # the grid first: the bars cover it
         x = left + span * pct / 100
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{axis_y - gap + 4}" stroke="#0002"/>')
-        body.append(_text(x, axis_y + 4, f"{pct}", 11, fill="#555"))
+        body.append(svg_text(x, axis_y + 4, f"{pct}", 11, fill="#555"))
     for i, (metric, share) in enumerate(shares.items()):
         y = top + i * (bar + gap)
-        body.append(_text(left - 8, y + bar / 2, metric, 12, "end"))
+        body.append(svg_text(left - 8, y + bar / 2, metric, 12, "end"))
         x = float(left)
         for b in report.branches:
             w = span * share[b.name] / 100
             value = SHARE_METRICS[metric](b)
-            inside = _text(x + w / 2, y + bar / 2, f"{b.name} {share[b.name]:.0f}%", 12, fill="white")
+            inside = svg_text(x + w / 2, y + bar / 2, f"{b.name} {share[b.name]:.0f}%", 12, fill="white")
             body.append(
                 f'<g class="share" data-branch="{b.name}" data-metric="{metric}" data-percent="{share[b.name]:.6f}">'
                 f"<title>{escape(f'{b.name} ({b.label}): {share[b.name]:.1f}% of {metric} ({value:,})')}</title>"
@@ -175,13 +177,13 @@ def branch_share_svg(report: BlockReport) -> str:
                 + "</g>"
             )
             x += w
-    body.append(_text(left + span / 2, axis_y + 22, "share (%)", 12, fill="#555"))
+    body.append(svg_text(left + span / 2, axis_y + 22, "share (%)", 12, fill="#555"))
     legend_y, x = axis_y + 46, float(left)
     for b in report.branches:
         body.append(f'<rect x="{x:.1f}" y="{legend_y - 6}" width="12" height="12" fill="{BRANCH_COLORS[b.name]}"/>')
-        body.append(_text(x + 18, legend_y, f"{b.name} {b.label}", 12, "start"))
+        body.append(svg_text(x + 18, legend_y, f"{b.name} {b.label}", 12, "start"))
         x += 26 + 6.5 * len(f"{b.name} {b.label}")
-    return _svg(width, legend_y + 14, body, "each branch's share of channels, params, mult-adds and multiplications")
+    return svg_doc(width, legend_y + 14, body, "each branch's share of channels, params, mult-adds and multiplications")
 
 
 def _edge_width(channels: int, biggest: int) -> float:
@@ -226,7 +228,7 @@ def block_diagram_svg(report: BlockReport) -> str:
             f"<title>{escape(f'{hwc(shape)} ({shape[0]:,} channels)')}</title></polyline>"
         )
         if label_x is not None:
-            labels.append(_text(px(label_x), py(ys_[0]) - 16, hwc(shape), 11, class_="shape"))
+            labels.append(svg_text(px(label_x), py(ys_[0]) - 16, hwc(shape), 11, class_="shape"))
 
     def node(x: float, y: float, lines: list[str], color: str) -> None:
         w = max(2 * _HALF * _PX, 7 * max(map(len, lines)) + 8)  # wide enough for a 224×224×4096 label
@@ -236,7 +238,7 @@ def block_diagram_svg(report: BlockReport) -> str:
         )
         for k, line in enumerate(lines):
             dy = (k - (len(lines) - 1) / 2) * 14
-            nodes.append(_text(px(x), py(y) + dy, line, 11, fill="white", font_weight="700"))
+            nodes.append(svg_text(px(x), py(y) + dy, line, 11, fill="white", font_weight="700"))
 
     for b in report.branches:
         color = BRANCH_COLORS[b.name]
@@ -258,14 +260,14 @@ def block_diagram_svg(report: BlockReport) -> str:
             color,
             (x + _HALF + x_concat - 0.85) / 2,
         )
-        labels.append(_text(px(_STEP - _HALF - 0.05), py(y) - 14, b.name, 13, "end", fill=color, font_weight="700"))
+        labels.append(svg_text(px(_STEP - _HALF - 0.05), py(y) - 14, b.name, 13, "end", fill=color, font_weight="700"))
     edge([x_concat + _HALF, x_out - _HALF], [y_mid, y_mid], report.output_shape, OTHER_COLOR, None)
     node(0, y_mid, ["input", hwc(report.input_shape)], OTHER_COLOR)
     node(x_concat, y_mid, ["concat"], OTHER_COLOR)
     node(x_out, y_mid, ["output", hwc(report.output_shape)], OTHER_COLOR)
-    title = _text(4, 16, "Block diagram (edge width ∝ √channels; labels H×W×C)", 14, "start", font_weight="600")
+    title = svg_text(4, 16, "Block diagram (edge width ∝ √channels; labels H×W×C)", 14, "start", font_weight="600")
     width, height = round(px(x_out + 0.5)), round(py(-0.45))
-    return _svg(width, height, [title, *edges, *nodes, *labels], f"block diagram, output {hwc(report.output_shape)}")
+    return svg_doc(width, height, [title, *edges, *nodes, *labels], f"block diagram, output {hwc(report.output_shape)}")
 
 
 # ---------------------------------------------------------------------------
@@ -1063,14 +1065,14 @@ def branch_activation_share_svg(groups: list[str], shares: list[float], kernels:
     bar_w = (width - left - 10) / max(len(groups), 1)
     top_share = max([*shares, 1e-9])
     ymax = min(1.0, math.ceil(top_share * 10 + 1e-9) / 10)  # the next 10 % above the largest bar
-    body = [_text(4, 14, "Each branch's share of the block's output activation", 14, "start", font_weight="600")]
+    body = [svg_text(4, 14, "Each branch's share of the block's output activation", 14, "start", font_weight="600")]
     for k in range(0, 11):
         v = ymax * k / 10
         if k % 2:
             continue
         y = top + plot_h * (1 - v / ymax)
         body.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#0002"/>')
-        body.append(_text(left - 6, y, f"{v:.0%}", 11, "end", fill="#555"))
+        body.append(svg_text(left - 6, y, f"{v:.0%}", 11, "end", fill="#555"))
     for i, (g, share, kern, ch) in enumerate(zip(groups, shares, kernels, channels)):
         h = plot_h * share / ymax
         x = left + i * bar_w
@@ -1080,12 +1082,12 @@ def branch_activation_share_svg(groups: list[str], shares: list[float], kernels:
             f"<title>{escape(f'{g}: {share:.1%} ({kern}, {ch} channels)', quote=False)}</title>"
             f'<rect x="{x + bar_w * 0.15:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w * 0.7:.1f}" height="{h:.1f}" '
             f'fill="{color}"/>'
-            + _text(x + bar_w / 2, top + plot_h - h - 9, f"{share:.1%}", 12)
-            + _text(x + bar_w / 2, top + plot_h + 14, g, 12, font_weight="700", fill=color)
-            + _text(x + bar_w / 2, top + plot_h + 30, kern, 11, fill="#555")
+            + svg_text(x + bar_w / 2, top + plot_h - h - 9, f"{share:.1%}", 12)
+            + svg_text(x + bar_w / 2, top + plot_h + 14, g, 12, font_weight="700", fill=color)
+            + svg_text(x + bar_w / 2, top + plot_h + 30, kern, 11, fill="#555")
             + "</g>"
         )
-    return _svg(width, top + plot_h + bottom, body, "each branch's share of the block's output activation")
+    return svg_doc(width, top + plot_h + bottom, body, "each branch's share of the block's output activation")
 
 
 def ablation_bars_fig(labels: list[str], before: list[float], after: list[float], zeroed: list[str]) -> go.Figure:

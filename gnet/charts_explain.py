@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
 from gnet.attribution import BRANCHES, EmpiricalRF, Explanation, block_label, rf_box
+from gnet.charts import svg_doc, svg_text
 from gnet.colors import BRANCH_COLORS
 from gnet.features import LUT, ascii_label
 
@@ -146,19 +147,15 @@ def grid_svg(
     cell_w, cell_h, left, top = 92, 30, 44, 74
     width = left + cell_w * len(BRANCHES) + 8
     height = top + cell_h * len(rows) + 46
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{escape(title)}" style="max-width:{width + 80}px;height:auto">',
-        _svg_text(4, 14, title, 13, "start", font_weight="600"),
-    ]
+    out = [svg_text(4, 14, title, 13, "start", font_weight="600")]
     for j, r in enumerate(BRANCHES):
         x = left + j * cell_w
         out.append(f'<rect x="{x + 1}" y="{top - 44}" width="{cell_w - 2}" height="40" fill="{BRANCH_COLORS[r]}"/>')
-        out.append(_svg_text(x + cell_w / 2, top - 32, r, 12, fill="white", font_weight="700"))
-        out.append(_svg_text(x + cell_w / 2, top - 15, labels.get(r, ""), 10, fill="white"))
+        out.append(svg_text(x + cell_w / 2, top - 32, r, 12, fill="white", font_weight="700"))
+        out.append(svg_text(x + cell_w / 2, top - 15, labels.get(r, ""), 10, fill="white"))
     for i, name in enumerate(rows):
         y = top + i * cell_h
-        out.append(_svg_text(left - 6, y + cell_h / 2, name, 12, "end"))
+        out.append(svg_text(left - 6, y + cell_h / 2, name, 12, "end"))
         for j in range(len(BRANCHES)):
             v = float(z[i, j])
             fill = diverging_color(-v if flip else v, lim)
@@ -167,7 +164,7 @@ def grid_svg(
                 f'<g class="cell" data-row="{i}" data-col="{j}" data-value="{v!r}"><title>{escape(hovers[i][j])}</title>'
                 f'<rect x="{left + j * cell_w + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" '
                 f'fill="{fill}"/>'
-                + _svg_text(left + (j + 0.5) * cell_w, y + cell_h / 2, texts[i][j], 12, fill=ink)
+                + svg_text(left + (j + 0.5) * cell_w, y + cell_h / 2, texts[i][j], 12, fill=ink)
                 + "</g>"
             )
     key_y, key_w = top + cell_h * len(rows) + 12, cell_w * len(BRANCHES)
@@ -177,18 +174,10 @@ def grid_svg(
             f'<rect x="{left + k * key_w / 40:.1f}" y="{key_y}" width="{key_w / 40 + 0.5:.1f}" height="10" '
             f'fill="{diverging_color(-v if flip else v, lim)}"/>'
         )
-    out.append(_svg_text(left, key_y + 24, f"{-lim:+.3g}", 11, "start", fill="#555"))
-    out.append(_svg_text(left + key_w / 2, key_y + 24, f"0 · {scale_label}", 11, fill="#555"))
-    out.append(_svg_text(left + key_w, key_y + 24, f"{lim:+.3g}", 11, "end", fill="#555"))
-    return "".join(out) + "</svg>"
-
-
-def _svg_text(x: float, y: float, text: str, size: int, anchor: str = "middle", **attrs: str) -> str:
-    more = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in attrs.items())
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" dominant-baseline="middle"{more}>'
-        f"{escape(text, quote=False)}</text>"
-    )
+    out.append(svg_text(left, key_y + 24, f"{-lim:+.3g}", 11, "start", fill="#555"))
+    out.append(svg_text(left + key_w / 2, key_y + 24, f"0 · {scale_label}", 11, fill="#555"))
+    out.append(svg_text(left + key_w, key_y + 24, f"{lim:+.3g}", 11, "end", fill="#555"))
+    return svg_doc(width, height, out, title)
 
 
 def evidence_heatmap(ex: Explanation) -> str:
