@@ -350,6 +350,13 @@ def overlay(image: Image.Image, fmap: np.ndarray, alpha: float = 0.55) -> Image.
     return Image.blend(image.convert("RGB"), colored, alpha)
 
 
+def jpeg_bytes(img: Image.Image, quality: int = 88) -> bytes:
+    """For photo-like views, where a lossless PNG would be several times the bytes (issue 17)."""
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
 def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)

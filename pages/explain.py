@@ -7,7 +7,6 @@ gnet.charts_explain for the figures. Results are cached per (model, image, targe
 from __future__ import annotations
 
 import hashlib
-import io
 
 import numpy as np
 import streamlit as st
@@ -17,6 +16,7 @@ from PIL import Image
 from gnet import attribution as A
 from gnet import charts_explain as C
 from gnet.devices import describe, pick_device
+from gnet.features import jpeg_bytes
 from gnet.images import ImageError, load, preprocess
 from gnet.pretrained import LoadedModel, hub_weights_path
 from pages.sources import choose_model, file_mtime, load_chosen, read_image
@@ -65,18 +65,12 @@ def _fields(
     return A.receptive_fields(_lm.model, _x, block, row, col)
 
 
-def _jpeg(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
 # Images are cached as JPEG bytes by what they show: a rerun that changes neither redraws nor re-encodes them.
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
 def _gradcam_jpeg(
     model_key: str, image_key: str, target: int, scale: str, _ex: A.Explanation, _cropped: Image.Image
 ) -> bytes:
-    return _jpeg(C.gradcam_grid(_ex, _cropped, scale))
+    return jpeg_bytes(C.gradcam_grid(_ex, _cropped, scale))
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
@@ -92,9 +86,9 @@ def _rf_jpegs(
 ) -> dict[str, bytes]:
     """The chosen branch's image alone and with its heat, and each branch's heat at 280 px."""
     return {
-        "plain": _jpeg(C.rf_image(_cropped, _rf, branch, heat=False)),
-        "heat": _jpeg(C.rf_image(_cropped, _rf, branch)),
-        **{b: _jpeg(C.rf_image(_cropped, _rf, b, size=280)) for b in A.BRANCHES},
+        "plain": jpeg_bytes(C.rf_image(_cropped, _rf, branch, heat=False)),
+        "heat": jpeg_bytes(C.rf_image(_cropped, _rf, branch)),
+        **{b: jpeg_bytes(C.rf_image(_cropped, _rf, b, size=280)) for b in A.BRANCHES},
     }
 
 

@@ -6,7 +6,6 @@ Thin page: widgets in, gnet.images / gnet.pretrained / gnet.features calls, imag
 from __future__ import annotations
 
 import hashlib
-import io
 
 import numpy as np
 import streamlit as st
@@ -64,24 +63,18 @@ def _mosaic_png(ex_key: tuple, group: str, k: int, title: str, _ex: F.Extraction
     return F.png_bytes(F.mosaic(act, F.rank_channels(act, k), _ex.offsets[group], F.group_color(group), title))
 
 
-def _jpeg_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="JPEG", quality=88)
-    return buf.getvalue()
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
 def _view_jpeg(key: tuple, width: int, _img: Image.Image) -> bytes:
     """A photo shown `width` pixels wide (the original upload is only shrunk), as JPEG: photos need no PNG."""
     img = _img
     if img.width > width or key[0] == "net input":  # the network's input is shown enlarged, as before
         img = img.resize((width, max(1, width * img.height // img.width)))
-    return _jpeg_bytes(img)
+    return F.jpeg_bytes(img)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _overlay_jpeg(key: tuple, alpha: float, _cropped: Image.Image, _fmap: np.ndarray) -> bytes:
-    return _jpeg_bytes(F.overlay(_cropped, _fmap, alpha).resize((448, 448)))
+    return F.jpeg_bytes(F.overlay(_cropped, _fmap, alpha).resize((448, 448)))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
