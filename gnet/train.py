@@ -444,7 +444,8 @@ class Reporter:
         buf = io.BytesIO()
         torch.save({"x": samples[0][:16].cpu(), "y": samples[1][:16].cpu(), "classes": data.classes}, buf)
         atomic_write_bytes(self.run / "samples.pt", buf.getvalue())
-        self.tb = TensorBoardWriter(self.run, purge_step=state.global_step + 1 if resumed else None)
+        # Hides the events a killed process wrote after its checkpoint (a fresh run has none to hide).
+        self.tb = TensorBoardWriter(self.run, purge_step=state.global_step + 1)
         runs.write_status(self.run, "running", **self.status_base, epoch=state.epoch, global_step=state.global_step)
         runs.touch_heartbeat(self.run)
         threading.Thread(target=self._heartbeat, daemon=True).start()
@@ -624,7 +625,9 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
         },
     )
     state = TrainState()
-    if resume and reporter.last_path.is_file():  # asked to resume with no checkpoint yet: from the start
+    if reporter.last_path.is_file():  # asked to resume with no checkpoint yet: from the start
+        if not resume:  # a fresh start here would overwrite the run's checkpoints
+            raise ConfigError(f"the run {run.name} already has a checkpoint: resume it, or start a new run")
         ck = load_checkpoint(reporter.last_path)
         if ck.spec.to_dict() != spec.to_dict():
             raise ConfigError("the run's last checkpoint does not match its config (was config.json edited?)")

@@ -34,8 +34,8 @@ pytest_add_cli_args = -p no:cacheprovider -o addopts= -x -q"
     runs) printf '%s\nonly_mutate = gnet/runs.py\npytest_add_cli_args_test_selection =\n    tests/test_runs.py\n    tests/test_atomic_writes.py\n' "$common" ;;
     # train.py: only the lines of the resume path (checkpoint state in and out, position, truncation);
     # every other line of train() matches the pattern and is left alone.
-    resume) printf '%s\nonly_mutate = gnet/train*.py\ndo_not_mutate_patterns =\n    %s\npytest_add_cli_args_test_selection =\n    tests/test_resume.py\n' \
-      "$common" '^(?!.*(ck\.|resume|rng|start_step|start_epoch|epoch_sums|best_acc|truncate_metrics|extra\[|global_step =|global_step,)).*$' ;;
+    resume) printf '%s\nonly_mutate = gnet/train*.py\ndo_not_mutate_patterns =\n    %s\npytest_add_cli_args_test_selection =\n    tests/test_resume.py\n    tests/test_telemetry.py::test_resumed_run_continues_the_stream_without_duplicates\n' \
+      "$common" '^(?!.*(ck\.|resume|purge_step|rng|start_step|start_epoch|epoch_sums|best_acc|truncate_metrics|extra\[|global_step =|global_step,)).*$' ;;
     *) echo "unknown module $1 (analysis, checkpoints, images, runs, resume)" >&2; exit 2 ;;
   esac
 }

@@ -172,6 +172,22 @@ def test_decompression_bomb_never_warns_globally(recwarn, side):
     assert warnings.filters == filters
 
 
+def test_a_file_that_makes_pillow_warn_still_loads_and_leaves_no_warning(recwarn):
+    """A PNG with an acTL chunk that claims 0 frames: Pillow warns "Invalid APNG" and decodes the plain PNG.
+    Only decompression bombs are errors; this warning is neither raised as corruption nor leaked."""
+    src = gradient(12, 9)
+    data = encode(src, "PNG")
+    actl = b"acTL" + struct.pack(">II", 0, 0)
+    bad = data[:33] + struct.pack(">I", 8) + actl + struct.pack(">I", zlib.crc32(actl)) + data[33:]
+    with warnings.catch_warnings(record=True) as pillow:  # the oracle: Pillow itself warns on this file
+        warnings.simplefilter("always")
+        Image.open(io.BytesIO(bad)).load()
+    assert any("Invalid APNG" in str(w.message) for w in pillow)
+    li = load(bad)
+    assert li.format == "PNG" and np.array_equal(np.asarray(li.image), np.asarray(src))
+    assert not list(recwarn)
+
+
 def test_extreme_aspect_ratio():
     with pytest.raises(ImageError, match="20:1"):
         load(encode(Image.new("RGB", (2100, 100)), "PNG"))

@@ -23,7 +23,7 @@ from gnet.__main__ import main
 from gnet.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from gnet.data import load_dataset
 from gnet.spec import network_preset
-from gnet.train import TrainConfig, train
+from gnet.train import ConfigError, TrainConfig, train
 from tests.test_data import write_fashion_mnist
 
 # Fields that measure time, not training: they legitimately differ between two runs.
@@ -207,3 +207,71 @@ def test_a_checkpoint_taken_after_an_epochs_last_step_resumes_at_the_next_epoch(
     assert torch.equal(torch.rand(3), expected_cpu) and torch.equal(augment.get_state(), saved_augment)
     inside = TrainState.restore(ck, model, opt, torch.device("cpu"), None, steps_per_epoch=4)
     assert (inside.epoch, inside.step_in_epoch, inside.epoch_sums) == (4, 3, [1.0, 2.0, 3.0])
+
+
+def test_each_epochs_training_figures_are_the_means_of_its_own_steps(setup):
+    """An absolute oracle for the epoch's running sums (a resumed and a straight run would share a bug in
+    resetting them): with one record per step and equal batches, an epoch's train loss and accuracy are the
+    means of its three step records, and it counts its 60 images once."""
+    steps, epochs = runs.read_metrics(setup.straight, "step"), runs.read_metrics(setup.straight, "epoch")
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    for e in epochs:
+        mine = [r for r in steps if e["epoch"] - 1 < r["epoch"] <= e["epoch"]]
+        assert len(mine) == 3 and e["step"] == mine[-1]["step"]
+        assert e["train_loss"] == pytest.approx(sum(r["loss"] for r in mine) / 3, rel=1e-12)
+        assert e["train_acc"] == pytest.approx(sum(r["acc"] for r in mine) / 3, rel=1e-12)
+        assert e["train_n"] == 60
+
+
+def test_a_fresh_start_never_overwrites_a_runs_checkpoint(setup):
+    """train() without resume on a folder that holds a checkpoint refuses, and the checkpoint and records stay."""
+    run = stopped_run(setup, "fresh-over-old", at=4)
+    last, before = run / "checkpoints" / "last.pt", (run / "checkpoints" / "last.pt").read_bytes()
+    history = runs.read_metrics(run)
+    with pytest.raises(ConfigError, match="already has a checkpoint: resume it"):
+        train(setup.cfg, run)
+    assert last.read_bytes() == before and runs.read_metrics(run) == history
+
+
+def test_resume_of_a_folder_without_a_run_says_so(tmp_path, capsys):
+    assert main(["train", "--resume", "--run-dir", str(tmp_path / "nothing")]) == 2
+    assert "there is no run to resume" in capsys.readouterr().err
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_restore_on_the_cpu_ignores_a_gpu_runs_cuda_rng_state(monkeypatch):
+    """A checkpoint written on a GPU carries rng_cuda; resuming it on the CPU restores the rest and never calls
+    into the CUDA generator (which, without CUDA, would fail or silently queue the call)."""
+    from gnet.train import TrainState
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda *a: calls.append(a))
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    extra = dict(epoch=0, step_in_epoch=1, global_step=1, best_acc=-1.0, epoch_sums=[0.0, 0.0, 0.0])
+    extra |= dict(
+        optimizer=opt.state_dict(), rng_cpu=torch.get_rng_state(), rng_cuda=torch.zeros(16, dtype=torch.uint8)
+    )
+    expected_cpu = torch.rand(3)
+    ck = Checkpoint(network_preset("mini"), model.state_dict(), [], {}, extra)
+    assert TrainState.restore(ck, model, opt, torch.device("cpu"), None, steps_per_epoch=3).global_step == 1
+    assert torch.equal(torch.rand(3), expected_cpu) and calls == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_rng_state_goes_into_the_checkpoint_and_comes_back():
+    from gnet.train import TrainState
+
+    device = torch.device("cuda")
+    model = torch.nn.Linear(2, 2).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.cuda.manual_seed(3)
+    saved = torch.cuda.get_rng_state(device)
+    extra = TrainState(global_step=2).to_extra(opt, config(Path(".")), device, None)
+    assert torch.equal(extra["rng_cuda"], saved)
+    expected = torch.rand(4, device=device)
+    torch.cuda.manual_seed(4)
+    TrainState.restore(
+        Checkpoint(network_preset("mini"), model.state_dict(), [], {}, extra), model, opt, device, None, 3
+    )
+    assert torch.equal(torch.rand(4, device=device), expected)
