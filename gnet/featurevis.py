@@ -32,8 +32,6 @@ import math
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -52,7 +50,7 @@ from gnet.blocks import BRANCH_ATTRS
 from gnet.checkpoints import atomic_write_bytes
 from gnet.features import BRANCHES, FeatureError, find_layer, main_path, model_plan
 from gnet.images import Preprocess, crop_for_model, to_tensor
-from gnet.runs import PROJECT_ROOT, pid_alive, read_json, runs_root, write_json
+from gnet.runs import pid_alive, read_json, runs_root, spawn_background, write_json
 
 # Lucid's square root of ImageNet's colour correlation matrix, columns scaled to unit max norm.
 _COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -698,17 +696,9 @@ def start_job(
 
 
 def _spawn(path: Path) -> int:
-    with open(path / "log.txt", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gnet", "visualize", "--job-dir", str(path.resolve())],
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    write_json(path / "launcher.json", {"pid": proc.pid})
-    return proc.pid
+    pid = spawn_background(["visualize", "--job-dir", str(path.resolve())], path / "log.txt")
+    write_json(path / "launcher.json", {"pid": pid})
+    return pid
 
 
 def cancel_job(path: Path) -> None:

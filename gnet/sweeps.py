@@ -30,8 +30,6 @@ import os
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -460,16 +458,9 @@ def launch(sweep: Sweep) -> int:
     runs.write_json(
         sweep.path / SCHEDULER_FILE, {"state": "starting", "host": socket.gethostname(), "started": time.time()}
     )
-    with open(sweep.path / "scheduler.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gnet", "sweep", "--resume", "--sweep-dir", str(sweep.path.resolve()), "--quiet"],
-            cwd=runs.PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return proc.pid
+    return runs.spawn_background(
+        ["sweep", "--resume", "--sweep-dir", str(sweep.path.resolve()), "--quiet"], sweep.path / "scheduler.log"
+    )
 
 
 def request_stop(sweep: Sweep) -> None:

@@ -40,6 +40,7 @@ use_app_navigation()
 USER_ERRORS = (ConfigError, SpecError, runs.RunError, DataError, CheckpointError)
 DESIGNED = "Designed in Network Explorer"
 POLL_S = 1.5
+PREDICTIONS_EVERY_S = 10.0
 STEP_KEYS = ("step", "epoch", "loss", "acc", "images_per_s")
 EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -316,16 +317,20 @@ def telemetry_stat(key: str) -> str:
     )
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def cached_telemetry_figs(
-    run: str, started: object, n_records: int, stat: str, label: str, _records: list[dict]
-) -> tuple[go.Figure, go.Figure, go.Figure]:
-    """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only."""
-    return (
-        charts.telemetry_heatmap_fig(_records, stat, label),
-        charts.telemetry_lines_fig(_records, stat, label),
-        charts.aux_loss_fig(_records),
-    )
+TELEMETRY_FIGS = {  # tab name -> figure builder
+    "heat": lambda records, stat, label: charts.telemetry_heatmap_fig(records, stat, label),
+    "lines": lambda records, stat, label: charts.telemetry_lines_fig(records, stat, label),
+    "aux": lambda records, stat, label: charts.aux_loss_fig(records),
+}
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def cached_telemetry_fig(
+    run: str, started: object, n_records: int, stat: str, label: str, tab: str, _records: list[dict]
+) -> go.Figure:
+    """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only.
+    Only the open tab's figure is built."""
+    return TELEMETRY_FIGS[tab](_records, stat, label)
 
 
 def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
@@ -346,9 +351,11 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     tabs = st.tabs(
         ["Blocks × branches", "Lines per block", "Aux heads vs main loss"], key="tr_tel_tab", on_change="rerun"
     )
-    figs = cached_telemetry_figs(str(run_path), info.status.get("started"), len(records), stat, label, records)
-    for tab, fig, name in zip(tabs, figs, ("heat", "lines", "aux")):
+    for tab, name in zip(tabs, TELEMETRY_FIGS):
         if tab.open:
+            fig = cached_telemetry_fig(
+                str(run_path), info.status.get("started"), len(records), stat, label, name, records
+            )
             tab.plotly_chart(fig, theme="streamlit", key=f"tr_tel_{name}_{run_path.name}")
     st.caption(
         f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. "
@@ -419,7 +426,9 @@ def show_run(run_path: Path, page_state: str) -> None:
     ckpt = info.checkpoint("last")
     if ckpt is not None:
         try:
-            preds = cached_predictions(str(run_path), ckpt.stat().st_mtime)
+            mtime = ckpt.stat().st_mtime
+            # A run with short epochs checkpoints every poll: while it trains, refresh at most every few seconds.
+            preds = cached_predictions(str(run_path), mtime - mtime % PREDICTIONS_EVERY_S if info.active else mtime)
         except (CheckpointError, OSError) as e:
             st.caption(plain(f"No predictions: {e}"))
         else:

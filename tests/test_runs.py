@@ -257,6 +257,23 @@ def test_spawn_detaches_the_trainer_and_sends_its_output_to_the_log(tmp_path, fa
     assert runs.read_json(run / "launcher.json") == {"pid": pid, "started": updated}
 
 
+def test_background_jobs_run_at_a_lower_cpu_priority(tmp_path, monkeypatch):
+    """Runs, sweep schedulers and visualisations yield the CPU to the pages. The oracle is the kernel's own
+    nice value in /proc, read by the child once the launcher has returned (it waits for the go file)."""
+    script = tmp_path / "fake-python"
+    script.write_text(
+        '#!/bin/sh\nwhile [ ! -e "$GO" ]; do sleep 0.01; done\necho "nice=$(cut -d" " -f19 /proc/$$/stat)"\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(script))
+    monkeypatch.setenv("GO", str(tmp_path / "go"))
+    pid = runs.spawn_background(["train"], tmp_path / "log.txt")
+    (tmp_path / "go").touch()
+    os.waitpid(pid, 0)
+    expected = max(runs.BACKGROUND_NICE, os.getpriority(os.PRIO_PROCESS, 0))
+    assert (tmp_path / "log.txt").read_text() == f"nice={expected}\n"
+
+
 def test_start_creates_the_run_marks_it_starting_and_launches_it(tmp_path, fake_python):
     before = time.time()
     info = runs.start(tmp_path, "new", {"train": {"epochs": 3}})
