@@ -104,9 +104,11 @@ DONE_JS = """
   } else if (kind === 'new_images') {
     const fresh = [...main.querySelectorAll('img')].filter(i => !arg.before.includes(i.src));
     if (fresh.length < arg.n) return false;
-  } else if (kind === 'grid_rows') {
+  } else if (kind === 'grid_rows') {  // rows with the header: st.dataframe's grid, or an HTML table (since 17)
     const grid = main.querySelector("[data-testid='stDataFrame'] [aria-rowcount]");
-    if (!grid || grid.getAttribute('aria-rowcount') !== String(arg)) return false;
+    const table = main.querySelector('.gnet-table table');
+    const n = grid ? grid.getAttribute('aria-rowcount') : table ? String(table.rows.length) : null;
+    if (n !== String(arg)) return false;
   }
   for (const img of main.querySelectorAll('img')) if (!(img.complete && img.naturalWidth > 0)) return false;
   for (const chart of main.querySelectorAll("[data-testid='stPlotlyChart']")) {

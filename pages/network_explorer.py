@@ -111,7 +111,6 @@ def _on_apply() -> None:
 
 
 def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
-    int_col = st.column_config.NumberColumn(format="localized")
     expand = st.toggle(
         "Show the layers inside each block",
         key="ne_expand",
@@ -128,20 +127,27 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
             "note": "= torchinfo",
         }
     )
-    st.dataframe(
-        rows,
-        hide_index=True,
-        width="stretch",
-        height=min(35 * (len(rows) + 1) + 3, 760 if not expand else 900),
-        column_config={
-            "params": int_col,
-            "mult-adds": int_col,
-            "receptive field (px)": st.column_config.NumberColumn(
-                help="Input pixels one output unit sees, along each side (Araujo et al., "
+    # HTML, not st.dataframe: the grid took ~250 ms to redraw after each toggle or edit (issue 17)
+    st.markdown(
+        charts.table_html(
+            rows,
+            help={
+                "receptive field (px)": "Input pixels one output unit sees, along each side (Araujo et al., "
                 "Distill 2019); it may reach into the padding."
-            ),
-            "note": st.column_config.TextColumn(width="large"),
-        },
+            },
+            row_color=charts.layer_branch_color,
+            max_height_px=760 if not expand else 900,
+            bold_last=True,
+        ),
+        unsafe_allow_html=True,
+    )
+    st.download_button(
+        "Download the table (CSV)",
+        data=lambda: charts.rows_csv(rows),  # built only when clicked
+        file_name=f"layers{'-expanded' * expand}.csv",
+        mime="text/csv",
+        key="ne_table_csv",
+        on_click="ignore",
     )
     st.caption(
         "The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
@@ -149,12 +155,7 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
     )
     if network.aux:
         st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
-        st.dataframe(
-            charts.aux_rows(report),
-            hide_index=True,
-            width="stretch",
-            column_config={"params": int_col, "mult-adds": int_col},
-        )
+        st.markdown(charts.table_html(charts.aux_rows(report)), unsafe_allow_html=True)
     with st.expander("torchinfo's summary of the built module"):
         too_big = (
             report.cost.mult_adds > TORCHINFO_MAX_MULT_ADDS or report.activation_elements > TORCHINFO_MAX_ACTIVATIONS

@@ -205,3 +205,37 @@ def test_feature_maps_figures_carry_the_values_and_branch_colours():
     fig = charts.ablation_bars_fig(["cat", "dog"], [0.6, 0.3], [0.2, 0.5], ["b2", "b3"])
     assert [t.name for t in fig.data] == ["before", "without b2, b3"]
     assert list(fig.data[0].y) == [0.6, 0.3] and list(fig.data[1].y) == [0.2, 0.5]
+
+
+def test_table_html_escapes_aligns_numbers_and_reads_back_as_shown():
+    from tests.pagetest import _TableParser
+
+    rows = [
+        {"layer": "<b>x</b>", "params": 12_352, "rf": None, "note": "a & b"},
+        {"layer": "inception3a.branch2.1", "params": 5, "rf": 7, "note": ""},
+    ]
+    html = charts.table_html(rows, help={"rf": 'pixels "seen"'}, row_color=charts.layer_branch_color)
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert 'title="pixels &quot;seen&quot;"' in html
+    parser = _TableParser()
+    parser.feed(html)
+    assert parser.tables == [
+        [
+            ["layer", "params", "rf", "note"],
+            ["<b>x</b>", "12,352", "", "a & b"],
+            ["inception3a.branch2.1", "5", "7", ""],
+        ]
+    ]
+    assert html.count("text-align:right") == 2 * 3  # params and rf, header and both rows
+    assert html.count("box-shadow") == 1 and BRANCH_COLORS["b2"] in html  # only the layer inside a branch
+    assert charts.layer_branch_color({"layer": "inception5b.branch4.1"}) == BRANCH_COLORS["b4"]
+    assert charts.layer_branch_color({"layer": "inception5b"}) is None
+
+
+def test_rows_csv_reads_back_with_the_csv_module():
+    import csv
+    import io
+
+    rows = [{"layer": "conv1", "params": 3_200, "note": "a, b"}, {"layer": "total", "params": 9, "note": None}]
+    back = list(csv.DictReader(io.StringIO(charts.rows_csv(rows))))
+    assert back == [{"layer": "conv1", "params": "3200", "note": "a, b"}, {"layer": "total", "params": "9", "note": ""}]

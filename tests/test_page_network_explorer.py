@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from gnet.analysis import network_report
 from gnet.spec import BlockSpec, NetworkSpec, network_preset, with_input
+from tests.pagetest import html_tables
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "network_explorer.py")
 
@@ -33,7 +34,7 @@ def _expect(at: AppTest, spec: NetworkSpec) -> None:
     assert m["Parameters"] == f"{report.params_total:,}"
     assert m["Mult-adds"] == f"{report.cost.mult_adds:,}"
     assert m["Multiplications"] == f"{report.cost.multiplications:,}"
-    table = at.dataframe[0].value
+    table = html_tables(at)[0]
     total = table.iloc[-1]
     assert (total["layer"], total["params"], total["mult-adds"]) == (
         "total",
@@ -59,14 +60,14 @@ def test_default_is_seed_001_with_its_totals():
     _expect(at, spec)
     m = _metrics(at)
     assert m["Parameters"] == "5,977,530"  # seed 001's torchinfo table
-    table = at.dataframe[0].value.set_index("layer")
+    table = html_tables(at)[0].set_index("layer")
     assert table.loc["inception3a", "params"] == 12_352 + 129_248 + 15_920 + 6_176  # seed 001, block 3a branches
     assert len(at.get("plotly_chart")) == 0  # the tabs run lazily: only the open one (the layer table) is built
     for tab in ("Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"):
         at.session_state["ne_tab"] = tab  # what a click on the tab sets
         at.run()
         assert not at.exception and len(at.get("plotly_chart")) == 1, tab
-        assert not at.dataframe or at.dataframe[0].value.columns[0] != "layer"  # the layer table is not built
+        assert not html_tables(at)  # the layer table is not built
     assert not at.code  # the code expander is lazy: collapsed, its code is neither built nor sent
     at.session_state["ne_code_open"] = True  # what opening it sets
     at.run()
@@ -79,10 +80,10 @@ def test_googlenet_with_aux_heads_shows_where_they_attach():
     assert not at.exception
     spec = network_preset("googlenet-imagenet-aux")
     _expect(at, spec)
-    layers = list(at.dataframe[0].value["layer"])
+    layers = list(html_tables(at)[0]["layer"])
     assert layers[layers.index("inception4a") + 1] == "aux1.pool"
     assert layers[layers.index("inception4d") + 1] == "aux2.pool"
-    aux = at.dataframe[1].value
+    aux = html_tables(at)[1]
     report = network_report(spec)
     assert list(aux["attaches after"]) == ["4a", "4d"]
     assert int(aux["params"].sum()) == report.aux_cost.params
@@ -111,7 +112,7 @@ def test_editing_a_block_updates_downstream_and_the_designed_network():
     _expect(at, spec)
     report = network_report(spec)
     assert report.blocks["3b"].input_shape[0] == 128 + 128 + 64 + 32  # in_channels followed by themselves
-    table = at.dataframe[0].value.set_index("layer")
+    table = html_tables(at)[0].set_index("layer")
     assert table.loc["inception3b", "params"] == report.blocks["3b"].cost.params
     # undo reloads the preset
     at.button(key="ne_reset").click().run()
@@ -172,20 +173,21 @@ def test_layer_table_expands_to_every_layer_inside_the_blocks():
     from gnet.spec import network_preset
 
     at = AppTest.from_file(PAGE, default_timeout=60).run()
-    collapsed = len(at.dataframe[0].value)
+    collapsed = len(html_tables(at)[0])
     at.toggle(key="ne_expand").set_value(True).run()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = html_tables(at)[0]
     report = network_report(network_preset("d2l-fashion96"))
     inner = sum(len(br.layers) for b in report.blocks.values() for br in b.branches)
     assert len(table) == collapsed + inner
     assert "inception3a.branch2.1" in set(table["layer"])
+    assert "Download the table (CSV)" in [b.proto.label for b in at.get("download_button")]
     # the tabs run lazily: away to a chart and back, the table is still expanded
     at.session_state["ne_tab"] = "Cost per block"
     at.run()
     at.session_state["ne_tab"] = "Layers"
     at.run()
-    assert not at.exception and len(at.dataframe[0].value) == collapsed + inner
+    assert not at.exception and len(html_tables(at)[0]) == collapsed + inner
 
 
 def test_receptive_field_column_and_chart_come_from_the_plan():
@@ -199,7 +201,7 @@ def test_receptive_field_column_and_chart_come_from_the_plan():
     at.selectbox(key="ne_preset").set_value("googlenet-imagenet").run()
     assert not at.exception
     plan = layer_plan(network_preset("googlenet-imagenet"))
-    table = at.dataframe[0].value.set_index("layer")
+    table = html_tables(at)[0].set_index("layer")
     for path in ("conv1", "maxpool2", "inception3a", "inception5b", "fc"):
         assert table.loc[path, "receptive field (px)"] == plan.step(path).rf.size
     assert (table.loc["conv1", "receptive field (px)"], table.loc["inception3a", "receptive field (px)"]) == (7, 43)

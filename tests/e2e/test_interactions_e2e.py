@@ -9,6 +9,7 @@ import pytest
 
 from gnet import charts
 from gnet.analysis import block_report, network_report
+from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockSpec, network_preset
 from tests.conftest import assert_no_exception, screenshot, wait_for_app
 
@@ -97,16 +98,18 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     _wait_metric(page, f"{report.params_total:,}")
     page.get_by_text("3a → 292").wait_for()
 
-    grid = page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first
+    rows = page.locator(".gnet-table table").first.locator("tr")  # the header row too
     collapsed = len(charts.layer_rows(report)) + 2  # + the total row and the header row
-    assert grid.get_attribute("aria-rowcount") == str(collapsed)
+    assert rows.count() == collapsed
     page.locator("[data-testid='stCheckbox']", has_text="Show the layers inside each block").locator("label").click()
     expanded = len(charts.layer_rows(report, expand=True)) + 2
     page.wait_for_function(
-        "n => document.querySelector(\"[data-testid='stDataFrame'] [aria-rowcount]\")"
-        "?.getAttribute('aria-rowcount') === n",
-        arg=str(expanded),
+        "n => document.querySelector('.gnet-table table')?.rows.length === n",
+        arg=expanded,
     )
+    # the layers inside a block carry their branch's colour (as the browser computed it)
+    shadow = rows.filter(has_text="inception3a.branch2.1").first.evaluate("e => getComputedStyle(e).boxShadow")
+    assert "rgb({}, {}, {})".format(*bytes.fromhex(BRANCH_COLORS["b2"][1:])) in shadow
     wait_for_app(page)
     assert _metric(page) == f"{report.params_total:,}"  # only the table reran: the totals stay
 
@@ -116,11 +119,9 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     wait_for_app(page)
     assert page.locator("[data-testid='stPlotlyChart']:visible").count() == 1
     page.get_by_role("tab", name="Layers").click()
-    page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.wait_for(state="attached")
+    page.locator(".gnet-table table").first.wait_for(state="attached")
     wait_for_app(page)
-    assert page.locator("[data-testid='stDataFrame'] [aria-rowcount]").first.get_attribute("aria-rowcount") == str(
-        expanded
-    )  # the toggle kept its state
+    assert page.locator(".gnet-table table").first.locator("tr").count() == expanded  # the toggle kept its state
     assert_no_exception(page)
     screenshot(page, "interactions_network_explorer")
 
