@@ -121,6 +121,11 @@ def comparison_rows(
 # Text inherits the page's font. (issue 17)
 
 
+# Secondary text and grid lines in the theme's text colour, faded: readable on the light and the dark theme.
+MUTED = {"fill": "currentColor", "fill_opacity": "0.65"}
+GRID_STROKE = 'stroke="currentColor" stroke-opacity="0.15"'
+
+
 def svg_doc(width: int, height: int, body: list[str], label: str) -> str:
     """An inline SVG document that scales to its column, at most its own width."""
     return (
@@ -131,6 +136,7 @@ def svg_doc(width: int, height: int, body: list[str], label: str) -> str:
 
 def svg_text(x: float, y: float, text: str, size: int = 12, anchor: str = "middle", **attrs: str) -> str:
     """A <text> centred vertically on y; attrs are SVG attributes (font_weight -> font-weight, class_ -> class)."""
+    attrs = {"fill": "currentColor", **attrs}  # the theme's text colour, light or dark
     more = "".join(f' {k.rstrip("_").replace("_", "-")}="{v}"' for k, v in attrs.items())
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" dominant-baseline="middle"{more}>'
@@ -164,8 +170,8 @@ def branch_share_svg(report: BlockReport) -> str:
     axis_y = top + len(shares) * (bar + gap)
     for pct in range(0, 101, 20):  # the grid first: the bars cover it
         x = left + span * pct / 100
-        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{axis_y - gap + 4}" stroke="#0002"/>')
-        body.append(svg_text(x, axis_y + 4, f"{pct}", 11, fill="#555"))
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{axis_y - gap + 4}" {GRID_STROKE}/>')
+        body.append(svg_text(x, axis_y + 4, f"{pct}", 11, **MUTED))
     for i, (metric, share) in enumerate(shares.items()):
         y = top + i * (bar + gap)
         body.append(svg_text(left - 8, y + bar / 2, metric, 12, "end"))
@@ -182,7 +188,7 @@ def branch_share_svg(report: BlockReport) -> str:
                 + "</g>"
             )
             x += w
-    body.append(svg_text(left + span / 2, axis_y + 22, "share (%)", 12, fill="#555"))
+    body.append(svg_text(left + span / 2, axis_y + 22, "share (%)", 12, **MUTED))
     legend_y, x = axis_y + 46, float(left)
     for b in report.branches:
         body.append(f'<rect x="{x:.1f}" y="{legend_y - 6}" width="12" height="12" fill="{BRANCH_COLORS[b.name]}"/>')
@@ -1151,8 +1157,8 @@ def branch_activation_share_svg(groups: list[str], shares: list[float], kernels:
         if k % 2:
             continue
         y = top + plot_h * (1 - v / ymax)
-        body.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#0002"/>')
-        body.append(svg_text(left - 6, y, f"{v:.0%}", 11, "end", fill="#555"))
+        body.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" {GRID_STROKE}/>')
+        body.append(svg_text(left - 6, y, f"{v:.0%}", 11, "end", **MUTED))
     for i, (g, share, kern, ch) in enumerate(zip(groups, shares, kernels, channels)):
         h = plot_h * share / ymax
         x = left + i * bar_w
@@ -1164,7 +1170,7 @@ def branch_activation_share_svg(groups: list[str], shares: list[float], kernels:
             f'fill="{color}"/>'
             + svg_text(x + bar_w / 2, top + plot_h - h - 9, f"{share:.1%}", 12)
             + svg_text(x + bar_w / 2, top + plot_h + 14, g, 12, font_weight="700", fill=color)
-            + svg_text(x + bar_w / 2, top + plot_h + 30, kern, 11, fill="#555")
+            + svg_text(x + bar_w / 2, top + plot_h + 30, kern, 11, **MUTED)
             + "</g>"
         )
     return svg_doc(width, top + plot_h + bottom, body, "each branch's share of the block's output activation")

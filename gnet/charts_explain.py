@@ -7,6 +7,7 @@ backgrounds to the Streamlit theme; every branch keeps its colour from gnet.colo
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 import numpy as np
@@ -14,7 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
 from gnet.attribution import BRANCHES, EmpiricalRF, Explanation, block_label, rf_box
-from gnet.charts import svg_doc, svg_text
+from gnet.charts import GRID_STROKE, MUTED, svg_doc, svg_text
 from gnet.colors import BRANCH_COLORS
 from gnet.features import LUT, ascii_label
 
@@ -174,9 +175,9 @@ def grid_svg(
             f'<rect x="{left + k * key_w / 40:.1f}" y="{key_y}" width="{key_w / 40 + 0.5:.1f}" height="10" '
             f'fill="{diverging_color(-v if flip else v, lim)}"/>'
         )
-    out.append(svg_text(left, key_y + 24, f"{-lim:+.3g}", 11, "start", fill="#555"))
-    out.append(svg_text(left + key_w / 2, key_y + 24, f"0 · {scale_label}", 11, fill="#555"))
-    out.append(svg_text(left + key_w, key_y + 24, f"{lim:+.3g}", 11, "end", fill="#555"))
+    out.append(svg_text(left, key_y + 24, f"{-lim:+.3g}", 11, "start", **MUTED))
+    out.append(svg_text(left + key_w / 2, key_y + 24, f"0 · {scale_label}", 11, **MUTED))
+    out.append(svg_text(left + key_w, key_y + 24, f"{lim:+.3g}", 11, "end", **MUTED))
     return svg_doc(width, height, out, title)
 
 
@@ -197,33 +198,54 @@ def evidence_heatmap(ex: Explanation) -> str:
     )
 
 
-def block_share_chart(ex: Explanation) -> go.Figure:
-    """Each block's grad x act split by branch, as signed shares of the block's total |grad x act|."""
-    shares = ex.block_shares()
-    raw = ex.matrix("grad_x_act")
+def block_share_svg(ex: Explanation) -> str:
+    """Each block's grad x act split by branch, as signed shares of the block's total |grad x act|: stacked bars,
+    positive shares up from zero and negative ones down (SVG: it changes with every target, see grid_svg). Each
+    segment is a <g class="share"> with data-block, data-branch, data-share and a hover <title>."""
+    shares, raw = ex.block_shares(), ex.matrix("grad_x_act")
     rows = [block_label(b) for b in ex.blocks]
-    fig = go.Figure()
-    for j, r in enumerate(BRANCHES):
-        fig.add_trace(
-            go.Bar(
-                name=r,
-                x=rows,
-                y=shares[:, j],
-                marker_color=BRANCH_COLORS[r],
-                customdata=raw[:, j],
-                hovertemplate=f"block %{{x}} · {r}: %{{y:.1%}} of the block's |grad×act|"
-                "<br>grad×act %{customdata:+.4g}<extra></extra>",
+    width, left, top, plot_h = 460, 52, 34, 240
+    ups = [float(np.nansum(np.clip(r, 0, None))) for r in shares]
+    downs = [float(np.nansum(np.clip(r, None, 0))) for r in shares]
+    hi = max(0.25, math.ceil(max(ups, default=0) * 4 - 1e-9) / 4)  # to the next 25 %
+    lo = min(0.0, math.floor(min(downs, default=0) * 4 + 1e-9) / 4)
+
+    def y_of(v: float) -> float:
+        return top + plot_h * (hi - v) / (hi - lo)
+
+    out = [
+        svg_text(4, 14, "Each block's share per branch (negative: evidence against)", 13, "start", font_weight="600")
+    ]
+    for k in range(round(lo * 4), round(hi * 4) + 1):
+        y = y_of(k / 4)
+        zero = ' stroke-width="1.5"' if k == 0 else ""
+        out.append(f'<line x1="{left}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}" {GRID_STROKE}{zero}/>')
+        out.append(svg_text(left - 6, y, f"{k * 25}%", 11, "end", **MUTED))
+    col_w = (width - left - 6) / max(len(rows), 1)
+    for i, name in enumerate(rows):
+        x = left + i * col_w + col_w * 0.15
+        up = down = 0.0
+        for j, r in enumerate(BRANCHES):
+            v = float(shares[i, j])
+            if not np.isfinite(v) or v == 0:
+                continue
+            base = up if v > 0 else down
+            y0, y1 = sorted((y_of(base), y_of(base + v)))
+            up, down = (up + v, down) if v > 0 else (up, down + v)
+            hover = f"block {name} · {r}: {v:.1%} of the block's |grad×act|; grad×act {raw[i, j]:+.4g}"
+            out.append(
+                f'<g class="share" data-block="{escape(name)}" data-branch="{r}" data-share="{v!r}">'
+                f"<title>{escape(hover)}</title>"
+                f'<rect x="{x:.1f}" y="{y0:.1f}" width="{col_w * 0.7:.1f}" height="{y1 - y0:.1f}" '
+                f'fill="{BRANCH_COLORS[r]}"/></g>'
             )
-        )
-    fig.update_layout(
-        barmode="relative",
-        title="Each block's share per branch (negative: evidence against)",
-        yaxis_tickformat=".0%",
-        height=340,
-        legend_title_text="branch",
-        margin=dict(l=10, r=10, t=50, b=10),
-    )
-    return fig
+        out.append(svg_text(left + (i + 0.5) * col_w, top + plot_h + 14, name, 12))
+    legend_y, x = top + plot_h + 38, float(left)
+    for r in BRANCHES:
+        out.append(f'<rect x="{x:.1f}" y="{legend_y - 6}" width="12" height="12" fill="{BRANCH_COLORS[r]}"/>')
+        out.append(svg_text(x + 16, legend_y, r, 12, "start"))
+        x += 60
+    return svg_doc(width, legend_y + 14, out, "each block's share of grad×act per branch")
 
 
 def ablation_heatmap(ex: Explanation) -> str:

@@ -150,7 +150,7 @@ def show_evidence(ex: A.Explanation) -> None:
     )
     a, b = st.columns(2)
     a.markdown(C.evidence_heatmap(ex), unsafe_allow_html=True)  # our SVG (st.html's sanitiser drops SVG)
-    b.plotly_chart(C.block_share_chart(ex), theme="streamlit", key="ex_share")
+    b.markdown(C.block_share_svg(ex), unsafe_allow_html=True)
 
 
 def show_ablation(ex: A.Explanation) -> None:

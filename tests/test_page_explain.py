@@ -55,7 +55,9 @@ def grids(at: AppTest) -> dict[str, dict]:
         if not m.value.startswith("<svg"):
             continue
         svg = ET.fromstring(m.value)
-        cells = svg.findall(f"{SVG}g")
+        cells = [g for g in svg.findall(f"{SVG}g") if g.get("class") == "cell"]
+        if not cells:
+            continue
         shape = (1 + max(int(c.get("data-row")) for c in cells), 1 + max(int(c.get("data-col")) for c in cells))
         z = np.full(shape, np.nan)
         for c in cells:
@@ -70,6 +72,16 @@ def grids(at: AppTest) -> dict[str, dict]:
 
 
 BLOCK_NAMES = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
+
+
+def block_shares(at: AppTest, blocks: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The block-share bars (SVG) as a blocks × branches matrix of signed shares, and their hover texts."""
+    svg = next(ET.fromstring(m.value) for m in at.markdown if "share of grad×act" in m.value[:400])
+    segments = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "share"]
+    z = np.zeros((len(blocks), len(A.BRANCHES)))
+    for g in segments:
+        z[blocks.index(g.get("data-block")), A.BRANCHES.index(g.get("data-branch"))] = float(g.get("data-share"))
+    return z, [g.find(f"{SVG}title").text for g in segments]
 
 
 def arr(v) -> np.ndarray:
@@ -153,6 +165,10 @@ def test_checkpoint_target_change_and_ablation_numbers(env):
     assert want.largest_drops(1)[0].sentence(want.label) in drops
     gxa = next(g for t, g in grids(at).items() if t.startswith("Where the evidence"))
     np.testing.assert_allclose(gxa["z"], want.matrix("grad_x_act"), rtol=1e-6, atol=1e-9)
+    shares, hovers = block_shares(at, [A.block_label(b) for b in want.blocks])
+    np.testing.assert_allclose(shares, np.nan_to_num(want.block_shares()), rtol=1e-9, atol=1e-12)
+    assert np.abs(shares).sum(1) == pytest.approx(1.0)  # each block's |shares| add up to the whole
+    assert hovers[0].startswith(f"block {A.block_label(next(iter(want.blocks)))} · b1: ") and "grad×act" in hovers[0]
 
     # any class, searched by name
     at.radio(key="ex_target_mode").set_value("Any class (search by name)")

@@ -42,7 +42,9 @@ def test_upload_shows_the_grid_and_a_click_picks_a_unit(app_server, page):
         )
     grid = images.nth(1).element_handle()
     assert page.evaluate("e => [e.naturalWidth, e.naturalHeight]", grid)[1] > 9 * 112  # 9 rows of thumbnails
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 2  # the block shares and the unit picker
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 1  # the unit picker (click to pick)
+    shares = page.locator('svg[aria-label^="each block\'s share"] g.share')
+    assert shares.count() >= 9 and shares.first.locator("title").count() == 1  # one segment per non-zero share
     for grid_title in ("Where the evidence for", "Zeroing one branch"):  # the two 9×4 SVG grids, hover titles kept
         cells = page.locator(f'svg[aria-label^="{grid_title}"] g.cell')
         assert cells.count() == 36 and cells.first.locator("title").count() == 1
@@ -50,7 +52,7 @@ def test_upload_shows_the_grid_and_a_click_picks_a_unit(app_server, page):
     screenshot(page, "explain_upload")
 
     # click the top-left cell of the unit picker (4d·b1, 14×14): row and column follow
-    picker = page.locator("[data-testid='stPlotlyChart']").nth(1)
+    picker = page.locator("[data-testid='stPlotlyChart']").first
     picker.scroll_into_view_if_needed()
     point = picker.locator("g.points path.point").first
     point.wait_for(timeout=30_000)
