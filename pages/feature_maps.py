@@ -117,21 +117,23 @@ def show_mosaics(ex: F.Extraction, k: int, ex_key: tuple) -> None:
 def show_shares(ex: F.Extraction, ex_key: tuple) -> None:
     stats = F.group_stats(ex)
     st.markdown(_shares_svg(ex_key, ex), unsafe_allow_html=True)  # our SVG (st.html's sanitiser drops SVG)
-    st.dataframe(
-        [
-            {
-                "branch": s.group,
-                "kernels": s.kernels,
-                "channels": s.channels,
-                "first output channel": s.first_channel,
-                "mean": round(s.mean, 4),
-                "max": round(s.max, 4),
-                "zeros": f"{s.zero_fraction:.1%}",
-                "share": f"{s.share:.1%}",
-            }
-            for s in stats
-        ],
-        hide_index=True,
+    st.markdown(
+        charts.table_html(
+            [
+                {
+                    "branch": s.group,
+                    "kernels": s.kernels,
+                    "channels": s.channels,
+                    "first output channel": s.first_channel,
+                    "mean": round(s.mean, 4),
+                    "max": round(s.max, 4),
+                    "zeros": f"{s.zero_fraction:.1%}",
+                    "share": f"{s.share:.1%}",
+                }
+                for s in stats
+            ]
+        ),
+        unsafe_allow_html=True,
     )
 
 
@@ -178,18 +180,20 @@ def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
         st.caption("Pick one or more branches to see how the top-5 changes without them.")
         return
     rows = F.ablation_rows(ex.logits, F.ablate(lm.model, ex, zeroed), lm.classes)
-    st.dataframe(
-        [
-            {
-                "class": r.label,
-                "before": f"{r.before:.2%}",
-                "after": f"{r.after:.2%}",
-                "rank before": r.rank_before,
-                "rank after": r.rank_after,
-            }
-            for r in rows
-        ],
-        hide_index=True,
+    st.markdown(
+        charts.table_html(
+            [
+                {
+                    "class": r.label,
+                    "before": f"{r.before:.2%}",
+                    "after": f"{r.after:.2%}",
+                    "rank before": r.rank_before,
+                    "rank after": r.rank_after,
+                }
+                for r in rows
+            ]
+        ),
+        unsafe_allow_html=True,
     )
     fig = charts.ablation_bars_fig([r.label for r in rows], [r.before for r in rows], [r.after for r in rows], zeroed)
     st.plotly_chart(fig, theme="streamlit")
@@ -261,25 +265,29 @@ def layer_view(
     with right:
         st.markdown("**Preprocessing**")
         st.caption(lm.preprocess.describe())
-        st.dataframe(
-            [
-                {
-                    "channel": i,
-                    "mean": round(float(c.mean()), 3),
-                    "min": round(float(c.min()), 3),
-                    "max": round(float(c.max()), 3),
-                }
-                for i, c in enumerate(x[0])
-            ],
-            hide_index=True,
+        st.markdown(
+            charts.table_html(
+                [
+                    {
+                        "channel": i,
+                        "mean": round(float(c.mean()), 3),
+                        "min": round(float(c.min()), 3),
+                        "max": round(float(c.max()), 3),
+                    }
+                    for i, c in enumerate(x[0])
+                ]
+            ),
+            unsafe_allow_html=True,
         )
 
     st.subheader("Top-5 predictions")
     if not lm.trained:
         st.caption("Untrained network: these classes are arbitrary.")
-    st.dataframe(
-        [{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"} for p in F.top_k(ex.logits, lm.classes)],
-        hide_index=True,
+    st.markdown(
+        charts.table_html(
+            [{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"} for p in F.top_k(ex.logits, lm.classes)]
+        ),
+        unsafe_allow_html=True,
     )
 
     st.subheader(

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.pagetest import offline_env, run_page, texts
+from tests.pagetest import html_tables, offline_env, run_page, texts
 from tests.test_checkpoint_loading import CLASSES, write_checkpoint
 from tests.test_pretrained import write_hub_weights, write_malicious
 
@@ -51,7 +51,7 @@ def test_offline_shows_an_untrained_network_clearly_labelled(env):
     assert len(at.get("image")) == 8
     labels = [d.proto.label for d in at.get("download_button")]
     assert "Download b3 grid (PNG)" in labels and "Download all activations of 3a (.npz)" in labels
-    preds = at.dataframe[1].value
+    preds = html_tables(at)[1]
     assert list(preds["rank"]) == [1, 2, 3, 4, 5]
     assert "224×224 (H×W)" in " ".join(c for i in at.get("image") for c in i.captions)
 
@@ -67,7 +67,7 @@ def test_layer_k_channel_and_ablation(env):
     at.multiselect(key="fm_ablate_inception4b").set_value(["b2", "b3"])
     at.number_input(key="fm_ch_inception4b_b1").set_value(3)
     run(at)
-    table = at.dataframe[-1].value
+    table = html_tables(at)[-1]
     assert {"class", "before", "after", "rank before", "rank after"} <= set(table.columns)
     assert set(range(1, 6)) <= set(table["rank before"]) and set(range(1, 6)) <= set(table["rank after"])
     assert any("b1 channel 3 = output channel 3" in c.value for c in at.caption)
@@ -93,7 +93,7 @@ def test_pretrained_weights_from_the_hub_cache(env):
     assert "b3: 1×1 → 3×3" in md  # read from torchvision's module, not the paper's 5×5
     assert "transform_input" in texts(at, "caption")
     assert all(
-        c in __import__("gnet.pretrained", fromlist=["x"]).imagenet_categories() for c in at.dataframe[1].value["class"]
+        c in __import__("gnet.pretrained", fromlist=["x"]).imagenet_categories() for c in html_tables(at)[1]["class"]
     )
 
 
@@ -156,7 +156,7 @@ def test_checkpoint_from_the_training_page(env):
     md = texts(at, "markdown")
     assert "checkpoint demo/last.pt (mini, epoch 3)" in md
     assert "Layer 3a: 56 channels, 16×16 maps" in texts(at, "subheader")  # mini 3a: 16+24+8+8 at 16×16
-    assert set(at.dataframe[1].value["class"]) <= set(CLASSES)
+    assert set(html_tables(at)[1]["class"]) <= set(CLASSES)
     assert "32×32 (H×W)" in " ".join(c for i in at.get("image") for c in i.captions)
 
 
