@@ -352,6 +352,14 @@ def aux_rows(report: NetworkReport) -> list[dict[str, object]]:
     return out
 
 
+_PERCENT = re.compile(r"^[-+]?\d[\d,]*(\.\d+)?%$")
+
+
+def _numeric_cell(v: object) -> bool:
+    """A number, a blank, or a percentage like '12.5%': right-aligned."""
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) or bool(_PERCENT.match(str(v)))
+
+
 _BRANCH_OF_PATH = re.compile(r"^inception\w+\.branch(\d)")
 
 
@@ -361,14 +369,16 @@ def table_html(
     row_color: Callable[[dict[str, object]], str | None] | None = None,
     max_height_px: int = 760,
     bold_last: bool = False,
+    wide: bool = False,
 ) -> str:
     """A read-only table as one HTML string (shown with st.markdown): the browser lays 80 rows out in a few ms,
     where st.dataframe's grid took ~250 ms to redraw on every change (issue 17). Numbers are right-aligned with
-    thousands separators, None is blank; `help` adds a column's tooltip, `row_color` a row's left rule."""
+    thousands separators (percentages too), None is blank; `help` adds a column's tooltip, `row_color` a row's
+    left rule; `wide` spreads the table over its column."""
     if not rows:
         return ""
     cols = list(rows[0])
-    numeric = {c for c in cols if all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows)}
+    numeric = {c for c in cols if all(_numeric_cell(r.get(c)) for r in rows)}
 
     def cell(v: object) -> str:
         if v is None:
@@ -397,7 +407,7 @@ def table_html(
         body.append(f"<tr{style or weight}>{tds}</tr>")
     return (
         f'<div class="gnet-table" style="max-height:{max_height_px}px;overflow:auto">'
-        f'<table style="width:100%;font-size:0.85rem"><thead><tr>{head}</tr></thead>'
+        f'<table style="width:{"100%" if wide else "auto"};font-size:0.85rem"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 

@@ -138,6 +138,7 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
             row_color=charts.layer_branch_color,
             max_height_px=760 if not expand else 900,
             bold_last=True,
+            wide=True,
         ),
         unsafe_allow_html=True,
     )

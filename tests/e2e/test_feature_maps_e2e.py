@@ -59,6 +59,9 @@ def test_upload_shows_branch_grids(app_server, page):
     page.keyboard.press("Escape")
     wait_for_app(page)
     page.get_by_text("without b2").first.wait_for(timeout=30_000)  # the before/after chart's legend
-    assert page.locator("[data-testid='stDataFrame']").count() == 4  # preprocessing, top-5, stats, ablation
+    tables = page.locator(".gnet-table table")  # preprocessing, top-5, branch stats, ablation
+    assert tables.count() == 4
+    assert tables.nth(1).locator("tr").count() == 1 + 5  # the header and the top-5
+    assert tables.nth(3).locator("tr").first.inner_text().split("\t")[:3] == ["class", "before", "after"]
     assert_no_exception(page)
     screenshot(page, "feature_maps_ablation")
