@@ -317,11 +317,7 @@ def telemetry_stat(key: str) -> str:
     )
 
 
-TELEMETRY_FIGS = {  # tab name -> figure builder
-    "heat": lambda records, stat, label: charts.telemetry_heatmap_fig(records, stat, label),
-    "lines": lambda records, stat, label: charts.telemetry_lines_fig(records, stat, label),
-    "aux": lambda records, stat, label: charts.aux_loss_fig(records),
-}
+TELEMETRY_TABS = {"heat": "Blocks × branches", "lines": "Lines per block", "aux": "Aux heads vs main loss"}
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
@@ -330,7 +326,11 @@ def cached_telemetry_fig(
 ) -> go.Figure:
     """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only.
     Only the open tab's figure is built."""
-    return TELEMETRY_FIGS[tab](_records, stat, label)
+    if tab == "heat":
+        return charts.telemetry_heatmap_fig(_records, stat, label)
+    if tab == "lines":
+        return charts.telemetry_lines_fig(_records, stat, label)
+    return charts.aux_loss_fig(_records)
 
 
 def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
@@ -348,10 +348,8 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     stat = telemetry_stat("tr_tel_stat")
     label = runs.TELEMETRY_STATS[stat]
     # Lazy tabs: a poll redraws the open tab's chart only (each redrawn plotly chart is remounted, issue 17).
-    tabs = st.tabs(
-        ["Blocks × branches", "Lines per block", "Aux heads vs main loss"], key="tr_tel_tab", on_change="rerun"
-    )
-    for tab, name in zip(tabs, TELEMETRY_FIGS):
+    tabs = st.tabs(list(TELEMETRY_TABS.values()), key="tr_tel_tab", on_change="rerun")
+    for tab, name in zip(tabs, TELEMETRY_TABS):
         if tab.open:
             fig = cached_telemetry_fig(
                 str(run_path), info.status.get("started"), len(records), stat, label, name, records
