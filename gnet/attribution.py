@@ -52,6 +52,7 @@ class AttributionError(ValueError):
 @dataclass(frozen=True)
 class BranchExplanation:
     gradcam: np.ndarray  # (H, W) float32 at the branch's resolution, before upsampling, not normalised
+    activation: np.ndarray  # (H, W) float32: the branch output's mean over its channels (the same for every target)
     grad_x_act: float  # sum over the branch output of A * dy/dA
     delta_logit: float  # ablated logit minus the unmodified one (nan when ablation was skipped)
     delta_prob: float  # ablated probability minus the unmodified one
@@ -344,6 +345,7 @@ def explain_many(
             )
             if out.shape != (4 * len(blocks), logits.shape[0]):
                 raise AttributionError(f"ablated logits shaped {tuple(out.shape)} are not this network's")
+        act_flat = torch.cat([a.detach().mean(dim=1)[0].flatten() for a in flat]).float().cpu().numpy()
     _sync(device)
     shared = (time.perf_counter() - t0) / len(tgts)
     labels = {b: branch_kernel_labels(getattr(model, b)) for b in blocks}
@@ -376,12 +378,15 @@ def explain_many(
             )
         _sync(device)
         seconds = shared + time.perf_counter() - t1
-        results.append(_unpack(packed, flat, blocks, tgt, classes, logits_cpu, labels, x, seconds, out is not None))
+        results.append(
+            _unpack(packed, act_flat, flat, blocks, tgt, classes, logits_cpu, labels, x, seconds, out is not None)
+        )
     return results
 
 
 def _unpack(
     packed: np.ndarray,
+    act_flat: np.ndarray,
     flat: Sequence[torch.Tensor],
     blocks: Sequence[str],
     tgt: int,
@@ -392,7 +397,8 @@ def _unpack(
     seconds: float,
     ablation: bool,
 ) -> Explanation:
-    """The packed CPU vector (36 maps, 36 grad×act, logit, prob, 36 × (Δlogit, Δprob)) as an Explanation."""
+    """The packed CPU vector (36 maps, 36 grad×act, logit, prob, 36 × (Δlogit, Δprob)) and the 36 mean-activation
+    maps (laid out as the Grad-CAM maps) as an Explanation."""
     n_cam = sum(a.shape[2] * a.shape[3] for a in flat)
     cam_flat, rest = packed[:n_cam], packed[n_cam:]
     gxa_np, logit_v, prob_v, delta_np = rest[: len(flat)], rest[len(flat)], rest[len(flat) + 1], rest[len(flat) + 2 :]
@@ -401,10 +407,11 @@ def _unpack(
     for i, a in enumerate(flat):
         hh, ww = a.shape[2], a.shape[3]
         cam = cam_flat[o : o + hh * ww].reshape(hh, ww).astype(np.float32)
+        act = act_flat[o : o + hh * ww].reshape(hh, ww)
         o += hh * ww
         block, branch = blocks[i // 4], BRANCHES[i % 4]
         dl, dp = (delta_np[2 * i], delta_np[2 * i + 1]) if ablation else (float("nan"), float("nan"))
-        result.setdefault(block, {})[branch] = BranchExplanation(cam, float(gxa_np[i]), float(dl), float(dp))
+        result.setdefault(block, {})[branch] = BranchExplanation(cam, act, float(gxa_np[i]), float(dl), float(dp))
     return Explanation(
         tgt,
         class_name(classes, tgt),

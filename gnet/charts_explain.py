@@ -280,12 +280,14 @@ def drop_sentences(ex: Explanation, n: int = 5) -> list[str]:
 
 
 def unit_picker(ex: Explanation, block: str, branch: str, row: int, col: int) -> go.Figure:
-    """One branch's Grad-CAM at its own resolution as clickable cells (a scatter of squares: plotly
-    heatmaps send no click selections), with the picked unit outlined."""
-    cam = ex.blocks[block][branch].gradcam
-    hh, ww = cam.shape
+    """One branch's units at its own resolution as clickable cells (a scatter of squares: plotly heatmaps send no
+    click selections), coloured by the branch's mean activation, with the picked unit outlined. It does not depend
+    on the target class, so switching the target leaves this chart as it is (no redraw in the browser)."""
+    act = ex.blocks[block][branch].activation
+    hh, ww = act.shape
     rr, cc = np.mgrid[0:hh, 0:ww]
     size = max(6, min(28, 420 // max(hh, ww)))
+    lo, hi = float(act.min()), float(act.max())
     fig = go.Figure(
         go.Scatter(
             x=cc.ravel(),
@@ -295,14 +297,15 @@ def unit_picker(ex: Explanation, block: str, branch: str, row: int, col: int) ->
             marker=dict(
                 symbol="square",
                 size=size,
-                color=cam.ravel(),
+                color=act.ravel(),
                 colorscale=[[0, "#f2f2f2"], [1, BRANCH_COLORS[branch]]],
-                cmin=0,
-                cmax=float(cam.max()) or 1.0,
+                cmin=lo,
+                cmax=hi if hi > lo else lo + 1.0,
                 showscale=False,
                 line=dict(width=0),
             ),
-            hovertemplate="row %{customdata[0]}, col %{customdata[1]}<br>Grad-CAM %{marker.color:.4g}<extra></extra>",
+            hovertemplate="row %{customdata[0]}, col %{customdata[1]}<br>mean activation %{marker.color:.4g}"
+            "<extra></extra>",
         )
     )
     fig.add_shape(
@@ -314,7 +317,7 @@ def unit_picker(ex: Explanation, block: str, branch: str, row: int, col: int) ->
         height=460,
         margin=dict(l=10, r=10, t=40, b=10),
         clickmode="event+select",
-        title=f"{block_label(block)}·{branch} Grad-CAM, {hh}×{ww}: click a unit",
+        title=f"{block_label(block)}·{branch} mean activation, {hh}×{ww}: click a unit",
     )
     return fig
 

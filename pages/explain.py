@@ -17,9 +17,9 @@ from gnet import attribution as A
 from gnet import charts_explain as C
 from gnet.devices import describe, pick_device
 from gnet.features import jpeg_bytes
-from gnet.images import ImageError, load, preprocess
+from gnet.images import ImageError
 from gnet.pretrained import LoadedModel, hub_weights_path
-from pages.sources import choose_model, file_mtime, load_chosen, read_image
+from pages.sources import choose_model, decoded, file_mtime, load_chosen, prepared, read_image
 from pages.ui import branch_chip, plain, use_app_navigation
 
 use_app_navigation()
@@ -71,6 +71,11 @@ def _gradcam_jpeg(
     model_key: str, image_key: str, target: int, scale: str, _ex: A.Explanation, _cropped: Image.Image
 ) -> bytes:
     return jpeg_bytes(C.gradcam_grid(_ex, _cropped, scale))
+
+
+@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
+def _input_jpeg(model_key: str, image_key: str, _cropped: Image.Image) -> bytes:
+    return jpeg_bytes(_cropped.resize((224, 224 * _cropped.height // _cropped.width)))
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
@@ -262,19 +267,18 @@ if picked is None:
     st.info("Upload an image or pick a sample.")
     st.stop()
 data, what = picked
+mkey, ikey = model_key(lm), hashlib.sha256(data).hexdigest()
 try:
-    loaded = load(data)
-    cropped, x = preprocess(loaded.image, lm.preprocess)
+    loaded = decoded(ikey, data)
+    cropped, x = prepared(ikey, mkey, loaded.image, lm.preprocess)
 except ImageError as e:
     st.error(f"Could not use {plain(what)}: {plain(e)}")
     st.stop()
 
-mkey, ikey = model_key(lm), hashlib.sha256(data).hexdigest()
 logits = _logits(mkey, ikey, lm, x)
 left, right = st.columns([1, 3])
 left.image(
-    cropped.resize((224, 224 * cropped.height // cropped.width)),
-    output_format="JPEG",
+    _input_jpeg(mkey, ikey, cropped),
     caption=f"{what}: what the network sees, {cropped.height}×{cropped.width} (H×W)",
 )
 with right:

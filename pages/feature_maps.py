@@ -16,9 +16,9 @@ from gnet import charts
 from gnet import features as F
 from gnet.colors import BRANCH_COLORS
 from gnet.devices import describe, pick_device
-from gnet.images import ImageError, LoadedImage, Preprocess, load, preprocess
+from gnet.images import ImageError, LoadedImage
 from gnet.pretrained import LoadedModel, ModelSource
-from pages.sources import choose_model, file_mtime, load_chosen, read_image
+from pages.sources import choose_model, decoded, file_mtime, load_chosen, prepared, read_image
 from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
 use_app_navigation()
@@ -38,18 +38,6 @@ def _model_key(source: ModelSource, lm: LoadedModel) -> ModelKey:
 def _extract(model_key: ModelKey, image_key: str, layer: str, _lm: LoadedModel, _x: torch.Tensor) -> F.Extraction:
     """Shared by all sessions like the model: the pages only read an Extraction, never change it."""
     return F.extract(_lm.model, _x, layer)
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _decoded(image_key: str, _data: bytes) -> LoadedImage:
-    return load(_data)
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _prepared(
-    image_key: str, model_key: ModelKey, _image: Image.Image, _pre: Preprocess
-) -> tuple[Image.Image, torch.Tensor]:
-    return preprocess(_image, _pre)
 
 
 def _ex_key(model_key: ModelKey, image_key: str, ex: F.Extraction) -> tuple:
@@ -221,8 +209,8 @@ if picked is None:
 data, what = picked
 image_key = hashlib.sha256(data).hexdigest()
 try:
-    loaded = _decoded(image_key, data)
-    cropped, x = _prepared(image_key, model_key, loaded.image, lm.preprocess)
+    loaded = decoded(image_key, data)
+    cropped, x = prepared(image_key, model_key, loaded.image, lm.preprocess)
 except ImageError as e:
     st.error(f"Could not use {plain(what)}: {plain(e)}")
     st.stop()

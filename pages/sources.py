@@ -12,9 +12,10 @@ from pathlib import Path
 
 import streamlit as st
 import torch
+from PIL import Image
 
 from gnet.checkpoints import CheckpointError
-from gnet.images import FORMAT_NAMES
+from gnet.images import FORMAT_NAMES, LoadedImage, Preprocess, load, preprocess
 from gnet.pretrained import (
     LoadedModel,
     ModelSource,
@@ -44,6 +45,20 @@ SOURCE_LABELS = {
 def cached_model(kind: str, path: str, mtime: float, device: str) -> LoadedModel:
     """One model per (source, file, device) for the whole process; mtime makes a rewritten file reload."""
     return load_model(ModelSource(kind, path), torch.device(device))
+
+
+# The decoded image and the model's input, cached by the image's hash (and the model's preprocessing): shared by
+# every session like the model, and only ever read. A rerun that changes neither decodes nothing again.
+@st.cache_resource(max_entries=8, show_spinner=False)
+def decoded(image_key: str, _data: bytes) -> LoadedImage:
+    return load(_data)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def prepared(
+    image_key: str, model_key: object, _image: Image.Image, _pre: Preprocess
+) -> tuple[Image.Image, torch.Tensor]:
+    return preprocess(_image, _pre)
 
 
 def file_mtime(path: str) -> float:

@@ -355,9 +355,17 @@ def test_figures_carry_the_numbers():
         f"{biggest_drop.before:.2%} → {biggest_drop.after:.2%}" in cell.find("{http://www.w3.org/2000/svg}title").text
     )
     pick = unit_picker(ex, "inception4a", "b3", 2, 5)
-    cam = ex.blocks["inception4a"]["b3"].gradcam
-    assert len(pick.data[0].x) == cam.size
-    np.testing.assert_allclose(np.array(pick.data[0].marker.color), cam.ravel())
+    # the oracle: the branch's output from a forward hook, averaged over its channels
+    seen = {}
+    handle = model.inception4a.branch3.register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach()))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    want = seen["out"][0].mean(0).numpy()
+    assert len(pick.data[0].x) == want.size
+    np.testing.assert_allclose(np.array(pick.data[0].marker.color), want.ravel(), rtol=1e-5, atol=1e-7)
+    # the same for every target: switching the target leaves the chart (and its element) unchanged
+    assert unit_picker(A.explain(model, x, 7), "inception4a", "b3", 2, 5).to_json() == pick.to_json()
     img = load(SAMPLES[0].read_bytes()).image.resize((32, 32))
     shared, per_row = gradcam_grid(ex, img, "shared"), gradcam_grid(ex, img, "row")
     assert shared.size == per_row.size and shared.tobytes() != per_row.tobytes()

@@ -200,8 +200,16 @@ def test_pick_a_receptive_field(env):
         assert f"{b} (" in caps and f"theoretical {sizes[b]}×{sizes[b]} px" in caps
     assert "The four branches of 3b at (2, 13)" in texts(at, "markdown")
     picker = next(f for t, f in charts(at).items() if "click a unit" in t)
-    assert picker["layout"]["title"]["text"].startswith("3b·b3 Grad-CAM, 16×16")
+    assert picker["layout"]["title"]["text"].startswith("3b·b3 mean activation, 16×16")
     assert arr(picker["data"][0]["x"]).size == 16 * 16
+    # another target class: the picker is sent again exactly as it was (so the browser keeps it as it is)
+    spec = next(c.proto.spec for c in at.get("plotly_chart") if "click a unit" in c.proto.spec)
+    _, x = preprocess(load(FIRST_SAMPLE.read_bytes()).image, lm.preprocess)
+    second = int(np.argsort(-A.predict(lm.model, x), kind="stable")[1])
+    at.selectbox(key="ex_top5").set_value(second)
+    run(at)
+    assert f"(class {second})" in target_line(at)
+    assert next(c.proto.spec for c in at.get("plotly_chart") if "click a unit" in c.proto.spec) == spec
 
     # a smaller block: the position is clamped to its 8×8 grid, nothing breaks
     at.selectbox(key="ex_rf_block").set_value("inception4b")
