@@ -257,21 +257,68 @@ def test_spawn_detaches_the_trainer_and_sends_its_output_to_the_log(tmp_path, fa
     assert runs.read_json(run / "launcher.json") == {"pid": pid, "started": updated}
 
 
-def test_background_jobs_run_at_a_lower_cpu_priority(tmp_path, monkeypatch):
-    """Runs, sweep schedulers and visualisations yield the CPU to the pages. The oracle is the kernel's own
-    nice value in /proc, read by the child once the launcher has returned (it waits for the go file)."""
+# Reports its own nice value from /proc (the kernel's), once the launcher has returned (it waits for the go file).
+NICE_REPORTER = '#!/bin/sh\nwhile [ ! -e "$GO" ]; do sleep 0.01; done\necho "nice=$(cut -d" " -f19 /proc/$$/stat)"\n'
+
+# In a fresh interpreter (its niceness cannot be undone): run at nice 15, launch, print what the child reported.
+LAUNCH_AT_15 = """
+import os, sys
+from pathlib import Path
+from gnet import runs
+os.nice(15 - os.getpriority(os.PRIO_PROCESS, 0))
+sys.executable = sys.argv[1]
+log = Path(sys.argv[2])
+pid = runs.spawn_background(["train"], log)
+Path(os.environ["GO"]).touch()
+os.waitpid(pid, 0)
+print(log.read_text().strip())
+"""
+
+
+@pytest.fixture
+def nice_reporter(tmp_path, monkeypatch) -> Path:
     script = tmp_path / "fake-python"
-    script.write_text(
-        '#!/bin/sh\nwhile [ ! -e "$GO" ]; do sleep 0.01; done\necho "nice=$(cut -d" " -f19 /proc/$$/stat)"\n'
-    )
+    script.write_text(NICE_REPORTER)
     script.chmod(0o755)
-    monkeypatch.setattr(sys, "executable", str(script))
     monkeypatch.setenv("GO", str(tmp_path / "go"))
+    return script
+
+
+def test_background_jobs_run_at_a_lower_cpu_priority(tmp_path, monkeypatch, nice_reporter):
+    """Runs, sweep schedulers and visualisations yield the CPU to the pages (nice 10 from an app at 0)."""
+    monkeypatch.setattr(sys, "executable", str(nice_reporter))
     pid = runs.spawn_background(["train"], tmp_path / "log.txt")
     (tmp_path / "go").touch()
     os.waitpid(pid, 0)
     expected = max(runs.BACKGROUND_NICE, os.getpriority(os.PRIO_PROCESS, 0))
     assert (tmp_path / "log.txt").read_text() == f"nice={expected}\n"
+
+
+def test_a_background_job_never_runs_above_the_apps_own_priority(tmp_path, nice_reporter):
+    """An app already at nice 15 launches its jobs at 15, never back up at 10."""
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCH_AT_15, str(nice_reporter), str(tmp_path / "log.txt")],
+        cwd=runs.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "nice=15"
+
+
+def test_a_priority_that_cannot_be_set_does_not_fail_the_launch(tmp_path, monkeypatch, nice_reporter):
+    """The child may be gone (or the system may refuse) before its priority is set: the launch still returns it."""
+
+    def refuse(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(sys, "executable", str(nice_reporter))
+    monkeypatch.setattr(os, "setpriority", refuse)
+    pid = runs.spawn_background(["train"], tmp_path / "log.txt")
+    (tmp_path / "go").touch()
+    os.waitpid(pid, 0)
+    assert (tmp_path / "log.txt").read_text() == f"nice={os.getpriority(os.PRIO_PROCESS, 0)}\n"
 
 
 def test_start_creates_the_run_marks_it_starting_and_launches_it(tmp_path, fake_python):
