@@ -650,6 +650,16 @@ def compare_runs_fig(epochs_by_run: dict[str, list[dict]]) -> go.Figure:
     return go.Figure(data=traces, layout=layout)
 
 
+def thinned(rows: list[Any], most: int) -> list[Any]:
+    """Every k-th row and the last, at most about `most`: a long run's curve or slider keeps its shape at a
+    bounded size (a live page rebuilds it on every poll)."""
+    k = -(-len(rows) // most) if rows else 1
+    return rows if k <= 1 else rows[::k] + ([rows[-1]] if (len(rows) - 1) % k else [])
+
+
+MAX_HEATMAP_FRAMES = 60  # the heatmap's step slider: every k-th telemetry record and the latest
+
+
 def telemetry_series(records: list[dict], stat: str) -> tuple[list[int], dict[tuple[str, str], list[float]]]:
     """Steps and, per (block, branch) in network order, the statistic at each step (nan where missing)."""
     steps = [int(r["step"]) for r in records]
@@ -701,7 +711,7 @@ def _color_range(series: dict[tuple[str, str], list[float]]) -> tuple[float, flo
 
 def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go.Figure:
     """The blocks × branches grid (9 × 4 for GoogLeNet) of one statistic, with a slider over the recorded
-    steps (the latest shown). Colours are log10 of the value on one scale for all steps; hover shows the value."""
+    steps (at most about MAX_HEATMAP_FRAMES of them, the latest shown). Colours are log10 of the value on one scale for all steps; hover shows the value."""
     steps, series = telemetry_series(records, stat)
     fig = go.Figure()
     if not steps or not series:
@@ -727,7 +737,8 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
         )
 
     fig.add_trace(heat(last))
-    fig.frames = [go.Frame(data=[heat(i)], name=str(s)) for i, s in enumerate(steps)]
+    shown = thinned(list(range(len(steps))), MAX_HEATMAP_FRAMES)  # frame i is record i; the latest is always one
+    fig.frames = [go.Frame(data=[heat(i)], name=str(steps[i])) for i in shown]
     fig.update_layout(
         height=460,
         margin=dict(l=10, r=10, t=40, b=10),
@@ -735,7 +746,7 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
         yaxis=dict(autorange="reversed", title="block", type="category"),
         sliders=[
             dict(
-                active=last,
+                active=len(shown) - 1,
                 currentvalue=dict(prefix="step "),
                 pad=dict(t=30),
                 steps=[
@@ -747,7 +758,7 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
                             dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0)),
                         ],
                     )
-                    for s in steps
+                    for s in (steps[i] for i in shown)
                 ],
             )
         ],

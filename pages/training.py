@@ -40,7 +40,7 @@ use_app_navigation()
 USER_ERRORS = (ConfigError, SpecError, runs.RunError, DataError, CheckpointError)
 DESIGNED = "Designed in Network Explorer"
 POLL_S = 1.5
-PREDICTIONS_EVERY_S = 10.0
+PREDICTIONS_EVERY_S = 30.0
 STEP_KEYS = ("step", "epoch", "loss", "acc", "images_per_s")
 EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -276,19 +276,13 @@ def fmt_eta(seconds: float) -> str:
 MAX_CURVE_POINTS = 600  # per-step points drawn: a long run's poll would otherwise resend every step it ever logged
 
 
-def thinned(rows: list[dict], most: int = MAX_CURVE_POINTS) -> list[dict]:
-    """Every k-th row and the last, at most about `most`: the curve's shape, at a bounded size per poll."""
-    k = -(-len(rows) // most) if rows else 1
-    return rows if k <= 1 else rows[::k] + ([rows[-1]] if (len(rows) - 1) % k else [])
-
-
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_curves(
     run: str, started: object, n_steps: int, n_epochs: int, _steps: list[dict], _epochs: list[dict]
 ) -> go.Figure:
     """Built again only when the run (its start time tells a re-created one apart) logged something new: the
     records are append-only. Shared by the sessions watching the run, and read-only."""
-    return charts.training_curves_fig(thinned(_steps), _epochs)
+    return charts.training_curves_fig(charts.thinned(_steps, MAX_CURVE_POINTS), _epochs)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -258,7 +258,10 @@ def test_spawn_detaches_the_trainer_and_sends_its_output_to_the_log(tmp_path, fa
 
 
 # Reports its own nice value from /proc (the kernel's), once the launcher has returned (it waits for the go file).
-NICE_REPORTER = '#!/bin/sh\nwhile [ ! -e "$GO" ]; do sleep 0.01; done\necho "nice=$(cut -d" " -f19 /proc/$$/stat)"\n'
+NICE_REPORTER = (  # gives up after about 30 s, so a failing test leaves no process behind
+    '#!/bin/sh\nn=0\nwhile [ ! -e "$GO" ] && [ $n -lt 3000 ]; do sleep 0.01; n=$((n + 1)); done\n'
+    'echo "nice=$(cut -d" " -f19 /proc/$$/stat)"\n'
+)
 
 # In a fresh interpreter (its niceness cannot be undone): run at nice 15, launch, print what the child reported.
 LAUNCH_AT_15 = """

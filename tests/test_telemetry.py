@@ -276,6 +276,22 @@ def test_heatmap_is_blocks_by_branches_with_a_frame_per_step_and_the_latest_show
     assert "no telemetry" in charts.telemetry_heatmap_fig([], "out_rms").layout.title.text
 
 
+def test_a_long_runs_heatmap_slider_is_thinned_and_ends_at_the_latest_step():
+    """A run with 150 telemetry records: at most ~MAX_HEATMAP_FRAMES frames, evenly spaced, the last one the latest
+    record, each frame still holding its own step's values; the slider's labels are the frames' steps."""
+    from gnet import charts
+
+    recs = fake_records(150)
+    fig = charts.telemetry_heatmap_fig(recs, "out_rms")
+    names = [f.name for f in fig.frames]
+    assert len(names) <= charts.MAX_HEATMAP_FRAMES + 1 and names[0] == "1" and names[-1] == str(recs[-1]["step"])
+    assert [s.label for s in fig.layout.sliders[0].steps] == names and fig.layout.sliders[0].active == len(names) - 1
+    for frame in (fig.frames[1], fig.frames[-1]):
+        rec = next(r for r in recs if str(r["step"]) == frame.name)
+        assert frame.data[0].z[0][0] == pytest.approx(math.log10(rec["branches"][BLOCKS[0]]["b1"]["out_rms"]))
+    assert fig.data[0].z == fig.frames[-1].data[0].z
+
+
 def test_lines_per_block_aux_and_compare_figures():
     from gnet import charts
     from gnet.colors import BRANCH_COLORS
