@@ -368,8 +368,13 @@ def spawn_background(argv: list[str], log: Path) -> int:
             start_new_session=True,
         )
     # The child is still starting Python: the threads torch makes later inherit its priority. Only ever lower it.
+    nice = max(BACKGROUND_NICE, os.getpriority(os.PRIO_PROCESS, 0))
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, proc.pid, max(BACKGROUND_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
+        os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
+    # Linux shares the CPU between sessions first (autogroup) and applies nice only inside each: the job's new
+    # session needs the lower priority too, or the pages' session still gets only half the CPU beside it.
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{proc.pid}/autogroup").write_text(f"{nice}\n")
     return proc.pid
 
 

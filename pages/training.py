@@ -41,6 +41,7 @@ USER_ERRORS = (ConfigError, SpecError, runs.RunError, DataError, CheckpointError
 DESIGNED = "Designed in Network Explorer"
 POLL_S = 1.5
 PREDICTIONS_EVERY_S = 30.0
+TELEMETRY_REDRAW_S = 15.0
 STEP_KEYS = ("step", "epoch", "loss", "acc", "images_per_s")
 EPOCH_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -327,6 +328,18 @@ def cached_telemetry_fig(
     return charts.aux_loss_fig(_records)
 
 
+def _throttled(records: list[dict], run: str, live: bool) -> list[dict]:
+    """While a run trains, its telemetry charts move on at most every TELEMETRY_REDRAW_S: between those, a poll
+    shows the same records (append-only, so a prefix), sends the same figure, and the browser keeps the chart
+    instead of redrawing a figure of some 50 kB every poll."""
+    shown = st.session_state.get("tr_tel_shown")
+    now = time.monotonic()
+    if live and shown and shown[0] == run and now - shown[1] < TELEMETRY_REDRAW_S and shown[2] <= len(records):
+        return records[: shown[2]]
+    st.session_state["tr_tel_shown"] = (run, now, len(records))
+    return records
+
+
 def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     """Per-branch statistics of the run (live while it trains)."""
     st.markdown("**Branch telemetry**")
@@ -339,6 +352,7 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
             else "No telemetry yet: it is recorded at step 1 and every few steps (the 'Telemetry every' option)."
         )
         return
+    records = _throttled(records, str(run_path), info.active)
     stat = telemetry_stat("tr_tel_stat")
     label = runs.TELEMETRY_STATS[stat]
     # Lazy tabs: a poll redraws the open tab's chart only (each redrawn plotly chart is remounted, issue 17).
@@ -350,7 +364,8 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
             )
             tab.plotly_chart(fig, theme="streamlit", key=f"tr_tel_{name}_{run_path.name}")
     st.caption(
-        f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}. "
+        f"{len(records)} telemetry record{'s' if len(records) > 1 else ''}, last at step {records[-1]['step']:,}"
+        + (f" (redrawn every {TELEMETRY_REDRAW_S:.0f} s while the run trains). " if info.active else ". ")
         + (
             'TensorBoard reads this run too: `tensorboard --logdir "$GNET_RUNS_DIR"` (the runs folder; default `runs`).'
             if tensorboard_available()

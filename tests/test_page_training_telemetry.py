@@ -110,3 +110,37 @@ def test_page_says_how_to_turn_tensorboard_on_when_it_is_missing(root, monkeypat
     at = page(root, monkeypatch, "fast")
     captions = " ".join(str(c.value) for c in at.caption)
     assert "pip install tensorboard" in captions and "tensorboard --logdir" not in captions
+
+
+def test_a_live_runs_telemetry_is_redrawn_at_most_every_few_seconds(root, monkeypatch, tmp_path):
+    """While a run trains, a poll that finds new telemetry keeps showing the same records (and so sends the same
+    figure) until TELEMETRY_REDRAW_S has passed; a finished run always shows all of them. The run is "live" as
+    the page judges it: status running, this process's pid on this host, a fresh heartbeat."""
+    import os
+    import shutil
+    import socket
+    import time
+
+    live = tmp_path / "runs" / "live"
+    shutil.copytree(root / "fast", live)
+    runs.write_status(live, "running", pid=os.getpid(), host=socket.gethostname())
+    runs.touch_heartbeat(live)
+    at = page(live.parent, monkeypatch, "live")
+    assert runs.read_run(live).active
+    caption = next(c.value for c in at.caption if "telemetry record" in c.value)
+    assert caption.startswith("3 telemetry records, last at step 3 (redrawn every 15 s while the run trains)")
+    spec = chart(at, "per block and branch")
+    more = runs.read_telemetry(live)[-1]
+    runs.append_jsonl(live / runs.TELEMETRY, [{**more, "step": 4}, {**more, "step": 5}])
+    at.run()  # the next poll, within the redraw interval: the same records, the same figure
+    assert any(c.value.startswith("3 telemetry records, last at step 3") for c in at.caption)
+    assert chart(at, "per block and branch") == spec
+    run, _, n = at.session_state["tr_tel_shown"]
+    at.session_state["tr_tel_shown"] = (run, time.monotonic() - 60, n)  # as if the interval had passed
+    at.run()
+    assert any(c.value.startswith("5 telemetry records, last at step 5") for c in at.caption)
+    assert len(chart(at, "per block and branch")["frames"]) == 5
+    runs.write_status(live, "finished", pid=os.getpid(), host=socket.gethostname())
+    runs.append_jsonl(live / runs.TELEMETRY, [{**more, "step": 6}])
+    at.run()  # ended: everything, at once
+    assert any(c.value.startswith("6 telemetry records, last at step 6.") for c in at.caption)
