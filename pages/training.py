@@ -280,10 +280,10 @@ MAX_CURVE_POINTS = 600  # per-step points drawn: a long run's poll would otherwi
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_curves(
     run: str, started: object, n_steps: int, n_epochs: int, _steps: list[dict], _epochs: list[dict]
-) -> go.Figure:
+) -> str:
     """Built again only when the run (its start time tells a re-created one apart) logged something new: the
-    records are append-only. Shared by the sessions watching the run, and read-only."""
-    return charts.training_curves_fig(charts.thinned(_steps, MAX_CURVE_POINTS), _epochs)
+    records are append-only. Shared by the sessions watching the run."""
+    return charts.training_curves_svg(charts.thinned(_steps, MAX_CURVE_POINTS), _epochs)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -422,10 +422,9 @@ def show_run(run_path: Path, page_state: str) -> None:
             + (f" · {s['precision']}" if s.get("precision") else "")
         )
     if records:
-        st.plotly_chart(
+        st.markdown(  # inline SVG: redrawn every poll, where a changed plotly chart is remounted (issue 17)
             cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs),
-            theme="streamlit",
-            key=f"tr_curves_{run_path.name}",
+            unsafe_allow_html=True,
         )
     else:
         st.caption("Waiting for the first metrics (loading data and building the network)…")

@@ -239,3 +239,29 @@ def test_rows_csv_reads_back_with_the_csv_module():
     rows = [{"layer": "conv1", "params": 3_200, "note": "a, b"}, {"layer": "total", "params": 9, "note": None}]
     back = list(csv.DictReader(io.StringIO(charts.rows_csv(rows))))
     assert back == [{"layer": "conv1", "params": "3200", "note": "a, b"}, {"layer": "total", "params": "9", "note": ""}]
+
+
+def test_training_curves_svg_draws_every_finite_point_in_its_panel():
+    import json
+
+    steps = [{"epoch": i / 4, "loss": 2.0 - i / 10, "acc": i / 20} for i in range(1, 9)]
+    steps[3]["loss"] = float("nan")  # a diverged window is left out, not drawn at 0 or off the chart
+    epochs = [
+        {"epoch": e, "train_loss": 1.5 / e, "train_acc": 0.3 * e, "test_loss": 1.6 / e, "test_acc": 0.28 * e}
+        for e in (1, 2)
+    ]
+    svg = ET.fromstring(charts.training_curves_svg(steps, epochs))
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = {(p.get("data-panel"), p.get("data-series")): p for p in svg.iter(f"{ns}polyline")}
+    assert set(lines) == {(k, s) for k in ("loss", "acc") for s in ("train (per step)", "train (epoch)", "test")}
+    got = json.loads(lines[("loss", "train (per step)")].get("data-points"))
+    assert got == [[r["epoch"], r["loss"]] for r in steps if r["loss"] == r["loss"]]  # NaN dropped
+    assert json.loads(lines[("acc", "test")].get("data-points")) == [[1, 0.28], [2, 0.56]]
+    for p in lines.values():  # every point inside its panel's box, x increasing
+        xy = [tuple(map(float, c.split(","))) for c in p.get("points").split()]
+        assert all(30 <= y <= 250 for _, y in xy) and [x for x, _ in xy] == sorted(x for x, _ in xy)
+    titles = [t.text for t in svg.iter(f"{ns}title")]
+    assert "epoch 2 · test acc: 56.00%" in titles and len(titles) == 2 * 2 * 2  # 2 panels × 2 epoch lines × 2 epochs
+    texts = [t.text for t in svg.iter(f"{ns}text")]
+    assert {"Loss", "Accuracy", "train (per step)", "train (epoch)", "test", "100%"} <= set(texts)
+    assert charts.training_curves_svg([], []).startswith("<svg")  # nothing logged yet: empty panels, no error
