@@ -16,10 +16,10 @@ from PIL import Image
 from gnet import attribution as A
 from gnet import charts_explain as C
 from gnet.devices import describe, pick_device
-from gnet.features import jpeg_bytes
 from gnet.images import ImageError
-from gnet.pretrained import LoadedModel, hub_weights_path
-from pages.sources import choose_model, decoded, file_mtime, load_chosen, prepared, read_image
+from gnet.pretrained import LoadedModel
+from pages import explain_data as D
+from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
 from pages.ui import branch_chip, plain, use_app_navigation
 
 use_app_navigation()
@@ -27,87 +27,9 @@ use_app_navigation()
 TARGET_MODES = ("One of the top 5", "Any class (search by name)")
 
 
-# Cached per (model, image, target): the model and the tensor are not hashed (leading underscore),
-# the key says which they are. Results are small (36 maps of at most 28×28 and a few numbers).
-@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _logits(model_key: str, image_key: str, _lm: LoadedModel, _x: torch.Tensor) -> np.ndarray:
-    return A.predict(_lm.model, _x)
-
-
-@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
-def _ablations(model_key: str, image_key: str, _lm: LoadedModel, _x: torch.Tensor) -> np.ndarray:
-    """Once per image: they do not depend on the target, and are most of an explanation's time."""
-    return A.ablation_logits(_lm.model, _x)
-
-
-@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _explain_top(
-    model_key: str, image_key: str, targets: tuple[int, ...], _lm: LoadedModel, _x: torch.Tensor
-) -> dict[int, A.Explanation]:
-    """The top-5 classes together (one forward, five backwards): switching between them is a lookup."""
-    ablated = _ablations(model_key, image_key, _lm, _x)
-    return {e.target: e for e in A.explain_many(_lm.model, _x, targets, _lm.classes, ablated=ablated)}
-
-
-@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _explain(model_key: str, image_key: str, target: int, _lm: LoadedModel, _x: torch.Tensor) -> A.Explanation:
-    return A.explain(_lm.model, _x, target, _lm.classes, ablated=_ablations(model_key, image_key, _lm, _x))
-
-
-def top_classes(logits: np.ndarray, n: int = 5) -> list[int]:
-    return [int(i) for i in np.argsort(-logits, kind="stable")[:n]]
-
-
-@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _fields(
-    model_key: str, image_key: str, block: str, row: int, col: int, _lm: LoadedModel, _x: torch.Tensor
-) -> A.EmpiricalRF:
-    return A.receptive_fields(_lm.model, _x, block, row, col)
-
-
-# Images are cached as JPEG bytes by what they show: a rerun that changes neither redraws nor re-encodes them.
-@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _gradcam_jpeg(
-    model_key: str, image_key: str, target: int, scale: str, _ex: A.Explanation, _cropped: Image.Image
-) -> bytes:
-    return jpeg_bytes(C.gradcam_grid(_ex, _cropped, scale))
-
-
-@st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
-def _input_jpeg(model_key: str, image_key: str, _cropped: Image.Image) -> bytes:
-    return jpeg_bytes(_cropped.resize((224, 224 * _cropped.height // _cropped.width)))
-
-
-@st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def _rf_jpegs(
-    model_key: str,
-    image_key: str,
-    block: str,
-    row: int,
-    col: int,
-    branch: str,
-    _rf: A.EmpiricalRF,
-    _cropped: Image.Image,
-) -> dict[str, bytes]:
-    """The chosen branch's image alone and with its heat, and each branch's heat at 280 px."""
-    return {
-        "plain": jpeg_bytes(C.rf_image(_cropped, _rf, branch, heat=False)),
-        "heat": jpeg_bytes(C.rf_image(_cropped, _rf, branch)),
-        **{b: jpeg_bytes(C.rf_image(_cropped, _rf, b, size=280)) for b in A.BRANCHES},
-    }
-
-
-def model_key(lm: LoadedModel) -> str:
-    """Which weights these are: the file (the hub cache file for the pretrained net) and its mtime, so a
-    replaced file never meets explanations cached for the old one."""
-    s = lm.source
-    path = str(hub_weights_path()) if s.kind == "pretrained" else s.path
-    return f"{s.kind}|{path}|{file_mtime(path) if path else 0.0}|{lm.device}|{lm.label}"
-
-
 def choose_target(lm: LoadedModel, logits: np.ndarray) -> int:
     probs = torch.softmax(torch.from_numpy(logits).double(), 0).numpy()
-    top = top_classes(logits)
+    top = D.top_classes(logits)
     c1, c2 = st.columns([1, 2])
     mode = c1.radio("Target class", TARGET_MODES, key="ex_target_mode")
     if mode == TARGET_MODES[0]:
@@ -141,7 +63,7 @@ def show_gradcam(ex: A.Explanation, cropped: Image.Image, mkey: str, ikey: str) 
         "(Selvaraju et al.), upsampled onto the image in the branch's colour. Rows: blocks; columns: branches."
     )
     st.image(
-        _gradcam_jpeg(mkey, ikey, ex.target, scale, ex, cropped),
+        D.gradcam_jpeg(mkey, ikey, ex.target, scale, ex, cropped),
         caption=f"Grad-CAM for '{ex.label}', colour scale: "
         + ("shared by all maps" if scale == "shared" else "per row (each block's own maximum)"),
     )
@@ -212,13 +134,13 @@ def show_receptive_fields(
     row = int(c3.number_input(f"Row (0–{hh - 1})", 0, hh - 1, key="ex_row"))
     col = int(c4.number_input(f"Column (0–{ww - 1})", 0, ww - 1, key="ex_col"))
     try:
-        rf = _fields(mkey, ikey, block, row, col, lm, x)
+        rf = D.fields(mkey, ikey, block, row, col, lm, x)
     except A.AttributionError as e:
         st.error(plain(e))
         return
     left, mid, right = st.columns([4, 3, 3])
     left.plotly_chart(
-        C.unit_picker(ex, block, branch, row, col),
+        D.unit_picker(mkey, ikey, block, branch, row, col, ex),
         theme="streamlit",
         key="ex_pick_chart",
         on_select="rerun",
@@ -226,7 +148,7 @@ def show_receptive_fields(
         config={"displayModeBar": False},
     )
     t = rf.theory[branch]
-    jpegs = _rf_jpegs(mkey, ikey, block, row, col, branch, rf, cropped)
+    jpegs = D.rf_jpegs(mkey, ikey, block, row, col, branch, rf, cropped)
     mid.image(
         jpegs["plain"],
         caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "
@@ -267,7 +189,7 @@ if picked is None:
     st.info("Upload an image or pick a sample.")
     st.stop()
 data, what = picked
-mkey, ikey = model_key(lm), hashlib.sha256(data).hexdigest()
+mkey, ikey = D.model_key(lm), hashlib.sha256(data).hexdigest()
 try:
     loaded = decoded(ikey, data)
     cropped, x = prepared(ikey, mkey, loaded.image, lm.preprocess)
@@ -275,10 +197,10 @@ except ImageError as e:
     st.error(f"Could not use {plain(what)}: {plain(e)}")
     st.stop()
 
-logits = _logits(mkey, ikey, lm, x)
+logits = D.class_logits(mkey, ikey, lm, x)
 left, right = st.columns([1, 3])
 left.image(
-    _input_jpeg(mkey, ikey, cropped),
+    D.input_jpeg(mkey, ikey, cropped),
     caption=f"{what}: what the network sees, {cropped.height}×{cropped.width} (H×W)",
 )
 with right:
@@ -287,11 +209,11 @@ with right:
         st.caption("Untrained network: these classes are arbitrary.")
     with st.spinner("Explaining: one forward and one backward pass for all branches, then the ablations…"):
         try:
-            top = tuple(top_classes(logits))
+            top = tuple(D.top_classes(logits))
             ex = (
-                _explain_top(mkey, ikey, top, lm, x)[int(target)]
+                D.explain_top(mkey, ikey, top, lm, x)[int(target)]
                 if int(target) in top
-                else _explain(mkey, ikey, int(target), lm, x)
+                else D.explain(mkey, ikey, int(target), lm, x)
             )
         except A.AttributionError as e:
             st.error(plain(e))
