@@ -197,34 +197,47 @@ except ImageError as e:
     st.error(f"Could not use {plain(what)}: {plain(e)}")
     st.stop()
 
-logits = D.class_logits(mkey, ikey, lm, x)
-left, right = st.columns([1, 3])
-left.image(
-    D.input_jpeg(mkey, ikey, cropped),
-    caption=f"{what}: what the network sees, {cropped.height}×{cropped.width} (H×W)",
-)
-with right:
-    target = choose_target(lm, logits)
-    if not lm.trained:
-        st.caption("Untrained network: these classes are arbitrary.")
-    with st.spinner("Explaining: one forward and one backward pass for all branches, then the ablations…"):
-        try:
-            top = tuple(D.top_classes(logits))
-            ex = (
-                D.explain_top(mkey, ikey, top, lm, x)[int(target)]
-                if int(target) in top
-                else D.explain(mkey, ikey, int(target), lm, x)
-            )
-        except A.AttributionError as e:
-            st.error(plain(e))
-            st.stop()
-    st.markdown(
-        f"**Target:** {plain(ex.label)} (class {ex.target}) · logit {ex.logit:.3f} · probability "
-        f"{A.pct(ex.prob)} · computed in {ex.seconds * 1000:.0f} ms on {describe(lm.device)} (the ablations "
-        "do not depend on the target: they run once per image)"
-    )
 
-show_gradcam(ex, cropped, mkey, ikey)
-show_evidence(ex)
-show_ablation(ex)
-show_receptive_fields(lm, ex, mkey, ikey, x, cropped)
+@st.fragment  # switching the target or the colour scale reruns this part alone: the pickers and receptive fields stay
+def explanation(lm: LoadedModel, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.Image, what: str) -> None:
+    logits = D.class_logits(mkey, ikey, lm, x)
+    left, right = st.columns([1, 3])
+    left.image(
+        D.input_jpeg(mkey, ikey, cropped),
+        caption=f"{what}: what the network sees, {cropped.height}×{cropped.width} (H×W)",
+    )
+    with right:
+        target = choose_target(lm, logits)
+        if not lm.trained:
+            st.caption("Untrained network: these classes are arbitrary.")
+        with st.spinner("Explaining: one forward and one backward pass for all branches, then the ablations…"):
+            try:
+                top = tuple(D.top_classes(logits))
+                ex = (
+                    D.explain_top(mkey, ikey, top, lm, x)[int(target)]
+                    if int(target) in top
+                    else D.explain(mkey, ikey, int(target), lm, x)
+                )
+            except A.AttributionError as e:
+                st.error(plain(e))
+                return
+        st.markdown(
+            f"**Target:** {plain(ex.label)} (class {ex.target}) · logit {ex.logit:.3f} · probability "
+            f"{A.pct(ex.prob)} · computed in {ex.seconds * 1000:.0f} ms on {describe(lm.device)} (the ablations "
+            "do not depend on the target: they run once per image)"
+        )
+    show_gradcam(ex, cropped, mkey, ikey)
+    show_evidence(ex)
+    show_ablation(ex)
+
+
+explanation(lm, mkey, ikey, x, cropped, what)
+# The receptive fields do not depend on the target: they read the top class's explanation (its activations, and
+# the peak of its Grad-CAM as the first unit shown).
+try:
+    top = tuple(D.top_classes(D.class_logits(mkey, ikey, lm, x)))
+    first = D.explain_top(mkey, ikey, top, lm, x)[top[0]]
+except A.AttributionError as e:
+    st.error(plain(e))
+    st.stop()
+show_receptive_fields(lm, first, mkey, ikey, x, cropped)
