@@ -602,8 +602,8 @@ def _nice_top(v: float) -> float:
 def training_curves_svg(steps: list[dict], epochs: list[dict]) -> str:
     """Loss and accuracy against epochs (per-step training records, per-epoch train and test), as inline SVG: a
     live run's page redraws it on every poll, where a changed plotly figure is remounted in the browser (issue 17).
-    Each line is a <polyline class="series"> with data-panel, data-series and data-points (its points as JSON);
-    each epoch marker has a hover <title>."""
+    Each line is a <polyline class="series"> with data-panel and data-series, and data-points (its points as JSON)
+    on the per-epoch lines or data-n on the per-step one; each epoch marker has a hover <title>."""
     width, height, top, panel_w, panel_h, left, gap = 760, 318, 30, 312, 220, 54, 64
     x_max = max([1.0, *(float(r["epoch"]) for r in steps), *(float(r["epoch"]) for r in epochs)])
     body: list[str] = []
@@ -637,9 +637,10 @@ def training_curves_svg(steps: list[dict], epochs: list[dict]) -> str:
             if not pts:
                 continue
             coords = " ".join(f"{a:.1f},{b:.1f}" for a, b in (xy(x, v) for x, v in pts))
-            data = escape(json.dumps([[round(x, 6), v] for x, v in pts]))
+            # the values themselves on the per-epoch lines (a few points); the per-step line only says how many
+            data = f'data-points="{escape(json.dumps(pts))}"' if markers else f'data-n="{len(pts)}"'
             body.append(
-                f'<polyline class="series" data-panel="{key}" data-series="{name}" data-points="{data}" '
+                f'<polyline class="series" data-panel="{key}" data-series="{name}" {data} '
                 f'points="{coords}" fill="none" stroke="{color}" stroke-width="{stroke}" stroke-linejoin="round"/>'
             )
             for x, v in pts if markers else ():

@@ -254,8 +254,12 @@ def test_training_curves_svg_draws_every_finite_point_in_its_panel():
     ns = "{http://www.w3.org/2000/svg}"
     lines = {(p.get("data-panel"), p.get("data-series")): p for p in svg.iter(f"{ns}polyline")}
     assert set(lines) == {(k, s) for k in ("loss", "acc") for s in ("train (per step)", "train (epoch)", "test")}
-    got = json.loads(lines[("loss", "train (per step)")].get("data-points"))
-    assert got == [[r["epoch"], r["loss"]] for r in steps if r["loss"] == r["loss"]]  # NaN dropped
+    per_step = lines[("loss", "train (per step)")]
+    finite = [r for r in steps if r["loss"] == r["loss"]]  # NaN dropped
+    ys = [float(c.split(",")[1]) for c in per_step.get("points").split()]
+    assert int(per_step.get("data-n")) == len(ys) == len(finite)
+    order = sorted(range(len(finite)), key=lambda i: finite[i]["loss"])
+    assert sorted(range(len(ys)), key=lambda i: -ys[i]) == order  # a higher loss is drawn higher up
     assert json.loads(lines[("acc", "test")].get("data-points")) == [[1, 0.28], [2, 0.56]]
     for p in lines.values():  # every point inside its panel's box, x increasing
         xy = [tuple(map(float, c.split(","))) for c in p.get("points").split()]

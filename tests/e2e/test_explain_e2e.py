@@ -6,6 +6,7 @@ clearly labelled untrained network."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,16 @@ def test_upload_shows_the_grid_and_a_click_picks_a_unit(app_server, page):
     wait_for_app(page)
     assert_no_exception(page)
     screenshot(page, "explain_rf_click")
+
+    # another of the top 5: the target line and both grids follow; the picked unit stays where it was
+    box = page.get_by_label("Class", exact=True)
+    box.click()
+    option = page.get_by_role("option").nth(2)
+    label = re.sub(r"^#\d+ | \([^()]*\)$", "", option.inner_text().strip())
+    option.click()
+    page.get_by_text(f"Target: {label} (class").wait_for(timeout=120_000)
+    wait_for_app(page)
+    for grid_title in (f"Where the evidence for '{label}'", f"Zeroing one branch: change in P('{label}')"):
+        assert page.locator(f'svg[aria-label^="{grid_title}"] g.cell').count() == 36
+    assert page.get_by_text("The four branches of 4d at (0, 0)").count() == 1
+    assert_no_exception(page)
