@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -117,13 +118,21 @@ def sniff_torch_file(path: Path) -> None:
         raise CheckpointError(f"{path.name} is not a PyTorch file (torch.save writes a zip archive)")
 
 
+# torch's restricted unpickler words its refusal differently across releases ("Unsupported global: GLOBAL os.system",
+# "unsupported GLOBAL posix.system whose module posix is blocked", ...), always under "Weights only load failed".
+_REFUSED = re.compile(r"weights.only load failed|unsupported global|is blocked", re.IGNORECASE)
+
+
 def describe_load_failure(path: Path, e: BaseException) -> str:
-    if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) and _REFUSED.search(text):
         return (
             f"refused to load {path.name}: it contains Python objects other than tensors and plain data "
             "(a checkpoint must load with weights_only=True, so nothing in it can run code)."
         )
-    first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    first = text.splitlines()[0][:200] if text else type(e).__name__
+    if "weights_only" in first:  # torch's advice to switch the safety off is never passed on
+        first = type(e).__name__
     if isinstance(
         e, (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, pickle.UnpicklingError)
     ):
