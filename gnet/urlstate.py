@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 
@@ -73,17 +74,23 @@ def design_to_query(design: BlockDesign, prefix: str = "") -> dict[str, str]:
     }
 
 
+_ASCII_SPACE = " \t\r\n"
+_WHOLE = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() and int() also take '²', '٣', '１' (inconsistently)
+
+
 def _one(params: Mapping[str, str | Sequence[str]], key: str) -> str:
     value = params[key]
     if not isinstance(value, str):  # st.query_params.to_dict() gives the last; a raw parse gives lists
         value = list(value)[-1] if len(value) else ""
-    return value.strip()
+    return str(value).strip(_ASCII_SPACE)
 
 
 def _int(params: Mapping[str, str | Sequence[str]], key: str) -> int:
     text = _one(params, key)
-    if not text.isdigit() or len(text) > 9:
-        raise SpecError(f"link parameter {key} ({_INTS[key]}) must be a whole number, got {text[:20]!r}")
+    if not _WHOLE.fullmatch(text):
+        raise SpecError(
+            f"link parameter {key} ({_INTS[key]}) must be a whole number written with the digits 0-9, got {text[:20]!r}"
+        )
     return int(text)
 
 
