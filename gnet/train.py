@@ -60,6 +60,7 @@ from gnet.analysis import network_report, validate_network
 from gnet.checkpoints import Checkpoint, CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from gnet.data import DataError, Dataset, load_dataset, subset, to_model_input
 from gnet.devices import autocast_dtype, describe, pick_device
+from gnet.metrics import EpochRecord, StepRecord
 from gnet.network import build
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset, with_input
 from gnet.telemetry import BranchProbe, TensorBoardWriter, branch_modules, telemetry_step
@@ -117,9 +118,6 @@ def get_lr(step: int, total: int, cfg: TrainConfig) -> float:
     if step < warm:
         return cfg.lr * (0.1 + 0.9 * step / warm)
     return cfg.lr * max(0.0, (total - step) / max(1, total - warm))
-
-
-lr_at = get_lr  # the name tests and older callers use
 
 
 @dataclass
@@ -280,9 +278,10 @@ def make_loaders(
     std = torch.tensor(stats[1], device=device).view(1, -1, 1, 1)
     per_rank = cfg.batch_size // ddp.world
     augment = torch.Generator(device=device).manual_seed(cfg.seed + 7) if cfg.flip and data.flip_ok else None
+    common = {"batch": per_rank, "ddp": ddp, "hw": hw, "mean": mean, "std": std}
     return (
-        Loader(train_x, train_y, per_rank, ddp, hw, mean, std, shuffle_seed=cfg.seed, augment=augment),
-        Loader(test_x, test_y, per_rank, ddp, hw, mean, std),
+        Loader(x=train_x, y=train_y, **common, shuffle_seed=cfg.seed, augment=augment),
+        Loader(x=test_x, y=test_y, **common),
     )
 
 
@@ -353,13 +352,13 @@ class TrainState:
         e = ck.extra
         elapsed = float(e.get("elapsed_s", 0.0))
         state = TrainState(
-            int(e["epoch"]),
-            int(e["step_in_epoch"]),
-            int(e["global_step"]),
-            float(e["best_acc"]),
-            list(e["epoch_sums"]),
-            elapsed,
-            float(e.get("epoch_started_at", elapsed)),
+            epoch=int(e["epoch"]),
+            step_in_epoch=int(e["step_in_epoch"]),
+            global_step=int(e["global_step"]),
+            best_acc=float(e["best_acc"]),
+            epoch_sums=list(e["epoch_sums"]),
+            elapsed_s=elapsed,
+            epoch_started_at=float(e.get("epoch_started_at", elapsed)),
         )
         torch.set_rng_state(e["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in e:
@@ -457,7 +456,7 @@ class Reporter:
     def wants_stop(self, should_stop: Callable[[int], bool] | None, step: int) -> bool:
         return StopFlag.requested or self.stop_file.exists() or (should_stop is not None and should_stop(step))
 
-    def step(self, rec: dict[str, Any], state: TrainState, eta: float | None, force_status: bool) -> None:
+    def step(self, rec: StepRecord, state: TrainState, eta: float | None, force_status: bool) -> None:
         if not self.main:
             return
         runs.append_metrics(self.run, [rec])
@@ -477,7 +476,7 @@ class Reporter:
             )
             self._t_status = time.monotonic()
 
-    def epoch(self, rec: dict[str, Any], model: torch.nn.Module) -> None:
+    def epoch(self, rec: EpochRecord, model: torch.nn.Module) -> None:
         if not self.main:
             return
         runs.append_metrics(self.run, [rec])
@@ -500,7 +499,13 @@ class Reporter:
             return  # weights already diverged: keep the last good checkpoint (the next record reports it)
         save_checkpoint(
             self.last_path if which == "last" else self.best_path,
-            Checkpoint(self._ck["spec"], state, self._ck["classes"], self._ck["preprocess"], extra),
+            Checkpoint(
+                spec=self._ck["spec"],
+                model_state=state,
+                classes=self._ck["classes"],
+                preprocess=self._ck["preprocess"],
+                extra=extra,
+            ),
         )
 
     def finish(self, result: str, message: str, state: TrainState) -> None:
@@ -547,35 +552,67 @@ class Job:
             extra = self.state.to_extra(self.opt, self.cfg, self.ddp.device, self.train_loader.augment)
             self.reporter.save(which, self.raw_model, extra)
 
-    def end_epoch(self, epoch: int, lr: float) -> None:
-        """Evaluate, write the epoch record, checkpoint (last, and best when it improved)."""
-        state, t_eval = self.state, time.perf_counter()
-        test_loss, test_acc, test_n = evaluate(self.model, self.test_loader, self.ddp, self.autocast)
-        self.pace.eval_s, self.pace.evals = self.pace.eval_s + time.perf_counter() - t_eval, self.pace.evals + 1
+    def forward(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The main head's logits and the losses: the main head's first, then each aux head's (training only)."""
+        out = model(x)
+        logits, aux_logits = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        return logits, [self.criterion(logits, y), *(self.criterion(a, y) for a in aux_logits)]
+
+    def end_epoch(self, epoch: int, lr: float, test: tuple[float, float, int], eval_s: float) -> None:
+        """After the evaluation (`test`: loss, accuracy, images; it took `eval_s`): the epoch record, the
+        checkpoints (last, and best when it improved)."""
+        state, (test_loss, test_acc, test_n) = self.state, test
+        self.pace.eval_s, self.pace.evals = self.pace.eval_s + eval_s, self.pace.evals + 1
         tr_n = max(state.epoch_sums[2], 1)
-        self.reporter.epoch(
-            {
-                "kind": "epoch",
-                "step": state.global_step,
-                "epoch": epoch + 1,
-                "train_loss": state.epoch_sums[0] / tr_n,
-                "train_acc": state.epoch_sums[1] / tr_n,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-                "train_n": int(state.epoch_sums[2]),
-                "test_n": test_n,
-                "lr": lr,
-                "time": time.time(),
-                "images_per_s": state.epoch_sums[2] / max(state.elapsed_s - state.epoch_started_at, 1e-9),
-                "elapsed_s": state.elapsed_s,
-            },
-            self.raw_model,
-        )
+        record: EpochRecord = {
+            "kind": "epoch",
+            "step": state.global_step,
+            "epoch": epoch + 1,
+            "train_loss": state.epoch_sums[0] / tr_n,
+            "train_acc": state.epoch_sums[1] / tr_n,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "train_n": int(state.epoch_sums[2]),
+            "test_n": test_n,
+            "lr": lr,
+            "time": time.time(),
+            "images_per_s": state.epoch_sums[2] / max(state.elapsed_s - state.epoch_started_at, 1e-9),
+            "elapsed_s": state.elapsed_s,
+        }
+        self.reporter.epoch(record, self.raw_model)
         best, state.best_acc = test_acc > state.best_acc, max(state.best_acc, test_acc)
         state.epoch, state.step_in_epoch, state.epoch_sums = epoch + 1, 0, [0.0, 0.0, 0.0]
         self.checkpoint("last")
         if best:
             self.checkpoint("best")
+
+
+def step_record(
+    step: int, epoch: float, loss_sum: float, correct: float, n: float, lr: float, dt: float, device: torch.device
+) -> StepRecord:
+    """The metrics of the steps since the last record (sums over every rank; `dt` seconds of training)."""
+    record: StepRecord = {
+        "kind": "step",
+        "step": step,
+        "epoch": epoch,
+        "loss": loss_sum / n,
+        "acc": correct / n,
+        "lr": lr,
+        "images_per_s": n / dt if dt > 0 else 0.0,
+        "time": time.time(),
+    }
+    if device.type == "cuda":
+        record["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+    return record
+
+
+def diverged_message(loss_sum: float, step: int, epoch: int, lr: float) -> str:
+    return (
+        f"the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} by step {step} (epoch {epoch + 1}); "
+        f"the learning rate {lr:g} is probably too high. The last good checkpoint is kept."
+    )
 
 
 def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
@@ -640,40 +677,39 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
     # a resume drops what was written after the checkpoint's step (all of it when there was no checkpoint yet)
     reporter.start(cfg, spec, data, preprocess, (test_loader.x, test_loader.y), state, resume)
     return Job(
-        cfg,
-        ddp,
-        autocast,
-        raw_model,
-        model,
-        opt,
-        torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
-        train_loader,
-        test_loader,
-        state,
-        reporter,
-        total_steps,
-        cfg.log_every or max(1, train_loader.steps // 50),
+        cfg=cfg,
+        ddp=ddp,
+        autocast=autocast,
+        raw_model=raw_model,
+        model=model,
+        opt=opt,
+        criterion=torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        train_loader=train_loader,
+        test_loader=test_loader,
+        state=state,
+        reporter=reporter,
+        total_steps=total_steps,
+        log_every=cfg.log_every or max(1, train_loader.steps // 50),
     )
 
 
 def train(cfg: TrainConfig, run: Path, resume: bool = False, should_stop: Callable[[int], bool] | None = None) -> str:
-    """Train (or resume) the run in `run`; returns the final state: finished, stopped or failed.
-
-    should_stop(global_step) is an extra stop request (tests use it to stop at an exact step).
-    """
+    """Train (or resume) the run in `run`; returns finished, stopped or failed. should_stop(global_step) is an
+    extra stop request (tests use it to stop at an exact step)."""
     ddp = setup_distributed(cfg)
     job = prepare(cfg, run, ddp, resume)
-    state, reporter, opt, model, device, world = job.state, job.reporter, job.opt, job.model, ddp.device, ddp.world
+    state, reporter, opt, model, world = job.state, job.reporter, job.opt, job.model, ddp.world
     steps_per_epoch = job.train_loader.steps
     probe = BranchProbe(branch_modules(job.raw_model))  # hooks only during telemetry steps, removed right after
     result, message = "finished", ""
-    window = torch.zeros(2, dtype=torch.float64, device=device)  # loss*n, correct since the last record (no sync)
+    window = torch.zeros(2, dtype=torch.float64, device=ddp.device)  # loss*n, correct since the last record (no sync)
     n_window, t_window, t_ckpt = 0, time.perf_counter(), time.monotonic()
     model.train()
     for epoch in range(state.epoch, cfg.epochs):
         if state.step_in_epoch == 0:
             state.epoch_started_at = state.elapsed_s
         for x, y in job.train_loader.epoch(epoch, state.step_in_epoch):
+            # -- the step --------------------------------------------------------------------------------
             lr = get_lr(state.global_step, job.total_steps, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -681,83 +717,51 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, should_stop: Callab
             if probing:
                 probe.attach()
             with job.autocast():  # a compiled model would recompile for hooks: probe the plain one (one process)
-                out = (job.raw_model if probing and cfg.compile and world == 1 else model)(x)
-                logits, aux_logits = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
-                loss = job.criterion(logits, y)
-                aux_losses = [job.criterion(a, y) for a in aux_logits]
-                total = loss + cfg.aux_weight * sum(aux_losses, torch.zeros((), device=device))
+                logits, losses = job.forward(job.raw_model if probing and cfg.compile and world == 1 else model, x, y)
+                total = losses[0] + cfg.aux_weight * sum(losses[1:], torch.zeros((), device=ddp.device))
             opt.zero_grad(set_to_none=True)
             total.backward()
             if probing:
                 probe.detach()
                 probe.before_step()
             opt.step()
-            window += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double()])
+            window += torch.stack([losses[0].detach().double() * len(y), (logits.argmax(1) == y).sum().double()])
             n_window += len(y)
             state.global_step, state.step_in_epoch = state.global_step + 1, state.step_in_epoch + 1
             at = epoch + state.step_in_epoch / steps_per_epoch
             if probing:
                 probe.after_step()
-                reporter.telemetry(
-                    probe.record(
-                        ddp.all_sum,
-                        world,
-                        [loss, *aux_losses],
-                        step=state.global_step,
-                        epoch=at,
-                        lr=lr,
-                        time=time.time(),
-                    )
+                tel = probe.record(
+                    ddp.all_sum, world, losses, step=state.global_step, epoch=at, lr=lr, time=time.time()
                 )
+                reporter.telemetry(tel)
             # Stop requests: checked every step in one process, at record steps under DDP (all ranks agree there).
             end_of_epoch = state.step_in_epoch == steps_per_epoch
-            if not (
-                state.global_step % job.log_every == 0
-                or end_of_epoch
-                or (world == 1 and reporter.wants_stop(should_stop, state.global_step))
-            ):
+            record = state.global_step % job.log_every == 0 or end_of_epoch
+            if not (record or (world == 1 and reporter.wants_stop(should_stop, state.global_step))):
                 continue
-            # -- a record step: one sync, all-reduce the sums (and the stop vote) ------------------
+            # -- a record step: one sync, all-reduce the sums (and the stop vote), report ----------------------
             wants_stop = float(reporter.wants_stop(should_stop, state.global_step))
             loss_sum, correct, n, stop_votes = ddp.all_sum([*window.tolist(), float(n_window), wants_stop])
             window.zero_()
             n_window, dt, t_window = 0, time.perf_counter() - t_window, time.perf_counter()
             state.elapsed_s += dt
             if not math.isfinite(loss_sum):
-                result = "failed"
-                message = (
-                    f"the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} by step "
-                    f"{state.global_step} (epoch {epoch + 1}); the learning rate {cfg.lr:g} is probably too "
-                    "high. The last good checkpoint is kept."
-                )
+                result, message = "failed", diverged_message(loss_sum, state.global_step, epoch, cfg.lr)
                 break
             state.epoch_sums = [a + b for a, b in zip(state.epoch_sums, (loss_sum, correct, n))]
             eta = job.pace.eta(state.global_step, state.elapsed_s, job.total_steps, evals_left=cfg.epochs - epoch)
-            reporter.step(
-                {
-                    "kind": "step",
-                    "step": state.global_step,
-                    "epoch": at,
-                    "loss": loss_sum / n,
-                    "acc": correct / n,
-                    "lr": lr,
-                    "images_per_s": n / dt if dt > 0 else 0.0,
-                    "time": time.time(),
-                    **gpu_memory(device),
-                },
-                state,
-                eta,
-                force_status=end_of_epoch,
-            )
-            if end_of_epoch:
-                job.end_epoch(epoch, lr)
+            rec = step_record(state.global_step, at, loss_sum, correct, n, lr, dt, ddp.device)
+            reporter.step(rec, state, eta, force_status=end_of_epoch)
+            if end_of_epoch:  # -- evaluation, the epoch's record and checkpoints -------------------------
+                t_eval = time.perf_counter()
+                test = evaluate(model, job.test_loader, ddp, job.autocast)
+                job.end_epoch(epoch, lr, test, eval_s=time.perf_counter() - t_eval)
                 t_ckpt, t_window = time.monotonic(), time.perf_counter()  # evaluation is not training throughput
-            elif time.monotonic() - t_ckpt >= cfg.checkpoint_every_s:
+            elif stop_votes > 0 or time.monotonic() - t_ckpt >= cfg.checkpoint_every_s:
                 job.checkpoint("last")
                 t_ckpt = time.monotonic()
             if stop_votes > 0:
-                if not end_of_epoch:
-                    job.checkpoint("last")
                 result = "stopped"
                 message = f"stopped at step {state.global_step} of {job.total_steps}; resume continues from here"
                 break
@@ -768,10 +772,6 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, should_stop: Callab
     reporter.finish(result, message, state)
     ddp.teardown()
     return result
-
-
-def gpu_memory(device: torch.device) -> dict[str, float]:
-    return {"gpu_mem_gb": torch.cuda.max_memory_allocated(device) / 1e9} if device.type == "cuda" else {}
 
 
 # Command line (wired by gnet/__main__.py)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 
@@ -15,7 +16,7 @@ from gnet.__main__ import main
 from gnet.checkpoints import load_checkpoint
 from gnet.network import build
 from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, network_preset
-from gnet.train import ConfigError, Pace, TrainConfig, lr_at, model_spec, predictions, train
+from gnet.train import ConfigError, Pace, TrainConfig, get_lr, model_spec, predictions, train
 from tests.test_data import write_fashion_mnist
 
 TINY = dict(image_size=16, synthetic_train=120, synthetic_test=40, batch_size=40, epochs=2, device="cpu")
@@ -50,7 +51,7 @@ def test_seed_recipe_is_seed_001_exactly():
     spec = model_spec(cfg, 1, 10)
     assert spec.input_size == (96, 96) and not spec.batch_norm
     assert sum(p.numel() for p in build(spec).parameters()) == 5_977_530  # seed 001's torchinfo total
-    assert all(lr_at(s, 100, cfg) == 0.005 for s in (0, 50, 99))
+    assert all(get_lr(s, 100, cfg) == 0.005 for s in (0, 50, 99))
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,34 @@ def test_network_too_small_for_the_image_is_a_spec_error():
 def test_onecycle_lr_stays_within_peak(total, frac, lr):
     cfg = dataclasses.replace(tiny(), lr=lr)
     step = min(total - 1, int(frac * total))
-    assert 0.0 <= lr_at(step, total, cfg) <= lr * (1 + 1e-12)
+    assert 0.0 <= get_lr(step, total, cfg) <= lr * (1 + 1e-12)
+
+
+def _function(module_path: str, name: str) -> ast.FunctionDef:
+    tree = ast.parse(open(module_path, encoding="utf-8").read())
+    return next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+
+
+def test_the_training_loop_is_one_readable_function_with_the_step_the_evaluation_and_the_report_in_it():
+    import gnet.train as trainer
+
+    loop = _function(trainer.__file__, "train")
+    assert loop.end_lineno - loop.lineno + 1 <= 80
+    called = {
+        ast.unparse(n.func) for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+    } | {n.func.id for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    # the step, the evaluation and the report are written in the loop, not hidden in a helper
+    assert {"get_lr", "total.backward", "opt.step", "evaluate", "reporter.step", "reporter.finish"} <= called
+    assert not hasattr(trainer, "lr_at")  # one name for the schedule
+
+
+def test_get_lr_is_a_pure_function_of_the_step():
+    cfg = tiny(schedule="onecycle", lr=0.1)
+    steps = [0, 1, 2, 5, 9]
+    forward = [get_lr(s, 10, cfg) for s in steps]
+    assert [get_lr(s, 10, cfg) for s in reversed(steps)] == forward[::-1]  # no history: resume needs no state
+    assert forward[0] == pytest.approx(0.01) and forward[2] == pytest.approx(0.1)  # warm-up over a fifth, the peak
+    assert forward[-1] == pytest.approx(0.1 / 8)  # then linear decay to 0 at the last step
 
 
 def test_eta_leaves_out_the_start_up_window_and_counts_the_evaluations_to_come():
