@@ -27,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gnet import attribution as A
-from gnet.blocks import BRANCH_ATTRS
 from gnet.devices import describe, inference_threads, pick_device
 from gnet.images import load, preprocess
+from gnet.net import as_net
 from gnet.pretrained import ModelSource, load_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "samples" / "cat.jpg"
@@ -50,9 +50,9 @@ def median_ms(fn: Callable[[], Any], repeats: int, device: torch.device) -> tupl
 
 def naive(model: torch.nn.Module, x: torch.Tensor, target: int) -> None:
     """One hooked forward+backward per branch for Grad-CAM, one full forward per ablation."""
-    for block in A.block_modules(model):
-        for attr in BRANCH_ATTRS:
-            mod = getattr(getattr(model, block), attr)
+    net = as_net(model)
+    for block in net.blocks():
+        for mod in (net.branch_module(block, b) for b in net.branch_paths(block)):
             saved: list[torch.Tensor] = []
             h = mod.register_forward_hook(lambda m, i, o, saved=saved: saved.append(o))
             try:
@@ -90,7 +90,7 @@ def main() -> None:
     lm = load_model(ModelSource("untrained"), device)  # the pretrained network's architecture and cost
     _, x = preprocess(load(SAMPLE.read_bytes()).image, lm.preprocess)
     x = x.to(device)
-    model = lm.model
+    model = lm.module
     print(
         f"input: {tuple(x.shape)} · GoogLeNet (torchvision architecture, 9 blocks × 4 branches) · "
         f"device {describe(device)} · load average {os.getloadavg()[0]:.1f} · torch {torch.__version__} · "

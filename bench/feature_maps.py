@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gnet import features as F
 from gnet.devices import describe, inference_threads, pick_device
 from gnet.images import load, preprocess
-from gnet.pretrained import WEIGHTS, LoadedModel, ModelSource, load_model
+from gnet.net import Net
+from gnet.pretrained import WEIGHTS, ModelSource, load_model
 
 
 def twelve_megapixel_jpeg(seed: int = 0) -> bytes:
@@ -80,9 +81,9 @@ def main() -> None:
 
     decode_ms, loaded = median_ms(lambda: load(data), args.repeats)
     pre_ms, (cropped, x) = median_ms(lambda: preprocess(loaded.image, lm.preprocess), args.repeats)
-    F.extract(lm.model, x, args.layer)  # warm-up (allocator, kernels / cuDNN autotune)
-    fwd_ms, ex = median_ms(lambda: F.extract(lm.model, x, args.layer), args.repeats)
-    fwd_only_ms = statistics.median(F.extract(lm.model, x, args.layer).forward_s * 1000 for _ in range(args.repeats))
+    F.extract(lm, x, args.layer)  # warm-up (allocator, kernels / cuDNN autotune)
+    fwd_ms, ex = median_ms(lambda: F.extract(lm, x, args.layer), args.repeats)
+    fwd_only_ms = statistics.median(F.extract(lm, x, args.layer).forward_s * 1000 for _ in range(args.repeats))
 
     def render() -> list[bytes]:
         return [
@@ -115,9 +116,9 @@ def main() -> None:
     print(f"mosaic PNG sizes: {', '.join(f'{len(p) // 1024} kB' for p in pngs)}")
 
 
-def render_from_bytes(data: bytes, lm: LoadedModel, args: argparse.Namespace) -> list[bytes]:
+def render_from_bytes(data: bytes, lm: Net, args: argparse.Namespace) -> list[bytes]:
     _, x = preprocess(load(data).image, lm.preprocess)
-    ex = F.extract(lm.model, x, args.layer)
+    ex = F.extract(lm, x, args.layer)
     return [
         F.png_bytes(F.mosaic(a, F.rank_channels(a, args.k), ex.offsets[g], F.group_color(g), g))
         for g, a in ex.groups.items()

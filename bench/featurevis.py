@@ -36,17 +36,17 @@ def run(device: torch.device, size: int, steps: int, budget_s: float, args: argp
     source = ModelSource("pretrained") if hub_weights_path().is_file() else ModelSource("untrained")
     lm = load_model(source, device)
     target = fv.Target(args.layer, args.branch, args.channel)
-    fast = fv.private_copy(lm.model)
+    fast = fv.private_copy(lm.module)
     run_steps = 32 if args.quick else steps
     seconds(fast, lm.preprocess, target, fv.VisConfig(size=size, steps=2))  # warm-up (allocator, kernels)
     base_steps = min(16, run_steps)
-    base, _, _ = seconds(lm.model, lm.preprocess, target, fv.VisConfig(size=size, steps=base_steps))
+    base, _, _ = seconds(lm.module, lm.preprocess, target, fv.VisConfig(size=size, steps=base_steps))
     total, a0, a1 = seconds(fast, lm.preprocess, target, fv.VisConfig(size=size, steps=run_steps))
     scale = steps / run_steps
     full = total * scale
     per_base, per_fast = base / base_steps, total / run_steps
     print(
-        f"{device.type}: {fv.resolve(lm.model, target).caption()} of {lm.label}, {size}×{size}, {steps} steps, "
+        f"{device.type}: {fv.resolve(lm, target).caption()} of {lm.label}, {size}×{size}, {steps} steps, "
         f"torch threads {torch.get_num_threads()}"
     )
     print(

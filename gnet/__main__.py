@@ -1,4 +1,4 @@
-"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train | explain | visualize.
+"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train | explain | visualize | export.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
-from gnet.compare import Comparison, Side, compare, load_design
+from gnet.compare import Comparison, Side, compare, load_design, read_design_file
 from gnet.plan import Plan, layer_plan
-from gnet.spec import NETWORK_PRESETS, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 
 if TYPE_CHECKING:  # the CLI imports torch only for the commands that need it
     from gnet.pretrained import ModelSource
@@ -129,6 +129,21 @@ def make_parser(with_train: bool = True) -> Parser:
     v.add_argument("--out", metavar="FILE.png")
     v.add_argument("--json", action="store_true")
     v.add_argument("--job-dir", help=argparse.SUPPRESS)  # the app's background jobs (gnet.featurevis.start_job)
+
+    x = sub.add_parser("export", help="a network or block as ONNX (Netron, ONNX Runtime) or torch.export (.pt2)")
+    xnet = x.add_mutually_exclusive_group()
+    xnet.add_argument("--preset", choices=list(NETWORK_PRESETS))
+    xnet.add_argument("--network", metavar="FILE.json", help="a network, as the Network Explorer exports it")
+    xnet.add_argument("--block", metavar="FILE.json", help="a block design, as the Block Designer exports it")
+    xsrc = x.add_mutually_exclusive_group()
+    xsrc.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: random weights)")
+    xsrc.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of a training run (carries its network)")
+    x.add_argument("--format", required=True, choices=("onnx", "pt2"))
+    x.add_argument("--out", required=True, metavar="PATH")
+    x.add_argument("--input", metavar="C,H,W", help="another input shape (default: the network's or block's own)")
+    xbatch = x.add_mutually_exclusive_group()
+    xbatch.add_argument("--batch", type=int, default=1, metavar="N", help="the fixed batch size (default 1)")
+    xbatch.add_argument("--dynamic-batch", action="store_true", help="any batch size (a symbolic 'batch' dimension)")
 
     t = sub.add_parser("train", help="train a network; writes a run directory")
     if with_train:
@@ -298,9 +313,9 @@ def _compare(args: argparse.Namespace) -> int:
     designs = []
     for name in (args.a, args.b):
         try:
-            text = Path(name).read_bytes()
-        except OSError as e:
-            raise UsageError(f"cannot read {name}: {e.strerror}") from None
+            text = read_design_file(name)  # type and size checked before a byte is read (/dev/zero, a FIFO)
+        except SpecError as e:
+            raise UsageError(str(e)) from None
         try:
             designs.append(load_design(text))
         except SpecError as e:
@@ -341,17 +356,49 @@ def compare_text(c: Comparison) -> str:
 # -- sweep --------------------------------------------------------------------------------------
 def _spec_file(name: str) -> NetworkSpec:
     try:
-        return NetworkSpec.from_json(Path(name).read_bytes())
-    except OSError as e:
-        raise UsageError(f"cannot read {name}: {e.strerror}") from None
+        text = read_design_file(name)
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+    try:
+        return NetworkSpec.from_json(text)
     except SpecError as e:
         raise UsageError(f"{name}: {e}") from None
+
+
+def _check_sweep_args(args: argparse.Namespace) -> None:
+    """What can be refused before a sweep folder is written or a run is started."""
+    path = Path(args.sweep_dir)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--sweep-dir {args.sweep_dir!r} is a file, not a folder")
+    if not path.exists() and path.parent.exists() and not path.parent.is_dir():
+        raise UsageError(f"--sweep-dir {args.sweep_dir!r}: {str(path.parent)!r} is a file, not a folder")
+    if args.parallel is not None and args.parallel < 1:
+        raise UsageError(f"--parallel must be 1 or more (runs at once), got {args.parallel}")
+    if args.resume:
+        return
+    from gnet.data import FOLDER_NAME, TORCHVISION_DATASETS, list_image_folders
+
+    dataset = args.dataset
+    if dataset.startswith("folder:"):
+        folder = dataset.removeprefix("folder:")
+        if not FOLDER_NAME.fullmatch(folder) or folder in (".", ".."):
+            raise UsageError(
+                f"--dataset {dataset!r}: an image folder is named by a folder directly inside the data folder "
+                "(GNET_DATA_DIR), in letters, digits, '.', '_' or '-' (no '/' or '..')"
+            )
+        if folder not in list_image_folders():
+            raise UsageError(f"--dataset {dataset!r}: no image folder {folder!r} in the data folder (GNET_DATA_DIR)")
+    elif dataset not in ("synthetic", *TORCHVISION_DATASETS):
+        raise UsageError(
+            f"--dataset {dataset!r} is unknown; choose synthetic, {', '.join(TORCHVISION_DATASETS)} or folder:NAME"
+        )
 
 
 def _sweep(args: argparse.Namespace) -> int:
     from gnet import runs, sweeps  # imports torch: only for this command
 
     path = Path(args.sweep_dir)
+    _check_sweep_args(args)
     try:
         if args.resume:
             sweep = sweeps.read(path)
@@ -460,13 +507,27 @@ def _explain(args: argparse.Namespace) -> int:
         image = load(data).image
         lm = load_model(source, pick_device())
         _, x = preprocess(image, lm.preprocess)
-        ex = explain(lm.model, x, args.target, lm.classes)
+        ex = explain(lm, x, args.target, lm.classes)
     except ImageError as e:
         raise UsageError(f"cannot use the image {args.image!r}: {e}") from None
     except (CheckpointError, AttributionError) as e:
         raise UsageError(str(e).replace("\n", " ")) from None
     print(json.dumps(ex.to_json()) if args.json else explain_text(ex, lm.label))
     return 0
+
+
+def _check_writable(out: Path) -> None:
+    """A file can be created beside `out` (what the atomic write does); permissions alone say too little (root,
+    read-only mounts, /proc)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"):
+            pass
+    except OSError as e:
+        raise UsageError(f"--out: cannot write in the folder {str(out.parent)!r}: {e.strerror}") from None
+    if out.exists() and not out.is_file():
+        raise UsageError(f"--out {str(out)!r} exists and is not a regular file")
 
 
 def _visualize(args: argparse.Namespace) -> int:
@@ -489,7 +550,7 @@ def _visualize(args: argparse.Namespace) -> int:
         try:
             src = job.get("source") or {}
             lm = load_model(ModelSource(str(src.get("kind", "")), str(src.get("path", ""))), device)
-            fv.run_job(path, lm.model, lm.preprocess)
+            fv.run_job(path, lm.module, lm.preprocess)
         except (CheckpointError, fv.VisError) as e:
             fv.write_job_status(path, "failed", pid=os.getpid(), message=str(e).replace("\n", " "))
             return 2
@@ -511,6 +572,9 @@ def _visualize(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must be a .png file, got {args.out!r}")
     if not out.parent.is_dir():
         raise UsageError(f"--out: the folder {str(out.parent)!r} does not exist")
+    if out.is_dir():
+        raise UsageError(f"--out {args.out!r} is a folder; give a file name ending in .png")
+    _check_writable(out)  # before minutes of optimisation, not after
     source = _model_source(args)
     cfg = fv.VisConfig(size=args.size, steps=args.steps, seed=args.seed, lr=args.lr)
     try:
@@ -518,10 +582,10 @@ def _visualize(args: argparse.Namespace) -> int:
         lm = load_model(source, device)
         layer = args.layer  # "4b" or "inception4b": resolve() names the module
         if args.branch is None and args.channel is not None:
-            target = fv.from_output_channel(lm.model, layer, args.channel)
+            target = fv.from_output_channel(lm, layer, args.channel)
         else:
             target = fv.Target(layer, args.branch, args.channel)
-        resolved = fv.resolve(lm.model, target)
+        resolved = fv.resolve(lm, target)
 
         def progress(step: int, steps: int, values: list[float]) -> None:
             if not args.json and (step == steps or step % max(1, steps // 20) == 0):
@@ -532,12 +596,15 @@ def _visualize(args: argparse.Namespace) -> int:
                     flush=True,
                 )
 
-        (vis,) = fv.visualize(fv.private_copy(lm.model), lm.preprocess, [resolved.target], cfg, progress)
+        (vis,) = fv.visualize(fv.private_copy(lm.module), lm.preprocess, [resolved.target], cfg, progress)
     except (CheckpointError, fv.VisError) as e:
         raise UsageError(str(e).replace("\n", " ")) from None
     if not args.json:
         print(file=sys.stderr)
-    atomic_write_bytes(out, vis.png())
+    try:
+        atomic_write_bytes(out, vis.png())
+    except OSError as e:  # the folder changed while the image was made
+        raise UsageError(f"--out: cannot write {args.out!r}: {e.strerror}") from None
     result = fv.result_json(vis)
     if args.json:
         print(json.dumps(result))
@@ -547,6 +614,66 @@ def _visualize(args: argparse.Namespace) -> int:
             f"{vis.activation_end:.4f} in {vis.steps} steps, {vis.seconds:.1f} s on {vis.device}; wrote {out}"
         )
     return 0
+
+
+# -- export -------------------------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    # torch (and onnx) are imported here, not at the top, so `block` and `summary` start without them.
+    from gnet.checkpoints import CheckpointError
+    from gnet.export import (
+        ExportError,
+        block_exportable,
+        check_out_path,
+        checkpoint_exportable,
+        export_file,
+        network_exportable,
+        onnx_available,
+        onnx_missing_message,
+        weights_exportable,
+    )
+
+    shape = _ints(args.input, 3, "--input") if args.input else None
+    if args.checkpoint and (args.preset or args.network or args.block):
+        raise UsageError("--checkpoint carries its own network: leave out --preset, --network and --block")
+    if args.weights and (args.network or args.block or args.preset not in (None, *TORCHVISION_PRESETS)):
+        raise UsageError(
+            f"--weights is torchvision's GoogLeNet: use it alone or with --preset {TORCHVISION_PRESETS[0]}"
+        )
+    if not (args.preset or args.network or args.block or args.checkpoint or args.weights):
+        raise UsageError(
+            "choose what to export: --preset NAME, --network FILE.json, --block FILE.json or --checkpoint FILE"
+        )
+    try:
+        out = check_out_path(args.out)
+        if args.format == "onnx" and not onnx_available():
+            raise ExportError(onnx_missing_message())
+        if args.checkpoint:
+            ex = checkpoint_exportable(args.checkpoint, shape)
+        elif args.weights:
+            ex = weights_exportable(args.weights, shape)
+        elif args.block:
+            ex = block_exportable(_block_file(args.block), shape)
+        else:
+            ex = network_exportable(network_preset(args.preset) if args.preset else _spec_file(args.network), shape)
+        export_file(ex, args.format, out, args.batch, args.dynamic_batch)
+    except (CheckpointError, ExportError) as e:
+        raise UsageError(str(e).replace("\n", " ")) from None
+    batch = "any batch" if args.dynamic_batch else f"batch {args.batch}"
+    size = out.stat().st_size / 1e6
+    print(f"wrote {out} ({args.format}, {ex.label}, input {batch}×{_shape(ex.input_shape)}, {size:.1f} MB)")
+    return 0
+
+
+TORCHVISION_PRESETS = ("googlenet-imagenet", "googlenet-imagenet-aux")
+
+
+def _block_file(name: str) -> BlockDesign:
+    try:
+        return BlockDesign.from_json(Path(name).read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot read {name}: {e.strerror}") from None
+    except SpecError as e:
+        raise UsageError(f"{name}: {e}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -567,6 +694,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _explain(args)
         if args.command == "visualize":
             return _visualize(args)
+        if args.command == "export":
+            return _export(args)
         try:
             from gnet.checkpoints import CheckpointError
             from gnet.train import run_from_args

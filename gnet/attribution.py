@@ -1,4 +1,4 @@
-"""Which branch of which block carries the evidence for a class (issue 12).
+"""Which branch of which block carries the evidence for a class.
 
 For one image and one target class, over all Inception blocks x 4 branches:
 - per-branch Grad-CAM (Selvaraju et al.): for a branch output A (C x H x W) and the
@@ -8,7 +8,7 @@ For one image and one target class, over all Inception blocks x 4 branches:
 - branch ablation: the logit and probability of the class when one branch's output
   is zeroed and everything else is left as it was.
 
-All 36 maps and sums come from ONE forward and ONE backward pass: the network is run
+All 36 maps and sums come from ONE forward and ONE backward pass: the Net's walk runs the network
 module by module (no hooks), keeping every branch output, and `torch.autograd.grad`
 takes the target logit's gradient with respect to those 36 tensors. Nothing is
 written to the model (no hooks, no `.grad`, its mode is kept), so one cached model
@@ -31,14 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models import GoogLeNet as TorchvisionGoogLeNet
 
-from gnet.blocks import BRANCH_ATTRS, branch_kernel_labels
-from gnet.features import main_path
-from gnet.plan import ReceptiveField, layer_plan
-from gnet.spec import NetworkSpec, googlenet_imagenet
-
-BRANCHES = ("b1", "b2", "b3", "b4")
+from gnet.blocks import branch_kernel_labels
+from gnet.net import Net, NetError, as_net
+from gnet.plan import ReceptiveField, short_label
+from gnet.spec import BRANCHES
 
 
 class AttributionError(ValueError):
@@ -69,7 +66,7 @@ class Drop:
     def sentence(self, label: str) -> str:
         verb = "drops" if self.after <= self.before else "raises"
         return (
-            f"zeroing {block_label(self.block)}·{self.branch} {verb} '{label}' from {pct(self.before)} "
+            f"zeroing {short_label(self.block, self.branch)} {verb} '{label}' from {pct(self.before)} "
             f"to {pct(self.after)}"
         )
 
@@ -111,7 +108,7 @@ class Explanation:
         return [Drop(b, r, self.prob, self.prob + d, self.blocks[b][r].delta_logit) for d, _, b, r in rows[:n]]
 
     def to_json(self) -> dict:
-        """The CLI's --json object (issue 12)."""
+        """The CLI's --json object."""
         return {
             "target": self.target,
             "label": self.label,
@@ -141,15 +138,6 @@ def pct(p: float) -> str:
     if v >= 1:
         return f"{v:.1f} %"
     return f"{v:.2g} %"
-
-
-def block_label(module: str) -> str:
-    return module.removeprefix("inception")
-
-
-def block_modules(model: nn.Module) -> list[str]:
-    """The Inception blocks in network order, e.g. ["inception3a", ..., "inception5b"]."""
-    return [n for n in main_path(model) if n.startswith("inception")]
 
 
 # ---------------------------------------------------------------------------
@@ -189,22 +177,9 @@ def class_name(classes: Sequence[str], idx: int) -> str:
 # The one forward / one backward pass
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _stem(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
-    h = x
-    if getattr(model, "transform_input", False):
-        h = model._transform_input(h)  # torchvision's input remapping for its ported weights
-    for name in names:
-        h = getattr(model, name)(h)
-    return h
 
 
 def _zeroed_copies(parts: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -217,79 +192,57 @@ def _zeroed_copies(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     return batch
 
 
-def predict(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+def predict(net: Net | nn.Module, x: torch.Tensor) -> np.ndarray:
     """The logits (num_classes,) for one image, run module by module like `explain` (no graph kept)."""
-    names = main_path(model)
     with torch.inference_mode():
-        h = _stem(model, x.to(_device(model)), names)
-        return model.fc(model.dropout(torch.flatten(model.avgpool(h), 1)))[0].float().cpu().numpy()
+        return as_net(net).logits(x)[0].float().cpu().numpy()
 
 
-def _ablated_logits(
-    model: nn.Module, names: Sequence[str], blocks: Sequence[str], parts: dict[str, list[torch.Tensor]]
-) -> torch.Tensor:
+def _ablated_logits(net: Net, parts: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
     """Logits of every one-branch ablation, block by block in network order (rows 4i..4i+3: block i's
     b1..b4 zeroed). Each block's 4 ablated copies are built from its saved branch outputs and join
     one batch that travels on through the rest of the network with the earlier blocks' copies:
     the same arithmetic as 9 separate tails of batch 4, in far fewer (larger) kernel calls."""
     carry: torch.Tensor | None = None
-    for name in names:
-        mod = getattr(model, name)
+    prev = None
+    for block in net.blocks():
         if carry is not None:
-            carry = mod(carry)
-        if name in blocks:
-            zeroed = _zeroed_copies([p.detach() for p in parts[name]])
-            carry = zeroed if carry is None else torch.cat([carry, zeroed])
+            carry = net.run(carry, after=prev, upto=block)
+        zeroed = _zeroed_copies([p.detach() for p in parts[block].values()])
+        carry = zeroed if carry is None else torch.cat([carry, zeroed])
+        prev = block
     if carry is None:
         raise AttributionError("this network has no Inception blocks")
-    return model.fc(model.dropout(torch.flatten(model.avgpool(carry), 1)))
+    return net.head(prev, carry)
 
 
-def ablation_logits(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+def ablation_logits(net: Net | nn.Module, x: torch.Tensor) -> np.ndarray:
     """(4 × blocks, classes) float64: the logits of every one-branch ablation of one image (rows 4i..4i+3:
     block i's b1..b4 zeroed). They do not depend on the target class: a page that lets the user switch the
     target computes them once per image and passes them to `explain` (the ablations are most of its time)."""
-    _check_eval_and_image(model, x)
-    names, blocks, first = _walk(model)
+    net = as_net(net)
+    _check_eval_and_image(net, x)
+    first = _first_block(net)
     with torch.inference_mode():
-        h = _stem(model, x.to(_device(model)), names[:first])
-        _, parts = _from_first_block(model, h, names[first:], blocks)
-        return _ablated_logits(model, names[first:], blocks, parts).double().cpu().numpy()
+        _, parts = net.forward_blocks(net.block_input(first, x), after=net.before(first))
+        return _ablated_logits(net, parts).double().cpu().numpy()
 
 
-def _walk(model: nn.Module) -> tuple[list[str], list[str], int]:
-    """The main path's module names, the Inception blocks among them, and the first block's index."""
-    names = main_path(model)
-    blocks = block_modules(model)
-    if not blocks:
+def _first_block(net: Net) -> str:
+    if not net.blocks():
         raise AttributionError("this network has no Inception blocks")
-    return names, blocks, names.index(blocks[0])
+    return net.blocks()[0]
 
 
-def _from_first_block(
-    model: nn.Module, h: torch.Tensor, names: Sequence[str], blocks: Sequence[str]
-) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
-    """Run `names` (the first block on) from h; the last output and each block's four branch outputs."""
-    parts: dict[str, list[torch.Tensor]] = {}
-    for name in names:
-        mod = getattr(model, name)
-        if name in blocks:
-            parts[name] = [getattr(mod, b)(h) for b in BRANCH_ATTRS]
-            h = torch.cat(parts[name], dim=1)
-        else:
-            h = mod(h)
-    return h, parts
-
-
-def _check_eval_and_image(model: nn.Module, x: torch.Tensor) -> None:
-    if model.training:
+def _check_eval_and_image(net: Net, x: torch.Tensor) -> None:
+    if net.module.training:
         raise AttributionError("the network is in training mode; explanations need eval mode")
     if x.ndim != 4 or x.shape[0] != 1:
         raise AttributionError(f"expected one image shaped (1, C, H, W), got {tuple(x.shape)}")
 
 
 def explain(
-    model: nn.Module,
+    net: Net | nn.Module,
     x: torch.Tensor,
     target: int | str | None = None,
     classes: Sequence[str] = (),
@@ -302,11 +255,11 @@ def explain(
     and BatchNorm as at inference); it is only read. `ablated`: this image's `ablation_logits`, when
     the caller has them already (then no ablation is run here).
     """
-    return explain_many(model, x, [target], classes, ablation, ablated)[0]
+    return explain_many(net, x, [target], classes, ablation, ablated)[0]
 
 
 def explain_many(
-    model: nn.Module,
+    net: Net | nn.Module,
     x: torch.Tensor,
     targets: Sequence[int | str | None],
     classes: Sequence[str] = (),
@@ -317,29 +270,31 @@ def explain_many(
     (retaining the graph between them) and one ablation batch for all. The Explain page computes its
     top-5 classes this way, so switching between them is a lookup. Each result's `seconds` is its
     share: the forward and the ablations split evenly, plus its own backward."""
-    _check_eval_and_image(model, x)
+    net = as_net(net)
+    _check_eval_and_image(net, x)
     if not targets:
         raise AttributionError("no target class given")
-    names, blocks, first = _walk(model)
-    device = _device(model)
+    first = _first_block(net)
+    blocks = net.blocks()
+    device = net.device
     _sync(device)
     t0 = time.perf_counter()
     with torch.no_grad():  # nothing before the first block is asked about: no graph there
-        h = _stem(model, x.to(device, non_blocking=True), names[:first])
+        h = net.block_input(first, x)
     with torch.enable_grad():
         # A leaf that needs grad starts the graph; autograd.grad below asks only for the
         # branch outputs, so no gradient is computed for (or stored on) any parameter.
-        h, parts = _from_first_block(model, h.detach().requires_grad_(True), names[first:], blocks)
-        logits = model.fc(model.dropout(torch.flatten(model.avgpool(h), 1)))[0]
+        h, parts = net.forward_blocks(h.detach().requires_grad_(True), after=net.before(first))
+        logits = net.head(blocks[-1], h)[0]
     logits_cpu = logits.detach().float().cpu().numpy()
     tgts = [resolve_target(t, logits_cpu, classes) for t in targets]
-    flat = [p for b in blocks for p in parts[b]]
+    flat = [p for b in blocks for p in parts[b].values()]
     acc = torch.float32 if device.type == "mps" else torch.float64  # sums and softmax in float64 (MPS has none)
     with torch.inference_mode():
         out = None
         if ablation:
             out = (  # (4 * blocks, classes)
-                _ablated_logits(model, names[first:], blocks, parts)
+                _ablated_logits(net, parts)
                 if ablated is None
                 else torch.as_tensor(ablated, device=device)
             )
@@ -348,7 +303,7 @@ def explain_many(
         act_flat = torch.cat([a.detach().mean(dim=1)[0].flatten() for a in flat]).float().cpu().numpy()
     _sync(device)
     shared = (time.perf_counter() - t0) / len(tgts)
-    labels = {b: branch_kernel_labels(getattr(model, b)) for b in blocks}
+    labels = {b: branch_kernel_labels(net.submodule(b)) for b in blocks}
     results = []
     for k, tgt in enumerate(tgts):
         t1 = time.perf_counter()
@@ -429,36 +384,23 @@ def _unpack(
 # Receptive fields
 
 
-def rf_box(rf: ReceptiveField, row: int, col: int, hw: tuple[int, int]) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) pixel edges of unit (row, col)'s theoretical field, clipped to an image of hw = (H, W)
-    (pixel k spans k - 0.5 .. k + 0.5; the plan's fields are in pixel-centre coordinates)."""
-    (y0, y1), (x0, x1) = rf.span(row), rf.span(col)
-    return (max(-0.5, x0 - 0.5), max(-0.5, y0 - 0.5), min(hw[1] - 0.5, x1 + 0.5), min(hw[0] - 0.5, y1 + 0.5))
+def _check_block(net: Net, block: str) -> None:
+    if block not in net.blocks():
+        raise AttributionError(f"no block {block!r}; choose one of {', '.join(short_label(b) for b in net.blocks())}")
 
 
-def network_spec(model: nn.Module) -> NetworkSpec:
-    """The spec whose layer plan describes `model`: its own for this project's GoogLeNet; torchvision's
-    GoogLeNet is the googlenet-imagenet preset module for module (its state_dict loads into it)."""
-    spec = getattr(model, "spec", None)
-    if isinstance(spec, NetworkSpec):
-        return spec
-    if isinstance(model, TorchvisionGoogLeNet):
-        return googlenet_imagenet()
-    raise AttributionError(f"no layer plan for a {type(model).__name__}; receptive fields need a GoogLeNet")
-
-
-def theoretical_rf(model: nn.Module, block: str, branch: str) -> ReceptiveField:
+def theoretical_rf(net: Net | nn.Module, block: str, branch: str) -> ReceptiveField:
     """The receptive field of a branch output's units, from the layer plan (gnet.plan)."""
+    try:
+        net = as_net(net)
+    except NetError as e:
+        raise AttributionError(str(e)) from None
     if branch not in BRANCHES:
         raise AttributionError(f"no branch {branch!r}; choose one of {', '.join(BRANCHES)}")
-    if block not in block_modules(model):
-        raise AttributionError(
-            f"no block {block!r}; choose one of {', '.join(block_label(b) for b in block_modules(model))}"
-        )
-    plan = layer_plan(network_spec(model))
-    rf = plan.step(plan.branch_paths(block)[branch]).rf
+    _check_block(net, block)
+    rf = net.plan.step(net.branch_paths(block)[branch]).rf
     if rf is None:
-        raise AttributionError(f"the layer plan has no receptive field for {block_label(block)}·{branch}")
+        raise AttributionError(f"the layer plan has no receptive field for {short_label(block, branch)}")
     return rf
 
 
@@ -472,24 +414,17 @@ class EmpiricalRF:
     theory: dict[str, ReceptiveField]
 
 
-def receptive_fields(model: nn.Module, x: torch.Tensor, block: str, row: int, col: int) -> EmpiricalRF:
+def receptive_fields(net: Net | nn.Module, x: torch.Tensor, block: str, row: int, col: int) -> EmpiricalRF:
     """The four branches of `block` at position (row, col): |d (sum over the branch's channels
     at that position) / d input|, from one forward and four backward passes."""
-    names = main_path(model)
-    if block not in block_modules(model):
-        raise AttributionError(
-            f"no block {block!r}; choose one of {', '.join(block_label(b) for b in block_modules(model))}"
-        )
-    device = _device(model)
-    idx = names.index(block)
+    net = as_net(net)
+    _check_block(net, block)
     with torch.enable_grad():
-        xin = x.to(device).detach().requires_grad_(True)
-        h = _stem(model, xin, names[:idx])
-        mod = getattr(model, block)
-        parts = [getattr(mod, b)(h) for b in BRANCH_ATTRS]
+        xin = x.to(net.device).detach().requires_grad_(True)
+        parts = list(net.branch_outputs(block, net.block_input(block, xin)).values())
         hh, ww = parts[0].shape[2], parts[0].shape[3]
         if not (0 <= row < hh and 0 <= col < ww):
-            raise AttributionError(f"position ({row}, {col}) is outside {block_label(block)}'s {hh}×{ww} grid")
+            raise AttributionError(f"position ({row}, {col}) is outside {short_label(block)}'s {hh}×{ww} grid")
         # One forward, four backward passes through the kept graph (measured faster on CPU than a
         # batch of 4 copies or a vmapped backward: the forward up to the block is shared).
         grads = [
@@ -503,7 +438,7 @@ def receptive_fields(model: nn.Module, x: torch.Tensor, block: str, row: int, co
         col,
         {b: (hh, ww) for b in BRANCHES},
         {b: maps_np[k] for k, b in enumerate(BRANCHES)},
-        {b: theoretical_rf(model, block, b) for b in BRANCHES},
+        {b: theoretical_rf(net, block, b) for b in BRANCHES},
     )
 
 
@@ -522,7 +457,7 @@ def explain_text(ex: Explanation, model_label: str = "") -> str:
     ]
     rows = [["block", *BRANCHES]]
     for b, br in ex.blocks.items():
-        rows.append([block_label(b), *(f"{br[r].grad_x_act:+.3g} | {br[r].delta_prob * 100:+.3g}" for r in BRANCHES)])
+        rows.append([short_label(b), *(f"{br[r].grad_x_act:+.3g} | {br[r].delta_prob * 100:+.3g}" for r in BRANCHES)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     drops = [d.sentence(ex.label) for d in ex.largest_drops(3)]

@@ -17,17 +17,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from torch import nn
 
 from gnet.blocks import branch_kernel_labels
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
-from gnet.plan import BLOCK, Plan, layer_plan
-from gnet.spec import BRANCHES, googlenet_imagenet
+from gnet.net import Net, as_net
+from gnet.plan import BLOCK, short_label
+from gnet.raster import LUT, ascii_label
+from gnet.raster import font as _font
 
-# torchvision's GoogLeNet has no list of its layers: it is the plan of the preset built to match it.
-TORCHVISION_PLAN = layer_plan(googlenet_imagenet())
-TORCHVISION_PATH = tuple(TORCHVISION_PLAN.main_path())
 MAX_TOP_K = 256
 
 
@@ -42,35 +41,23 @@ class Layer:
     is_block: bool
 
 
-def model_plan(model: nn.Module) -> Plan:
-    """The layer plan of a gnet GoogLeNet, or of the preset that matches torchvision's."""
-    plan = getattr(model, "plan", None)
-    return plan if isinstance(plan, Plan) else TORCHVISION_PLAN
-
-
-def main_path(model: nn.Module) -> list[str]:
-    return [n for n in model_plan(model).main_path() if getattr(model, n, None) is not None]
-
-
-def layers(model: nn.Module) -> list[Layer]:
+def layers(net: Net | nn.Module) -> list[Layer]:
     """What a user can pick: the stem layers and the Inception blocks (not the pools between stages)."""
+    net = as_net(net)
     out: list[Layer] = []
-    plan = model_plan(model)
-    for name in main_path(model):
-        if plan.step(name).kind == BLOCK:
-            out.append(Layer(name, name.removeprefix("inception"), True))
+    for name in net.main_path():
+        if net.plan.step(name).kind == BLOCK:
+            out.append(Layer(name, short_label(name), True))
         elif not out or not out[-1].is_block:  # still in the stem
             out.append(Layer(name, f"{name} (stem)", False))
     return out
 
 
-def find_layer(model: nn.Module, label_or_module: str) -> Layer:
-    for layer in layers(model):
+def find_layer(net: Net | nn.Module, label_or_module: str) -> Layer:
+    for layer in layers(net):
         if label_or_module in (layer.label, layer.module):
             return layer
-    raise FeatureError(
-        f"no layer {label_or_module!r}; choose one of {', '.join(layer.label for layer in layers(model))}"
-    )
+    raise FeatureError(f"no layer {label_or_module!r}; choose one of {', '.join(layer.label for layer in layers(net))}")
 
 
 @dataclass
@@ -99,54 +86,39 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.inference_mode()
-def extract(model: nn.Module, x: torch.Tensor, layer: str) -> Extraction:
+def extract(net: Net | nn.Module, x: torch.Tensor, layer: str) -> Extraction:
     """Run `x` (1, C, H, W) through the network, keeping `layer`'s output per branch."""
-    lay = find_layer(model, layer)
-    names = main_path(model)
-    idx = names.index(lay.module)
-    device = next(model.parameters()).device
-    _sync(device)
+    net = as_net(net)
+    lay = find_layer(net, layer)
+    _sync(net.device)
     t0 = time.perf_counter()
-    h = x.to(device, non_blocking=True)
-    if getattr(model, "transform_input", False):
-        h = model._transform_input(h)  # torchvision's input remapping for its ported weights
-    for name in names[:idx]:
-        h = getattr(model, name)(h)
-    mod = getattr(model, lay.module)
-    branches = model_plan(model).branch_paths(lay.module).values() if lay.is_block else ()
-    parts = [model.get_submodule(p)(h) for p in branches] if lay.is_block else [mod(h)]
-    logits = _finish(model, names[idx + 1 :], torch.cat(parts, dim=1))
-    _sync(device)
+    if lay.is_block:
+        by_branch = net.branch_outputs(lay.module, net.block_input(lay.module, x))
+    else:
+        by_branch = {"out": net.run_to(lay.module, x)}
+    parts = list(by_branch.values())
+    logits = net.head(lay.module, torch.cat(parts, dim=1))
+    _sync(net.device)
     forward_s = time.perf_counter() - t0
-    keys = list(BRANCHES) if lay.is_block else ["out"]
-    groups = {k: p[0].float().cpu().numpy() for k, p in zip(keys, parts)}
+    groups = {k: p[0].float().cpu().numpy() for k, p in by_branch.items()}
     offsets, o = {}, 0
-    for k in keys:
+    for k, a in groups.items():
         offsets[k] = o
-        o += groups[k].shape[0]
+        o += a.shape[0]
+    mod = net.submodule(lay.module)
     labels = branch_kernel_labels(mod) if lay.is_block else {"out": _layer_label(mod)}
     return Extraction(lay, groups, offsets, labels, logits[0].float().cpu(), forward_s, parts)
 
 
-def _finish(model: nn.Module, rest: Sequence[str], h: torch.Tensor) -> torch.Tensor:
-    for name in rest:
-        h = getattr(model, name)(h)
-    h = torch.flatten(model.avgpool(h), 1)
-    return model.fc(model.dropout(h))
-
-
 @torch.inference_mode()
-def ablate(model: nn.Module, ex: Extraction, zeroed: Sequence[str]) -> torch.Tensor:
+def ablate(net: Net | nn.Module, ex: Extraction, zeroed: Sequence[str]) -> torch.Tensor:
     """Logits with the given branches of the extracted block set to zero (the rest of
     the network re-run from that block's output)."""
     unknown = set(zeroed) - set(ex.groups)
     if unknown:
         raise FeatureError(f"no branch {', '.join(sorted(unknown))} in {ex.layer.label}")
-    keys = list(ex.groups)
-    parts = [torch.zeros_like(p) if k in zeroed else p for k, p in zip(keys, ex._parts)]
-    names = main_path(model)
-    rest = names[names.index(ex.layer.module) + 1 :]
-    return _finish(model, rest, torch.cat(parts, dim=1))[0].float().cpu()
+    parts = [torch.zeros_like(p) if k in zeroed else p for k, p in zip(ex.groups, ex._parts)]
+    return as_net(net).head(ex.layer.module, torch.cat(parts, dim=1))[0].float().cpu()
 
 
 def _layer_label(mod: nn.Module) -> str:
@@ -260,23 +232,6 @@ def ablation_rows(before: torch.Tensor, after: torch.Tensor, classes: Sequence[s
 # ---------------------------------------------------------------------------
 # Images: mosaics and heatmaps
 
-# viridis at 9 stops, interpolated to a 256-entry lookup table (no matplotlib needed)
-_VIRIDIS = np.array(
-    [
-        [68, 1, 84],
-        [71, 44, 122],
-        [59, 81, 139],
-        [44, 113, 142],
-        [33, 144, 141],
-        [39, 173, 129],
-        [92, 200, 99],
-        [170, 220, 50],
-        [253, 231, 37],
-    ],
-    dtype=np.float64,
-)
-LUT = np.stack([np.interp(np.linspace(0, 8, 256), np.arange(9), _VIRIDIS[:, c]) for c in range(3)], 1).astype(np.uint8)
-
 
 def normalise(a: np.ndarray) -> np.ndarray:
     """One channel → uint8 0..255 by its own min and max (a constant map is all 0)."""
@@ -289,15 +244,6 @@ def normalise(a: np.ndarray) -> np.ndarray:
 
 def colorize(a: np.ndarray) -> Image.Image:
     return Image.fromarray(LUT[normalise(a)], "RGB")
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-def ascii_label(text: str) -> str:
-    """Pillow's built-in font has no × or →; images spell them in ASCII."""
-    return text.replace("×", "x").replace("→", "->").replace("·", "|")
 
 
 def mosaic(

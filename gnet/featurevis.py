@@ -46,11 +46,13 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from gnet.blocks import BRANCH_ATTRS
 from gnet.checkpoints import atomic_write_bytes
-from gnet.features import BRANCHES, FeatureError, find_layer, main_path, model_plan
+from gnet.features import FeatureError, find_layer
 from gnet.images import Preprocess, crop_for_model, to_tensor
+from gnet.net import Net, as_net, content_key, plan_of
+from gnet.plan import short_label
 from gnet.runs import pid_alive, read_json, runs_root, spawn_background, write_json
+from gnet.spec import BRANCHES
 
 # Lucid's square root of ImageNet's colour correlation matrix, columns scaled to unit max norm.
 _COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -139,26 +141,27 @@ class ResolvedTarget:
         return f"{self.label}·{t.branch} ch {t.channel} | out {self.output_channel}"
 
 
-def branch_widths(model: nn.Module, block: str) -> dict[str, int]:
+def branch_widths(net: Net | nn.Module, block: str) -> dict[str, int]:
     """Output channels of each branch of `block`, from the network's layer plan."""
-    return {b: step.out_shape[0] for b, step in model_plan(model).branch_steps(block).items()}
+    return {b: step.out_shape[0] for b, step in as_net(net).plan.branch_steps(block).items()}
 
 
-def block_names(model: nn.Module) -> list[str]:
+def block_names(net: Net | nn.Module) -> list[str]:
     """The Inception blocks a user can visualise, in order (module names)."""
-    return [b for b in model_plan(model).blocks() if getattr(model, b, None) is not None]
+    return as_net(net).blocks()
 
 
-def resolve(model: nn.Module, target: Target) -> ResolvedTarget:
+def resolve(net: Net | nn.Module, target: Target) -> ResolvedTarget:
     """Check a target against the loaded network; VisError says what is wrong."""
+    net = as_net(net)
     try:
-        lay = find_layer(model, target.layer)
+        lay = find_layer(net, target.layer)
     except FeatureError as e:
         raise VisError(str(e)) from None
     if not lay.is_block:
-        names = ", ".join(m.removeprefix("inception") for m in block_names(model))
+        names = ", ".join(short_label(m) for m in net.blocks())
         raise VisError(f"{lay.label} is not an Inception block; visualise one of {names}")
-    widths = branch_widths(model, lay.module)
+    widths = branch_widths(net, lay.module)
     t = Target(lay.module, target.branch, target.channel)
     if t.branch is None:
         width, offset = sum(widths.values()), 0
@@ -173,16 +176,17 @@ def resolve(model: nn.Module, target: Target) -> ResolvedTarget:
     return ResolvedTarget(t, lay.label, width, offset)
 
 
-def from_output_channel(model: nn.Module, layer: str, out_channel: int) -> Target:
+def from_output_channel(net: Net | nn.Module, layer: str, out_channel: int) -> Target:
     """A block-output channel index → the branch it sits in and its index there."""
-    lay = resolve(model, Target(layer)).target.layer
-    widths = branch_widths(model, lay)
+    net = as_net(net)
+    lay = resolve(net, Target(layer)).target.layer
+    widths = branch_widths(net, lay)
     start = 0
     for b in BRANCHES:
         if 0 <= out_channel - start < widths[b]:
             return Target(lay, b, out_channel - start)
         start += widths[b]
-    raise VisError(f"{lay.removeprefix('inception')} has output channels 0 to {start - 1}, got {out_channel}")
+    raise VisError(f"{short_label(lay)} has output channels 0 to {start - 1}, got {out_channel}")
 
 
 # ---------------------------------------------------------------------------
@@ -240,13 +244,9 @@ def _normaliser(pre: Preprocess, device: torch.device) -> tuple[torch.Tensor, to
     return mean, std
 
 
-def block_input(model: nn.Module, x: torch.Tensor, module: str) -> torch.Tensor:
+def block_input(net: Net | nn.Module, x: torch.Tensor, module: str) -> torch.Tensor:
     """The normalised input `x` run through everything before block `module` (transform_input included)."""
-    h = model._transform_input(x) if getattr(model, "transform_input", False) else x
-    names = main_path(model)
-    for name in names[: names.index(module)]:
-        h = getattr(model, name)(h)
-    return h
+    return as_net(net).block_input(module, x)
 
 
 class RedirectedReLU(torch.autograd.Function):
@@ -282,14 +282,15 @@ def _run_branch(branch: nn.Module, h: torch.Tensor, redirect: bool) -> torch.Ten
 
 
 def objectives(
-    model: nn.Module, h: torch.Tensor, targets: Sequence[ResolvedTarget], redirect: bool = False
+    net: Net | nn.Module, h: torch.Tensor, targets: Sequence[ResolvedTarget], redirect: bool = False
 ) -> torch.Tensor:
     """(N,) mean activation of target i on batch item i, from the block's input `h`.
     Only the branches the targets need are run."""
-    block = getattr(model, targets[0].target.layer)
+    net = as_net(net)
+    block = targets[0].target.layer
     wanted = {t.target.branch for t in targets}
     need = list(BRANCHES) if None in wanted else [b for b in BRANCHES if b in wanted]
-    outs = {b: _run_branch(getattr(block, BRANCH_ATTRS[BRANCHES.index(b)]), h, redirect) for b in need}
+    outs = {b: _run_branch(net.branch_module(block, b), h, redirect) for b in need}
     values = []
     for i, t in enumerate(targets):
         if t.target.branch is None:
@@ -358,9 +359,10 @@ def visualize(
     scale = _spectrum_scale(size, size, cfg.decay_power).to(device)
     mean, std = _normaliser(pre, device)
     module = resolved[0].target.layer
+    net = as_net(model)
 
     def value(img: torch.Tensor, redirect: bool = False) -> torch.Tensor:
-        return objectives(model, block_input(model, (img - mean) / std, module), resolved, redirect)
+        return objectives(net, net.block_input(module, (img - mean) / std), resolved, redirect)
 
     opt = torch.optim.Adam([spectrum], lr=cfg.lr)
     t0 = time.perf_counter()
@@ -413,37 +415,33 @@ def private_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.inference_mode()
-def activation_map(model: nn.Module, x: torch.Tensor, target: Target) -> np.ndarray:
+def activation_map(net: Net | nn.Module, x: torch.Tensor, target: Target) -> np.ndarray:
     """One channel's (H, W) map for a normalised input (1, C, H, W), run module by module."""
-    r = resolve(model, target)
+    net = as_net(net)
+    r = resolve(net, target)
     if r.target.branch is None or r.target.channel is None:
         raise VisError("an activation map needs a branch and a channel")
-    device = next(model.parameters()).device
-    h = block_input(model, x.to(device), r.target.layer)
-    branch = getattr(getattr(model, r.target.layer), BRANCH_ATTRS[BRANCHES.index(r.target.branch)])
-    return branch(h)[0, r.target.channel].float().cpu().numpy()
+    h = net.block_input(r.target.layer, x)
+    return net.branch_module(r.target.layer, r.target.branch)(h)[0, r.target.channel].float().cpu().numpy()
 
 
 # ---------------------------------------------------------------------------
 # Which model: a fingerprint of the weights and preprocessing (the cache key's model id)
 
-_fingerprints: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+_fingerprints: weakref.WeakKeyDictionary[nn.Module, dict[Preprocess, str]] = weakref.WeakKeyDictionary()
 
 
-def model_fingerprint(model: nn.Module, pre: Preprocess) -> str:
-    """sha256 over the weights (names, shapes, bytes), transform_input and preprocessing.
-    Two files with the same weights share their visualisations; a retrained one does not."""
-    if model not in _fingerprints:
-        h = hashlib.sha256(type(model).__name__.encode())
-        h.update(str(bool(getattr(model, "transform_input", False))).encode())
-        for name, t in model.state_dict().items():
-            t = t.detach().cpu().contiguous().reshape(-1)
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.view(torch.uint8).numpy() if t.numel() else b"")
-        _fingerprints[model] = h.hexdigest()[:20]
-    h = hashlib.sha256(_fingerprints[model].encode())
-    h.update(json.dumps(asdict(pre), sort_keys=True).encode())
-    return h.hexdigest()[:20]
+def model_fingerprint(net: Net | nn.Module, pre: Preprocess | None = None) -> str:
+    """The Net's content key (weights, spec, preprocessing, transform_input): two files with the same
+    weights share their visualisations; a retrained one does not. A bare module's is remembered."""
+    if isinstance(net, Net) and (pre is None or pre == net.preprocess):
+        return net.content[:20]
+    module = net.module if isinstance(net, Net) else net
+    pre = pre or as_net(module).preprocess
+    memo = _fingerprints.setdefault(module, {})
+    if pre not in memo:
+        memo[pre] = content_key(module, plan_of(module).spec, pre)[:20]
+    return memo[pre]
 
 
 # ---------------------------------------------------------------------------
@@ -824,22 +822,14 @@ class Specialisation:
 
 
 @torch.inference_mode()
-def branch_means(model: nn.Module, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
-    """Per block and branch, each channel's spatial mean activation: (N, C_branch) on the CPU."""
-    device = next(model.parameters()).device
-    h = x.to(device)
-    if getattr(model, "transform_input", False):
-        h = model._transform_input(h)
-    out: dict[str, dict[str, torch.Tensor]] = {}
-    for name in main_path(model):
-        mod = getattr(model, name)
-        if name.startswith("inception"):
-            parts = [getattr(mod, attr)(h) for attr in BRANCH_ATTRS]
-            out[name.removeprefix("inception")] = {b: p.float().mean(dim=(2, 3)).cpu() for b, p in zip(BRANCHES, parts)}
-            h = torch.cat(parts, dim=1)
-        else:
-            h = mod(h)
-    return out
+def branch_means(net: Net | nn.Module, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """Per block (short label) and branch, each channel's spatial mean activation: (N, C_branch) on the CPU."""
+    net = as_net(net)
+    _, parts = net.forward_blocks(net.input(x))
+    return {
+        short_label(block): {b: p.float().mean(dim=(2, 3)).cpu() for b, p in by_branch.items()}
+        for block, by_branch in parts.items()
+    }
 
 
 def colour_sensitivity(colour: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
@@ -851,7 +841,7 @@ def colour_sensitivity(colour: torch.Tensor, grey: torch.Tensor) -> torch.Tensor
 
 
 def specialisation(
-    model: nn.Module, pre: Preprocess, images: Sequence[Image.Image], threshold: float = 0.5, top_fraction: float = 0.1
+    net: Net | nn.Module, pre: Preprocess, images: Sequence[Image.Image], threshold: float = 0.5, top_fraction: float = 0.1
 ) -> Specialisation:
     """Branch statistics for every block, from the images and their greyscale copies."""
     if not images:
@@ -861,7 +851,7 @@ def specialisation(
     crops = [crop_for_model(img.convert("RGB"), pre) for img in images]
     greys = [c.convert("L").convert("RGB") if pre.in_channels == 3 else c for c in crops]
     x = torch.cat([to_tensor(c, pre) for c in crops + greys])
-    means = branch_means(model, x)
+    means = branch_means(net, x)
     n = len(images)
     rows = []
     for block, parts in means.items():

@@ -27,6 +27,7 @@ image edge, where padding is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from gnet.spec import BRANCHES, MAX_SPATIAL, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError
@@ -161,6 +162,40 @@ class Plan:
     def aux_after(self) -> dict[str, str]:
         """{"inception4a": "aux1", ...}: which block's output each auxiliary head reads."""
         return {f"inception{b}": f"aux{i + 1}" for i, b in enumerate(self.spec.aux_blocks())}
+
+
+# ---------------------------------------------------------------------------
+# Labels for people. Inside the library a block or branch is its module path ("inception3a",
+# "inception3a.branch2"); pages, charts and the CLI show "3a" and "3a·b2" (the paper's block names, branches
+# b1…b4 in concatenation order). These two functions are the only translation between the two.
+
+_BLOCK_PREFIX = re.compile(r"^(inception|Mixed_)")
+BRANCH_SEP = "·"
+
+
+def short_label(block: str, branch: str | None = None) -> str:
+    """"inception3a" → "3a"; with branch "b2" → "3a·b2". Other module paths ("conv1") stay as they are."""
+    name = _BLOCK_PREFIX.sub("", block)
+    return f"{name}{BRANCH_SEP}{branch}" if branch else name
+
+
+def parse_label(plan: Plan, text: str) -> tuple[str, str | None]:
+    """A block, and optionally a branch, as a person types them → (block module path, branch key or None).
+    Accepts "3a", "inception3a", "3a·b2", "3a.b2", "3a/b2" and "inception3a.branch2". KeyError with the
+    valid choices for anything else."""
+    head, _, tail = re.sub(r"[./ ]", BRANCH_SEP, text.strip()).partition(BRANCH_SEP)
+    blocks = {short_label(b): b for b in plan.blocks()}
+    block = head if head in plan.blocks() else blocks.get(head)
+    if block is None:
+        raise KeyError(f"no block {head!r}; choose one of {', '.join(blocks)}")
+    if not tail:
+        return block, None
+    paths = plan.branch_paths(block)
+    by_attr = {p.rpartition(".")[2]: b for b, p in paths.items()}
+    branch = tail if tail in paths else by_attr.get(tail)
+    if branch is None:
+        raise KeyError(f"no branch {tail!r} in {short_label(block)}; choose one of {', '.join(paths)}")
+    return block, branch
 
 
 # ---------------------------------------------------------------------------
@@ -459,4 +494,6 @@ __all__ = [
     "pool_out",
     "min_input",
     "PIXEL",
+    "short_label",
+    "parse_label",
 ]

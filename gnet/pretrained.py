@@ -1,6 +1,6 @@
 """The networks the Feature Maps page runs, and where their weights come from.
 
-Four sources, one `LoadedModel`:
+Four sources, each loaded into one `gnet.net.Net` (module, plan, preprocessing, content key):
 - "pretrained": torchvision's GoogLeNet with IMAGENET1K_V1 weights, read through
   torchvision's weights API from the torch hub cache
   ($TORCH_HOME/hub/checkpoints/googlenet-1378be20.pth). A missing file is
@@ -38,6 +38,7 @@ from gnet import downloads
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkpoint, torch_load_safely
 from gnet.images import Preprocess
+from gnet.net import Net
 from gnet.runs import SWEEP_FILE, runs_root
 
 WEIGHTS = GoogLeNet_Weights.IMAGENET1K_V1
@@ -53,17 +54,15 @@ class ModelSource:
     path: str = ""  # the file for "weights" and "checkpoint"
 
 
-@dataclass
-class LoadedModel:
-    """A network ready for inference. Shared by all sessions: never mutate it."""
+@dataclass(frozen=True)
+class _Loaded:
+    """What a source's loader read, before it is placed on its device and shared as a Net."""
 
-    model: nn.Module  # eval mode, on `device`
-    source: ModelSource
+    module: nn.Module
     label: str  # what the UI says this model is
     trained: bool
     classes: list[str]
     preprocess: Preprocess
-    device: torch.device
     note: str = ""  # e.g. how torchvision's weights expect their input
 
 
@@ -187,8 +186,9 @@ def cancel_weights_download(url: str | None = None) -> None:
 # Loading
 
 
-def load_model(source: ModelSource, device: torch.device | None = None) -> LoadedModel:
-    """Build the network for a source, in eval mode on `device` (CPU by default).
+def load_model(source: ModelSource, device: torch.device | None = None) -> Net:
+    """Build the network for a source, in eval mode without gradients on `device` (CPU by default), as the
+    Net every view reads; its content key is computed here, once.
 
     Raises CheckpointError for a file that is missing, not loadable with
     weights_only=True, or does not fit the network.
@@ -204,13 +204,20 @@ def load_model(source: ModelSource, device: torch.device | None = None) -> Loade
         lm = _load_untrained(source)
     else:
         raise CheckpointError(f"unknown model source {source.kind!r}; choose one of {', '.join(SOURCES)}")
-    lm.model.eval().to(device)
-    lm.model.requires_grad_(False)
-    lm.device = device
-    return lm
+    net = Net.of(
+        lm.module.to(device),
+        lm.preprocess,
+        label=lm.label,
+        trained=lm.trained,
+        classes=lm.classes,
+        note=lm.note,
+        source=source,
+    )
+    net.content  # noqa: B018 (hash the weights now, at load time, not on a page's first request)
+    return net
 
 
-def _load_pretrained(source: ModelSource) -> LoadedModel:
+def _load_pretrained(source: ModelSource) -> _Loaded:
     path = hub_weights_path()
     if not path.is_file():
         log.warning("pretrained weights not found at %s", path)
@@ -227,19 +234,17 @@ def _load_pretrained(source: ModelSource) -> LoadedModel:
             "(its real path is in the server log) and download it again."
         ) from None
     model = _torchvision_model(state, "the cached pretrained weights")
-    return LoadedModel(
-        model,
-        source,
-        "torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)",
-        True,
-        imagenet_categories(),
-        imagenet_preprocess(),
-        torch.device("cpu"),
-        TRANSFORM_NOTE,
+    return _Loaded(
+        module=model,
+        label="torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)",
+        trained=True,
+        classes=imagenet_categories(),
+        preprocess=imagenet_preprocess(),
+        note=TRANSFORM_NOTE,
     )
 
 
-def _load_weights_file(source: ModelSource) -> LoadedModel:
+def _load_weights_file(source: ModelSource) -> _Loaded:
     path = Path(source.path).expanduser()
     if not source.path.strip() or not path.is_file():
         log.warning("no weights file at %r", source.path)
@@ -258,15 +263,13 @@ def _load_weights_file(source: ModelSource) -> LoadedModel:
     model = _torchvision_model(state, f"the weights in {path.name}")
     n = model.fc.out_features
     classes = imagenet_categories() if n == 1000 else [f"class {i}" for i in range(n)]
-    return LoadedModel(
-        model,
-        source,
-        f"torchvision GoogLeNet, weights file {path.name}",
-        True,
-        classes,
-        imagenet_preprocess(),
-        torch.device("cpu"),
-        TRANSFORM_NOTE,
+    return _Loaded(
+        module=model,
+        label=f"torchvision GoogLeNet, weights file {path.name}",
+        trained=True,
+        classes=classes,
+        preprocess=imagenet_preprocess(),
+        note=TRANSFORM_NOTE,
     )
 
 
@@ -290,7 +293,7 @@ def _torchvision_model(state: dict[str, torch.Tensor], what: str) -> nn.Module:
     return model
 
 
-def _load_project_checkpoint(source: ModelSource) -> LoadedModel:
+def _load_project_checkpoint(source: ModelSource) -> _Loaded:
     path = Path(source.path).expanduser()
     ckpt = load_checkpoint(path)  # CheckpointError for anything that isn't one
     model = ckpt.build_model()
@@ -298,7 +301,7 @@ def _load_project_checkpoint(source: ModelSource) -> LoadedModel:
     epoch = ckpt.extra.get("epoch")
     run = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
     label = f"checkpoint {run}/{path.name} ({ckpt.spec.name}" + (f", epoch {epoch})" if isinstance(epoch, int) else ")")
-    return LoadedModel(model, source, label, True, list(ckpt.classes), pre, torch.device("cpu"))
+    return _Loaded(module=model, label=label, trained=True, classes=list(ckpt.classes), preprocess=pre)
 
 
 def checkpoint_preprocess(d: dict, in_channels: int) -> Preprocess:
@@ -320,21 +323,19 @@ def checkpoint_preprocess(d: dict, in_channels: int) -> Preprocess:
     return Preprocess(resize, (h, w), mean, std, c, stretch=d.get("resize_mode") == "stretch")
 
 
-def _load_untrained(source: ModelSource) -> LoadedModel:
+def _load_untrained(source: ModelSource) -> _Loaded:
     from gnet.network import build
     from gnet.spec import googlenet_imagenet
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the same "untrained" network in every process and test
         model = build(googlenet_imagenet())
-    return LoadedModel(
-        model,
-        source,
-        "UNTRAINED GoogLeNet (random weights, seed 0): its predictions mean nothing",
-        False,
-        imagenet_categories(),
-        imagenet_preprocess(),
-        torch.device("cpu"),
+    return _Loaded(
+        module=model,
+        label="UNTRAINED GoogLeNet (random weights, seed 0): its predictions mean nothing",
+        trained=False,
+        classes=imagenet_categories(),
+        preprocess=imagenet_preprocess(),
     )
 
 

@@ -17,11 +17,12 @@ from PIL import Image, ImageDraw, ImageOps
 
 from gnet import features as F
 from gnet import featurevis as fv
-from gnet.charts import specialisation_fig
+from gnet.charts.explain import specialisation_fig
 from gnet.colors import BRANCH_COLORS
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError, load, preprocess, to_tensor
-from gnet.pretrained import LoadedModel, ModelSource
+from gnet.net import Net
+from gnet.pretrained import ModelSource
 from pages.sources import SAMPLES, cached_model, choose_model, file_mtime, load_chosen, read_image
 from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
@@ -73,11 +74,11 @@ def show_grid(
                 )
 
 
-def show_selected(lm: LoadedModel, layer: str, cropped: Image.Image, found: dict[str, fv.CachedResult]) -> None:
+def show_selected(lm: Net, layer: str, cropped: Image.Image, found: dict[str, fv.CachedResult]) -> None:
     sel = st.session_state.get("at_selected")
     if not sel or sel[0] != layer:
         return
-    r = fv.resolve(lm.model, fv.Target(*sel))
+    r = fv.resolve(lm, fv.Target(*sel))
     with st.container(border=True):
         head, close = st.columns([5, 1])
         head.markdown(branch_chip(r.target.branch, r.caption()))
@@ -93,7 +94,7 @@ def show_selected(lm: LoadedModel, layer: str, cropped: Image.Image, found: dict
         else:
             a.info("Not visualised yet with these settings: press the button under the grid.")
         x = to_tensor(cropped, lm.preprocess)
-        fmap = fv.activation_map(lm.model, x, r.target)
+        fmap = fv.activation_map(lm, x, r.target)
         b.image(
             F.overlay(cropped, fmap).resize((336, 336)),
             caption=f"where it fires on your image (mean {fmap.mean():.3f}, max {fmap.max():.3f})",
@@ -144,7 +145,7 @@ def _specialisation(
     """Over the sample images and the user's upload (digest keys the cache; the bytes ride along)."""
     lm = cached_model(kind, path, mtime, device)
     images = [load((SAMPLES / p).read_bytes()).image for p in sorted(os.listdir(SAMPLES)) if p.endswith(".jpg")]
-    return fv.specialisation(lm.model, lm.preprocess, images + ([load(upload).image] if upload else []))
+    return fv.specialisation(lm, lm.preprocess, images + ([load(upload).image] if upload else []))
 
 
 DISTILL = (
@@ -192,7 +193,7 @@ except ImageError as e:
     st.error(f"Could not use {plain(what)}: {plain(e)}")
     st.stop()
 
-blocks = fv.block_names(lm.model)
+blocks = fv.block_names(lm)
 labels = [b.removeprefix("inception") for b in blocks]
 c1, c2, c3 = st.columns([1, 2, 2])
 layer_label = c1.selectbox("Block", labels, index=labels.index("4b") if "4b" in labels else 0, key="at_block")
@@ -207,14 +208,14 @@ with st.expander("Optimisation settings"):
 cfg = fv.VisConfig(size=int(size), steps=int(steps), lr=float(lr), seed=int(seed), jitter=min(8, int(size) // 4))
 layer = f"inception{layer_label}"
 
-ex = F.extract(lm.model, x, layer)
+ex = F.extract(lm, x, layer)
 resolved: dict[str, list[fv.ResolvedTarget]] = {}
 for b, act in ex.groups.items():
     chans = F.rank_channels(act, k) if order == "top" else list(range(min(k, act.shape[0])))
-    resolved[b] = [fv.resolve(lm.model, fv.Target(layer, b, c)) for c in chans]
+    resolved[b] = [fv.resolve(lm, fv.Target(layer, b, c)) for c in chans]
 
 root = fv.cache_root()
-fingerprint = fv.model_fingerprint(lm.model, lm.preprocess)
+fingerprint = fv.model_fingerprint(lm)
 found: dict[str, fv.CachedResult] = {}
 missing: list[fv.Target] = []
 for rs in resolved.values():

@@ -1,7 +1,7 @@
 """Explain: which branch of which block carries the evidence for a class (issue 12).
 
 Thin page: the shared model/image pickers (pages/sources.py), gnet.attribution for the numbers,
-gnet.charts_explain for the figures. Results are cached per (model, image, target).
+gnet.charts.explain for the figures. Results are cached per (model, image, target).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 
 from gnet import attribution as A
-from gnet import charts_explain as C
+from gnet.charts import explain as C
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError
-from gnet.pretrained import LoadedModel
+from gnet.net import Net
+from gnet.plan import short_label
 from pages import explain_data as D
 from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
 from pages.ui import branch_chip, plain, use_app_navigation
@@ -27,7 +28,7 @@ use_app_navigation()
 TARGET_MODES = ("One of the top 5", "Any class (search by name)")
 
 
-def choose_target(lm: LoadedModel, logits: np.ndarray) -> int:
+def choose_target(lm: Net, logits: np.ndarray) -> int:
     probs = torch.softmax(torch.from_numpy(logits).double(), 0).numpy()
     top = D.top_classes(logits)
     c1, c2 = st.columns([1, 2])
@@ -108,7 +109,7 @@ def _apply_click(ex: A.Explanation) -> None:
 
 
 def show_receptive_fields(
-    lm: LoadedModel, ex: A.Explanation, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.Image
+    lm: Net, ex: A.Explanation, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.Image
 ) -> None:
     st.subheader("Receptive fields on the image")
     blocks = ex.block_names()
@@ -118,7 +119,7 @@ def show_receptive_fields(
         blocks,
         index=min(len(blocks) - 1, blocks.index("inception4d")) if "inception4d" in blocks else 0,
         key="ex_rf_block",
-        format_func=A.block_label,
+        format_func=short_label,
     )
     labels = ex.kernel_labels[block]
     branch = c2.selectbox("Branch", A.BRANCHES, key="ex_rf_branch", format_func=lambda b: f"{b} ({labels[b]})")
@@ -151,14 +152,14 @@ def show_receptive_fields(
     jpegs = D.rf_jpegs(mkey, ikey, block, row, col, branch, rf, cropped)
     mid.image(
         jpegs["plain"],
-        caption=f"theoretical receptive field of {A.block_label(block)}·{branch} ({row}, {col}): "
+        caption=f"theoretical receptive field of {short_label(block)}·{branch} ({row}, {col}): "
         f"{t.size}×{t.size} px, from the kernels, strides and paddings",
     )
     right.image(
         jpegs["heat"],
         caption=f"empirical: |∂ unit / ∂ input| (summed over {branch}'s channels at that position)",
     )
-    st.markdown(f"**The four branches of {A.block_label(block)} at ({row}, {col})**, each with its theoretical box")
+    st.markdown(f"**The four branches of {short_label(block)} at ({row}, {col})**, each with its theoretical box")
     for col_, b in zip(st.columns(4), A.BRANCHES):
         with col_:
             st.markdown(branch_chip(b, f"{b}: {labels[b]}"))
@@ -189,7 +190,7 @@ if picked is None:
     st.info("Upload an image or pick a sample.")
     st.stop()
 data, what = picked
-mkey, ikey = D.model_key(lm), hashlib.sha256(data).hexdigest()
+mkey, ikey = lm.key, hashlib.sha256(data).hexdigest()
 try:
     loaded = decoded(ikey, data)
     cropped, x = prepared(ikey, mkey, loaded.image, lm.preprocess)
@@ -199,7 +200,7 @@ except ImageError as e:
 
 
 @st.fragment  # switching the target or the colour scale reruns this part alone: the pickers and receptive fields stay
-def explanation(lm: LoadedModel, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.Image, what: str) -> None:
+def explanation(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.Image, what: str) -> None:
     logits = D.class_logits(mkey, ikey, lm, x)
     left, right = st.columns([1, 3])
     left.image(

@@ -15,35 +15,34 @@ import torch
 from PIL import Image
 
 from gnet import attribution as A
-from gnet import charts_explain as C
+from gnet.charts import explain as C
 from gnet.features import jpeg_bytes
-from gnet.pretrained import LoadedModel, hub_weights_path
-from pages.sources import file_mtime
+from gnet.net import Net
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def class_logits(model_key: str, image_key: str, _lm: LoadedModel, _x: torch.Tensor) -> np.ndarray:
-    return A.predict(_lm.model, _x)
+def class_logits(model_key: str, image_key: str, _lm: Net, _x: torch.Tensor) -> np.ndarray:
+    return A.predict(_lm, _x)
 
 
 @st.cache_data(show_spinner=False, max_entries=16, ttl=3600)
-def ablations(model_key: str, image_key: str, _lm: LoadedModel, _x: torch.Tensor) -> np.ndarray:
+def ablations(model_key: str, image_key: str, _lm: Net, _x: torch.Tensor) -> np.ndarray:
     """Once per image: they do not depend on the target, and are most of an explanation's time."""
-    return A.ablation_logits(_lm.model, _x)
+    return A.ablation_logits(_lm, _x)
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
 def explain_top(
-    model_key: str, image_key: str, targets: tuple[int, ...], _lm: LoadedModel, _x: torch.Tensor
+    model_key: str, image_key: str, targets: tuple[int, ...], _lm: Net, _x: torch.Tensor
 ) -> dict[int, A.Explanation]:
     """The top-5 classes together (one forward, five backwards): switching between them is a lookup."""
     ablated = ablations(model_key, image_key, _lm, _x)
-    return {e.target: e for e in A.explain_many(_lm.model, _x, targets, _lm.classes, ablated=ablated)}
+    return {e.target: e for e in A.explain_many(_lm, _x, targets, _lm.classes, ablated=ablated)}
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def explain(model_key: str, image_key: str, target: int, _lm: LoadedModel, _x: torch.Tensor) -> A.Explanation:
-    return A.explain(_lm.model, _x, target, _lm.classes, ablated=ablations(model_key, image_key, _lm, _x))
+def explain(model_key: str, image_key: str, target: int, _lm: Net, _x: torch.Tensor) -> A.Explanation:
+    return A.explain(_lm, _x, target, _lm.classes, ablated=ablations(model_key, image_key, _lm, _x))
 
 
 def top_classes(logits: np.ndarray, n: int = 5) -> list[int]:
@@ -52,9 +51,9 @@ def top_classes(logits: np.ndarray, n: int = 5) -> list[int]:
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
 def fields(
-    model_key: str, image_key: str, block: str, row: int, col: int, _lm: LoadedModel, _x: torch.Tensor
+    model_key: str, image_key: str, block: str, row: int, col: int, _lm: Net, _x: torch.Tensor
 ) -> A.EmpiricalRF:
-    return A.receptive_fields(_lm.model, _x, block, row, col)
+    return A.receptive_fields(_lm, _x, block, row, col)
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
@@ -86,14 +85,6 @@ def rf_jpegs(
         "heat": jpeg_bytes(C.rf_image(_cropped, _rf, branch)),
         **{b: jpeg_bytes(C.rf_image(_cropped, _rf, b, size=280)) for b in A.BRANCHES},
     }
-
-
-def model_key(lm: LoadedModel) -> str:
-    """Which weights these are: the file (the hub cache file for the pretrained net) and its mtime, so a
-    replaced file never meets explanations cached for the old one."""
-    s = lm.source
-    path = str(hub_weights_path()) if s.kind == "pretrained" else s.path
-    return f"{s.kind}|{path}|{file_mtime(path) if path else 0.0}|{lm.device}|{lm.label}"
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -12,32 +12,27 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from gnet import charts
 from gnet import features as F
+from gnet.charts.explain import ablation_bars_fig, branch_activation_share_svg
+from gnet.charts.tables import table_html
 from gnet.colors import BRANCH_COLORS
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError, LoadedImage
-from gnet.pretrained import LoadedModel, ModelSource
-from pages.sources import choose_model, decoded, file_mtime, load_chosen, prepared, read_image
+from gnet.net import Net
+from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
 from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
 use_app_navigation()
 
-# (source kind, path, file mtime, device, the loaded model's label): which model the cached results below are of;
-# the label tells a broken stand-in checkpoint's untrained fallback apart.
-ModelKey = tuple[str, str, float, str, str]
-
-
-def _model_key(source: ModelSource, lm: LoadedModel) -> ModelKey:
-    return (source.kind, source.path, file_mtime(source.path) if source.path else 0.0, str(lm.device), lm.label)
+ModelKey = str  # Net.key: weights, spec, preprocessing and device
 
 
 # Everything below the image is a pure function of (model, image bytes, layer, widget values): cached by those
-# inputs, so a rerun that changes none of them does no model work and encodes no image again (issue 17).
+# inputs, so a rerun that changes none of them does no model work and encodes no image again.
 @st.cache_resource(max_entries=12, show_spinner="Running the network…")
-def _extract(model_key: ModelKey, image_key: str, layer: str, _lm: LoadedModel, _x: torch.Tensor) -> F.Extraction:
+def _extract(model_key: ModelKey, image_key: str, layer: str, _lm: Net, _x: torch.Tensor) -> F.Extraction:
     """Shared by all sessions like the model: the pages only read an Extraction, never change it."""
-    return F.extract(_lm.model, _x, layer)
+    return F.extract(_lm, _x, layer)
 
 
 def _ex_key(model_key: ModelKey, image_key: str, ex: F.Extraction) -> tuple:
@@ -74,7 +69,7 @@ def _heatmap_png(key: tuple, _fmap: np.ndarray) -> bytes:
 def _shares_svg(ex_key: tuple, _ex: F.Extraction) -> str:
     """The branch-share bar chart, cached by the extraction."""
     stats = F.group_stats(_ex)
-    return charts.branch_activation_share_svg(
+    return branch_activation_share_svg(
         [s.group for s in stats], [s.share for s in stats], [s.kernels for s in stats], [s.channels for s in stats]
     )
 
@@ -106,7 +101,7 @@ def show_shares(ex: F.Extraction, ex_key: tuple) -> None:
     stats = F.group_stats(ex)
     st.markdown(_shares_svg(ex_key, ex), unsafe_allow_html=True)  # our SVG (st.html's sanitiser drops SVG)
     st.markdown(
-        charts.table_html(
+        table_html(
             [
                 {
                     "branch": s.group,
@@ -157,7 +152,7 @@ def show_channel(ex: F.Extraction, cropped: Image.Image, ex_key: tuple) -> None:
 
 
 @st.fragment  # picking branches reruns only this section
-def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
+def show_ablation(lm: Net, ex: F.Extraction) -> None:
     zeroed = st.multiselect(
         "Zero these branches",
         list(ex.groups),
@@ -167,9 +162,9 @@ def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
     if not zeroed:
         st.caption("Pick one or more branches to see how the top-5 changes without them.")
         return
-    rows = F.ablation_rows(ex.logits, F.ablate(lm.model, ex, zeroed), lm.classes)
+    rows = F.ablation_rows(ex.logits, F.ablate(lm, ex, zeroed), lm.classes)
     st.markdown(
-        charts.table_html(
+        table_html(
             [
                 {
                     "class": r.label,
@@ -183,7 +178,7 @@ def show_ablation(lm: LoadedModel, ex: F.Extraction) -> None:
         ),
         unsafe_allow_html=True,
     )
-    fig = charts.ablation_bars_fig([r.label for r in rows], [r.before for r in rows], [r.after for r in rows], zeroed)
+    fig = ablation_bars_fig([r.label for r in rows], [r.before for r in rows], [r.after for r in rows], zeroed)
     st.plotly_chart(fig, theme="streamlit")
 
 
@@ -194,7 +189,7 @@ st.caption("What each branch of a GoogLeNet block responds to in your image. Ten
 
 source, standing_in = choose_model()
 lm = load_chosen(source, standing_in, pick_device())  # a broken stand-in checkpoint: the untrained net
-model_key = _model_key(source, lm)
+model_key = lm.key
 
 if not lm.trained:
     st.warning(f"**{plain(lm.label)}.** The maps show what random filters do, not what a trained network learned.")
@@ -218,7 +213,7 @@ except ImageError as e:
 
 @st.fragment  # the layer, the channel count and everything they drive rerun without the model and image pickers
 def layer_view(
-    lm: LoadedModel,
+    lm: Net,
     model_key: ModelKey,
     image_key: str,
     loaded: LoadedImage,
@@ -226,7 +221,7 @@ def layer_view(
     x: torch.Tensor,
     what: str,
 ) -> None:
-    layer_list = F.layers(lm.model)
+    layer_list = F.layers(lm)
     labels = [lay.label for lay in layer_list]
     c1, c2 = st.columns([1, 2])
     layer = c1.selectbox("Layer", labels, index=labels.index("3a") if "3a" in labels else 0, key="fm_layer")
@@ -254,7 +249,7 @@ def layer_view(
         st.markdown("**Preprocessing**")
         st.caption(lm.preprocess.describe())
         st.markdown(
-            charts.table_html(
+            table_html(
                 [
                     {
                         "channel": i,
@@ -272,7 +267,7 @@ def layer_view(
     if not lm.trained:
         st.caption("Untrained network: these classes are arbitrary.")
     st.markdown(
-        charts.table_html(
+        table_html(
             [{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"} for p in F.top_k(ex.logits, lm.classes)]
         ),
         unsafe_allow_html=True,

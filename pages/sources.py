@@ -16,8 +16,8 @@ from PIL import Image
 
 from gnet.checkpoints import CheckpointError
 from gnet.images import FORMAT_NAMES, LoadedImage, Preprocess, load, preprocess
+from gnet.net import Net
 from gnet.pretrained import (
-    LoadedModel,
     ModelSource,
     ensure_pretrained_weights,
     find_checkpoints,
@@ -42,7 +42,7 @@ SOURCE_LABELS = {
 
 
 @st.cache_resource(show_spinner="Loading the network…", max_entries=6)
-def cached_model(kind: str, path: str, mtime: float, device: str) -> LoadedModel:
+def cached_model(kind: str, path: str, mtime: float, device: str) -> Net:
     """One model per (source, file, device) for the whole process; mtime makes a rewritten file reload."""
     return load_model(ModelSource(kind, path), torch.device(device))
 
@@ -141,7 +141,7 @@ def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
     return fallback, True
 
 
-def load_chosen(source: ModelSource, standing_in: bool, device: torch.device) -> LoadedModel:
+def load_chosen(source: ModelSource, standing_in: bool, device: torch.device) -> Net:
     """The cached model for a source; a broken stand-in checkpoint falls back to the untrained net."""
     # the pretrained net is keyed by its cache file too, so a file downloaded or replaced later is loaded afresh
     key_path = str(hub_weights_path()) if source.kind == "pretrained" else source.path

@@ -20,12 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnet import attribution as A
-from gnet import features as F
 from gnet.blocks import BRANCH_ATTRS
-from gnet.charts_explain import ablation_heatmap, evidence_heatmap, gradcam_grid, rf_image, unit_picker
+from gnet.charts.explain import ablation_heatmap, evidence_heatmap, gradcam_grid, rf_box, rf_image, unit_picker
 from gnet.checkpoints import Checkpoint, save_checkpoint
 from gnet.images import load, preprocess
 from gnet.network import build
+from gnet.plan import short_label
 from gnet.pretrained import ModelSource, load_model
 from gnet.spec import d2l_fashion96, mini, with_input
 
@@ -44,12 +44,17 @@ def tv_model(seed: int = 0) -> torch.nn.Module:
     return m.eval()
 
 
+def blocks_of(model: torch.nn.Module) -> list[str]:
+    """The Inception blocks by the modules' own names (independent of the plan that gnet walks)."""
+    return [n for n, _ in model.named_children() if n.startswith("inception")]
+
+
 def check_against_captum(
     model: torch.nn.Module, x: torch.Tensor, ex: A.Explanation, blocks: list[str] | None = None
 ) -> None:
     """Every block × branch: Captum's Grad-CAM map and Σ grad×act, on a separate copy (Captum hooks it)."""
     other = copy.deepcopy(model)
-    for block in blocks or A.block_modules(model):
+    for block in blocks or blocks_of(model):
         for b, attr in zip(A.BRANCHES, BRANCH_ATTRS):
             layer = getattr(getattr(other, block), attr)
             cam = LayerGradCam(other, layer).attribute(x, target=ex.target, relu_attributions=True)[0, 0].detach()
@@ -67,7 +72,7 @@ def check_against_hooks(model: torch.nn.Module, x: torch.Tensor, ex: A.Explanati
     with torch.no_grad():
         base = other(x)[0].double()
     assert float(base[ex.target]) == pytest.approx(ex.logit, rel=1e-5, abs=1e-5)
-    for block in A.block_modules(model):
+    for block in blocks_of(model):
         for b, attr in zip(A.BRANCHES, BRANCH_ATTRS):
             handle = getattr(getattr(other, block), attr).register_forward_hook(lambda m, i, o: torch.zeros_like(o))
             try:
@@ -163,11 +168,11 @@ def test_one_channel_d2l_checkpoint_with_a_grey_image(tmp_path):
     lm = load_model(ModelSource("checkpoint", str(path)))
     cropped, x = preprocess(load(SAMPLES[0].read_bytes()).image, lm.preprocess)
     assert x.shape == (1, 1, 64, 64)
-    ex = A.explain(lm.model, x, "c3", lm.classes)
+    ex = A.explain(lm.module, x, "c3", lm.classes)
     assert ex.target == 3 and ex.label == "c3" and len(ex.blocks) == 9
-    check_against_captum(lm.model, x, ex, ["inception3a", "inception4c", "inception5b"])  # all 36: the tests above
-    check_against_hooks(lm.model, x, ex)
-    rf = A.receptive_fields(lm.model, x, "inception3a", 1, 2)
+    check_against_captum(lm.module, x, ex, ["inception3a", "inception4c", "inception5b"])  # all 36: the tests above
+    check_against_hooks(lm.module, x, ex)
+    rf = A.receptive_fields(lm.module, x, "inception3a", 1, 2)
     assert rf.maps["b1"].shape == (64, 64)
     assert rf_image(cropped, rf, "b2").mode == "RGB"  # a grey crop draws too
     assert gradcam_grid(ex, cropped, "row").size[1] > 9 * 100
@@ -198,7 +203,7 @@ def test_empirical_rf_lies_inside_the_theoretical_box(seed, block, row, col):
     rf = A.receptive_fields(model, x, block, row, col)
     assert rf.grid["b1"] == (hh, hh)
     for b in A.BRANCHES:
-        x0, y0, x1, y1 = A.rf_box(rf.theory[b], row, col, (32, 32))
+        x0, y0, x1, y1 = rf_box(rf.theory[b], row, col, (32, 32))
         box = support_box(rf.maps[b])
         if box is not None:  # pixel k spans [k - 0.5, k + 0.5]
             assert x0 <= box[0] - 0.5 and y0 <= box[1] - 0.5 and box[2] + 0.5 <= x1 and box[3] + 0.5 <= y1, (b, box)
@@ -231,7 +236,7 @@ def walked_rf(model: torch.nn.Module, block: str, branch: str) -> tuple[int, int
         return size, jump, start
 
     rf = (1, 1, 0.0)
-    names = F.main_path(model)
+    names = [n for n, _ in model.named_children() if n.startswith(("conv", "maxpool", "inception"))]
     for n in names[: names.index(block)]:
         mod = getattr(model, n)
         if n.startswith("inception"):
@@ -244,7 +249,7 @@ def walked_rf(model: torch.nn.Module, block: str, branch: str) -> tuple[int, int
 @pytest.mark.parametrize("which", ["torchvision", "mini", "d2l"])
 def test_plan_rf_equals_the_loaded_modules(which):
     model = {"torchvision": tv_model, "mini": mini_model, "d2l": lambda s: build(d2l_fashion96())}[which](0)
-    for block in A.block_modules(model):
+    for block in blocks_of(model):
         for b in A.BRANCHES:
             rf = A.theoretical_rf(model, block, b)
             assert (rf.size, rf.jump, rf.start) == walked_rf(model, block, b), (block, b)
@@ -262,7 +267,7 @@ def test_torchvision_theoretical_rf_by_hand():
     x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(2))
     rf = A.receptive_fields(model, x, "inception4a", 2, 3)
     for b in A.BRANCHES:
-        x0, y0, x1, y1 = A.rf_box(rf.theory[b], 2, 3, (96, 96))
+        x0, y0, x1, y1 = rf_box(rf.theory[b], 2, 3, (96, 96))
         box = support_box(rf.maps[b])
         assert box is not None
         assert x0 <= box[0] - 0.5 and y0 <= box[1] - 0.5 and box[2] + 0.5 <= x1 and box[3] + 0.5 <= y1
@@ -278,7 +283,7 @@ def test_rf_errors():
     with pytest.raises(A.AttributionError, match="no branch"):
         A.theoretical_rf(model, "inception3a", "b5")
     with pytest.raises(A.AttributionError, match="no layer plan"):
-        A.network_spec(torch.nn.Linear(2, 2))
+        A.theoretical_rf(torch.nn.Linear(2, 2), "inception3a", "b1")
 
 
 # -- targets, JSON, text ----------------------------------------------------------------
@@ -317,7 +322,7 @@ def test_json_text_and_drops():
     assert drops[0].after - drops[0].before == pytest.approx(dp.min())
     assert [d.after - d.before for d in drops] == sorted(d.after - d.before for d in drops)
     s = drops[0].sentence("thing 4")
-    assert s.startswith(f"zeroing {A.block_label(drops[0].block)}·{drops[0].branch} ") and "'thing 4' from" in s
+    assert s.startswith(f"zeroing {short_label(drops[0].block)}·{drops[0].branch} ") and "'thing 4' from" in s
     shares = ex.block_shares()
     np.testing.assert_allclose(np.abs(shares).sum(1), 1.0)
     text = A.explain_text(ex, "mini")
@@ -425,13 +430,13 @@ def test_eight_threads_on_one_shared_model_equal_lone_runs():
 
 def test_loaded_model_stays_as_loaded(tmp_path):
     lm = load_model(ModelSource("checkpoint", str(_mini_ckpt(tmp_path))))
-    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    before = {k: v.clone() for k, v in lm.module.state_dict().items()}
     x = torch.randn(1, 3, 32, 32)
-    A.explain(lm.model, x)
-    A.receptive_fields(lm.model, x, "inception4b", 0, 0)
-    assert_untouched(lm.model)
-    assert all(not p.requires_grad for p in lm.model.parameters())
-    assert all(torch.equal(before[k], v) for k, v in lm.model.state_dict().items())  # BN stats too
+    A.explain(lm.module, x)
+    A.receptive_fields(lm.module, x, "inception4b", 0, 0)
+    assert_untouched(lm.module)
+    assert all(not p.requires_grad for p in lm.module.parameters())
+    assert all(torch.equal(before[k], v) for k, v in lm.module.state_dict().items())  # BN stats too
 
 
 def _mini_ckpt(tmp_path: Path) -> Path:

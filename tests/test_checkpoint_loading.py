@@ -36,14 +36,14 @@ def test_tiny_checkpoint_loads_and_runs(tmp_path):
     path.parent.mkdir(parents=True)
     original = write_checkpoint(path)
     lm = load_model(ModelSource("checkpoint", str(path)))
-    assert lm.trained and lm.classes == CLASSES and "run1/best.pt" in lm.label and "epoch 3" in lm.label
+    assert lm.trained and list(lm.classes) == CLASSES and "run1/best.pt" in lm.label and "epoch 3" in lm.label
     assert lm.preprocess.crop == (32, 32) and lm.preprocess.mean == tuple(PRE["mean"])
-    assert [l.label for l in F.layers(lm.model)] == ["conv1 (stem)", "maxpool1 (stem)", "3a", "3b", "4a", "4b"]
+    assert [l.label for l in F.layers(lm.module)] == ["conv1 (stem)", "maxpool1 (stem)", "3a", "3b", "4a", "4b"]
     _, x = preprocess(load(SAMPLE.read_bytes()).image, lm.preprocess)
     assert x.shape == (1, 3, 32, 32)
     report = network_report(mini())
     for block in ("3a", "4b"):
-        ex = F.extract(lm.model, x, block)
+        ex = F.extract(lm.module, x, block)
         spec = mini().block(block)
         assert {g: a.shape[0] for g, a in ex.groups.items()} == {
             "b1": spec.b1,
@@ -66,13 +66,13 @@ def test_grayscale_checkpoint(tmp_path):
     lm = load_model(ModelSource("checkpoint", str(path)))
     cropped, x = preprocess(load(SAMPLE.read_bytes()).image, lm.preprocess)
     assert cropped.mode == "L" and x.shape == (1, 1, 32, 32)
-    assert F.extract(lm.model, x, "3b").groups["b1"].shape[0] == spec.block("3b").b1
+    assert F.extract(lm.module, x, "3b").groups["b1"].shape[0] == spec.block("3b").b1
 
 
 def test_a_checkpoint_given_as_weights_file_is_recognised(tmp_path):
     path = tmp_path / "ck.pt"
     write_checkpoint(path)
-    assert load_model(ModelSource("weights", str(path))).classes == CLASSES
+    assert list(load_model(ModelSource("weights", str(path))).classes) == CLASSES
 
 
 def test_rejections(tmp_path):

@@ -50,7 +50,7 @@ def test_pretrained_json_matches_the_library(home, capsys):
     # the same numbers as the library on the same model and image (torchvision's preprocessing)
     lm = load_model(ModelSource("pretrained"))
     _, x = preprocess(load(CAT.read_bytes()).image, lm.preprocess)
-    ex = A.explain(lm.model, x, 281, lm.classes)
+    ex = A.explain(lm.module, x, 281, lm.classes)
     assert out["logit"] == pytest.approx(ex.logit, rel=1e-5)
     assert out["prob"] == pytest.approx(ex.prob, rel=1e-5)
     for b in ex.blocks:

@@ -100,7 +100,7 @@ def test_progress_advances_then_the_verified_file_loads(online, server, monkeypa
     lm = load_model(ModelSource("pretrained"))
     state = torch.load(hub_weights_path(), weights_only=True)
     assert lm.trained and torch.equal(
-        lm.model.state_dict()["inception4a.branch2.1.conv.weight"], state["inception4a.branch2.1.conv.weight"]
+        lm.module.state_dict()["inception4a.branch2.1.conv.weight"], state["inception4a.branch2.1.conv.weight"]
     )
     assert server.requests[WEIGHTS_PATH] == 1
 

@@ -38,7 +38,7 @@ def cat(untrained):
 
 
 def test_layers(untrained):
-    assert [l.label for l in F.layers(untrained.model)] == [
+    assert [l.label for l in F.layers(untrained.module)] == [
         "conv1 (stem)",
         "maxpool1 (stem)",
         "conv2 (stem)",
@@ -55,26 +55,26 @@ def test_layers(untrained):
         "5b",
     ]
     with pytest.raises(F.FeatureError, match="no layer"):
-        F.find_layer(untrained.model, "6a")
+        F.find_layer(untrained.module, "6a")
 
 
 def test_extract_matches_torchvision_feature_extraction(untrained, cat):
     _, x = cat
     layers = ["maxpool2 (stem)", "3a", "5b"]
-    modules = [F.find_layer(untrained.model, l).module for l in layers]
-    refs = create_feature_extractor(untrained.model, {m: m for m in modules})(x)  # one trace, one forward
+    modules = [F.find_layer(untrained.module, l).module for l in layers]
+    refs = create_feature_extractor(untrained.module, {m: m for m in modules})(x)  # one trace, one forward
     report = network_report(googlenet_imagenet())
     with torch.no_grad():
-        logits = untrained.model(x)[0]
+        logits = untrained.module(x)[0]
     for layer, module in zip(layers, modules):
-        ex = F.extract(untrained.model, x, layer)
+        ex = F.extract(untrained.module, x, layer)
         assert np.array_equal(ex.output, refs[module][0].numpy()), layer
         assert ex.output.shape == tuple(report.row(module).output_shape)
         assert torch.allclose(ex.logits, logits, atol=1e-5) and ex.forward_s > 0
 
 
 def test_branch_split_and_offsets(untrained, cat):
-    ex = F.extract(untrained.model, cat[1], "4a")
+    ex = F.extract(untrained.module, cat[1], "4a")
     spec = googlenet_imagenet().block("4a")
     assert {g: a.shape[0] for g, a in ex.groups.items()} == {"b1": spec.b1, "b2": spec.b2, "b3": spec.b3, "b4": spec.b4}
     assert ex.offsets == {"b1": 0, "b2": spec.b1, "b3": spec.b1 + spec.b2, "b4": spec.b1 + spec.b2 + spec.b3}
@@ -82,7 +82,7 @@ def test_branch_split_and_offsets(untrained, cat):
 
 
 def test_stats(untrained, cat):
-    ex = F.extract(untrained.model, cat[1], "3b")
+    ex = F.extract(untrained.module, cat[1], "3b")
     stats = F.group_stats(ex)
     assert abs(sum(s.share for s in stats) - 1) < 1e-9
     for s in stats:
@@ -95,9 +95,9 @@ def test_ablation_equals_a_network_whose_branch_outputs_zero(untrained, cat):
     """Independent check: zeroing a branch's last BatchNorm (weight and bias 0) makes the
     branch output exactly 0 after ReLU; the full forward of that copy must equal ablate()."""
     _, x = cat
-    ex = F.extract(untrained.model, x, "4c")
-    assert torch.equal(F.ablate(untrained.model, ex, []), ex.logits)
-    zeroed = copy.deepcopy(untrained.model)
+    ex = F.extract(untrained.module, x, "4c")
+    assert torch.equal(F.ablate(untrained.module, ex, []), ex.logits)
+    zeroed = copy.deepcopy(untrained.module)
     for b in ("branch2", "branch4"):
         last = list(getattr(zeroed.inception4c, b).modules())
         bn = [m for m in last if isinstance(m, torch.nn.BatchNorm2d)][-1]
@@ -105,7 +105,7 @@ def test_ablation_equals_a_network_whose_branch_outputs_zero(untrained, cat):
         bn.bias.data.zero_()
     with torch.no_grad():
         expected = zeroed(x)[0]
-    after = F.ablate(untrained.model, ex, ["b2", "b4"])
+    after = F.ablate(untrained.module, ex, ["b2", "b4"])
     assert torch.allclose(after, expected, atol=1e-5)
     assert not torch.allclose(after, ex.logits)
     rows = F.ablation_rows(ex.logits, after, untrained.classes)
@@ -114,7 +114,7 @@ def test_ablation_equals_a_network_whose_branch_outputs_zero(untrained, cat):
         assert r.before == pytest.approx(float(pb[r.index])) and r.after == pytest.approx(float(pa[r.index]))
     assert {r.rank_before for r in rows} >= {1, 2, 3, 4, 5} and {r.rank_after for r in rows} >= {1, 2, 3, 4, 5}
     with pytest.raises(F.FeatureError, match="no branch"):
-        F.ablate(untrained.model, ex, ["b7"])
+        F.ablate(untrained.module, ex, ["b7"])
 
 
 def test_top_k():
@@ -183,7 +183,7 @@ def test_overlay_and_heatmap():
 
 
 def test_npz_download(untrained, cat):
-    ex = F.extract(untrained.model, cat[1], "3a")
+    ex = F.extract(untrained.module, cat[1], "3a")
     z = np.load(io.BytesIO(F.activations_npz(ex)), allow_pickle=False)
     assert np.array_equal(z["output"], ex.output) and np.array_equal(z["b3"], ex.groups["b3"])
     assert z["groups"].tolist() == ["b1", "b2", "b3", "b4"] and z["offsets"].tolist() == [0, 64, 192, 224]
@@ -201,8 +201,8 @@ def test_concurrent_sessions_never_mix_activations(untrained):
 
     def run(job):
         i, layer = job
-        ex = F.extract(untrained.model, inputs[i], layer)
-        return ex.output, ex.logits, F.ablate(untrained.model, ex, ["b1"])
+        ex = F.extract(untrained.module, inputs[i], layer)
+        return ex.output, ex.logits, F.ablate(untrained.module, ex, ["b1"])
 
     sequential = [run(j) for j in jobs]
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:

@@ -564,4 +564,4 @@ def test_cli_pretrained_missing_offline(tmp_path, capsys, monkeypatch):
 def test_checkpoint_source_loads_the_same_weights(trained):
     model, pre, ckpt = trained
     lm = load_model(ModelSource("checkpoint", str(ckpt)))
-    assert fv.model_fingerprint(lm.model, lm.preprocess) == fv.model_fingerprint(model, pre)
+    assert fv.model_fingerprint(lm.module, lm.preprocess) == fv.model_fingerprint(model, pre)

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from gnet import attribution as A
 from gnet.images import load, preprocess
+from gnet.plan import short_label
 from gnet.pretrained import ModelSource, load_model
 from tests.pagetest import offline_env, run_page, texts
 from tests.test_attribution import write_d2l_checkpoint
@@ -65,7 +66,7 @@ def grids(at: AppTest) -> dict[str, dict]:
         texts_ = [t.text for t in svg.iter(f"{SVG}text")]
         out[svg.get("aria-label")] = {
             "z": z,
-            "rows": [t for t in texts_ if t in {A.block_label(f"inception{n}") for n in BLOCK_NAMES}],
+            "rows": [t for t in texts_ if t in {short_label(f"inception{n}") for n in BLOCK_NAMES}],
             "hovers": [c.find(f"{SVG}title").text for c in cells],
         }
     return out
@@ -150,14 +151,14 @@ def test_checkpoint_target_change_and_ablation_numbers(env):
     assert "checkpoint demo/best.pt (mini, epoch 3)" in texts(at, "markdown")
     lm = load_model(ModelSource("checkpoint", str(path)))
     _, x = preprocess(load(FIRST_SAMPLE.read_bytes()).image, lm.preprocess)
-    top = np.argsort(-A.predict(lm.model, x), kind="stable")
+    top = np.argsort(-A.predict(lm.module, x), kind="stable")
     assert f"(class {top[0]})" in target_line(at)  # the top-1 class by default
 
     # one of the top 5
     at.selectbox(key="ex_top5").set_value(int(top[2]))
     run(at)
     assert target_line(at).startswith(f"**Target:** {CLASSES[top[2]]} (class {top[2]})")
-    want = A.explain(lm.model, x, int(top[2]), lm.classes)
+    want = A.explain(lm.module, x, int(top[2]), lm.classes)
     title, grid = next((t, g) for t, g in grids(at).items() if t.startswith("Zeroing one branch"))
     np.testing.assert_allclose(grid["z"], want.matrix("delta_prob") * 100, rtol=1e-6, atol=1e-9)
     assert CLASSES[top[2]] in title
@@ -165,10 +166,10 @@ def test_checkpoint_target_change_and_ablation_numbers(env):
     assert want.largest_drops(1)[0].sentence(want.label) in drops
     gxa = next(g for t, g in grids(at).items() if t.startswith("Where the evidence"))
     np.testing.assert_allclose(gxa["z"], want.matrix("grad_x_act"), rtol=1e-6, atol=1e-9)
-    shares, hovers = block_shares(at, [A.block_label(b) for b in want.blocks])
+    shares, hovers = block_shares(at, [short_label(b) for b in want.blocks])
     np.testing.assert_allclose(shares, np.nan_to_num(want.block_shares()), rtol=1e-9, atol=1e-12)
     assert np.abs(shares).sum(1) == pytest.approx(1.0)  # each block's |shares| add up to the whole
-    assert hovers[0].startswith(f"block {A.block_label(next(iter(want.blocks)))} · b1: ") and "grad×act" in hovers[0]
+    assert hovers[0].startswith(f"block {short_label(next(iter(want.blocks)))} · b1: ") and "grad×act" in hovers[0]
 
     # any class, searched by name
     at.radio(key="ex_target_mode").set_value("Any class (search by name)")
@@ -193,7 +194,7 @@ def test_pick_a_receptive_field(env):
     at.number_input(key="ex_col").set_value(13)
     run(at)
     lm = load_model(ModelSource("checkpoint", str(path)))
-    sizes = {b: A.theoretical_rf(lm.model, "inception3b", b).size for b in A.BRANCHES}
+    sizes = {b: A.theoretical_rf(lm.module, "inception3b", b).size for b in A.BRANCHES}
     caps = " | ".join(c for i in at.get("image") for c in i.captions)
     assert f"theoretical receptive field of 3b·b3 (2, 13): {sizes['b3']}×{sizes['b3']} px" in caps
     for b in A.BRANCHES:
@@ -205,7 +206,7 @@ def test_pick_a_receptive_field(env):
     # another target class: the picker is sent again exactly as it was (so the browser keeps it as it is)
     spec = next(c.proto.spec for c in at.get("plotly_chart") if "click a unit" in c.proto.spec)
     _, x = preprocess(load(FIRST_SAMPLE.read_bytes()).image, lm.preprocess)
-    second = int(np.argsort(-A.predict(lm.model, x), kind="stable")[1])
+    second = int(np.argsort(-A.predict(lm.module, x), kind="stable")[1])
     at.selectbox(key="ex_top5").set_value(second)
     run(at)
     assert f"(class {second})" in target_line(at)

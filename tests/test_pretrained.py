@@ -67,9 +67,9 @@ def test_pretrained_loads_from_the_hub_cache_through_torchvision(torch_home):
     status = ensure_pretrained_weights(url="http://127.0.0.1:9/never-used")  # cached: no network at all
     assert status.ok and status.path == hub_weights_path()
     lm = load_model(ModelSource("pretrained"))
-    assert isinstance(lm.model, torchvision.models.GoogLeNet) and lm.trained
-    assert lm.model.transform_input and lm.model.aux1 is None  # what googlenet(weights=...) builds
-    got = lm.model.state_dict()
+    assert isinstance(lm.module, torchvision.models.GoogLeNet) and lm.trained
+    assert lm.module.transform_input and lm.module.aux1 is None  # what googlenet(weights=...) builds
+    got = lm.module.state_dict()
     for key in ("conv1.conv.weight", "inception4c.branch3.1.conv.weight", "fc.weight", "fc.bias"):
         assert torch.equal(got[key], state[key]), key  # the weights really came from the file
     assert len(lm.classes) == 1000 and lm.classes[0] == "tench"
@@ -79,11 +79,11 @@ def test_pretrained_loads_from_the_hub_cache_through_torchvision(torch_home):
 def test_pretrained_branch_labels_say_3x3(torch_home):
     write_hub_weights(torch_home)
     lm = load_model(ModelSource("pretrained"))
-    blocks = [l for l in F.layers(lm.model) if l.is_block]
+    blocks = [l for l in F.layers(lm.module) if l.is_block]
     assert [l.label for l in blocks] == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
     for layer in blocks:  # pytorch/vision#906: torchvision's "5×5" branch is 3×3
-        assert F.branch_kernel_labels(getattr(lm.model, layer.module))["b3"] == "1×1 → 3×3", layer
-    ex = F.extract(lm.model, torch.randn(1, 3, 224, 224), "3a")
+        assert F.branch_kernel_labels(getattr(lm.module, layer.module))["b3"] == "1×1 → 3×3", layer
+    ex = F.extract(lm.module, torch.randn(1, 3, 224, 224), "3a")
     assert ex.kernel_labels == {"b1": "1×1", "b2": "1×1 → 3×3", "b3": "1×1 → 3×3", "b4": "3×3 max-pool → 1×1"}
 
 
@@ -184,7 +184,7 @@ def test_weights_file(tmp_path):
     lm = load_model(ModelSource("weights", str(path)))
     assert lm.trained and "my-googlenet.pth" in lm.label and lm.classes[0] == "tench"
     assert torch.equal(
-        lm.model.state_dict()["inception5b.branch4.1.conv.weight"], state["inception5b.branch4.1.conv.weight"]
+        lm.module.state_dict()["inception5b.branch4.1.conv.weight"], state["inception5b.branch4.1.conv.weight"]
     )
 
 
@@ -225,7 +225,7 @@ def test_weights_file_rejections(tmp_path):
 def test_untrained_is_labelled_and_reproducible():
     a, b = load_model(ModelSource("untrained")), load_model(ModelSource("untrained"))
     assert not a.trained and "UNTRAINED" in a.label
-    assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(a.module.state_dict().values(), b.module.state_dict().values()))
 
 
 def test_unknown_source():
