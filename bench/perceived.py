@@ -48,8 +48,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gnet import charts, runs  # noqa: E402
+from gnet import runs  # noqa: E402
 from gnet.analysis import block_report, network_report  # noqa: E402
+from gnet.charts.network import layer_rows  # noqa: E402
 from gnet.spec import BlockSpec, block_presets, network_preset  # noqa: E402
 from gnet.train import TrainConfig  # noqa: E402
 from tests.appserver import CHROMIUM_ARGS, app_server  # noqa: E402
@@ -282,7 +283,7 @@ def network_explorer(page, url: str, tries: int, warmup: int) -> list[Result]:
     def expand(i: int):
         on = i % 2 == 0
         last = spec.with_block("3a", BlockSpec(100 + tries + warmup - 1, 96, 128, 16, 32, 32))
-        rows = len(charts.layer_rows(network_report(last), expand=on)) + 1  # + the total row
+        rows = len(layer_rows(network_report(last), expand=on)) + 1  # + the total row
         toggle = page.locator("[data-testid='stCheckbox']", has_text="Show the layers inside each block").first
         return (lambda: toggle.locator("label").first.click(), ("grid_rows", rows + 1))  # + the header row
 

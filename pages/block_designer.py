@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gnet import charts, codegen, urlstate
+from gnet import codegen, urlstate
 from gnet.analysis import block_report, bottleneck_comparison, factorization_comparison, factorized_conv_comparison
+from gnet.charts.block import block_diagram_svg, branch_rows, branch_share_svg, comparison_rows
+from gnet.charts.tables import chw
 from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
 from pages import compare_ui
@@ -26,7 +28,7 @@ def _drawings(design_json: str) -> tuple[str, str]:
     """The diagram and the share chart as SVG, cached by the design (going back to a design redraws nothing)."""
     design = BlockDesign.from_json(design_json)
     report = block_report(design.block, design.input_shape)
-    return charts.block_diagram_svg(report), charts.branch_share_svg(report)
+    return block_diagram_svg(report), branch_share_svg(report)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -89,7 +91,7 @@ def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
         f"**{whole.b.multiplications:,}** (×{whole.ratio('multiplications'):.2f})"
     )
     ratio_col = st.column_config.NumberColumn(format="%.3f", help="with / without")
-    rows = charts.comparison_rows({"b2 path": b2, "b3 path": b3}) + charts.comparison_rows(
+    rows = comparison_rows({"b2 path": b2, "b3 path": b3}) + comparison_rows(
         {"whole block": whole}, ("params", "multiplications")
     )
     st.dataframe(
@@ -125,7 +127,7 @@ def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
         f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
         "close; with a narrow reduction (16→32) the second 3×3 conv can cost more than it saves."
     )
-    rows = charts.comparison_rows({"b3 conv alone": conv}, columns=("one 5×5", "two 3×3")) + charts.comparison_rows(
+    rows = comparison_rows({"b3 conv alone": conv}, columns=("one 5×5", "two 3×3")) + comparison_rows(
         {"whole b3 branch": branch}, ("params", "multiplications"), ("one 5×5", "two 3×3")
     )
     st.dataframe(
@@ -252,7 +254,7 @@ with right:
     st.markdown(f"### Output {report.concat_text()}")
     st.caption(
         f"H×W×C, channels last as the seeds write it; PyTorch tensors are C×H×W: "
-        f"{charts.chw(report.input_shape)} → {charts.chw(report.output_shape)}. "
+        f"{chw(report.input_shape)} → {chw(report.output_shape)}. "
         "Every conv is 'same'-padded and the pool has stride 1, so H and W are unchanged."
     )
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
@@ -271,7 +273,7 @@ with right:
         )
 
     int_col = st.column_config.NumberColumn(format="localized")
-    rows = [r | {"branch": [r["branch"]]} for r in charts.branch_rows(report)]  # a one-pill list: in its colour
+    rows = [r | {"branch": [r["branch"]]} for r in branch_rows(report)]  # a one-pill list: in its colour
     st.dataframe(
         rows,
         hide_index=True,

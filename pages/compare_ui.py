@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from gnet import charts, runs, sweeps, urlstate
+from gnet import runs, sweeps, urlstate
 from gnet.analysis import network_report
+from gnet.charts import compare as compare_charts
 from gnet.compare import compare_blocks, compare_networks, load_design
 from gnet.data import list_image_folders
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, block_presets, network_preset
@@ -112,8 +113,8 @@ def block_compare_section(design: BlockDesign) -> None:
         if a is None:
             return
         c = compare_blocks(a, design, label_a, "B (this page)")
-        _table(charts.compare_table(c))
-        st.plotly_chart(charts.block_compare_fig(c), theme="streamlit", key="bd_cmp_fig")
+        _table(compare_charts.compare_table(c))
+        st.plotly_chart(compare_charts.block_compare_fig(c), theme="streamlit", key="bd_cmp_fig")
         st.download_button(
             "Download the comparison (.json)",
             json.dumps(c.as_dict()),
@@ -192,9 +193,9 @@ def network_compare_section(network: NetworkSpec) -> None:
         m1.metric("Params, B", f"{t.b.params:,}", f"{t.delta('params'):+,}", delta_color="inverse")
         m2.metric("Mult-adds, B", f"{t.b.mult_adds:,}", f"{t.delta('mult_adds'):+,}", delta_color="inverse")
         m3.metric("Receptive field, B", f"{t.b.rf:,} px", f"{t.delta('rf'):+,}", delta_color="off")
-        _table(charts.compare_table(c))
+        _table(compare_charts.compare_table(c))
         st.plotly_chart(
-            charts.depth_compare_fig(report_a, network_report(network), label_a, "B (this page)"),
+            compare_charts.depth_compare_fig(report_a, network_report(network), label_a, "B (this page)"),
             theme="streamlit",
             key="ne_cmp_depth",
         )
@@ -362,13 +363,13 @@ def _watch_sweep(path, was_live: bool) -> None:
         data = [{**d, "state": "not started"} if d["state"] == "queued" else d for d in data]
     if any(r.best_test_acc is not None for r in rows):
         c1, c2 = st.columns(2)
-        c1.plotly_chart(charts.sweep_fig(data, "mult_adds"), theme="streamlit", key="sw_fig_mult_adds")
-        c2.plotly_chart(charts.sweep_fig(data, "params"), theme="streamlit", key="sw_fig_params")
+        c1.plotly_chart(compare_charts.sweep_fig(data, "mult_adds"), theme="streamlit", key="sw_fig_mult_adds")
+        c2.plotly_chart(compare_charts.sweep_fig(data, "params"), theme="streamlit", key="sw_fig_params")
     else:
         st.caption("The chart appears when the first variant has finished an epoch.")
     pct = st.column_config.NumberColumn(format="percent")
     st.dataframe(
-        charts.sweep_table(data),
+        compare_charts.sweep_table(data),
         hide_index=True,
         width="stretch",
         column_config={

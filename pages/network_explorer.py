@@ -5,8 +5,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from gnet import charts, codegen, urlstate
+from gnet import codegen, urlstate
 from gnet.analysis import NetworkReport, network_report, validate_network
+from gnet.charts import network as network_charts
+from gnet.charts.tables import chw, layer_branch_color, rows_csv, table_html
 from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 from pages import compare_ui
@@ -25,10 +27,10 @@ TORCHINFO_MAX_ACTIVATIONS = 150_000_000
 
 
 FIGURES = {
-    "depth": charts.depth_fig,
-    "rf": charts.receptive_field_fig,
-    "blocks": charts.block_cost_fig,
-    "sunburst": charts.params_sunburst_fig,
+    "depth": network_charts.depth_fig,
+    "rf": network_charts.receptive_field_fig,
+    "blocks": network_charts.block_cost_fig,
+    "sunburst": network_charts.params_sunburst_fig,
 }
 
 
@@ -116,12 +118,12 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
         key="ne_expand",
         help="Every conv and pool of each branch, with its own shape, params and mult-adds.",
     )
-    rows = charts.layer_rows(report, expand=expand)
+    rows = network_charts.layer_rows(report, expand=expand)
     rows.append(
         {
             "layer": "total",
             "type": "",
-            "output (C×H×W)": charts.chw(report.output_shape),
+            "output (C×H×W)": chw(report.output_shape),
             "params": t["params"],
             "mult-adds": t["mult_adds"],
             "note": "= torchinfo",
@@ -129,13 +131,13 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
     )
     # HTML, not st.dataframe: the grid took ~250 ms to redraw after each toggle or edit (issue 17)
     st.markdown(
-        charts.table_html(
+        table_html(
             rows,
             help={
                 "receptive field (px)": "Input pixels one output unit sees, along each side (Araujo et al., "
                 "Distill 2019); it may reach into the padding."
             },
-            row_color=charts.layer_branch_color,
+            row_color=layer_branch_color,
             max_height_px=760 if not expand else 900,
             bold_last=True,
             wide=True,
@@ -144,7 +146,7 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
     )
     st.download_button(
         "Download the table (CSV)",
-        data=lambda: charts.rows_csv(rows),  # built only when clicked
+        data=lambda: rows_csv(rows),  # built only when clicked
         file_name=f"layers{'-expanded' * expand}.csv",
         mime="text/csv",
         key="ne_table_csv",
@@ -156,7 +158,7 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
     )
     if network.aux:
         st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
-        st.markdown(charts.table_html(charts.aux_rows(report)), unsafe_allow_html=True)
+        st.markdown(table_html(network_charts.aux_rows(report)), unsafe_allow_html=True)
     with st.expander("torchinfo's summary of the built module"):
         too_big = (
             report.cost.mult_adds > TORCHINFO_MAX_MULT_ADDS or report.activation_elements > TORCHINFO_MAX_ACTIVATIONS
@@ -279,7 +281,7 @@ with right:
         st.stop()
     offer_network(network)  # the Training page offers to train this one
     spec_json = network.to_json()
-    t = charts.totals(report)
+    t = network_charts.totals(report)
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
         st.metric(
             "Parameters",
@@ -300,7 +302,7 @@ with right:
             help="The seeds' hand count (no bias); FLOPs = 2 × multiplications.",
         )
     st.caption(
-        f"Input {charts.chw(report.input_shape)} (C×H×W) → {report.output_shape[0]:,} classes. Blocks: "
+        f"Input {chw(report.input_shape)} (C×H×W) → {report.output_shape[0]:,} classes. Blocks: "
         + ", ".join(f"{n} → {b.output_shape[0]}" for n, b in report.blocks.items())
     )
 

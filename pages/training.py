@@ -14,7 +14,9 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from gnet import charts, runs
+from gnet import runs
+from gnet.charts import telemetry as telemetry_charts
+from gnet.charts.training import compare_runs_fig, thinned, training_curves_svg
 from gnet.checkpoints import CheckpointError
 from gnet.data import (
     DOWNLOAD_MB,
@@ -283,7 +285,7 @@ def cached_curves(
 ) -> str:
     """Built again only when the run (its start time tells a re-created one apart) logged something new: the
     records are append-only. Shared by the sessions watching the run."""
-    return charts.training_curves_svg(charts.thinned(_steps, MAX_CURVE_POINTS), _epochs)
+    return training_curves_svg(thinned(_steps, MAX_CURVE_POINTS), _epochs)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -322,10 +324,10 @@ def cached_telemetry_fig(
     """Built again only when the run recorded new telemetry (append-only), as cached_curves; shared, read-only.
     Only the open tab's figure is built."""
     if tab == "heat":
-        return charts.telemetry_heatmap_fig(_records, stat, label)
+        return telemetry_charts.telemetry_heatmap_fig(_records, stat, label)
     if tab == "lines":
-        return charts.telemetry_lines_fig(_records, stat, label)
-    return charts.aux_loss_fig(_records)
+        return telemetry_charts.telemetry_lines_fig(_records, stat, label)
+    return telemetry_charts.aux_loss_fig(_records)
 
 
 def _throttled(records: list[dict], run: str, live: bool) -> list[dict]:
@@ -503,7 +505,7 @@ compare = {name: runs.read_metrics(runs.run_dir(root, name), "epoch", EPOCH_KEYS
 if chosen and not any(compare.values()):
     st.caption("No finished epochs yet in the chosen runs.")
 elif chosen:
-    st.plotly_chart(charts.compare_runs_fig({n: compare[n] for n in chosen}), theme="streamlit", key="tr_compare_chart")
+    st.plotly_chart(compare_runs_fig({n: compare[n] for n in chosen}), theme="streamlit", key="tr_compare_chart")
 
 with_telemetry = [n for n in names if runs.read_telemetry(runs.run_dir(root, n))]
 if len(with_telemetry) >= 2:
@@ -515,7 +517,7 @@ if len(with_telemetry) >= 2:
         stat = telemetry_stat("tr_tel_cmp_stat")
     pair = {n: runs.read_telemetry(runs.run_dir(root, n)) for n in dict.fromkeys((run_a, run_b))}
     st.plotly_chart(
-        charts.telemetry_compare_fig(pair, stat, runs.TELEMETRY_STATS[stat]),
+        telemetry_charts.telemetry_compare_fig(pair, stat, runs.TELEMETRY_STATS[stat]),
         theme="streamlit",
         key="tr_tel_compare_chart",
     )

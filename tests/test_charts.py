@@ -7,8 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnet import charts
 from gnet.analysis import block_report, bottleneck_comparison, factorized_conv_comparison, network_report
+from gnet.charts import block as block_charts
+from gnet.charts import explain as explain_charts
+from gnet.charts import network as network_charts
+from gnet.charts import tables
+from gnet.charts import training as training_charts
 from gnet.colors import BRANCH_COLORS
 from gnet.network import torchinfo_summary
 from gnet.spec import BRANCHES, NETWORK_PRESETS, BlockSpec, block_presets, network_preset
@@ -17,13 +21,13 @@ NG = block_presets()["Ng's example (28×28×192, seed 002)"]
 
 
 def test_shape_notation():
-    assert charts.hwc((256, 28, 14)) == "28×14×256"
-    assert charts.chw((256, 28, 14)) == "256×28×14"
+    assert tables.hwc((256, 28, 14)) == "28×14×256"
+    assert tables.chw((256, 28, 14)) == "256×28×14"
 
 
 def test_branch_rows_add_up_to_the_report():
     report = block_report(NG.block, NG.input_shape)
-    rows = charts.branch_rows(report)
+    rows = block_charts.branch_rows(report)
     assert [r["branch"] for r in rows] == [*BRANCHES, "total"]
     for key, field in (
         ("params", "params"),
@@ -41,11 +45,11 @@ def test_branch_rows_add_up_to_the_report():
 def test_seed_numbers_in_the_comparisons():
     b2 = bottleneck_comparison(NG.block, NG.input_shape, "b2")
     b3 = bottleneck_comparison(NG.block, NG.input_shape, "b3")
-    rows = charts.comparison_rows({"b2 path": b2, "b3 path": b3})
+    rows = block_charts.comparison_rows({"b2 path": b2, "b3 path": b3})
     by = {(r["part"], r["metric"]): r for r in rows}
-    assert by[("b2 path", charts.METRICS["weights"])][b2.label_a] == 221_184  # seed 000 / 003
-    assert by[("b2 path", charts.METRICS["weights"])][b2.label_b] == 129_024
-    b3_mult = by[("b3 path", charts.METRICS["multiplications"])]
+    assert by[("b2 path", block_charts.METRICS["weights"])][b2.label_a] == 221_184  # seed 000 / 003
+    assert by[("b2 path", block_charts.METRICS["weights"])][b2.label_b] == 129_024
+    b3_mult = by[("b3 path", block_charts.METRICS["multiplications"])]
     assert (b3_mult[b3.label_a], b3_mult[b3.label_b]) == (120_422_400, 12_443_648)  # seed 002
     assert b3_mult["saved"] == 120_422_400 - 12_443_648
     assert b3_mult["ratio"] == pytest.approx(12_443_648 / 120_422_400)
@@ -68,7 +72,7 @@ def _svg(text: str) -> ET.Element:
 
 def test_branch_share_svg_uses_branch_colours_and_sums_to_100():
     report = block_report(NG.block, NG.input_shape)
-    svg = _svg(charts.branch_share_svg(report))
+    svg = _svg(block_charts.branch_share_svg(report))
     groups = svg.findall(f"{SVG}g")
     metrics = {g.get("data-metric") for g in groups}
     assert metrics == {"output channels", "params", "mult-adds", "multiplications"}
@@ -90,7 +94,7 @@ def _edges(svg: ET.Element) -> list[ET.Element]:
 
 def test_block_diagram_edges_carry_shapes_and_channel_widths():
     report = block_report(NG.block, NG.input_shape)
-    svg = _svg(charts.block_diagram_svg(report))
+    svg = _svg(block_charts.block_diagram_svg(report))
     edges = _edges(svg)
     # input→layer and layer→layer/concat edges: b1 2, b2 3, b3 3, b4 3, plus concat→output
     assert len(edges) == 12
@@ -106,7 +110,7 @@ def test_block_diagram_edges_carry_shapes_and_channel_widths():
 
 def test_block_diagram_escapes_its_text():
     report = block_report(NG.block, NG.input_shape)
-    assert "<b>" not in charts.block_diagram_svg(report)  # labels are text nodes, never markup
+    assert "<b>" not in block_charts.block_diagram_svg(report)  # labels are text nodes, never markup
 
 
 @settings(max_examples=15, deadline=None)
@@ -114,7 +118,7 @@ def test_block_diagram_escapes_its_text():
 def test_block_diagram_any_block(ch, reduce, factorize):
     spec = BlockSpec(*ch[:6], reduce=reduce, factorize=factorize)
     report = block_report(spec, (ch[6], 224, 224))
-    svg = _svg(charts.block_diagram_svg(report))
+    svg = _svg(block_charts.block_diagram_svg(report))
     layers = sum(len(b.layers) for b in report.branches)
     assert len(_edges(svg)) == layers + 4 + 1
     assert all(float(e.get("stroke-width")) > 0 for e in _edges(svg))
@@ -128,15 +132,15 @@ def test_block_diagram_any_block(ch, reduce, factorize):
 @pytest.mark.parametrize("preset", list(NETWORK_PRESETS))
 def test_network_tables_and_figures_add_up(preset):
     report = network_report(network_preset(preset))
-    rows = charts.layer_rows(report)
+    rows = network_charts.layer_rows(report)
     assert sum(r["params"] for r in rows) == report.params_total
     names = [r["layer"] for r in rows]
     for i, block in enumerate(report.spec.aux_blocks(), start=1):  # aux heads listed right after their block
         assert names[names.index(f"inception{block}") + 1] == f"aux{i}.pool"
-    t = charts.totals(report)
+    t = network_charts.totals(report)
     assert t["params"] == report.params_total and t["mult_adds"] == report.cost.mult_adds
 
-    sun = charts.params_sunburst_fig(report).data[0]
+    sun = network_charts.params_sunburst_fig(report).data[0]
     value = dict(zip(sun.ids, sun.values))
     assert value["network"] == report.params_total
     children: dict[str, int] = {}
@@ -148,21 +152,21 @@ def test_network_tables_and_figures_add_up(preset):
     for block, rep in report.blocks.items():
         assert value[f"{block}/b2"] == rep.branch("b2").cost.params
 
-    bars = charts.block_cost_fig(report).data
+    bars = network_charts.block_cost_fig(report).data
     for j, block in enumerate(report.blocks):
         params = sum(t.y[j] for t in bars if t.xaxis == "x")
         mult_adds = sum(t.y[j] for t in bars if t.xaxis == "x2")
         assert (params, mult_adds) == (report.blocks[block].cost.params, report.blocks[block].cost.mult_adds)
     assert {t.marker.color for t in bars} == set(BRANCH_COLORS.values())
 
-    depth = charts.depth_fig(report).data
+    depth = network_charts.depth_fig(report).data
     assert depth[0].y[0] == report.input_shape[1] and depth[1].y[-1] == report.spec.num_classes
     assert list(depth[1].y[1:]) == [r.output_shape[0] for r in report.summary_rows() if not r.group.startswith("aux")]
 
 
 def test_aux_rows_name_where_they_attach():
     report = network_report(network_preset("googlenet-imagenet-aux"))
-    rows = charts.aux_rows(report)
+    rows = network_charts.aux_rows(report)
     assert [(r["head"], r["attaches after"]) for r in rows] == [("aux1", "4a"), ("aux2", "4d")]
     assert sum(r["params"] for r in rows) == report.aux_cost.params
     assert report.params_total - sum(r["params"] for r in rows) == 6_624_904  # torchvision, no aux heads
@@ -172,7 +176,7 @@ def test_totals_equal_torchinfo():
     spec = network_preset("mini").with_block("3b", BlockSpec(20, 8, 24, 4, 12, 8, factorize=True, batch_norm=True))
     report = network_report(spec)
     info = torchinfo_summary(spec)
-    t = charts.totals(report)
+    t = network_charts.totals(report)
     assert (t["params"], t["mult_adds"]) == (info.total_params, info.total_mult_adds)
     assert dataclasses.asdict(report.cost)["mult_adds"] == info.total_mult_adds
 
@@ -180,7 +184,7 @@ def test_totals_equal_torchinfo():
 @pytest.mark.parametrize("name", ["d2l-fashion96", "googlenet-imagenet-aux"])
 def test_expanded_layer_rows_list_every_branch_layer_and_sum_to_the_blocks(name):
     report = network_report(network_preset(name))
-    rows = charts.layer_rows(report, expand=True)
+    rows = network_charts.layer_rows(report, expand=True)
     inner = [r for r in rows if r["layer"].count(".branch")]
     assert {r["layer"] for r in inner} == {
         l.name for b in report.blocks.values() for br in b.branches for l in br.layers
@@ -189,12 +193,14 @@ def test_expanded_layer_rows_list_every_branch_layer_and_sum_to_the_blocks(name)
         mine = [r for r in inner if r["layer"].startswith(f"inception{block_name}.")]
         assert sum(r["params"] for r in mine) == block.cost.params
         assert sum(r["mult-adds"] for r in mine) == block.cost.mult_adds
-    assert len(charts.layer_rows(report)) == len(rows) - len(inner)
+    assert len(network_charts.layer_rows(report)) == len(rows) - len(inner)
 
 
 def test_feature_maps_figures_carry_the_values_and_branch_colours():
     svg = _svg(
-        charts.branch_activation_share_svg(["b1", "b2", "b3", "b4"], [0.1, 0.4, 0.2, 0.3], ["1×1"] * 4, [8, 16, 4, 4])
+        explain_charts.branch_activation_share_svg(
+            ["b1", "b2", "b3", "b4"], [0.1, 0.4, 0.2, 0.3], ["1×1"] * 4, [8, 16, 4, 4]
+        )
     )
     bars = svg.findall(f"{SVG}g")
     assert [float(b.get("data-share")) for b in bars] == [0.1, 0.4, 0.2, 0.3]
@@ -202,7 +208,7 @@ def test_feature_maps_figures_carry_the_values_and_branch_colours():
     heights = [float(b.find(f"{SVG}rect").get("height")) for b in bars]
     assert heights == pytest.approx([heights[1] * v / 0.4 for v in (0.1, 0.4, 0.2, 0.3)], abs=0.1)  # ∝ the share
     assert bars[1].find(f"{SVG}title").text == "b2: 40.0% (1×1, 16 channels)"
-    fig = charts.ablation_bars_fig(["cat", "dog"], [0.6, 0.3], [0.2, 0.5], ["b2", "b3"])
+    fig = explain_charts.ablation_bars_fig(["cat", "dog"], [0.6, 0.3], [0.2, 0.5], ["b2", "b3"])
     assert [t.name for t in fig.data] == ["before", "without b2, b3"]
     assert list(fig.data[0].y) == [0.6, 0.3] and list(fig.data[1].y) == [0.2, 0.5]
 
@@ -214,7 +220,7 @@ def test_table_html_escapes_aligns_numbers_and_reads_back_as_shown():
         {"layer": "<b>x</b>", "params": 12_352, "rf": None, "note": "a & b"},
         {"layer": "inception3a.branch2.1", "params": 5, "rf": 7, "note": ""},
     ]
-    html = charts.table_html(rows, help={"rf": 'pixels "seen"'}, row_color=charts.layer_branch_color)
+    html = tables.table_html(rows, help={"rf": 'pixels "seen"'}, row_color=tables.layer_branch_color)
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
     assert 'title="pixels &quot;seen&quot;"' in html
     parser = _TableParser()
@@ -228,8 +234,8 @@ def test_table_html_escapes_aligns_numbers_and_reads_back_as_shown():
     ]
     assert html.count("text-align:right") == 2 * 3  # params and rf, header and both rows
     assert html.count("box-shadow") == 1 and BRANCH_COLORS["b2"] in html  # only the layer inside a branch
-    assert charts.layer_branch_color({"layer": "inception5b.branch4.1"}) == BRANCH_COLORS["b4"]
-    assert charts.layer_branch_color({"layer": "inception5b"}) is None
+    assert tables.layer_branch_color({"layer": "inception5b.branch4.1"}) == BRANCH_COLORS["b4"]
+    assert tables.layer_branch_color({"layer": "inception5b"}) is None
 
 
 def test_rows_csv_reads_back_with_the_csv_module():
@@ -237,7 +243,7 @@ def test_rows_csv_reads_back_with_the_csv_module():
     import io
 
     rows = [{"layer": "conv1", "params": 3_200, "note": "a, b"}, {"layer": "total", "params": 9, "note": None}]
-    back = list(csv.DictReader(io.StringIO(charts.rows_csv(rows))))
+    back = list(csv.DictReader(io.StringIO(tables.rows_csv(rows))))
     assert back == [{"layer": "conv1", "params": "3200", "note": "a, b"}, {"layer": "total", "params": "9", "note": ""}]
 
 
@@ -250,7 +256,7 @@ def test_training_curves_svg_draws_every_finite_point_in_its_panel():
         {"epoch": e, "train_loss": 1.5 / e, "train_acc": 0.3 * e, "test_loss": 1.6 / e, "test_acc": 0.28 * e}
         for e in (1, 2)
     ]
-    svg = ET.fromstring(charts.training_curves_svg(steps, epochs))
+    svg = ET.fromstring(training_charts.training_curves_svg(steps, epochs))
     ns = "{http://www.w3.org/2000/svg}"
     lines = {(p.get("data-panel"), p.get("data-series")): p for p in svg.iter(f"{ns}polyline")}
     assert set(lines) == {(k, s) for k in ("loss", "acc") for s in ("train (per step)", "train (epoch)", "test")}
@@ -268,4 +274,4 @@ def test_training_curves_svg_draws_every_finite_point_in_its_panel():
     assert "epoch 2 · test acc: 56.00%" in titles and len(titles) == 2 * 2 * 2  # 2 panels × 2 epoch lines × 2 epochs
     texts = [t.text for t in svg.iter(f"{ns}text")]
     assert {"Loss", "Accuracy", "train (per step)", "train (epoch)", "test", "100%"} <= set(texts)
-    assert charts.training_curves_svg([], []).startswith("<svg")  # nothing logged yet: empty panels, no error
+    assert training_charts.training_curves_svg([], []).startswith("<svg")  # nothing logged yet: empty panels, no error

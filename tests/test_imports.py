@@ -1,11 +1,14 @@
 """gnet/ is a library whose imports run one way: spec → plan → analysis → blocks → network →
 features, train, codegen, ... The test reads the source with `ast` (nothing is imported), counts
 imports inside functions too, and fails on any cycle, on a module that imports one above its layer,
-and on any import of Streamlit."""
+and on any import of Streamlit. A package (gnet/charts/) counts as one module. One test does import: the chart
+modules, in a fresh interpreter, to see that neither torch nor Streamlit comes with them."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 GNET = Path(__file__).resolve().parent.parent / "gnet"
@@ -36,12 +39,16 @@ def _imports(path: Path) -> dict[str, list[int]]:
 
 
 def _graph() -> dict[str, dict[str, list[int]]]:
-    modules = {p.stem for p in GNET.glob("*.py")}
-    graph = {}
-    for p in sorted(GNET.glob("*.py")):
-        imports = _imports(p)
-        graph[p.stem] = {m: lines for m, lines in imports.items() if m in modules and m != p.stem}
-        graph[p.stem].update({m: lines for m, lines in imports.items() if m.startswith("<")})
+    """gnet's modules → what each imports; a package (gnet/charts/) is one node, the union of its files."""
+    files = {p.stem: [p] for p in GNET.glob("*.py")}
+    files |= {d.name: sorted(d.glob("*.py")) for d in GNET.iterdir() if (d / "__init__.py").is_file()}
+    graph: dict[str, dict[str, list[int]]] = {}
+    for name, paths in sorted(files.items()):
+        graph[name] = {}
+        for p in paths:
+            for m, lines in _imports(p).items():
+                if (m in files and m != name) or m.startswith("<"):
+                    graph[name].setdefault(m, []).extend(lines)
     return graph
 
 
@@ -119,3 +126,20 @@ def test_gnet_imports_no_streamlit():
         if k == "<streamlit>"
     ]
     assert not offenders, f"gnet/ must not import streamlit: {offenders}"
+
+
+def test_charts_import_neither_torch_nor_streamlit():
+    """Every chart module loads in a fresh interpreter without torch or streamlit in sys.modules: charts draw
+    from reports and plain numbers, so the CLI and the chart tests start without either."""
+    charts = [f"gnet.charts.{p.stem}" for p in sorted((GNET / "charts").glob("*.py")) if p.stem != "__init__"]
+    code = (
+        "import importlib, sys\n"
+        "for m in sys.argv[1:]:\n"
+        "    importlib.import_module(m)\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'torchvision', 'streamlit')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *charts], capture_output=True, text=True, cwd=GNET.parent, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(charts) >= 8 and out.stdout.strip() == "[]", f"importing {charts} loaded {out.stdout.strip()}"

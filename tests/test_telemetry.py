@@ -230,7 +230,7 @@ def test_reader_skips_torn_and_foreign_lines(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Charts (gnet.charts) from telemetry records
+# Charts (gnet.charts.telemetry) from telemetry records
 
 BLOCKS = [f"inception{b}" for b in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")]
 
@@ -257,10 +257,10 @@ def fake_records(n: int, aux: int = 2) -> list[dict]:
 
 
 def test_heatmap_is_blocks_by_branches_with_a_frame_per_step_and_the_latest_shown():
-    from gnet import charts
+    from gnet.charts import telemetry as telemetry_charts
 
     recs = fake_records(3)
-    fig = charts.telemetry_heatmap_fig(recs, "grad_rms")
+    fig = telemetry_charts.telemetry_heatmap_fig(recs, "grad_rms")
     heat = fig.data[0]
     assert list(heat.y) == [b.removeprefix("inception") for b in BLOCKS] and list(heat.x) == ["b1", "b2", "b3", "b4"]
     assert len(fig.frames) == 3 and [f.name for f in fig.frames] == ["1", "11", "21"]
@@ -273,18 +273,20 @@ def test_heatmap_is_blocks_by_branches_with_a_frame_per_step_and_the_latest_show
     assert heat.z == fig.frames[-1].data[0].z
     lo, hi = heat.zmin, heat.zmax  # one colour scale for every step
     assert lo == pytest.approx(math.log10(1 * 1e-4 * 1 * 2)) and hi == pytest.approx(math.log10(3 * 1e4 * 4 * 2))
-    assert "no telemetry" in charts.telemetry_heatmap_fig([], "out_rms").layout.title.text
+    assert "no telemetry" in telemetry_charts.telemetry_heatmap_fig([], "out_rms").layout.title.text
 
 
 def test_a_long_runs_heatmap_slider_is_thinned_and_ends_at_the_latest_step():
     """A run with 150 telemetry records: at most ~MAX_HEATMAP_FRAMES frames, evenly spaced, the last one the latest
     record, each frame still holding its own step's values; the slider's labels are the frames' steps."""
-    from gnet import charts
+    from gnet.charts import telemetry as telemetry_charts
 
     recs = fake_records(150)
-    fig = charts.telemetry_heatmap_fig(recs, "out_rms")
+    fig = telemetry_charts.telemetry_heatmap_fig(recs, "out_rms")
     names = [f.name for f in fig.frames]
-    assert len(names) <= charts.MAX_HEATMAP_FRAMES + 1 and names[0] == "1" and names[-1] == str(recs[-1]["step"])
+    assert (
+        len(names) <= telemetry_charts.MAX_HEATMAP_FRAMES + 1 and names[0] == "1" and names[-1] == str(recs[-1]["step"])
+    )
     assert [s.label for s in fig.layout.sliders[0].steps] == names and fig.layout.sliders[0].active == len(names) - 1
     for frame in (fig.frames[1], fig.frames[-1]):
         rec = next(r for r in recs if str(r["step"]) == frame.name)
@@ -293,20 +295,20 @@ def test_a_long_runs_heatmap_slider_is_thinned_and_ends_at_the_latest_step():
 
 
 def test_lines_per_block_aux_and_compare_figures():
-    from gnet import charts
+    from gnet.charts import telemetry as telemetry_charts
     from gnet.colors import BRANCH_COLORS
 
     recs = fake_records(4)
-    lines = charts.telemetry_lines_fig(recs, "out_rms")
+    lines = telemetry_charts.telemetry_lines_fig(recs, "out_rms")
     assert len(lines.data) == 9 * 4
     assert [a.text for a in lines.layout.annotations] == [b.removeprefix("inception") for b in BLOCKS]
     first = lines.data[0]
     assert first.line.color == BRANCH_COLORS["b1"] and list(first.x) == [1, 11, 21, 31]
     assert list(first.y) == pytest.approx([r["branches"]["inception3a"]["b1"]["out_rms"] for r in recs])
-    aux = charts.aux_loss_fig(recs)
+    aux = telemetry_charts.aux_loss_fig(recs)
     assert [t.name for t in aux.data] == ["main head", "aux1", "aux2"]
     assert list(aux.data[1].y) == [r["aux_loss"]["aux1"] for r in recs]
-    assert "no aux heads" in charts.aux_loss_fig(fake_records(2, aux=0)).layout.title.text
+    assert "no aux heads" in telemetry_charts.aux_loss_fig(fake_records(2, aux=0)).layout.title.text
     other = [
         {
             **r,
@@ -316,7 +318,7 @@ def test_lines_per_block_aux_and_compare_figures():
         }
         for r in recs
     ]
-    cmp = charts.telemetry_compare_fig({"a": recs, "b": other}, "weight_norm")
+    cmp = telemetry_charts.telemetry_compare_fig({"a": recs, "b": other}, "weight_norm")
     assert len(cmp.data) == 2 and cmp.data[0].zmin == cmp.data[1].zmin and cmp.data[0].zmax == cmp.data[1].zmax
     assert cmp.data[1].z[0][0] == pytest.approx(cmp.data[0].z[0][0] + 2)  # 100× the value: +2 in log10
     assert "step 31" in cmp.layout.annotations[0].text

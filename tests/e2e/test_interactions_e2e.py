@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from gnet import charts
 from gnet.analysis import block_report, network_report
+from gnet.charts.network import layer_rows
 from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockSpec, network_preset
 from tests.conftest import assert_no_exception, screenshot, wait_for_app
@@ -99,10 +99,10 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     page.get_by_text("3a → 292").wait_for()
 
     rows = page.locator(".gnet-table table").first.locator("tr")  # the header row too
-    collapsed = len(charts.layer_rows(report)) + 2  # + the total row and the header row
+    collapsed = len(layer_rows(report)) + 2  # + the total row and the header row
     assert rows.count() == collapsed
     page.locator("[data-testid='stCheckbox']", has_text="Show the layers inside each block").locator("label").click()
-    expanded = len(charts.layer_rows(report, expand=True)) + 2
+    expanded = len(layer_rows(report, expand=True)) + 2
     page.wait_for_function(
         "n => document.querySelector('.gnet-table table')?.rows.length === n",
         arg=expanded,

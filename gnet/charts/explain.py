@@ -1,34 +1,34 @@
-"""Figures and images of the Explain page (issue 12), from `gnet.attribution` results.
+"""What a network does with an image, drawn: the Explain page's Grad-CAM grid, evidence and ablation grids, block
+shares, unit picker and receptive-field images (from `gnet.attribution` results); the Feature Maps page's branch
+shares and ablation bars; the Atlas page's branch-specialisation heatmap (from `gnet.featurevis` numbers).
 
-Kept apart from gnet/charts.py because these need numpy/PIL images and the
-attribution results (charts.py stays torch-free). Plotly figures leave fonts and
-backgrounds to the Streamlit theme; every branch keeps its colour from gnet.colors.
+Torch-free: the results come in as numpy arrays and plain numbers (their types are named for the type checker only).
 """
 
 from __future__ import annotations
 
 import math
-from html import escape
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+from plotly.subplots import make_subplots
 
-from gnet.attribution import BRANCHES, EmpiricalRF, Explanation, block_label, rf_box
-from gnet.charts import GRID_STROKE, MUTED, svg_doc, svg_text
-from gnet.colors import BRANCH_COLORS
-from gnet.features import LUT, ascii_label
+from gnet.charts.branches import Bar, Grid, Segment, share_bars_svg
+from gnet.colors import BRANCH_COLORS, OTHER_COLOR
+from gnet.plan import ReceptiveField, short_label
+from gnet.raster import LUT, ascii_label, font, hex_rgb
+from gnet.spec import BRANCHES
+
+if TYPE_CHECKING:
+    from gnet.attribution import EmpiricalRF, Explanation
 
 SCALES = ("shared", "row")  # Grad-CAM colour scale: one for all maps, or one per block (row)
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-def _rgb(hex_color: str) -> np.ndarray:
-    h = hex_color.lstrip("#")
-    return np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)], np.float32)
+# ---------------------------------------------------------------------------
+# Explain: Grad-CAM thumbnails
 
 
 def _grey_base(image: Image.Image, size: int) -> np.ndarray:
@@ -49,7 +49,7 @@ def branch_overlay(
         )[..., None]
         / 255.0
     )
-    out = base * (1 - 0.85 * up) + _rgb(color) * (0.85 * up)
+    out = base * (1 - 0.85 * up) + hex_rgb(color) * (0.85 * up)
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
@@ -83,19 +83,19 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
         (pad, 4),
         ascii_label(f"Grad-CAM for '{ex.label}', colour scale {which.split(':')[0]}"),
         fill="#222222",
-        font=_font(14),
+        font=font(14),
     )
-    draw.text((pad, 22), ascii_label(which.split(": ", 1)[1]), fill="#444444", font=_font(11))
+    draw.text((pad, 22), ascii_label(which.split(": ", 1)[1]), fill="#444444", font=font(11))
     first = next(iter(ex.kernel_labels.values()))
     base = _grey_base(image, tile)  # once for all 36 tiles
     for j, r in enumerate(BRANCHES):
         x0 = label_w + pad + j * (tile + pad)
         draw.rectangle([x0, 40, x0 + tile - 1, head_h - 2], fill=BRANCH_COLORS[r])
-        draw.text((x0 + 4, 41), r, fill="white", font=_font(12))
-        draw.text((x0 + 4, 55), ascii_label(first.get(r, "")), fill="white", font=_font(10))
+        draw.text((x0 + 4, 41), r, fill="white", font=font(12))
+        draw.text((x0 + 4, 55), ascii_label(first.get(r, "")), fill="white", font=font(10))
     for i, b in enumerate(blocks):
         y0 = head_h + i * (tile + foot_h + pad)
-        draw.text((6, y0 + tile // 2 - 8), block_label(b), fill="#222222", font=_font(16))
+        draw.text((6, y0 + tile // 2 - 8), short_label(b), fill="#222222", font=font(16))
         for j, r in enumerate(BRANCHES):
             x0 = label_w + pad + j * (tile + pad)
             cam = ex.blocks[b][r].gradcam
@@ -105,20 +105,14 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
                 (x0, y0 + tile + 2),
                 f"{cam.shape[0]}x{cam.shape[1]}  max {float(cam.max()):.3g}",
                 fill="#444444",
-                font=_font(10),
+                font=font(10),
             )
     return img
 
 
-def _grid_axes(fig: go.Figure, ex: Explanation) -> None:
-    labels = next(iter(ex.kernel_labels.values()))
-    fig.update_xaxes(tickvals=list(BRANCHES), ticktext=[f"{r}<br>{labels.get(r, '')}" for r in BRANCHES], side="top")
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_layout(height=110 + 34 * len(ex.blocks), margin=dict(l=10, r=10, t=90, b=10))
+# ---------------------------------------------------------------------------
+# Explain: the two blocks × branches grids and the block shares (SVG: they change with every target)
 
-
-# The two 9×4 grids are inline SVG, not plotly heatmaps: both change with every target, and a changed plotly
-# chart is remounted in the browser (issue 17). <title> carries each cell's hover text.
 _DIVERGING = ("#2166ac", "#67a9cf", "#f7f7f7", "#ef8a62", "#b2182b")  # ColorBrewer RdBu, blue = negative
 
 
@@ -127,125 +121,38 @@ def diverging_color(v: float, lim: float) -> str:
     t = 0.5 if lim <= 0 or not np.isfinite(v) else min(max(0.5 + 0.5 * v / lim, 0.0), 1.0)
     k = min(int(t * 4), 3)
     f = t * 4 - k
-    a, b = _rgb(_DIVERGING[k]), _rgb(_DIVERGING[k + 1])
+    a, b = hex_rgb(_DIVERGING[k]), hex_rgb(_DIVERGING[k + 1])
     r, g, bl = (a + (b - a) * f).round().astype(int)
     return f"#{r:02x}{g:02x}{bl:02x}"
 
 
-def grid_svg(
-    z: np.ndarray,
-    rows: list[str],
-    labels: dict[str, str],
-    texts: list[list[str]],
-    hovers: list[list[str]],
-    lim: float,
-    title: str,
-    scale_label: str,
-    flip: bool = False,
-) -> str:
-    """A blocks × branches heatmap: cells coloured on a diverging scale (flip: negative red), each with its
-    value and a hover <title>; branch headers in the branch colours; a colour key below."""
-    cell_w, cell_h, left, top = 92, 30, 44, 74
-    width = left + cell_w * len(BRANCHES) + 8
-    height = top + cell_h * len(rows) + 46
-    out = [svg_text(4, 14, title, 13, "start", font_weight="600")]
-    for j, r in enumerate(BRANCHES):
-        x = left + j * cell_w
-        out.append(f'<rect x="{x + 1}" y="{top - 44}" width="{cell_w - 2}" height="40" fill="{BRANCH_COLORS[r]}"/>')
-        out.append(svg_text(x + cell_w / 2, top - 32, r, 12, fill="white", font_weight="700"))
-        out.append(svg_text(x + cell_w / 2, top - 15, labels.get(r, ""), 10, fill="white"))
-    for i, name in enumerate(rows):
-        y = top + i * cell_h
-        out.append(svg_text(left - 6, y + cell_h / 2, name, 12, "end"))
-        for j in range(len(BRANCHES)):
-            v = float(z[i, j])
-            fill = diverging_color(-v if flip else v, lim)
-            ink = "white" if np.isfinite(v) and abs(v) > 0.6 * lim else "#222"
-            out.append(
-                f'<g class="cell" data-row="{i}" data-col="{j}" data-value="{v!r}"><title>{escape(hovers[i][j])}</title>'
-                f'<rect x="{left + j * cell_w + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" '
-                f'fill="{fill}"/>'
-                + svg_text(left + (j + 0.5) * cell_w, y + cell_h / 2, texts[i][j], 12, fill=ink)
-                + "</g>"
-            )
-    key_y, key_w = top + cell_h * len(rows) + 12, cell_w * len(BRANCHES)
-    for k in range(40):  # the colour key: -lim … +lim
-        v = -lim + 2 * lim * (k + 0.5) / 40
-        out.append(
-            f'<rect x="{left + k * key_w / 40:.1f}" y="{key_y}" width="{key_w / 40 + 0.5:.1f}" height="10" '
-            f'fill="{diverging_color(-v if flip else v, lim)}"/>'
-        )
-    out.append(svg_text(left, key_y + 24, f"{-lim:+.3g}", 11, "start", **MUTED))
-    out.append(svg_text(left + key_w / 2, key_y + 24, f"0 · {scale_label}", 11, **MUTED))
-    out.append(svg_text(left + key_w, key_y + 24, f"{lim:+.3g}", 11, "end", **MUTED))
-    return svg_doc(width, height, out, title)
+def _explain_grid(ex: Explanation, z: np.ndarray, texts: list[list[str]], hovers: list[list[str]]) -> Grid:
+    return Grid(
+        rows=[short_label(b) for b in ex.blocks],
+        branches=list(BRANCHES),
+        values=z.tolist(),
+        texts=texts,
+        hovers=hovers,
+        headers=next(iter(ex.kernel_labels.values())),
+    )
 
 
 def evidence_heatmap(ex: Explanation) -> str:
     """grad x act per block and branch (SVG): where the evidence for the class flows (diverging, 0 = white)."""
     m = ex.matrix("grad_x_act")
     lim = float(np.abs(m).max()) or 1.0
-    rows = [block_label(b) for b in ex.blocks]
-    return grid_svg(
+    rows = [short_label(b) for b in ex.blocks]
+    grid = _explain_grid(
+        ex,
         m,
-        rows,
-        next(iter(ex.kernel_labels.values())),
         [[f"{v:+.3g}" for v in row] for row in m],
         [[f"block {n} · {r}: Σ A·∂y/∂A = {v:.4g}" for r, v in zip(BRANCHES, row)] for n, row in zip(rows, m)],
-        lim,
-        f"Where the evidence for '{ex.label}' flows: Σ A ⊙ ∂y/∂A per branch",
-        "grad×act",
     )
-
-
-def block_share_svg(ex: Explanation) -> str:
-    """Each block's grad x act split by branch, as signed shares of the block's total |grad x act|: stacked bars,
-    positive shares up from zero and negative ones down (SVG: it changes with every target, see grid_svg). Each
-    segment is a <g class="share"> with data-block, data-branch, data-share and a hover <title>."""
-    shares, raw = ex.block_shares(), ex.matrix("grad_x_act")
-    rows = [block_label(b) for b in ex.blocks]
-    width, left, top, plot_h = 460, 52, 34, 240
-    ups = [float(np.nansum(np.clip(r, 0, None))) for r in shares]
-    downs = [float(np.nansum(np.clip(r, None, 0))) for r in shares]
-    hi = max(0.25, math.ceil(max(ups, default=0) * 4 - 1e-9) / 4)  # to the next 25 %
-    lo = min(0.0, math.floor(min(downs, default=0) * 4 + 1e-9) / 4)
-
-    def y_of(v: float) -> float:
-        return top + plot_h * (hi - v) / (hi - lo)
-
-    out = [
-        svg_text(4, 14, "Each block's share per branch (negative: evidence against)", 13, "start", font_weight="600")
-    ]
-    for k in range(round(lo * 4), round(hi * 4) + 1):
-        y = y_of(k / 4)
-        zero = ' stroke-width="1.5"' if k == 0 else ""
-        out.append(f'<line x1="{left}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}" {GRID_STROKE}{zero}/>')
-        out.append(svg_text(left - 6, y, f"{k * 25}%", 11, "end", **MUTED))
-    col_w = (width - left - 6) / max(len(rows), 1)
-    for i, name in enumerate(rows):
-        x = left + i * col_w + col_w * 0.15
-        up = down = 0.0
-        for j, r in enumerate(BRANCHES):
-            v = float(shares[i, j])
-            if not np.isfinite(v) or v == 0:
-                continue
-            base = up if v > 0 else down
-            y0, y1 = sorted((y_of(base), y_of(base + v)))
-            up, down = (up + v, down) if v > 0 else (up, down + v)
-            hover = f"block {name} · {r}: {v:.1%} of the block's |grad×act|; grad×act {raw[i, j]:+.4g}"
-            out.append(
-                f'<g class="share" data-block="{escape(name)}" data-branch="{r}" data-share="{v!r}">'
-                f"<title>{escape(hover)}</title>"
-                f'<rect x="{x:.1f}" y="{y0:.1f}" width="{col_w * 0.7:.1f}" height="{y1 - y0:.1f}" '
-                f'fill="{BRANCH_COLORS[r]}"/></g>'
-            )
-        out.append(svg_text(left + (i + 0.5) * col_w, top + plot_h + 14, name, 12))
-    legend_y, x = top + plot_h + 38, float(left)
-    for r in BRANCHES:
-        out.append(f'<rect x="{x:.1f}" y="{legend_y - 6}" width="12" height="12" fill="{BRANCH_COLORS[r]}"/>')
-        out.append(svg_text(x + 16, legend_y, r, 12, "start"))
-        x += 60
-    return svg_doc(width, legend_y + 14, out, "each block's share of grad×act per branch")
+    return grid.svg(
+        f"Where the evidence for '{ex.label}' flows: Σ A ⊙ ∂y/∂A per branch",
+        lambda v: diverging_color(v, lim),
+        (-lim, lim, "0 · grad×act"),
+    )
 
 
 def ablation_heatmap(ex: Explanation) -> str:
@@ -253,7 +160,7 @@ def ablation_heatmap(ex: Explanation) -> str:
     dp, dl = ex.matrix("delta_prob"), ex.matrix("delta_logit")
     lim = float(np.nanmax(np.abs(dp))) * 100 if np.isfinite(dp).any() else 1.0
     lim = lim or 1.0
-    rows = [block_label(b) for b in ex.blocks]
+    rows = [short_label(b) for b in ex.blocks]
     hovers = [
         [
             f"zero {n}·{r}: probability {ex.prob:.2%} → {ex.prob + p:.2%} ({p * 100:+.3g} pp); "
@@ -262,16 +169,49 @@ def ablation_heatmap(ex: Explanation) -> str:
         ]
         for n, prow, drow in zip(rows, dp, dl)
     ]
-    return grid_svg(
-        dp * 100,
-        rows,
-        next(iter(ex.kernel_labels.values())),
-        [[f"{v * 100:+.2g}" for v in row] for row in dp],
-        hovers,
-        lim,
+    grid = _explain_grid(ex, dp * 100, [[f"{v * 100:+.2g}" for v in row] for row in dp], hovers)
+    return grid.svg(
         f"Zeroing one branch: change in P('{ex.label}'), percentage points",
-        "Δ prob (pp)",
-        flip=True,  # a drop (negative) is red: evidence that branch carried
+        lambda v: diverging_color(-v, lim),  # a drop (negative) is red: evidence that branch carried
+        (-lim, lim, "0 · Δ prob (pp)"),
+    )
+
+
+def block_share_svg(ex: Explanation) -> str:
+    """Each block's grad x act split by branch, as signed shares of the block's total |grad x act|: stacked bars,
+    positive shares up from zero and negative ones down. Each segment is a <g class="share"> with data-block,
+    data-branch, data-share and a hover <title>."""
+    shares, raw = ex.block_shares(), ex.matrix("grad_x_act")
+    rows = [short_label(b) for b in ex.blocks]
+    ups = [float(np.nansum(np.clip(r, 0, None))) for r in shares]
+    downs = [float(np.nansum(np.clip(r, None, 0))) for r in shares]
+    hi = max(0.25, math.ceil(max(ups, default=0) * 4 - 1e-9) / 4)  # to the next 25 %
+    lo = min(0.0, math.floor(min(downs, default=0) * 4 + 1e-9) / 4)
+    bars = [
+        Bar(
+            name,
+            [
+                Segment(
+                    r,
+                    float(shares[i, j]),
+                    f"block {name} · {r}: {shares[i, j]:.1%} of the block's |grad×act|; grad×act {raw[i, j]:+.4g}",
+                    {"block": name, "branch": r, "share": repr(float(shares[i, j]))},
+                )
+                for j, r in enumerate(BRANCHES)
+                if shares[i, j] != 0
+            ],
+        )
+        for i, name in enumerate(rows)
+    ]
+    return share_bars_svg(
+        bars,
+        "Each block's share per branch (negative: evidence against)",
+        "each block's share of grad×act per branch",
+        ticks=[k / 4 for k in range(round(lo * 4), round(hi * 4) + 1)],
+        tick_text=lambda t: f"{round(t * 100)}%",
+        width=460,
+        length=240,
+        legend_items=[(BRANCH_COLORS[r], r) for r in BRANCHES],
     )
 
 
@@ -317,9 +257,16 @@ def unit_picker(ex: Explanation, block: str, branch: str, row: int, col: int) ->
         height=460,
         margin=dict(l=10, r=10, t=40, b=10),
         clickmode="event+select",
-        title=f"{block_label(block)}·{branch} mean activation, {hh}×{ww}: click a unit",
+        title=f"{short_label(block)}·{branch} mean activation, {hh}×{ww}: click a unit",
     )
     return fig
+
+
+def rf_box(rf: ReceptiveField, row: int, col: int, hw: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) pixel edges of unit (row, col)'s theoretical field, clipped to an image of hw = (H, W)
+    (pixel k spans k - 0.5 .. k + 0.5; the plan's fields are in pixel-centre coordinates)."""
+    (y0, y1), (x0, x1) = rf.span(row), rf.span(col)
+    return (max(-0.5, x0 - 0.5), max(-0.5, y0 - 0.5), min(hw[1] - 0.5, x1 + 0.5), min(hw[0] - 0.5, y1 + 0.5))
 
 
 def rf_image(image: Image.Image, rf: EmpiricalRF, branch: str, size: int = 320, heat: bool = True) -> Image.Image:
@@ -357,3 +304,84 @@ def rf_caption(rf: EmpiricalRF, branch: str, kernels: str) -> str:
         else "gradient is zero here (no active unit at this position)"
     )
     return f"{branch} ({kernels}): theoretical {t.size}×{t.size} px (jump {t.jump}); {seen}"
+
+
+# ---------------------------------------------------------------------------
+# Feature Maps: a block's branch shares and the top-5 with branches zeroed
+
+
+def branch_activation_share_svg(groups: list[str], shares: list[float], kernels: list[str], channels: list[int]) -> str:
+    """Each branch's share of the block's summed output activation, in the branch colours (SVG: it changes with
+    every layer switch). Each bar is a <g class="bar"> with data-group, data-share and a <title>."""
+    ymax = min(1.0, math.ceil(max([*shares, 1e-9]) * 10 + 1e-9) / 10)  # the next 10 % above the largest bar
+    bars = [
+        Bar(
+            g,
+            [Segment(g, share, f"{g}: {share:.1%} ({kern}, {ch} channels)", {"group": g, "share": repr(share)})],
+            note=kern,
+            end_text=f"{share:.1%}",
+            label_color=BRANCH_COLORS.get(g, OTHER_COLOR),
+        )
+        for g, share, kern, ch in zip(groups, shares, kernels, channels)
+    ]
+    return share_bars_svg(
+        bars,
+        "Each branch's share of the block's output activation",
+        "each branch's share of the block's output activation",
+        ticks=[ymax * k / 10 for k in range(0, 11, 2)],
+        tick_text=lambda t: f"{t:.0%}",
+        css_class="bar",
+    )
+
+
+def ablation_bars_fig(labels: list[str], before: list[float], after: list[float], zeroed: list[str]) -> go.Figure:
+    """The top-5 classes' probabilities before and after zeroing the chosen branches, side by side."""
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=before, name="before", marker_color=OTHER_COLOR)
+    fig.add_bar(x=labels, y=after, name=f"without {', '.join(zeroed)}", marker_color="#D55E00")
+    fig.update_layout(
+        barmode="group", xaxis_title="class", yaxis_title="probability", yaxis_tickformat=".0%", height=340
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Atlas: branch specialisation (gnet.featurevis statistics as plain numbers)
+
+SPECIALISATION_METRICS: dict[str, str] = {  # gnet.featurevis.BranchStats field -> panel title
+    "colour_sensitivity": "colour sensitivity (mean over channels)",
+    "colour_selective": "share of colour-selective channels",
+    "strongest_share": "share of the block's strongest channels",
+}
+
+
+def specialisation_fig(
+    blocks: list[str], grids: dict[str, list[list[float]]], expected: list[list[float]] | None = None
+) -> go.Figure:
+    """One blocks × branches heatmap per metric (values 0..1, shown as %), branch names in their colours.
+    expected: each branch's share of the block's channels, shown on hover beside the strongest share."""
+    fig = make_subplots(
+        rows=1,
+        cols=len(grids),
+        subplot_titles=[SPECIALISATION_METRICS.get(k, k) for k in grids],
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+    )
+    rows = [short_label(b) for b in blocks]
+    for i, (metric, z) in enumerate(grids.items()):
+        hovers = [[f"{n} · {r}: {v:.0%}" for r, v in zip(BRANCHES, row)] for n, row in zip(rows, z)]
+        if metric == "strongest_share" and expected is not None:
+            hovers = [
+                [f"{h} (its share of the channels: {e:.0%})" for h, e in zip(hrow, erow)]
+                for hrow, erow in zip(hovers, expected)
+            ]
+        grid = Grid(rows, list(BRANCHES), z, [[f"{v:.0%}" for v in row] for row in z], hovers)
+        fig.add_trace(
+            grid.heatmap(0, 1, show_text=True, colorbar=dict(tickformat=".0%", len=0.9), showscale=i == len(grids) - 1),
+            row=1,
+            col=i + 1,
+        )
+        grid.style_axes(fig, row=1, col=i + 1)
+    fig.update_yaxes(title_text="block", row=1, col=1)
+    fig.update_layout(height=max(260, 40 * len(blocks) + 120), margin=dict(l=10, r=10, t=50, b=10))
+    return fig
