@@ -1,4 +1,4 @@
-"""Explain speed (issue 12): one 224×224 image through GoogLeNet, everything the page computes:
+"""Explain speed: one 224×224 image through GoogLeNet, everything the page computes:
 36 per-branch Grad-CAM maps + grad×act (one forward, one backward), 36 branch ablations
 (9 batches of 4 from the saved block outputs) and one receptive field (the picked unit in all
 four branches of its block, one batched forward + backward to the input).

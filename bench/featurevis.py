@@ -1,6 +1,6 @@
 """Speed of channel visualisation (gnet.featurevis.visualize) on the GoogLeNet architecture.
 
-Targets (issue 13): on CPU, 128×128 and 256 steps in at most 60 s; on a CUDA GPU, 224×224 and
+Targets: on CPU, 128×128 and 256 steps in at most 60 s; on a CUDA GPU, 224×224 and
 512 steps in at most 5 s. The weights do not change the cost, so the seeded untrained network
 stands in when the pretrained file is not cached. The baseline, measured in the same run, is the
 shared model as loaded (BatchNorm separate, NCHW) for a few steps; the figure is the private copy

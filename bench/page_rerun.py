@@ -2,7 +2,7 @@
 
     python bench/page_rerun.py [--repeats 15]
 
-Targets (issue 3): ≤ 250 ms per rerun for the Block Designer, ≤ 500 ms for the
+Targets: ≤ 250 ms per rerun for the Block Designer, ≤ 500 ms for the
 Network Explorer. A baseline, a one-widget page, is measured in the same run so
 AppTest's own overhead is visible: ratio = page / baseline.
 """

@@ -1,4 +1,4 @@
-"""Perceived latency in a real browser: from the input event to the changed value visible and the app idle (issue 17).
+"""Perceived latency in a real browser: from the input event to the changed value visible and the app idle.
 
     .venv/bin/python bench/perceived.py [--tries 10] [--with-training] [--only feature] [--json out.json]
 
@@ -273,7 +273,7 @@ def network_explorer(page, url: str, tries: int, warmup: int) -> list[Result]:
         report = network_report(edited)
 
         def act() -> None:
-            page.get_by_label("b1 (1×1)", exact=True).fill(str(b1))
+            page.get_by_label("b1 channels", exact=True).fill(str(b1))
             page.get_by_role("button", name="Apply to 3a").click()
 
         return act, ("metric", f"{report.params_total:,}")

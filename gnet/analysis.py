@@ -35,6 +35,7 @@ from gnet.plan import (
     Step,
     block_steps,
     layer_plan,
+    short_label,
 )
 from gnet.spec import MAX_ACTIVATION_BYTES, MAX_PARAMS, BlockDesign, BlockSpec, NetworkSpec, SpecError
 
@@ -311,13 +312,13 @@ def plan_report(plan: Plan) -> NetworkReport:
     group = "stem"
     for step in plan.steps:
         if step.kind == BLOCK:
-            name = step.path.removeprefix("inception")
+            name = short_label(step.path)
             inner = [s for s in plan.steps if s.block == step.path and s.depth > 0]
             blocks[name] = _block_report(step.spec, step.in_shape, inner)
             group = f"after stage {name[:-1]}"  # a top-level pool after this block ends its stage
         elif step.kind in LEAVES:
             if step.block:
-                main.append(_row(step, step.block.removeprefix("inception")))
+                main.append(_row(step, short_label(step.block)))
             elif step.path.startswith("aux"):
                 aux.append(_row(step, step.parent))
             else:

@@ -297,7 +297,7 @@ def overlay(image: Image.Image, fmap: np.ndarray, alpha: float = 0.55) -> Image.
 
 
 def jpeg_bytes(img: Image.Image, quality: int = 88) -> bytes:
-    """For photo-like views, where a lossless PNG would be several times the bytes (issue 17)."""
+    """For photo-like views, where a lossless PNG would be several times the bytes."""
     buf = io.BytesIO()
     img.convert("RGB").save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

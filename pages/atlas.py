@@ -1,5 +1,5 @@
 """Channel Atlas: what each channel of a block wants to see, branch by branch, and where
-colour-sensitive and strong channels sit (issue 13).
+colour-sensitive and strong channels sit.
 
 Thin page: widgets in; gnet.featurevis (cache, jobs, specialisation), gnet.features and
 gnet.charts out. Optimisation never runs in the server: it runs in capped background jobs
@@ -22,6 +22,7 @@ from gnet.colors import BRANCH_COLORS
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError, load, preprocess, to_tensor
 from gnet.net import Net
+from gnet.plan import parse_label, short_label
 from gnet.pretrained import ModelSource
 from pages.sources import SAMPLES, cached_model, choose_model, file_mtime, load_chosen, read_image
 from pages.ui import branch_chip, page_link, plain, use_app_navigation
@@ -194,7 +195,7 @@ except ImageError as e:
     st.stop()
 
 blocks = fv.block_names(lm)
-labels = [b.removeprefix("inception") for b in blocks]
+labels = [short_label(b) for b in blocks]
 c1, c2, c3 = st.columns([1, 2, 2])
 layer_label = c1.selectbox("Block", labels, index=labels.index("4b") if "4b" in labels else 0, key="at_block")
 order = c2.radio("Channels", list(ORDERS), format_func=ORDERS.__getitem__, horizontal=True, key="at_order")
@@ -206,7 +207,7 @@ with st.expander("Optimisation settings"):
     lr = s3.number_input("Learning rate (Adam)", 0.005, 1.0, 0.05, 0.005, format="%.3f", key="at_lr")
     seed = s4.number_input("Seed", 0, 2**31 - 1, 0, 1, key="at_seed")
 cfg = fv.VisConfig(size=int(size), steps=int(steps), lr=float(lr), seed=int(seed), jitter=min(8, int(size) // 4))
-layer = f"inception{layer_label}"
+layer, _ = parse_label(lm.plan, layer_label)
 
 ex = F.extract(lm, x, layer)
 resolved: dict[str, list[fv.ResolvedTarget]] = {}

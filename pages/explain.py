@@ -1,4 +1,4 @@
-"""Explain: which branch of which block carries the evidence for a class (issue 12).
+"""Explain: which branch of which block carries the evidence for a class.
 
 Thin page: the shared model/image pickers (pages/sources.py), gnet.attribution for the numbers,
 gnet.charts.explain for the figures. Results are cached per (model, image, target).

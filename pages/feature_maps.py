@@ -1,4 +1,4 @@
-"""Feature Maps: a GoogLeNet on the user's image, branch by branch (issue 4).
+"""Feature Maps: a GoogLeNet on the user's image, branch by branch.
 
 Thin page: widgets in, gnet.images / gnet.pretrained / gnet.features calls, images and charts out.
 """

@@ -9,18 +9,18 @@ from gnet import codegen, urlstate
 from gnet.analysis import NetworkReport, network_report, validate_network
 from gnet.charts import network as network_charts
 from gnet.charts.tables import chw, layer_branch_color, rows_csv, table_html
+from gnet.export import network_exportable
 from gnet.network import torchinfo_summary
-from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, network_preset, with_input
 from pages import compare_ui
+from pages.export_buttons import export_buttons
+from pages.forms import NUMBER, block_editor, edited_block, load_block
 from pages.handoff import offer_network, send_block
 from pages.ui import plain, use_app_navigation
 
 use_app_navigation()
 
 DEFAULT_PRESET = "d2l-fashion96"
-BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True}
-FIELDS = ("b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4")
-MAX_TYPED = 10_000_000
 # torchinfo runs a real forward pass on the CPU: refuse what would take long or exhaust memory.
 TORCHINFO_MAX_MULT_ADDS = 20_000_000_000
 TORCHINFO_MAX_ACTIVATIONS = 150_000_000
@@ -93,20 +93,10 @@ def _form_key(field: str) -> str:
     return f"ne_f_{field}_{st.session_state.ne_block}_{st.session_state.ne_version}"
 
 
-def _edited_block() -> BlockSpec:
-    s = st.session_state
-    spec = BlockSpec(
-        *(int(s[_form_key(f)]) for f in FIELDS),
-        reduce=s[_form_key("reduce")],
-        batch_norm=BN_CHOICES[s[_form_key("bn")]],
-    )
-    return urlstate.with_b3_variant(spec, s[_form_key("b3v")]).validate()
-
-
 def _on_apply() -> None:
     s = st.session_state
     try:
-        s.ne_network = s.ne_network.with_block(s.ne_block, _edited_block())
+        s.ne_network = s.ne_network.with_block(s.ne_block, edited_block(_form_key).validate())
         s.ne_edit_error = None
     except SpecError as e:
         s.ne_edit_error = f"Block {s.ne_block} was not changed: {e}"
@@ -129,7 +119,7 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
             "note": "= torchinfo",
         }
     )
-    # HTML, not st.dataframe: the grid took ~250 ms to redraw after each toggle or edit (issue 17)
+    # HTML, not st.dataframe: the grid took ~250 ms to redraw after each toggle or edit
     st.markdown(
         table_html(
             rows,
@@ -232,10 +222,9 @@ with left:
     )
     st.markdown("**Input** (C×H×W)")
     c1, c2, c3 = st.columns(3)
-    num = dict(min_value=0, max_value=MAX_TYPED, step=1)
-    c1.number_input("C", key="ne_c", on_change=_on_input, **num)
-    c2.number_input("H", key="ne_h", on_change=_on_input, **num)
-    c3.number_input("W", key="ne_w", on_change=_on_input, **num)
+    c1.number_input("C", key="ne_c", on_change=_on_input, **NUMBER)
+    c2.number_input("H", key="ne_h", on_change=_on_input, **NUMBER)
+    c3.number_input("W", key="ne_w", on_change=_on_input, **NUMBER)
 
     st.markdown("**Edit a block**")
     names = network.block_names()
@@ -243,17 +232,10 @@ with left:
         st.session_state.ne_block = names[0]
     block_name = st.selectbox("Block", names, key="ne_block")
     block = network.block(block_name)
+    if _form_key("b1") not in st.session_state:  # this block (or this version of the network) is new to the form
+        load_block(_form_key, block)
     with st.form(f"ne_form_{block_name}_{st.session_state.ne_version}", border=True):
-        a, b = st.columns(2)
-        for i, (field, label) in enumerate(
-            zip(FIELDS, ("b1 (1×1)", "b2 reduce", "b2 out (3×3)", "b3 reduce", "b3 out", "b4 pool proj."))
-        ):
-            (a if i % 2 == 0 else b).number_input(label, value=getattr(block, field), key=_form_key(field), **num)
-        st.toggle("1×1 reductions", value=block.reduce, key=_form_key("reduce"))
-        variants = list(urlstate.B3_VARIANTS)
-        st.radio("b3 convolution", variants, index=variants.index(urlstate.b3_variant(block)), key=_form_key("b3v"))
-        bn_labels = list(BN_CHOICES)
-        st.radio("After each conv", bn_labels, index=int(block.batch_norm), key=_form_key("bn"))
+        block_editor(_form_key, live=False)
         st.form_submit_button(f"Apply to {block_name}", on_click=_on_apply, type="primary")
     if st.session_state.get("ne_edit_error"):
         st.error(plain(st.session_state.ne_edit_error))
@@ -310,13 +292,14 @@ with right:
 
     st.markdown("#### Export")
     code = _code(spec_json)
-    d1, d2 = st.columns(2)
+    d1, d2, d3, d4 = st.columns(4)
     d1.download_button(
         "Download network (.json)", spec_json, file_name="googlenet.json", mime="application/json", key="ne_dl_json"
     )
     d2.download_button(
         "Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python", key="ne_dl_code"
     )
+    export_buttons(lambda: network_exportable(NetworkSpec.from_json(spec_json)), "googlenet", "ne_dl", (d3, d4))
     st.caption("The Training page can train this network as it is now (edits included).")
     # lazy: highlighting this long code in the browser took ~80 ms of every edit while it sat collapsed
     code_box = st.expander("PyTorch code", key="ne_code_open", on_change="rerun")

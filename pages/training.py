@@ -357,7 +357,7 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
     records = _throttled(records, str(run_path), info.active)
     stat = telemetry_stat("tr_tel_stat")
     label = runs.TELEMETRY_STATS[stat]
-    # Lazy tabs: a poll redraws the open tab's chart only (each redrawn plotly chart is remounted, issue 17).
+    # Lazy tabs: a poll redraws the open tab's chart only (each redrawn plotly chart is remounted).
     tabs = st.tabs(list(TELEMETRY_TABS.values()), key="tr_tel_tab", on_change="rerun")
     for tab, name in zip(tabs, TELEMETRY_TABS):
         if tab.open:
@@ -424,7 +424,7 @@ def show_run(run_path: Path, page_state: str) -> None:
             + (f" · {s['precision']}" if s.get("precision") else "")
         )
     if records:
-        st.markdown(  # inline SVG: redrawn every poll, where a changed plotly chart is remounted (issue 17)
+        st.markdown(  # inline SVG: redrawn every poll, where a changed plotly chart is remounted
             cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs),
             unsafe_allow_html=True,
         )
