@@ -224,7 +224,7 @@ def block_designer(page, url: str, tries: int, warmup: int) -> list[Result]:
     shape = ng.input_shape
 
     def b1(i: int):
-        spec = BlockSpec(64 + 1 + i % 7, 96, 128, 16, 32, 32)
+        spec = BlockSpec(b1=64 + 1 + i % 7, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32)
         return (
             lambda: _fill(page, "b1 channels", spec.b1),
             ("text", [f"Output {block_report(spec, shape).concat_text()}"]),
@@ -236,7 +236,9 @@ def block_designer(page, url: str, tries: int, warmup: int) -> list[Result]:
 
     def reduce(i: int):
         on = i % 2 == 1  # starts on: the first click turns the reductions off
-        params = block_report(BlockSpec(64, 96, 128, 16, 32, 32, reduce=on), shape).cost.params
+        params = block_report(
+            BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, reduce=on), shape
+        ).cost.params
         toggle = page.locator("[data-testid='stCheckbox']", has_text="1×1 reductions").first
         return (lambda: toggle.locator("label").first.click(), ("metric", f"{params:,}"))
 
@@ -253,7 +255,9 @@ def block_designer(page, url: str, tries: int, warmup: int) -> list[Result]:
 
     def b3v(i: int):
         label, kw = variants[i % 3]
-        params = block_report(BlockSpec(64, 96, 128, 16, 32, 32, **kw), shape).cost.params
+        params = block_report(
+            BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, **kw), shape
+        ).cost.params
         radio = page.locator("[data-testid='stRadio']", has_text="b3 convolution").first
         return (lambda: radio.get_by_text(label, exact=True).click(), ("metric", f"{params:,}"))
 
@@ -269,7 +273,7 @@ def network_explorer(page, url: str, tries: int, warmup: int) -> list[Result]:
 
     def edit(i: int):
         b1 = 100 + i
-        edited = spec.with_block("3a", BlockSpec(b1, 96, 128, 16, 32, 32))
+        edited = spec.with_block("3a", BlockSpec(b1=b1, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32))
         report = network_report(edited)
 
         def act() -> None:
@@ -282,7 +286,9 @@ def network_explorer(page, url: str, tries: int, warmup: int) -> list[Result]:
 
     def expand(i: int):
         on = i % 2 == 0
-        last = spec.with_block("3a", BlockSpec(100 + tries + warmup - 1, 96, 128, 16, 32, 32))
+        last = spec.with_block(
+            "3a", BlockSpec(b1=100 + tries + warmup - 1, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32)
+        )
         rows = len(layer_rows(network_report(last), expand=on)) + 1  # + the total row
         toggle = page.locator("[data-testid='stCheckbox']", has_text="Show the layers inside each block").first
         return (lambda: toggle.locator("label").first.click(), ("grid_rows", rows + 1))  # + the header row

@@ -1,4 +1,5 @@
-"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train | explain | visualize | export.
+"""Command line: python -m gnet block | summary | receptive-field | compare | sweep | train | explain | anatomy | visualize |
+export.
 
 Bad arguments exit with status 2 and a one-line message, never a traceback.
 """
@@ -113,6 +114,18 @@ def make_parser(with_train: bool = True) -> Parser:
     e.add_argument("--target", metavar="INDEX_OR_NAME", help="class index or name (default: the top-1 class)")
     e.add_argument("--json", action="store_true")
 
+    an = sub.add_parser("anatomy", help="how one unit of one branch is computed from the image, layer by layer")
+    an.add_argument("image", metavar="IMAGE")
+    an.add_argument("--block", required=True, metavar="PATH", help="an Inception block, e.g. inception3a or 3a")
+    an.add_argument("--branch", required=True, metavar="bK", help="b1, b2, ... in concatenation order")
+    an.add_argument("--channel", required=True, type=int, metavar="C", help="a channel of the branch's output")
+    an.add_argument("--at", required=True, metavar="ROW,COL", help="the unit's position on the branch's output map")
+    asrc = an.add_mutually_exclusive_group()
+    asrc.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
+    asrc.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
+    asrc.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
+    an.add_argument("--json", action="store_true")
+
     v = sub.add_parser("visualize", help="activation maximisation: the image a channel, branch or block wants to see")
     v.add_argument("--layer", metavar="BLOCK", help="an Inception block, e.g. inception4b or 4b")
     v.add_argument("--branch", choices=("b1", "b2", "b3", "b4"), help="default: the whole block")
@@ -163,12 +176,12 @@ def _block(args: argparse.Namespace) -> int:
     (b1,) = _ints(args.b1, 1, "--b1")
     (b4,) = _ints(args.b4, 1, "--b4")
     spec = BlockSpec(
-        b1,
-        b2r,
-        b2,
-        b3r,
-        b3,
-        b4,
+        b1=b1,
+        b2_reduce=b2r,
+        b2=b2,
+        b3_reduce=b3r,
+        b3=b3,
+        b4=b4,
         reduce=not args.no_reduce,
         b3_kernel=args.b3_kernel,
         factorize=args.factorize,
@@ -516,6 +529,38 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _anatomy(args: argparse.Namespace) -> int:
+    # torch is imported here, not at the top, so `block` and `summary` start without it.
+    from gnet.anatomy import AnatomyError, anatomy, anatomy_text
+    from gnet.checkpoints import CheckpointError
+    from gnet.devices import pick_device
+    from gnet.images import ImageError, load, preprocess
+    from gnet.plan import parse_label
+    from gnet.pretrained import load_model
+
+    row, col = _ints(args.at, 2, "--at")
+    try:
+        with open(args.image, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError(f"cannot read the image {args.image!r}: {e.strerror or e}") from None
+    source = _model_source(args)
+    try:
+        image = load(data).image
+        lm = load_model(source, pick_device())
+        block, _ = parse_label(lm.plan, args.block)
+        _, x = preprocess(image, lm.preprocess)
+        a = anatomy(lm, x, block, args.branch, args.channel, row, col)
+    except ImageError as e:
+        raise UsageError(f"cannot use the image {args.image!r}: {e}") from None
+    except KeyError as e:  # parse_label: the message names the valid blocks
+        raise UsageError(str(e.args[0])) from None
+    except (CheckpointError, AnatomyError) as e:
+        raise UsageError(str(e).replace("\n", " ")) from None
+    print(json.dumps(a.to_json()) if args.json else anatomy_text(a, lm.label))
+    return 0
+
+
 def _check_writable(out: Path) -> None:
     """A file can be created beside `out` (what the atomic write does); permissions alone say too little (root,
     read-only mounts, /proc)."""
@@ -692,6 +737,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "anatomy":
+            return _anatomy(args)
         if args.command == "visualize":
             return _visualize(args)
         if args.command == "export":

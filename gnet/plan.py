@@ -87,7 +87,7 @@ class ReceptiveField:
 PIXEL = ReceptiveField(1, 1, 0.0)  # an input pixel sees itself
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Step:
     """One module of the network."""
 
@@ -100,6 +100,26 @@ class Step:
     branch: str | None  # "b1".."b4" inside a block
     rf: ReceptiveField | None  # None where no (size, jump, start) exists: after unequal adaptive-pool windows
     batch_norm: bool = False  # conv steps: BatchNorm after the conv, and no conv bias
+    rf_w: ReceptiveField | None = None  # the field along the width where it differs from `rf` (a 1×7 conv)
+    virtual: bool = False  # no module at this path: a functional pool, or a branch that is not an nn.Sequential
+    half: str | None = None  # "a"/"b": one of two layers that read the same input and are concatenated
+
+    @property
+    def rf_hw(self) -> tuple[ReceptiveField, ReceptiveField] | None:
+        """The field along the height and along the width (`rf` is the height's)."""
+        return None if self.rf is None else (self.rf, self.rf_w or self.rf)
+
+    @property
+    def size_hw(self) -> tuple[int, int] | None:
+        return None if self.rf is None else (self.rf_hw[0].size, self.rf_hw[1].size)
+
+    @property
+    def jump_hw(self) -> tuple[int, int] | None:
+        return None if self.rf is None else (self.rf_hw[0].jump, self.rf_hw[1].jump)
+
+    @property
+    def start_hw(self) -> tuple[float, float] | None:
+        return None if self.rf is None else (self.rf_hw[0].start, self.rf_hw[1].start)
 
     @property
     def depth(self) -> int:
@@ -115,6 +135,7 @@ class Step:
 class Plan:
     spec: NetworkSpec
     steps: tuple[Step, ...]
+    aux_map: tuple[tuple[str, str], ...] = ()  # (block path, aux head path) where the spec's aux_blocks don't say
     _index: dict[str, Step] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,7 +170,18 @@ class Plan:
 
     def branch_paths(self, block: str) -> dict[str, str]:
         """{"b1": "inception3a.branch1", ...}: the module whose output is each branch's output."""
-        return {s.branch: s.path for s in self.steps if s.block == block and s.depth == 1 and s.branch}
+        out: dict[str, str] = {}
+        containers: set[str] = set()
+        for s in self.steps:  # a branch's container step if it has one, else its last layer (v3: 1×1 after a pool)
+            if s.block == block and s.depth == 1 and s.branch and s.branch not in containers and not s.half:
+                out[s.branch] = s.path
+                if s.kind == BRANCH:
+                    containers.add(s.branch)
+        return out
+
+    def branch_layers(self, block: str, branch: str) -> list[Step]:
+        """The leaf steps of one branch in forward order (halves, if any, last: `Step.half`)."""
+        return [s for s in self.steps if s.block == block and s.branch == branch and s.kind in (CONV, MAXPOOL, AVGPOOL)]
 
     def branch_steps(self, block: str) -> dict[str, Step]:
         return {b: self.step(p) for b, p in self.branch_paths(block).items()}
@@ -161,6 +193,8 @@ class Plan:
 
     def aux_after(self) -> dict[str, str]:
         """{"inception4a": "aux1", ...}: which block's output each auxiliary head reads."""
+        if self.aux_map:
+            return dict(self.aux_map)
         return {f"inception{b}": f"aux{i + 1}" for i, b in enumerate(self.spec.aux_blocks())}
 
 
@@ -174,7 +208,7 @@ BRANCH_SEP = "·"
 
 
 def short_label(block: str, branch: str | None = None) -> str:
-    """"inception3a" → "3a"; with branch "b2" → "3a·b2". Other module paths ("conv1") stay as they are."""
+    """ "inception3a" → "3a"; with branch "b2" → "3a·b2". Other module paths ("conv1") stay as they are."""
     name = _BLOCK_PREFIX.sub("", block)
     return f"{name}{BRANCH_SEP}{branch}" if branch else name
 
@@ -304,23 +338,45 @@ def block_steps(
             sub = path if len(layers) == 1 else f"{path}.{j}"
             r = None if r is None else r.through(k, 1, k // 2)
             if kind == MAXPOOL:
-                inner.append(Step(sub, MAXPOOL, BRANCH_POOL, (c_in, h, w), (c_out, h, w), block, bname, r))
+                inner.append(
+                    Step(
+                        path=sub,
+                        kind=MAXPOOL,
+                        spec=BRANCH_POOL,
+                        in_shape=(c_in, h, w),
+                        out_shape=(c_out, h, w),
+                        block=block,
+                        branch=bname,
+                        rf=r,
+                    )
+                )
             else:
                 inner.append(
                     Step(
-                        sub,
-                        CONV,
-                        ConvSpec(c_out, k, 1, k // 2),
-                        (c_in, h, w),
-                        (c_out, h, w),
-                        block,
-                        bname,
-                        r,
+                        path=sub,
+                        kind=CONV,
+                        spec=ConvSpec(c_out, k, 1, k // 2),
+                        in_shape=(c_in, h, w),
+                        out_shape=(c_out, h, w),
+                        block=block,
+                        branch=bname,
+                        rf=r,
                         batch_norm=spec.batch_norm,
                     )
                 )
         if len(inner) > 1:  # an nn.Sequential: its own step, before its layers (module order)
-            steps.append(Step(path, BRANCH, None, (c, h, w), inner[-1].out_shape, block, bname, r))
+            steps.append(
+                Step(
+                    path=path,
+                    kind=BRANCH,
+                    spec=None,
+                    in_shape=(c, h, w),
+                    out_shape=inner[-1].out_shape,
+                    block=block,
+                    branch=bname,
+                    rf=r,
+                )
+            )
         steps += inner
     return steps
 
@@ -374,7 +430,18 @@ def _walk(spec: NetworkSpec, size: tuple[int, int]) -> list[Step] | str:
         if oh < 1 or ow < 1:
             return f"{name} ({where}) would output {max(oh, 0)}×{max(ow, 0)}"
         rf = rf.through(p.kernel, p.stride, p.padding) if rf else None
-        steps.append(Step(name, MAXPOOL, p, (c, h, w), (c, oh, ow), None, None, rf))
+        steps.append(
+            Step(
+                path=name,
+                kind=MAXPOOL,
+                spec=p,
+                in_shape=(c, h, w),
+                out_shape=(c, oh, ow),
+                block=None,
+                branch=None,
+                rf=rf,
+            )
+        )
         h, w = oh, ow
         return None
 
@@ -388,14 +455,14 @@ def _walk(spec: NetworkSpec, size: tuple[int, int]) -> list[Step] | str:
             rf = rf.through(layer.kernel, layer.stride, layer.padding) if rf else None
             steps.append(
                 Step(
-                    name,
-                    CONV,
-                    layer,
-                    (c, h, w),
-                    (layer.out_channels, oh, ow),
-                    None,
-                    None,
-                    rf,
+                    path=name,
+                    kind=CONV,
+                    spec=layer,
+                    in_shape=(c, h, w),
+                    out_shape=(layer.out_channels, oh, ow),
+                    block=None,
+                    branch=None,
+                    rf=rf,
                     batch_norm=spec.batch_norm,
                 )
             )
@@ -410,7 +477,18 @@ def _walk(spec: NetworkSpec, size: tuple[int, int]) -> list[Step] | str:
             path = f"inception{bname}"
             inner = block_steps(block, (c, h, w), prefix=f"{path}.", rf=rf, block=path)
             rf = block_rf(inner)
-            steps.append(Step(path, BLOCK, block, (c, h, w), (block.out_channels, h, w), path, None, rf))
+            steps.append(
+                Step(
+                    path=path,
+                    kind=BLOCK,
+                    spec=block,
+                    in_shape=(c, h, w),
+                    out_shape=(block.out_channels, h, w),
+                    block=path,
+                    branch=None,
+                    rf=rf,
+                )
+            )
             steps += inner
             c = block.out_channels
             if bname in aux_blocks:
@@ -422,9 +500,42 @@ def _walk(spec: NetworkSpec, size: tuple[int, int]) -> list[Step] | str:
             return err
     steps += aux_steps
     rf = _adaptive_rf(rf, (h, w), (1, 1))
-    steps.append(Step("avgpool", ADAPTIVE_AVGPOOL, (1, 1), (c, h, w), (c, 1, 1), None, None, rf))
-    steps.append(Step("dropout", DROPOUT, spec.dropout, (c,), (c,), None, None, rf))
-    steps.append(Step("fc", LINEAR, spec.num_classes, (c,), (spec.num_classes,), None, None, rf))
+    steps.append(
+        Step(
+            path="avgpool",
+            kind=ADAPTIVE_AVGPOOL,
+            spec=(1, 1),
+            in_shape=(c, h, w),
+            out_shape=(c, 1, 1),
+            block=None,
+            branch=None,
+            rf=rf,
+        )
+    )
+    steps.append(
+        Step(
+            path="dropout",
+            kind=DROPOUT,
+            spec=spec.dropout,
+            in_shape=(c,),
+            out_shape=(c,),
+            block=None,
+            branch=None,
+            rf=rf,
+        )
+    )
+    steps.append(
+        Step(
+            path="fc",
+            kind=LINEAR,
+            spec=spec.num_classes,
+            in_shape=(c,),
+            out_shape=(spec.num_classes,),
+            block=None,
+            branch=None,
+            rf=rf,
+        )
+    )
     return steps
 
 
@@ -446,22 +557,67 @@ def _aux_steps(spec: NetworkSpec, name: str, shape: Shape, rf: ReceptiveField | 
     frf = prf.through(ph, 1, 0) if prf and ph == pw else None
     flat = AUX_CHANNELS * ph * pw
     return [
-        Step(name, AUX, None, shape, (spec.num_classes,), None, None, frf),
-        Step(f"{name}.pool", pool[0], pool[1], shape, (c, ph, pw), None, None, prf),
         Step(
-            f"{name}.conv",
-            CONV,
-            ConvSpec(AUX_CHANNELS, 1),
-            (c, ph, pw),
-            (AUX_CHANNELS, ph, pw),
-            None,
-            None,
-            prf,
+            path=name,
+            kind=AUX,
+            spec=None,
+            in_shape=shape,
+            out_shape=(spec.num_classes,),
+            block=None,
+            branch=None,
+            rf=frf,
+        ),
+        Step(
+            path=f"{name}.pool",
+            kind=pool[0],
+            spec=pool[1],
+            in_shape=shape,
+            out_shape=(c, ph, pw),
+            block=None,
+            branch=None,
+            rf=prf,
+        ),
+        Step(
+            path=f"{name}.conv",
+            kind=CONV,
+            spec=ConvSpec(AUX_CHANNELS, 1),
+            in_shape=(c, ph, pw),
+            out_shape=(AUX_CHANNELS, ph, pw),
+            block=None,
+            branch=None,
+            rf=prf,
             batch_norm=spec.batch_norm,
         ),
-        Step(f"{name}.fc1", LINEAR, AUX_HIDDEN, (flat,), (AUX_HIDDEN,), None, None, frf),
-        Step(f"{name}.fc2", LINEAR, spec.num_classes, (AUX_HIDDEN,), (spec.num_classes,), None, None, frf),
-        Step(f"{name}.dropout", DROPOUT, spec.aux_dropout, (AUX_HIDDEN,), (AUX_HIDDEN,), None, None, frf),
+        Step(
+            path=f"{name}.fc1",
+            kind=LINEAR,
+            spec=AUX_HIDDEN,
+            in_shape=(flat,),
+            out_shape=(AUX_HIDDEN,),
+            block=None,
+            branch=None,
+            rf=frf,
+        ),
+        Step(
+            path=f"{name}.fc2",
+            kind=LINEAR,
+            spec=spec.num_classes,
+            in_shape=(AUX_HIDDEN,),
+            out_shape=(spec.num_classes,),
+            block=None,
+            branch=None,
+            rf=frf,
+        ),
+        Step(
+            path=f"{name}.dropout",
+            kind=DROPOUT,
+            spec=spec.aux_dropout,
+            in_shape=(AUX_HIDDEN,),
+            out_shape=(AUX_HIDDEN,),
+            block=None,
+            branch=None,
+            rf=frf,
+        ),
     ]
 
 

@@ -80,7 +80,7 @@ def _check_bool(name: str, value: Any) -> bool:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # named fields: six integers in a row are easy to misorder
 class BlockSpec:
     """One Inception block: four parallel branches concatenated on channels.
 
@@ -140,6 +140,9 @@ class BlockSpec:
             "b3": f"{r}{self.b3_label()}",
             "b4": "3×3 max-pool → 1×1",
         }
+
+
+CHANNEL_FIELDS = ("b1", "b2_reduce", "b2", "b3_reduce", "b3", "b4")  # BlockSpec's channel counts, in the paper's order
 
 
 @dataclass(frozen=True)
@@ -482,14 +485,16 @@ def paper_block(name: str, **variant: Any) -> BlockSpec:
     if not isinstance(name, str) or name not in PAPER_BLOCKS:
         raise SpecError(f"the paper has no block {_show(name)}; its blocks are {', '.join(BLOCK_NAMES)}")
     b1, b2r, b2, b3r, b3, b4 = PAPER_BLOCKS[name]
-    return BlockSpec(b1, b2r, b2, b3r, b3, b4, **variant)
+    return BlockSpec(b1=b1, b2_reduce=b2r, b2=b2, b3_reduce=b3r, b3=b3, b4=b4, **variant)
 
 
 def block_presets() -> dict[str, BlockDesign]:
     """Designs the Block Designer offers: the paper's nine blocks at their real
     input sizes, and Andrew Ng's 28×28×192 example (seed 002)."""
     presets = {f"Paper {n}": BlockDesign(paper_block(n), PAPER_BLOCK_INPUTS[n]) for n in BLOCK_NAMES}
-    presets["Ng's example (28×28×192, seed 002)"] = BlockDesign(BlockSpec(64, 96, 128, 16, 32, 32), (192, 28, 28))
+    presets["Ng's example (28×28×192, seed 002)"] = BlockDesign(
+        BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32), (192, 28, 28)
+    )
     return presets
 
 
@@ -550,8 +555,14 @@ def mini() -> NetworkSpec:
         num_classes=10,
         stem=(ConvSpec(32, 3, 1, 1), pool),
         stages=(
-            (BlockSpec(16, 16, 24, 4, 8, 8, batch_norm=True), BlockSpec(24, 24, 32, 8, 16, 16, batch_norm=True)),
-            (BlockSpec(32, 32, 48, 8, 16, 16, batch_norm=True), BlockSpec(48, 32, 64, 12, 24, 24, batch_norm=True)),
+            (
+                BlockSpec(b1=16, b2_reduce=16, b2=24, b3_reduce=4, b3=8, b4=8, batch_norm=True),
+                BlockSpec(b1=24, b2_reduce=24, b2=32, b3_reduce=8, b3=16, b4=16, batch_norm=True),
+            ),
+            (
+                BlockSpec(b1=32, b2_reduce=32, b2=48, b3_reduce=8, b3=16, b4=16, batch_norm=True),
+                BlockSpec(b1=48, b2_reduce=32, b2=64, b3_reduce=12, b3=24, b4=24, batch_norm=True),
+            ),
         ),
         stage_pools=(pool,),
         batch_norm=True,

@@ -127,12 +127,12 @@ def design_from_query(params: Mapping[str, str | Sequence[str]], prefix: str = "
         raise SpecError(f"link parameter b3v must be one of {', '.join(_B3_CODES)}, got {code[:20]!r}")
     kernel, factorize = _B3_CODES[code]
     block = BlockSpec(
-        n["b1"],
-        n["b2r"],
-        n["b2"],
-        n["b3r"],
-        n["b3"],
-        n["b4"],
+        b1=n["b1"],
+        b2_reduce=n["b2r"],
+        b2=n["b2"],
+        b3_reduce=n["b3r"],
+        b3=n["b3"],
+        b4=n["b4"],
         reduce=_flag(params, "reduce", True),
         b3_kernel=kernel,
         factorize=factorize,

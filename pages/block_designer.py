@@ -9,8 +9,11 @@ from gnet.analysis import block_report, bottleneck_comparison, factorization_com
 from gnet.charts.block import block_diagram_svg, branch_rows, branch_share_svg, comparison_rows
 from gnet.charts.tables import chw
 from gnet.colors import BRANCH_COLORS
+from gnet.export import block_exportable
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
 from pages import compare_ui
+from pages.export_buttons import export_buttons
+from pages.forms import NUMBER, block_editor, edited_block, load_block
 from pages.handoff import editing_block, return_block, set_editing_block, take_block
 from pages.ui import branch_chip, plain, use_app_navigation
 
@@ -18,9 +21,12 @@ use_app_navigation()
 
 PRESETS = block_presets()
 DEFAULT_PRESET = "Ng's example (28×28×192, seed 002)"
-BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True}
-CHANNELS = ("bd_b1", "bd_b2r", "bd_b2", "bd_b3r", "bd_b3", "bd_b4")
-MAX_TYPED = 10_000_000  # the widget's own cap; the spec's caps (SpecError) are far lower and named
+# The editor's widget keys (the links and the tests know these names).
+KEYS = {"b2_reduce": "bd_b2r", "b3_reduce": "bd_b3r"}
+
+
+def _key(field: str) -> str:
+    return KEYS.get(field, f"bd_{field}")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -40,12 +46,7 @@ def _load(design: BlockDesign) -> None:
     """Put a design into the widgets (called before they are drawn: callbacks, first run)."""
     s = st.session_state
     s.bd_c, s.bd_h, s.bd_w = design.input_shape
-    b = design.block
-    for key, value in zip(CHANNELS, (b.b1, b.b2_reduce, b.b2, b.b3_reduce, b.b3, b.b4)):
-        s[key] = value
-    s.bd_reduce = b.reduce
-    s.bd_b3v = urlstate.b3_variant(b)
-    s.bd_bn = next(k for k, v in BN_CHOICES.items() if v == b.batch_norm)
+    load_block(_key, design.block)
 
 
 def _on_preset() -> None:
@@ -67,8 +68,7 @@ def _on_upload() -> None:
 
 def _design() -> BlockDesign:
     s = st.session_state
-    spec = BlockSpec(*(int(s[k]) for k in CHANNELS), reduce=s.bd_reduce, batch_norm=BN_CHOICES[s.bd_bn])
-    return BlockDesign(urlstate.with_b3_variant(spec, s.bd_b3v), (int(s.bd_c), int(s.bd_h), int(s.bd_w))).validate()
+    return BlockDesign(edited_block(_key), (int(s.bd_c), int(s.bd_h), int(s.bd_w))).validate()
 
 
 def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
@@ -121,7 +121,7 @@ def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
         f"- the whole b3 branch (with its 1×1 reduction, if on): params **{branch.a.params:,}** vs "
         f"**{branch.b.params:,}** (×{branch.ratio('params'):.2f})"
     )
-    seed = factorized_conv_comparison(BlockSpec(64, 64, 64, 64, 64, 64), (64, 1, 1))
+    seed = factorized_conv_comparison(BlockSpec(b1=64, b2_reduce=64, b2=64, b3_reduce=64, b3=64, b4=64), (64, 1, 1))
     st.caption(
         f"Seed 004's example, {seed.label_a} vs {seed.label_b}: {seed.a.weights:,} vs "
         f"{seed.b.weights:,} weights. Factorizing saves most when b3's input and output channels are "
@@ -140,7 +140,7 @@ def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
 
 def _export_tab(design: BlockDesign) -> None:
     code = _code(design.to_json())
-    d1, d2 = st.columns(2)
+    d1, d2, d3, d4 = st.columns(4)
     d1.download_button(
         "Download PyTorch code (.py)", code, file_name="inception_block.py", mime="text/x-python", key="bd_dl_code"
     )
@@ -151,6 +151,8 @@ def _export_tab(design: BlockDesign) -> None:
         mime="application/json",
         key="bd_dl_json",
     )
+    design_json = design.to_json()  # the export rebuilds the block from its JSON when a button is clicked
+    export_buttons(lambda: block_exportable(BlockDesign.from_json(design_json)), "inception_block", "bd_dl", (d3, d4))
     st.caption(
         "The page's link holds this design: copy the address bar to share it. "
         "Load a JSON design with the uploader on the left."
@@ -195,32 +197,10 @@ with left:
     )
     st.markdown("**Input** (H×W×C)")
     c1, c2, c3 = st.columns(3)
-    num = dict(min_value=0, max_value=MAX_TYPED, step=1)
-    c1.number_input("H", key="bd_h", **num)
-    c2.number_input("W", key="bd_w", **num)
-    c3.number_input("C", key="bd_c", **num)
-    reduce = st.toggle(
-        "1×1 reductions", key="bd_reduce", help="Off: the naive module, b2 and b3 convolve the input directly."
-    )
-    st.markdown(branch_chip("b1", "b1") + " 1×1 conv")
-    st.number_input("b1 channels", key="bd_b1", **num)
-    st.markdown(branch_chip("b2", "b2") + " 1×1 → 3×3")
-    c1, c2 = st.columns(2)
-    c1.number_input("b2 reduce (1×1)", key="bd_b2r", disabled=not reduce, **num)
-    c2.number_input("b2 out (3×3)", key="bd_b2", **num)
-    st.markdown(branch_chip("b3", "b3") + " 1×1 → 5×5 (or its variants)")
-    c1, c2 = st.columns(2)
-    c1.number_input("b3 reduce (1×1)", key="bd_b3r", disabled=not reduce, **num)
-    c2.number_input("b3 out", key="bd_b3", **num)
-    st.radio(
-        "b3 convolution",
-        list(urlstate.B3_VARIANTS),
-        key="bd_b3v",
-        help="torchvision's pretrained GoogLeNet uses 3×3 in its '5×5' branch (pytorch/vision#906).",
-    )
-    st.markdown(branch_chip("b4", "b4") + " 3×3 max-pool → 1×1")
-    st.number_input("b4 pool projection", key="bd_b4", **num)
-    st.radio("After each conv", list(BN_CHOICES), key="bd_bn")
+    c1.number_input("H", key="bd_h", **NUMBER)
+    c2.number_input("W", key="bd_w", **NUMBER)
+    c3.number_input("C", key="bd_c", **NUMBER)
+    block_editor(_key)
     st.file_uploader("Load a design (JSON)", type=["json"], key="bd_upload", on_change=_on_upload)
     if st.session_state.get("bd_upload_error"):
         st.error(plain(st.session_state.bd_upload_error))

@@ -23,7 +23,7 @@ from gnet.analysis import (
 )
 from gnet.network import GoogLeNet, build, torchinfo_summary
 from gnet.plan import conv_out, pool_out
-from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, network_preset, with_input
+from gnet.spec import CHANNEL_FIELDS, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, SpecError, network_preset, with_input
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -71,7 +71,7 @@ small = st.integers(1, 6)
 def blocks(draw, batch_norm: bool) -> BlockSpec:
     kernel = draw(st.sampled_from((3, 5)))
     return BlockSpec(
-        *(draw(small) for _ in range(6)),
+        **{f: draw(small) for f in CHANNEL_FIELDS},
         reduce=draw(st.booleans()),
         b3_kernel=kernel,
         factorize=kernel == 5 and draw(st.booleans()),
@@ -239,21 +239,23 @@ def test_too_small_input_names_layer_and_min_size():
 
 
 def test_param_cap_refuses_before_building():
-    wide = BlockSpec(8192, 8192, 8192, 8192, 8192, 8192, reduce=False)
+    wide = BlockSpec(b1=8192, b2_reduce=8192, b2=8192, b3_reduce=8192, b3=8192, b4=8192, reduce=False)
     spec = NetworkSpec("huge", 8192, (32, 32), 10, (), ((wide,),), ())
     with pytest.raises(SpecError, match="parameters; the cap is 500,000,000"):
         GoogLeNet(spec)
 
 
 def test_comparisons_and_cost_arithmetic():
-    spec = BlockSpec(64, 96, 128, 16, 32, 32)
+    spec = BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32)
     whole = bottleneck_comparison(spec, (192, 28, 28))
     assert whole.b.params < whole.a.params and whole.label_a == "without 1×1 reductions"
     per_branch = [bottleneck_comparison(spec, (192, 28, 28), b) for b in ("b1", "b2", "b3", "b4")]
     assert sum((c.a for c in per_branch), Cost()) == whole.a
     # b1 and b4 do not change with the reductions
     assert per_branch[0].a == per_branch[0].b and per_branch[3].a == per_branch[3].b
-    fact = factorization_comparison(BlockSpec(1, 1, 1, 16, 32, 1, b3_kernel=3), (8, 10, 10))
+    fact = factorization_comparison(
+        BlockSpec(b1=1, b2_reduce=1, b2=1, b3_reduce=16, b3=32, b4=1, b3_kernel=3), (8, 10, 10)
+    )
     assert fact.a.weights == 16 * 8 + 32 * 16 * 25 and fact.b.weights == 16 * 8 + 32 * 16 * 9 + 32 * 32 * 9
     with pytest.raises(SpecError, match="no branch 'b9'"):
         bottleneck_comparison(spec, (192, 28, 28), "b9")
@@ -268,7 +270,7 @@ def test_block_report_rows_are_the_real_modules_paths_and_params():
     from gnet.analysis import block_report
     from gnet.blocks import InceptionBlock
 
-    spec = BlockSpec(4, 3, 5, 2, 3, 2, batch_norm=True)
+    spec = BlockSpec(b1=4, b2_reduce=3, b2=5, b3_reduce=2, b3=3, b4=2, batch_norm=True)
     module = InceptionBlock(6, spec)
     report = block_report(spec, (6, 7, 7))
     rows = [r for b in report.branches for r in b.layers]
@@ -317,7 +319,7 @@ def test_linear_cost_and_comparison_ratios():
 
 
 def test_comparisons_set_the_switch_they_compare_whatever_the_spec_says():
-    base = BlockSpec(8, 6, 12, 3, 6, 4, b3_kernel=5)
+    base = BlockSpec(b1=8, b2_reduce=6, b2=12, b3_reduce=3, b3=6, b4=4, b3_kernel=5)
     shape = (16, 6, 6)
     for reduce in (False, True):
         cmp = bottleneck_comparison(dataclasses.replace(base, reduce=reduce), shape)
@@ -335,7 +337,7 @@ def test_factorized_conv_comparison_counts_the_convs_alone(reduce, batch_norm):
     the hand count k×k×C_in×C_out×H×W of multiplications."""
     from gnet.analysis import factorized_conv_comparison
 
-    spec = BlockSpec(1, 1, 1, 6, 10, 1, reduce=reduce, batch_norm=batch_norm)
+    spec = BlockSpec(b1=1, b2_reduce=1, b2=1, b3_reduce=6, b3=10, b4=1, reduce=reduce, batch_norm=batch_norm)
     c_in = 6 if reduce else 7
     cmp = factorized_conv_comparison(spec, (7, 5, 4))
 
@@ -434,7 +436,7 @@ def test_row_labels_name_each_layers_kernel_and_stride_as_the_module_has_them(au
 def test_block_report_keeps_its_inputs_and_names_each_rows_branch():
     from gnet.analysis import block_report
 
-    spec = BlockSpec(4, 3, 5, 2, 3, 2)
+    spec = BlockSpec(b1=4, b2_reduce=3, b2=5, b3_reduce=2, b3=3, b4=2)
     report = block_report(spec, (6, 7, 7))
     assert report.spec is spec and report.input_shape == (6, 7, 7)
     assert [(b.name, b.label) for b in report.branches] == list(spec.branch_labels().items())

@@ -13,7 +13,7 @@ from torch import nn
 
 from gnet.analysis import block_report
 from gnet.blocks import BRANCH_ATTRS, InceptionBlock, branch_kernel_labels
-from gnet.spec import BRANCHES, BlockSpec, SpecError, paper_block
+from gnet.spec import BRANCHES, CHANNEL_FIELDS, BlockSpec, SpecError, paper_block
 
 channels = st.integers(1, 6)
 
@@ -22,7 +22,7 @@ channels = st.integers(1, 6)
 def block_specs(draw) -> BlockSpec:
     kernel = draw(st.sampled_from((3, 5)))
     return BlockSpec(
-        *(draw(channels) for _ in range(6)),
+        **{f: draw(channels) for f in CHANNEL_FIELDS},
         reduce=draw(st.booleans()),
         b3_kernel=kernel,
         factorize=kernel == 5 and draw(st.booleans()),
@@ -66,17 +66,17 @@ def test_kernel_labels_read_from_module_match_spec_labels(spec: BlockSpec):
 
 
 def test_variants_have_the_documented_layers():
-    naive = InceptionBlock(8, BlockSpec(1, 2, 3, 4, 5, 6, reduce=False))
+    naive = InceptionBlock(8, BlockSpec(b1=1, b2_reduce=2, b2=3, b3_reduce=4, b3=5, b4=6, reduce=False))
     # naive: b2/b3 convolve the input directly, b4 keeps its pool projection
     assert naive.branch2.conv.in_channels == 8 and naive.branch3.conv.in_channels == 8
     assert [type(m) for m in naive.branch4] == [nn.MaxPool2d, type(naive.branch1)]
     assert naive.branch4[1].conv.out_channels == 6
-    fact = InceptionBlock(8, BlockSpec(1, 2, 3, 4, 5, 6, factorize=True))
+    fact = InceptionBlock(8, BlockSpec(b1=1, b2_reduce=2, b2=3, b3_reduce=4, b3=5, b4=6, factorize=True))
     assert [m.conv.kernel_size for m in fact.branch3] == [(1, 1), (3, 3), (3, 3)]
     assert [(m.conv.in_channels, m.conv.out_channels) for m in fact.branch3] == [(8, 4), (4, 5), (5, 5)]
-    bn = InceptionBlock(8, BlockSpec(1, 2, 3, 4, 5, 6, batch_norm=True))
+    bn = InceptionBlock(8, BlockSpec(b1=1, b2_reduce=2, b2=3, b3_reduce=4, b3=5, b4=6, batch_norm=True))
     assert bn.branch1.conv.bias is None and bn.branch1.bn.eps == 1e-3
-    plain = InceptionBlock(8, BlockSpec(1, 2, 3, 4, 5, 6))
+    plain = InceptionBlock(8, BlockSpec(b1=1, b2_reduce=2, b2=3, b3_reduce=4, b3=5, b4=6))
     assert plain.branch1.conv.bias is not None and plain.branch1.bn is None
 
 
@@ -95,9 +95,9 @@ def test_kernel_labels_of_torchvision_inception_say_3x3():
 
 def test_invalid_blocks_refused_before_allocation():
     with pytest.raises(SpecError, match="input channels must be from 1 to 8,192"):
-        InceptionBlock(0, BlockSpec(1, 1, 1, 1, 1, 1))
+        InceptionBlock(0, BlockSpec(b1=1, b2_reduce=1, b2=1, b3_reduce=1, b3=1, b4=1))
     with pytest.raises(SpecError, match="b3_kernel 5"):
-        InceptionBlock(4, BlockSpec(1, 1, 1, 1, 1, 1, b3_kernel=3, factorize=True))
+        InceptionBlock(4, BlockSpec(b1=1, b2_reduce=1, b2=1, b3_reduce=1, b3=1, b4=1, b3_kernel=3, factorize=True))
     # 8192 channels everywhere with naive 5×5 convs: ~2.4 billion parameters, refused analytically
     with pytest.raises(SpecError, match="the cap is 500,000,000"):
-        InceptionBlock(8192, BlockSpec(*[8192] * 6, reduce=False))
+        InceptionBlock(8192, BlockSpec(**dict(zip(CHANNEL_FIELDS, [8192] * 6)), reduce=False))

@@ -15,7 +15,7 @@ from gnet.charts import tables
 from gnet.charts import training as training_charts
 from gnet.colors import BRANCH_COLORS
 from gnet.network import torchinfo_summary
-from gnet.spec import BRANCHES, NETWORK_PRESETS, BlockSpec, block_presets, network_preset
+from gnet.spec import BRANCHES, CHANNEL_FIELDS, NETWORK_PRESETS, BlockSpec, block_presets, network_preset
 
 NG = block_presets()["Ng's example (28×28×192, seed 002)"]
 
@@ -56,10 +56,12 @@ def test_seed_numbers_in_the_comparisons():
 
 
 def test_factorized_conv_comparison_seed_004():
-    comp = factorized_conv_comparison(BlockSpec(1, 1, 1, 64, 64, 1), (3, 8, 8))
+    comp = factorized_conv_comparison(BlockSpec(b1=1, b2_reduce=1, b2=1, b3_reduce=64, b3=64, b4=1), (3, 8, 8))
     assert (comp.a.weights, comp.b.weights) == (102_400, 73_728)
     assert comp.a.multiplications == 102_400 * 64
-    naive = factorized_conv_comparison(BlockSpec(1, 1, 1, 5, 64, 1, reduce=False), (64, 8, 8))
+    naive = factorized_conv_comparison(
+        BlockSpec(b1=1, b2_reduce=1, b2=1, b3_reduce=5, b3=64, b4=1, reduce=False), (64, 8, 8)
+    )
     assert (naive.a.weights, naive.b.weights) == (102_400, 73_728)  # without reduction the input feeds the conv
 
 
@@ -116,7 +118,7 @@ def test_block_diagram_escapes_its_text():
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(1, 4096), min_size=7, max_size=7), st.booleans(), st.booleans())
 def test_block_diagram_any_block(ch, reduce, factorize):
-    spec = BlockSpec(*ch[:6], reduce=reduce, factorize=factorize)
+    spec = BlockSpec(**dict(zip(CHANNEL_FIELDS, ch[:6])), reduce=reduce, factorize=factorize)
     report = block_report(spec, (ch[6], 224, 224))
     svg = _svg(block_charts.block_diagram_svg(report))
     layers = sum(len(b.layers) for b in report.branches)
@@ -173,7 +175,9 @@ def test_aux_rows_name_where_they_attach():
 
 
 def test_totals_equal_torchinfo():
-    spec = network_preset("mini").with_block("3b", BlockSpec(20, 8, 24, 4, 12, 8, factorize=True, batch_norm=True))
+    spec = network_preset("mini").with_block(
+        "3b", BlockSpec(b1=20, b2_reduce=8, b2=24, b3_reduce=4, b3=12, b4=8, factorize=True, batch_norm=True)
+    )
     report = network_report(spec)
     info = torchinfo_summary(spec)
     t = network_charts.totals(report)

@@ -89,7 +89,9 @@ def test_rejections(tmp_path):
     refused(other, "not an Inception Explorer checkpoint")
     # weights from a different network than the spec stored with them
     wrong = tmp_path / "wrong.pt"
-    other_state = build(mini().with_block("3a", BlockSpec(8, 8, 8, 4, 8, 8, batch_norm=True))).state_dict()
+    other_state = build(
+        mini().with_block("3a", BlockSpec(b1=8, b2_reduce=8, b2=8, b3_reduce=4, b3=8, b4=8, batch_norm=True))
+    ).state_dict()
     write_checkpoint(wrong, state=other_state)
     refused(wrong, "do not fit the network spec")
     good = tmp_path / "good.pt"

@@ -45,10 +45,13 @@ def test_block_json_has_the_documented_keys_and_seed_numbers(capsys):
 @pytest.mark.parametrize(
     "flags, spec",
     [
-        ([], BlockSpec(64, 96, 128, 16, 32, 32)),
-        (["--no-reduce"], BlockSpec(64, 96, 128, 16, 32, 32, reduce=False)),
-        (["--b3-kernel", "3"], BlockSpec(64, 96, 128, 16, 32, 32, b3_kernel=3)),
-        (["--factorize", "--bn"], BlockSpec(64, 96, 128, 16, 32, 32, factorize=True, batch_norm=True)),
+        ([], BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32)),
+        (["--no-reduce"], BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, reduce=False)),
+        (["--b3-kernel", "3"], BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, b3_kernel=3)),
+        (
+            ["--factorize", "--bn"],
+            BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, factorize=True, batch_norm=True),
+        ),
     ],
 )
 def test_block_flags_select_the_variant(capsys, flags, spec):

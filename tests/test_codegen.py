@@ -14,7 +14,7 @@ from gnet.analysis import block_report, network_report
 from gnet.blocks import InceptionBlock
 from gnet.codegen import block_code, network_code
 from gnet.network import GoogLeNet
-from gnet.spec import BlockDesign, BlockSpec, block_presets, network_preset, with_input
+from gnet.spec import CHANNEL_FIELDS, BlockDesign, BlockSpec, block_presets, network_preset, with_input
 
 
 def _exec(code: str) -> dict:
@@ -66,7 +66,7 @@ VARIANTS = [
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
 def test_block_code_builds_the_same_module(variant):
-    _same_block(BlockDesign(BlockSpec(4, 3, 5, 2, 6, 3, **variant), (7, 6, 5)))
+    _same_block(BlockDesign(BlockSpec(b1=4, b2_reduce=3, b2=5, b3_reduce=2, b3=6, b4=3, **variant), (7, 6, 5)))
 
 
 @settings(max_examples=15, deadline=None)
@@ -78,7 +78,9 @@ def test_block_code_builds_the_same_module(variant):
     st.booleans(),
 )
 def test_block_code_random_specs(ch, hw, b3, reduce, bn):
-    spec = BlockSpec(*ch[:6], reduce=reduce, b3_kernel=b3[0], factorize=b3[1], batch_norm=bn)
+    spec = BlockSpec(
+        **dict(zip(CHANNEL_FIELDS, ch[:6])), reduce=reduce, b3_kernel=b3[0], factorize=b3[1], batch_norm=bn
+    )
     _same_block(BlockDesign(spec, (ch[6], hw, hw + 1)))
 
 
@@ -94,7 +96,7 @@ def test_block_code_instantiates_the_design_and_states_the_expected_results():
 
 
 def test_block_code_runs_as_a_script(tmp_path):
-    design = BlockDesign(BlockSpec(4, 3, 5, 2, 6, 3, factorize=True), (7, 6, 5))
+    design = BlockDesign(BlockSpec(b1=4, b2_reduce=3, b2=5, b3_reduce=2, b3=6, b4=3, factorize=True), (7, 6, 5))
     path = tmp_path / "block.py"
     path.write_text(block_code(design))
     out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120, check=True)
@@ -118,7 +120,9 @@ def _same_network(spec) -> None:
 def test_network_code_mini_and_edited():
     spec = network_preset("mini")
     _same_network(spec)
-    edited = spec.with_block("3a", BlockSpec(8, 4, 12, 2, 6, 4, reduce=False, factorize=True))
+    edited = spec.with_block(
+        "3a", BlockSpec(b1=8, b2_reduce=4, b2=12, b3_reduce=2, b3=6, b4=4, reduce=False, factorize=True)
+    )
     _same_network(edited)
     _same_network(with_input(edited, 1, (20, 24)))
 

@@ -22,7 +22,7 @@ from gnet.compare import (
     load_design,
     network_receptive_fields,
 )
-from gnet.spec import BlockDesign, BlockSpec, NetworkSpec, SpecError, block_presets, network_preset
+from gnet.spec import CHANNEL_FIELDS, BlockDesign, BlockSpec, NetworkSpec, SpecError, block_presets, network_preset
 
 small = st.integers(1, 48)
 
@@ -31,7 +31,7 @@ small = st.integers(1, 48)
 def blocks(draw) -> BlockSpec:
     kernel, factorize = draw(st.sampled_from([(5, False), (5, True), (3, False)]))
     return BlockSpec(
-        *(draw(small) for _ in range(6)),
+        **{f: draw(small) for f in CHANNEL_FIELDS},
         reduce=draw(st.booleans()),
         b3_kernel=kernel,
         factorize=factorize,
@@ -124,7 +124,7 @@ def test_d2l_receptive_fields():
 def test_branch_receptive_fields_match_torch_gradients(b3):
     """Pixels of the input that a centre output unit's gradient reaches (convs only: b1 to b3)."""
     torch.manual_seed(0)
-    spec = BlockSpec(2, 2, 2, 2, 2, 2, b3_kernel=b3[0], factorize=b3[1])
+    spec = BlockSpec(b1=2, b2_reduce=2, b2=2, b3_reduce=2, b3=2, b4=2, b3_kernel=b3[0], factorize=b3[1])
     block = InceptionBlock(3, spec).eval()
     with torch.no_grad():  # positive weights and inputs: no ReLU cuts a path
         for p in block.parameters():

@@ -45,7 +45,12 @@ def tiny_spec(in_channels: int = 3) -> NetworkSpec:
         input_size=(16, 16),
         num_classes=10,
         stem=(ConvSpec(16, 3, 1, 1), PoolSpec(3, 2, padding=1)),
-        stages=((BlockSpec(8, 8, 12, 4, 8, 8, batch_norm=True), BlockSpec(8, 8, 12, 4, 8, 8, batch_norm=True)),),
+        stages=(
+            (
+                BlockSpec(b1=8, b2_reduce=8, b2=12, b3_reduce=4, b3=8, b4=8, batch_norm=True),
+                BlockSpec(b1=8, b2_reduce=8, b2=12, b3_reduce=4, b3=8, b4=8, batch_norm=True),
+            ),
+        ),
         stage_pools=(),
         batch_norm=True,
     )

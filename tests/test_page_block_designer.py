@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gnet.analysis import block_report
-from gnet.spec import PAPER_BLOCK_INPUTS, PAPER_BLOCKS, BlockDesign, BlockSpec, block_presets
+from gnet.spec import CHANNEL_FIELDS, PAPER_BLOCK_INPUTS, PAPER_BLOCKS, BlockDesign, BlockSpec, block_presets
 from gnet.urlstate import design_to_query
 from pages.handoff import BLOCK_HANDOFF, EXPLORER_NETWORK, BlockHandoff
 
@@ -115,7 +115,7 @@ def test_presets_load_the_papers_numbers(name):
     assert not at.exception
     c, h, w = PAPER_BLOCK_INPUTS[name]
     assert (at.number_input(key="bd_c").value, at.number_input(key="bd_h").value) == (c, h)
-    _expect(at, BlockDesign(BlockSpec(*PAPER_BLOCKS[name]), (c, h, w)))
+    _expect(at, BlockDesign(BlockSpec(**dict(zip(CHANNEL_FIELDS, PAPER_BLOCKS[name]))), (c, h, w)))
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,9 @@ def test_large_block_reports_without_building_it():
 
 
 def test_query_string_round_trip():
-    design = BlockDesign(BlockSpec(10, 20, 30, 5, 64, 7, b3_kernel=3, batch_norm=True), (48, 17, 9))
+    design = BlockDesign(
+        BlockSpec(b1=10, b2_reduce=20, b2=30, b3_reduce=5, b3=64, b4=7, b3_kernel=3, batch_norm=True), (48, 17, 9)
+    )
     at = _run(design_to_query(design))
     assert not at.error
     _expect(at, design)
@@ -173,7 +175,7 @@ def test_seed_004_factorization_reads_as_in_the_seed():
 
 
 def test_json_upload_round_trip_and_bad_files():
-    design = BlockDesign(BlockSpec(12, 8, 16, 4, 24, 6, factorize=True), (32, 10, 10))
+    design = BlockDesign(BlockSpec(b1=12, b2_reduce=8, b2=16, b3_reduce=4, b3=24, b4=6, factorize=True), (32, 10, 10))
     at = _run()
     at.file_uploader(key="bd_upload").set_value(("block.json", design.to_json().encode(), "application/json")).run()
     assert not at.exception and not at.error
@@ -212,7 +214,7 @@ def _editing_notes(at: AppTest) -> list[str]:
 
 def test_handoff_from_the_network_explorer():
     at = AppTest.from_file(PAGE, default_timeout=60)
-    design = BlockDesign(BlockSpec(*PAPER_BLOCKS["4a"]), PAPER_BLOCK_INPUTS["4a"])
+    design = BlockDesign(BlockSpec(**dict(zip(CHANNEL_FIELDS, PAPER_BLOCKS["4a"]))), PAPER_BLOCK_INPUTS["4a"])
     at.session_state[BLOCK_HANDOFF] = BlockHandoff("4a", design)
     at.run()
     assert not at.exception

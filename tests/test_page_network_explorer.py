@@ -108,7 +108,9 @@ def test_input_size_follows_and_invalid_sizes_show_an_error():
 
 def test_editing_a_block_updates_downstream_and_the_designed_network():
     at = _apply(_run(), "3a", b1=128, b3=64)
-    spec = network_preset("d2l-fashion96").with_block("3a", BlockSpec(128, 96, 128, 16, 64, 32))
+    spec = network_preset("d2l-fashion96").with_block(
+        "3a", BlockSpec(b1=128, b2_reduce=96, b2=128, b3_reduce=16, b3=64, b4=32)
+    )
     _expect(at, spec)
     report = network_report(spec)
     assert report.blocks["3b"].input_shape[0] == 128 + 128 + 64 + 32  # in_channels followed by themselves
@@ -142,7 +144,7 @@ def test_torchinfo_summary_on_request_matches_the_table():
 
 def test_network_json_upload_and_bad_files():
     at = _run()
-    spec = network_preset("mini").with_block("4b", BlockSpec(8, 8, 8, 8, 8, 8))
+    spec = network_preset("mini").with_block("4b", BlockSpec(b1=8, b2_reduce=8, b2=8, b3_reduce=8, b3=8, b4=8))
     at.file_uploader(key="ne_upload").set_value(("net.json", spec.to_json().encode(), "application/json")).run()
     assert not at.exception and not at.error
     _expect(at, spec)
@@ -214,3 +216,35 @@ def test_receptive_field_column_and_chart_come_from_the_plan():
         trace = next(t for name, t in traces.items() if name.startswith(branch))
         assert trace["y"] == [plan.step(f"{b}.branch{i + 1}").rf.size for b in plan.blocks()]
     assert traces["b3 (1×1 → 3×3)"]["y"] == traces["b2 (1×1 → 3×3)"]["y"]
+
+
+def test_the_block_editor_is_the_block_designer_s_and_edits_every_setting():
+    """One block-editor form for both design pages: the same widgets (labels, choices, caps); here inside a form,
+    so the reductions stay editable until Apply, and every field and setting reaches the network."""
+    at = _run()
+    bd = AppTest.from_file(str(Path(PAGE).parent / "block_designer.py"), default_timeout=60)
+    bd.run()
+
+    def editor(app: AppTest, prefix: str) -> list[tuple]:
+        return [
+            (kind, w.label, getattr(w, "max", None), tuple(getattr(w, "options", ())))
+            for kind in ("number_input", "toggle", "radio")
+            for w in app.get(kind)
+            if w.key.startswith(prefix) and "_cmp_" not in w.key and w.label not in ("C", "H", "W")
+        ]
+
+    ne_widgets = editor(at, "ne_f_")
+    assert sorted(ne_widgets) == sorted(editor(bd, "bd_")) and len(ne_widgets) == 9
+    at.toggle(key=next(w.key for w in at.toggle if w.key.startswith("ne_f_reduce_3a_"))).set_value(False)
+    assert not any(w.disabled for w in at.number_input if w.key.startswith("ne_f_"))
+    for key, value in (("b3v", "two 3×3 (factorized 5×5)"), ("bn", "BatchNorm + ReLU (torchvision)")):
+        at.radio(key=next(w.key for w in at.radio if w.key.startswith(f"ne_f_{key}_3a_"))).set_value(value)
+    _apply(at, "3a", b2_reduce=50)
+    block = network_preset("d2l-fashion96").block("3a")
+    edited = BlockSpec(
+        b1=block.b1, b2_reduce=50, b2=block.b2, b3_reduce=block.b3_reduce, b3=block.b3, b4=block.b4,
+        reduce=False, factorize=True, batch_norm=True,
+    )  # fmt: skip
+    assert at.session_state["ne_network"].block("3a") == edited
+    source = "\n".join((Path(PAGE).parent / p).read_text() for p in ("block_designer.py", "network_explorer.py"))
+    assert "BN_CHOICES =" not in source and "MAX_TYPED =" not in source and 'number_input("b1' not in source

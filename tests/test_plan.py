@@ -310,12 +310,12 @@ def geometries(draw) -> NetworkSpec:
     def block() -> BlockSpec:
         kernel = draw(st.sampled_from((3, 5)))
         return BlockSpec(
-            1,
-            1,
-            1,
-            1,
-            1,
-            1,
+            b1=1,
+            b2_reduce=1,
+            b2=1,
+            b3_reduce=1,
+            b3=1,
+            b4=1,
             reduce=draw(st.booleans()),
             b3_kernel=kernel,
             factorize=kernel == 5 and draw(st.booleans()),

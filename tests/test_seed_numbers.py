@@ -105,7 +105,7 @@ def test_seed_000_003_direct_conv_vs_bottleneck():
     assert conv_cost(192, 128, 3, (28, 28), bias=False).params == 221_184
     assert conv_cost(192, 96, 1, (28, 28), bias=False).params == 18_432
     assert conv_cost(96, 128, 3, (28, 28), bias=False).params == 110_592
-    spec = BlockSpec(64, 96, 128, 16, 32, 32)
+    spec = BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32)
     cmp = bottleneck_comparison(spec, (192, 28, 28), branch="b2")
     assert (cmp.a.weights, cmp.b.weights) == (221_184, 129_024)
     assert cmp.saved("weights") == 92_160
@@ -130,7 +130,7 @@ def test_seed_002_multiplications():
 
 
 def test_seed_004_factorized_5x5():
-    spec = BlockSpec(1, 1, 1, 1, 64, 1, reduce=False)
+    spec = BlockSpec(b1=1, b2_reduce=1, b2=1, b3_reduce=1, b3=64, b4=1, reduce=False)
     cmp = factorization_comparison(spec, (64, 224, 224))
     assert (cmp.a.weights, cmp.b.weights) == (102_400, 73_728)
     assert 1 - cmp.ratio("weights") == pytest.approx(0.28)

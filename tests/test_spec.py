@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from gnet.analysis import block_report, network_report, validate_network
 from gnet.spec import (
     BLOCK_NAMES,
+    CHANNEL_FIELDS,
     MAX_CHANNELS,
     NETWORK_PRESETS,
     BlockDesign,
@@ -64,7 +65,7 @@ def test_variant_rules():
 
 
 def test_naive_block_keeps_pool_projection_and_ignores_reduce_fields():
-    spec = BlockSpec(64, 96, 128, 16, 32, 32, reduce=False)
+    spec = BlockSpec(b1=64, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, reduce=False)
     report = block_report(spec, (192, 28, 28))
     assert [len(b.layers) for b in report.branches] == [1, 1, 1, 2]  # b4: pool then 1×1 projection
     assert report.output_shape == (256, 28, 28)  # same shape as the reduced block
@@ -76,7 +77,7 @@ def test_naive_block_keeps_pool_projection_and_ignores_reduce_fields():
 
 
 def test_whole_number_floats_and_numpy_ints_are_normalised():
-    spec = BlockSpec(64.0, np.int64(96), 128, 16, 32, 32, b3_kernel=3.0)
+    spec = BlockSpec(b1=64.0, b2_reduce=np.int64(96), b2=128, b3_reduce=16, b3=32, b4=32, b3_kernel=3.0)
     assert spec == paper_block("3a", b3_kernel=3)
     assert all(type(getattr(spec, f)) is int for f in ("b1", "b2_reduce", "b3_kernel"))
     design = BlockDesign(spec, [192.0, 28, np.int32(28)])
@@ -332,7 +333,7 @@ def test_a_valid_block_dict_parses_and_round_trips():
 def block_designs(draw) -> BlockDesign:
     kernel = draw(st.sampled_from((3, 5)))
     block = BlockSpec(
-        *(draw(st.integers(1, MAX_CHANNELS)) for _ in range(6)),
+        **{f: draw(st.integers(1, MAX_CHANNELS)) for f in CHANNEL_FIELDS},
         reduce=draw(st.booleans()),
         b3_kernel=kernel,
         factorize=kernel == 5 and draw(st.booleans()),

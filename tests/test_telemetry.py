@@ -17,7 +17,7 @@ from gnet.blocks import BRANCH_ATTRS
 from gnet.checkpoints import load_checkpoint
 from gnet.data import load_dataset
 from gnet.network import build
-from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, network_preset
+from gnet.spec import CHANNEL_FIELDS, BlockSpec, ConvSpec, NetworkSpec, PoolSpec, network_preset
 from gnet.telemetry import telemetry_step
 from gnet.train import Distributed, TrainConfig, get_lr, make_loaders, make_optimizer, model_spec, train
 
@@ -26,7 +26,7 @@ STATS = tuple(runs.TELEMETRY_STATS)
 
 def aux_spec() -> NetworkSpec:
     """The smallest network with the paper's aux heads (after 4a and 4d)."""
-    b = BlockSpec(4, 4, 4, 2, 4, 4, batch_norm=True)
+    b = BlockSpec(b1=4, b2_reduce=4, b2=4, b3_reduce=2, b3=4, b4=4, batch_norm=True)
     return NetworkSpec(
         name="tiny-aux",
         in_channels=3,
@@ -355,7 +355,7 @@ def test_without_tensorboard_a_run_writes_no_events_and_keeps_its_telemetry(tmp_
 def test_probe_equals_retain_grad_on_random_blocks(ch, factorize, bn, seed):
     from gnet.telemetry import BranchProbe, branch_modules
 
-    b = BlockSpec(*ch, factorize=factorize, batch_norm=bn)
+    b = BlockSpec(**dict(zip(CHANNEL_FIELDS, ch)), factorize=factorize, batch_norm=bn)
     spec = NetworkSpec(
         name="rand",
         in_channels=3,

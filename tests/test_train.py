@@ -230,7 +230,7 @@ def test_nan_loss_stops_with_a_clear_status(tmp_path):
 
 def _aux_spec() -> NetworkSpec:
     """The smallest network with the paper's aux heads (stage 4 needs blocks 4a..4d)."""
-    b = BlockSpec(4, 4, 4, 2, 4, 4, batch_norm=True)
+    b = BlockSpec(b1=4, b2_reduce=4, b2=4, b3_reduce=2, b3=4, b4=4, batch_norm=True)
     return NetworkSpec(
         name="tiny-aux",
         in_channels=3,

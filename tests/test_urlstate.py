@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnet.spec import MAX_CHANNELS, BlockDesign, BlockSpec, SpecError, block_presets
+from gnet.spec import CHANNEL_FIELDS, MAX_CHANNELS, BlockDesign, BlockSpec, SpecError, block_presets
 from gnet.urlstate import B3_VARIANTS, KEYS, b3_variant, design_from_query, design_to_query, with_b3_variant
 from tests.fuzzing import fuzz_settings
 
@@ -14,7 +14,7 @@ variants = st.sampled_from(list(B3_VARIANTS.values()))
 def designs(draw) -> BlockDesign:
     kernel, factorize = draw(variants)
     block = BlockSpec(
-        *(draw(channels) for _ in range(6)),
+        **{f: draw(channels) for f in CHANNEL_FIELDS},
         reduce=draw(st.booleans()),
         b3_kernel=kernel,
         factorize=factorize,
@@ -87,7 +87,7 @@ def test_missing_keys_are_named():
 
 
 def test_b3_variants_map_to_spec_fields():
-    base = BlockSpec(1, 1, 1, 1, 1, 1)
+    base = BlockSpec(b1=1, b2_reduce=1, b2=1, b3_reduce=1, b3=1, b4=1)
     for label, (kernel, factorize) in B3_VARIANTS.items():
         spec = with_b3_variant(base, label)
         assert (spec.b3_kernel, spec.factorize) == (kernel, factorize)

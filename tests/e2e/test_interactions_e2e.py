@@ -11,7 +11,8 @@ from gnet.analysis import block_report, network_report
 from gnet.charts.network import layer_rows
 from gnet.colors import BRANCH_COLORS
 from gnet.spec import BlockSpec, network_preset
-from tests.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.conftest import assert_no_exception, screenshot
+from tests.e2e import streamlit_ui as ui
 
 pytestmark = pytest.mark.e2e
 
@@ -20,10 +21,7 @@ NG_LINK = "/block_designer?c=192&h=28&w=28&b1=64&b2r=96&b2=128&b3r=16&b3=32&b4=3
 
 def _open(page, server: str, path: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 4200})  # Streamlit scrolls inside the app: show it all
-    page.goto(server)  # a fresh server needs app.py's st.navigation once (see test_designer_e2e)
-    wait_for_app(page)
-    page.goto(server + path)
-    wait_for_app(page)
+    ui.open_app(page, server, path)
 
 
 def _metric(page) -> str:
@@ -35,7 +33,7 @@ def _wait_metric(page, value: str) -> None:
     page.wait_for_function(
         "v => document.querySelector(\"[data-testid='stMetricValue']\")?.textContent.trim() === v", arg=value
     )
-    wait_for_app(page)
+    ui.wait_idle(page)
 
 
 def _srcs(page) -> set[str]:
@@ -49,39 +47,34 @@ def _images_loaded(page) -> None:
     )
 
 
-def _pick(page, label: str, option: str) -> None:
-    page.get_by_label(label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_for_app(page)
-
-
 def test_block_designer_inputs_update_shape_and_counts(app_server, page):
     _open(page, app_server, NG_LINK)
     shape = (192, 28, 28)
-    box = page.get_by_label("b1 channels", exact=True)
-    box.fill("70")
-    box.press("Enter")
-    spec = BlockSpec(70, 96, 128, 16, 32, 32)
+    ui.fill(page, "b1 channels", 70)
+    spec = BlockSpec(b1=70, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32)
     page.get_by_text(f"Output {block_report(spec, shape).concat_text()}").wait_for()
-    wait_for_app(page)
     assert "b1=70" in page.url  # the link still follows the design
 
-    page.locator("[data-testid='stCheckbox']", has_text="1×1 reductions").locator("label").first.click()
-    _wait_metric(page, f"{block_report(BlockSpec(70, 96, 128, 16, 32, 32, reduce=False), shape).cost.params:,}")
+    ui.set_checkbox(page, "1×1 reductions", False)
+    _wait_metric(
+        page,
+        f"{block_report(BlockSpec(b1=70, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, reduce=False), shape).cost.params:,}",
+    )
     assert "reduce=0" in page.url
-    page.locator("[data-testid='stCheckbox']", has_text="1×1 reductions").locator("label").first.click()
+    ui.set_checkbox(page, "1×1 reductions", True)
     _wait_metric(page, f"{block_report(spec, shape).cost.params:,}")
 
-    page.locator("[data-testid='stRadio']", has_text="b3 convolution").get_by_text(
-        "two 3×3 (factorized 5×5)", exact=True
-    ).click()
-    _wait_metric(page, f"{block_report(BlockSpec(70, 96, 128, 16, 32, 32, factorize=True), shape).cost.params:,}")
+    ui.choose_radio(page, "b3 convolution", "two 3×3 (factorized 5×5)")
+    _wait_metric(
+        page,
+        f"{block_report(BlockSpec(b1=70, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, factorize=True), shape).cost.params:,}",
+    )
     assert "b3v=33" in page.url
     # the cached diagram is the new design's: its output label
     diagram = page.locator("svg[aria-label^='block diagram']").first
     diagram.wait_for()
     assert "28×28×262" in diagram.text_content()
-    factorized = block_report(BlockSpec(70, 96, 128, 16, 32, 32, factorize=True), shape)
+    factorized = block_report(BlockSpec(b1=70, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32, factorize=True), shape)
     edges = sum(len(b.layers) for b in factorized.branches) + 4 + 1  # each layer's input, 4 into concat, 1 out
     assert diagram.locator("polyline title").count() == edges  # hover texts survive the page's HTML sanitiser
     assert_no_exception(page)
@@ -91,9 +84,9 @@ def test_block_designer_inputs_update_shape_and_counts(app_server, page):
 def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     _open(page, app_server, "/network_explorer")
     spec = network_preset("d2l-fashion96")
-    page.get_by_label("b1 (1×1)", exact=True).fill("100")
-    page.get_by_role("button", name="Apply to 3a").click()
-    edited = spec.with_block("3a", BlockSpec(100, 96, 128, 16, 32, 32))
+    ui.fill(page, "b1 channels", 100, commit="Tab")  # in the block's form: Apply submits it
+    ui.button(page, "Apply to 3a")
+    edited = spec.with_block("3a", BlockSpec(b1=100, b2_reduce=96, b2=128, b3_reduce=16, b3=32, b4=32))
     report = network_report(edited)
     _wait_metric(page, f"{report.params_total:,}")
     page.get_by_text("3a → 292").wait_for()
@@ -101,7 +94,7 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     rows = page.locator(".gnet-table table").first.locator("tr")  # the header row too
     collapsed = len(layer_rows(report)) + 2  # + the total row and the header row
     assert rows.count() == collapsed
-    page.locator("[data-testid='stCheckbox']", has_text="Show the layers inside each block").locator("label").click()
+    ui.set_checkbox(page, "Show the layers inside each block", True)
     expanded = len(layer_rows(report, expand=True)) + 2
     page.wait_for_function(
         "n => document.querySelector('.gnet-table table')?.rows.length === n",
@@ -110,17 +103,15 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
     # the layers inside a block carry their branch's colour (as the browser computed it)
     shadow = rows.filter(has_text="inception3a.branch2.1").first.evaluate("e => getComputedStyle(e).boxShadow")
     assert "rgb({}, {}, {})".format(*bytes.fromhex(BRANCH_COLORS["b2"][1:])) in shadow
-    wait_for_app(page)
+    ui.wait_idle(page)
     assert _metric(page) == f"{report.params_total:,}"  # only the table reran: the totals stay
 
     # a chart tab runs when opened, and shows the edited network
-    page.get_by_role("tab", name="Cost per block").click()
+    ui.select_tab(page, "Cost per block")
     page.locator("[data-testid='stPlotlyChart']:visible .main-svg").first.wait_for()
-    wait_for_app(page)
     assert page.locator("[data-testid='stPlotlyChart']:visible").count() == 1
-    page.get_by_role("tab", name="Layers").click()
+    ui.select_tab(page, "Layers")
     page.locator(".gnet-table table").first.wait_for(state="attached")
-    wait_for_app(page)
     assert page.locator(".gnet-table table").first.locator("tr").count() == expanded  # the toggle kept its state
     assert_no_exception(page)
     screenshot(page, "interactions_network_explorer")
@@ -129,29 +120,29 @@ def test_network_explorer_edit_expand_and_lazy_tabs(app_server, page):
 def test_feature_maps_layer_channels_and_sample(app_server, page):
     _open(page, app_server, "/feature_maps")
     page.get_by_text("Layer 3a: 256 channels").wait_for(timeout=120_000)
-    wait_for_app(page)
+    ui.wait_idle(page)
     _images_loaded(page)
     before = _srcs(page)
 
-    _pick(page, "Layer", "4a")
+    ui.choose(page, "Layer", "4a")
     page.get_by_text("Layer 4a: 512 channels, 14×14 maps").wait_for()
     _images_loaded(page)
     after_layer = _srcs(page)
     assert len(after_layer - before) >= 6  # 4 mosaics + the channel's heatmap and overlay are the new layer's
 
-    page.locator("[data-testid='stSlider'] input[type='range']").first.press("ArrowRight")
+    ui.press(page, page.get_by_role("slider", name="Channels shown per branch"), "ArrowRight")
     page.wait_for_function(
         "n => [...document.querySelectorAll(\"[data-testid='stMain'] img\")]"
         ".filter(i => !n.includes(i.src)).length >= 4",
         arg=sorted(after_layer),
     )
-    wait_for_app(page)
+    ui.wait_idle(page)
     _images_loaded(page)
     assert page.get_by_role("button", name="Download b1 grid (PNG)").count() == 1
 
-    _pick(page, "…or use a sample image", "cat.jpg")
+    ui.choose(page, "…or use a sample image", "cat.jpg")
     page.get_by_text("sample cat.jpg: JPEG").wait_for()
-    wait_for_app(page)
+    ui.wait_idle(page)
     _images_loaded(page)
     assert page.get_by_text("Layer 4a: 512 channels").count() == 1  # the layer choice survives a new image
     assert page.locator("[data-testid='stImage'] img").count() == 8
