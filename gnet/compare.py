@@ -14,6 +14,8 @@ pixels (block rows); None where the plan has none (the auxiliary heads' adaptive
 from __future__ import annotations
 
 import difflib
+import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +204,41 @@ def compare(a: Design, b: Design, detail: str = "layers", label_a: str = "A", la
 
 # ---------------------------------------------------------------------------
 # Files, as the app exports them
+
+
+MAX_DESIGN_BYTES = 1_000_000  # gnet.spec refuses JSON text above this: a spec is a few kB
+
+
+def read_design_file(path: str | os.PathLike, limit: int = MAX_DESIGN_BYTES) -> bytes:
+    """A design file's bytes, its type and size checked before anything is read (SpecError otherwise).
+
+    Opened without blocking (a FIFO would wait for a writer) and read at most `limit` + 1 bytes, so a device
+    (/dev/zero), a pipe or a huge file costs nothing; the message names the file as given."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise SpecError(f"cannot read {name}: {e.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError(f"{name} is a folder, not a JSON file")
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(f"{name} is not a regular file (a device, pipe or socket); give a JSON file")
+        if info.st_size > limit:
+            raise SpecError(f"{name} is larger than {limit // 1_000_000} MB; a design is a few kB")
+        chunks, left = [], limit + 1  # the file may grow after fstat: never read more than this
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as e:
+        raise SpecError(f"cannot read {name}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise SpecError(f"{name} is larger than {limit // 1_000_000} MB; a design is a few kB")
+    return data
 
 
 def load_design(text: str | bytes) -> Design:
