@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from gnet.plan import (
     ADAPTIVE_AVGPOOL,
+    AUX,
     AVGPOOL,
     BLOCK,
     BRANCH,
@@ -74,11 +75,17 @@ def total(costs: Iterable[Cost]) -> Cost:
 
 
 def conv_cost(
-    c_in: int, c_out: int, kernel: int, out_hw: tuple[int, int], bias: bool = True, batch_norm: bool = False
+    c_in: int,
+    c_out: int,
+    kernel: int | tuple[int, int],
+    out_hw: tuple[int, int],
+    bias: bool = True,
+    batch_norm: bool = False,
 ) -> Cost:
-    """One conv (plus its BatchNorm) at an output size (H, W), per image."""
+    """One conv (plus its BatchNorm) at an output size (H, W), per image; kernel k or (kh, kw)."""
     hw = out_hw[0] * out_hw[1]
-    weights = c_out * c_in * kernel * kernel
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    weights = c_out * c_in * kh * kw
     bias_n = c_out if bias else 0
     bn = 2 * c_out if batch_norm else 0
     return Cost(
@@ -115,6 +122,7 @@ class BranchReport:
     layers: tuple[LayerRow, ...]
     output_shape: Shape
     cost: Cost
+    halves: tuple[LayerRow, ...] = ()  # Inception v3's E: the two layers at the end that run side by side
 
 
 @dataclass(frozen=True)
@@ -151,7 +159,8 @@ def step_label(step: Step) -> str:
     """A layer's kind in words, e.g. "conv 7×7/2", "max-pool 3×3/1", "adaptive avg-pool 4×4"."""
     if step.kind == CONV:
         k, stride = step.spec.kernel, step.spec.stride
-        return f"conv {k}×{k}" + (f"/{stride}" if stride > 1 else "")
+        kh, kw = (k, k) if isinstance(k, int) else k  # Inception v3's 1×7 is (1, 7)
+        return f"conv {kh}×{kw}" + (f"/{stride}" if stride > 1 else "")
     if step.kind in (MAXPOOL, AVGPOOL):
         k = step.spec.kernel
         return f"{'max' if step.kind == MAXPOOL else 'avg'}-pool {k}×{k}/{step.spec.stride}"
@@ -187,15 +196,26 @@ def _row(step: Step, group: str = "") -> LayerRow:
     )
 
 
-def _block_report(spec: BlockSpec, input_shape: Shape, steps: list[Step]) -> BlockReport:
+def _block_report(
+    spec: BlockSpec, input_shape: Shape, steps: list[Step], output_shape: Shape | None = None
+) -> BlockReport:
+    """A block's report from its inner steps. output_shape: where the block changes H, W (Inception v3's
+    grid reductions); a branch with a container step has that step's output (E's split branches)."""
     labels = spec.branch_labels()
     branches = []
     for name in labels:
         rows = tuple(_row(s) for s in steps if s.branch == name and s.kind != BRANCH)
-        branches.append(BranchReport(name, labels[name], rows, rows[-1].output_shape, total(r.cost for r in rows)))
-    return BlockReport(
-        spec, input_shape, tuple(branches), (spec.out_channels, *input_shape[1:]), total(b.cost for b in branches)
-    )
+        container = [s for s in steps if s.branch == name and s.kind == BRANCH]
+        out = _chw(container[0].out_shape) if container else rows[-1].output_shape
+        halves = tuple(_row(s) for s in steps if s.branch == name and s.half)
+        branches.append(BranchReport(name, labels[name], rows, out, total(r.cost for r in rows), halves))
+    out_shape = output_shape or (spec.out_channels, *input_shape[1:])
+    return BlockReport(spec, input_shape, tuple(branches), out_shape, total(b.cost for b in branches))
+
+
+def steps_block_report(spec: object, input_shape: Shape, steps: list[Step], output_shape: Shape) -> BlockReport:
+    """The report of a block of any family from its plan steps (`gnet.v3.block_plan_steps`)."""
+    return _block_report(spec, input_shape, steps, output_shape)
 
 
 @dataclass(frozen=True)
@@ -273,12 +293,21 @@ class NetworkReport:
         """One row per stem layer, block, pool and head layer (blocks summed), then aux rows."""
         out: list[LayerRow] = []
         seen: set[str] = set()
+        paths = {short_label(p): p for p in self.plan.blocks()} if self.plan else {}
         for r in self.rows:
             if r.group in self.blocks:
                 if r.group not in seen:
                     seen.add(r.group)
                     b = self.blocks[r.group]
-                    out.append(LayerRow(f"inception{r.group}", "inception", b.output_shape, b.cost, group=r.group))
+                    out.append(
+                        LayerRow(
+                            paths.get(r.group, f"inception{r.group}"),
+                            "inception",
+                            b.output_shape,
+                            b.cost,
+                            group=r.group,
+                        )
+                    )
             else:
                 out.append(r)
         return out
@@ -310,16 +339,17 @@ def plan_report(plan: Plan) -> NetworkReport:
     main: list[LayerRow] = []
     aux: list[LayerRow] = []
     group = "stem"
+    aux_heads = {s.path for s in plan.steps if s.kind == AUX}
     for step in plan.steps:
         if step.kind == BLOCK:
             name = short_label(step.path)
             inner = [s for s in plan.steps if s.block == step.path and s.depth > 0]
-            blocks[name] = _block_report(step.spec, step.in_shape, inner)
+            blocks[name] = _block_report(step.spec, step.in_shape, inner, _chw(step.out_shape))
             group = f"after stage {name[:-1]}"  # a top-level pool after this block ends its stage
         elif step.kind in LEAVES:
             if step.block:
                 main.append(_row(step, short_label(step.block)))
-            elif step.path.startswith("aux"):
+            elif step.path.split(".")[0] in aux_heads:
                 aux.append(_row(step, step.parent))
             else:
                 main.append(_row(step, "head" if step.kind in (LINEAR, ADAPTIVE_AVGPOOL) else group))

@@ -16,17 +16,20 @@ serves both.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gnet.images import Preprocess
-from gnet.plan import Plan, layer_plan
+from gnet.plan import AVGPOOL, CONV, MAXPOOL, Plan, Step, layer_plan
 from gnet.spec import NetworkSpec, googlenet_imagenet
+from gnet.v3 import inception_v3_imagenet, v3_plan
 
 
 class NetError(ValueError):
@@ -40,16 +43,54 @@ def torchvision_plan() -> Plan:
     return layer_plan(googlenet_imagenet())
 
 
+@cache
+def torchvision_v3_plan(aux: bool, num_classes: int, transform_input: bool) -> Plan:
+    """torchvision's Inception3 as the plan of the preset built to match it (same module names)."""
+    spec = inception_v3_imagenet(aux)
+    return v3_plan(dataclasses.replace(spec, num_classes=num_classes, transform_input=transform_input))
+
+
 def plan_of(module: nn.Module) -> Plan:
-    """The layer plan of a gnet GoogLeNet, or of the preset that matches torchvision's."""
+    """The layer plan of a gnet GoogLeNet or Inception v3, or of the preset that matches torchvision's."""
     from torchvision.models import GoogLeNet as TorchvisionGoogLeNet
+    from torchvision.models import Inception3
 
     plan = getattr(module, "plan", None)
     if isinstance(plan, Plan):
         return plan
     if isinstance(module, TorchvisionGoogLeNet):
         return torchvision_plan()
-    raise NetError(f"no layer plan for a {type(module).__name__}; the views need a GoogLeNet")
+    if isinstance(module, Inception3):
+        return torchvision_v3_plan(module.AuxLogits is not None, module.fc.out_features, bool(module.transform_input))
+    raise NetError(f"no layer plan for a {type(module).__name__}; the views need a GoogLeNet or an Inception v3")
+
+
+class PlanBranch(nn.Module):
+    """A branch that is no module of its own (torchvision's Inception v3 runs its convs in the block's forward):
+    its plan steps run in turn on the shared modules, functional pools as torchvision calls them, and two
+    halves (Inception v3's E) side by side, concatenated. Made per request; holds no weights of its own."""
+
+    def __init__(self, module: nn.Module, steps: list[Step]) -> None:
+        super().__init__()
+        self._root = [module]  # a list: not registered, so this wrapper never owns (or moves) the network
+        self._steps = steps
+
+    def _layer(self, step: Step, h: torch.Tensor) -> torch.Tensor:
+        if step.kind == CONV:
+            return self._root[0].get_submodule(step.path)(h)
+        p = step.spec
+        if step.kind == AVGPOOL:
+            return F.avg_pool2d(h, p.kernel, p.stride, p.padding)
+        return F.max_pool2d(h, p.kernel, p.stride, p.padding, ceil_mode=p.ceil_mode)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        halves = []
+        for step in self._steps:
+            if step.half:
+                halves.append(self._layer(step, h))
+            else:
+                h = self._layer(step, h)
+        return torch.cat(halves, 1) if halves else h
 
 
 def weights_digest(module: nn.Module) -> str:
@@ -150,9 +191,14 @@ class Net:
         return self.plan.branch_paths(block)
 
     def branch_module(self, block: str, branch: str) -> nn.Module:
+        """The module that computes one branch: its own (GoogLeNet's branch2), or a PlanBranch where the
+        branch is several modules (Inception v3's branch7x7dbl) or starts with a functional pool."""
         paths = self.branch_paths(block)
         if branch not in paths:
             raise NetError(f"no branch {branch!r} in {block}; choose one of {', '.join(paths)}")
+        step, layers = self.plan.step(paths[branch]), self.plan.branch_layers(block, branch)
+        if step.virtual or (len(layers) > 1 and step.kind in (CONV, MAXPOOL, AVGPOOL)):
+            return PlanBranch(self.module, layers)
         return self.module.get_submodule(paths[branch])
 
     def submodule(self, path: str) -> nn.Module:
@@ -220,7 +266,7 @@ class Net:
 
     def branch_outputs(self, block: str, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each branch's output for the block input h, in concatenation order."""
-        return {b: self.module.get_submodule(p)(h) for b, p in self.branch_paths(block).items()}
+        return {b: self.branch_module(block, b)(h) for b in self.branch_paths(block)}
 
     def head(self, from_path: str | None, t: torch.Tensor) -> torch.Tensor:
         """Logits from `t`, the output of the main-path module `from_path`: the rest of the main path,
