@@ -591,10 +591,9 @@ def _visualize(args: argparse.Namespace) -> int:
     if args.job_dir:  # a background job started by the app: its status file says what happens
         torch.set_num_threads(inference_threads())  # the app's sessions share the cores with it
         path = Path(args.job_dir)
-        job = fv.read_json(path / "job.json") or {}
         try:
-            src = job.get("source") or {}
-            lm = load_model(ModelSource(str(src.get("kind", "")), str(src.get("path", ""))), device)
+            kind, model_path = fv.job_source(path)  # job.json checked: its shape, the model path's confinement
+            lm = load_model(ModelSource(kind, model_path), device)
             fv.run_job(path, lm.module, lm.preprocess)
         except (CheckpointError, fv.VisError) as e:
             fv.write_job_status(path, "failed", pid=os.getpid(), message=str(e).replace("\n", " "))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from gnet.analysis import validate_network
+from gnet.fsio import atomic_write_bytes  # re-exported: train.py and the CLI import it from here
 from gnet.spec import NetworkSpec, SpecError
 
 FORMAT = "gnet-checkpoint-v1"
@@ -49,24 +49,6 @@ class Checkpoint:
             first = str(e).splitlines()[0]
             raise CheckpointError(f"the weights do not fit the network spec stored with them: {first}") from None
         return model.eval()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file so readers see the old content or the new one, never a torn one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:

@@ -46,12 +46,13 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from gnet.checkpoints import atomic_write_bytes
+from gnet import fsio, jobs
 from gnet.features import FeatureError, find_layer
+from gnet.fsio import atomic_write_bytes
 from gnet.images import Preprocess, crop_for_model, to_tensor
 from gnet.net import Net, as_net, content_key, plan_of
 from gnet.plan import short_label
-from gnet.runs import pid_alive, read_json, runs_root, spawn_background, write_json
+from gnet.runs import read_json, runs_root, write_json
 from gnet.spec import BRANCHES
 
 # Lucid's square root of ImageNet's colour correlation matrix, columns scaled to unit max norm.
@@ -481,8 +482,13 @@ class CachedResult:
 
 
 def write_result(root: Path, key: str, vis: Visualisation) -> None:
-    """PNG first, JSON second, each atomically: a reader that finds the JSON finds the whole PNG."""
+    """PNG first, JSON second, each atomically: a reader that finds the JSON finds the whole PNG.
+    VisError when the cache's folders are links (a write would land outside the cache)."""
     png_path, json_path = _result_paths(root, key)
+    try:
+        fsio.confined(root, png_path, "cache entry")
+    except fsio.ConfinementError as e:
+        raise VisError(f"the visualisation cache is not usable: {e}") from None
     png_path.parent.mkdir(parents=True, exist_ok=True)
     data = vis.png()
     atomic_write_bytes(png_path, data)
@@ -506,13 +512,15 @@ def result_json(vis: Visualisation) -> dict[str, Any]:
 
 
 def read_result(root: Path, key: str) -> CachedResult | None:
-    """A finished result, or None (missing, half-written or damaged files count as missing)."""
+    """A finished result, or None (missing, half-written, damaged or linked files count as missing)."""
     png_path, json_path = _result_paths(root, key)
+    if not fsio.is_confined(root, png_path):
+        return None
     meta = read_json(json_path)
     if meta is None:
         return None
     try:
-        data = png_path.read_bytes()
+        data = fsio.read_bytes(png_path)
     except OSError:
         return None
     if hashlib.sha256(data).hexdigest() != meta.get("png_sha256"):
@@ -523,12 +531,12 @@ def read_result(root: Path, key: str) -> CachedResult | None:
 # ---------------------------------------------------------------------------
 # Jobs: a separate process per batch request, at most max_jobs() at once, shared by sessions
 #
-# <root>/jobs/<id>/job.json (model source, targets, settings), status.json (replaced atomically),
-# launcher.json (pid), log.txt, STOP (cancel asked for). The id is a hash of the request, so
-# two sessions asking for the same pictures watch the same job.
+# <root>/jobs/<id>/job.json (model source, targets, settings), status.json, launcher.json, log.txt, STOP
+# (gnet.jobs: one status schema, liveness and stop rule for every kind of job). The id is a hash of the
+# request, so two sessions asking for the same pictures watch the same job.
 
 JOB_ACTIVE = ("starting", "running")
-JOB_STALE_S = 120.0  # no status update for this long from a job on another host → died
+JOB_STALE_S = jobs.VISUALISATION.stale_s  # no status update for this long from a job on another host → died
 
 
 def max_jobs() -> int:
@@ -549,24 +557,27 @@ class JobInfo:
     def active(self) -> bool:
         return self.state in JOB_ACTIVE
 
+    def _int(self, key: str, default: int = 0) -> int:
+        """A count from the status file, which may have been edited: anything but an int is the default."""
+        v = self.status.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else default
+
     @property
     def done(self) -> int:
-        return int(self.status.get("done", 0) or 0)
+        return self._int("done")
 
     @property
     def total(self) -> int:
-        return int(self.status.get("total", 0) or 0)
+        return self._int("total")
 
     @property
     def fraction(self) -> float:
         """Share of the job's optimisation steps done."""
-        steps = int(self.status.get("steps", 0) or 0)
-        step = int(self.status.get("step", 0) or 0)
+        steps, step = self._int("steps"), self._int("step")
         if not self.total:
             return 0.0
         part = step / steps if steps else 0.0
-        batch = int(self.status.get("batch", 1) or 1)
-        return min(1.0, (self.done + part * batch) / self.total)
+        return min(1.0, (self.done + part * self._int("batch", 1)) / self.total)
 
     @property
     def message(self) -> str:
@@ -584,36 +595,34 @@ def job_id(fingerprint: str, layer: str, targets: Sequence[Target], cfg: VisConf
 
 
 def write_job_status(path: Path, state: str, **fields: Any) -> None:
-    old = read_json(path / "status.json") or {}
-    write_json(path / "status.json", {**old, **fields, "state": state, "updated": time.time()})
+    jobs.write_status(path, jobs.VISUALISATION, state, merge=True, **fields)
+
+
+def _job_root(path: Path) -> Path:
+    return path.parent.parent  # <root>/jobs/<id>
 
 
 def read_job(path: Path) -> JobInfo:
-    """The job as seen now; a job whose process is gone reads "died" (its finished results stay)."""
-    if not path.is_dir():
-        return JobInfo(path.name, path, "missing")
-    status = read_json(path / "status.json") or {}
+    """The job as seen now; a job whose process is gone reads "died" (its finished results stay). A job
+    folder reached through a link (the folder, or jobs/) is not read: "missing"."""
+    if not fsio.is_plain_dir(path) or not fsio.is_confined(_job_root(path), path):
+        return JobInfo(id=path.name, path=path, state="missing")
+    status = jobs.read_status(path, jobs.VISUALISATION)
     state = str(status.get("state", "died"))
-    if state in JOB_ACTIVE:
-        pid = status.get("pid") or (read_json(path / "launcher.json") or {}).get("pid")
-        same_host = status.get("host") == socket.gethostname()
-        age = time.time() - float(status.get("updated", 0) or 0)
-        gone = not pid_alive(pid) if isinstance(pid, int) else age > JOB_STALE_S  # no pid: never launched
-        if (same_host and gone) or (not same_host and age > JOB_STALE_S):
-            state = "died"
-            status = {
-                **status,
-                "message": "the visualisation process ended without finishing (killed or crashed); "
-                "finished pictures are kept, start it again for the rest",
-            }
-    return JobInfo(path.name, path, state, status)
+    if state in JOB_ACTIVE and not jobs.alive(path, jobs.VISUALISATION, status):
+        state = "died"
+        status = {
+            **status,
+            "message": "the visualisation process ended without finishing (killed or crashed); "
+            "finished pictures are kept, start it again for the rest",
+        }
+    return JobInfo(id=path.name, path=path, state=state, status=status)
 
 
 def list_jobs(root: Path) -> list[JobInfo]:
-    d = root / "jobs"
-    if not d.is_dir():
+    if not fsio.is_plain_dir(root / "jobs"):
         return []
-    return [read_job(p) for p in sorted(d.iterdir()) if p.is_dir() and not p.is_symlink()]
+    return [read_job(p) for p in fsio.plain_children(root / "jobs")]
 
 
 @contextlib.contextmanager
@@ -650,6 +659,10 @@ def start_job(
         raise VisError("nothing to visualise")
     jid = job_id(fingerprint, layer, targets, cfg)
     path = root / "jobs" / jid
+    try:
+        fsio.confined(root, path, "visualisation job")
+    except fsio.ConfinementError as e:
+        raise VisError(f"the visualisation cache is not usable: {e}") from None
     with _lock(root):
         info = read_job(path)
         if info.active:
@@ -661,8 +674,7 @@ def start_job(
                 "wait for one to finish or cancel one, then press the button again"
             )
         path.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            (path / "STOP").unlink()
+        jobs.clear_stop(path)
         write_json(
             path / "job.json",
             {
@@ -673,17 +685,15 @@ def start_job(
                 "config": asdict(cfg),
             },
         )
-        write_json(
-            path / "status.json",
-            {
-                "state": "starting",
-                "updated": time.time(),
-                "host": socket.gethostname(),
-                "done": 0,
-                "total": len(targets),
-                "step": 0,
-                "steps": cfg.steps,
-            },
+        jobs.write_status(
+            path,
+            jobs.VISUALISATION,
+            "starting",
+            host=socket.gethostname(),
+            done=0,
+            total=len(targets),
+            step=0,
+            steps=cfg.steps,
         )
         if spawn:
             try:
@@ -694,21 +704,84 @@ def start_job(
 
 
 def _spawn(path: Path) -> int:
-    pid = spawn_background(["visualize", "--job-dir", str(path.resolve())], path / "log.txt")
-    write_json(path / "launcher.json", {"pid": pid})
-    return pid
+    return jobs.launch(path, jobs.VISUALISATION, ["visualize", "--job-dir", str(path.resolve())])
 
 
 def cancel_job(path: Path) -> None:
-    """Ask a job to stop: a STOP file (checked every step) and SIGTERM to its process."""
+    """Ask a job to stop: a STOP file (checked every step), and SIGTERM to its process under gnet.jobs' rule
+    (the process the job recorded, pid + start time, whose command line names this job folder)."""
     info = read_job(path)
     if not info.active:
         return
-    atomic_write_bytes(path / "STOP", b"stop\n")
-    pid = info.status.get("pid")
-    if info.status.get("host") == socket.gethostname() and pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(fsio.ConfinementError):  # read_job has checked; a link swapped in since: nothing
+        jobs.request_stop(_job_root(path), path, jobs.VISUALISATION)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """job.json, checked: what a job process optimises and with which network."""
+
+    source_kind: str
+    source_path: str
+    fingerprint: str
+    layer: str
+    targets: tuple[Target, ...]
+    config: VisConfig
+
+
+def read_request(path: Path) -> JobRequest:
+    """The job's job.json as a JobRequest; VisError for a missing, garbled or wrong-shaped file, or a job folder
+    reached through a link."""
+    if not fsio.is_plain_dir(path) or not fsio.is_confined(_job_root(path), path):
+        raise VisError("the job folder is missing or a symbolic link")
+    job = read_json(path / "job.json")
+    if job is None:
+        raise VisError("the job has no readable job.json")
+    src = job.get("source")
+    raw_targets = job.get("targets")
+    layer, fingerprint = job.get("layer"), job.get("fingerprint")
+    if not isinstance(src, dict) or not isinstance(layer, str) or not isinstance(fingerprint, str):
+        raise VisError("the job's job.json is not usable (source, layer or fingerprint missing)")
+    ok_targets = isinstance(raw_targets, list) and all(
+        isinstance(t, list)
+        and len(t) == 2
+        and (t[0] is None or isinstance(t[0], str))
+        and (t[1] is None or (isinstance(t[1], int) and not isinstance(t[1], bool)))
+        for t in raw_targets
+    )
+    if not ok_targets or not raw_targets:
+        raise VisError("the job's job.json is not usable (targets are not [branch, channel] pairs)")
+    return JobRequest(
+        source_kind=str(src.get("kind", "")),
+        source_path=str(src.get("path", "")),
+        fingerprint=fingerprint,
+        layer=layer,
+        targets=tuple(Target(layer, b, c) for b, c in raw_targets),
+        config=VisConfig.from_dict(job.get("config")),
+    )
+
+
+def job_source(path: Path) -> tuple[str, str]:
+    """(kind, path) of the network a job's job.json names, for the job process to load. A file path is held to
+    the app's own rule for paths (gnet.pretrained.user_file: the hub cache, the data or runs folder, or the
+    operator's GNET_WEIGHTS), and passes no symbolic link under the runs root; VisError otherwise."""
+    from gnet.checkpoints import CheckpointError
+    from gnet.pretrained import user_file
+
+    request = read_request(path)
+    kind, model_path = request.source_kind, request.source_path
+    if kind in ("checkpoint", "weights"):
+        try:
+            user_file(model_path)
+        except (CheckpointError, ValueError, OSError) as e:
+            raise VisError(str(e)) from None
+        runs_dir, file = runs_root().absolute(), Path(model_path).expanduser().absolute()
+        if file.is_relative_to(runs_dir):
+            try:
+                fsio.confined(runs_dir, file, "model file")
+            except fsio.ConfinementError as e:
+                raise VisError(str(e)) from None
+    return kind, model_path
 
 
 def batch_size(device: torch.device) -> int:
@@ -719,17 +792,16 @@ def batch_size(device: torch.device) -> int:
 
 def run_job(path: Path, model: nn.Module, pre: Preprocess) -> JobInfo:
     """The job process's work: every target not already cached, a batch at a time, each finished
-    batch written to the cache before the next starts. SIGTERM or a STOP file → "cancelled"."""
-    job = read_json(path / "job.json")
-    if job is None:
-        raise VisError(f"no job description in {path}")
-    cfg = VisConfig.from_dict(job.get("config"))
-    root = path.parent.parent
+    batch written to the cache before the next starts. SIGTERM or a STOP file → "cancelled".
+    VisError for a job.json that is not usable (read_request)."""
+    job = read_request(path)
+    cfg = job.config
+    root = _job_root(path)
     fingerprint = model_fingerprint(model, pre)
     model = private_copy(model)
-    targets = [Target(str(job["layer"]), b, c) for b, c in job.get("targets", [])]
-    base = {"pid": os.getpid(), "host": socket.gethostname(), "total": len(targets), "steps": cfg.steps}
-    if fingerprint != job.get("fingerprint"):
+    targets = list(job.targets)
+    base = {**jobs.this_process(), "total": len(targets), "steps": cfg.steps}
+    if fingerprint != job.fingerprint:
         write_job_status(
             path,
             "failed",
@@ -737,17 +809,7 @@ def run_job(path: Path, model: nn.Module, pre: Preprocess) -> JobInfo:
             message="the network's weights changed since the job was asked for; reload the page and start it again",
         )
         return read_job(path)
-    stop = {"now": False}
-
-    def on_term(signum: int, frame: Any) -> None:
-        stop["now"] = True
-
-    with contextlib.suppress(ValueError):  # not the main thread: the STOP file still works
-        signal.signal(signal.SIGTERM, on_term)
-
-    def should_stop() -> bool:
-        return stop["now"] or (path / "STOP").exists()
-
+    should_stop = jobs.StopSignal(path).install((signal.SIGTERM,))  # elsewhere than the main thread: STOP only
     pending = [t for t in targets if read_result(root, result_key(fingerprint, t, cfg)) is None]
     done = len(targets) - len(pending)
     write_job_status(path, "running", **base, done=done, step=0, batch=1, message="")
@@ -841,7 +903,11 @@ def colour_sensitivity(colour: torch.Tensor, grey: torch.Tensor) -> torch.Tensor
 
 
 def specialisation(
-    net: Net | nn.Module, pre: Preprocess, images: Sequence[Image.Image], threshold: float = 0.5, top_fraction: float = 0.1
+    net: Net | nn.Module,
+    pre: Preprocess,
+    images: Sequence[Image.Image],
+    threshold: float = 0.5,
+    top_fraction: float = 0.1,
 ) -> Specialisation:
     """Branch statistics for every block, from the images and their greyscale copies."""
     if not images:

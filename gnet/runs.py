@@ -33,25 +33,23 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import threading
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gnet.checkpoints import atomic_write_bytes
+from gnet import fsio, jobs
+from gnet.fsio import atomic_write_bytes
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-ACTIVE = ("starting", "running", "stopping")
+ACTIVE = jobs.ACTIVE
 FINAL = ("finished", "stopped", "failed", "died")
 HEARTBEAT_EVERY_S = 2.0
-HEARTBEAT_STALE_S = 90.0  # no heartbeat for this long (and no pid to check on this host) → died
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HEARTBEAT_STALE_S = jobs.TRAINING.stale_s  # no heartbeat for this long (and no pid to check on this host) → died
+PROJECT_ROOT = jobs.PROJECT_ROOT
 SWEEP_FILE = "sweep.json"  # marks a directory of the runs root as a sweep: its subdirectories are runs
 TELEMETRY = "telemetry.jsonl"
 TELEMETRY_STATS: dict[str, str] = {  # per-branch record key (gnet.telemetry) -> label
@@ -84,20 +82,20 @@ def validate_name(name: str) -> str:
 
 
 def run_dir(root: Path, name: str) -> Path:
-    """The directory of run `name`, refusing anything that could leave the runs root.
+    """The directory of run `name`, refusing anything that could leave the runs root or pass a symbolic link.
 
-    "SWEEP/RUN" names a run inside a sweep directory (one that holds sweep.json)."""
+    A run is a direct child of the root, or "SWEEP/RUN": a run inside a sweep directory (one that holds
+    sweep.json), itself a direct child of the root."""
     sweep, sep, rest = name.partition("/") if isinstance(name, str) else (name, "", "")
-    if sep and (root / validate_name(sweep) / SWEEP_FILE).is_file() and not (root / sweep).is_symlink():
+    if sep and fsio.is_plain_file(root / validate_name(sweep) / SWEEP_FILE):
         validate_name(rest)
     else:
         validate_name(name)
-    root_resolved = root.resolve()
     path = root / name
-    if path.is_symlink():
-        raise RunError(f"run {name!r} is a symbolic link; refusing to use it")
-    if not path.resolve().is_relative_to(root_resolved) or path.resolve() == root_resolved:
-        raise RunError(f"run {name!r} is outside the runs folder")
+    try:
+        fsio.confined(root, path, "run")
+    except fsio.ConfinementError as e:
+        raise RunError(str(e)) from None
     return path
 
 
@@ -120,23 +118,20 @@ def create(path: Path, config: dict[str, Any]) -> Path:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
+    fsio.write_json(path, data)
 
 
 def write_status(path: Path, state: str, **fields: Any) -> None:
-    """Atomic (temp file + rename) but without fsync: it is rewritten often, and after a
-    crash the pid and heartbeat, not this file's durability, tell what happened."""
-    target = path / "status.json"
-    tmp = path / f".status.{os.getpid()}.{threading.get_ident()}.tmp"
-    tmp.write_text(json.dumps({"state": state, "updated": time.time(), **fields}, indent=1), encoding="utf-8")
-    os.replace(tmp, target)
+    """The run's status.json (gnet.jobs' schema), replaced atomically."""
+    jobs.write_status(path, jobs.TRAINING, state, **fields)
 
 
 def touch_heartbeat(path: Path) -> None:
+    """Create or touch the heartbeat file; a link in its place is neither followed nor touched."""
     hb = path / "heartbeat"
     with contextlib.suppress(OSError):
-        hb.touch()
-        os.utime(hb)
+        os.close(os.open(hb, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+        os.utime(hb, follow_symlinks=False)
 
 
 def append_metrics(path: Path, records: list[dict[str, Any]]) -> None:
@@ -147,9 +142,7 @@ def append_metrics(path: Path, records: list[dict[str, Any]]) -> None:
 def append_jsonl(file: Path, records: list[dict[str, Any]]) -> None:
     if not records:
         return
-    with open(file, "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r, allow_nan=True) + "\n" for r in records))
-        f.flush()
+    fsio.append_text(file, "".join(json.dumps(r, allow_nan=True) + "\n" for r in records))
 
 
 def truncate_metrics(path: Path, max_step: int) -> None:
@@ -169,11 +162,8 @@ def truncate_jsonl(file: Path, max_step: int) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """The JSON object in a file, None for anything else (gnet.fsio.read_json: links are not followed)."""
+    return fsio.read_json(path)
 
 
 def read_metrics(path: Path, kind: str | None = None, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -205,8 +195,10 @@ def read_telemetry(path: Path) -> list[dict[str, Any]]:
 
 def _read_jsonl(file: Path) -> tuple[dict[str, Any], ...]:
     try:
-        st = file.stat()
+        st = os.lstat(file)
     except OSError:
+        return ()
+    if not stat.S_ISREG(st.st_mode):  # a link or a FIFO is no metrics file
         return ()
     return _parsed_metrics(str(file), st.st_mtime_ns, st.st_size)
 
@@ -214,7 +206,7 @@ def _read_jsonl(file: Path) -> tuple[dict[str, Any], ...]:
 @functools.lru_cache(maxsize=64)
 def _parsed_metrics(file: str, mtime_ns: int, size: int) -> tuple[dict[str, Any], ...]:
     try:
-        text = Path(file).read_text(encoding="utf-8", errors="replace")
+        text = fsio.read_text(Path(file))
     except OSError:
         return ()
     out = []
@@ -250,27 +242,14 @@ class RunInfo:
         return train.get(key, default) if isinstance(train, dict) else default
 
     def checkpoint(self, which: str = "last") -> Path | None:
+        """checkpoints/WHICH.pt, a regular file reached through no symbolic link (the run folder is confined
+        by run_dir / list_runs; `checkpoints/` and the file must not be links either), else None."""
         p = self.path / "checkpoints" / f"{which}.pt"
-        return p if p.is_file() else None
+        ok = fsio.is_plain_dir(self.path) and fsio.is_confined(self.path, p) and fsio.is_plain_file(p)
+        return p if ok else None
 
 
-def pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    with contextlib.suppress(ChildProcessError, OSError):
-        # Our own child that has exited stays a zombie (kill(pid, 0) succeeds) until reaped.
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] in ("Z", "X"):
-            return False
-    return True
+pid_alive = jobs.pid_alive
 
 
 def _num(value: Any, default: float = 0.0) -> float:
@@ -281,46 +260,38 @@ def _num(value: Any, default: float = 0.0) -> float:
 
 
 def read_run(path: Path) -> RunInfo:
-    """The run's state as seen now, with 'died' for a run whose process is gone."""
-    if not path.is_dir():
-        return RunInfo(path.name, path, "missing")
+    """The run's state as seen now, with 'died' for a run whose process is gone (gnet.jobs' liveness rule:
+    the recorded pid and start time on this host, the heartbeat's age elsewhere or before a pid is known)."""
+    if not fsio.is_plain_dir(path):
+        return RunInfo(name=path.name, path=path, state="missing")
     status = read_json(path / "status.json") or {}
     config = read_json(path / "config.json") or {}
     state = str(status.get("state", "unknown"))
     if state in ACTIVE:
-        same_host = status.get("host") == socket.gethostname()
         try:
-            beat = (path / "heartbeat").stat().st_mtime
+            beat = os.lstat(path / "heartbeat").st_mtime
         except OSError:
-            beat = _num(status.get("updated"))
-        stale = time.time() - max(beat, _num(status.get("updated"))) > HEARTBEAT_STALE_S
-        pid = status.get("pid")
-        if not isinstance(pid, int) and state == "starting":  # the child has not written its own yet
-            launched = read_json(path / "launcher.json") or {}
-            pid = launched.get("pid") if launched.get("started") == status.get("updated") else None
-        has_pid = isinstance(pid, int)
-        if (same_host and has_pid and not pid_alive(pid)) or ((not same_host or not has_pid) and stale):
+            beat = None
+        if not jobs.alive(path, jobs.TRAINING, status, beat):
             state = "died"
             status = {
                 **status,
                 "message": "the training process ended without saying so (killed or crashed); "
                 "resume continues from the last checkpoint",
             }
-    return RunInfo(path.name, path, state, status, config)
+    return RunInfo(name=path.name, path=path, state=state, status=status, config=config)
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:
     """Runs under the root, newest first; symlinks and odd names are ignored."""
     root = root or runs_root()
-    if not root.is_dir():
-        return []
     runs = []
-    for p in root.iterdir():
-        if p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name) and (p / "config.json").exists():
+    for p in fsio.plain_children(root):
+        if NAME_RE.fullmatch(p.name) and fsio.is_plain_file(p / "config.json"):
             runs.append(read_run(p))
-        elif p.is_dir() and not p.is_symlink() and NAME_RE.fullmatch(p.name) and (p / SWEEP_FILE).is_file():
-            for q in p.iterdir():  # a sweep's variants: ordinary runs one level down
-                if q.is_dir() and not q.is_symlink() and NAME_RE.fullmatch(q.name) and (q / "config.json").exists():
+        elif NAME_RE.fullmatch(p.name) and fsio.is_plain_file(p / SWEEP_FILE):
+            for q in fsio.plain_children(p):  # a sweep's variants: ordinary runs one level down
+                if NAME_RE.fullmatch(q.name) and fsio.is_plain_file(q / "config.json"):
                     runs.append(dataclasses.replace(read_run(q), name=f"{p.name}/{q.name}"))
     return sorted(runs, key=lambda r: _num(r.status.get("started"), _num(r.status.get("updated"))), reverse=True)
 
@@ -341,8 +312,29 @@ def _launch_lock(root: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+CAP_DEPTH = 4  # how deep active_runs looks: a run inside a folder inside a sweep inside ... (made by hand)
+
+
+def active_runs(root: Path) -> list[str]:
+    """Every active run under the root, however it got there (within CAP_DEPTH folders; links and hidden
+    folders skipped): the cap counts runs that list_runs does not show too, e.g. one nested by hand."""
+    found: list[str] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        for p in fsio.plain_children(folder):
+            if p.name.startswith(".") or p.name == "checkpoints":
+                continue
+            if fsio.is_plain_file(p / "status.json") and read_run(p).active:
+                found.append(p.relative_to(root).as_posix())
+            if depth < CAP_DEPTH:
+                walk(p, depth + 1)
+
+    walk(root, 1)
+    return sorted(found)
+
+
 def _check_cap(root: Path) -> None:
-    active = [r.name for r in list_runs(root) if r.active]
+    active = active_runs(root)
     if len(active) >= max_runs():
         raise RunError(
             f"{len(active)} run(s) are already training ({', '.join(active)}); at most {max_runs()} at once "
@@ -350,39 +342,12 @@ def _check_cap(root: Path) -> None:
         )
 
 
-# Background jobs (training runs, sweep schedulers, feature visualisations) yield the CPU to the app's pages,
-# which then stay live beside a run that uses every core; a machine with nothing else to do still gives the job
-# all of it.
-BACKGROUND_NICE = 10
-
-
-def spawn_background(argv: list[str], log: Path) -> int:
-    """`python -m gnet ARGV` in its own session (so it outlives the page) at a lower CPU priority; returns its pid."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gnet", *argv],
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    # The child is still starting Python: the threads torch makes later inherit its priority. Only ever lower it.
-    nice = max(BACKGROUND_NICE, os.getpriority(os.PRIO_PROCESS, 0))
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
-    # Linux shares the CPU between sessions first (autogroup) and applies nice only inside each: the job's new
-    # session needs the lower priority too, or the pages' session still gets only half the CPU beside it.
-    with contextlib.suppress(OSError):
-        Path(f"/proc/{proc.pid}/autogroup").write_text(f"{nice}\n")
-    return proc.pid
+BACKGROUND_NICE = jobs.BACKGROUND_NICE
+spawn_background = jobs.spawn  # training runs, sweep schedulers and visualisations: one spawn (gnet.jobs)
 
 
 def _spawn(path: Path, extra_args: list[str]) -> int:
-    starting = read_json(path / "status.json") or {}
-    pid = spawn_background(["train", "--run-dir", str(path.resolve()), *extra_args], path / "log.txt")
-    write_json(path / "launcher.json", {"pid": pid, "started": starting.get("updated")})
-    return pid
+    return jobs.launch(path, jobs.TRAINING, ["train", "--run-dir", str(path.resolve()), *extra_args])
 
 
 def start(root: Path, name: str, config: dict[str, Any]) -> RunInfo:
@@ -409,8 +374,7 @@ def resume(root: Path, name: str) -> RunInfo:
         raise RunError(f"run {name!r} has finished all its epochs")
     with _launch_lock(root):
         _check_cap(root)
-        with contextlib.suppress(FileNotFoundError):
-            (path / "STOP").unlink()
+        jobs.clear_stop(path)
         write_status(
             path,
             "starting",
@@ -422,18 +386,23 @@ def resume(root: Path, name: str) -> RunInfo:
     return read_run(path)
 
 
-def request_stop(path: Path) -> None:
-    """Ask for a graceful stop: a STOP file (seen by every rank, any host) and SIGTERM to the pid."""
+def run_root(path: Path) -> Path:
+    """The runs root a run folder belongs to: its parent, or its sweep's parent for a sweep's run."""
+    return path.parent.parent if fsio.is_plain_file(path.parent / SWEEP_FILE) else path.parent
+
+
+def request_stop(path: Path, root: Path | None = None) -> None:
+    """Ask for a graceful stop: a STOP file (seen by every rank, any host), and SIGTERM to the process the run
+    recorded, only if gnet.jobs' rule allows it (pid + start time, this host, its command names this folder)."""
     info = read_run(path)
     if info.state == "missing":
         raise RunError(f"run {path.name!r} no longer exists")
     if not info.active:
         raise RunError(f"run {path.name!r} is not running ({info.state})")
-    atomic_write_bytes(path / "STOP", b"stop\n")
-    pid = info.status.get("pid")
-    if info.status.get("host") == socket.gethostname() and pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
+    try:
+        jobs.request_stop(run_root(path) if root is None else root, path, jobs.TRAINING)
+    except fsio.ConfinementError as e:
+        raise RunError(str(e)) from None
 
 
 def delete(root: Path, name: str) -> None:

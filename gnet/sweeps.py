@@ -1,8 +1,12 @@
 """Sweeps: one base network, a few design variants, each trained as an ordinary run.
 
     <runs root>/<sweep>/sweep.json          base spec, variants, the shared training settings
-    <runs root>/<sweep>/scheduler.json      the process that starts the runs: pid, host, state
+    <runs root>/<sweep>/scheduler.json      the process that starts the runs (gnet.jobs' status schema)
+    <runs root>/<sweep>/.scheduler.lock     held by the one scheduler serving the sweep while it runs
     <runs root>/<sweep>/<variant>/          an ordinary run directory (gnet.runs), e.g. "no-reduce"
+
+A sweep folder is a direct child of the runs root, never inside another sweep or a run, so the runs root's
+cap counts its runs and the Training page lists them.
 
 Each variant's run is started with gnet.runs.start (a separate `python -m gnet train --run-dir`
 process), so it shows up, opens, resumes and deletes on the Training page like any other run
@@ -27,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
 import socket
 import statistics
 import threading
@@ -37,9 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gnet import runs
+from gnet import fsio, jobs, runs
 from gnet.analysis import network_report, validate_network
-from gnet.checkpoints import atomic_write_bytes
 from gnet.spec import BlockSpec, NetworkSpec, SpecError
 from gnet.train import ConfigError, TrainConfig, preflight
 
@@ -57,9 +59,11 @@ VARIANTS: dict[str, str] = {  # name -> what it changes, for help texts
 MAX_WIDTH = 8.0
 RESUMABLE = ("stopped", "died", "created")
 POLL_S = 0.5
-SCHEDULER_FILE = "scheduler.json"
-STOP_FILE = "STOP"
-STARTING_S = 60.0  # a scheduler launched this long ago that has not written "running" is taken as gone
+SCHEDULER_FILE = jobs.SCHEDULER.status_file
+STOP_FILE = jobs.STOP_FILE
+LOCK_FILE = ".scheduler.lock"
+LAUNCH_LOCK = ".launch.lock"
+STARTING_S = jobs.SCHEDULER.stale_s  # a scheduler launched this long ago that has not written "running" is gone
 
 
 class SweepError(ValueError):
@@ -199,6 +203,31 @@ class Sweep:
         return f"{self.name}/{slug(variant)}"
 
 
+def sweep_dir(root: Path, name: str) -> Path:
+    """The folder of sweep `name`: a direct child of the runs root (no '/'), reached through no link."""
+    try:
+        runs.validate_name(name)
+    except runs.RunError:
+        raise SweepError("a sweep name is 1 to 64 letters, digits, '.', '_' or '-' (no '/' or '..')") from None
+    path = root / name
+    try:
+        return fsio.confined(root, path, "sweep")
+    except fsio.ConfinementError as e:
+        raise SweepError(str(e)) from None
+
+
+def _check_place(path: Path) -> None:
+    """A sweep is no link, and lives in no other sweep or run (their runs would be counted and listed nowhere)."""
+    if path.is_symlink():
+        raise SweepError(f"the sweep folder {path.name!r} is a symbolic link; refusing to use it")
+    parent = path.parent
+    if any(os.path.lexists(parent / f) for f in (runs.SWEEP_FILE, "config.json", "status.json")):
+        raise SweepError(
+            f"the sweep {path.name!r} would be inside the sweep or run {parent.name!r}; "
+            "a sweep folder goes directly in the runs folder"
+        )
+
+
 def create(
     path: Path,
     base: NetworkSpec,
@@ -209,10 +238,11 @@ def create(
 ) -> Sweep:
     """Check every variant (network, training settings, memory) and write sweep.json; starts nothing."""
     runs.validate_name(path.name)
-    if (path / runs.SWEEP_FILE).exists():
-        raise SweepError(f"{path} already holds a sweep; resume it or choose another sweep name")
+    _check_place(path)
+    if os.path.lexists(path / runs.SWEEP_FILE):
+        raise SweepError(f"the folder {path.name!r} already holds a sweep; resume it or choose another sweep name")
     if path.exists() and any(path.iterdir()):
-        raise SweepError(f"{path} exists and is not empty; choose a new sweep folder")
+        raise SweepError(f"the folder {path.name!r} exists and is not empty; choose a new sweep name")
     names = parse_variants(variants)
     if not 1 <= parallel <= 64:
         raise SweepError("parallel must be from 1 to 64")
@@ -245,7 +275,7 @@ def create(
 def read(path: Path) -> Sweep:
     data = runs.read_json(path / runs.SWEEP_FILE)
     if data is None:
-        raise SweepError(f"there is no sweep in {path} (no readable {runs.SWEEP_FILE})")
+        raise SweepError(f"there is no sweep in {path.name!r} (no readable {runs.SWEEP_FILE})")
     try:
         variants = tuple(parse_variants(data["variants"]))
         configs = {v: data["configs"][v] for v in variants}
@@ -253,21 +283,36 @@ def read(path: Path) -> Sweep:
         base = NetworkSpec.from_dict(data["base"])
         parallel = int(data.get("parallel", 1))
     except (KeyError, TypeError, ValueError) as e:  # SpecError and SweepError are ValueErrors
-        raise SweepError(f"the sweep file in {path} is not usable ({type(e).__name__}: {str(e)[:120]})") from None
-    return Sweep(path, base, variants, Settings.from_dict(data.get("settings")), parallel, costs, configs)
+        raise SweepError(
+            f"the sweep file in {path.name!r} is not usable ({type(e).__name__}: {str(e)[:120]})"
+        ) from None
+    return Sweep(
+        path=path,
+        base=base,
+        variants=variants,
+        settings=Settings.from_dict(data.get("settings")),
+        parallel=parallel,
+        costs=costs,
+        configs=configs,
+    )
 
 
 def list_sweeps(root: Path | None = None) -> list[Sweep]:
     """Readable sweeps under the runs root, newest first."""
     root = root or runs.runs_root()
-    if not root.is_dir():
-        return []
     found = []
-    for p in root.iterdir():
-        if p.is_dir() and not p.is_symlink() and runs.NAME_RE.fullmatch(p.name) and (p / runs.SWEEP_FILE).is_file():
+    for p in fsio.plain_children(root):
+        if runs.NAME_RE.fullmatch(p.name) and fsio.is_plain_file(p / runs.SWEEP_FILE):
             with contextlib.suppress(SweepError):
                 found.append(read(p))
-    return sorted(found, key=lambda s: (s.path / runs.SWEEP_FILE).stat().st_mtime, reverse=True)
+    return sorted(found, key=lambda s: _mtime(s.path / runs.SWEEP_FILE), reverse=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:
+        return 0.0
 
 
 # ---------------------------------------------------------------------------
@@ -304,12 +349,31 @@ EPOCH_KEYS = ("epoch", "test_acc", "images_per_s")
 
 
 def rows(sweep: Sweep) -> list[Row]:
-    """One row per variant, read from its run's files now (tolerates half-written ones)."""
+    """One row per variant, read from its run's files now (tolerates half-written ones). A variant whose folder
+    is a symbolic link is not read ("failed", saying so); one the scheduler refused says why."""
     out = []
+    refused = refusals(sweep)
     for v in sweep.variants:
         path = sweep.run_path(v)
-        info = runs.read_run(path)
         cost = sweep.costs[v]
+        if not fsio.is_confined(sweep.path, path):
+            out.append(
+                Row(
+                    variant=v,
+                    run_dir=str(path),
+                    state="failed",
+                    params=cost["params"],
+                    mult_adds=cost["mult_adds"],
+                    best_test_acc=None,
+                    images_per_s=None,
+                    seconds=None,
+                    message=f"its folder {path.name!r} is a symbolic link; it is not read",
+                )
+            )
+            continue
+        info = runs.read_run(path)
+        if info.state == "missing" and v in refused:
+            info = dataclasses.replace(info, state="failed", status={"message": refused[v]})
         params, mult_adds = cost["params"], cost["mult_adds"]
         trained = info.config.get("spec")  # written by the trainer: the exact network it built
         if isinstance(trained, dict):
@@ -320,19 +384,27 @@ def rows(sweep: Sweep) -> list[Row]:
         elapsed = info.status.get("elapsed_s")
         out.append(
             Row(
-                v,
-                str(path),
-                "queued" if info.state == "missing" else info.state,
-                params,
-                mult_adds,
-                max(r["test_acc"] for r in epochs) if epochs else None,
-                statistics.median(r["images_per_s"] for r in epochs) if epochs else None,
-                float(elapsed) if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) else None,
-                len(epochs),
-                info.message,
+                variant=v,
+                run_dir=str(path),
+                state="queued" if info.state == "missing" else info.state,
+                params=params,
+                mult_adds=mult_adds,
+                best_test_acc=max(r["test_acc"] for r in epochs) if epochs else None,
+                images_per_s=statistics.median(r["images_per_s"] for r in epochs) if epochs else None,
+                seconds=float(elapsed) if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) else None,
+                epochs_done=len(epochs),
+                message=info.message,
             )
         )
     return out
+
+
+def refusals(sweep: Sweep) -> dict[str, str]:
+    """Variants the scheduler refused to start, with why (from scheduler.json; a garbled entry is dropped)."""
+    data = jobs.read_status(sweep.path, jobs.SCHEDULER).get("refused")
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): str(v)[:500] for k, v in data.items() if isinstance(v, str)}
 
 
 # ---------------------------------------------------------------------------
@@ -340,29 +412,39 @@ def rows(sweep: Sweep) -> list[Row]:
 
 
 def scheduler_state(sweep: Sweep) -> str:
-    """'running' while a scheduler process serves this sweep, else what it last wrote (or 'none')."""
-    data = runs.read_json(sweep.path / SCHEDULER_FILE) or {}
+    """'running' while a scheduler serves this sweep (on this host: while one holds its lock), 'starting' just
+    after a launch, else what it last wrote (or 'none'). A scheduler.json naming some other live process
+    never reads as running: the lock, not a pid in a file, says who serves the sweep."""
+    data = jobs.read_status(sweep.path, jobs.SCHEDULER)
     state = str(data.get("state", "none"))
-    if state == "running" and data.get("host") == socket.gethostname() and not runs.pid_alive(data.get("pid")):
+    if jobs.held(sweep.path / LOCK_FILE):
+        return "running"
+    same_host = data.get("host") == socket.gethostname()
+    if state == "running" and same_host:
         return "ended"
-    started = data.get("started")
-    if state == "starting" and (not isinstance(started, (int, float)) or time.time() - started > STARTING_S):
-        return "ended"  # launched but never got going (see scheduler.log)
+    if state == "starting":
+        launched = jobs.launch_record(sweep.path, jobs.SCHEDULER, data)
+        if jobs.is_stale_start(data, STARTING_S) or (launched and not jobs.recorded_alive(launched)):
+            return "ended"  # launched but never got going (see scheduler.log)
     return state
 
 
 def _free_slots(root: Path) -> int:
-    return runs.max_runs() - sum(r.active for r in runs.list_runs(root))
+    """Free places under the runs root's cap: every active run under the root counts (gnet.runs.active_runs)."""
+    return runs.max_runs() - len(runs.active_runs(root))
 
 
-class _Stop:
-    def __init__(self) -> None:
-        self.event = threading.Event()
+def check_config(config: Any) -> str | None:
+    """Why the trainer would refuse a variant's stored config (hand-edited or from an older version), or None."""
+    try:
+        preflight(TrainConfig.from_dict(config))
+    except (ConfigError, SpecError, TypeError, KeyError, AttributeError) as e:
+        return f"its training config is not valid: {str(e)[:300]}"
+    return None
 
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.event.set())
+
+def _write_scheduler(sweep: Sweep, state: str, **fields: Any) -> None:
+    jobs.write_status(sweep.path, jobs.SCHEDULER, state, **jobs.this_process(), **fields)
 
 
 def run(
@@ -376,39 +458,59 @@ def run(
     """Start the variants' runs (at most `parallel` at once, within the cap) and wait until all have ended.
 
     resume=True also resumes stopped or killed runs from their checkpoints (once each). A STOP file in
-    the sweep directory, SIGTERM or SIGINT stops the active runs gracefully (they checkpoint) and returns."""
-    root, limit = sweep.path.parent, max(1, parallel or sweep.parallel)
-    other = runs.read_json(sweep.path / SCHEDULER_FILE) or {}
-    if scheduler_state(sweep) == "running" and other.get("pid") != os.getpid():
+    the sweep directory, SIGTERM or SIGINT stops the active runs gracefully (they checkpoint) and returns.
+    At most one scheduler serves a sweep: SweepError when another holds its lock."""
+    _check_place(sweep.path)
+    try:
+        with jobs.exclusive(sweep.path / LOCK_FILE):
+            return _run_locked(sweep, resume, parallel, poll_s, on_update, install_signals)
+    except jobs.Busy:
+        other = jobs.read_status(sweep.path, jobs.SCHEDULER).get("pid")
+        by = f" (process {other})" if isinstance(other, int) else ""
         raise SweepError(
-            f"sweep {sweep.name} is already being run by process {other.get('pid')}; wait for it, or stop it first"
-        )
-    stop = _Stop()
-    if install_signals:
+            f"sweep {sweep.name!r} is already being run by another scheduler{by}; wait for it, or stop it first"
+        ) from None
+
+
+def _run_locked(
+    sweep: Sweep,
+    resume: bool,
+    parallel: int | None,
+    poll_s: float,
+    on_update: Callable[[list[Row]], None] | None,
+    install_signals: bool,
+) -> list[Row]:
+    root, limit = sweep.path.parent, max(1, parallel or sweep.parallel)
+    stop = jobs.StopSignal(sweep.path)
+    if install_signals and threading.current_thread() is threading.main_thread():
         stop.install()
     if resume:
-        (sweep.path / STOP_FILE).unlink(missing_ok=True)
-    runs.write_json(
-        sweep.path / SCHEDULER_FILE,
-        {"pid": os.getpid(), "host": socket.gethostname(), "state": "running", "started": time.time()},
-    )
-    to_resume = {v for v in sweep.variants if resume and runs.read_run(sweep.run_path(v)).state in RESUMABLE}
+        jobs.clear_stop(sweep.path)
     refused: dict[str, str] = {}
+    for v in sweep.variants:  # a config the trainer would refuse: say why now, not "starting" then "died"
+        if runs.read_run(sweep.run_path(v)).state == "missing" and (why := check_config(sweep.configs[v])):
+            refused[v] = why
+    _write_scheduler(sweep, "running", started=time.time(), refused=refused)
+    to_resume = {v for v in sweep.variants if resume and runs.read_run(sweep.run_path(v)).state in RESUMABLE}
     final_state = "done"
     last: list[Row] | None = None
     while True:
-        infos = {v: runs.read_run(sweep.run_path(v)) for v in sweep.variants}
+        infos = {
+            v: runs.read_run(sweep.run_path(v))
+            for v in sweep.variants
+            if fsio.is_confined(sweep.path, sweep.run_path(v))
+        }
         mine = [v for v, i in infos.items() if i.active]
-        if stop.event.is_set() or (sweep.path / STOP_FILE).exists():
+        if stop():
             for v in mine:
                 with contextlib.suppress(runs.RunError):
-                    runs.request_stop(sweep.run_path(v))
+                    runs.request_stop(sweep.run_path(v), root)
             final_state = "stopped"
             break
         todo = [
             v
-            for v in sweep.variants
-            if v not in refused and (infos[v].state == "missing" or (v in to_resume and infos[v].state in RESUMABLE))
+            for v, i in infos.items()
+            if v not in refused and (i.state == "missing" or (v in to_resume and i.state in RESUMABLE))
         ]
         if not mine and not todo:
             break
@@ -429,44 +531,55 @@ def run(
             except runs.RunError as e:
                 if _free_slots(root) > 0:  # not the cap (another session took the slot): a real refusal
                     refused[v] = str(e)
+                    _write_scheduler(sweep, "running", merge=True, refused=refused)
                 break
         current = rows(sweep)
         if on_update is not None and current != last:
             on_update(current)
         last = current
-        stop.event.wait(poll_s)
-    runs.write_json(
-        sweep.path / SCHEDULER_FILE,
-        {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "state": final_state,
-            "ended": time.time(),
-            "refused": refused,
-        },
-    )
+        _wait(stop, poll_s)
+    _write_scheduler(sweep, final_state, ended=time.time(), refused=refused)
     current = rows(sweep)
     if on_update is not None and current != last:
         on_update(current)
     return current
 
 
+def _wait(stop: jobs.StopSignal, seconds: float) -> None:
+    """Sleep up to `seconds`, waking early when a stop is asked for."""
+    end = time.monotonic() + seconds
+    while not stop() and time.monotonic() < end:
+        time.sleep(min(0.05, seconds))
+
+
 def launch(sweep: Sweep) -> int:
     """Run the scheduler in the background (`python -m gnet sweep --resume --sweep-dir DIR`), for the app:
-    it keeps starting queued variants after the page is closed. Returns its pid."""
-    (sweep.path / STOP_FILE).unlink(missing_ok=True)
-    runs.write_json(
-        sweep.path / SCHEDULER_FILE, {"state": "starting", "host": socket.gethostname(), "started": time.time()}
-    )
-    return runs.spawn_background(
-        ["sweep", "--resume", "--sweep-dir", str(sweep.path.resolve()), "--quiet"], sweep.path / "scheduler.log"
-    )
+    it keeps starting queued variants after the page is closed. Returns its pid. SweepError when a scheduler
+    already serves the sweep or was launched moments ago (a double-clicked Resume starts one, not two)."""
+    _check_place(sweep.path)
+    try:
+        with jobs.exclusive(sweep.path / LAUNCH_LOCK, wait_s=5.0):  # two sessions' clicks, one at a time
+            state = scheduler_state(sweep)
+            if state in ("running", "starting"):
+                raise SweepError(f"sweep {sweep.name!r} is already {state}; wait for it, or stop it first")
+            jobs.clear_stop(sweep.path)
+            jobs.write_status(sweep.path, jobs.SCHEDULER, "starting", host=socket.gethostname(), started=time.time())
+            argv = ["sweep", "--resume", "--sweep-dir", str(sweep.path.resolve()), "--quiet"]
+            return jobs.launch(sweep.path, jobs.SCHEDULER, argv)
+    except jobs.Busy:
+        raise SweepError(f"sweep {sweep.name!r} is being started from another session") from None
 
 
 def request_stop(sweep: Sweep) -> None:
-    """Stop the sweep: no more runs start, and the active ones checkpoint and stop."""
-    atomic_write_bytes(sweep.path / STOP_FILE, b"stop\n")
+    """Stop the sweep: no more runs start, and the active ones checkpoint and stop. The scheduler sees the
+    STOP file (and gets SIGTERM under gnet.jobs' rule)."""
+    root = sweep.path.parent
+    try:
+        jobs.request_stop(root, sweep.path, jobs.SCHEDULER)
+    except fsio.ConfinementError as e:
+        raise SweepError(str(e)) from None
     for v in sweep.variants:
+        path = sweep.run_path(v)
         with contextlib.suppress(runs.RunError):
-            if runs.read_run(sweep.run_path(v)).active:
-                runs.request_stop(sweep.run_path(v))
+            if fsio.is_confined(sweep.path, path) and runs.read_run(path).active:
+                runs.request_stop(path, root)

@@ -381,8 +381,9 @@ def wait_for(path: Path, ok, timeout: float = 120.0) -> fv.JobInfo:
     raise AssertionError(f"job never got there: {fv.read_job(path)} {(path / 'log.txt').read_text()[-2000:]}")
 
 
-def test_killed_job_process_leaves_no_half_written_result(trained, tmp_path):
+def test_killed_job_process_leaves_no_half_written_result(trained, tmp_path, monkeypatch):
     model, pre, ckpt = trained
+    monkeypatch.setenv("GNET_RUNS_DIR", str(ckpt.parents[2]))  # the job loads only what the app may read
     cfg = fv.VisConfig(size=64, steps=4000, jitter=4)
     fp = fv.model_fingerprint(model, pre)
     targets = [fv.Target("inception3b", "b2", 0), fv.Target("inception3b", "b2", 1)]

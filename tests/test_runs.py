@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnet import runs
+from gnet import jobs, runs
 from gnet.runs import RunError
 
 
@@ -187,12 +187,20 @@ def test_runs_are_listed_newest_first_by_start_then_update_time(tmp_path):
     assert [r.name for r in runs.list_runs(tmp_path)] == ["d", "b", "c", "a"]
 
 
+def _recorded(path: Path, pid: int) -> None:
+    """The status a run's own process writes: its pid and start time (gnet.jobs.this_process, for that pid)."""
+    runs.create(path, {})
+    runs.write_status(path, "running", pid=pid, pid_start=jobs.process_start(pid), host=socket.gethostname())
+
+
 def test_request_stop_writes_the_stop_file_and_sends_sigterm(tmp_path):
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    """The run's own process (recorded with its start time, its command line naming the run) gets SIGTERM."""
+    live = tmp_path / "live"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "--run-dir", str(live)])
     try:
-        _fake_running(tmp_path / "live", child.pid)
-        runs.request_stop(tmp_path / "live")
-        assert (tmp_path / "live" / "STOP").read_bytes() == b"stop\n"
+        _recorded(live, child.pid)
+        runs.request_stop(live)
+        assert (live / "STOP").read_bytes() == b"stop\n"
         assert child.wait(timeout=10) == -15  # SIGTERM: the trainer's handler finishes the step and stops
     finally:
         child.kill()
@@ -254,7 +262,9 @@ def test_spawn_detaches_the_trainer_and_sends_its_output_to_the_log(tmp_path, fa
     log = (run / "log.txt").read_text()
     assert log.startswith("an earlier attempt\n") and "to stderr" in log  # appended; stderr too
     # read_run's "starting" check matches the launcher's pid to this launch by the status' update time
-    assert runs.read_json(run / "launcher.json") == {"pid": pid, "started": updated}
+    launched = runs.read_json(run / "launcher.json")
+    assert (launched["pid"], launched["host"], launched["for"]) == (pid, socket.gethostname(), updated)
+    assert isinstance(launched["pid_start"], int)  # its start time: a reused pid is never taken for it
 
 
 # Reports its own nice value from /proc (the kernel's), once the launcher has returned (it waits for the go file).
@@ -268,7 +278,7 @@ NICE_REPORTER = (  # gives up after about 30 s, so a failing test leaves no proc
 LAUNCH_AT_15 = """
 import os, sys
 from pathlib import Path
-from gnet import runs
+from gnet import jobs, runs
 os.nice(15 - os.getpriority(os.PRIO_PROCESS, 0))
 sys.executable = sys.argv[1]
 log = Path(sys.argv[2])
@@ -433,7 +443,7 @@ def test_a_process_whose_proc_entry_cannot_be_read_is_taken_as_alive(monkeypatch
         def read_text(self):
             raise FileNotFoundError
 
-    monkeypatch.setattr(runs, "Path", Unreadable)
+    monkeypatch.setattr(jobs, "Path", Unreadable)
     assert runs.pid_alive(os.getpid())
 
 
@@ -480,8 +490,12 @@ def test_a_run_elsewhere_lives_by_its_heartbeat_or_its_status_time(tmp_path):
 def test_a_live_pid_on_this_host_outweighs_an_old_heartbeat(tmp_path):
     run = runs.create(tmp_path / "r", {})
     old = time.time() - 10 * runs.HEARTBEAT_STALE_S
-    runs.write_status(run, "running", host=socket.gethostname(), pid=os.getpid(), updated=old)
+    me = jobs.this_process()  # pid and start time, as the trainer records itself
+    runs.write_status(run, "running", **me, updated=old)
     assert runs.read_run(run).state == "running"  # a long validation pass, not a death
+    del me["pid_start"]  # an older record without a start time: the process must predate the record
+    runs.write_status(run, "running", **me, updated=old)
+    assert runs.read_run(run).state == "died"
     runs.write_status(run, "running", host=socket.gethostname(), updated=old)  # no pid: time decides
     assert runs.read_run(run).state == "died"
     runs.write_status(run, "running", host=socket.gethostname())
@@ -507,13 +521,19 @@ def test_a_starting_run_is_judged_by_the_launchers_pid_from_the_same_launch(tmp_
 
 def test_stop_signals_only_a_live_process_on_this_host(tmp_path, kills):
     run = runs.create(tmp_path / "r", {})
-    me = os.getpid()
-    runs.write_status(run, "running", host="another-host", pid=me)  # that pid is another machine's process
-    runs.request_stop(run)
-    assert (run / "STOP").exists() and (me, signal.SIGTERM) not in kills
-    runs.write_status(run, "running", host=socket.gethostname(), pid=me)
-    runs.request_stop(run)
-    assert kills[-1] == (me, signal.SIGTERM)  # recorded, not delivered
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "--run-dir", str(run)]
+    child = subprocess.Popen(argv, start_new_session=True)  # killpg: os.kill only records here
+    try:
+        record = {"pid": child.pid, "pid_start": jobs.process_start(child.pid)}
+        runs.write_status(run, "running", host="another-host", **record)  # that pid is another machine's process
+        runs.request_stop(run)
+        assert (run / "STOP").exists() and (child.pid, signal.SIGTERM) not in kills
+        runs.write_status(run, "running", host=socket.gethostname(), **record)
+        runs.request_stop(run)
+        assert kills[-1] == (child.pid, signal.SIGTERM)  # recorded, not delivered
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 @pytest.mark.parametrize("error", [ProcessLookupError, PermissionError])
