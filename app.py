@@ -19,6 +19,7 @@ PAGES = [
     ),
     st.Page("pages/feature_maps.py", title="Feature Maps", icon=":material/image_search:", url_path="feature_maps"),
     st.Page("pages/explain.py", title="Explain", icon=":material/psychology:", url_path="explain"),
+    st.Page("pages/anatomy.py", title="Block Anatomy", icon=":material/biotech:", url_path="anatomy"),
     st.Page("pages/training.py", title="Training", icon=":material/monitoring:", url_path="training"),
     st.Page("pages/atlas.py", title="Channel Atlas", icon=":material/grid_view:", url_path="atlas"),
 ]

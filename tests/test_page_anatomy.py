@@ -1,0 +1,132 @@
+"""pages/anatomy.py through AppTest: the offline fallback (untrained, clearly labelled), a checkpoint opened by a link
+with a unit selected (the page's numbers are the library's on the same model and image), a click on the unit picker,
+the animation player, and links with bad fields."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gnet import anatomy as A
+from gnet.charts.anatomy import fmt
+from gnet.images import load, preprocess
+from gnet.pretrained import ModelSource, load_model
+from tests.pagetest import offline_env, run_page, texts
+from tests.test_checkpoint_loading import write_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "anatomy.py")
+SAMPLES = ROOT / "assets" / "samples"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    return offline_env(tmp_path, monkeypatch)
+
+
+def run(at: AppTest | None = None) -> AppTest:
+    return run_page(PAGE, at, 120)
+
+
+def svgs(at: AppTest) -> list[ET.Element]:
+    return [ET.fromstring(m.value) for m in at.markdown if m.value.startswith("<svg")]
+
+
+def unit_line(at: AppTest) -> str:
+    return next(str(m.value) for m in at.markdown if str(m.value).startswith("**Unit:**"))
+
+
+def player_data(at: AppTest) -> dict:
+    (frame,) = at.get("iframe")
+    html = frame.proto.srcdoc
+    for button in ("Play", "Pause", "Step"):
+        assert f">{button}</button>" in html
+    return json.loads(re.search(r"const D = (\{.*?\});\n", html).group(1))
+
+
+def test_offline_untrained_shows_the_chain(env):
+    at = run()
+    assert "UNTRAINED" in texts(at, "warning") and "UNTRAINED" in texts(at, "markdown")
+    heading = texts(at, "subheader")
+    assert re.search(r"How 3a·b2 \(\d+, \d+\), channel \d+, is computed", heading)
+    md = texts(at, "markdown")
+    assert "Layer 1 of 2: `inception3a.branch2.0`**, 1×1 convolution — a 1×1 conv is a dot product" in md
+    assert "Layer 2 of 2: `inception3a.branch2.1`**, 3×3 convolution — it reads the previous layer's output" in md
+    labels = [s.get("aria-label") for s in svgs(at)]
+    assert labels == [
+        "inception3a.branch2.0.conv: conv step",
+        "BatchNorm and ReLU",
+        "inception3a.branch2.1.conv: conv step",
+        "BatchNorm and ReLU",
+        "concatenation of 3a",
+    ]
+    strip = [r for r in svgs(at)[0].iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "contrib"]
+    assert len(strip) == 192  # one cell per input channel of 3a
+    player = player_data(at)  # the animation: frames precomputed for the browser, 250 ms per step by default
+    assert player["ms"] == 250 and len(player["frames"]) == 28 * 28 and (player["h"], player["w"]) == (28, 28)
+
+
+def test_checkpoint_link_click_and_numbers(env):
+    path = env / "runs" / "r1" / "checkpoints" / "best.pt"
+    path.parent.mkdir(parents=True)
+    write_checkpoint(path)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["an_checkpoint"] = str(path)
+    at.query_params.update({"block": "4a", "branch": "b4", "channel": "3", "row": "2", "col": "5"})
+    run(at)
+    assert not at.warning, texts(at, "warning")
+    assert "How 4a·b4 (2, 5), channel 3, is computed" in texts(at, "subheader")
+    # the page's numbers are the library's, on the same checkpoint and sample image
+    net = load_model(ModelSource("checkpoint", str(path)))
+    sample = sorted(SAMPLES.glob("*.jpg"))[0]
+    _, x = preprocess(load(sample.read_bytes()).image, net.preprocess)
+    a = A.anatomy(net, x, "inception4a", "b4", 3, 2, 5)
+    line = unit_line(at)
+    assert f"= **{fmt(a.value)}**" in line and f"channel {a.concat_channel} of {a.trace.block_channels}" in line
+    labels = [s.get("aria-label") for s in svgs(at)]
+    assert labels[0] == "inception4a.branch4.0: pool step" and labels[1] == "inception4a.branch4.1.conv: conv step"
+    pool_text = " ".join("".join(t.itertext()) for t in svgs(at)[0].iter("{http://www.w3.org/2000/svg}text"))
+    assert f"max at {a.steps[0].argmax} = {fmt(a.steps[0].out)}" in pool_text
+    conv_text = " ".join("".join(t.itertext()) for t in svgs(at)[1].iter("{http://www.w3.org/2000/svg}text"))
+    assert f"Σ w·x = {fmt(a.steps[1].dot)} = {fmt(a.steps[1].out)}" in conv_text
+    # a click on the picker moves the unit; the chain follows
+    at.session_state["an_pick_chart"] = {"selection": {"points": [{"x": 1, "y": 6}]}}
+    run(at)
+    assert "How 4a·b4 (6, 1), channel 3, is computed" in texts(at, "subheader")
+    b = A.anatomy(net, x, "inception4a", "b4", 3, 6, 1)
+    assert f"= **{fmt(b.value)}**" in unit_line(at)
+    # typing a channel works too; the animated layer can be switched
+    at.number_input(key="an_channel").set_value(0)
+    at.selectbox(key="an_anim_layer").set_value("inception4a.branch4.0")
+    run(at)
+    assert "How 4a·b4 (6, 1), channel 0, is computed" in texts(at, "subheader")
+    assert "frames, one per output position" in texts(at, "caption")
+    an = A.animation(A.anatomy(net, x, "inception4a", "b4", 0, 6, 1), "inception4a.branch4.0")
+    player = player_data(at)
+    assert [tuple(f[:6]) for f in player["frames"]] == [f[:6] for f in an.frames]
+    assert player["start"] == an.start == 6 * an.output_map.shape[1] + 1
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"block": "9z"}, "no block '9z'; choose one of 3a"),
+        ({"block": "3a", "channel": "٣"}, "link parameter channel must be a whole number"),
+        ({"block": "3a", "branch": "x;y"}, "link parameter branch must be b1"),
+    ],
+)
+def test_bad_links_are_reported_not_used(env, query, message):
+    path = env / "runs" / "r1" / "checkpoints" / "best.pt"
+    path.parent.mkdir(parents=True)
+    write_checkpoint(path)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["an_checkpoint"] = str(path)
+    at.query_params.update(query)
+    run(at)
+    assert message in texts(at, "warning")
+    assert re.search(r"How 3a·b\d \(\d+, \d+\), channel \d+, is computed", texts(at, "subheader"))
