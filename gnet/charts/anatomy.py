@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
+from gnet.charts.branches import unit_grid_fig
 from gnet.charts.explain import rf_box
 from gnet.charts.svg import MUTED, svg_doc, svg_text
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
@@ -279,38 +280,8 @@ def layer_svgs(a: Anatomy) -> list[tuple[str, list[str]]]:
 
 
 def unit_picker(fmap: np.ndarray, branch: str, row: int, col: int, title: str) -> go.Figure:
-    """The branch's output channel at its resolution as clickable cells (plotly heatmaps send no click selections),
-    the picked unit outlined."""
-    hh, ww = fmap.shape
-    rr, cc = np.mgrid[0:hh, 0:ww]
-    size = max(6, min(28, 400 // max(hh, ww)))
-    lo, hi = float(fmap.min()), float(fmap.max())
-    fig = go.Figure(
-        go.Scatter(
-            x=cc.ravel(),
-            y=rr.ravel(),
-            mode="markers",
-            customdata=np.stack([rr.ravel(), cc.ravel()], 1),
-            marker=dict(
-                symbol="square",
-                size=size,
-                color=fmap.ravel(),
-                colorscale=[[0, "#f2f2f2"], [1, BRANCH_COLORS.get(branch, OTHER_COLOR)]],
-                cmin=lo,
-                cmax=hi if hi > lo else lo + 1.0,
-                showscale=False,
-                line=dict(width=0),
-            ),
-            hovertemplate="row %{customdata[0]}, col %{customdata[1]}<br>%{marker.color:.4g}<extra></extra>",
-        )
-    )
-    fig.add_shape(
-        type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color="black", width=3)
-    )
-    fig.update_xaxes(range=[-0.5, ww - 0.5], showgrid=False, zeroline=False, title="col")
-    fig.update_yaxes(range=[hh - 0.5, -0.5], showgrid=False, zeroline=False, title="row", scaleanchor="x")
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select", title=title)
-    return fig
+    """The branch's output channel at its resolution as clickable cells, the picked unit outlined."""
+    return unit_grid_fig(fmap, branch, row, col, title, height=420, px=400)
 
 
 def rf_image(image: Image.Image, rf: ReceptiveField, row: int, col: int, color: str, size: int = 320) -> Image.Image:

@@ -4,6 +4,7 @@ A `Grid` is one number per block (row) and branch (column), with the text each c
 is drawn as inline SVG (`Grid.svg`, for the charts that change with every input) or as a plotly heatmap trace
 (`Grid.heatmap`, where a chart needs plotly: the telemetry heatmap's step slider, several panels on one scale).
 `share_bars_svg` draws stacked bars of branch shares, vertical or horizontal, signed shares below zero.
+`unit_grid_fig` shows one branch's map as units to click (Explain's and Anatomy's unit pickers).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+import numpy as np
 import plotly.graph_objects as go
 
 from gnet.charts.svg import GRID_STROKE, MUTED, legend, svg_doc, svg_text
@@ -232,3 +234,41 @@ def share_bars_svg(
         y += 24
         body += legend(float(left), y, list(legend_items))
     return svg_doc(width, round(y + 14), body, label)
+
+
+def unit_grid_fig(
+    fmap: np.ndarray, branch: str, row: int, col: int, title: str, what: str = "", height: int = 460, px: int = 420
+) -> go.Figure:
+    """One branch's map at its own resolution as clickable cells (a scatter of squares: plotly heatmaps send no
+    click selections), from light grey to the branch's colour, the picked unit (row, col) outlined. what: the
+    value's name in the hover; px: about the grid's side in pixels."""
+    hh, ww = fmap.shape
+    rr, cc = np.mgrid[0:hh, 0:ww]
+    lo, hi = float(fmap.min()), float(fmap.max())
+    fig = go.Figure(
+        go.Scatter(
+            x=cc.ravel(),
+            y=rr.ravel(),
+            mode="markers",
+            customdata=np.stack([rr.ravel(), cc.ravel()], 1),
+            marker=dict(
+                symbol="square",
+                size=max(6, min(28, px // max(hh, ww))),
+                color=fmap.ravel(),
+                colorscale=[[0, "#f2f2f2"], [1, branch_color(branch)]],
+                cmin=lo,
+                cmax=hi if hi > lo else lo + 1.0,
+                showscale=False,
+                line=dict(width=0),
+            ),
+            hovertemplate=f"row %{{customdata[0]}}, col %{{customdata[1]}}<br>{what + ' ' if what else ''}"
+            "%{marker.color:.4g}<extra></extra>",
+        )
+    )
+    fig.add_shape(
+        type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color="black", width=3)
+    )
+    fig.update_xaxes(range=[-0.5, ww - 0.5], showgrid=False, zeroline=False, title="col")
+    fig.update_yaxes(range=[hh - 0.5, -0.5], showgrid=False, zeroline=False, title="row", scaleanchor="x")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select", title=title)
+    return fig

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from gnet.charts.branches import Bar, Grid, Segment, share_bars_svg
+from gnet.charts.branches import Bar, Grid, Segment, share_bars_svg, unit_grid_fig
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.plan import ReceptiveField, short_label
 from gnet.raster import LUT, ascii_label, font, hex_rgb
@@ -220,46 +220,11 @@ def drop_sentences(ex: Explanation, n: int = 5) -> list[str]:
 
 
 def unit_picker(ex: Explanation, block: str, branch: str, row: int, col: int) -> go.Figure:
-    """One branch's units at its own resolution as clickable cells (a scatter of squares: plotly heatmaps send no
-    click selections), coloured by the branch's mean activation, with the picked unit outlined. It does not depend
-    on the target class, so switching the target leaves this chart as it is (no redraw in the browser)."""
+    """One branch's units, coloured by the branch's mean activation, to click; the picked one outlined. It does not
+    depend on the target class, so switching the target leaves this chart as it is (no redraw in the browser)."""
     act = ex.blocks[block][branch].activation
-    hh, ww = act.shape
-    rr, cc = np.mgrid[0:hh, 0:ww]
-    size = max(6, min(28, 420 // max(hh, ww)))
-    lo, hi = float(act.min()), float(act.max())
-    fig = go.Figure(
-        go.Scatter(
-            x=cc.ravel(),
-            y=rr.ravel(),
-            mode="markers",
-            customdata=np.stack([rr.ravel(), cc.ravel()], 1),
-            marker=dict(
-                symbol="square",
-                size=size,
-                color=act.ravel(),
-                colorscale=[[0, "#f2f2f2"], [1, BRANCH_COLORS[branch]]],
-                cmin=lo,
-                cmax=hi if hi > lo else lo + 1.0,
-                showscale=False,
-                line=dict(width=0),
-            ),
-            hovertemplate="row %{customdata[0]}, col %{customdata[1]}<br>mean activation %{marker.color:.4g}"
-            "<extra></extra>",
-        )
-    )
-    fig.add_shape(
-        type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color="black", width=3)
-    )
-    fig.update_xaxes(range=[-0.5, ww - 0.5], showgrid=False, zeroline=False, title="col")
-    fig.update_yaxes(range=[hh - 0.5, -0.5], showgrid=False, zeroline=False, title="row", scaleanchor="x")
-    fig.update_layout(
-        height=460,
-        margin=dict(l=10, r=10, t=40, b=10),
-        clickmode="event+select",
-        title=f"{short_label(block)}·{branch} mean activation, {hh}×{ww}: click a unit",
-    )
-    return fig
+    title = f"{short_label(block)}·{branch} mean activation, {act.shape[0]}×{act.shape[1]}: click a unit"
+    return unit_grid_fig(act, branch, row, col, title, what="mean activation")
 
 
 def rf_box(rf: ReceptiveField, row: int, col: int, hw: tuple[int, int]) -> tuple[float, float, float, float]:
