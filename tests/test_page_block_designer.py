@@ -204,7 +204,7 @@ def test_download_buttons_offer_code_and_json():
     at = _run()
     _open_tab(at, "Export")
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Download PyTorch code (.py)", "Download design (.json)"]
+    assert labels == ["Download PyTorch code (.py)", "Download design (.json)", "Download ONNX", "Download .pt2"]
 
 
 def _editing_notes(at: AppTest) -> list[str]:
