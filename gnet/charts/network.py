@@ -99,28 +99,18 @@ def depth_fig(report: NetworkReport) -> go.Figure:
         vertical_spacing=0.08,
         subplot_titles=("spatial size (H; W alongside)", "channels (C)"),
     )
-    fig.add_scatter(
-        x=names,
-        y=[s[1] for s in shapes],
-        mode="lines+markers",
-        name="H",
-        row=1,
-        col=1,
-        line=dict(color=OTHER_COLOR),
-        customdata=[chw(s) for s in shapes],
-        hovertemplate="%{x}: %{customdata} (C×H×W)<extra></extra>",
-    )
-    fig.add_scatter(
-        x=names,
-        y=[s[0] for s in shapes],
-        mode="lines+markers",
-        name="C",
-        row=2,
-        col=1,
-        line=dict(color=BRANCH_COLORS["b1"]),
-        customdata=[chw(s) for s in shapes],
-        hovertemplate="%{x}: %{customdata} (C×H×W)<extra></extra>",
-    )
+    for row, name, axis, color in ((1, "H", 1, OTHER_COLOR), (2, "C", 0, BRANCH_COLORS["b1"])):
+        fig.add_scatter(
+            x=names,
+            y=[s[axis] for s in shapes],
+            mode="lines+markers",
+            name=name,
+            row=row,
+            col=1,
+            line=dict(color=color),
+            customdata=[chw(s) for s in shapes],
+            hovertemplate="%{x}: %{customdata} (C×H×W)<extra></extra>",
+        )
     for i, b in enumerate(report.spec.aux_blocks(), start=1):
         fig.add_annotation(
             x=b, y=report.blocks[b].output_shape[0], text=f"aux{i}", row=2, col=1, showarrow=True, arrowhead=2, ay=-30
