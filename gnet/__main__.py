@@ -7,6 +7,7 @@ Bad arguments exit with status 2 and a one-line message, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from gnet.analysis import BlockReport, NetworkReport, block_report, network_repo
 from gnet.compare import Comparison, Side, compare, load_design, read_design_file
 from gnet.plan import Plan, layer_plan
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
+from gnet.v3 import KIND_SPECS, KINDS, KindSpec, default_kind, kind_fields, kind_report, kind_with
 
 if TYPE_CHECKING:  # the CLI imports torch only for the commands that need it
     from gnet.pretrained import ModelSource
@@ -43,18 +45,48 @@ def _ints(text: str, n: int, what: str) -> tuple[int, ...]:
         raise UsageError(f"{what} takes whole numbers, got {text!r}") from None
 
 
-def make_parser(with_train: bool = True) -> Parser:
+def _v3_kind(argv: list[str]) -> bool:
+    """Whether `block` is asked for an Inception v3 kind (then the v1 flags --b1..--b4 are not required)."""
+    for i, a in enumerate(argv):
+        value = (
+            a.partition("=")[2]
+            if a.startswith("--kind=")
+            else argv[i + 1]
+            if a == "--kind" and i + 1 < len(argv)
+            else None
+        )
+        if value is not None:
+            return value != "v1"
+    return False
+
+
+def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
     """with_train=False leaves the train options out, so `block` and `summary`
-    (pure arithmetic) start without importing torch and the trainer."""
+    (pure arithmetic) start without importing torch and the trainer. v3_kind: `block --kind A..E`, whose
+    channels come from --set instead of v1's required --b1..--b4."""
     p = Parser(prog="python -m gnet", description="Inception Explorer: analyse and train GoogLeNets.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     b = sub.add_parser("block", help="shapes, params and mult-adds of one Inception block")
     b.add_argument("--input", required=True, metavar="C,H,W")
-    b.add_argument("--b1", required=True, metavar="N")
-    b.add_argument("--b2", required=True, metavar="R,N")
-    b.add_argument("--b3", required=True, metavar="R,N")
-    b.add_argument("--b4", required=True, metavar="N")
+    b.add_argument(
+        "--kind",
+        choices=KINDS,
+        help="v1 (GoogLeNet's block, the default: --b1..--b4) or Inception v3's A-E, whose defaults are "
+        "torchvision's " + ", ".join(f"{k}: {KIND_SPECS[k].BLOCK}" for k in KIND_SPECS),
+    )
+    b.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a v3 kind's field (out-channels of the conv of that name; C's n): "
+        + "; ".join(f"{k}: {', '.join(kind_fields(k))}" for k in KIND_SPECS),
+    )
+    b.add_argument("--b1", required=not v3_kind, metavar="N")
+    b.add_argument("--b2", required=not v3_kind, metavar="R,N")
+    b.add_argument("--b3", required=not v3_kind, metavar="R,N")
+    b.add_argument("--b4", required=not v3_kind, metavar="N")
     b.add_argument("--no-reduce", action="store_true", help="the naive module: no 1×1 reductions (R ignored)")
     b.add_argument("--b3-kernel", type=int, choices=(3, 5), default=5)
     b.add_argument("--factorize", action="store_true", help="b3 as two stacked 3×3 convs")
@@ -169,7 +201,69 @@ def make_parser(with_train: bool = True) -> Parser:
     return p
 
 
+def _v3_block(args: argparse.Namespace) -> int:
+    c, h, w = _ints(args.input, 3, "--input")
+    given = [f"--{n.replace('_', '-')}" for n in ("b1", "b2", "b3", "b4") if getattr(args, n) is not None]
+    given += [
+        f for f, on in (("--no-reduce", args.no_reduce), ("--factorize", args.factorize), ("--bn", args.bn)) if on
+    ]
+    if given:
+        raise UsageError(f"{given[0]} is for --kind v1; kind {args.kind} takes --set FIELD=VALUE")
+    values: dict[str, int] = {}
+    for item in args.set:
+        field, sep, text = item.partition("=")
+        if not sep or not field:
+            raise UsageError(
+                f"--set takes FIELD=VALUE, got {item!r}; {args.kind}'s fields: {', '.join(kind_fields(args.kind))}"
+            )
+        if field not in kind_fields(args.kind):
+            raise UsageError(
+                f"kind {args.kind} has no field {field!r}; its fields are {', '.join(kind_fields(args.kind))}"
+            )
+        (values[field],) = _ints(text, 1, f"--set {field}")
+    spec = kind_with(default_kind(args.kind), values)
+    report = kind_report(spec, (c, h, w))
+    print(json.dumps(v3_block_json(report, spec)) if args.json else v3_block_text(report, spec))
+    return 0
+
+
+def v3_block_json(r: BlockReport, spec: KindSpec) -> dict:
+    """block_json's keys, plus the kind, its fields and each branch's modules (E's split branches: their halves)."""
+    out = block_json(r)
+    out = {"kind": spec.KIND, "fields": dataclasses.asdict(spec), **out}
+    for b, row in zip(r.branches, out["branches"]):
+        row["modules"] = [x.name for x in b.layers]
+        if b.halves:
+            row["halves"] = [
+                {
+                    "name": x.name,
+                    "label": x.kind,
+                    "output_shape": list(x.output_shape),
+                    "params": x.cost.params,
+                    "mult_adds": x.cost.mult_adds,
+                    "multiplications": x.cost.multiplications,
+                }
+                for x in b.halves
+            ]
+    return out
+
+
+def v3_block_text(r: BlockReport, spec: KindSpec) -> str:
+    fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(spec).items())
+    halves = [
+        f"  {b.name} halves (concatenated): "
+        + " + ".join(f"{x.name} {x.kind} {_shape(x.output_shape)}" for x in b.halves)
+        for b in r.branches
+        if b.halves
+    ]
+    return "\n".join([f"Inception v3 block {spec.TITLE}: {fields}", block_text(r), *halves])
+
+
 def _block(args: argparse.Namespace) -> int:
+    if args.kind not in (None, "v1"):
+        return _v3_block(args)
+    if args.set:
+        raise UsageError("--set is for the Inception v3 kinds A-E; v1 takes --b1, --b2, --b3 and --b4")
     c, h, w = _ints(args.input, 3, "--input")
     b2r, b2 = _ints(args.b2, 2, "--b2")
     b3r, b3 = _ints(args.b3, 2, "--b3")
@@ -723,7 +817,8 @@ def _block_file(name: str) -> BlockDesign:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = make_parser(with_train=argv[:1] == ["train"]).parse_args(argv)
+        v3_kind = argv[:1] == ["block"] and _v3_kind(argv)
+        args = make_parser(with_train=argv[:1] == ["train"], v3_kind=v3_kind).parse_args(argv)
         if args.command == "block":
             return _block(args)
         if args.command == "summary":

@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from gnet.analysis import BlockReport, steps_block_report
 from gnet.plan import (
     ADAPTIVE_AVGPOOL,
     AUX,
@@ -543,6 +544,12 @@ def block_plan_steps(spec: KindSpec, in_shape: Shape) -> tuple[list[Step], Shape
     return steps, (spec.out_channels_for(c), oh, ow)
 
 
+def kind_report(spec: KindSpec, in_shape: Shape) -> BlockReport:
+    """Per-branch output shapes and costs of one v3 block at an input (C, H, W) (E's halves included)."""
+    steps, out_shape = block_plan_steps(spec, in_shape)
+    return steps_block_report(spec, tuple(in_shape), steps, out_shape)
+
+
 def _check_input(shape: Any) -> Shape:
     if not isinstance(shape, (tuple, list)) or len(shape) != 3:
         raise SpecError(f"input shape must be (channels, height, width), got {_show(shape)}")
@@ -813,6 +820,7 @@ __all__ = [
     "kind_to_json",
     "kind_steps",
     "block_plan_steps",
+    "kind_report",
     "inception_v3_imagenet",
     "v3_plan",
     "V3_PRESETS",
