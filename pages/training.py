@@ -29,11 +29,13 @@ from gnet.data import (
     how_to_get_dataset,
     list_image_folders,
 )
+from gnet.export import checkpoint_exportable
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
 from gnet.telemetry import tensorboard_available
 from gnet.train import ConfigError, TrainConfig, predictions, preflight
 from gnet.train_options import OPTIONS, RECIPES
 from pages.download_panel import dataset_download as dataset_download_panel
+from pages.export_buttons import export_buttons
 from pages.handoff import designed_network, send_checkpoint
 from pages.ui import plain, use_app_navigation
 
@@ -473,6 +475,9 @@ if last is not None:
         key="tr_download",
     )
     best = str(info.checkpoint("best") or last)
+    export_buttons(  # the best checkpoint (the last one before a first best exists), exported when clicked
+        lambda: checkpoint_exportable(best), f"{selected}-{Path(best).stem}", "tr_export", (a2, a2)
+    )
     if a3.button("Open in Feature Maps", key="tr_open_fm"):
         send_checkpoint(best)
         st.switch_page("pages/feature_maps.py")
