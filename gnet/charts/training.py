@@ -1,4 +1,5 @@
-"""Training curves (loss and accuracy against epochs) and the comparison of runs, from `gnet.runs` records."""
+"""Training curves (loss and accuracy against epochs) and the comparison of runs, from the metric records
+(`gnet.metrics`) that `gnet.runs` reads back."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from gnet.charts.svg import GRID_STROKE, MUTED, svg_doc, svg_text
+from gnet.metrics import EpochRecord, StepRecord
 
 RUN_COLORS = ("#88CCEE", "#CC6677", "#DDCC77", "#117733", "#332288", "#AA4499", "#44AA99", "#999933")
 
@@ -58,7 +60,7 @@ def _nice_top(v: float) -> float:
     return next(m * k for m in (1, 2, 5, 10) if m * k >= v * (1 - 1e-12))
 
 
-def training_curves_svg(steps: list[dict], epochs: list[dict]) -> str:
+def training_curves_svg(steps: list[StepRecord], epochs: list[EpochRecord]) -> str:
     """Loss and accuracy against epochs (per-step training records, per-epoch train and test), as inline SVG: a
     live run's page redraws it on every poll, where a changed plotly figure is remounted in the browser.
     Each line is a <polyline class="series"> with data-panel and data-series, and data-points (its points as JSON)
@@ -117,7 +119,7 @@ def training_curves_svg(steps: list[dict], epochs: list[dict]) -> str:
     return svg_doc(width, height, body, "training curves: loss and accuracy against epochs")
 
 
-def compare_runs_fig(epochs_by_run: dict[str, list[dict]]) -> go.Figure:
+def compare_runs_fig(epochs_by_run: dict[str, list[EpochRecord]]) -> go.Figure:
     """Test loss and accuracy per epoch, one colour per run."""
     layout, (left, right) = _row_of_panels(("Test loss", "Test accuracy"))
     traces = []
