@@ -27,13 +27,30 @@ import torchvision.datasets as tvd
 
 from gnet import downloads
 
-TORCHVISION_DATASETS = {
-    # name: (torchvision class name, folder it creates under the data dir, horizontal flip is label-preserving)
-    "fashion-mnist": ("FashionMNIST", "FashionMNIST", True),
-    "mnist": ("MNIST", "MNIST", False),
-    "cifar10": ("CIFAR10", "cifar-10-batches-py", True),
+
+@dataclass(frozen=True)
+class NamedDataset:
+    """What the forms, the option table and the preflight know of a named dataset without loading it."""
+
+    title: str  # for people: messages and the page's download offer
+    channels: int
+    classes: int
+    flip_ok: bool  # is a horizontal flip label-preserving (augmentation)?
+    torchvision: str = ""  # torchvision's class name; "" = made here
+    folder: str = ""  # the folder that class creates under the data dir
+    download_mb: int = 0  # the archives' sizes, for the page's offer
+
+
+# The dataset list, defined once: the option table, the CLI help, the forms and the loader read it.
+NAMED_DATASETS: dict[str, NamedDataset] = {
+    "synthetic": NamedDataset("synthetic shapes", channels=3, classes=10, flip_ok=False),
+    "fashion-mnist": NamedDataset("Fashion-MNIST", 1, 10, True, "FashionMNIST", "FashionMNIST", download_mb=30),
+    "mnist": NamedDataset("MNIST", 1, 10, False, "MNIST", "MNIST", download_mb=11),
+    "cifar10": NamedDataset("CIFAR-10", 3, 10, True, "CIFAR10", "cifar-10-batches-py", download_mb=163),
 }
-DATASETS = ("synthetic", *TORCHVISION_DATASETS, "folder:NAME")
+TORCHVISION_DATASETS = {n: d for n, d in NAMED_DATASETS.items() if d.torchvision}
+FOLDER = "folder:"  # folder:NAME, an ImageFolder in the data dir (decoded as RGB)
+DATASET_CHOICES = f"{', '.join(NAMED_DATASETS)} or {FOLDER}NAME"
 SYNTHETIC_CLASSES = [
     "disc",
     "ring",
@@ -90,6 +107,28 @@ def data_root() -> Path:
     return Path(os.environ.get("GNET_DATA_DIR", "data"))
 
 
+def is_dataset_name(name: object) -> bool:
+    """A named dataset or folder:NAME (whether that folder exists is checked when it is read)."""
+    return isinstance(name, str) and (name in NAMED_DATASETS or name.startswith(FOLDER))
+
+
+def dataset_choices(root: Path | None = None) -> list[str]:
+    """What a form offers: the named datasets, then folder:NAME for each image folder in the data dir."""
+    return [*NAMED_DATASETS, *(f"{FOLDER}{n}" for n in list_image_folders(root))]
+
+
+def dataset_shape(name: str, data_dir: str | os.PathLike | None = None) -> tuple[int, int]:
+    """(image channels, classes) of a dataset without loading its images: the catalogue's for a named one,
+    3 (decoded as RGB) and its class sub-folders for an image folder."""
+    if name in NAMED_DATASETS:
+        return NAMED_DATASETS[name].channels, NAMED_DATASETS[name].classes
+    if not name.startswith(FOLDER):
+        raise DataError(f"unknown dataset {name!r}; choose {DATASET_CHOICES}")
+    folder = name.removeprefix(FOLDER)
+    base = _folder_base(Path(data_dir) if data_dir is not None else data_root(), folder)
+    return 3, len(_folder_classes(base, folder)[1])
+
+
 def load_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -109,9 +148,9 @@ def load_dataset(
         if download is None:
             download = downloads_allowed()
         return _torchvision(name, root, download)
-    if name.startswith("folder:"):
-        return image_folder(root, name[len("folder:") :], image_size)
-    raise DataError(f"unknown dataset {name!r}; choose synthetic, fashion-mnist, mnist, cifar10 or folder:NAME")
+    if name.startswith(FOLDER):
+        return image_folder(root, name.removeprefix(FOLDER), image_size)
+    raise DataError(f"unknown dataset {name!r}; choose {DATASET_CHOICES}")
 
 
 # ---------------------------------------------------------------------------
@@ -132,7 +171,8 @@ def synthetic(n_train: int, n_test: int, size: int = 32, seed: int = 0) -> Datas
         raise DataError(f"synthetic image size must be 8 to 256 pixels, got {size}")
     x_tr, y_tr = _synthetic_split(n_train, size, seed * 2 + 1)
     x_te, y_te = _synthetic_split(n_test, size, seed * 2 + 2)
-    return Dataset("synthetic", list(SYNTHETIC_CLASSES), x_tr, y_tr, x_te, y_te, flip_ok=False)
+    flip_ok = NAMED_DATASETS["synthetic"].flip_ok  # the shapes are symmetric, but keep the seed's recipe
+    return Dataset("synthetic", list(SYNTHETIC_CLASSES), x_tr, y_tr, x_te, y_te, flip_ok=flip_ok)
 
 
 def _synthetic_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,10 +229,6 @@ def _synthetic_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.
 # torchvision datasets
 
 
-PRETTY = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
-DOWNLOAD_MB = {"fashion-mnist": 30, "mnist": 11, "cifar10": 163}  # the archives' sizes, for the page's offer
-
-
 def downloads_allowed() -> bool:
     """GNET_NO_DOWNLOAD=1 or GNET_OFFLINE=1 switch every dataset download off."""
     return all(
@@ -233,7 +269,7 @@ def dataset_class(name: str) -> type:
     GNET_DATASET_MIRROR (`<mirror>/<Class>/<official file name>`: MNIST's `mirrors`, CIFAR10's
     `url`) and its MD5s by GNET_DATASET_CHECKSUMS. A subclass of the same name, since torchvision
     names the dataset's folder after its class; torchvision's own class is never modified."""
-    cls_name = TORCHVISION_DATASETS[name][0]
+    cls_name = TORCHVISION_DATASETS[name].torchvision
     cls = getattr(tvd, cls_name)
     mirror, sums = dataset_mirror(), _checksums()
     if not mirror and not sums:
@@ -288,7 +324,7 @@ def dataset_download(
     missing = [f for f in files if not f.dest.is_file()]
     if not missing:
         return None
-    what = PRETTY[name]
+    what = TORCHVISION_DATASETS[name].title
     jobs = [
         downloads.fetch(f.url, f.dest, downloads.Check(md5=f.md5, what=f"{what} file {f.dest.name}"), retry=retry)
         if start
@@ -329,7 +365,7 @@ def how_to_get_dataset(name: str) -> str:
             "(the archive itself into `$GNET_DATA_DIR/`; the data folder is GNET_DATA_DIR or --data-dir, default `./data`), "
             "or set GNET_DATASET_MIRROR to a mirror."
         )
-    folder = TORCHVISION_DATASETS[name][1]
+    folder = TORCHVISION_DATASETS[name].folder
     return (
         f"Without a network connection, put train-images-idx3-ubyte, train-labels-idx1-ubyte, "
         f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or their .gz files) into "
@@ -340,9 +376,8 @@ def how_to_get_dataset(name: str) -> str:
 
 def _torchvision(name: str, root: Path, download: bool = True) -> Dataset:
     cls = dataset_class(name)
-    folder = TORCHVISION_DATASETS[name][1]
-    flip_ok = TORCHVISION_DATASETS[name][2]
-    pretty = PRETTY[name]
+    info = TORCHVISION_DATASETS[name]
+    folder, flip_ok, pretty = info.folder, info.flip_ok, info.title
     if download:
         # Our downloader first (verified, atomic, retried); torchvision's class then finds the
         # archives in place, checks their MD5s again and unpacks them.
@@ -398,7 +433,7 @@ def list_image_folders(root: Path | None = None) -> list[str]:
     root = root or data_root()
     if not root.is_dir():
         return []
-    skip = {f for _, f, _ in TORCHVISION_DATASETS.values()}
+    skip = {d.folder for d in TORCHVISION_DATASETS.values()}
     return sorted(
         p.name
         for p in root.iterdir()
@@ -413,25 +448,12 @@ def image_folder(root: Path, name: str, size: int, test_fraction: float = 0.2) -
     Files that are not images, or that Pillow cannot decode, are skipped and counted.
     Without train/ and test/, every 1/test_fraction-th file of each class (sorted by name) is a test image.
     """
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
-    if not FOLDER_NAME.fullmatch(name) or name in (".", ".."):
-        raise DataError(f"image folder name {name!r} must be letters, digits, '.', '_' or '-'")
-    base = root / name
-    if base.is_symlink() or not base.resolve().is_relative_to(root.resolve()) or not base.is_dir():
-        raise DataError(f"no image folder {name!r} in the data folder (GNET_DATA_DIR)")
+    base = _folder_base(root, name)
     if not 8 <= size <= 512:
         raise DataError(f"image size must be 8 to 512 pixels, got {size}")
-    split_dirs = (base / "train").is_dir() and (base / "test").is_dir()
-    top = base / "train" if split_dirs else base
-    try:
-        classes, class_to_idx = find_classes(str(top))
-    except (FileNotFoundError, OSError) as e:
-        raise DataError(f"image folder {name!r} has no class sub-folders ({e})") from None
-    if not 2 <= len(classes) <= MAX_FOLDER_CLASSES:
-        raise DataError(
-            f"image folder {name!r} needs 2 to {MAX_FOLDER_CLASSES} class sub-folders, found {len(classes)}"
-        )
+    split_dirs, classes, class_to_idx = _folder_classes(base, name)
 
     def files(d: Path) -> list[tuple[str, int]]:
         # Every file counts, so the ones that are not images are reported as skipped, not silently ignored.
@@ -465,6 +487,32 @@ def image_folder(root: Path, name: str, size: int, test_fraction: float = 0.2) -
         [f"skipped {len(skipped)} unreadable or non-image file(s), e.g. {', '.join(skipped[:3])}"] if skipped else []
     )
     return Dataset(f"folder:{name}", classes, x_tr, y_tr, x_te, y_te, flip_ok=True, notes=notes)
+
+
+def _folder_base(root: Path, name: str) -> Path:
+    """<root>/NAME, refused unless it is a plain folder inside the data dir."""
+    if not FOLDER_NAME.fullmatch(name) or name in (".", ".."):
+        raise DataError(f"image folder name {name!r} must be letters, digits, '.', '_' or '-'")
+    base = root / name
+    if base.is_symlink() or not base.resolve().is_relative_to(root.resolve()) or not base.is_dir():
+        raise DataError(f"no image folder {name!r} in the data folder (GNET_DATA_DIR)")
+    return base
+
+
+def _folder_classes(base: Path, name: str) -> tuple[bool, list[str], dict[str, int]]:
+    """Whether the folder has train/ and test/, and its classes (the sub-folders, as ImageFolder reads them)."""
+    from torchvision.datasets.folder import find_classes
+
+    split_dirs = (base / "train").is_dir() and (base / "test").is_dir()
+    try:
+        classes, class_to_idx = find_classes(str(base / "train" if split_dirs else base))
+    except (FileNotFoundError, OSError) as e:
+        raise DataError(f"image folder {name!r} has no class sub-folders ({e})") from None
+    if not 2 <= len(classes) <= MAX_FOLDER_CLASSES:
+        raise DataError(
+            f"image folder {name!r} needs 2 to {MAX_FOLDER_CLASSES} class sub-folders, found {len(classes)}"
+        )
+    return split_dirs, classes, class_to_idx
 
 
 def _decode(

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from gnet import runs
 from gnet.analysis import network_report, validate_network
 from gnet.checkpoints import Checkpoint, CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
-from gnet.data import DataError, Dataset, load_dataset, subset, to_model_input
+from gnet.data import DataError, Dataset, dataset_shape, load_dataset, subset, to_model_input
 from gnet.devices import autocast_dtype, describe, pick_device
 from gnet.metrics import EpochRecord, StepRecord
 from gnet.network import build
@@ -873,13 +873,14 @@ def run_from_args(args: argparse.Namespace) -> int:
 # Helpers for the page
 
 
-DATASET_CHANNELS = {"synthetic": 3, "fashion-mnist": 1, "mnist": 1, "cifar10": 3}
-
-
 def preflight(cfg: TrainConfig) -> NetworkSpec:
-    """Check before launching that the network fits the dataset and image size (SpecError if not)."""
-    channels = DATASET_CHANNELS.get(cfg.dataset, 3)  # image folders are decoded as RGB
-    return model_spec(cfg, channels, 10)
+    """The network as the run will build it, checked before launching: it fits the dataset's channels and
+    classes and the image size (SpecError if not; ConfigError when the dataset cannot be read)."""
+    try:
+        channels, classes = dataset_shape(cfg.dataset, cfg.data_dir)
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    return model_spec(cfg, channels, classes)
 
 
 @dataclass

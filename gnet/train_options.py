@@ -9,7 +9,7 @@ Recipes:
     lr 0.005, batch 128, 30 epochs, constant lr, inputs x/255 (ToTensor, no normalisation), no augmentation.
   * "improved" (the dataclass defaults): BatchNorm, Nesterov momentum 0.9, weight decay 5e-4, one-cycle lr,
     label smoothing 0.1, per-channel normalisation, random horizontal flips where the dataset allows them.
-This module is torch-free: the page and the CLI parser read it without importing the trainer.
+The page and the CLI parser read it without importing the trainer; the dataset list is gnet.data's.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gnet.spec import NetworkSpec
+from gnet.data import DATASET_CHOICES, is_dataset_name
+from gnet.spec import NETWORK_PRESETS, NetworkSpec, network_preset
 
 MAX_EPOCHS = 1000
 MAX_BATCH = 4096
@@ -30,8 +31,9 @@ SCHEDULES = ("constant", "onecycle")
 AMP_MODES = ("auto", "bf16", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RECIPE_NAMES = ("seed", "improved")
-# Kept here (not imported from gnet.data, which imports torch) so that this table stays torch-free.
-TORCHVISION_DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10")
+# The network presets the Training and sweep forms offer: every preset but the one with aux heads,
+# which a run gets from the aux option instead.
+TRAIN_PRESETS = tuple(n for n in NETWORK_PRESETS if not network_preset(n).aux)
 
 
 class ConfigError(ValueError):
@@ -102,19 +104,15 @@ def option(default: Any, help: str, kind: type | None = None, **kw: Any) -> Any:
     return field(default=default, metadata={"option": meta})
 
 
-def _dataset_ok(v: Any) -> bool:
-    return isinstance(v, str) and (v in ("synthetic", *TORCHVISION_DATASET_NAMES) or v.startswith("folder:"))
-
-
 @dataclass
 class TrainConfig:
     network: dict[str, Any]  # NetworkSpec.to_dict(): a preset or a network edited in the app
     dataset: str = option(
         "synthetic",
-        "synthetic (default), fashion-mnist, mnist, cifar10 or folder:NAME",
+        DATASET_CHOICES.replace("synthetic", "synthetic (default)", 1),
         label="Dataset",
-        check=_dataset_ok,
-        expected=f"synthetic, {', '.join(TORCHVISION_DATASET_NAMES)} or folder:NAME",
+        check=is_dataset_name,
+        expected=DATASET_CHOICES,
     )
     data_dir: str | None = option(None, "datasets folder (default: GNET_DATA_DIR or ./data)", kind=str, optional=True)
     image_size: int | None = option(

@@ -19,9 +19,10 @@ from gnet import runs, sweeps, urlstate
 from gnet.analysis import network_report
 from gnet.charts import compare as compare_charts
 from gnet.compare import compare_blocks, compare_networks, load_design
-from gnet.data import list_image_folders
+from gnet.data import dataset_choices
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, block_presets, network_preset
-from gnet.train import MAX_EPOCHS, MAX_IMAGE, RECIPES
+from gnet.train_options import OPTIONS, TRAIN_PRESETS
+from pages.forms import option_input
 from pages.ui import plain
 
 PINNED, PRESET, FILE = "the pinned design", "a preset", "a JSON file"
@@ -231,7 +232,7 @@ def sweep_section(network: NetworkSpec, source: str | None) -> None:
             "scheduler are separate processes: they go on when this page is closed."
         )
         with st.form("sw_form", border=False, enter_to_submit=False):  # Enter in a field must not start runs
-            bases = [THIS, *(n for n in NETWORK_PRESETS if n != "googlenet-imagenet-aux")]
+            bases = [THIS, *TRAIN_PRESETS]
             c1, c2, c3 = st.columns([1, 2, 1])
             base_name = c1.selectbox(
                 "Base network",
@@ -254,19 +255,16 @@ def sweep_section(network: NetworkSpec, source: str | None) -> None:
                 help="e.g. 0.25, 1.5: every branch's channels × the factor",
             )
             c1, c2, c3, c4 = st.columns(4)
-            datasets = [
-                "synthetic",
-                "fashion-mnist",
-                "mnist",
-                "cifar10",
-                *(f"folder:{n}" for n in list_image_folders()),
-            ]
-            dataset = c1.selectbox("Dataset", datasets, key="sw_dataset")
-            recipe = c2.selectbox("Recipe", list(RECIPES), index=list(RECIPES).index("improved"), key="sw_recipe")
-            epochs = c3.number_input("Epochs", 1, MAX_EPOCHS, 3, key="sw_epochs")
-            seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="sw_seed")
+            # the training options' own widgets (gnet.train_options): labels, ranges and help as on the Training page
+            dataset = option_input(c1, "dataset", OPTIONS["dataset"].default, "sw_dataset", choices=dataset_choices())
+            recipe = option_input(c2, "recipe", OPTIONS["recipe"].default, "sw_recipe")
+            epochs = option_input(c3, "epochs", 3, "sw_epochs")  # a sweep trains several runs: short ones
+            seed = option_input(c4, "seed", OPTIONS["seed"].default, "sw_seed")
             c1, c2, c3, c4 = st.columns(4)
-            image = c1.number_input("Image size (0 = the network's)", 0, MAX_IMAGE, 0, key="sw_image")
+            size = OPTIONS["image_size"]
+            image = c1.number_input(
+                "Image size (0 = the network's)", 0, int(size.hi), 0, key="sw_image", help=size.help
+            )
             images = c2.number_input("Training images (synthetic; 0 = default)", 0, 1_000_000, 2000, key="sw_images")
             parallel = c3.number_input("Runs at once", 1, runs.max_runs(), 1, key="sw_parallel")
             name = c4.text_input("Sweep name", f"sweep-{time.strftime('%m%d-%H%M%S')}", max_chars=64, key="sw_name")
@@ -332,7 +330,7 @@ def _start_sweep(
             synthetic_train=images if synthetic else None,
             synthetic_test=max(10, images // 5) if synthetic else None,
         )
-        sweep = sweeps.create(runs.run_dir(root, name), base, chosen, settings, edits=network, parallel=parallel)
+        sweep = sweeps.create(sweeps.sweep_dir(root, name), base, chosen, settings, edits=network, parallel=parallel)
         sweeps.launch(sweep)
     except (sweeps.SweepError, runs.RunError, SpecError) as e:
         st.error(plain(f"The sweep was not started: {e}"))
@@ -404,7 +402,8 @@ def _watch_sweep(path, was_live: bool) -> None:
         )
     ):
         try:
-            sweeps.launch(sweep)
-        except OSError as e:
+            sweeps.launch(sweep)  # SweepError when a scheduler already serves it (a double click)
+        except (OSError, sweeps.SweepError) as e:
             st.error(plain(f"Could not resume the sweep: {e}"))
-        st.rerun()
+        else:
+            st.rerun()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -19,23 +18,24 @@ from gnet.charts import telemetry as telemetry_charts
 from gnet.charts.training import compare_runs_fig, thinned, training_curves_svg
 from gnet.checkpoints import CheckpointError
 from gnet.data import (
-    DOWNLOAD_MB,
-    PRETTY,
+    NAMED_DATASETS,
     TORCHVISION_DATASETS,
     DataError,
     cancel_dataset_download,
+    dataset_choices,
     dataset_download,
     downloads_allowed,
     how_to_get_dataset,
-    list_image_folders,
 )
 from gnet.export import checkpoint_exportable
-from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset
+from gnet.metrics import EpochRecord, StepRecord
+from gnet.spec import NetworkSpec, SpecError, network_preset
 from gnet.telemetry import tensorboard_available
 from gnet.train import ConfigError, TrainConfig, predictions, preflight
-from gnet.train_options import OPTIONS, RECIPES
+from gnet.train_options import OPTIONS, RECIPES, TRAIN_PRESETS
 from pages.download_panel import dataset_download as dataset_download_panel
 from pages.export_buttons import export_buttons
+from pages.forms import option_input
 from pages.handoff import designed_network, send_checkpoint
 from pages.ui import plain, use_app_navigation
 
@@ -82,7 +82,8 @@ def pending_run() -> None:
         return
     name, cfg = str(pend["name"]), dict(pend["train"])
     ds, where = str(cfg["dataset"]), _data_dir(cfg)
-    pretty = PRETTY.get(ds, ds)
+    info = NAMED_DATASETS.get(ds)
+    pretty, size_mb = (info.title, info.download_mb) if info else (ds, "?")
     try:
         progress = dataset_download(ds, where)
         if progress is None:  # every file in place and verified: the run unpacks and trains
@@ -113,7 +114,7 @@ def pending_run() -> None:
     c1, c2 = st.columns(2)
     if progress.state == "idle":
         st.info(
-            f"Run **{plain(name)}** needs {pretty} (about {DOWNLOAD_MB.get(ds, '?')} MB), which is not in the "
+            f"Run **{plain(name)}** needs {pretty} (about {size_mb} MB), which is not in the "
             "data folder yet. Download it now? The run starts when the files are in place."
         )
         c1.button(
@@ -136,28 +137,11 @@ def pending_run() -> None:
 
 
 def network_choices() -> dict[str, NetworkSpec]:
-    nets = {name: network_preset(name) for name in NETWORK_PRESETS if name != "googlenet-imagenet-aux"}
+    nets = {name: network_preset(name) for name in TRAIN_PRESETS}
     designed = designed_network()
     if designed is not None:
         nets = {DESIGNED: designed, **nets}
     return nets
-
-
-def option_input(col: Any, name: str, value: Any, key: str, choices: list[str] | None = None) -> Any:
-    """The widget of one training option: label, range, choices and help from gnet.train_options."""
-    o = OPTIONS[name]
-    options = choices or list(o.choices)
-    if options:
-        return col.selectbox(
-            o.label, options, index=options.index(value) if value in options else 0, key=key, help=o.help
-        )
-    if o.kind is bool:
-        return col.checkbox(o.label, value=value, key=key, help=o.help)
-    if o.kind is int:
-        return col.number_input(o.label, int(o.lo), int(o.hi), int(value), key=key, help=o.help)
-    return col.number_input(
-        o.label, min_value=float(o.lo), max_value=float(o.hi), value=float(value), format="%.4g", key=key, help=o.help
-    )
 
 
 with st.expander("Start a new run", expanded=not runs.list_runs(root)):
@@ -170,8 +154,7 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
         key="tr_network",
         help="Presets, or the network you edited on the Network Explorer page.",
     )
-    datasets = ["synthetic", "fashion-mnist", "mnist", "cifar10", *(f"folder:{n}" for n in list_image_folders())]
-    dataset = option_input(c2, "dataset", "synthetic", "tr_dataset", choices=datasets)
+    dataset = option_input(c2, "dataset", OPTIONS["dataset"].default, "tr_dataset", choices=dataset_choices())
     recipe = c3.radio(
         OPTIONS["recipe"].label, list(RECIPES), index=1, key="tr_recipe", horizontal=True, help=OPTIONS["recipe"].help
     )
@@ -283,7 +266,7 @@ MAX_CURVE_POINTS = 600  # per-step points drawn: a long run's poll would otherwi
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_curves(
-    run: str, started: object, n_steps: int, n_epochs: int, _steps: list[dict], _epochs: list[dict]
+    run: str, started: object, n_steps: int, n_epochs: int, _steps: list[StepRecord], _epochs: list[EpochRecord]
 ) -> str:
     """Built again only when the run (its start time tells a re-created one apart) logged something new: the
     records are append-only. Shared by the sessions watching the run."""

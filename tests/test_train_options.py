@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from gnet import data, train_options
 from gnet.__main__ import make_parser
-from gnet.spec import network_preset
+from gnet.spec import NETWORK_PRESETS, network_preset
 from gnet.train import config_from_args
 from gnet.train_options import OPTIONS, RECIPES, ConfigError, Option, TrainConfig
 
@@ -115,7 +115,41 @@ def test_recipes_come_from_the_table_and_the_improved_one_is_the_default():
         "flip": False,
     }
     assert all(OPTIONS[k].default == v for k, v in RECIPES["improved"].items())
-    assert train_options.TORCHVISION_DATASET_NAMES == tuple(data.TORCHVISION_DATASETS)
+
+
+def test_the_dataset_list_is_gnet_data_s():
+    o = OPTIONS["dataset"]
+    for name in (*data.NAMED_DATASETS, "folder:shapes"):
+        o.validate(name)
+    with pytest.raises(ConfigError, match="synthetic, fashion-mnist, mnist, cifar10 or folder:NAME"):
+        o.validate("imagenet")
+    assert o.help == "synthetic (default), fashion-mnist, mnist, cifar10 or folder:NAME" and o.default == "synthetic"
+    assert data.dataset_choices(Path("/nonexistent")) == list(data.NAMED_DATASETS)
+    assert set(data.TORCHVISION_DATASETS) == {"fashion-mnist", "mnist", "cifar10"}
+    with pytest.raises(data.DataError, match="choose synthetic, fashion-mnist, mnist, cifar10 or folder:NAME"):
+        data.load_dataset("imagenet")
+
+
+def test_the_training_forms_offer_every_preset_but_the_aux_one():
+    assert train_options.TRAIN_PRESETS == ("d2l-fashion96", "googlenet-imagenet", "mini")
+
+
+def test_preflight_reads_the_dataset_s_channels_and_classes(tmp_path):
+    from gnet.train import preflight
+
+    base = TrainConfig.from_recipe("improved", network_preset("mini"), data_dir=str(tmp_path))
+    assert (preflight(base).in_channels, preflight(base).num_classes) == (3, 10)
+    fashion = preflight(dataclasses.replace(base, dataset="fashion-mnist"))
+    assert (fashion.in_channels, fashion.num_classes) == (1, 10)
+    for c in ("cat", "dog", "fox"):  # an image folder's classes are its sub-folders (not 10)
+        (tmp_path / "pets" / c).mkdir(parents=True)
+    pets = preflight(dataclasses.replace(base, dataset="folder:pets"))
+    assert (pets.in_channels, pets.num_classes) == (3, 3)
+    for d in ("train/cat", "train/dog", "test/cat", "test/dog"):  # split folders: the classes of train/
+        (tmp_path / "split" / d).mkdir(parents=True)
+    assert preflight(dataclasses.replace(base, dataset="folder:split")).num_classes == 2
+    with pytest.raises(ConfigError, match="no image folder 'missing'"):
+        preflight(dataclasses.replace(base, dataset="folder:missing"))
 
 
 def test_old_configs_without_new_options_load_with_their_defaults():
@@ -140,6 +174,36 @@ def test_the_page_widgets_read_the_table(tmp_path, monkeypatch):
             assert (w.min, w.max) == (o.lo, o.hi), o.name
     assert widgets[OPTIONS["optimizer"].label].options == list(OPTIONS["optimizer"].choices)
     assert at.radio(key="tr_recipe").help == OPTIONS["recipe"].help
+
+
+def test_the_sweep_form_reads_the_table_and_offers_the_training_form_s_presets_and_datasets(tmp_path, monkeypatch):
+    monkeypatch.setenv("GNET_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("GNET_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data" / "pets" / "cat").mkdir(parents=True)
+    at = AppTest.from_file(str(Path(PAGE).parent / "network_explorer.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    for name, kind in (
+        ("dataset", "selectbox"),
+        ("recipe", "selectbox"),
+        ("epochs", "number_input"),
+        ("seed", "number_input"),
+    ):
+        w = at.get(kind)[[x.key for x in at.get(kind)].index(f"sw_{name}")]
+        o = OPTIONS[name]
+        assert (w.label, w.help) == (o.label, o.help), name
+        if kind == "number_input":
+            assert (w.min, w.max) == (o.lo, o.hi), name
+    assert at.selectbox(key="sw_dataset").options == [*data.NAMED_DATASETS, "folder:pets"]
+    assert at.selectbox(key="sw_recipe").options == list(train_options.RECIPE_NAMES)
+    assert at.selectbox(key="sw_base").options[1:] == list(train_options.TRAIN_PRESETS)
+    assert at.number_input(key="sw_image").max == OPTIONS["image_size"].hi
+    training = AppTest.from_file(PAGE, default_timeout=60)
+    training.run()
+    assert training.selectbox(key="tr_dataset").options == at.selectbox(key="sw_dataset").options
+    assert [n for n in training.selectbox(key="tr_network").options if n in NETWORK_PRESETS] == list(
+        train_options.TRAIN_PRESETS
+    )
 
 
 def test_train_help_lists_every_flag_with_its_help(capsys):
