@@ -13,6 +13,7 @@ from gnet.charts import explain as explain_charts
 from gnet.charts import network as network_charts
 from gnet.charts import tables
 from gnet.charts import training as training_charts
+from gnet.charts.branches import Bar, Grid, Segment, share_bars_svg
 from gnet.colors import BRANCH_COLORS
 from gnet.network import torchinfo_summary
 from gnet.spec import BRANCHES, CHANNEL_FIELDS, NETWORK_PRESETS, BlockSpec, block_presets, network_preset
@@ -279,3 +280,65 @@ def test_training_curves_svg_draws_every_finite_point_in_its_panel():
     texts = [t.text for t in svg.iter(f"{ns}text")]
     assert {"Loss", "Accuracy", "train (per step)", "train (epoch)", "test", "100%"} <= set(texts)
     assert training_charts.training_curves_svg([], []).startswith("<svg")  # nothing logged yet: empty panels, no error
+
+
+@pytest.mark.parametrize(
+    ("b3_kernel", "factorize", "reduce", "b3_boxes"),
+    [
+        (5, False, True, ["1×1 conv", "5×5 conv"]),
+        (3, False, True, ["1×1 conv", "3×3 conv"]),
+        (5, True, True, ["1×1 conv", "3×3 conv", "3×3 conv"]),
+        (5, False, False, ["5×5 conv"]),
+    ],
+)
+def test_block_diagram_boxes_name_the_planned_kernels(b3_kernel, factorize, reduce, b3_boxes):
+    """The boxes say each layer's kernel from the block's plan (not parsed back from the report's labels)."""
+    spec = dataclasses.replace(NG.block, b3_kernel=b3_kernel, factorize=factorize, reduce=reduce)
+    report = block_report(spec, NG.input_shape)
+    boxes = block_charts.branch_nodes(report)
+    assert boxes["b3"] == b3_boxes and boxes["b4"] == ["3×3 pool", "1×1 conv"] and boxes["b1"] == ["1×1 conv"]
+    assert [len(v) for v in boxes.values()] == [len(b.layers) for b in report.branches]
+    texts = [t.text for t in _svg(block_charts.block_diagram_svg(report)).iter(f"{SVG}text")]
+    assert all(texts.count(box) >= 1 for v in boxes.values() for box in v)
+
+
+def test_share_bars_stack_signed_shares_from_zero_in_branch_colours():
+    bars = [
+        Bar("3a", [Segment("b1", 0.5, "up", {"k": "1"}), Segment("b2", -0.25, "down", {"k": "2"})]),
+        Bar("3b", [Segment("b3", 0.25, "up", {"k": "3"}), Segment("b4", float("nan"), "none", {"k": "4"})]),
+    ]
+    svg = _svg(share_bars_svg(bars, "t", "the bars", ticks=[-0.5, 0, 0.5, 1.0], tick_text=str, css_class="seg"))
+    segs = {g.get("data-k"): g.find(f"{SVG}rect") for g in svg.iter(f"{SVG}g") if g.get("class") == "seg"}
+    assert set(segs) == {"1", "2", "3"}  # a nan share is not drawn
+    assert [segs[k].get("fill") for k in "123"] == [BRANCH_COLORS[b] for b in ("b1", "b2", "b3")]
+    top = {k: float(r.get("y")) for k, r in segs.items()}
+    bottom = {k: top[k] + float(r.get("height")) for k, r in segs.items()}
+    assert bottom["1"] == pytest.approx(top["2"], abs=0.15)  # b1 up from zero, b2 down from the same line
+    assert bottom["1"] == pytest.approx(bottom["3"], abs=0.15)  # both bars start at zero
+    h = {k: float(r.get("height")) for k, r in segs.items()}
+    assert h["1"] == pytest.approx(2 * h["2"], abs=0.15) and h["2"] == pytest.approx(h["3"], abs=0.15)
+
+
+def test_grid_svg_and_heatmap_are_one_layout():
+    grid = Grid(
+        rows=["3a", "3b"],
+        branches=["b1", "b2"],
+        values=[[0.1, None], [0.5, 0.9]],
+        texts=[["10%", ""], ["50%", "90%"]],
+        hovers=[["3a b1", "3a b2"], ["3b b1", "3b b2"]],
+        headers={"b1": "1×1"},
+    )
+    svg = _svg(grid.svg("title", lambda v: "#000000" if v > 0.4 else "#ffffff", (0.0, 1.0, "mid")))
+    cells = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "cell"]
+    assert [(c.get("data-row"), c.get("data-col"), c.find(f"{SVG}title").text) for c in cells] == [
+        ("0", "0", "3a b1"),
+        ("0", "1", "3a b2"),
+        ("1", "0", "3b b1"),
+        ("1", "1", "3b b2"),
+    ]
+    assert cells[1].get("data-value") == "nan"
+    ink = [c.find(f"{SVG}text").get("fill") for c in cells]
+    assert ink == ["#222", "#222", "white", "white"]  # readable on light and dark cells
+    trace = grid.heatmap(0, 1, show_text=True)
+    assert list(trace.y) == grid.rows and list(trace.x) == grid.branches and trace.z[0][1] is None
+    assert [list(r) for r in trace.customdata] == grid.hovers and trace.texttemplate == "%{text}"
