@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from gnet.analysis import BlockReport, steps_block_report
+from gnet.analysis import BlockReport, Cost, conv_cost, steps_block_report, total
 from gnet.plan import (
     ADAPTIVE_AVGPOOL,
     AUX,
@@ -550,6 +550,181 @@ def kind_report(spec: KindSpec, in_shape: Shape) -> BlockReport:
     return steps_block_report(spec, tuple(in_shape), steps, out_shape)
 
 
+# ---------------------------------------------------------------------------
+# What a factorisation buys, computed from a spec
+
+
+@dataclass(frozen=True)
+class Option:
+    label: str
+    cost: Cost
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Saving:
+    """One argument of the v3 paper, with this block's numbers: options[0] is the baseline."""
+
+    title: str
+    options: tuple[Option, ...]
+    explanation: str = ""
+
+    def saved(self, i: int = 1, metric: str = "multiplications") -> float:
+        """The share of the baseline's cost that option i does without (negative: it costs more)."""
+        base = getattr(self.options[0].cost, metric)
+        return 1 - getattr(self.options[i].cost, metric) / base if base else 0.0
+
+
+def _bn_conv(c_in: int, c_out: int, kernel: tuple[int, int], hw: tuple[int, int]) -> Cost:
+    return conv_cost(c_in, c_out, kernel, hw, bias=False, batch_norm=True)
+
+
+def _stack(widths: list[int], kernels: list[tuple[int, int]], hw: tuple[int, int]) -> Cost:
+    """Convs in a row: widths[i] → widths[i + 1] with kernels[i], all at the same H×W."""
+    return total(_bn_conv(a, b, k, hw) for a, b, k in zip(widths, widths[1:], kernels))
+
+
+def _arrow(widths: list[int]) -> str:
+    return "→".join(map(str, widths))
+
+
+def _n_by_n(n: int, c: int, hw: tuple[int, int]) -> Saving:
+    return Saving(
+        f"{n}×{n} against 1×{n} + {n}×1, at equal width ({c} channels, {hw[0]}×{hw[1]})",
+        (
+            Option(f"one {n}×{n} conv {_arrow([c, c])}", _stack([c, c], [(n, n)], hw)),
+            Option(f"1×{n} then {n}×1 {_arrow([c, c, c])}", _stack([c, c, c], [(1, n), (n, 1)], hw)),
+        ),
+        f"{n}² = {n * n} weights per channel pair against 2×{n} = {2 * n}: the same {n}×{n} field for "
+        f"1 − {2 * n}/{n * n} of the cost fewer multiplications.",
+    )
+
+
+def factorisation_savings(spec: KindSpec, in_shape: Shape) -> list[Saving]:
+    """What each factorisation of this kind buys, at this block's input (C, H, W)."""
+    c, h, w = in_shape
+    hw = (h, w)
+    out: list[Saving] = []
+    if isinstance(spec, InceptionASpec):
+        k = spec.branch5x5_2
+        out.append(
+            Saving(
+                f"5×5 against two 3×3, at equal width ({k} channels, {h}×{w})",
+                (
+                    Option(f"one 5×5 conv {_arrow([k, k])}", _stack([k, k], [(5, 5)], hw)),
+                    Option(f"two 3×3 convs {_arrow([k, k, k])}", _stack([k, k, k], [(3, 3), (3, 3)], hw)),
+                ),
+                "25 weights per channel pair against 2 × 9 = 18 for the same 5×5 field (and one more ReLU).",
+            )
+        )
+        r, o = spec.branch5x5_1, spec.branch5x5_2
+        out.append(
+            Saving(
+                "this block's b2, as torchvision builds it (a 5×5; the paper's figure 5 draws two 3×3, "
+                "pytorch/vision#798)",
+                (
+                    Option(f"b2's 5×5 {_arrow([r, o])} (branch5x5_2)", _stack([r, o], [(5, 5)], hw)),
+                    Option(f"two 3×3 {_arrow([r, o, o])}", _stack([r, o, o], [(3, 3), (3, 3)], hw)),
+                ),
+            )
+        )
+        r, m, o = spec.branch3x3dbl_1, spec.branch3x3dbl_2, spec.branch3x3dbl_3
+        out.append(
+            Saving(
+                "this block's b3: two 3×3 where GoogLeNet had one 5×5",
+                (
+                    Option(f"one 5×5 {_arrow([r, o])}", _stack([r, o], [(5, 5)], hw)),
+                    Option(
+                        f"b3's two 3×3 {_arrow([r, m, o])} (branch3x3dbl_2, _3)", _stack([r, m, o], [(3, 3)] * 2, hw)
+                    ),
+                ),
+            )
+        )
+    elif isinstance(spec, InceptionCSpec):
+        n, c7 = spec.n, spec.c7
+        out.append(_n_by_n(n, c7, hw))
+        o = spec.branch7x7_3
+        out.append(
+            Saving(
+                f"this block's b2: 1×{n} → {n}×1 in place of one {n}×{n}",
+                (
+                    Option(f"one {n}×{n} {_arrow([c7, o])}", _stack([c7, o], [(n, n)], hw)),
+                    Option(
+                        f"b2's 1×{n} → {n}×1 {_arrow([c7, c7, o])} (branch7x7_2, _3)",
+                        _stack([c7, c7, o], [(1, n), (n, 1)], hw),
+                    ),
+                ),
+            )
+        )
+        o = spec.branch7x7dbl_5
+        out.append(
+            Saving(
+                f"this block's b3: four one-axis convs in place of two {n}×{n}",
+                (
+                    Option(f"two {n}×{n} {_arrow([c7, c7, o])}", _stack([c7, c7, o], [(n, n)] * 2, hw)),
+                    Option(
+                        f"b3's {n}×1 → 1×{n} → {n}×1 → 1×{n} {_arrow([c7, c7, c7, c7, o])}",
+                        _stack([c7, c7, c7, c7, o], [(n, 1), (1, n), (n, 1), (1, n)], hw),
+                    ),
+                ),
+            )
+        )
+    elif isinstance(spec, InceptionESpec):
+        k = spec.branch3x3_1
+        out.append(_n_by_n(3, k, hw))
+        a, b = spec.branch3x3_2a, spec.branch3x3_2b
+        out.append(
+            Saving(
+                "the expanded filter bank: b2's 1×3 and 3×1 side by side, against one 3×3 of the same width",
+                (
+                    Option(f"one 3×3 {_arrow([k, a + b])}", _stack([k, a + b], [(3, 3)], hw)),
+                    Option(
+                        f"1×3 {_arrow([k, a])} ‖ 3×1 {_arrow([k, b])} (branch3x3_2a, _2b), concatenated",
+                        _bn_conv(k, a, (1, 3), hw) + _bn_conv(k, b, (3, 1), hw),
+                    ),
+                ),
+                "Side by side, not stacked: each half sees only its own axis (a 1×3 or a 3×1 field after the 1×1), "
+                "so the split buys width at 8×8, where the paper wants high-dimensional representations, not a "
+                "3×3 field.",
+            )
+        )
+    else:  # B, D: the grid-reduction argument
+        report = kind_report(spec, in_shape)
+        c_out, oh, ow = report.output_shape
+        pooled = (pool_out(h, 3, 2, 0, False), pool_out(w, 3, 2, 0, False))
+        out.append(
+            Saving(
+                f"grid reduction {h}×{w}×{c} → {oh}×{ow}×{c_out}",
+                (
+                    Option(
+                        f"convolve first: 3×3 conv {_arrow([c, c_out])} at {h}×{w}, then 3×3/2 max-pool",
+                        _bn_conv(c, c_out, (3, 3), hw),
+                        "the expensive one: the conv runs on the full grid",
+                    ),
+                    Option(
+                        f"pool first: 3×3/2 max-pool to {pooled[0]}×{pooled[1]}, then 3×3 conv {_arrow([c, c_out])}",
+                        _bn_conv(c, c_out, (3, 3), pooled),
+                        f"cheap, but a representational bottleneck: the grid shrinks while the map still has only "
+                        f"{c} channels ({c * pooled[0] * pooled[1]:,} values in between)",
+                    ),
+                    Option(
+                        "v3's parallel stride-2 branches (this block): " + " ‖ ".join(b.label for b in report.branches),
+                        report.cost,
+                        "the pool and the stride-2 convs run side by side and are concatenated: no bottleneck, "
+                        + (
+                            "and cheaper than pooling first here"
+                            if report.cost.multiplications < _bn_conv(c, c_out, (3, 3), pooled).multiplications
+                            else "at a cost between the two"
+                        ),
+                    ),
+                ),
+            )
+        )
+        if isinstance(spec, InceptionDSpec):
+            out.append(_n_by_n(7, spec.branch7x7x3_2, hw))
+    return out
+
+
 def _check_input(shape: Any) -> Shape:
     if not isinstance(shape, (tuple, list)) or len(shape) != 3:
         raise SpecError(f"input shape must be (channels, height, width), got {_show(shape)}")
@@ -821,6 +996,9 @@ __all__ = [
     "kind_steps",
     "block_plan_steps",
     "kind_report",
+    "factorisation_savings",
+    "Saving",
+    "Option",
     "inception_v3_imagenet",
     "v3_plan",
     "V3_PRESETS",

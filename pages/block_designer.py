@@ -11,7 +11,9 @@ from gnet.charts.tables import chw
 from gnet.colors import BRANCH_COLORS
 from gnet.export import block_exportable
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
-from pages import compare_ui
+from gnet.v3 import KIND_SPECS, KINDS
+from pages import compare_ui, v3_designer
+from pages.anatomy_link import anatomy_link
 from pages.export_buttons import export_buttons
 from pages.forms import NUMBER, block_editor, edited_block, load_block
 from pages.handoff import editing_block, return_block, set_editing_block, take_block
@@ -183,6 +185,18 @@ st.caption(
 if link_error := st.session_state.pop("bd_link_error", None):  # shown once; the next change rewrites the link
     st.error(plain(link_error))
 
+kind = st.radio(
+    "Block kind",
+    KINDS,
+    key="bd_kind",
+    horizontal=True,
+    format_func=lambda k: "v1 (GoogLeNet)" if k == "v1" else KIND_SPECS[k].TITLE,
+    help="GoogLeNet's block, or one of Inception v3's five kinds as torchvision builds them.",
+)
+if kind != "v1":
+    v3_designer.render(kind)
+    st.stop()
+
 left, right = st.columns([1, 2.7], gap="large")
 
 with left:
@@ -251,6 +265,13 @@ with right:
             width="content",
             help="The seeds' hand count: kernel weights × output positions, no bias.",
         )
+
+    # a paper block (or the network's block being edited) can be watched computing on an image
+    named = editing[0] if editing is not None else None
+    papers = {n.removeprefix("Paper "): d for n, d in PRESETS.items() if n.startswith("Paper ")}
+    named = named or next((n for n, d in papers.items() if d == design), None)
+    if named is not None:
+        anatomy_link(named, label=f"Block Anatomy: watch block {named} compute on an image, layer by layer")
 
     int_col = st.column_config.NumberColumn(format="localized")
     rows = [r | {"branch": [r["branch"]]} for r in branch_rows(report)]  # a one-pill list: in its colour

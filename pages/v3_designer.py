@@ -1,0 +1,134 @@
+"""The Block Designer for Inception v3's kinds A–E (not a page itself: pages/block_designer.py draws it when a
+v3 kind is picked). Everything shown is computed from the spec by gnet.v3 and gnet.analysis."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gnet.charts.tables import chw
+from gnet.spec import SpecError
+from gnet.v3 import KindSpec, default_kind, factorisation_savings, kind_report, kind_to_json, kind_with
+from pages.forms import NUMBER
+from pages.ui import plain
+
+
+def _key(kind: str, field: str) -> str:
+    return f"v3_{kind}_{field}"
+
+
+def _reset(kind: str) -> None:
+    spec = default_kind(kind)
+    s = st.session_state
+    for f, v in zip("chw", spec.DEFAULT_INPUT):
+        s[_key(kind, f)] = v
+    for f in spec.fields():
+        s[_key(kind, f)] = getattr(spec, f)
+
+
+def _editor(kind: str, col) -> None:
+    spec = default_kind(kind)
+    if _key(kind, "c") not in st.session_state:
+        _reset(kind)
+    with col:
+        st.button(f"Reset to torchvision's {spec.BLOCK}", key=f"v3_{kind}_reset", on_click=_reset, args=(kind,))
+        st.markdown("**Input** (H×W×C)")
+        c1, c2, c3 = st.columns(3)
+        c1.number_input("H", key=_key(kind, "h"), **NUMBER)
+        c2.number_input("W", key=_key(kind, "w"), **NUMBER)
+        c3.number_input("C", key=_key(kind, "c"), **NUMBER)
+        st.markdown("**Out-channels per conv** (torchvision's module names)" + (" and n" if kind == "C" else ""))
+        for f in spec.fields():
+            st.number_input(f, key=_key(kind, f), **NUMBER)
+
+
+def _spec(kind: str) -> tuple[KindSpec, tuple[int, int, int]]:
+    s = st.session_state
+    spec = kind_with(default_kind(kind), {f: s[_key(kind, f)] for f in default_kind(kind).fields()})
+    return spec, (s[_key(kind, "c")], s[_key(kind, "h")], s[_key(kind, "w")])
+
+
+def render(kind: str) -> None:
+    """The designer for one v3 kind: inputs on the left, shapes, costs and the factorisation's savings right."""
+    left, right = st.columns([1, 2.7], gap="large")
+    _editor(kind, left)
+    with right:
+        try:
+            spec, shape = _spec(kind)
+            report = kind_report(spec, shape)
+        except SpecError as e:
+            st.error(plain(f"Invalid input: {e}"))
+            return
+        st.markdown(f"### Output {report.concat_text()}")
+        st.caption(
+            f"Inception v3 block {spec.TITLE}, as torchvision builds it (every conv: no bias, BatchNorm, ReLU). "
+            f"PyTorch shapes: {chw(report.input_shape)} → {chw(report.output_shape)}."
+        )
+        with st.container(horizontal=True, gap="large"):
+            st.metric("Parameters", f"{report.cost.params:,}", width="content")
+            st.metric("Mult-adds", f"{report.cost.mult_adds:,}", width="content", help="torchinfo's convention.")
+            st.metric(
+                "Multiplications",
+                f"{report.cost.multiplications:,}",
+                width="content",
+                help="Kernel weights × output positions, no bias.",
+            )
+        rows = []
+        for b in report.branches:
+            rows.append(
+                {
+                    "branch": b.name,
+                    "layers": b.label,
+                    "modules": ", ".join(x.name for x in b.layers),
+                    "output (H×W×C)": "×".join(map(str, (*b.output_shape[1:], b.output_shape[0]))),
+                    "params": b.cost.params,
+                    "mult-adds": b.cost.mult_adds,
+                    "multiplications": b.cost.multiplications,
+                }
+            )
+            for x in b.halves:
+                rows.append(
+                    {
+                        "branch": f"{b.name} half",
+                        "layers": x.kind,
+                        "modules": x.name,
+                        "output (H×W×C)": "×".join(map(str, (*x.output_shape[1:], x.output_shape[0]))),
+                        "params": x.cost.params,
+                        "mult-adds": x.cost.mult_adds,
+                        "multiplications": x.cost.multiplications,
+                    }
+                )
+        st.dataframe(rows, hide_index=True, width="stretch", key=f"v3_{kind}_table")
+        if any(b.halves for b in report.branches):
+            st.caption("‖: the two halves read the same input and are concatenated (the expanded filter bank).")
+        st.markdown("#### What this factorisation buys")
+        for saving in factorisation_savings(spec, shape):
+            base = saving.options[0].cost.multiplications
+            st.markdown(f"**{saving.title}**")
+            st.dataframe(
+                [
+                    {
+                        "option": o.label,
+                        "params": o.cost.params,
+                        "multiplications": o.cost.multiplications,
+                        "vs first": "—" if i == 0 else f"{saving.saved(i):.0%} fewer multiplications",
+                        "note": o.note,
+                    }
+                    for i, o in enumerate(saving.options)
+                ],
+                hide_index=True,
+                width="stretch",
+            )
+            if saving.explanation:
+                st.caption(saving.explanation)
+            best = max(range(1, len(saving.options)), key=saving.saved)
+            st.markdown(
+                f"Saves **{saving.saved(best):.0%}** of the multiplications "
+                f"({base - saving.options[best].cost.multiplications:,} fewer per image)."
+            )
+        st.download_button(
+            "Download the spec (JSON)",
+            data=kind_to_json(spec),
+            file_name=f"inception_v3_{kind}.json",
+            mime="application/json",
+            key=f"v3_{kind}_download",
+        )
