@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
+from gnet.analysis import BlockReport, NetworkReport, block_report, plan_report
 from gnet.compare import Comparison, Side, compare, load_design, read_design_file
 from gnet.plan import Plan, layer_plan
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
-from gnet.v3 import KIND_SPECS, KINDS, KindSpec, default_kind, kind_fields, kind_report, kind_with
+from gnet.v3 import KIND_SPECS, KINDS, V3_PRESETS, KindSpec, default_kind, kind_fields, kind_report, kind_with, v3_plan
 
 if TYPE_CHECKING:  # the CLI imports torch only for the commands that need it
     from gnet.pretrained import ModelSource
@@ -94,13 +94,13 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
     b.add_argument("--json", action="store_true")
 
     s = sub.add_parser("summary", help="layer by layer summary of a GoogLeNet preset")
-    s.add_argument("--preset", required=True, choices=list(NETWORK_PRESETS))
+    s.add_argument("--preset", required=True, choices=[*NETWORK_PRESETS, *V3_PRESETS])
     s.add_argument("--input", metavar="C,H,W")
     s.add_argument("--torchinfo", action="store_true", help="also print torchinfo's summary of the real module")
     s.add_argument("--json", action="store_true")
 
     rf = sub.add_parser("receptive-field", help="receptive field of every layer and branch output of a preset")
-    rf.add_argument("--preset", required=True, choices=list(NETWORK_PRESETS))
+    rf.add_argument("--preset", required=True, choices=[*NETWORK_PRESETS, *V3_PRESETS])
     rf.add_argument("--json", action="store_true")
     c = sub.add_parser("compare", help="two block designs or two networks (the app's JSON exports): A, B, Δ = B − A")
     c.add_argument("a", metavar="A.json")
@@ -330,12 +330,20 @@ def block_text(r: BlockReport) -> str:
     return f"input {_shape(r.input_shape)} (C×H×W); output H×W×C: {r.concat_text()}\n" + _table(rows)
 
 
+def _preset_plan(name: str, shape: tuple[int, ...] | None = None) -> Plan:
+    """The layer plan of a GoogLeNet or an Inception v3 preset, at another input (C, H, W) if given."""
+    if name in V3_PRESETS:
+        spec = V3_PRESETS[name]()
+        if shape:
+            spec = dataclasses.replace(spec, in_channels=shape[0], input_size=tuple(shape[1:]))
+        return v3_plan(spec)
+    spec = network_preset(name)
+    return layer_plan(with_input(spec, shape[0], tuple(shape[1:])) if shape else spec)
+
+
 def _summary(args: argparse.Namespace) -> int:
-    spec = network_preset(args.preset)
-    if args.input:
-        c, h, w = _ints(args.input, 3, "--input")
-        spec = with_input(spec, c, (h, w))
-    report = network_report(spec)
+    plan = _preset_plan(args.preset, _ints(args.input, 3, "--input") if args.input else None)
+    report = plan_report(plan)
     if args.json:
         print(json.dumps(summary_json(report)))
     else:
@@ -343,7 +351,12 @@ def _summary(args: argparse.Namespace) -> int:
         if args.torchinfo:
             from gnet.network import torchinfo_summary  # torch only when asked: `summary` starts without it
 
-            print(str(torchinfo_summary(spec)))
+            model = None
+            if args.preset in V3_PRESETS:
+                from gnet.v3_modules import InceptionV3
+
+                model = InceptionV3(plan.spec)
+            print(str(torchinfo_summary(plan.spec, model=model)))
     return 0
 
 
@@ -371,9 +384,63 @@ def summary_text(r: NetworkReport) -> str:
 
 
 def _receptive_field(args: argparse.Namespace) -> int:
-    plan = layer_plan(network_preset(args.preset))
+    plan = _preset_plan(args.preset)
+    if args.preset in V3_PRESETS:
+        print(
+            json.dumps(receptive_field_json_hw(plan, args.preset))
+            if args.json
+            else receptive_field_text_hw(plan, args.preset)
+        )
+        return 0
     print(json.dumps(receptive_field_json(plan, args.preset)) if args.json else receptive_field_text(plan, args.preset))
     return 0
+
+
+def receptive_field_json_hw(plan: Plan, preset: str) -> dict:
+    """Per axis, for networks with non-square kernels (Inception v3): size_hw, jump_hw, start_hw as [h, w];
+    size, jump and start where both axes agree, else null. Virtual steps (functional pools, branches that are
+    no module) are named as gnet.v3 names them."""
+    layers = []
+    for s in plan.steps:
+        if s.rf is None:
+            continue
+        square = s.rf_w is None
+        layers.append(
+            {
+                "name": s.path,
+                "kind": s.kind,
+                "block": s.block,
+                "branch": s.branch,
+                "size": s.rf.size if square else None,
+                "jump": s.rf.jump if square else None,
+                "start": s.rf.start if square else None,
+                "size_hw": list(s.size_hw),
+                "jump_hw": list(s.jump_hw),
+                "start_hw": list(s.start_hw),
+                **({"half": s.half} if s.half else {}),
+            }
+        )
+    return {"preset": preset, "input": list(plan.input_shape), "layers": layers}
+
+
+def receptive_field_text_hw(plan: Plan, preset: str) -> str:
+    rows = [["layer", "block", "branch", "size (h×w)", "jump (h×w)", "start (h, w)"]]
+    rows += [
+        [
+            s.path,
+            s.block or "",
+            (s.branch or "") + (f" half {s.half}" if s.half else ""),
+            _shape(s.size_hw),
+            _shape(s.jump_hw),
+            ", ".join(f"{v:g}" for v in s.start_hw),
+        ]
+        for s in plan.steps
+        if s.rf is not None
+    ]
+    return (
+        f"{preset}: input {_shape(plan.input_shape)}; receptive field in input pixels per axis (a 1×7 conv widens "
+        "it along the width only)\n" + _table(rows)
+    )
 
 
 def receptive_field_json(plan: Plan, preset: str) -> dict:

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from gnet.__main__ import main
-from gnet.v3 import KIND_SPECS, InceptionCSpec, default_kind, kind_report
+from gnet.analysis import plan_report
+from gnet.v3 import KIND_SPECS, InceptionCSpec, default_kind, inception_v3_imagenet, kind_report, v3_plan
 from tests.test_cli import NG, run_main
 
 
@@ -68,3 +69,38 @@ def test_kind_v1_is_todays_block(capsys):
     assert capsys.readouterr().out == today
     code, _, err = run_main(capsys, "block", "--kind", "v1", "--input", "192,28,28")
     assert code == 2 and "the following arguments are required: --b1, --b2, --b3, --b4" in err
+
+
+def test_summary_of_the_v3_preset(capsys):
+    code, out, _ = run_main(capsys, "summary", "--preset", "inception-v3-imagenet", "--json")
+    assert code == 0
+    data = json.loads(out)
+    report = plan_report(v3_plan(inception_v3_imagenet()))
+    assert set(data) == {"preset", "input_shape", "output_shape", "params", "mult_adds", "multiplications", "blocks"}
+    assert data["params"] == 27_161_264 and data["mult_adds"] == report.cost.mult_adds
+    assert data["input_shape"] == [3, 299, 299] and data["output_shape"] == [1000, 1, 1]
+    assert [b["name"] for b in data["blocks"]] == ["5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"]
+    assert [b["output_shape"] for b in data["blocks"]][-1] == [2048, 8, 8]
+    _, text, _ = run_main(capsys, "summary", "--preset", "inception-v3-imagenet")
+    lines = text.splitlines()
+    assert lines[0].startswith("inception-v3-imagenet: input 3×299×299")
+    assert any(line.startswith("Mixed_6a ") and "768×17×17" in line for line in lines)
+    assert lines[-1].split()[-2:] == ["27,161,264", f"{report.cost.mult_adds:,}"]
+
+
+def test_receptive_field_of_the_v3_preset_per_axis(capsys):
+    code, out, _ = run_main(capsys, "receptive-field", "--preset", "inception-v3-imagenet", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)["layers"]}
+    plan = v3_plan(inception_v3_imagenet())
+    convs = [s.path for s in plan.steps if s.kind == "conv"]
+    pools = [s.path for s in plan.steps if s.kind in ("maxpool", "avgpool")]
+    assert set(convs) | set(pools) | set(plan.blocks()) <= set(rows)
+    assert rows["Mixed_7c"]["size_hw"] == [1311, 1311] and rows["Mixed_7c"]["jump"] == 32
+    one_by_seven = rows["Mixed_6b.branch7x7_2"]
+    assert one_by_seven["size"] is None and one_by_seven["size_hw"] == [159, 255]
+    last = rows["Mixed_6b.branch7x7_3"]  # the last conv of a branch names its block and branch
+    assert (last["block"], last["branch"], last["size_hw"]) == ("Mixed_6b", "b2", [255, 255])
+    assert rows["Mixed_7b.branch3x3_2b"]["half"] == "b"
+    _, text, _ = run_main(capsys, "receptive-field", "--preset", "inception-v3-imagenet")
+    assert any(line.startswith("Mixed_6b.branch7x7_2 ") and "159×255" in line for line in text.splitlines())
