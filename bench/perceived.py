@@ -364,6 +364,39 @@ def explain(page, url: str, tries: int, warmup: int) -> list[Result]:
     return [_measure(page, name, tries, warmup, target)]
 
 
+def anatomy(page, url: str, tries: int, warmup: int) -> list[Result]:
+    """Block Anatomy on the untrained network, 3a·b2 (28×28): type a row, click a unit, switch the branch. The
+    animation is not measured: it plays in the browser and sends nothing to the server."""
+    if not (ROOT / "pages" / "anatomy.py").exists():
+        return [Result("Block Anatomy", note="skipped: pages/anatomy.py is not on this branch yet")]
+    _goto(page, url + "/anatomy")
+    _untrained(page)
+    page.get_by_text("How 3a·b2 (").first.wait_for(timeout=TIMEOUT_MS)
+    _idle(page)
+    out = []
+
+    def row(i: int):
+        r = (5 + i) % 28
+        return (lambda: _fill(page, "Row (0–27)", r), ("text", [f"How 3a·b2 ({r}, "]))
+
+    out.append(_measure(page, "Block Anatomy: type a row", tries, warmup, row))
+
+    def click(i: int):
+        k = 29 * (i + 1) % (28 * 28)  # row-major points of the picker
+        point = page.locator("[data-testid='stPlotlyChart'] g.points path.point").nth(k)
+        return (lambda: point.click(force=True), ("text", [f"How 3a·b2 ({k // 28}, {k % 28}), channel"]))
+
+    out.append(_measure(page, "Block Anatomy: click a unit on the picker", tries, warmup, click))
+    branches = ["b3 (1×1 → 3×3)", "b4 (3×3 max-pool → 1×1)", "b2 (1×1 → 3×3)"]
+
+    def branch(i: int):
+        label = branches[i % 3]
+        return (lambda: _pick(page, "Branch", label), ("text", [f"How 3a·{label[:2]} ("]))
+
+    out.append(_measure(page, "Block Anatomy: switch the branch", tries, warmup, branch))
+    return out
+
+
 # -- training --------------------------------------------------------------------------------------------------------
 
 
@@ -516,7 +549,8 @@ def main() -> None:
     ap.add_argument(
         "--only",
         default="",
-        help="comma-separated page names to measure (designer, network, feature, explain, training); default all",
+        help="comma-separated page names to measure (designer, network, feature, explain, anatomy, training); "
+        "default all",
     )
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
@@ -564,6 +598,7 @@ def main() -> None:
                     ("network", network_explorer),
                     ("feature", feature_maps),
                     ("explain", explain),
+                    ("anatomy", anatomy),
                 ):
                     if want(key):
                         for r in fn(page, server.url, args.tries, args.warmup):

@@ -74,7 +74,7 @@ def apply_link(lm: Net) -> None:
         for key, value in (("channel", linked.channel), ("row", linked.row), ("col", linked.col)):
             if value is not None:
                 st.session_state[f"an_{key}"] = value
-        st.session_state["an_link_pending"] = True
+        st.session_state["an_link_pending"] = {k for k in ("channel", "row", "col") if getattr(linked, k) is not None}
 
 
 def _apply_click() -> None:
@@ -84,7 +84,7 @@ def _apply_click() -> None:
     if not points or not isinstance(points[0].get("x"), (int, float)):
         return
     p = points[0]
-    key = (st.session_state.get("an_block"), p.get("x"), p.get("y"))
+    key = (p.get("x"), p.get("y"))  # a new point only: a kept selection must not undo a typed or linked unit
     if key != st.session_state.get("an_last_click"):
         st.session_state["an_last_click"] = key
         st.session_state["an_row"], st.session_state["an_col"] = int(p["y"]), int(p["x"])
@@ -134,8 +134,18 @@ def anatomy_view(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.
     branch = c2.selectbox("Branch", branches, key=bkey, format_func=lambda b: f"{b} ({labels.get(b, '')})")
     t = ts[branch]
     ch_n, hh, ww = t.output.shape
-    pending = st.session_state.pop("an_link_pending", False)
-    if "an_channel" not in st.session_state or (not pending and st.session_state.get("an_for") != (block, branch)):
+    pending = st.session_state.pop("an_link_pending", None)
+    if pending is not None:  # a link: what it leaves out is filled in around what it gives
+        if "channel" not in pending and {"row", "col"} <= pending:  # the strongest channel at the linked unit
+            r, c = _clamp("an_row", hh - 1, 0), _clamp("an_col", ww - 1, 0)
+            st.session_state["an_channel"] = int(np.argmax(t.output[:, r, c]))
+        elif "channel" in pending and not {"row", "col"} <= pending:  # the linked channel's peak
+            ch = _clamp("an_channel", ch_n - 1, 0)
+            r, c = np.unravel_index(int(np.argmax(t.output[ch])), (hh, ww))
+            st.session_state["an_row"], st.session_state["an_col"] = int(r), int(c)
+        elif not pending:
+            pending = None
+    if pending is None and ("an_channel" not in st.session_state or st.session_state.get("an_for") != (block, branch)):
         # a new branch: its strongest channel at its peak
         peak = np.unravel_index(int(np.argmax(t.output)), t.output.shape)
         st.session_state["an_channel"], st.session_state["an_row"], st.session_state["an_col"] = (int(v) for v in peak)
@@ -170,7 +180,7 @@ def anatomy_view(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.
         st.markdown(
             f"**Unit:** {a.label} channel {channel} at ({row}, {col}) = **{C.fmt(a.value)}**  \n"
             f"**In the block output:** channel {a.concat_channel} of {t.block_channels}  \n"
-            f"**Chain:** " + " → ".join(f"`{p.rpartition('.')[2] or p}` ch {c} at {at}" for p, c, at in a.path())
+            f"**Chain:** " + " → ".join(f"`{p.partition('.')[2]}` ch {c} at {at}" for p, c, at in a.path())
         )
         st.caption(
             "Each layer below shows the numbers the module computes at the position the unit depends on; the "

@@ -20,6 +20,7 @@ from gnet.images import ImageError
 from gnet.net import Net
 from gnet.plan import short_label
 from pages import explain_data as D
+from pages.anatomy_link import anatomy_link
 from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
 from pages.ui import branch_chip, plain, use_app_navigation
 
@@ -134,6 +135,14 @@ def show_receptive_fields(
     st.session_state["ex_col"] = min(max(int(st.session_state["ex_col"]), 0), ww - 1)
     row = int(c3.number_input(f"Row (0–{hh - 1})", 0, hh - 1, key="ex_row"))
     col = int(c4.number_input(f"Column (0–{ww - 1})", 0, ww - 1, key="ex_col"))
+    anatomy_link(
+        block,
+        branch,
+        None,
+        row,
+        col,
+        label=f"Block Anatomy: how {short_label(block, branch)} ({row}, {col}) is computed, step by step",
+    )
     try:
         rf = D.fields(mkey, ikey, block, row, col, lm, x)
     except A.AttributionError as e:

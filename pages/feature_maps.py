@@ -19,6 +19,7 @@ from gnet.colors import BRANCH_COLORS
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError, LoadedImage
 from gnet.net import Net
+from pages.anatomy_link import anatomy_link
 from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
 from pages.ui import branch_chip, page_link, plain, use_app_navigation
 
@@ -141,6 +142,16 @@ def show_channel(ex: F.Extraction, cropped: Image.Image, ex_key: tuple) -> None:
         f"{g} channel {int(ch)} = output channel {ex.offsets[g] + int(ch)} · mean {fmap.mean():.4f} · "
         f"max {fmap.max():.4f} · colours are this channel's own min (dark) to max (yellow)"
     )
+    if ex.layer.is_block:  # the channel's peak, computed step by step on the Anatomy page
+        r, c = (int(v) for v in np.unravel_index(int(np.argmax(fmap)), fmap.shape))
+        anatomy_link(
+            ex.layer.module,
+            g,
+            int(ch),
+            r,
+            c,
+            label=f"Block Anatomy: how {g} channel {int(ch)} at its peak ({r}, {c}) is computed",
+        )
     a, b = st.columns(2)
     a.image(
         _heatmap_png((*ex_key, g, int(ch)), fmap),

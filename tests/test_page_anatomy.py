@@ -8,6 +8,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -16,6 +17,8 @@ from gnet import anatomy as A
 from gnet.charts.anatomy import fmt
 from gnet.images import load, preprocess
 from gnet.pretrained import ModelSource, load_model
+from gnet.spec import block_presets
+from gnet.urlstate import design_to_query
 from tests.pagetest import offline_env, run_page, texts
 from tests.test_checkpoint_loading import write_checkpoint
 
@@ -93,7 +96,13 @@ def test_checkpoint_link_click_and_numbers(env):
     pool_text = " ".join("".join(t.itertext()) for t in svgs(at)[0].iter("{http://www.w3.org/2000/svg}text"))
     assert f"max at {a.steps[0].argmax} = {fmt(a.steps[0].out)}" in pool_text
     conv_text = " ".join("".join(t.itertext()) for t in svgs(at)[1].iter("{http://www.w3.org/2000/svg}text"))
-    assert f"Σ w·x = {fmt(a.steps[1].dot)} = {fmt(a.steps[1].out)}" in conv_text
+    assert (
+        f"Σ w·x = {fmt(a.steps[1].dot)}, no bias (BatchNorm follows): the conv outputs {fmt(a.steps[1].out)}"
+        in conv_text
+    )
+    bn = a.steps[2]
+    bn_text = " ".join("".join(t.itertext()) for t in svgs(at)[2].iter("{http://www.w3.org/2000/svg}text"))
+    assert f"BatchNorm: {fmt(bn.input)} × {fmt(bn.scale)} + ({fmt(bn.shift)}) = {fmt(bn.out)}" in bn_text
     # a click on the picker moves the unit; the chain follows
     at.session_state["an_pick_chart"] = {"selection": {"points": [{"x": 1, "y": 6}]}}
     run(at)
@@ -130,3 +139,52 @@ def test_bad_links_are_reported_not_used(env, query, message):
     run(at)
     assert message in texts(at, "warning")
     assert re.search(r"How 3a·b\d \(\d+, \d+\), channel \d+, is computed", texts(at, "subheader"))
+
+
+def anatomy_links(at: AppTest) -> list[dict[str, str]]:
+    """The query of every link to the Anatomy page on a page run outside the app's navigation (plain links)."""
+    found = re.findall(r"\]\(/anatomy\?([^)]*)\)", "\n".join(str(m.value) for m in at.markdown))
+    return [dict(parse_qsl(q)) for q in found]
+
+
+def open_link(query: dict[str, str], path: Path) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["an_checkpoint"] = str(path)
+    at.query_params.update(query)
+    return run(at)
+
+
+def test_links_from_feature_maps_explain_and_designer_land_on_the_same_unit(env):
+    path = env / "runs" / "r1" / "checkpoints" / "best.pt"
+    path.parent.mkdir(parents=True)
+    write_checkpoint(path)
+    # Feature Maps: the channel shown large, at its peak
+    fm = AppTest.from_file(str(ROOT / "pages" / "feature_maps.py"), default_timeout=120)
+    fm.session_state["fm_checkpoint"] = str(path)
+    run_page("", fm, 120)
+    fm.number_input(key="fm_ch_inception3a_b1").set_value(4)
+    run_page("", fm, 120)
+    (query,) = anatomy_links(fm)
+    assert (query["block"], query["branch"], query["channel"]) == ("3a", "b1", "4")
+    at = open_link(query, path)
+    assert f"How 3a·b1 ({query['row']}, {query['col']}), channel 4, is computed" in texts(at, "subheader")
+    # Explain: the receptive-field unit (block, branch, position); the page picks the strongest channel there
+    ex = AppTest.from_file(str(ROOT / "pages" / "explain.py"), default_timeout=120)
+    ex.session_state["ex_checkpoint"] = str(path)
+    run_page("", ex, 120)
+    ex.number_input(key="ex_row").set_value(2)
+    ex.number_input(key="ex_col").set_value(3)
+    run_page("", ex, 120)
+    (query,) = anatomy_links(ex)
+    assert set(query) == {"block", "branch", "row", "col"} and (query["row"], query["col"]) == ("2", "3")
+    at = open_link(query, path)
+    heading = texts(at, "subheader")
+    assert re.search(rf"How {query['block']}·{query['branch']} \(2, 3\), channel \d+, is computed", heading)
+    # Block Designer: a paper block links to that block
+    bd = AppTest.from_file(str(ROOT / "pages" / "block_designer.py"), default_timeout=60)
+    bd.query_params.update(design_to_query(block_presets()["Paper 4a"]))
+    run_page("", bd, 60)
+    (query,) = anatomy_links(bd)
+    assert query == {"block": "4a"}
+    at = open_link(query, path)
+    assert re.search(r"How 4a·b2 \(\d+, \d+\), channel \d+, is computed", texts(at, "subheader"))

@@ -64,7 +64,7 @@ def _grid(
                 f'fill-opacity="{op:.2f}"/></g>'
             )
             if cell >= 34:
-                out.append(svg_text(cx + cell / 2, cy + cell / 2, f"{v:.2f}" if math.isfinite(v) else "·", 9))
+                out.append(svg_text(cx + cell / 2, cy + cell / 2, f"{v:.3g}" if math.isfinite(v) else "·", 9))
     if mark is not None:
         i, j = mark
         out.append(
@@ -123,28 +123,31 @@ def conv_svg(step: ConvStep, color: str, width: int = 720) -> str:
             f'<rect class="contrib" data-channel="{c}" x="{10 + c * sw:.2f}" y="{sy}" width="{max(sw, 0.6):.2f}" '
             f'height="18" fill="{col}" fill-opacity="{op:.2f}"><title>input ch {c}: {fmt(v)}</title></rect>'
         )
-    # the strongest, as bars
+    # the strongest, as bars on both sides of a zero line, the values in a column of their own
     by = sy + 36
-    bar_w = 260
+    zero, bar_w = 300, 200
+    body.append(
+        f'<line x1="{zero}" x2="{zero}" y1="{by - 3}" y2="{by + len(top) * 17}" stroke="currentColor" '
+        'stroke-opacity="0.4"/>'
+    )
     for k, (c, v) in enumerate(top):
         yy = by + k * 17
         L = bar_w * abs(v) / vmax
-        x0 = 200 if v >= 0 else 200 - L
-        body.append(svg_text(190, yy + 6, f"ch {c}", 11, "end"))
+        x0 = zero if v >= 0 else zero - L
+        body.append(svg_text(zero - bar_w - 10, yy + 6, f"ch {c}", 11, "end"))
         body.append(
-            f'<rect class="top" x="{x0:.1f}" y="{yy}" width="{max(L, 0.5):.1f}" height="12" '
-            f'fill="{POS if v >= 0 else NEG}"/>'
+            f'<rect class="top" data-channel="{c}" x="{x0:.1f}" y="{yy}" width="{max(L, 0.5):.1f}" height="12" '
+            f'fill="{POS if v >= 0 else NEG}"><title>input ch {c}: {fmt(v)}</title></rect>'
         )
-        body.append(svg_text(200 + bar_w + 8 if v >= 0 else 200 + 8, yy + 6, fmt(v), 11, "start"))
+        body.append(svg_text(zero + bar_w + 12, yy + 6, fmt(v), 11, "start"))
     rest = step.dot - sum(v for _, v in top)
     ey = by + len(top) * 17 + 18
     body.append(svg_text(10, ey, f"the other {cin - len(top)} channels: {fmt(rest)}", 11, "start", **MUTED))
-    bias = "" if step.bias is None else f" + bias {fmt(step.bias)}"
-    body.append(
-        svg_text(
-            10, ey + 22, f"Σ w·x = {fmt(step.dot)}{bias} = {fmt(step.out)}", 13, "start", font_weight="bold", fill=color
-        )
-    )
+    if step.bias is None:
+        line = f"Σ w·x = {fmt(step.dot)}, no bias (BatchNorm follows): the conv outputs {fmt(step.out)}"
+    else:
+        line = f"Σ w·x + bias = {fmt(step.dot)} + ({fmt(step.bias)}) = {fmt(step.out)}"
+    body.append(svg_text(10, ey + 22, line, 13, "start", font_weight="bold", fill=color))
     return svg_doc(width, int(ey + 36), body, f"{step.layer}: conv step")
 
 
