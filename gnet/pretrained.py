@@ -26,13 +26,15 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import GoogLeNet_Weights
+from torchvision.models import GoogLeNet_Weights, Inception_V3_Weights
 from torchvision.models import googlenet as tv_googlenet
+from torchvision.models import inception_v3 as tv_inception_v3
 
 from gnet import downloads
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 class ModelSource:
     kind: str  # one of SOURCES
     path: str = ""  # the file for "weights" and "checkpoint"
+    model: str = "googlenet"  # the family: one of MODELS
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,19 @@ def ensure_pretrained_weights(
     process however many callers wait; its failure is remembered until `retry=True`.
     GNET_OFFLINE=1 skips the attempt.
     """
-    path = hub_weights_path()
+    return _ensure("GoogLeNet", hub_weights_path(), WEIGHTS_FILE, lambda: weights_source(url), timeout, retry, stall_s)
+
+
+def _ensure(
+    model: str,
+    path: Path,
+    file: str,
+    source: Callable[[], tuple[str, downloads.Check]],
+    timeout: float | None,
+    retry: bool,
+    stall_s: float | None,
+) -> WeightsStatus:
+    """ensure_pretrained_weights for one model's file (its URL and check from `source`)."""
     if path.is_file():
         return WeightsStatus(True, path, "")
     if offline():
@@ -145,14 +160,13 @@ def ensure_pretrained_weights(
         return WeightsStatus(
             False,
             path,
-            f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): "
-            "downloads are switched off (GNET_OFFLINE is set)",
+            f"could not get the pretrained {model} weights ({file}): downloads are switched off (GNET_OFFLINE is set)",
             "off",
         )
     try:
-        src, check = weights_source(url)
+        src, check = source()
     except CheckpointError as e:
-        return WeightsStatus(False, path, f"could not get the pretrained GoogLeNet weights: {e}", "failed")
+        return WeightsStatus(False, path, f"could not get the pretrained {model} weights: {e}", "failed")
     job = downloads.fetch(src, path, check, retry=retry, stall_s=stall_s)
     if timeout is None or timeout > 0:
         job.wait(timeout)
@@ -160,11 +174,11 @@ def ensure_pretrained_weights(
     if p.state == "done" and path.is_file():
         return WeightsStatus(True, path, "")
     if p.state == "running":
-        return WeightsStatus(False, path, f"downloading the pretrained weights ({WEIGHTS_FILE})", "downloading", p)
+        return WeightsStatus(False, path, f"downloading the pretrained weights ({file})", "downloading", p)
     return WeightsStatus(
         False,
         path,
-        f"could not get the pretrained GoogLeNet weights ({WEIGHTS_FILE}): "
+        f"could not get the pretrained {model} weights ({file}): "
         f"{p.message or 'the download finished but the file is missing'}",
         "failed",
         p,
@@ -194,7 +208,11 @@ def load_model(source: ModelSource, device: torch.device | None = None) -> Net:
     weights_only=True, or does not fit the network.
     """
     device = device or torch.device("cpu")
-    if source.kind == "pretrained":
+    if source.model not in MODELS:
+        raise CheckpointError(f"unknown model {source.model!r}; choose one of {', '.join(MODELS)}")
+    if source.model == "inception-v3":
+        lm = _load_v3(source)
+    elif source.kind == "pretrained":
         lm = _load_pretrained(source)
     elif source.kind == "weights":
         lm = _load_weights_file(source)
@@ -290,6 +308,115 @@ def _torchvision_model(state: dict[str, torch.Tensor], what: str) -> nn.Module:
         raise CheckpointError(f"{what} do not fit torchvision's GoogLeNet: {detail}") from None
     if aux:  # the pretrained aux heads are not trained (torchvision drops them too)
         model.aux_logits, model.aux1, model.aux2 = False, None, None
+    return model
+
+
+# ---------------------------------------------------------------------------
+# Inception v3: torchvision's IMAGENET1K_V1 through the same weights API, cache and checks as GoogLeNet's
+
+MODELS = ("googlenet", "inception-v3")
+V3_WEIGHTS = Inception_V3_Weights.IMAGENET1K_V1
+V3_WEIGHTS_FILE = "inception_v3_google-0cc3c7bd.pth"  # torchvision's file name; "0cc3c7bd": its SHA-256 prefix
+V3_HASH_PREFIX = "0cc3c7bd"
+V3_SOURCES = ("pretrained", "weights", "untrained")
+V3_TRANSFORM_NOTE = (
+    "torchvision's Inception v3 weights were ported from TensorFlow: the model first maps the "
+    "ImageNet-normalised input back to (x − 0.5) / 0.5 per channel (transform_input=True)"
+)
+
+
+def v3_hub_weights_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / V3_WEIGHTS_FILE
+
+
+def v3_preprocess() -> Preprocess:
+    t = V3_WEIGHTS.transforms()  # the weights' own recipe: resize 342, centre crop 299, ImageNet mean/std
+    return Preprocess(t.resize_size[0], (t.crop_size[0], t.crop_size[0]), tuple(t.mean), tuple(t.std), 3)
+
+
+def v3_weights_source(url: str | None = None) -> tuple[str, downloads.Check]:
+    """GNET_V3_WEIGHTS_URL / GNET_V3_WEIGHTS_SHA256: a mirror for Inception v3's file, as GNET_WEIGHTS_URL /
+    GNET_WEIGHTS_SHA256 are for GoogLeNet's."""
+    url = url or os.environ.get("GNET_V3_WEIGHTS_URL", "").strip() or V3_WEIGHTS.url
+    sha = os.environ.get("GNET_V3_WEIGHTS_SHA256", "").strip().lower()
+    if sha and not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise CheckpointError("GNET_V3_WEIGHTS_SHA256 must be the file's SHA-256 as 64 hexadecimal digits")
+    return url, downloads.Check(sha256=sha or V3_HASH_PREFIX, what=f"the pretrained weights ({V3_WEIGHTS_FILE})")
+
+
+def ensure_v3_weights(
+    timeout: float | None = 0.0, url: str | None = None, retry: bool = False, stall_s: float | None = None
+) -> WeightsStatus:
+    """ensure_pretrained_weights for Inception v3's file."""
+    return _ensure(
+        "Inception v3", v3_hub_weights_path(), V3_WEIGHTS_FILE, lambda: v3_weights_source(url), timeout, retry, stall_s
+    )
+
+
+def _load_v3(source: ModelSource) -> _Loaded:
+    if source.kind == "pretrained":
+        path = v3_hub_weights_path()
+        if not path.is_file():
+            log.warning("pretrained Inception v3 weights not found at %s", path)
+            raise CheckpointError(
+                f"the pretrained Inception v3 weights are not in the cache ($TORCH_HOME/hub/checkpoints/"
+                f"{V3_WEIGHTS_FILE}); put torchvision's file there (from {V3_WEIGHTS.url}) or set "
+                "GNET_V3_WEIGHTS_URL (+ GNET_V3_WEIGHTS_SHA256) to a mirror"
+            )
+        try:  # torchvision's weights API, as inception_v3(weights=...) calls it, but with weights_only=True
+            state = V3_WEIGHTS.get_state_dict(progress=False, check_hash=True, weights_only=True)
+        except Exception as e:
+            log.warning("unreadable pretrained weights at %s: %s", path, e)
+            raise CheckpointError(
+                describe_load_failure(path, e) + f" Delete `$TORCH_HOME/hub/checkpoints/{V3_WEIGHTS_FILE}` on the "
+                "server (its real path is in the server log) and download it again."
+            ) from None
+        model = _torchvision_v3(state, "the cached pretrained Inception v3 weights")
+        label = "torchvision Inception v3, ImageNet weights (IMAGENET1K_V1)"
+        return _Loaded(model, label, True, imagenet_categories(), v3_preprocess(), V3_TRANSFORM_NOTE)
+    if source.kind == "weights":
+        path = Path(source.path).expanduser()
+        if not source.path.strip() or not path.is_file():
+            raise CheckpointError(f"no weights file at the path given ({path.name!r} not found)")
+        state = torch_load_safely(path)
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(
+                f"this file holds no state_dict (a dict of tensors); expected torchvision Inception v3 weights "
+                f"such as {V3_WEIGHTS_FILE}"
+            )
+        model = _torchvision_v3(state, f"the weights in {path.name}")
+        n = model.fc.out_features
+        classes = imagenet_categories() if n == 1000 else [f"class {i}" for i in range(n)]
+        label = f"torchvision Inception v3, weights file {path.name}"
+        return _Loaded(model, label, True, classes, v3_preprocess(), V3_TRANSFORM_NOTE)
+    if source.kind == "untrained":
+        from gnet.v3 import inception_v3_imagenet
+        from gnet.v3_modules import build_v3
+
+        torch.manual_seed(0)
+        model = build_v3(inception_v3_imagenet())
+        label = "Inception v3, random weights (seed 0): the numbers mean nothing"
+        return _Loaded(model, label, False, imagenet_categories(), v3_preprocess(), V3_TRANSFORM_NOTE)
+    raise CheckpointError(f"Inception v3 has no {source.kind!r} source; choose one of {', '.join(V3_SOURCES)}")
+
+
+def _torchvision_v3(state: dict[str, torch.Tensor], what: str) -> nn.Module:
+    """What torchvision's inception_v3(weights=...) builds: transform_input on, the aux head kept (v3's is trained)."""
+    fc = state.get("fc.weight")
+    if not isinstance(fc, torch.Tensor) or fc.ndim != 2:
+        raise CheckpointError(f"{what} are not Inception v3 weights (no fc.weight)")
+    aux = any(k.startswith("AuxLogits.") for k in state)
+    model = tv_inception_v3(
+        weights=None, aux_logits=aux, transform_input=True, init_weights=False, num_classes=fc.shape[0]
+    )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = " ".join(lines[1:3])[:300] if len(lines) > 1 else lines[0][:300]
+        raise CheckpointError(f"{what} do not fit torchvision's Inception v3: {detail}") from None
     return model
 
 
