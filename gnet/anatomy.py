@@ -507,34 +507,33 @@ def anatomy_text(a: Anatomy, network: str = "") -> str:
 
 @dataclass(frozen=True)
 class Animation:
-    """Frames for the browser: frame k is output position (k // W, k % W) of one layer."""
+    """Frames for the browser: frame k is output position (k // W, k % W) of one layer. It depends on the layer and
+    its two channels only, not on the unit's position, so the page's player stays as it is while the unit moves."""
 
     layer: str  # the layer's module path
     kind: str
-    in_channel: int  # the input channel drawn under the window (the chain's channel there)
+    in_channel: int  # the input channel drawn under the window
     out_channel: int
     input_map: np.ndarray  # (H_in, W_in)
     output_map: np.ndarray  # (H, W): the layer's output, which fills in frame by frame
     frames: list[tuple[int, int, int, int, int, int, float]]  # (r, c, r0, c0, r1, c1, value)
-    start: int  # the frame of the chosen unit's position in this layer
 
 
 def animation(a: Anatomy, layer: str) -> Animation:
-    """The frames of one layer of the unit's branch, for the channels the unit's chain passes through there."""
+    """The frames of one layer of the unit's branch, for the output channel the unit's chain passes through there and
+    the input channel whose kernel for it weighs most (Σ|w|; a pool: the same channel)."""
     index = {run.path: i for i, run in enumerate(a.trace.layers)}
     if layer not in index:
         raise AnatomyError(f"no layer {layer!r} in {a.label}; choose one of {', '.join(index)}")
-    i = index[layer]
-    run = a.trace.layers[i]
-    chain = a.path()
-    out_ch, (r, c) = chain[i][1], chain[i][2]
+    run = a.trace.layers[index[layer]]
+    out_ch = a.path()[index[layer]][1]
+    in_ch = out_ch
     if run.kind == CONV:
-        in_ch = chain[i - 1][1] if i else int(np.argmax(np.abs(run.contributions(out_ch, r, c))))
-    else:
-        in_ch = out_ch
+        assert run.weight is not None
+        in_ch = int(np.argmax(np.abs(run.weight[out_ch]).sum(axis=(1, 2))))
     out = run.output[out_ch]
     h, w = out.shape
-    frames = [(i_, j, *run.window(i_, j), float(out[i_, j])) for i_ in range(h) for j in range(w)]
+    frames = [(r, c, *run.window(r, c), float(out[r, c])) for r in range(h) for c in range(w)]
     return Animation(
         layer=layer,
         kind=run.kind,
@@ -543,7 +542,6 @@ def animation(a: Anatomy, layer: str) -> Animation:
         input_map=run.input[in_ch],
         output_map=out,
         frames=frames,
-        start=r * w + c,
     )
 
 

@@ -25,7 +25,7 @@ from gnet.net import Net
 from gnet.plan import parse_label, short_label
 from pages.anatomy_link import unit_from_query
 from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
-from pages.ui import branch_chip, plain, use_app_navigation
+from pages.ui import branch_chip, plain, show_html, use_app_navigation
 
 use_app_navigation()
 
@@ -37,16 +37,21 @@ def traces(model_key: str, image_key: str, block: str, _lm: Net, _x: torch.Tenso
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def picker(model_key: str, image_key: str, block: str, branch: str, channel: int, row: int, col: int, _t: A.Trace):
-    fmap = _t.output[channel]
-    h, w = fmap.shape
-    title = f"{_t.label} channel {channel}, {h}×{w}: click a unit"
-    return C.unit_picker(fmap, branch, row, col, title)
+def picker(model_key: str, image_key: str, block: str, branch: str, channel: int, _t: A.Trace) -> dict:
+    """Per channel, not per unit: moving the unit leaves the chart as it is in the browser. Shared, read-only."""
+    h, w = _t.output.shape[1:]
+    return C.unit_picker(_t.output[channel], branch, f"{_t.label} channel {channel}, {h}×{w}: click a unit")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def rf_jpeg(key: tuple, row: int, col: int, color: str, _rf, _cropped: Image.Image) -> bytes:
     return jpeg_bytes(C.rf_image(_cropped, _rf, row, col, color))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def player_html(key: tuple, channels: tuple[int, int], color: str, _an: A.Animation) -> str:
+    """The player's HTML by (model, image, block, branch, layer) and its channels: the same HTML for every unit."""
+    return C.animation_html(_an, color, f"{_an.layer}: input channel {channels[0]} → output channel {channels[1]}")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -114,7 +119,7 @@ def show_layers(a: A.Anatomy, labels: dict[str, str]) -> None:
             )
         )
         for svg in svgs:
-            st.markdown(svg, unsafe_allow_html=True)  # our SVG (st.html's sanitiser drops SVG)
+            show_html(svg)  # our SVG (st.html's sanitiser drops SVG)
 
 
 @st.fragment  # the unit's pickers and everything they drive rerun without the model and image pickers
@@ -161,7 +166,7 @@ def anatomy_view(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.
 
     left, mid, right = st.columns([4, 3, 3])
     left.plotly_chart(
-        picker(mkey, ikey, block, branch, channel, row, col, t),
+        picker(mkey, ikey, block, branch, channel, t),
         theme="streamlit",
         key="an_pick_chart",
         on_select="rerun",
@@ -190,7 +195,7 @@ def anatomy_view(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.
     show_layers(a, labels)
     st.markdown("**Concatenation**")
     widths = {b: tr.output.shape[0] for b, tr in ts.items()}
-    st.markdown(C.concat_svg(widths, branch, channel, a.concat_channel, block), unsafe_allow_html=True)
+    show_html(C.concat_svg(widths, branch, channel, a.concat_channel, block))
 
     st.subheader("Animation: one layer's window sliding over its output map")
     layer_paths = [run.path for run in t.layers]
@@ -202,8 +207,8 @@ def anatomy_view(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.
         f"{len(an.frames)} frames, one per output position, precomputed; Play, Pause, Step and the speed run in the "
         f"browser ({C.DEFAULT_MS} ms per step by default, as CNN Explainer)."
     )
-    title = f"{layer}: input channel {an.in_channel} → output channel {an.out_channel}"
-    st.iframe(C.animation_html(an, color, title), height=380)  # our HTML, no user text in it unescaped
+    html = player_html((mkey, ikey, block, branch, layer), (an.in_channel, an.out_channel), color, an)
+    st.iframe(html, height=380)  # our HTML: numbers and module paths only
 
 
 # ---------------------------------------------------------------------------

@@ -243,10 +243,13 @@ def test_animation_frames():
     pool, conv = (run.path for run in a.trace.layers)
     an = A.animation(a, conv)
     h, w = an.output_map.shape
-    assert len(an.frames) == h * w and an.start == 3 * w + 4
-    assert an.frames[an.start][:2] == (3, 4) and an.frames[an.start][6] == pytest.approx(a.value)
+    assert len(an.frames) == h * w and an.frames[3 * w + 4][:2] == (3, 4)
+    assert an.frames[3 * w + 4][6] == pytest.approx(a.value) and an.out_channel == 2
     assert all(f[6] == an.output_map[f[0], f[1]] for f in an.frames)
-    assert an.in_channel == a.steps[1].top_inputs(1)[0][0] == a.steps[0].channel
+    weights = a.trace.layers[1].weight[2]
+    assert an.in_channel == int(np.argmax(np.abs(weights).sum(axis=(1, 2))))
+    other = A.unit(a.trace, 2, 0, 0)  # another unit of the same channel: the same animation
+    assert A.animation(other, conv).frames == an.frames and A.animation(other, conv).in_channel == an.in_channel
     p = A.animation(a, pool)
     assert p.frames[0][2:6] == (-1, -1, 1, 1) and p.in_channel == p.out_channel == a.steps[0].channel
     with pytest.raises(A.AnatomyError, match="choose one of"):

@@ -68,7 +68,9 @@ def test_offline_untrained_shows_the_chain(env):
         "BatchNorm and ReLU",
         "concatenation of 3a",
     ]
-    strip = [r for r in svgs(at)[0].iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "contrib"]
+    ns = "{http://www.w3.org/2000/svg}"
+    (group,) = [g for g in svgs(at)[0].iter(f"{ns}g") if g.get("class") == "strip"]
+    strip = list(group.iter(f"{ns}rect"))
     assert len(strip) == 192  # one cell per input channel of 3a
     player = player_data(at)  # the animation: frames precomputed for the browser, 250 ms per step by default
     assert player["ms"] == 250 and len(player["frames"]) == 28 * 28 and (player["h"], player["w"]) == (28, 28)
@@ -118,7 +120,7 @@ def test_checkpoint_link_click_and_numbers(env):
     an = A.animation(A.anatomy(net, x, "inception4a", "b4", 0, 6, 1), "inception4a.branch4.0")
     player = player_data(at)
     assert [tuple(f[:6]) for f in player["frames"]] == [f[:6] for f in an.frames]
-    assert player["start"] == an.start == 6 * an.output_map.shape[1] + 1
+    assert (player["hin"], player["win"]) == an.input_map.shape
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ def test_chain_animation_and_click(app_server, page):
     assert "UNTRAINED" in body and "Compute device" in body
     assert "Layer 1 of 2: inception3a.branch2.0" in body and "Layer 2 of 2: inception3a.branch2.1" in body
     assert page.locator('svg[aria-label="concatenation of 3a"] line.unit').count() == 1
-    assert page.locator('svg[aria-label="inception3a.branch2.0.conv: conv step"] rect.contrib').count() == 192
+    assert page.locator('svg[aria-label="inception3a.branch2.0.conv: conv step"] g.strip rect').count() == 192
     assert_no_exception(page)
 
     # the player runs in its own iframe: frames change with no script run of the page
