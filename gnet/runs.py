@@ -39,10 +39,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from gnet import fsio, jobs
 from gnet.fsio import atomic_write_bytes
+from gnet.metrics import EpochRecord, MetricRecord, StepRecord
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ACTIVE = jobs.ACTIVE
@@ -166,7 +167,13 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return fsio.read_json(path)
 
 
-def read_metrics(path: Path, kind: str | None = None, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+@overload
+def read_metrics(path: Path, kind: Literal["step"], require: tuple[str, ...] = ()) -> list[StepRecord]: ...
+@overload
+def read_metrics(path: Path, kind: Literal["epoch"], require: tuple[str, ...] = ()) -> list[EpochRecord]: ...
+@overload
+def read_metrics(path: Path, kind: None = None, require: tuple[str, ...] = ()) -> list[MetricRecord]: ...
+def read_metrics(path: Path, kind: str | None = None, require: tuple[str, ...] = ()) -> list[Any]:
     """All complete metric records; a torn or garbled line is skipped, a missing file is [].
 
     require: keys that must hold numbers (records without them are skipped, so a chart never fails).
