@@ -215,6 +215,12 @@ def launch_record(path: Path, kind: Kind, status: Mapping[str, Any]) -> dict[str
     return rec if launch is not None and launch == status.get("updated") else {}
 
 
+def launched_this_process(path: Path, kind: Kind, status: Mapping[str, Any]) -> bool:
+    """This process is the one the launcher spawned for the launch on disk (so it may report that launch's end)."""
+    rec = launch_record(path, kind, status)
+    return rec.get("pid") == os.getpid() and rec.get("pid_start") in (None, process_start(os.getpid()))
+
+
 def alive(path: Path, kind: Kind, status: Mapping[str, Any], last_sign: float | None = None) -> bool:
     """Whether an active-looking status is still served by a process (see the module's liveness rule).
 

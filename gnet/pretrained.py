@@ -36,7 +36,7 @@ from torchvision.models import GoogLeNet_Weights, Inception_V3_Weights
 from torchvision.models import googlenet as tv_googlenet
 from torchvision.models import inception_v3 as tv_inception_v3
 
-from gnet import downloads
+from gnet import downloads, fsio
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkpoint, torch_load_safely
 from gnet.images import Preprocess
@@ -491,11 +491,18 @@ def user_file(text: str) -> Path:
 
 
 def find_checkpoints(root: Path | None = None, limit: int = 200) -> list[Path]:
-    """`<runs>/*/checkpoints/*.pt`, and `<runs>/<sweep>/*/checkpoints/*.pt` of sweeps' runs, newest first."""
+    """`<runs>/*/checkpoints/*.pt`, and `<runs>/<sweep>/*/checkpoints/*.pt` of sweeps' runs, newest first;
+    none reached through a symbolic link (a run folder, its checkpoints/ or the file: gnet.fsio.confined)."""
     root = runs_root() if root is None else root
+
+    def ok(p: Path) -> bool:
+        return fsio.is_confined(root, p) and fsio.is_plain_file(p)
+
     try:
-        found = [p for p in root.glob("*/checkpoints/*.pt") if p.is_file()]
-        found += [p for p in root.glob("*/*/checkpoints/*.pt") if p.is_file() and (p.parents[2] / SWEEP_FILE).is_file()]
+        found = [p for p in root.glob("*/checkpoints/*.pt") if ok(p)]
+        found += [
+            p for p in root.glob("*/*/checkpoints/*.pt") if ok(p) and fsio.is_plain_file(p.parents[2] / SWEEP_FILE)
+        ]
     except OSError:
         return []
     found.sort(key=lambda p: (-_mtime(p), str(p)))

@@ -269,11 +269,14 @@ def _num(value: Any, default: float = 0.0) -> float:
 def read_run(path: Path) -> RunInfo:
     """The run's state as seen now, with 'died' for a run whose process is gone (gnet.jobs' liveness rule:
     the recorded pid and start time on this host, the heartbeat's age elsewhere or before a pid is known)."""
-    if not fsio.is_plain_dir(path):
-        return RunInfo(name=path.name, path=path, state="missing")
+    has_status = os.path.lexists(path / "status.json")
+    if not fsio.is_plain_dir(path) or not (has_status or os.path.lexists(path / "config.json")):
+        return RunInfo(name=path.name, path=path, state="missing")  # no run (yet): create() cut short, or none
     status = read_json(path / "status.json") or {}
     config = read_json(path / "config.json") or {}
-    state = str(status.get("state", "unknown"))
+    # create() writes config.json, then status.json: a config with no status at all is a creation cut short
+    cut = not has_status and fsio.is_plain_file(path / "config.json")
+    state = "created" if cut else str(status.get("state", "unknown"))
     if state in ACTIVE:
         try:
             beat = os.lstat(path / "heartbeat").st_mtime

@@ -55,7 +55,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from gnet import runs
+from gnet import jobs, runs
 from gnet.analysis import network_report, validate_network
 from gnet.checkpoints import Checkpoint, CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from gnet.data import DataError, Dataset, dataset_shape, load_dataset, subset, to_model_input
@@ -650,8 +650,7 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
         run,
         ddp.main,
         {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
+            **jobs.this_process(),  # pid, its start time and host: gnet.jobs' liveness and stop rule
             "device": describe(device),
             "world_size": ddp.world,
             "started": (runs.read_json(run / "status.json") or {}).get("started") or time.time(),
@@ -821,6 +820,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     """`python -m gnet train ...`: 0 finished or stopped, 1 failed, 2 bad options."""
     run = Path(args.run_dir)
     main = int(os.environ.get("RANK", "0")) == 0
+    status: dict = {}
     try:
         existing = runs.read_json(run / "config.json")
         status = runs.read_json(run / "status.json") or {}
@@ -844,6 +844,9 @@ def run_from_args(args: argparse.Namespace) -> int:
                 runs.create(run, {"train": cfg.to_dict()})
             resume = False
     except (ConfigError, SpecError, runs.RunError) as e:
+        # Launched by the app for this run: say why on the page, instead of "starting" and then "died".
+        if main and status.get("state") == "starting" and jobs.launched_this_process(run, jobs.TRAINING, status):
+            runs.write_status(run, "failed", message=str(e), **jobs.this_process())
         print(f"error: {e}", file=sys.stderr)
         return 2
     StopFlag.install()

@@ -132,7 +132,7 @@ def start(
 ) -> None:
     try:
         job = fv.start_job(root, {"kind": source.kind, "path": source.path}, fingerprint, layer, missing, cfg)
-    except fv.JobsBusy as e:
+    except fv.VisError as e:  # every worker busy, or a cache folder that is not usable
         st.session_state["at_busy"] = str(e)
         return
     st.session_state.pop("at_busy", None)

@@ -13,7 +13,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from gnet import runs
+from gnet import fsio, runs
 from gnet.charts import telemetry as telemetry_charts
 from gnet.charts.training import compare_runs_fig, thinned, training_curves_svg
 from gnet.checkpoints import CheckpointError
@@ -441,7 +441,7 @@ st.fragment(watch, run_every=POLL_S if info.active or info.state == "created" el
 a1, a2, a3, a4, a5 = st.columns(5)
 try:
     if info.active and a1.button("Stop", key="tr_stop", help="Finish the current step, save a checkpoint, stop."):
-        runs.request_stop(path)
+        runs.request_stop(path, root)
         st.toast("Stop requested; the run saves a checkpoint and stops.")
     if info.state in ("stopped", "died", "failed") and a1.button("Resume", key="tr_resume"):
         runs.resume(root, selected)
@@ -452,7 +452,7 @@ last = info.checkpoint("last")
 if last is not None:
     a2.download_button(
         "Download checkpoint",
-        data=lambda: last.read_bytes(),
+        data=lambda: fsio.read_bytes(last),  # no link followed: the file checkpoint() checked
         file_name=f"{selected}-last.pt",
         mime="application/octet-stream",
         key="tr_download",
