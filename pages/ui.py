@@ -63,9 +63,44 @@ def device_badge() -> None:
     st.sidebar.caption(f"Compute device: **{_set_up_server()}**")
 
 
-def plain(text: str) -> str:
-    """Escape markdown so a message quoting a user's file or value renders as typed."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:$])", r"\\\1", str(text))
+# The one door for untrusted text (names and messages from files, checkpoints, links, users) into anything
+# Streamlit renders as markdown: bodies, captions, alerts, toasts, widget labels, help, radio options, tabs.
+# CommonMark lets a backslash escape every ASCII punctuation character and turns it into that literal character,
+# so with all of them escaped no construct can start: no image or link (`![`, `[`, `<`), no raw HTML or entity
+# (`<`, `&`), no autolink (`:`, `.`, `@`), no code, emphasis or heading, and none of Streamlit's own extensions
+# (`:red[..]`, `:material/..:`, emoji shortcodes, `$` maths). Line breaks and other control characters become
+# spaces: a new line could start a block (an indented code block, a setext heading) or end the caller's.
+# Escapes do not stop GFM's literal autolinks (http://..., www.x, a@b.c): the renderer finds them in the text
+# after the escapes are resolved. An invisible word joiner before '://' and '@' and after "www" breaks their
+# patterns without changing what is shown.
+_ASCII_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_AUTOLINK = re.compile(r"(?<=\w)(?=://|@)|(?<=www)(?=\.)", re.IGNORECASE)
+WORD_JOINER = "\u2060"
+
+
+def plain(text: object) -> str:
+    """Untrusted text as markdown that renders exactly as the text, never as markup."""
+    text = _AUTOLINK.sub(WORD_JOINER, _BREAKS.sub(" ", str(text)))
+    return _ASCII_PUNCTUATION.sub(r"\\\1", text)
+
+
+def show_html(markup: str, where=st) -> None:
+    """Our own HTML or SVG (gnet.charts, whose text is HTML-escaped there), shown with st.markdown.
+
+    The markdown parser must see it as one HTML block, inside which it parses nothing: an `<svg ...>` followed
+    by more on its line starts a paragraph instead, and its text, say a class name `![t](http://host/x.png)`
+    that HTML escaping leaves alone, is read as markdown and fetched. So the first tag stands alone on the first
+    line (a CommonMark HTML block start) and no blank line (which ends the block) is left anywhere."""
+    first = _FIRST_TAG.match(markup)
+    if first is None:
+        markup, first = f"<div>{markup}</div>", _FIRST_TAG.match(f"<div>{markup}</div>")
+    head = re.sub(r"\s+", " ", first.group(0).strip())  # a newline inside the tag would split the block start
+    where.markdown(_BLANK_LINES.sub("\n", head + "\n" + markup[first.end() :]), unsafe_allow_html=True)
+
+
+_FIRST_TAG = re.compile(r"\s*<[A-Za-z][^>]*>")  # attribute values are escaped ('>' as &gt;) by html.escape
+_BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v]*\n)+")  # what CommonMark counts as blank: spaces and tabs only
 
 
 def branch_chip(branch: str, text: str) -> str:

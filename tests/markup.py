@@ -1,0 +1,154 @@
+"""Hostile names for the untrusted-text tests, and a check of what a page sends to the browser.
+
+Every payload carries MARKER, so the strings that came from a hostile file can be found among everything an
+AppTest page sent (each element's protobuf, every string field). Each such string is checked the way the
+browser reads it:
+- a markdown field (bodies, captions, alerts, labels, help, radio and select-slider options, metric values,
+  image captions, progress text, toasts): no image, link, raw HTML, entity, autolink, Streamlit directive or
+  maths may remain once the backslash-escaped characters are set aside;
+- our own HTML (markdown with allow_html): one CommonMark HTML block (pages.ui.show_html: the first tag alone
+  on the first line, no blank line), so markdown is never parsed inside it; only the charts' own tags, and no
+  URL or script in an attribute;
+- a plotly figure: no plotly pseudo-HTML (<a href>, <b>, <span>, <img>) in a string that holds a name.
+Plain-text fields (selectbox options, text-input values and placeholders, dataframe cells) are not markup.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+from google.protobuf.json_format import MessageToDict
+from streamlit.testing.v1 import AppTest
+
+MARKER = "Zqx"
+HOST = "evil.invalid"  # replaced by the loopback server's address in the browser test
+
+
+def payloads(host: str = HOST) -> list[str]:
+    """Markup variants, each at most 80 characters (a network name's limit; class names take 100)."""
+    return [
+        f"{MARKER}![t](http://{host}/md.png)",
+        f"{MARKER}<img src=http://{host}/raw.png>",
+        f"{MARKER}[x](javascript:alert(1))",
+        f"{MARKER}<a href='http://{host}/a'>a</a>",
+        f"{MARKER}\n\n![t](http://{host}/nl.png)",
+        f"{MARKER}\\![t](http://{host}/bs.png)",
+        f"{MARKER} :red[R] :material/home: :smile:",
+        f"{MARKER} $x^2$ &lt;b&gt; &#60;i&#62;",
+        f"{MARKER} http://{host}/auto www.evil.invalid a@{host}",
+        f"{MARKER}<svg onload=alert(1)>**b** `c` _i_",
+    ]
+
+
+# Fields the frontend shows as plain text (checked in Chromium): markup there is shown as typed.
+PLAIN_FIELDS = {
+    ("Selectbox", "options"),
+    ("MultiSelect", "options"),
+    ("TextInput", "placeholder"),
+    ("TextInput", "value"),
+    ("TextInput", "default"),
+    ("Selectbox", "placeholder"),
+    ("MultiSelect", "default"),
+}
+
+_LIVE_MARKDOWN = [
+    (r"!\[", "image"),
+    (r"\]\(", "link"),
+    (r"<[A-Za-z/!?]", "raw HTML"),
+    (r"&#?\w+;", "HTML entity"),
+    (r"(?i)\b(?:https?|javascript|mailto|xmpp|ftp):", "URL scheme"),
+    (r"(?i)\bwww\.", "www autolink"),
+    (r"\w@\w", "e-mail autolink"),
+    (r":[\w/-]+\[", "Streamlit directive"),
+    (r":\w+:", "emoji or icon shortcode"),
+    (r"\$", "maths"),
+]
+_OUR_TAGS = {
+    "div", "span", "b", "i", "br", "small", "table", "thead", "tbody", "tr", "th", "td", "svg", "g", "rect",
+    "text", "tspan", "title", "line", "polyline", "polygon", "path", "circle", "ellipse", "defs", "lineargradient",
+    "stop", "clippath", "style",
+}  # fmt: skip
+
+
+_URL_ATTRIBUTES = {"href", "src", "xlink:href", "srcset", "action", "formaction", "poster", "background", "xmlns"}
+
+
+def _strings(value, path: str):
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{path}[{i}]")
+
+
+def _nodes(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _nodes(child)
+
+
+def sent(at: AppTest) -> list[tuple[str, str, str, dict]]:
+    """(element type, field path, text, the element's fields) for every string holding MARKER."""
+    out = []
+    for node in _nodes(at._tree):
+        proto = getattr(node, "proto", None)
+        if proto is None:
+            continue
+        fields = MessageToDict(proto)
+        kind = type(proto).__name__
+        for path, text in _strings(fields, kind):
+            if MARKER in text:
+                out.append((kind, path, text, fields))
+    return out
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag not in _OUR_TAGS:
+            self.problems.append(f"tag <{tag}>")
+        for k, v in attrs:
+            v = v or ""
+            url = k in _URL_ATTRIBUTES or (k == "style" and "url(" in v.lower())
+            if k.startswith("on") or "javascript:" in v.lower() or url and not v.startswith("http://www.w3.org/"):
+                self.problems.append(f"attribute {k}={v[:60]!r}")
+
+
+def problems(kind: str, path: str, text: str, fields: dict) -> list[str]:
+    """Why this string, as sent, would be live markup in the browser (empty: it is text)."""
+    field = path.rsplit(".", 1)[-1].split("[")[0]
+    if (kind, field) in PLAIN_FIELDS:
+        return []
+    if kind == "PlotlyChart":
+        found = []
+        spec = json.loads(fields.get("spec", "{}") or "{}")
+        for p, s in _strings(spec, "spec"):
+            if MARKER in s and (re.search(r"<\s*[A-Za-z/]", s) or "javascript:" in s.lower()):
+                found.append(f"plotly pseudo-HTML in {p}: {s[:80]!r}")
+        return found
+    if kind == "Markdown" and fields.get("allowHtml"):
+        found = []
+        # a CommonMark HTML block: its first tag alone on the first line, and no blank line to end it early
+        if not re.match(r"<[A-Za-z][^>\n]*>\n", text) or re.search(r"\n[ \t]*\n", text):
+            found.append("HTML not shown through pages.ui.show_html: markdown is parsed inside it")
+        tags = _Tags()
+        tags.feed(text)
+        return found + tags.problems
+    inert = re.sub(r"\\[!-/:-@\[-`{-~]", "\x00", text)  # an escaped character is that character, never syntax
+    return [f"{what}: {text[:100]!r}" for pattern, what in _LIVE_MARKDOWN if re.search(pattern, inert)]
+
+
+def live_markup(at: AppTest) -> list[str]:
+    """Every place the page sent a hostile name as markup; [] when all of them are text."""
+    found = []
+    for kind, path, text, fields in sent(at):
+        found += [f"{path}: {p}" for p in problems(kind, path, text, fields)]
+    return found
