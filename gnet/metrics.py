@@ -1,8 +1,7 @@
 """The records of a run's metrics.jsonl, typed once: gnet.train writes them, gnet.runs reads them back, the
 Training page, the sweeps and the charts draw them. One JSON object per line, `kind` says which record it is.
-Torch-free, so the charts and the page can name them without importing the trainer."""
-
-from __future__ import annotations
+Torch-free, so the charts and the page can name them without importing the trainer. (No postponed
+annotations here: TypedDict reads NotRequired from the evaluated ones.)"""
 
 from typing import Literal, NotRequired, TypedDict
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from gnet import runs
 from gnet.__main__ import main
 from gnet.checkpoints import load_checkpoint
+from gnet.metrics import EpochRecord, StepRecord
 from gnet.network import build
 from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec, network_preset
 from gnet.train import ConfigError, Pace, TrainConfig, get_lr, model_spec, predictions, train
@@ -253,6 +254,17 @@ def test_aux_heads_train_and_stay_out_of_evaluation(tmp_path):
     model = ck.build_model()
     assert isinstance(model(torch.zeros(2, 3, 24, 24)), torch.Tensor)  # eval: main head only
     assert len(model.train()(torch.zeros(2, 3, 24, 24))) == 3
+
+
+def test_the_metric_records_written_are_the_typed_records(tmp_path):
+    cfg = tiny(epochs=1)
+    run = runs.create(tmp_path / "typed", {"train": cfg.to_dict()})
+    assert train(cfg, run) == "finished"
+    for kind, typed in (("step", StepRecord), ("epoch", EpochRecord)):
+        records = runs.read_metrics(run, kind)
+        assert records, kind
+        for rec in records:  # every required key, nothing the type does not name (gpu_mem_gb: CUDA only)
+            assert typed.__required_keys__ <= set(rec) <= typed.__required_keys__ | typed.__optional_keys__
 
 
 def test_missing_dataset_fails_the_run_with_the_folder_named(tmp_path, monkeypatch, capsys):
