@@ -20,10 +20,24 @@ from gnet.analysis import BlockReport, NetworkReport, block_report, plan_report
 from gnet.compare import Comparison, Side, compare, load_design, read_design_file
 from gnet.plan import Plan, layer_plan
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
-from gnet.v3 import KIND_SPECS, KINDS, V3_PRESETS, KindSpec, default_kind, kind_fields, kind_report, kind_with, v3_plan
+from gnet.v3 import (
+    KIND_SPECS,
+    KINDS,
+    MODELS,
+    V3_PRESETS,
+    KindSpec,
+    default_kind,
+    kind_fields,
+    kind_report,
+    kind_with,
+    v3_plan,
+)
 
 if TYPE_CHECKING:  # the CLI imports torch only for the commands that need it
     from gnet.pretrained import ModelSource
+
+
+MODEL_HELP = "the network family: googlenet (default) or inception-v3 (torchvision's IMAGENET1K_V1)"
 
 
 class UsageError(Exception):
@@ -144,6 +158,7 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
     src.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
     src.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
     e.add_argument("--target", metavar="INDEX_OR_NAME", help="class index or name (default: the top-1 class)")
+    e.add_argument("--model", choices=MODELS, default="googlenet", help=MODEL_HELP)
     e.add_argument("--json", action="store_true")
 
     an = sub.add_parser("anatomy", help="how one unit of one branch is computed from the image, layer by layer")
@@ -160,12 +175,13 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
 
     v = sub.add_parser("visualize", help="activation maximisation: the image a channel, branch or block wants to see")
     v.add_argument("--layer", metavar="BLOCK", help="an Inception block, e.g. inception4b or 4b")
-    v.add_argument("--branch", choices=("b1", "b2", "b3", "b4"), help="default: the whole block")
+    v.add_argument("--branch", choices=("b1", "b2", "b3", "b4"), help="default: the whole block (v3's B, D: b1-b3)")
     v.add_argument("--channel", type=int, metavar="N", help="in the branch (without --branch: in the block output)")
     vsrc = v.add_mutually_exclusive_group()
     vsrc.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
     vsrc.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
     vsrc.add_argument("--untrained", action="store_true", help="random weights (seed 0)")
+    v.add_argument("--model", choices=MODELS, default="googlenet", help=MODEL_HELP)
     v.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     v.add_argument("--steps", type=int, default=256)
     v.add_argument("--seed", type=int, default=0)
@@ -648,8 +664,20 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _model_source(args: argparse.Namespace) -> ModelSource:
-    """explain / visualize: --weights, --checkpoint, --untrained, or torchvision's pretrained weights."""
-    from gnet.pretrained import ModelSource, ensure_pretrained_weights
+    """explain / visualize: --weights, --checkpoint, --untrained, or torchvision's pretrained weights (of --model)."""
+    from gnet.pretrained import ModelSource, ensure_pretrained_weights, ensure_v3_weights
+
+    if getattr(args, "model", "googlenet") == "inception-v3":
+        if args.checkpoint:
+            raise UsageError("--model inception-v3 takes --weights FILE, --untrained or the pretrained weights")
+        if args.weights:
+            return ModelSource("weights", args.weights, model="inception-v3")
+        if args.untrained:
+            return ModelSource("untrained", model="inception-v3")
+        status = ensure_v3_weights(timeout=None)
+        if not status.ok:
+            raise UsageError(f"{status.message}; use --weights FILE or --untrained")
+        return ModelSource("pretrained", model="inception-v3")
 
     if args.weights:
         return ModelSource("weights", args.weights)

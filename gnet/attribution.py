@@ -35,7 +35,7 @@ from torch import nn
 from gnet.blocks import branch_kernel_labels
 from gnet.net import Net, NetError, as_net
 from gnet.plan import ReceptiveField, short_label
-from gnet.spec import BRANCHES
+from gnet.spec import BRANCHES, BlockSpec
 
 
 class AttributionError(ValueError):
@@ -86,22 +86,33 @@ class Explanation:
     def block_names(self) -> list[str]:
         return list(self.blocks)
 
+    def branch_keys(self) -> list[str]:
+        """The columns: b1..bN for the block with the most branches (GoogLeNet: b1..b4; Inception v3's B and D
+        blocks have three)."""
+        return max((list(br) for br in self.blocks.values()), key=len, default=list(BRANCHES))
+
     def matrix(self, field: str) -> np.ndarray:
-        """(blocks, 4) array of one per-branch number: "grad_x_act", "delta_logit" or "delta_prob"."""
-        return np.array([[getattr(self.blocks[b][r], field) for r in BRANCHES] for b in self.blocks], np.float64)
+        """(blocks, branches) array of one per-branch number: "grad_x_act", "delta_logit" or "delta_prob";
+        nan where a block has fewer branches."""
+        nan = float("nan")
+        return np.array(
+            [[getattr(br[r], field) if r in br else nan for r in self.branch_keys()] for br in self.blocks.values()],
+            np.float64,
+        )
 
     def block_shares(self) -> np.ndarray:
         """Each branch's grad x act as a signed share of its block's total |grad x act| (rows of |.| sum to 1)."""
         m = self.matrix("grad_x_act")
-        tot = np.abs(m).sum(axis=1, keepdims=True)
-        return np.divide(m, tot, out=np.zeros_like(m), where=tot > 0)
+        tot = np.nansum(np.abs(m), axis=1, keepdims=True)
+        out = np.divide(m, tot, out=np.zeros_like(m), where=tot > 0)
+        return np.where(np.isnan(m), np.nan, out)
 
     def largest_drops(self, n: int = 5) -> list[Drop]:
         """The n branches whose zeroing lowers the target's probability most (ties: network order)."""
         rows = [
             (self.blocks[b][r].delta_prob, i, b, r)
             for i, b in enumerate(self.blocks)
-            for r in BRANCHES
+            for r in self.blocks[b]
             if np.isfinite(self.blocks[b][r].delta_prob)
         ]
         rows.sort(key=lambda t: (t[0], t[1]))
@@ -228,6 +239,15 @@ def ablation_logits(net: Net | nn.Module, x: torch.Tensor) -> np.ndarray:
         return _ablated_logits(net, parts).double().cpu().numpy()
 
 
+def _kernel_labels(net: Net, block: str) -> dict[str, str]:
+    """The real kernel sizes per branch: read from the loaded GoogLeNet block (torchvision's "5×5" is 3×3,
+    pytorch/vision#906), or from an Inception v3 block's spec, which is torchvision's own layout."""
+    spec = net.plan.step(block).spec
+    if isinstance(spec, BlockSpec):
+        return branch_kernel_labels(net.submodule(block))
+    return spec.branch_labels()
+
+
 def _first_block(net: Net) -> str:
     if not net.blocks():
         raise AttributionError("this network has no Inception blocks")
@@ -294,16 +314,15 @@ def explain_many(
         out = None
         if ablation:
             out = (  # (4 * blocks, classes)
-                _ablated_logits(net, parts)
-                if ablated is None
-                else torch.as_tensor(ablated, device=device)
+                _ablated_logits(net, parts) if ablated is None else torch.as_tensor(ablated, device=device)
             )
-            if out.shape != (4 * len(blocks), logits.shape[0]):
+            if out.shape != (len(flat), logits.shape[0]):
                 raise AttributionError(f"ablated logits shaped {tuple(out.shape)} are not this network's")
         act_flat = torch.cat([a.detach().mean(dim=1)[0].flatten() for a in flat]).float().cpu().numpy()
     _sync(device)
     shared = (time.perf_counter() - t0) / len(tgts)
-    labels = {b: branch_kernel_labels(net.submodule(b)) for b in blocks}
+    labels = {b: _kernel_labels(net, b) for b in blocks}
+    pairs = [(b, r) for b in blocks for r in parts[b]]
     results = []
     for k, tgt in enumerate(tgts):
         t1 = time.perf_counter()
@@ -334,7 +353,7 @@ def explain_many(
         _sync(device)
         seconds = shared + time.perf_counter() - t1
         results.append(
-            _unpack(packed, act_flat, flat, blocks, tgt, classes, logits_cpu, labels, x, seconds, out is not None)
+            _unpack(packed, act_flat, flat, pairs, tgt, classes, logits_cpu, labels, x, seconds, out is not None)
         )
     return results
 
@@ -343,7 +362,7 @@ def _unpack(
     packed: np.ndarray,
     act_flat: np.ndarray,
     flat: Sequence[torch.Tensor],
-    blocks: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
     tgt: int,
     classes: Sequence[str],
     logits_cpu: np.ndarray,
@@ -364,7 +383,7 @@ def _unpack(
         cam = cam_flat[o : o + hh * ww].reshape(hh, ww).astype(np.float32)
         act = act_flat[o : o + hh * ww].reshape(hh, ww)
         o += hh * ww
-        block, branch = blocks[i // 4], BRANCHES[i % 4]
+        block, branch = pairs[i]
         dl, dp = (delta_np[2 * i], delta_np[2 * i + 1]) if ablation else (float("nan"), float("nan"))
         result.setdefault(block, {})[branch] = BranchExplanation(cam, act, float(gxa_np[i]), float(dl), float(dp))
     return Explanation(
@@ -398,7 +417,10 @@ def theoretical_rf(net: Net | nn.Module, block: str, branch: str) -> ReceptiveFi
     if branch not in BRANCHES:
         raise AttributionError(f"no branch {branch!r}; choose one of {', '.join(BRANCHES)}")
     _check_block(net, block)
-    rf = net.plan.step(net.branch_paths(block)[branch]).rf
+    paths = net.branch_paths(block)
+    if branch not in paths:
+        raise AttributionError(f"no branch {branch!r} in {short_label(block)}; choose one of {', '.join(paths)}")
+    rf = net.plan.step(paths[branch]).rf
     if rf is None:
         raise AttributionError(f"the layer plan has no receptive field for {short_label(block, branch)}")
     return rf
@@ -421,14 +443,16 @@ def receptive_fields(net: Net | nn.Module, x: torch.Tensor, block: str, row: int
     _check_block(net, block)
     with torch.enable_grad():
         xin = x.to(net.device).detach().requires_grad_(True)
-        parts = list(net.branch_outputs(block, net.block_input(block, xin)).values())
+        outputs = net.branch_outputs(block, net.block_input(block, xin))
+        names, parts = list(outputs), list(outputs.values())
         hh, ww = parts[0].shape[2], parts[0].shape[3]
         if not (0 <= row < hh and 0 <= col < ww):
             raise AttributionError(f"position ({row}, {col}) is outside {short_label(block)}'s {hh}×{ww} grid")
         # One forward, four backward passes through the kept graph (measured faster on CPU than a
         # batch of 4 copies or a vmapped backward: the forward up to the block is shared).
         grads = [
-            torch.autograd.grad(p[0, :, row, col].sum(), [xin], retain_graph=k < 3)[0] for k, p in enumerate(parts)
+            torch.autograd.grad(p[0, :, row, col].sum(), [xin], retain_graph=k < len(parts) - 1)[0]
+            for k, p in enumerate(parts)
         ]
         g = torch.cat(grads)
     maps_np = g.detach().abs().sum(dim=1).float().cpu().numpy()
@@ -436,9 +460,9 @@ def receptive_fields(net: Net | nn.Module, x: torch.Tensor, block: str, row: int
         block,
         row,
         col,
-        {b: (hh, ww) for b in BRANCHES},
-        {b: maps_np[k] for k, b in enumerate(BRANCHES)},
-        {b: theoretical_rf(net, block, b) for b in BRANCHES},
+        {b: (hh, ww) for b in names},
+        {b: maps_np[k] for k, b in enumerate(names)},
+        {b: theoretical_rf(net, block, b) for b in names},
     )
 
 
@@ -455,9 +479,11 @@ def explain_text(ex: Explanation, model_label: str = "") -> str:
         ),
         "per block and branch: grad×act | change in probability (percentage points) when the branch is zeroed",
     ]
-    rows = [["block", *BRANCHES]]
+    keys = ex.branch_keys()
+    rows = [["block", *keys]]
     for b, br in ex.blocks.items():
-        rows.append([short_label(b), *(f"{br[r].grad_x_act:+.3g} | {br[r].delta_prob * 100:+.3g}" for r in BRANCHES)])
+        cells = (f"{br[r].grad_x_act:+.3g} | {br[r].delta_prob * 100:+.3g}" if r in br else "—" for r in keys)
+        rows.append([short_label(b), *cells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     drops = [d.sentence(ex.label) for d in ex.largest_drops(3)]

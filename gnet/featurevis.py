@@ -53,7 +53,6 @@ from gnet.images import Preprocess, crop_for_model, to_tensor
 from gnet.net import Net, as_net, content_key, plan_of
 from gnet.plan import short_label
 from gnet.runs import read_json, runs_root, write_json
-from gnet.spec import BRANCHES
 
 # Lucid's square root of ImageNet's colour correlation matrix, columns scaled to unit max norm.
 _COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -167,9 +166,10 @@ def resolve(net: Net | nn.Module, target: Target) -> ResolvedTarget:
     if t.branch is None:
         width, offset = sum(widths.values()), 0
     elif t.branch not in widths:
-        raise VisError(f"no branch {t.branch!r}; choose one of {', '.join(BRANCHES)}")
-    else:
-        width, offset = widths[t.branch], sum(widths[b] for b in BRANCHES[: BRANCHES.index(t.branch)])
+        raise VisError(f"no branch {t.branch!r}; choose one of {', '.join(widths)}")
+    else:  # widths are in concatenation order (Inception v3's B and D blocks have three branches)
+        order = list(widths)
+        width, offset = widths[t.branch], sum(widths[b] for b in order[: order.index(t.branch)])
     if t.channel is not None:
         what = f"{lay.label}·{t.branch}" if t.branch else lay.label
         if isinstance(t.channel, bool) or not isinstance(t.channel, int) or not 0 <= t.channel < width:
@@ -183,7 +183,7 @@ def from_output_channel(net: Net | nn.Module, layer: str, out_channel: int) -> T
     lay = resolve(net, Target(layer)).target.layer
     widths = branch_widths(net, lay)
     start = 0
-    for b in BRANCHES:
+    for b in widths:
         if 0 <= out_channel - start < widths[b]:
             return Target(lay, b, out_channel - start)
         start += widths[b]
@@ -290,12 +290,13 @@ def objectives(
     net = as_net(net)
     block = targets[0].target.layer
     wanted = {t.target.branch for t in targets}
-    need = list(BRANCHES) if None in wanted else [b for b in BRANCHES if b in wanted]
+    order = list(net.branch_paths(block))
+    need = order if None in wanted else [b for b in order if b in wanted]
     outs = {b: _run_branch(net.branch_module(block, b), h, redirect) for b in need}
     values = []
     for i, t in enumerate(targets):
         if t.target.branch is None:
-            out = torch.cat([outs[b][i : i + 1] for b in BRANCHES], dim=1)
+            out = torch.cat([outs[b][i : i + 1] for b in order], dim=1)
         else:
             out = outs[t.target.branch][i : i + 1]
         values.append(out.mean() if t.target.channel is None else out[:, t.target.channel].mean())
@@ -923,11 +924,11 @@ def specialisation(
     for block, parts in means.items():
         widths = {b: p.shape[1] for b, p in parts.items()}
         total = sum(widths.values())
-        strength = torch.cat([parts[b][:n].mean(0) for b in BRANCHES])
+        strength = torch.cat([parts[b][:n].mean(0) for b in parts])
         k = max(1, round(top_fraction * total))
         top = torch.argsort(-strength, stable=True)[:k]
         start = 0
-        for b in BRANCHES:
+        for b in parts:
             sens = colour_sensitivity(parts[b][:n], parts[b][n:])
             inside = int(((top >= start) & (top < start + widths[b])).sum())
             rows.append(

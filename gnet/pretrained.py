@@ -42,6 +42,7 @@ from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkp
 from gnet.images import Preprocess
 from gnet.net import Net
 from gnet.runs import SWEEP_FILE, runs_root
+from gnet.v3 import MODELS
 
 WEIGHTS = GoogLeNet_Weights.IMAGENET1K_V1
 WEIGHTS_FILE = "googlenet-1378be20.pth"  # torchvision's file name; "1378be20" is its SHA-256 prefix
@@ -314,7 +315,6 @@ def _torchvision_model(state: dict[str, torch.Tensor], what: str) -> nn.Module:
 # ---------------------------------------------------------------------------
 # Inception v3: torchvision's IMAGENET1K_V1 through the same weights API, cache and checks as GoogLeNet's
 
-MODELS = ("googlenet", "inception-v3")
 V3_WEIGHTS = Inception_V3_Weights.IMAGENET1K_V1
 V3_WEIGHTS_FILE = "inception_v3_google-0cc3c7bd.pth"  # torchvision's file name; "0cc3c7bd": its SHA-256 prefix
 V3_HASH_PREFIX = "0cc3c7bd"

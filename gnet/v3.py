@@ -58,6 +58,7 @@ from gnet.spec import (
 )
 
 KINDS = ("v1", "A", "B", "C", "D", "E")
+MODELS = ("googlenet", "inception-v3")  # the network families a model source can be (gnet.pretrained)
 
 
 @dataclass(frozen=True)
@@ -976,6 +977,7 @@ def _aux_steps(spec: InceptionV3Spec, shape: Shape, rf) -> list[Step]:
 
 __all__ = [
     "KINDS",
+    "MODELS",
     "KIND_SPECS",
     "ConvHW",
     "Layer",
