@@ -116,9 +116,13 @@ def _same_channels(spec: NetworkSpec, input_shape: tuple[int, int, int] | None, 
         raise SpecError(f"{what} take {spec.in_channels}-channel images, not {input_shape[0]}")
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)  # metadata is UTF-8 text: Netron shows "3×224×224", not "\u00d7"
+
+
 def _preprocess_json(pre: Any) -> str:
     """A gnet.images.Preprocess as JSON, with its description in words."""
-    return json.dumps(
+    return _json(
         {
             "resize": pre.resize,
             "image_size": list(pre.crop),
@@ -132,7 +136,7 @@ def _preprocess_json(pre: Any) -> str:
 
 
 def _untrained_preprocess(c: int, h: int, w: int) -> str:
-    return json.dumps(
+    return _json(
         {
             "image_size": [h, w],
             "in_channels": c,
@@ -218,7 +222,7 @@ def checkpoint_exportable(path: str | os.PathLike, input_shape: tuple[int, int, 
             KEY_NETWORK: spec.to_json(),
             KEY_PREPROCESS: _preprocess_json(pre),
             KEY_WEIGHTS: f"checkpoint {checkpoint_run(path)}/{path.name}",
-            KEY_CHECKPOINT: json.dumps(
+            KEY_CHECKPOINT: _json(
                 {
                     "run": checkpoint_run(path),
                     "file": path.name,
@@ -274,7 +278,7 @@ def _example(ex: Exportable, batch: int, dynamic_batch: bool) -> tuple[torch.Ten
 
 def _metadata(ex: Exportable, batch: int, dynamic_batch: bool) -> dict[str, str]:
     shape = ["batch" if dynamic_batch else batch, *ex.input_shape]
-    return {**ex.metadata, KEY_INPUT: json.dumps({"name": ex.input_name, "shape": shape, "layout": "NCHW"})}
+    return {**ex.metadata, KEY_INPUT: _json({"name": ex.input_name, "shape": shape, "layout": "NCHW"})}
 
 
 def export_pt2(ex: Exportable, batch: int = 1, dynamic_batch: bool = False) -> bytes:
@@ -312,6 +316,7 @@ def export_onnx(ex: Exportable, batch: int = 1, dynamic_batch: bool = False) -> 
     _name_after_modules(program.model, ex.paths, ex.outputs)
     proto = onnx.shape_inference.infer_shapes(program.model_proto, check_type=True, strict_mode=True)
     proto.doc_string = f"{ex.label}, exported by Inception Explorer (gnet)"
+    proto.graph.name = ex.label
     for k, v in _metadata(ex, batch, dynamic_batch).items():
         proto.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(proto)
@@ -329,8 +334,8 @@ def _module_path(scopes: list[str], paths: set[str]) -> str:
 
 
 def _name_after_modules(model: Any, paths: tuple[str, ...], outputs: tuple[str, ...]) -> None:
-    """Node names `<module path>/<op>`; the output tensor of each module in `outputs` named after it;
-    stack traces dropped. `model` is the exporter's onnx_ir Model."""
+    """Node names `<module path>/<op>`; the output tensor of each module in `outputs` named after the module,
+    every other tensor after its node; stack traces dropped. `model` is the exporter's onnx_ir Model."""
     steps, wanted = set(paths), set(outputs)
     graph_outputs = {v.name for v in model.graph.outputs}
     used_values = {v.name for v in model.graph.inputs} | graph_outputs | set(model.graph.initializers)
@@ -357,11 +362,19 @@ def _name_after_modules(model: Any, paths: tuple[str, ...], outputs: tuple[str, 
             prefix = ".".join(parts[:k])
             if prefix in wanted:
                 last_node[prefix] = node
+    named: set[int] = set()
     for p in sorted(last_node):
         outs = last_node[p].outputs
         if outs and outs[0].name not in graph_outputs and p not in used_values:
             outs[0].name = p
             used_values.add(p)
+            named.add(id(outs[0]))
+    for node in model.graph:  # the other tensors after the node that makes them, not the tracer's `getitem_15`
+        for i, value in enumerate(node.outputs):
+            name = node.name if i == 0 else f"{node.name}:{i}"
+            if id(value) not in named and value.name not in graph_outputs and name not in used_values:
+                value.name = name
+                used_values.add(name)
 
 
 def export_bytes(ex: Exportable, fmt: str, batch: int = 1, dynamic_batch: bool = False) -> bytes:

@@ -49,7 +49,7 @@ BLOCK = BlockDesign(
 TINY = dataclasses.replace(
     network_preset("mini"), name="tiny", input_size=(12, 12), stages=network_preset("mini").stages[:1], stage_pools=()
 )
-SMALL = ("block", "checkpoint")  # also exported at a fixed batch of 1 (the presets: dynamic only)
+FIXED = ("block",)  # also exported at a fixed batch of 1 (every export costs seconds: the others are dynamic only)
 TARGETS = (*NETWORK_PRESETS, "block", "checkpoint")
 
 
@@ -160,7 +160,7 @@ def test_onnx_checks_and_equals_pytorch_at_batch_1_and_3(target, exported, check
         x = torch.randn(n, *input_shape(target, checkpoint))
         with torch.no_grad():
             assert max_diff(run_onnx(path, x), module(x)) <= 1e-4
-    if target in SMALL:
+    if target in FIXED:
         fixed = exported(target, "onnx", dynamic=False)
         onnx.checker.check_model(onnx.load(fixed), full_check=True)
         x = torch.randn(1, *input_shape(target, checkpoint))
@@ -288,6 +288,27 @@ def test_fixed_batch_pt2_and_other_input(workdir, tiny_json):
         torch.testing.assert_close(loaded(x), ref, rtol=0, atol=1e-5)
     with pytest.raises(AssertionError, match=r"size\(\)\[0\] == 2"):  # a fixed batch of 2: the program's guard
         loaded(torch.randn(3, 3, 16, 24))
+
+
+def test_a_torchvision_weights_file_exports_as_torchvision_runs_it(tmp_path):
+    """--weights: torchvision's GoogLeNet as the app loads it (transform_input on), at another input size."""
+    from torchvision.models import googlenet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        tv = googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=False).eval()
+    torch.save(tv.state_dict(), tmp_path / "googlenet-weights.pth")
+    out = tmp_path / "tv.pt2"
+    argv = ["--weights", str(tmp_path / "googlenet-weights.pth"), "--input", "3,64,64", "--format", "pt2"]
+    assert main(["export", *argv, "--out", str(out)]) == 0
+    extra = dict.fromkeys((export.KEY_NETWORK, export.KEY_PREPROCESS, export.KEY_WEIGHTS), "")
+    loaded = torch.export.load(out, extra_files=extra).module()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), tv(x), rtol=0, atol=1e-5)
+    assert "googlenet-weights.pth" in extra[export.KEY_WEIGHTS] and "transform_input" in extra[export.KEY_WEIGHTS]
+    assert json.loads(extra[export.KEY_PREPROCESS])["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert NetworkSpec.from_json(extra[export.KEY_NETWORK]).input_size == (64, 64)
 
 
 # -- bad input ------------------------------------------------------------------------------------------
