@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,27 @@ class AppServer:
 
     def log(self) -> str:
         return (self.home / "server.log").read_text(errors="replace")
+
+
+def stop_children(home: Path) -> list[int]:
+    """SIGKILL the processes the app started for `home` (training runs, sweep schedulers, picture jobs): they are
+    detached from the server on purpose (they outlive a closed page), so a test that fails half-way, or the server's
+    exit, would leave them running on the shared cores. Each is found by its command line, which names a path
+    under `home` (its run directory, say); returns their process ids (Linux: /proc)."""
+    mark = str(home.resolve()) + os.sep
+    killed: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if any(mark in arg for arg in argv):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
 
 
 def _free_port() -> int:
@@ -103,3 +125,4 @@ def app_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            stop_children(home)  # after the server: it can start no more

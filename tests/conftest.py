@@ -3,6 +3,7 @@ drive it in Debian's headless Chromium through Playwright (no browser download).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from tests.appserver import CHROMIUM_ARGS, ROOT
+from tests.appserver import CHROMIUM_ARGS, ROOT, AppServer
 from tests.appserver import app_server as start_app_server
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -37,11 +38,79 @@ def chromium_or_skip() -> str:
     return chromium
 
 
+REPEAT_ENV = "GNET_E2E_REPEAT"
+
+
+def e2e_repeats() -> int:
+    """How many times each browser test runs (stress mode); 1 unless GNET_E2E_REPEAT says more."""
+    raw = os.environ.get(REPEAT_ENV, "1").strip() or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise pytest.UsageError(f"{REPEAT_ENV} must be a whole number from 1, not {raw!r}")
+    return int(raw)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Stress mode: every e2e-marked test once per repeat (ids like test_x[repeat2of5])."""
+    n = e2e_repeats()
+    if n > 1 and metafunc.definition.get_closest_marker("e2e") is not None:
+        if "e2e_repeat" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("e2e_repeat")
+        metafunc.parametrize("e2e_repeat", range(n), ids=[f"repeat{i + 1}of{n}" for i in range(n)])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Stress mode runs the suite's pass 1, then pass 2, ...: each pass gets a fresh shared app server, so a
+    test that needs an untouched server (no runs yet, no cached pictures) sees one in every pass."""
+    if e2e_repeats() > 1:
+        items.sort(key=_repeat_of)  # stable: each pass keeps the collection's order
+
+
+def _repeat_of(item: pytest.Item) -> int:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("e2e_repeat", 0) if callspec is not None else 0
+
+
+@pytest.fixture
+def e2e_repeat() -> int:
+    """The pass of the stress mode (0 in a normal run; parametrized by pytest_generate_tests)."""
+    return 0
+
+
+class _SharedServers:
+    """One app server at a time, for the current pass: the next pass's request closes the last pass's server."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp = tmp_path_factory
+        self.stack = contextlib.ExitStack()
+        self.repeat: int | None = None
+        self.server: AppServer | None = None
+
+    def get(self, repeat: int) -> AppServer:
+        if self.server is None or repeat != self.repeat:
+            self.stack.close()
+            self.server = self.stack.enter_context(start_app_server(self.tmp.mktemp(f"app_home{repeat}")))
+            self.repeat = repeat
+        return self.server
+
+
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """The real app on a free loopback port, with its own runs root and an empty torch hub cache."""
-    with start_app_server(tmp_path_factory.mktemp("app_home")) as server:
-        yield server.url
+def _shared_servers(tmp_path_factory):
+    servers = _SharedServers(tmp_path_factory)
+    with servers.stack:
+        yield servers
+
+
+@pytest.fixture
+def app_server(_shared_servers, e2e_repeat) -> str:
+    """The real app's URL on a free loopback port, with its own runs root and an empty torch hub cache (one server
+    per pass of the stress mode, shared by that pass's tests)."""
+    return _shared_servers.get(e2e_repeat).url
+
+
+@pytest.fixture
+def app_home(_shared_servers, e2e_repeat) -> Path:
+    """The app_server's home: its runs root is home/runs."""
+    return _shared_servers.get(e2e_repeat).home
 
 
 @pytest.fixture(scope="session")
@@ -60,19 +129,11 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    p = ctx.new_page()
-    p.set_default_timeout(30_000)
-    yield p
-    ctx.close()
+    """A page in its own context; tests/e2e/streamlit_ui.py watches its websocket from the first script on."""
+    from tests.e2e import streamlit_ui
 
-
-def wait_for_app(page) -> None:
-    """Wait until Streamlit has run the script to the end (the app root's script state,
-    which starts as "initial", reads "notRunning"; no running-status widget)."""
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    page.wait_for_timeout(300)
+    with streamlit_ui.new_page(browser) as p:
+        yield p
 
 
 def screenshot(page, name: str) -> Path:

@@ -10,23 +10,21 @@ import re
 
 import pytest
 
-from tests.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.conftest import assert_no_exception, screenshot
+from tests.e2e import streamlit_ui as ui
 
 pytestmark = pytest.mark.e2e
 
 
 def test_atlas_job_grid_and_large_view(app_server, page):
     page.set_viewport_size({"width": 1400, "height": 3000})
-    page.goto(app_server)
-    wait_for_app(page)
-    page.goto(app_server + "/feature_maps")
-    wait_for_app(page)
+    ui.open_app(page, app_server, "/feature_maps")
     page.get_by_text("Layer 3a: 256 channels").wait_for(timeout=90_000)
-    page.get_by_role("link", name="Channel Atlas: what each channel wants to see").click()  # in-app navigation
+    ui.click(page, page.get_by_role("link", name="Channel Atlas: what each channel wants to see"))  # in-app
     page.get_by_role("heading", name="Channel Atlas").wait_for(timeout=60_000)
     page.get_by_text("Block 4b: 512 channels, top 6 per branch").wait_for(timeout=90_000)
     page.locator("[data-testid='stPlotlyChart']").wait_for(timeout=90_000)
-    wait_for_app(page)
+    ui.wait_idle(page)
     assert re.search(r"/atlas$", page.url)
     body = page.inner_text("body")
     assert "UNTRAINED" in body and "Visualise the 24 missing channels (128×128 px, 256 steps)" in body
@@ -36,42 +34,28 @@ def test_atlas_job_grid_and_large_view(app_server, page):
     screenshot(page, "atlas_start")
 
     # tiny settings: 1 channel per branch, 32 px, 16 steps
-    k = page.get_by_role("slider", name="Channels per branch")
-    k.focus()
-    k.press("Home")
-    wait_for_app(page)
-    page.get_by_text("Optimisation settings").click()
-    size = page.get_by_role("slider", name="Image size (px)")
-    size.focus()
-    size.press("Home")
-    wait_for_app(page)
-    steps = page.get_by_label("Steps")
-    steps.fill("16")
-    steps.press("Enter")
-    wait_for_app(page)
-    start = page.get_by_role("button", name="Visualise the 4 missing channels (32×32 px, 16 steps)")
-    start.click()
-    page.get_by_text("All 4 pictures are cached for these settings.").wait_for(timeout=180_000)
-    wait_for_app(page)
+    ui.press(page, page.get_by_role("slider", name="Channels per branch"), "Home")
+    ui.open_expander(page, "Optimisation settings")
+    ui.press(page, page.get_by_role("slider", name="Image size (px)"), "Home")
+    ui.fill(page, "Steps", 16)
+    ui.button(
+        page,
+        "Visualise the 4 missing channels (32×32 px, 16 steps)",
+        until=page.get_by_text("All 4 pictures are cached for these settings."),
+        timeout_ms=180_000,
+    )
     tiles = page.get_by_role("button", name=re.compile(r"^4b·b[1-4] ch \d+ \| out \d+$"))
     assert tiles.count() == 4
     assert_no_exception(page)
     screenshot(page, "atlas_grid")
 
     label = tiles.nth(2).inner_text().strip()
-    tiles.nth(2).click()
-    wait_for_app(page)
-    page.get_by_text("where it fires on your image").wait_for(timeout=60_000)
+    ui.click(page, tiles.nth(2), until=page.get_by_text("where it fires on your image"))
     body = page.inner_text("body")
     assert "what it wants to see: mean activation" in body and label in body
-    images = page.locator("[data-testid='stImage'] img")
-    for i in range(images.count()):  # every picture actually decoded
-        images.nth(i).scroll_into_view_if_needed()
-        page.wait_for_function(
-            "e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(), timeout=30_000
-        )
+    assert ui.images_decoded(page, page.locator("[data-testid='stImage'] img")) >= 1  # every picture decoded
     assert_no_exception(page)
     screenshot(page, "atlas_large_view")
 
-    page.get_by_role("link", name=re.compile("Back to Feature Maps")).click()
-    page.get_by_role("heading", name="Feature Maps").wait_for(timeout=60_000)
+    back = page.get_by_role("link", name=re.compile("Back to Feature Maps"))
+    ui.click(page, back, until=page.get_by_role("heading", name="Feature Maps"))

@@ -4,15 +4,15 @@ real navigation (app.py's st.navigation), not Streamlit's folder mode."""
 import pytest
 
 from tests.appserver import app_server
-from tests.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.conftest import assert_no_exception, screenshot
+from tests.e2e import streamlit_ui as ui
 
 pytestmark = pytest.mark.e2e
 
 
 def test_first_visit_straight_to_a_sub_page(tmp_path, page):
     with app_server(tmp_path) as server:
-        page.goto(f"{server.url}/network_explorer")
-        wait_for_app(page)
+        ui.goto(page, f"{server.url}/network_explorer")
         page.get_by_role("heading", name="Network Explorer").first.wait_for()
         sidebar = page.locator("[data-testid='stSidebar']")
         nav = sidebar.inner_text()

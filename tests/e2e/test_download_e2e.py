@@ -10,7 +10,8 @@ import pytest
 
 from gnet import pretrained
 from tests.appserver import app_server as start_app_server
-from tests.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.conftest import assert_no_exception, screenshot
+from tests.e2e import streamlit_ui as ui
 from tests.loopback import FileServer, sha256, torchvision_weights_bytes
 
 pytestmark = pytest.mark.e2e
@@ -36,13 +37,10 @@ def test_first_run_online_shows_progress_and_switches_by_itself(browser, mirror,
     }  # the test's pause must not read as a stalled connection
     with start_app_server(tmp_path, extra_env=env) as server:
         # One browser session (sessions sharing one download: tests/test_downloads.py, 8 at once).
-        ctx = browser.new_context(viewport={"width": 1400, "height": 2600})
-        page = ctx.new_page()
-        try:
-            page.set_default_timeout(120_000)  # generous: the suite shares 2 cores with the server
-            page.goto(server.url, wait_until="domcontentloaded")  # the entry page first (see test_feature_maps_e2e)
-            wait_for_app(page)
-            page.goto(server.url + "/feature_maps", wait_until="domcontentloaded")
+        # generous timeouts: the suite shares 2 cores with the server
+        with ui.new_page(browser, height=2600, timeout_ms=120_000) as page:
+            ui.goto(page, server.url)  # the entry page first (see ui.open_app); then no wait for an idle app:
+            page.goto(server.url + "/feature_maps", wait_until="domcontentloaded")  # the download starts at once
             page.get_by_text("Downloading the pretrained GoogLeNet weights").wait_for()
             assert served.paused.wait(60)
             page.get_by_text(f"of {len(blob) / 1e6:.1f} MB").first.wait_for()  # the bar's numbers update
@@ -52,13 +50,13 @@ def test_first_run_online_shows_progress_and_switches_by_itself(browser, mirror,
             assert page.get_by_role("button", name="Retry download").count() == 0
             assert str(tmp_path) not in body  # no server path on the page
             assert_no_exception(page)
-            wait_for_app(page)  # between two polls of the progress fragment
+            ui.wait_idle(page)  # between two polls of the progress fragment
             screenshot(page, "download_in_progress")
 
             served.release.set()  # the rest of the file; nobody touches the pages from here on
             page.get_by_text("torchvision GoogLeNet, ImageNet weights (IMAGENET1K_V1)").wait_for(timeout=180_000)
             page.get_by_text("Layer 3a: 256 channels").first.wait_for()
-            wait_for_app(page)
+            ui.wait_idle(page)
             body = page.inner_text("body")
             assert "UNTRAINED" not in body and "Downloading the pretrained" not in body
             assert page.locator("[data-testid='stProgress']").count() == 0
@@ -66,5 +64,3 @@ def test_first_run_online_shows_progress_and_switches_by_itself(browser, mirror,
             screenshot(page, "download_switched_to_pretrained")
             assert mirror.requests[WEIGHTS_PATH] == 1
             assert (tmp_path / "torch" / "hub" / "checkpoints" / pretrained.WEIGHTS_FILE).read_bytes() == blob
-        finally:
-            ctx.close()

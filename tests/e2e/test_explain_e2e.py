@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.conftest import assert_no_exception, screenshot
+from tests.e2e import streamlit_ui as ui
 
 pytestmark = pytest.mark.e2e
 
@@ -20,27 +21,19 @@ SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "samples" / "coffee.jp
 
 def test_upload_shows_the_grid_and_a_click_picks_a_unit(app_server, page):
     page.set_viewport_size({"width": 1400, "height": 5200})  # Streamlit scrolls inside its main block
-    page.goto(app_server)  # a fresh server needs app.py's st.navigation once (see test_feature_maps_e2e)
-    wait_for_app(page)
-    page.goto(app_server + "/explain")
-    wait_for_app(page)
+    ui.open_app(page, app_server, "/explain")
     page.get_by_role("heading", name="Explain").first.wait_for()
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(SAMPLE))
+    ui.upload(page, SAMPLE)
     page.get_by_text("your upload: what the network sees").wait_for(timeout=120_000)
     page.get_by_text("Grad-CAM for '").first.wait_for(timeout=120_000)
-    wait_for_app(page)
+    ui.wait_idle(page)
     body = page.inner_text("body")
     assert "UNTRAINED" in body and "Compute device" in body
     for heading in ("Grad-CAM of every branch", "Zeroing one branch at a time", "Receptive fields on the image"):
         assert heading in body
     assert "colour scale: shared by all maps" in body and "zeroing " in body
     images = page.locator("[data-testid='stImage'] img")
-    assert images.count() == 8  # input, grid, the unit's two views, the four branches
-    for i in range(images.count()):
-        images.nth(i).scroll_into_view_if_needed()
-        page.wait_for_function(
-            "e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(), timeout=30_000
-        )
+    assert ui.images_decoded(page, images) == 8  # input, grid, the unit's two views, the four branches
     grid = images.nth(1).element_handle()
     assert page.evaluate("e => [e.naturalWidth, e.naturalHeight]", grid)[1] > 9 * 112  # 9 rows of thumbnails
     assert page.locator("[data-testid='stPlotlyChart']").count() == 1  # the unit picker (click to pick)
@@ -57,20 +50,14 @@ def test_upload_shows_the_grid_and_a_click_picks_a_unit(app_server, page):
     picker.scroll_into_view_if_needed()
     point = picker.locator("g.points path.point").first
     point.wait_for(timeout=30_000)
-    point.click(force=True)
-    page.get_by_text("The four branches of 4d at (0, 0)").wait_for(timeout=120_000)
-    wait_for_app(page)
+    ui.click(page, point, until=page.get_by_text("The four branches of 4d at (0, 0)"), timeout_ms=120_000, force=True)
     assert_no_exception(page)
     screenshot(page, "explain_rf_click")
 
     # another of the top 5: the target line and both grids follow; the picked unit stays where it was
-    box = page.get_by_label("Class", exact=True)
-    box.click()
-    option = page.get_by_role("option").nth(2)
-    label = re.sub(r"^#\d+ | \([^()]*\)$", "", option.inner_text().strip())
-    option.click()
+    label = re.sub(r"^#\d+ | \([^()]*\)$", "", ui.choose(page, "Class", 2))
     page.get_by_text(f"Target: {label} (class").wait_for(timeout=120_000)
-    wait_for_app(page)
+    ui.wait_idle(page)
     for grid_title in (f"Where the evidence for '{label}'", f"Zeroing one branch: change in P('{label}')"):
         assert page.locator(f'svg[aria-label^="{grid_title}"] g.cell').count() == 36
     assert page.get_by_text("The four branches of 4d at (0, 0)").count() == 1

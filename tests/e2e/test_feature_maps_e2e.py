@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.conftest import assert_no_exception, screenshot
+from tests.e2e import streamlit_ui as ui
 
 pytestmark = pytest.mark.e2e
 
@@ -18,46 +19,32 @@ SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "samples" / "coffee.jp
 
 def test_upload_shows_branch_grids(app_server, page):
     page.set_viewport_size({"width": 1400, "height": 4200})  # Streamlit scrolls inside its main block
-    # A fresh server treats pages/ as Streamlit's old multipage folder until app.py has called
-    # st.navigation once: load the entry page first (as test_designer_e2e does).
-    page.goto(app_server)
-    wait_for_app(page)
-    page.goto(app_server + "/feature_maps")
-    wait_for_app(page)
+    ui.open_app(page, app_server, "/feature_maps")
     page.get_by_role("heading", name="Feature Maps").wait_for()
     page.get_by_role("button", name="Retry download").wait_for(timeout=60_000)
     page.get_by_text("Layer 3a: 256 channels").wait_for(timeout=60_000)  # the sample image's result
-    wait_for_app(page)
+    ui.wait_idle(page)
     body = page.inner_text("body")
     assert "googlenet-1378be20.pth" in body and "UNTRAINED" in body
     assert (
         "Compute device" in body
     )  # run through app.py's navigation, not as a bare script  # offline: says what it shows instead
-    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(SAMPLE))
+    ui.upload(page, SAMPLE)
     page.get_by_text("your upload: JPEG, 512×341 px").wait_for(timeout=60_000)
-    wait_for_app(page)
+    ui.wait_idle(page)
     body = page.inner_text("body")
     for chip in ("b1: 1×1", "b2: 1×1 → 3×3", "b3: 1×1 → 3×3", "b4: 3×3 max-pool → 1×1"):
         assert chip in body
     assert "Layer 3a: 256 channels, 28×28 maps" in body and "ms forward pass" in body
     # 2 input views + 4 branch mosaics + heatmap + overlay, all actually rendered
-    images = page.locator("[data-testid='stImage'] img")
-    assert images.count() == 8
-    for i in range(8):  # each one decoded (scrolled to: the browser may load images lazily)
-        images.nth(i).scroll_into_view_if_needed()
-        page.wait_for_function(
-            "e => e.complete && e.naturalWidth > 0", arg=images.nth(i).element_handle(), timeout=30_000
-        )
+    assert ui.images_decoded(page, page.locator("[data-testid='stImage'] img")) == 8
     assert page.get_by_role("button", name="Download b2 grid (PNG)").count() == 1
     assert_no_exception(page)
     screenshot(page, "feature_maps_upload")
 
     # ablation: zero b2 and see the before/after table
     page.get_by_text("Zero these branches").scroll_into_view_if_needed()
-    page.locator("[data-testid='stMultiSelect']").last.click()
-    page.get_by_role("option", name="b2 (1×1 → 3×3)").click()
-    page.keyboard.press("Escape")
-    wait_for_app(page)
+    ui.choose_many(page, "Zero these branches", "b2 (1×1 → 3×3)")
     page.get_by_text("without b2").first.wait_for(timeout=30_000)  # the before/after chart's legend
     tables = page.locator(".gnet-table table")  # preprocessing, top-5, branch stats, ablation
     assert tables.count() == 4

@@ -1,13 +1,13 @@
 import pytest
 
-from tests.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.conftest import assert_no_exception, screenshot
+from tests.e2e import streamlit_ui as ui
 
 pytestmark = pytest.mark.e2e
 
 
 def test_home_renders_and_links_pages(app_server, page):
-    page.goto(app_server)
-    wait_for_app(page)
+    ui.goto(page, app_server)
     page.get_by_role("heading", name="Inception Explorer").wait_for()
     page.get_by_text("Why the 1×1 convolutions").wait_for()
     body = page.inner_text("body")

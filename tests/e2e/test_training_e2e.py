@@ -6,17 +6,13 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
-from tests.conftest import assert_no_exception, screenshot, wait_for_app
+from tests.appserver import stop_children
+from tests.conftest import assert_no_exception, screenshot
+from tests.e2e import streamlit_ui as ui
 
 pytestmark = pytest.mark.e2e
-
-
-def _set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    wait_for_app(page)
 
 
 def _progress_text(page) -> str:
@@ -24,53 +20,56 @@ def _progress_text(page) -> str:
     return bar.first.inner_text() if bar.count() else ""
 
 
-def _watch_progress(page, changes: int, timeout_s: float = 120) -> list[str]:
-    """The progress texts seen while polling, until `changes` distinct ones and the live curves are shown."""
+def _watch_progress(page, changes: int, timeout_s: float = 240) -> list[str]:
+    """The progress texts seen while the fragment polls, until `changes` distinct ones and the live curves show."""
     seen: list[str] = []
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < changes and time.monotonic() < deadline:
+        try:  # until the bar shows a text other than the last one seen
+            page.wait_for_function(
+                "prev => { const b = document.querySelector(\"[data-testid='stProgress']\");"
+                " const t = b ? b.innerText : ''; return t !== '' && t !== prev; }",
+                arg=seen[-1] if seen else "",
+                timeout=max(1.0, deadline - time.monotonic()) * 1000,
+            )
+        except PlaywrightError:
+            break
         text = _progress_text(page)
         if text and (not seen or text != seen[-1]):
             seen.append(text)
-        if len(seen) >= changes and page.get_by_text("train (per step)").count() >= 1:  # the live curves' legend
-            break
-        page.wait_for_timeout(300)
+    ui.wait_text(page, "train (per step)", timeout_ms=max(1.0, deadline - time.monotonic()) * 1000)  # the legend
     return seen
-
-
-def _button(page, name: str):
-    """The page's own button: Streamlit's status widget has a "Stop" button of its own while a script runs."""
-    return page.locator("[data-testid='stMain']").get_by_role("button", name=name, exact=True)
 
 
 def _step(text: str) -> int:
     return int(re.search(r"step ([\d,]+)/", text).group(1).replace(",", ""))
 
 
-def test_training_run_updates_live_stops_and_resumes(app_server, page):
+@pytest.mark.timeout(900)  # a training run beside the suite's app server and browser, on 2 shared cores
+def test_training_run_updates_live_stops_and_resumes(app_server, app_home, page):
+    try:
+        _train_stop_resume(app_server, page)
+    finally:  # a failure half-way must not leave its 1000-epoch run on the shared cores
+        stop_children(app_home)
+
+
+def _train_stop_resume(app_server: str, page) -> None:
     page.set_viewport_size({"width": 1400, "height": 2600})  # Streamlit scrolls inside the app: show it all
     # A fresh server treats pages/ as Streamlit's old multipage folder until app.py has called
     # st.navigation once: load the entry page first (as the other e2e tests do).
-    page.goto(app_server)
-    wait_for_app(page)
-    page.goto(app_server + "/training")
-    wait_for_app(page)
+    ui.open_app(page, app_server, "/training")
     page.get_by_role("heading", name="Training").wait_for()
     page.get_by_text("No runs yet").wait_for()
-    wait_for_app(page)
+    ui.wait_idle(page)
     # A run far longer than the test watches it (1000 epochs), so that the live updates are seen on a machine
     # of any speed; the test stops it, resumes it and stops it again.
-    _set_number(page, "Image size (pixels)", 12)
-    _set_number(page, "Epochs", 1000)
-    _set_number(page, "Batch size", 25)
-    _set_number(page, "Training images (0 = all)", 400)
-    name = page.get_by_label("Run name", exact=True)
-    name.fill("e2e-run")
-    name.press("Enter")
-    wait_for_app(page)
+    ui.fill(page, "Image size (pixels)", 12)
+    ui.fill(page, "Epochs", 1000)
+    ui.fill(page, "Batch size", 25)
+    ui.fill(page, "Training images (0 = all)", 400)
+    ui.fill(page, "Run name", "e2e-run")
     screenshot(page, "training_form")
-    page.get_by_role("button", name="Start training").click()
-    page.get_by_text("Started run e2e-run").wait_for(timeout=30_000)
+    ui.button(page, "Start training", until=page.get_by_text("Started run e2e-run"))
 
     # The fragment polls the run's files: the progress text must change while we watch.
     seen = _watch_progress(page, changes=2)
@@ -78,22 +77,16 @@ def test_training_run_updates_live_stops_and_resumes(app_server, page):
     assert _step(seen[-1]) > _step(seen[0]), seen
     assert "/1000" in seen[-1]
     # The ETA appears once the run has a steady pace (the status after the start-up window).
-    page.get_by_text(re.compile(r"step [\d,]+/16,000 · ETA \d+")).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"step [\d,]+/16,000 · ETA \d+")).wait_for(timeout=180_000)
     screenshot(page, "training_live")
     # Let one epoch finish first, so that the stopped run has a test accuracy to compare.
-    page.wait_for_function("() => /epoch ([2-9]|\\d\\d+)\\/1000/.test(document.body.innerText)", timeout=120_000)
+    page.wait_for_function("() => /epoch ([2-9]|\\d\\d+)\\/1000/.test(document.body.innerText)", timeout=240_000)
 
-    _button(page, "Stop").click()
-    page.get_by_text(re.compile(r"stopped at step [\d,]+ of [\d,]+; resume continues")).wait_for(timeout=60_000)
-    wait_for_app(page)
-    page.get_by_text("true:").first.wait_for(timeout=30_000)  # predictions of the stop's checkpoint
-    thumbs = page.locator("[data-testid='stImage'] img")
-    assert thumbs.count() >= 8  # the checkpoint's test images, each decoded (they load lazily: scroll to each)
-    for i in range(thumbs.count()):
-        thumbs.nth(i).scroll_into_view_if_needed()
-        page.wait_for_function(
-            "e => e.complete && e.naturalWidth > 0", arg=thumbs.nth(i).element_handle(), timeout=30_000
-        )
+    stopped = page.get_by_text(re.compile(r"stopped at step [\d,]+ of [\d,]+; resume continues"))
+    ui.button(page, "Stop", until=stopped)
+    page.get_by_text("true:").first.wait_for(timeout=60_000)  # predictions of the stop's checkpoint
+    # the checkpoint's test images, each decoded (they load lazily: scroll to each)
+    assert ui.images_decoded(page, page.locator("[data-testid='stImage'] img")) >= 8
     body = page.inner_text("body")
     stopped_at = _step(_progress_text(page))
     assert stopped_at >= _step(seen[-1])
@@ -106,24 +99,21 @@ def test_training_run_updates_live_stops_and_resumes(app_server, page):
     # then the lines per block in the next tab.
     page.get_by_text("Branch telemetry").wait_for()
     assert page.locator(".js-plotly-plot .heatmaplayer").count() >= 1
-    page.get_by_role("tab", name="Lines per block").click()
+    ui.select_tab(page, "Lines per block")
     page.get_by_text("per block, by branch").first.wait_for()
     screenshot(page, "training_telemetry")
 
     # Resume continues from the stop's step, live again.
-    _button(page, "Resume").click()
+    ui.button(page, "Resume")
     seen = _watch_progress(page, changes=2)
     assert len(seen) >= 2 and _step(seen[-1]) > stopped_at, (stopped_at, seen)
-    _button(page, "Stop").click()
-    page.get_by_text(re.compile(r"stopped at step [\d,]+ of")).wait_for(timeout=60_000)
-    wait_for_app(page)
+    ui.button(page, "Stop", until=page.get_by_text(re.compile(r"stopped at step [\d,]+ of")))
     assert_no_exception(page)
 
     # "Open in Feature Maps" hands the run's checkpoint to the Feature Maps page.
-    page.get_by_role("button", name="Open in Feature Maps").click()
-    page.get_by_role("heading", name="Feature Maps").wait_for(timeout=60_000)
+    ui.button(page, "Open in Feature Maps", until=page.get_by_role("heading", name="Feature Maps"))
     page.wait_for_url(re.compile(r".*/feature_maps$"))
-    wait_for_app(page)
+    ui.wait_idle(page)
     assert "e2e-run" in page.inner_text("body")  # the checkpoint path names the run
     assert_no_exception(page)
     screenshot(page, "training_open_in_feature_maps")
