@@ -43,10 +43,8 @@ BN_CHOICES = {"bias + ReLU (d2l)": False, "BatchNorm + ReLU (torchvision)": True
 # The widgets' own cap on a typed number; the spec's caps (SpecError, named in the message) are far lower.
 MAX_TYPED = 10_000_000
 NUMBER = {"min_value": 0, "max_value": MAX_TYPED, "step": 1}
-# What the editor's key function is asked for, besides the channel fields.
-SETTINGS = ("reduce", "b3v", "bn")
-
-WidgetKey = Callable[[str], str]  # a BlockSpec field (or one of SETTINGS) -> the page's widget key
+# A BlockSpec channel field, or "reduce", "b3v" (the b3 convolution) or "bn" -> the page's widget key.
+WidgetKey = Callable[[str], str]
 
 
 def load_block(key: WidgetKey, block: BlockSpec) -> None:
