@@ -32,10 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from gnet.blocks import branch_kernel_labels
 from gnet.net import Net, NetError, as_net
 from gnet.plan import ReceptiveField, short_label
-from gnet.spec import BRANCHES, BlockSpec
+from gnet.spec import BRANCHES
 
 
 class AttributionError(ValueError):
@@ -239,15 +238,6 @@ def ablation_logits(net: Net | nn.Module, x: torch.Tensor) -> np.ndarray:
         return _ablated_logits(net, parts).double().cpu().numpy()
 
 
-def _kernel_labels(net: Net, block: str) -> dict[str, str]:
-    """The real kernel sizes per branch: read from the loaded GoogLeNet block (torchvision's "5×5" is 3×3,
-    pytorch/vision#906), or from an Inception v3 block's spec, which is torchvision's own layout."""
-    spec = net.plan.step(block).spec
-    if isinstance(spec, BlockSpec):
-        return branch_kernel_labels(net.submodule(block))
-    return spec.branch_labels()
-
-
 def _first_block(net: Net) -> str:
     if not net.blocks():
         raise AttributionError("this network has no Inception blocks")
@@ -321,7 +311,7 @@ def explain_many(
         act_flat = torch.cat([a.detach().mean(dim=1)[0].flatten() for a in flat]).float().cpu().numpy()
     _sync(device)
     shared = (time.perf_counter() - t0) / len(tgts)
-    labels = {b: _kernel_labels(net, b) for b in blocks}
+    labels = {b: net.branch_labels(b) for b in blocks}
     pairs = [(b, r) for b in blocks for r in parts[b]]
     results = []
     for k, tgt in enumerate(tgts):

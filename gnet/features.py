@@ -20,7 +20,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from gnet.blocks import branch_kernel_labels
+from gnet.blocks import branch_kernel_labels  # noqa: F401 (part of this module's API: tests read it here)
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.net import Net, as_net
 from gnet.plan import BLOCK, short_label
@@ -105,8 +105,7 @@ def extract(net: Net | nn.Module, x: torch.Tensor, layer: str) -> Extraction:
     for k, a in groups.items():
         offsets[k] = o
         o += a.shape[0]
-    mod = net.submodule(lay.module)
-    labels = branch_kernel_labels(mod) if lay.is_block else {"out": _layer_label(mod)}
+    labels = net.branch_labels(lay.module) if lay.is_block else {"out": _layer_label(net.submodule(lay.module))}
     return Extraction(lay, groups, offsets, labels, logits[0].float().cpu(), forward_s, parts)
 
 

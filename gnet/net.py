@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gnet.blocks import branch_kernel_labels
 from gnet.images import Preprocess
 from gnet.plan import AVGPOOL, CONV, MAXPOOL, Plan, Step, layer_plan
-from gnet.spec import NetworkSpec, googlenet_imagenet
+from gnet.spec import BlockSpec, NetworkSpec, googlenet_imagenet
 from gnet.v3 import inception_v3_imagenet, v3_plan
 
 
@@ -189,6 +190,16 @@ class Net:
         """{"b1": "inception3a.branch1", ...}: each branch's module, in concatenation order."""
         self._check_block(block)
         return self.plan.branch_paths(block)
+
+    def branch_labels(self, block: str) -> dict[str, str]:
+        """Each branch's real kernel sizes, e.g. {"b3": "1×1 → 3×3"}: read from a GoogLeNet's loaded block
+        (torchvision's "5×5" branch is 3×3, pytorch/vision#906), or from an Inception v3 block's spec (the plan's,
+        which is torchvision's layout)."""
+        self._check_block(block)
+        spec = self.plan.step(block).spec
+        if isinstance(spec, BlockSpec):
+            return branch_kernel_labels(self.module.get_submodule(block))
+        return spec.branch_labels()
 
     def branch_module(self, block: str, branch: str) -> nn.Module:
         """The module that computes one branch: its own (GoogLeNet's branch2), or a PlanBranch where the

@@ -198,7 +198,7 @@ def show_ablation(lm: Net, ex: F.Extraction) -> None:
 st.title("Feature Maps")
 st.caption("What each branch of a GoogLeNet block responds to in your image. Tensor shapes are C×H×W.")
 
-source, standing_in = choose_model()
+source, standing_in = choose_model(families=True)  # GoogLeNet or Inception v3, then the source
 lm = load_chosen(source, standing_in, pick_device())  # a broken stand-in checkpoint: the untrained net
 model_key = lm.key
 
@@ -235,7 +235,9 @@ def layer_view(
     layer_list = F.layers(lm)
     labels = [lay.label for lay in layer_list]
     c1, c2 = st.columns([1, 2])
-    layer = c1.selectbox("Layer", labels, index=labels.index("3a") if "3a" in labels else 0, key="fm_layer")
+    layer = c1.selectbox(
+        "Layer", labels, index=next((i for i, n in enumerate(labels) if n in ("3a", "5b")), 0), key="fm_layer"
+    )
     k = c2.slider("Channels shown per branch (strongest by mean activation)", 1, 64, 16, key="fm_k")
 
     ex = _extract(model_key, image_key, layer, lm, x)

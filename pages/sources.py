@@ -18,13 +18,16 @@ from gnet.checkpoints import CheckpointError
 from gnet.images import FORMAT_NAMES, LoadedImage, Preprocess, load, preprocess
 from gnet.net import Net
 from gnet.pretrained import (
+    V3_SOURCES,
     ModelSource,
     ensure_pretrained_weights,
+    ensure_v3_weights,
     find_checkpoints,
     how_to_get_weights,
     hub_weights_path,
     load_model,
     user_file,
+    v3_hub_weights_path,
 )
 from gnet.spec import SpecError
 from pages.download_panel import weights_download
@@ -41,10 +44,13 @@ SOURCE_LABELS = {
 }
 
 
+FAMILY_LABELS = {"googlenet": "GoogLeNet (Inception v1)", "inception-v3": "Inception v3"}
+
+
 @st.cache_resource(show_spinner="Loading the network…", max_entries=6)
-def cached_model(kind: str, path: str, mtime: float, device: str) -> Net:
-    """One model per (source, file, device) for the whole process; mtime makes a rewritten file reload."""
-    return load_model(ModelSource(kind, path), torch.device(device))
+def cached_model(kind: str, path: str, mtime: float, device: str, model: str = "googlenet") -> Net:
+    """One model per (family, source, file, device) for the whole process; mtime makes a rewritten file reload."""
+    return load_model(ModelSource(kind, path, model), torch.device(device))
 
 
 # The decoded image and the model's input, cached by the image's hash (and the model's preprocessing): shared by
@@ -81,9 +87,20 @@ def _confined(path: str) -> str:
         st.stop()
 
 
-def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
+def choose_model(prefix: str = "fm", families: bool = False) -> tuple[ModelSource, bool]:
     """Widgets for the model source → (what to load, whether it stands in for missing pretrained weights).
-    Offline, says what it could not get and what it shows instead."""
+    Offline, says what it could not get and what it shows instead. families=True asks for the family first
+    (GoogLeNet or Inception v3), then the source."""
+    if families:
+        family = st.radio(
+            "Family",
+            list(FAMILY_LABELS),
+            format_func=FAMILY_LABELS.__getitem__,
+            horizontal=True,
+            key=f"{prefix}_family",
+        )
+        if family == "inception-v3":
+            return _choose_v3(prefix)
     found = [str(p) for p in find_checkpoints()]
     requested = requested_checkpoint(prefix)  # sent by the Training page's "open in ..."
     if requested and requested not in found:
@@ -141,17 +158,47 @@ def choose_model(prefix: str = "fm") -> tuple[ModelSource, bool]:
     return fallback, True
 
 
+def _choose_v3(prefix: str) -> tuple[ModelSource, bool]:
+    """The sources of an Inception v3: torchvision's pretrained weights, a weights file, random weights."""
+    labels = {k: SOURCE_LABELS[k] for k in V3_SOURCES}
+    kind = st.radio("Network", list(labels), format_func=labels.__getitem__, horizontal=True, key=f"{prefix}_v3_source")
+    if kind == "weights":
+        typed = st.text_input("Path to a torchvision Inception v3 weights file (.pth)", key=f"{prefix}_v3_weights_path")
+        if not typed.strip():
+            st.info("Enter the path of a weights file on the server, e.g. inception_v3_google-0cc3c7bd.pth.")
+            st.stop()
+        return ModelSource("weights", _confined(typed.strip()), model="inception-v3"), False
+    if kind == "untrained":
+        return ModelSource("untrained", model="inception-v3"), False
+    status = ensure_v3_weights(retry=bool(st.session_state.pop(f"{prefix}_v3_retry_now", False)))
+    if status.ok:
+        return ModelSource("pretrained", model="inception-v3"), False
+    if status.state == "downloading":
+        p = status.progress
+        done = f" ({p.done / 2**20:.0f} of {p.total / 2**20:.0f} MB)" if p and p.total else ""
+        st.info(f"Downloading the Inception v3 weights{done}; showing an UNTRAINED Inception v3 until they arrive.")
+    else:
+        st.warning(
+            f"{plain(status.message)}.\n\nShowing an UNTRAINED Inception v3 (random weights) instead. Put "
+            "torchvision's `inception_v3_google-0cc3c7bd.pth` into `$TORCH_HOME/hub/checkpoints/`, or set "
+            "GNET_V3_WEIGHTS_URL (+ GNET_V3_WEIGHTS_SHA256) to a mirror."
+        )
+        st.button("Retry download", key=f"{prefix}_v3_retry", on_click=_request_retry, args=(f"{prefix}_v3",))
+    return ModelSource("untrained", model="inception-v3"), True
+
+
 def load_chosen(source: ModelSource, standing_in: bool, device: torch.device) -> Net:
     """The cached model for a source; a broken stand-in checkpoint falls back to the untrained net."""
     # the pretrained net is keyed by its cache file too, so a file downloaded or replaced later is loaded afresh
-    key_path = str(hub_weights_path()) if source.kind == "pretrained" else source.path
+    hub = v3_hub_weights_path() if source.model == "inception-v3" else hub_weights_path()
+    key_path = str(hub) if source.kind == "pretrained" else source.path
     try:
-        return cached_model(source.kind, key_path, file_mtime(key_path) if key_path else 0.0, str(device))
+        return cached_model(source.kind, key_path, file_mtime(key_path) if key_path else 0.0, str(device), source.model)
     except (CheckpointError, SpecError) as e:
         st.error(f"Could not load this network: {plain(e)}")
         if not standing_in:
             st.stop()
-        return cached_model("untrained", "", 0.0, str(device))
+        return cached_model("untrained", "", 0.0, str(device), source.model)
 
 
 def run_and_file(path: str) -> str:
