@@ -17,7 +17,7 @@ from pages.anatomy_link import anatomy_link
 from pages.export_buttons import export_buttons
 from pages.forms import NUMBER, block_editor, edited_block, load_block
 from pages.handoff import editing_block, return_block, set_editing_block, take_block
-from pages.ui import branch_chip, plain, use_app_navigation
+from pages.ui import branch_chip, plain, show_html, use_app_navigation
 
 use_app_navigation()
 
@@ -314,8 +314,8 @@ with right:
         with tab_diagram:
             diagram, share = _drawings(design.to_json())
             # markdown, not st.html: st.html's sanitiser keeps only HTML and drops SVG; these strings are ours
-            st.markdown(diagram, unsafe_allow_html=True)
-            st.markdown(share, unsafe_allow_html=True)
+            show_html(diagram)
+            show_html(share)
 
     if tab_bottleneck.open:
         with tab_bottleneck:

@@ -287,7 +287,7 @@ def sweep_section(network: NetworkSpec, source: str | None) -> None:
             )
         found = sweeps.list_sweeps(root)
         if not found:
-            st.caption(f"No sweeps yet in {root}.")
+            st.caption("No sweeps yet in the runs folder (GNET_RUNS_DIR).")  # no server path on a page
             return
         names = [x.name for x in found]
         if s.get("sw_selected") not in names:
@@ -336,7 +336,7 @@ def _start_sweep(
         st.error(plain(f"The sweep was not started: {e}"))
         return
     s.sw_selected, s.sw_open = sweep.name, True
-    st.success(f"Started sweep {sweep.name}: {', '.join(chosen)}.")
+    st.success(plain(f"Started sweep {sweep.name}: {', '.join(chosen)}."))
 
 
 def _watch_sweep(path, was_live: bool) -> None:
@@ -351,10 +351,10 @@ def _watch_sweep(path, was_live: bool) -> None:
     if live != was_live:
         st.rerun()  # started or ended: the buttons and the polling change
     done = sum(r.state == "finished" for r in rows)
+    sw = sweep.settings  # hand-edited sweep.json: names and settings are text, never markup
     st.markdown(
-        f"**{sweep.name}** · base {sweep.base.name} · {sweep.settings.dataset}, {sweep.settings.recipe}, "
-        f"{sweep.settings.epochs} epoch(s), seed {sweep.settings.seed} · {done}/{len(rows)} finished · "
-        f"scheduler {state}"
+        f"**{plain(sweep.name)}** · base {plain(sweep.base.name)} · {plain(sw.dataset)}, {plain(sw.recipe)}, "
+        f"{plain(sw.epochs)} epoch(s), seed {plain(sw.seed)} · {done}/{len(rows)} finished · scheduler {plain(state)}"
     )
     data = [r.as_dict() for r in rows]
     if state not in ("running", "starting"):  # nothing will start them: say so, not "queued"
@@ -381,7 +381,7 @@ def _watch_sweep(path, was_live: bool) -> None:
     st.caption(
         "Params and mult-adds of each network as trained (the recipe's BatchNorm, the dataset's channels "
         "and classes); time: training seconds, evaluation excluded. Open a run on the Training page: "
-        + ", ".join(sweep.run_name(r.variant) for r in rows)
+        + plain(", ".join(sweep.run_name(r.variant) for r in rows))
         + "."
     )
     for r in rows:

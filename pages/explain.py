@@ -22,7 +22,7 @@ from gnet.plan import short_label
 from pages import explain_data as D
 from pages.anatomy_link import anatomy_link
 from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
-from pages.ui import branch_chip, plain, use_app_navigation
+from pages.ui import branch_chip, plain, show_html, use_app_navigation
 
 use_app_navigation()
 
@@ -66,20 +66,20 @@ def show_gradcam(ex: A.Explanation, cropped: Image.Image, mkey: str, ikey: str) 
     )
     st.image(
         D.gradcam_jpeg(mkey, ikey, ex.target, scale, ex, cropped),
-        caption=f"Grad-CAM for '{ex.label}', colour scale: "
+        caption=f"Grad-CAM for '{plain(ex.label)}', colour scale: "
         + ("shared by all maps" if scale == "shared" else "per row (each block's own maximum)"),
     )
 
 
 def show_evidence(ex: A.Explanation) -> None:
-    st.subheader(f"Where the evidence for '{ex.label}' flows")
+    st.subheader(f"Where the evidence for '{plain(ex.label)}' flows")
     st.caption(
         "Gradient × activation: Σ over the branch output of A ⊙ ∂y/∂A. Positive: the branch's activity "
         "raises the logit; negative: it lowers it."
     )
     a, b = st.columns(2)
-    a.markdown(C.evidence_heatmap(ex), unsafe_allow_html=True)  # our SVG (st.html's sanitiser drops SVG)
-    b.markdown(C.block_share_svg(ex), unsafe_allow_html=True)
+    show_html(C.evidence_heatmap(ex), a)  # our SVG (st.html's sanitiser drops SVG)
+    show_html(C.block_share_svg(ex), b)
 
 
 def show_ablation(ex: A.Explanation) -> None:
@@ -90,7 +90,7 @@ def show_ablation(ex: A.Explanation) -> None:
         "the numbers."
     )
     a, b = st.columns([3, 2])
-    a.markdown(C.ablation_heatmap(ex), unsafe_allow_html=True)
+    show_html(C.ablation_heatmap(ex), a)
     with b:
         st.markdown("**Largest drops**")
         st.markdown("\n".join(f"- {plain(s)}" for s in C.drop_sentences(ex, 5)))
@@ -123,7 +123,10 @@ def show_receptive_fields(
         format_func=short_label,
     )
     labels = ex.kernel_labels[block]
-    branch = c2.selectbox("Branch", A.BRANCHES, key="ex_rf_branch", format_func=lambda b: f"{b} ({labels[b]})")
+    branches = list(ex.blocks[block])  # b1..bN: Inception v3's grid reductions have three
+    if st.session_state.get("ex_rf_branch") not in branches:
+        st.session_state.pop("ex_rf_branch", None)
+    branch = c2.selectbox("Branch", branches, key="ex_rf_branch", format_func=lambda b: f"{b} ({labels[b]})")
     cam = ex.blocks[block][branch].gradcam
     hh, ww = cam.shape
     _apply_click(ex)
@@ -168,8 +171,9 @@ def show_receptive_fields(
         jpegs["heat"],
         caption=f"empirical: |∂ unit / ∂ input| (summed over {branch}'s channels at that position)",
     )
-    st.markdown(f"**The four branches of {short_label(block)} at ({row}, {col})**, each with its theoretical box")
-    for col_, b in zip(st.columns(4), A.BRANCHES):
+    count = {3: "three", 4: "four"}.get(len(branches), str(len(branches)))
+    st.markdown(f"**The {count} branches of {short_label(block)} at ({row}, {col})**, each with its theoretical box")
+    for col_, b in zip(st.columns(len(branches)), branches):
         with col_:
             st.markdown(branch_chip(b, f"{b}: {labels[b]}"))
             st.image(jpegs[b], caption=C.rf_caption(rf, b, labels[b]))
@@ -184,7 +188,7 @@ st.caption(
     "Tensor shapes are C×H×W; positions are (row, column)."
 )
 
-source, standing_in = choose_model("ex")
+source, standing_in = choose_model("ex", families=True)  # GoogLeNet or Inception v3, then the source
 lm = load_chosen(source, standing_in, pick_device())
 if not lm.trained:
     st.warning(

@@ -21,7 +21,7 @@ from gnet.images import ImageError, LoadedImage
 from gnet.net import Net
 from pages.anatomy_link import anatomy_link
 from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
-from pages.ui import branch_chip, page_link, plain, use_app_navigation
+from pages.ui import branch_chip, page_link, plain, show_html, use_app_navigation
 
 use_app_navigation()
 
@@ -100,8 +100,8 @@ def show_mosaics(ex: F.Extraction, k: int, ex_key: tuple) -> None:
 
 def show_shares(ex: F.Extraction, ex_key: tuple) -> None:
     stats = F.group_stats(ex)
-    st.markdown(_shares_svg(ex_key, ex), unsafe_allow_html=True)  # our SVG (st.html's sanitiser drops SVG)
-    st.markdown(
+    show_html(_shares_svg(ex_key, ex))  # our SVG (st.html's sanitiser drops SVG)
+    show_html(
         table_html(
             [
                 {
@@ -116,8 +116,7 @@ def show_shares(ex: F.Extraction, ex_key: tuple) -> None:
                 }
                 for s in stats
             ]
-        ),
-        unsafe_allow_html=True,
+        )
     )
 
 
@@ -174,7 +173,7 @@ def show_ablation(lm: Net, ex: F.Extraction) -> None:
         st.caption("Pick one or more branches to see how the top-5 changes without them.")
         return
     rows = F.ablation_rows(ex.logits, F.ablate(lm, ex, zeroed), lm.classes)
-    st.markdown(
+    show_html(
         table_html(
             [
                 {
@@ -186,8 +185,7 @@ def show_ablation(lm: Net, ex: F.Extraction) -> None:
                 }
                 for r in rows
             ]
-        ),
-        unsafe_allow_html=True,
+        )
     )
     fig = ablation_bars_fig([r.label for r in rows], [r.before for r in rows], [r.after for r in rows], zeroed)
     st.plotly_chart(fig, theme="streamlit")
@@ -261,7 +259,7 @@ def layer_view(
     with right:
         st.markdown("**Preprocessing**")
         st.caption(lm.preprocess.describe())
-        st.markdown(
+        show_html(
             table_html(
                 [
                     {
@@ -272,18 +270,16 @@ def layer_view(
                     }
                     for i, c in enumerate(x[0])
                 ]
-            ),
-            unsafe_allow_html=True,
+            )
         )
 
     st.subheader("Top-5 predictions")
     if not lm.trained:
         st.caption("Untrained network: these classes are arbitrary.")
-    st.markdown(
+    show_html(
         table_html(
             [{"rank": p.rank, "class": p.label, "probability": f"{p.prob:.2%}"} for p in F.top_k(ex.logits, lm.classes)]
-        ),
-        unsafe_allow_html=True,
+        )
     )
 
     st.subheader(

@@ -16,7 +16,7 @@ from pages import compare_ui
 from pages.export_buttons import export_buttons
 from pages.forms import NUMBER, block_editor, edited_block, load_block
 from pages.handoff import offer_network, send_block
-from pages.ui import plain, use_app_navigation
+from pages.ui import plain, show_html, use_app_navigation
 
 use_app_navigation()
 
@@ -120,7 +120,7 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
         }
     )
     # HTML, not st.dataframe: the grid took ~250 ms to redraw after each toggle or edit
-    st.markdown(
+    show_html(
         table_html(
             rows,
             help={
@@ -131,8 +131,7 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
             max_height_px=760 if not expand else 900,
             bold_last=True,
             wide=True,
-        ),
-        unsafe_allow_html=True,
+        )
     )
     st.download_button(
         "Download the table (CSV)",
@@ -148,7 +147,7 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
     )
     if network.aux:
         st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
-        st.markdown(table_html(network_charts.aux_rows(report)), unsafe_allow_html=True)
+        show_html(table_html(network_charts.aux_rows(report)))
     with st.expander("torchinfo's summary of the built module"):
         too_big = (
             report.cost.mult_adds > TORCHINFO_MAX_MULT_ADDS or report.activation_elements > TORCHINFO_MAX_ACTIVATIONS

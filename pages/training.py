@@ -37,7 +37,7 @@ from pages.download_panel import dataset_download as dataset_download_panel
 from pages.export_buttons import export_buttons
 from pages.forms import option_input
 from pages.handoff import designed_network, send_checkpoint
-from pages.ui import plain, use_app_navigation
+from pages.ui import plain, show_html, use_app_navigation
 
 use_app_navigation()
 
@@ -371,7 +371,7 @@ def show_run(run_path: Path, page_state: str) -> None:
         st.rerun()  # started, ended, stopped or died: refresh the table and the buttons too
     s = info.status
     box = {"finished": st.success, "failed": st.error, "died": st.error, "stopped": st.warning}.get(info.state, st.info)
-    box(f"**{info.state}**" + (f" — {info.message}" if info.message else ""))
+    box(f"**{plain(info.state)}**" + (f" — {plain(info.message)}" if info.message else ""))
     for note in info.config.get("dataset_notes") or []:
         st.caption(plain(f"Dataset: {note}"))
     epochs = runs.read_metrics(run_path, "epoch", EPOCH_KEYS)
@@ -399,20 +399,19 @@ def show_run(run_path: Path, page_state: str) -> None:
     m2.metric(
         "Test accuracy", f"{epochs[-1]['test_acc']:.2%}" if epochs else "–", help="After the latest finished epoch."
     )
-    m3.metric("Device", str(s.get("device", "–")).split(" (")[0], help=str(s.get("device", "")))
+    device = str(s.get("device", "–"))
+    m3.metric("Device", plain(device.split(" (")[0]), help=plain(device))
     m4.metric("GPU memory (peak)", f"{steps[-1]['gpu_mem_gb']:.2f} GB" if steps and "gpu_mem_gb" in steps[-1] else "–")
     if s.get("device"):
         world = int(s.get("world_size") or 1)
         st.caption(
-            f"Device: {s['device']}"
+            f"Device: {plain(s['device'])}"
             + (f" × {world} processes (DDP)" if world > 1 else "")
-            + (f" · {s['precision']}" if s.get("precision") else "")
+            + (f" · {plain(s['precision'])}" if s.get("precision") else "")
         )
     if records:
-        st.markdown(  # inline SVG: redrawn every poll, where a changed plotly chart is remounted
-            cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs),
-            unsafe_allow_html=True,
-        )
+        # inline SVG: redrawn every poll, where a changed plotly chart is remounted
+        show_html(cached_curves(str(run_path), s.get("started"), len(steps), len(epochs), steps, epochs))
     else:
         st.caption("Waiting for the first metrics (loading data and building the network)…")
     show_telemetry(run_path, info)
@@ -430,11 +429,11 @@ def show_run(run_path: Path, page_state: str) -> None:
             for col, p in zip(cols, preds):
                 mark = "✓" if p.true == p.predicted else "✗"
                 col.image(p.image, width="stretch")
-                col.caption(f"{mark} {p.predicted} ({p.confidence:.0%}); true: {p.true}")
+                col.caption(f"{mark} {plain(p.predicted)} ({p.confidence:.0%}); true: {plain(p.true)}")
 
 
 info = runs.read_run(path)
-st.subheader(f"Run {selected}")
+st.subheader(f"Run {plain(selected)}")
 st.fragment(watch, run_every=POLL_S if info.active or info.state == "created" else None)(path, info.state)
 
 # -- actions -------------------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def test_user_text_in_messages_is_not_rendered_as_markdown():
     evil = b'{"input_shape": [8, 8, 8], "block": {"![x](http://example.invalid/t.png)": 1}}'
     at.file_uploader(key="bd_upload").set_value(("x.json", evil, "application/json")).run()
     assert not at.exception
-    assert r"\!\[x\]\(http\:" in at.error[0].value  # escaped: shown as typed, no image fetched
+    assert r"\!\[x\]\(http" in at.error[0].value  # escaped: shown as typed, no image fetched
     assert "![x](http" in _errors(at)[0]
 
 

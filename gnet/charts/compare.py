@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -32,8 +34,15 @@ def compare_table(c: Comparison) -> list[dict[str, object]]:
     return out
 
 
+def plotly_text(text: str) -> str:
+    """A name (a file's, a network's) as plotly text: plotly reads its own HTML subset (<a href>, <b>, <span>)
+    and entities in names and hover templates, and %{...} in templates; escaped, it shows as written."""
+    return escape(str(text), quote=False).replace("%{", "%\u200b{")
+
+
 def depth_compare_fig(a: NetworkReport, b: NetworkReport, label_a: str = "A", label_b: str = "B") -> go.Figure:
     """Spatial size, channels and receptive field along depth for A and B, overlaid (layers aligned by name)."""
+    label_a, label_b = plotly_text(label_a), plotly_text(label_b)  # "A (the uploaded file's name)"
     panels = ("spatial size H", "channels C", "receptive field (input pixels)")
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=panels)
 
