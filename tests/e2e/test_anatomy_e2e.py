@@ -37,15 +37,24 @@ def test_chain_animation_and_click(app_server, page):
     player.locator("#speed").select_option("100")
     start = frame_of(player)
     player.locator("#play").click()
-    seen = {start}
-    for _ in range(8):
-        page.wait_for_timeout(150)
-        seen.add(frame_of(player))
-    assert len(seen) >= 4, seen  # several frames while playing
+    # until the player has shown 4 frames (a promise resolved by an observer of its frame attribute)
+    seen = player.locator("#anim").evaluate(
+        """(e, n) => new Promise(resolve => {
+             const s = new Set([e.dataset.frame]);
+             const check = () => { s.add(e.dataset.frame); if (s.size >= n) { obs.disconnect(); resolve([...s]); } };
+             const obs = new MutationObserver(check);
+             obs.observe(e, { attributes: true, attributeFilter: ["data-frame"] });
+             check();
+           })""",
+        4,
+    )
+    assert len({start, *map(int, seen)}) >= 4, seen  # several frames while playing
     assert page.locator("[data-testid='stApp']").get_attribute("data-test-script-state") == "notRunning"
     player.locator("#pause").click()
     stopped = frame_of(player)
-    page.wait_for_timeout(700)
+    page.wait_for_timeout(
+        700
+    )  # a fixed wait on purpose: no frame may change in it (a playing player at 100 ms a frame would move 7)
     assert frame_of(player) == stopped and player.locator("#anim").get_attribute("data-playing") == "0"
     player.locator("#step").click()
     assert frame_of(player) == (stopped + 1) % (28 * 28)
