@@ -28,7 +28,7 @@ STEP_TIMEOUT_MS = 10_000  # finding one element of an idle page
 UNTIL_TIMEOUT_MS = 120_000  # what an action brings about: a cheap wait where the machine is fast
 QUIET_MS = 300  # no websocket traffic and no run for this long reads as idle
 AFTER_ACTION_MS = 500  # after an action: covers a widget's debounce before it sends its rerun request
-PAGE_TEXT_CHARS = 4_000
+PAGE_TEXT_CHARS = 6_000
 
 # Installed before the page's scripts (and again, idempotently, into a page opened without it): timestamps of the
 # websocket traffic and of the app root's script-state changes, and how many runs this document has seen start.
@@ -78,7 +78,10 @@ def page_text(page: Page, chars: int = PAGE_TEXT_CHARS) -> str:
         text = page.inner_text("body", timeout=5_000)
     except PlaywrightError as e:
         return f"(the page's text could not be read: {e})"
-    return text if len(text) <= chars else text[:chars] + f"\n… ({len(text) - chars:,} more characters)"
+    if len(text) <= chars:
+        return text
+    head = chars // 4  # the navigation and the page's top; the rest from the end, where the latest output is
+    return f"{text[:head]}\n… ({len(text) - chars:,} characters left out) …\n{text[-(chars - head) :]}"
 
 
 def fail(page: Page, what: str) -> AppNotReady:
