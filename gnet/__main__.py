@@ -171,6 +171,7 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
     asrc.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
     asrc.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
     asrc.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
+    an.add_argument("--model", choices=MODELS, default="googlenet", help=MODEL_HELP)
     an.add_argument("--json", action="store_true")
 
     v = sub.add_parser("visualize", help="activation maximisation: the image a channel, branch or block wants to see")

@@ -21,10 +21,12 @@ or past the edge), where a conv reads zeros and a max-pool reads nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from gnet.net import Net, NetError
 from gnet.plan import AVGPOOL, CONV, MAXPOOL, ReceptiveField, short_label
@@ -60,6 +62,8 @@ class LayerRun:
     bn_shift: np.ndarray | None = None  # β − γμ/√(σ²+ε), (C_out,)
     count_include_pad: bool = True  # avg-pools
     ceil_mode: bool = False  # pools
+    half: str | None = None  # Inception v3's E: "a"/"b", one of two layers reading the same input, concatenated
+    offset: int = 0  # a half's first channel in the branch output
 
     @property
     def has_bn(self) -> bool:
@@ -112,11 +116,22 @@ class Trace:
 
     @property
     def output(self) -> np.ndarray:
-        return self.layers[-1].output
+        """The branch's output: its last layer's, or its two halves' side by side."""
+        halves = [run.output for run in self.layers if run.half]
+        return np.concatenate(halves, 0) if halves else self.layers[-1].output
 
     @property
     def label(self) -> str:
         return short_label(self.block, self.branch)
+
+    def layers_for(self, channel: int) -> tuple[tuple[LayerRun, ...], int]:
+        """The layers a branch output channel is computed by (of two halves, the one holding it), and the channel in
+        the last of them."""
+        whole = tuple(run for run in self.layers if not run.half)
+        for run in self.layers:
+            if run.half and run.offset <= channel < run.offset + run.output.shape[0]:
+                return (*whole, run), channel - run.offset
+        return whole, channel
 
 
 def _pair(v: object) -> tuple[int, int]:
@@ -133,8 +148,7 @@ def _branch_layers(net: Net, block: str, branch: str) -> list:
     paths = net.branch_paths(block)
     if branch not in paths:
         raise AnatomyError(f"no branch {branch!r} in {short_label(block)}; choose one of {', '.join(paths)}")
-    path = paths[branch]
-    return net.plan.children(path) or [net.plan.step(path)]  # a one-layer branch is that layer's step
+    return net.plan.branch_layers(block, branch)  # forward order; two halves, if any, last
 
 
 def trace(net: Net, x: torch.Tensor, block: str, branch: str, h: torch.Tensor | None = None) -> Trace:
@@ -145,27 +159,33 @@ def trace(net: Net, x: torch.Tensor, block: str, branch: str, h: torch.Tensor | 
     except NetError as e:
         raise AnatomyError(str(e)) from None
     runs: list[LayerRun] = []
+    offset = 0
     with torch.inference_mode():
         h = net.block_input(block, x[:1]) if h is None else h[:1]
         for step in layers:
             if step.kind == CONV:
-                run, h = _run_conv(net, step.path, step.batch_norm, h)
+                run, out = _run_conv(net, step.path, step.batch_norm, h)
             elif step.kind in (MAXPOOL, AVGPOOL):
-                run, h = _run_pool(net, step.path, step.kind, h)
+                run, out = _run_pool(net, step, h)
             else:
                 raise AnatomyError(f"{step.path} is a {step.kind} layer: only conv and pool layers can be traced")
+            if step.half:  # both halves read the same input; the branch output is the two side by side
+                run = dataclasses.replace(run, half=step.half, offset=offset)
+                offset += run.output.shape[0]
+            else:
+                h = out
             runs.append(run)
     steps = net.plan.branch_steps(block)
-    offset = 0
+    first = 0
     for b, s in steps.items():
         if b == branch:
             break
-        offset += s.out_shape[0]
+        first += s.out_shape[0]
     return Trace(
         block=block,
         branch=branch,
         layers=tuple(runs),
-        offset=offset,
+        offset=first,
         block_channels=net.plan.step(block).out_shape[0],
         rf=steps[branch].rf,
         image_hw=tuple(net.plan.input_shape[1:]),  # type: ignore[arg-type]
@@ -219,27 +239,37 @@ def _run_conv(net: Net, path: str, batch_norm: bool, h: torch.Tensor) -> tuple[L
     return run, out
 
 
-def _run_pool(net: Net, path: str, kind: str, h: torch.Tensor) -> tuple[LayerRun, torch.Tensor]:
-    pool = net.submodule(path)
-    want = torch.nn.MaxPool2d if kind == MAXPOOL else torch.nn.AvgPool2d
-    if not isinstance(pool, want):
-        raise AnatomyError(f"{path} is not a {want.__name__}")
-    if getattr(pool, "divisor_override", None):
-        raise AnatomyError(f"{path} overrides its divisor: not supported")
-    out = pool(h)
-    run = LayerRun(
-        path=path,
-        kind=kind,
-        input=_np(h),
-        output=_np(out),
-        kernel=_pair(pool.kernel_size),
-        stride=_pair(pool.stride if pool.stride else pool.kernel_size),
-        padding=_pair(pool.padding),
-        dilation=_pair(getattr(pool, "dilation", 1)),
-        count_include_pad=bool(getattr(pool, "count_include_pad", True)),
-        ceil_mode=bool(pool.ceil_mode),
-    )
-    return run, out
+def _run_pool(net: Net, step, h: torch.Tensor) -> tuple[LayerRun, torch.Tensor]:
+    """A pool module (GoogLeNet's branch4.0), or a pool torchvision calls as a function in the block's forward
+    (Inception v3's avg_pool2d / max_pool2d: no module, the plan's geometry, torch's defaults)."""
+    kind, p = step.kind, step.spec
+    try:
+        pool = net.submodule(step.path)
+    except NetError:
+        pool = None
+    if pool is None:
+        out = (
+            F.avg_pool2d(h, p.kernel, p.stride, p.padding, ceil_mode=p.ceil_mode)
+            if kind == AVGPOOL
+            else F.max_pool2d(h, p.kernel, p.stride, p.padding, ceil_mode=p.ceil_mode)
+        )
+        geometry = dict(kernel=_pair(p.kernel), stride=_pair(p.stride), padding=_pair(p.padding), ceil_mode=p.ceil_mode)
+    else:
+        want = torch.nn.MaxPool2d if kind == MAXPOOL else torch.nn.AvgPool2d
+        if not isinstance(pool, want):
+            raise AnatomyError(f"{step.path} is not a {want.__name__}")
+        if getattr(pool, "divisor_override", None):
+            raise AnatomyError(f"{step.path} overrides its divisor: not supported")
+        out = pool(h)
+        geometry = dict(
+            kernel=_pair(pool.kernel_size),
+            stride=_pair(pool.stride if pool.stride else pool.kernel_size),
+            padding=_pair(pool.padding),
+            dilation=_pair(getattr(pool, "dilation", 1)),
+            count_include_pad=bool(getattr(pool, "count_include_pad", True)),
+            ceil_mode=bool(pool.ceil_mode),
+        )
+    return LayerRun(path=step.path, kind=kind, input=_np(h), output=_np(out), **geometry), out
 
 
 # ---------------------------------------------------------------------------
@@ -328,6 +358,7 @@ class Anatomy:
     value: float  # the branch output at the unit (= steps[-1].out)
     steps: tuple[Step, ...]
     trace: Trace = field(repr=False)
+    layers: tuple[LayerRun, ...] = field(repr=False, default=())  # the layers on the unit's path (of two halves, one)
 
     @property
     def label(self) -> str:
@@ -351,7 +382,7 @@ class Anatomy:
     def path(self) -> list[tuple[str, int, tuple[int, int]]]:
         """(layer, channel, at) of each layer of the branch: the chain the unit depends on."""
         out = []
-        for run in self.trace.layers:
+        for run in self.layers:
             s = self.layer_steps(run.path)[-1]
             out.append((run.path, s.channel, s.at))
         return out
@@ -378,15 +409,16 @@ def anatomy(
 def unit(t: Trace, channel: int, row: int, col: int) -> Anatomy:
     """`anatomy` from a trace: numpy only, milliseconds."""
     check_unit(t, channel, row, col)
+    layers, last = t.layers_for(channel)
     # Walk back: each layer's (channel, position in its output).
-    chain: list[tuple[int, tuple[int, int]]] = [(channel, (row, col))]
-    for i in range(len(t.layers) - 1, 0, -1):
-        run, (ch, (r, c)) = t.layers[i], chain[0]
+    chain: list[tuple[int, tuple[int, int]]] = [(last, (row, col))]
+    for i in range(len(layers) - 1, 0, -1):
+        run, (ch, (r, c)) = layers[i], chain[0]
         if run.kind == CONV:
             ch = int(np.argmax(np.abs(run.contributions(ch, r, c))))
         chain.insert(0, (ch, run.centre(r, c)))
     steps: list[Step] = []
-    for run, (ch, (r, c)) in zip(t.layers, chain):
+    for run, (ch, (r, c)) in zip(layers, chain):
         steps += _layer_steps(run, ch, r, c)
     return Anatomy(
         block=t.block,
@@ -397,6 +429,7 @@ def unit(t: Trace, channel: int, row: int, col: int) -> Anatomy:
         value=steps[-1].out,
         steps=tuple(steps),
         trace=t,
+        layers=layers,
     )
 
 
@@ -522,10 +555,10 @@ class Animation:
 def animation(a: Anatomy, layer: str) -> Animation:
     """The frames of one layer of the unit's branch, for the output channel the unit's chain passes through there and
     the input channel whose kernel for it weighs most (Σ|w|; a pool: the same channel)."""
-    index = {run.path: i for i, run in enumerate(a.trace.layers)}
+    index = {run.path: i for i, run in enumerate(a.layers)}
     if layer not in index:
         raise AnatomyError(f"no layer {layer!r} in {a.label}; choose one of {', '.join(index)}")
-    run = a.trace.layers[index[layer]]
+    run = a.layers[index[layer]]
     out_ch = a.path()[index[layer]][1]
     in_ch = out_ch
     if run.kind == CONV:

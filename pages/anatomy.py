@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 
 from gnet import anatomy as A
-from gnet.blocks import branch_kernel_labels
 from gnet.charts import anatomy as C
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.devices import describe, pick_device
@@ -56,7 +55,7 @@ def player_html(key: tuple, channels: tuple[int, int], color: str, _an: A.Animat
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def kernels(model_key: str, block: str, _lm: Net) -> dict[str, str]:
-    return branch_kernel_labels(_lm.submodule(block))
+    return _lm.branch_labels(block)
 
 
 def apply_link(lm: Net) -> None:
@@ -107,10 +106,10 @@ def show_layers(a: A.Anatomy, labels: dict[str, str]) -> None:
         steps = a.layer_steps(path)
         kind = steps[0].kind
         what = {"conv": "convolution", "maxpool": "max-pool", "avgpool": "average pool"}.get(kind, kind)
-        k = a.trace.layers[i].kernel
+        k = a.layers[i].kernel
         one = kind == "conv" and k == (1, 1)
         st.markdown(
-            f"**Layer {i + 1} of {len(a.trace.layers)}: `{path}`**, {k[0]}×{k[1]} {what}"
+            f"**Layer {i + 1} of {len(a.layers)}: `{path}`**, {k[0]}×{k[1]} {what}"
             + (" — a 1×1 conv is a dot product over the channels at one position" if one else "")
             + (
                 " — it reads the previous layer's output, not the block input"
@@ -198,7 +197,7 @@ def anatomy_view(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.
     show_html(C.concat_svg(widths, branch, channel, a.concat_channel, block))
 
     st.subheader("Animation: one layer's window sliding over its output map")
-    layer_paths = [run.path for run in t.layers]
+    layer_paths = [run.path for run in a.layers]
     if st.session_state.get("an_anim_layer") not in layer_paths:
         st.session_state["an_anim_layer"] = layer_paths[-1]
     layer = st.selectbox("Layer to animate", layer_paths, key="an_anim_layer")
@@ -220,7 +219,7 @@ st.caption(
     "the model's own numbers. Tensor shapes are C×H×W; positions are (row, column)."
 )
 
-source, standing_in = choose_model("an")
+source, standing_in = choose_model("an", families=True)  # GoogLeNet or Inception v3, then the source
 lm = load_chosen(source, standing_in, pick_device())
 if not lm.trained:
     st.warning(f"**{plain(lm.label)}.** The numbers are those of random filters, not of a trained network.")

@@ -57,22 +57,29 @@ def image(net: Net, seed: int = 0) -> torch.Tensor:
     return torch.randn(1, *net.plan.input_shape, generator=torch.Generator().manual_seed(seed))
 
 
-def captured(net: Net, x: torch.Tensor, block: str, branch: str) -> list[dict[str, torch.Tensor]]:
-    """Each layer of the branch run through its own modules: {"input", "conv", "bn", "out"} per layer."""
+def captured(net: Net, x: torch.Tensor, block: str, branch: str) -> dict[str, dict[str, torch.Tensor]]:
+    """Each layer of the branch run through its own modules: {"input", "conv", "bn", "out"} per layer path. A pool
+    torchvision calls as a function (Inception v3) is called here as torchvision's forward calls it."""
     with torch.no_grad():
         h = net.block_input(block, x)
-        path = net.branch_paths(block)[branch]
-        steps = net.plan.children(path) or [net.plan.step(path)]
-        out = []
-        for s in steps:
+        out = {}
+        for s in net.plan.branch_layers(block, branch):
             got = {"input": h}
             if s.kind == CONV:
                 got["conv"] = net.submodule(f"{s.path}.conv")(h)
                 if s.batch_norm:
                     got["bn"] = net.submodule(f"{s.path}.bn")(got["conv"].clone())
-            h = net.submodule(s.path)(h)
-            got["out"] = h
-            out.append(got)
+                y = net.submodule(s.path)(h)
+            elif s.path in dict(net.module.named_modules()):
+                y = net.submodule(s.path)(h)
+            elif s.kind == "avgpool":
+                y = torch.nn.functional.avg_pool2d(h, kernel_size=3, stride=1, padding=1)
+            else:
+                y = torch.nn.functional.max_pool2d(h, kernel_size=3, stride=2)
+            got["out"] = y
+            out[s.path] = got
+            if not s.half:
+                h = y
         return out
 
 
@@ -85,17 +92,17 @@ def check(net: Net, x: torch.Tensor, block: str, branch: str, channel: int, row:
         block_out = net.submodule(block)(h)[0]
     tol = dict(rel=1e-4, abs=1e-4)
     assert a.value == a.steps[-1].out == pytest.approx(float(branch_out[channel, row, col]), **tol)
-    assert a.at == (row, col) and a.channel == channel and a.steps[-1].channel == channel
+    assert a.at == (row, col) and a.channel == channel and a.steps[-1].channel == channel - a.layers[-1].offset
     assert float(block_out[a.concat_channel, row, col]) == pytest.approx(a.value, **tol)
-    names = {f"{s.path}.conv" for s in net.plan.children(net.branch_paths(block)[branch])}
-    by_layer = {run.path: i for i, run in enumerate(a.trace.layers)}
+    names = {f"{s.path}.conv" for s in net.plan.branch_layers(block, branch) if s.kind == CONV}
+    by_layer = {run.path: i for i, run in enumerate(a.layers)}
     for s in a.steps:
-        i = by_layer[s.layer if s.layer in by_layer else s.layer.rpartition(".")[0]]
-        cap, (r, c) = layers[i], s.at
+        path = s.layer if s.layer in by_layer else s.layer.rpartition(".")[0]
+        cap, (r, c) = layers[path], s.at
         part = {"conv": "conv", "bn": "bn"}.get(s.kind, "out")
         assert s.out == pytest.approx(float(cap[part][0, s.channel, r, c]), **tol), (s.layer, s.kind)
         if isinstance(s, A.ConvStep):
-            assert s.layer in names or s.layer == f"{net.branch_paths(block)[branch]}.conv"
+            assert s.layer in names
             assert s.contributions.sum() == pytest.approx(s.dot, rel=1e-9, abs=1e-9)  # they sum to dot exactly
             assert s.dot + (s.bias or 0.0) == pytest.approx(s.out, **tol)
             assert s.contributions.shape == (cap["input"].shape[1],)
@@ -115,7 +122,7 @@ def check(net: Net, x: torch.Tensor, block: str, branch: str, channel: int, row:
             else:
                 assert float(finite.sum()) / s.count == pytest.approx(s.out, **tol)
     # the chain back: an earlier layer's position is the centre of the next window, its channel the strongest input
-    layer_last = [a.layer_steps(run.path) for run in a.trace.layers]
+    layer_last = [a.layer_steps(run.path) for run in a.layers]
     for i in range(len(layer_last) - 1):
         nxt = layer_last[i + 1][0]
         here = layer_last[i][-1]
@@ -187,6 +194,28 @@ def test_torchvision_module_and_transform_input():
         check(net, x, "inception4a", branch, 5, 13, 0)
     a = A.anatomy(net, x, "inception4a", "b4", 0, 0, 0)
     assert a.steps[0].kind == "maxpool" and a.steps[0].window == (-1, -1, 1, 1)  # the corner reaches the padding
+
+
+def test_torchvision_inception_v3():
+    """Inception v3 as torchvision builds it: functional pools (no module), 1×7 / 7×1 kernels, stride-2 grid
+    reductions, a pool-only branch, and E's two halves (a unit of the second half is computed by that half alone)."""
+    from torchvision.models import inception_v3
+
+    torch.manual_seed(0)
+    module = inception_v3(weights=None, aux_logits=False, init_weights=False, transform_input=False)
+    randomise_bn(module)
+    net = Net.of(module)
+    x = torch.randn(1, 3, 107, 107, generator=torch.Generator().manual_seed(0))  # small: Mixed_7 maps are 1×1
+    a = check(net, x, "Mixed_5b", "b4", 3, 0, 4)
+    assert [s.kind for s in a.steps] == ["avgpool", "conv", "bn", "relu"] and a.steps[0].count == 9
+    a = check(net, x, "Mixed_6a", "b3", 7, 1, 2)  # the max-pool alone, stride 2
+    assert [s.kind for s in a.steps] == ["maxpool"] and a.steps[0].window == (2, 4, 4, 6)
+    check(net, x, "Mixed_6a", "b1", 7, 2, 0)
+    a = check(net, x, "Mixed_6b", "b2", 11, 1, 1)
+    assert [st.kernel.shape[1:] for st in a.steps if isinstance(st, A.ConvStep)] == [(1, 1), (1, 7), (7, 1)]
+    for channel in (5, 384 + 5):  # b2 of Mixed_7b: 1×1, then 1×3 (channels 0–383) beside 3×1 (384–767)
+        a = check(net, x, "Mixed_7b", "b2", channel, 0, 0)
+        assert a.layers[-1].path.endswith("_2a" if channel < 384 else "_2b") and a.steps[-1].channel == 5
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -311,3 +340,17 @@ def test_cli_offline_default_source_says_what_to_do(home, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "use --weights FILE, --checkpoint FILE or --untrained" in err and err.count("\n") == 1
+
+
+def test_cli_inception_v3_untrained(home, capsys):
+    argv = ["anatomy", str(CAT), "--model", "inception-v3", "--untrained", "--block", "7b", "--branch", "b2"]
+    assert main([*argv, "--channel", "400", "--at", "3,4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["block"], out["concat_channel"]) == ("Mixed_7b", 320 + 400)  # after b1's 320 channels
+    assert [s["layer"] for s in out["steps"] if s["kind"] == "conv"] == [
+        "Mixed_7b.branch3x3_1.conv",
+        "Mixed_7b.branch3x3_2b.conv",  # channel 400 is the 3×1 half's channel 16
+    ]
+    assert out["steps"][-1]["channel"] == 16 and out["steps"][-1]["out"] == out["value"]
+    assert main([*argv, "--channel", "768", "--at", "0,0"]) == 2
+    assert "choose 0–767" in capsys.readouterr().err

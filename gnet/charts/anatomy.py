@@ -269,7 +269,7 @@ def layer_svgs(a: Anatomy) -> list[tuple[str, list[str]]]:
     """(layer path, its SVGs) for every layer of the unit's branch, in order."""
     color = BRANCH_COLORS.get(a.branch, OTHER_COLOR)
     out = []
-    for run in a.trace.layers:
+    for run in a.layers:
         steps = a.layer_steps(run.path)
         svgs = []
         if steps[0].kind == "conv":
