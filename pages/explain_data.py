@@ -50,9 +50,7 @@ def top_classes(logits: np.ndarray, n: int = 5) -> list[int]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=3600)
-def fields(
-    model_key: str, image_key: str, block: str, row: int, col: int, _lm: Net, _x: torch.Tensor
-) -> A.EmpiricalRF:
+def fields(model_key: str, image_key: str, block: str, row: int, col: int, _lm: Net, _x: torch.Tensor) -> A.EmpiricalRF:
     return A.receptive_fields(_lm, _x, block, row, col)
 
 
@@ -83,7 +81,7 @@ def rf_jpegs(
     return {
         "plain": jpeg_bytes(C.rf_image(_cropped, _rf, branch, heat=False)),
         "heat": jpeg_bytes(C.rf_image(_cropped, _rf, branch)),
-        **{b: jpeg_bytes(C.rf_image(_cropped, _rf, b, size=280)) for b in A.BRANCHES},
+        **{b: jpeg_bytes(C.rf_image(_cropped, _rf, b, size=280)) for b in _rf.maps},
     }
 
 

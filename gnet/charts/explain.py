@@ -64,13 +64,25 @@ def gradcam_scales(ex: Explanation, scale: str) -> dict[str, float]:
     return {b: top for b in ex.blocks}
 
 
+def _headers(ex: Explanation) -> dict[str, str]:
+    """The branches' kernel sizes for a column header: the first block's where every block has the same
+    branches (GoogLeNet); none where they differ (Inception v3: A–E), so no column claims one block's kernels."""
+    labels = list(ex.kernel_labels.values())
+    return labels[0] if labels and all(set(x) == set(labels[0]) for x in labels) else {}
+
+
+def _cell(v: float, fmt: str) -> str:
+    return format(v, fmt) if np.isfinite(v) else "—"
+
+
 def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", tile: int = 112) -> Image.Image:
     """All blocks x 4 branches of Grad-CAM thumbnails in one image: rows are blocks, columns the
     branches (framed and coloured in the branch colours); the header says which scale is used."""
     vmax = gradcam_scales(ex, scale)
     pad, label_w, head_h, foot_h = 6, 44, 70, 14
     blocks = list(ex.blocks)
-    w = label_w + len(BRANCHES) * (tile + pad) + pad
+    keys = ex.branch_keys()
+    w = label_w + len(keys) * (tile + pad) + pad
     h = head_h + len(blocks) * (tile + foot_h + pad) + pad
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
@@ -86,9 +98,9 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
         font=font(14),
     )
     draw.text((pad, 22), ascii_label(which.split(": ", 1)[1]), fill="#444444", font=font(11))
-    first = next(iter(ex.kernel_labels.values()))
+    first = _headers(ex)
     base = _grey_base(image, tile)  # once for all 36 tiles
-    for j, r in enumerate(BRANCHES):
+    for j, r in enumerate(keys):
         x0 = label_w + pad + j * (tile + pad)
         draw.rectangle([x0, 40, x0 + tile - 1, head_h - 2], fill=BRANCH_COLORS[r])
         draw.text((x0 + 4, 41), r, fill="white", font=font(12))
@@ -96,7 +108,9 @@ def gradcam_grid(ex: Explanation, image: Image.Image, scale: str = "shared", til
     for i, b in enumerate(blocks):
         y0 = head_h + i * (tile + foot_h + pad)
         draw.text((6, y0 + tile // 2 - 8), short_label(b), fill="#222222", font=font(16))
-        for j, r in enumerate(BRANCHES):
+        for j, r in enumerate(keys):
+            if r not in ex.blocks[b]:  # a grid reduction's three branches
+                continue
             x0 = label_w + pad + j * (tile + pad)
             cam = ex.blocks[b][r].gradcam
             img.paste(branch_overlay(image, cam, vmax[b], BRANCH_COLORS[r], tile, base), (x0, y0))
@@ -129,24 +143,26 @@ def diverging_color(v: float, lim: float) -> str:
 def _explain_grid(ex: Explanation, z: np.ndarray, texts: list[list[str]], hovers: list[list[str]]) -> Grid:
     return Grid(
         rows=[short_label(b) for b in ex.blocks],
-        branches=list(BRANCHES),
+        branches=ex.branch_keys(),
         values=z.tolist(),
         texts=texts,
         hovers=hovers,
-        headers=next(iter(ex.kernel_labels.values())),
+        headers=_headers(ex),
     )
 
 
 def evidence_heatmap(ex: Explanation) -> str:
     """grad x act per block and branch (SVG): where the evidence for the class flows (diverging, 0 = white)."""
     m = ex.matrix("grad_x_act")
-    lim = float(np.abs(m).max()) or 1.0
+    lim = float(np.nanmax(np.abs(m))) if np.isfinite(m).any() else 1.0
+    lim = lim or 1.0
     rows = [short_label(b) for b in ex.blocks]
+    keys = ex.branch_keys()
     grid = _explain_grid(
         ex,
         m,
-        [[f"{v:+.3g}" for v in row] for row in m],
-        [[f"block {n} · {r}: Σ A·∂y/∂A = {v:.4g}" for r, v in zip(BRANCHES, row)] for n, row in zip(rows, m)],
+        [[_cell(v, "+.3g") for v in row] for row in m],
+        [[f"block {n} · {r}: Σ A·∂y/∂A = {_cell(v, '.4g')}" for r, v in zip(keys, row)] for n, row in zip(rows, m)],
     )
     return grid.svg(
         f"Where the evidence for '{ex.label}' flows: Σ A ⊙ ∂y/∂A per branch",
@@ -165,11 +181,11 @@ def ablation_heatmap(ex: Explanation) -> str:
         [
             f"zero {n}·{r}: probability {ex.prob:.2%} → {ex.prob + p:.2%} ({p * 100:+.3g} pp); "
             f"logit Δ {d:+.4g} (→ {ex.logit + d:.4g})"
-            for r, p, d in zip(BRANCHES, prow, drow)
+            for r, p, d in zip(ex.branch_keys(), prow, drow)
         ]
         for n, prow, drow in zip(rows, dp, dl)
     ]
-    grid = _explain_grid(ex, dp * 100, [[f"{v * 100:+.2g}" for v in row] for row in dp], hovers)
+    grid = _explain_grid(ex, dp * 100, [[_cell(v * 100, "+.2g") for v in row] for row in dp], hovers)
     return grid.svg(
         f"Zeroing one branch: change in P('{ex.label}'), percentage points",
         lambda v: diverging_color(-v, lim),  # a drop (negative) is red: evidence that branch carried
@@ -197,8 +213,8 @@ def block_share_svg(ex: Explanation) -> str:
                     f"block {name} · {r}: {shares[i, j]:.1%} of the block's |grad×act|; grad×act {raw[i, j]:+.4g}",
                     {"block": name, "branch": r, "share": repr(float(shares[i, j]))},
                 )
-                for j, r in enumerate(BRANCHES)
-                if shares[i, j] != 0
+                for j, r in enumerate(ex.branch_keys())
+                if np.isfinite(shares[i, j]) and shares[i, j] != 0
             ],
         )
         for i, name in enumerate(rows)
@@ -211,7 +227,7 @@ def block_share_svg(ex: Explanation) -> str:
         tick_text=lambda t: f"{round(t * 100)}%",
         width=460,
         length=240,
-        legend_items=[(BRANCH_COLORS[r], r) for r in BRANCHES],
+        legend_items=[(BRANCH_COLORS[r], r) for r in ex.branch_keys()],
     )
 
 
