@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from gnet.analysis import BlockReport, NetworkReport, block_report, plan_report
 from gnet.compare import Comparison, Side, compare, load_design, read_design_file
+from gnet.data import DATASET_CHOICES, FOLDER, NAMED_DATASETS
 from gnet.plan import Plan, layer_plan
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset, with_input
 from gnet.v3 import (
@@ -134,7 +135,9 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
         "width=F (e.g. width=0.5, width=2), aux=on, aux=off",
     )
     w.add_argument(
-        "--dataset", default="synthetic", help="synthetic (default), fashion-mnist, mnist, cifar10, folder:NAME"
+        "--dataset",
+        default="synthetic",
+        help=", ".join([*(f"{n} (default)" if n == "synthetic" else n for n in NAMED_DATASETS), f"{FOLDER}NAME"]),
     )
     w.add_argument("--recipe", default="improved", help="seed or improved (default)")
     w.add_argument("--epochs", type=int, default=3)
@@ -567,7 +570,7 @@ def _check_sweep_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--parallel must be 1 or more (runs at once), got {args.parallel}")
     if args.resume:
         return
-    from gnet.data import FOLDER_NAME, TORCHVISION_DATASETS, list_image_folders
+    from gnet.data import FOLDER_NAME, list_image_folders
 
     dataset = args.dataset
     if dataset.startswith("folder:"):
@@ -579,10 +582,8 @@ def _check_sweep_args(args: argparse.Namespace) -> None:
             )
         if folder not in list_image_folders():
             raise UsageError(f"--dataset {dataset!r}: no image folder {folder!r} in the data folder (GNET_DATA_DIR)")
-    elif dataset not in ("synthetic", *TORCHVISION_DATASETS):
-        raise UsageError(
-            f"--dataset {dataset!r} is unknown; choose synthetic, {', '.join(TORCHVISION_DATASETS)} or folder:NAME"
-        )
+    elif dataset not in NAMED_DATASETS:
+        raise UsageError(f"--dataset {dataset!r} is unknown; choose {DATASET_CHOICES}")
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -20,12 +20,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
-import torchvision.datasets as tvd
+from typing import TYPE_CHECKING
 
 from gnet import downloads
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and torchvision are imported by the functions that need them: the dataset list above them is read
+# by the option table and the CLI's parser, which `python -m gnet block` and `summary` build without torch.
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class Dataset:
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, in [0, 1] units."""
+        import torch
+
         x = self.train_x[:10_000].to(torch.float64) / 255.0
         mean = x.mean(dim=(0, 2, 3))
         std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
@@ -176,6 +181,8 @@ def synthetic(n_train: int, n_test: int, size: int = 32, seed: int = 0) -> Datas
 
 
 def _synthetic_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % 10
     labels = labels[torch.randperm(n, generator=g)]
@@ -269,6 +276,8 @@ def dataset_class(name: str) -> type:
     GNET_DATASET_MIRROR (`<mirror>/<Class>/<official file name>`: MNIST's `mirrors`, CIFAR10's
     `url`) and its MD5s by GNET_DATASET_CHECKSUMS. A subclass of the same name, since torchvision
     names the dataset's folder after its class; torchvision's own class is never modified."""
+    import torchvision.datasets as tvd
+
     cls_name = TORCHVISION_DATASETS[name].torchvision
     cls = getattr(tvd, cls_name)
     mirror, sums = dataset_mirror(), _checksums()
@@ -301,6 +310,8 @@ class RemoteFile:
 
 def _remote_files(name: str, root: Path) -> tuple[list[RemoteFile], list[Path]]:
     """The archives the class downloads, and the unpacked files it reads."""
+    import torchvision.datasets as tvd
+
     cls = dataset_class(name)
     if issubclass(cls, tvd.MNIST):
         raw = root / cls.__name__ / "raw"
@@ -375,6 +386,8 @@ def how_to_get_dataset(name: str) -> str:
 
 
 def _torchvision(name: str, root: Path, download: bool = True) -> Dataset:
+    import torch
+
     cls = dataset_class(name)
     info = TORCHVISION_DATASETS[name]
     folder, flip_ok, pretty = info.folder, info.flip_ok, info.title
@@ -518,6 +531,7 @@ def _folder_classes(base: Path, name: str) -> tuple[bool, list[str], dict[str, i
 def _decode(
     items: list[tuple[str, int]], size: int, skipped: list[str], extensions: tuple[str, ...]
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
     from PIL import Image
 
     xs, ys = [], []
@@ -541,6 +555,8 @@ def _decode(
 
 def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A deterministic random subset of n samples (all of them when n is None or larger)."""
+    import torch
+
     if n is None or n >= len(x):
         return x, y
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
@@ -551,6 +567,8 @@ def to_model_input(x_uint8: torch.Tensor, size: tuple[int, int], mean: torch.Ten
     """uint8 (N, C, h, w) → float (N, C, H, W), resized bilinearly and normalised.
 
     The same preprocessing the trainer does inline, for evaluation outside it (the page's predictions)."""
+    import torch.nn.functional as F
+
     x = x_uint8.float().div_(255)
     if tuple(x.shape[-2:]) != tuple(size):
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=x.shape[-1] > size[1])

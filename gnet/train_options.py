@@ -9,7 +9,8 @@ Recipes:
     lr 0.005, batch 128, 30 epochs, constant lr, inputs x/255 (ToTensor, no normalisation), no augmentation.
   * "improved" (the dataclass defaults): BatchNorm, Nesterov momentum 0.9, weight decay 5e-4, one-cycle lr,
     label smoothing 0.1, per-channel normalisation, random horizontal flips where the dataset allows them.
-The page and the CLI parser read it without importing the trainer; the dataset list is gnet.data's.
+This module is torch-free, and so is the dataset list it reads (gnet.data imports torch only where it loads
+data): the page and the CLI parser read it without importing the trainer.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ page's widgets all read that definition. Every test here walks OPTIONS, so a new
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,6 +130,12 @@ def test_the_dataset_list_is_gnet_data_s():
     assert set(data.TORCHVISION_DATASETS) == {"fashion-mnist", "mnist", "cifar10"}
     with pytest.raises(data.DataError, match="choose synthetic, fashion-mnist, mnist, cifar10 or folder:NAME"):
         data.load_dataset("imagenet")
+
+
+def test_the_option_table_and_the_dataset_list_import_no_torch():
+    code = "import sys, gnet.train_options, gnet.data; assert 'torch' not in sys.modules, 'torch imported'"
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-500:]
 
 
 def test_the_training_forms_offer_every_preset_but_the_aux_one():
