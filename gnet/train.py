@@ -57,7 +57,14 @@ import torch.nn.functional as F
 
 from gnet import jobs, runs
 from gnet.analysis import network_report, validate_network
-from gnet.checkpoints import Checkpoint, CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
+from gnet.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    atomic_write_bytes,
+    load_checkpoint,
+    save_checkpoint,
+    torch_load_safely,
+)
 from gnet.data import DataError, Dataset, dataset_shape, load_dataset, subset, to_model_input
 from gnet.devices import autocast_dtype, describe, pick_device
 from gnet.metrics import EpochRecord, StepRecord
@@ -894,20 +901,43 @@ class Prediction:
     confidence: float
 
 
+def _samples(path: Path, ck: Checkpoint, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n of the run's sample images and labels, checked against the checkpoint (CheckpointError):
+    the file is anyone's to edit, and a label indexes the class names."""
+    try:
+        samples = torch_load_safely(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"the run's sample images are unreadable: {e}") from None
+    x = samples.get("x") if isinstance(samples, dict) else None
+    y = samples.get("y") if isinstance(samples, dict) else None
+    channels = ck.spec.in_channels
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != channels:
+        raise CheckpointError(f"the run's sample images are not uint8 images of shape (N, {channels}, H, W)")
+    if not (x.shape[0] and 1 <= x.shape[2] <= 4096 and 1 <= x.shape[3] <= 4096):
+        raise CheckpointError("the run's sample images are empty or larger than 4096 pixels a side")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise CheckpointError("the run's sample labels are not a list of class numbers")
+    x, y = x[:n], y[:n]
+    if len(y) != len(x) or (len(y) and not (0 <= int(y.min()) and int(y.max()) < len(ck.classes))):
+        raise CheckpointError(
+            f"the run's sample labels must be one class number (0 to {len(ck.classes) - 1}) per image"
+        )
+    return x, y
+
+
 def predictions(run: Path, which: str = "last", n: int = 8) -> list[Prediction]:
     """The checkpoint's predictions on the run's first few test images (CheckpointError if unusable)."""
     ck = load_checkpoint(run / "checkpoints" / f"{which}.pt")
-    try:
-        samples = torch.load(run / "samples.pt", map_location="cpu", weights_only=True)
-        x, y = samples["x"][:n], samples["y"][:n]
-    except (OSError, RuntimeError, KeyError, TypeError, EOFError) as e:
-        raise CheckpointError(f"the run's sample images are unreadable: {str(e)[:120]}") from None
+    x, y = _samples(run / "samples.pt", ck, n)
     model = ck.build_model()
     pre = ck.preprocess
-    with torch.no_grad():
-        probs = model(
-            to_model_input(x, tuple(pre["image_size"]), torch.tensor(pre["mean"]), torch.tensor(pre["std"]))
-        ).softmax(1)
+    try:
+        with torch.no_grad():
+            probs = model(
+                to_model_input(x, tuple(pre["image_size"]), torch.tensor(pre["mean"]), torch.tensor(pre["std"]))
+            ).softmax(1)
+    except (RuntimeError, TypeError, ValueError, KeyError) as e:  # preprocessing that does not fit the network
+        raise CheckpointError(f"the checkpoint's preprocessing does not fit its network: {str(e)[:120]}") from None
     conf, pred = probs.max(1)
     images = x.permute(0, 2, 3, 1)
     if images.shape[-1] == 1:
