@@ -102,6 +102,13 @@ def _clamp(key: str, hi: int, default: int) -> int:
 
 
 def show_layers(a: A.Anatomy, labels: dict[str, str]) -> None:
+    halves = [run for run in a.trace.layers if run.half]
+    if halves:  # Inception v3's E: the branch ends in two layers side by side
+        last = a.layers[-1]
+        st.caption(
+            f"This branch ends in two halves side by side ({' ‖ '.join(f'`{r.path}`' for r in halves)}): its channel "
+            f"{a.channel} is channel {a.channel - last.offset} of `{last.path}`, so the other half is not on its path."
+        )
     for i, (path, svgs) in enumerate(C.layer_svgs(a)):
         steps = a.layer_steps(path)
         kind = steps[0].kind

@@ -190,3 +190,23 @@ def test_links_from_feature_maps_explain_and_designer_land_on_the_same_unit(env)
     assert query == {"block": "4a"}
     at = open_link(query, path)
     assert re.search(r"How 4a·b2 \(\d+, \d+\), channel \d+, is computed", texts(at, "subheader"))
+
+
+def test_inception_v3_untrained_halves(env):
+    at = run()
+    at.radio(key="an_family").set_value("inception-v3")
+    run(at)
+    at.radio(key="an_v3_source").set_value("untrained")
+    run(at)
+    at.selectbox(key="an_block").set_value("Mixed_7b")
+    run(at)
+    at.number_input(key="an_channel").set_value(400)
+    run(at)
+    assert re.search(r"How 7b·b2 \(\d+, \d+\), channel 400, is computed", texts(at, "subheader"))
+    assert "its channel 400 is channel 16 of `Mixed_7b.branch3x3_2b`" in texts(at, "caption")
+    labels = [s.get("aria-label") for s in svgs(at)]
+    assert labels[:3] == [
+        "Mixed_7b.branch3x3_1.conv: conv step",
+        "BatchNorm and ReLU",
+        "Mixed_7b.branch3x3_2b.conv: conv step",
+    ]
