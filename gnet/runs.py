@@ -360,6 +360,16 @@ def _spawn(path: Path, extra_args: list[str]) -> int:
     return jobs.launch(path, jobs.TRAINING, ["train", "--run-dir", str(path.resolve()), *extra_args])
 
 
+def _launch(path: Path, extra_args: list[str]) -> None:
+    """Spawn the trainer; a spawn the system refuses (no processes left, a link as log.txt) fails the run with
+    the reason instead of leaving it "starting"."""
+    try:
+        _spawn(path, extra_args)
+    except OSError as e:
+        write_status(path, "failed", message=f"could not start the training process ({e.strerror or e})")
+        raise RunError(f"could not start the training process ({e.strerror or e})") from None
+
+
 def start(root: Path, name: str, config: dict[str, Any]) -> RunInfo:
     """Create run `name` with this config and start training it in a separate process."""
     path = run_dir(root, name)
@@ -369,7 +379,7 @@ def start(root: Path, name: str, config: dict[str, Any]) -> RunInfo:
         # "starting" is written before the spawn: the child replaces it with its own pid and state,
         # and a parent writing after the spawn could overwrite a quick child's "finished".
         write_status(path, "starting", host=socket.gethostname(), started=time.time())
-        _spawn(path, [])
+        _launch(path, [])
     return read_run(path)
 
 
@@ -392,7 +402,7 @@ def resume(root: Path, name: str) -> RunInfo:
             started=info.status.get("started", time.time()),
             resumed=time.time(),
         )
-        _spawn(path, ["--resume"])
+        _launch(path, ["--resume"])
     return read_run(path)
 
 

@@ -565,7 +565,11 @@ def launch(sweep: Sweep) -> int:
             jobs.clear_stop(sweep.path)
             jobs.write_status(sweep.path, jobs.SCHEDULER, "starting", host=socket.gethostname(), started=time.time())
             argv = ["sweep", "--resume", "--sweep-dir", str(sweep.path.resolve()), "--quiet"]
-            return jobs.launch(sweep.path, jobs.SCHEDULER, argv)
+            try:
+                return jobs.launch(sweep.path, jobs.SCHEDULER, argv)
+            except OSError as e:  # no processes left, a link as scheduler.log: say so, not "starting"
+                jobs.write_status(sweep.path, jobs.SCHEDULER, "ended", message=str(e.strerror or e))
+                raise SweepError(f"could not start the sweep's scheduler ({e.strerror or e})") from None
     except jobs.Busy:
         raise SweepError(f"sweep {sweep.name!r} is being started from another session") from None
 

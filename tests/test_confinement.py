@@ -248,3 +248,20 @@ def test_stop_of_a_linked_run_signals_nothing_and_writes_nothing(root, outside):
     with pytest.raises(fsio.ConfinementError):
         jobs.request_stop(root, root / "r", jobs.TRAINING)
     assert not (outside / "STOP").exists()
+
+
+def test_a_log_that_is_a_link_is_not_written_through(root, outside):
+    """The job's log (stdout and stderr of the spawned process) is opened with O_NOFOLLOW: the launch fails with
+    a message and the run reads "failed" instead of "starting"; the file outside is untouched."""
+    target = outside / "status.json"
+    before = target.read_bytes()
+    (root / "r").mkdir()
+    (root / "r" / "log.txt").symlink_to(target)
+    with pytest.raises(runs.RunError, match="could not start the training process"):
+        runs.start(root, "r", {"train": {}})
+    assert runs.read_run(root / "r").state == "failed" and target.read_bytes() == before
+    sweep = sweeps.create(root / "s", network_preset("mini"), ["base"], sweeps.Settings(epochs=1))
+    (sweep.path / "scheduler.log").symlink_to(target)
+    with pytest.raises(sweeps.SweepError, match="could not start the sweep's scheduler"):
+        sweeps.launch(sweep)
+    assert sweeps.scheduler_state(sweep) == "ended" and target.read_bytes() == before
