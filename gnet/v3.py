@@ -425,6 +425,47 @@ def kind_from_json(text: str | bytes) -> KindSpec:
 
 
 # ---------------------------------------------------------------------------
+# Links: a v3 block design in a URL query ("kind=C&in=768,17,17&c7=160&n=5"; fields left out are the defaults)
+
+
+def query_keys() -> set[str]:
+    """Every key a v3 design's link can hold (the Block Designer removes them when it shows a v1 block)."""
+    return {"kind", "in", *(f for cls in KIND_SPECS.values() for f in cls.fields())}
+
+
+def kind_to_query(spec: KindSpec, in_shape: Shape) -> dict[str, str]:
+    default = default_kind(spec.KIND)
+    changed = {f: str(getattr(spec, f)) for f in spec.fields() if getattr(spec, f) != getattr(default, f)}
+    return {"kind": spec.KIND, "in": ",".join(map(str, in_shape)), **changed}
+
+
+def _digits(key: str, text: Any) -> int:
+    text = text[-1] if isinstance(text, (list, tuple)) and text else text
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise SpecError(f"link parameter {key} must be a whole number written with the digits 0-9, got {_show(text)}")
+    return int(text)
+
+
+def kind_from_query(params: dict[str, Any]) -> tuple[KindSpec, Shape] | None:
+    """The v3 design in a query, None when it names no v3 kind; SpecError naming the parameter otherwise."""
+    kind = params.get("kind")
+    kind = kind[-1] if isinstance(kind, (list, tuple)) and kind else kind
+    if kind is None or kind == "v1":
+        return None
+    spec = default_kind(kind)  # SpecError for an unknown kind
+    values = {f: _digits(f, params[f]) for f in spec.fields() if f in params}
+    text = params.get("in", ",".join(map(str, spec.DEFAULT_INPUT)))
+    text = text[-1] if isinstance(text, (list, tuple)) and text else text
+    parts = text.split(",") if isinstance(text, str) else []
+    if len(parts) != 3:
+        raise SpecError(f"link parameter in must be C,H,W, got {_show(text)}")
+    shape = tuple(_digits("in", p) for p in parts)
+    spec = kind_with(spec, values)
+    block_plan_steps(spec, shape)  # the input must suit the kind
+    return spec, shape
+
+
+# ---------------------------------------------------------------------------
 # Plans: the steps inside one block, then the network
 
 
@@ -998,6 +1039,9 @@ __all__ = [
     "kind_steps",
     "block_plan_steps",
     "kind_report",
+    "kind_to_query",
+    "kind_from_query",
+    "query_keys",
     "factorisation_savings",
     "Saving",
     "Option",

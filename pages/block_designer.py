@@ -185,6 +185,8 @@ st.caption(
 if link_error := st.session_state.pop("bd_link_error", None):  # shown once; the next change rewrites the link
     st.error(plain(link_error))
 
+if "bd_kind" not in st.session_state and (v3_link_error := v3_designer.load_link(st.query_params.to_dict())):
+    st.error(plain(v3_link_error))  # a first visit's link with an Inception v3 design picks its kind
 kind = st.radio(
     "Block kind",
     KINDS,
@@ -196,6 +198,7 @@ kind = st.radio(
 if kind != "v1":
     v3_designer.render(kind)
     st.stop()
+v3_designer.clear_link()
 
 left, right = st.columns([1, 2.7], gap="large")
 

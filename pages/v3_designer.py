@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gnet import urlstate
 from gnet.charts.tables import chw
 from gnet.spec import SpecError
-from gnet.v3 import KindSpec, default_kind, factorisation_savings, kind_report, kind_to_json, kind_with
+from gnet.v3 import (
+    KindSpec,
+    default_kind,
+    factorisation_savings,
+    kind_from_query,
+    kind_report,
+    kind_to_json,
+    kind_to_query,
+    kind_with,
+    query_keys,
+)
 from pages.forms import NUMBER
 from pages.ui import plain
 
@@ -16,13 +27,44 @@ def _key(kind: str, field: str) -> str:
     return f"v3_{kind}_{field}"
 
 
+def _put(spec: KindSpec, shape: tuple[int, int, int]) -> None:
+    s = st.session_state
+    for f, v in zip("chw", shape):
+        s[_key(spec.KIND, f)] = v
+    for f in spec.fields():
+        s[_key(spec.KIND, f)] = getattr(spec, f)
+
+
 def _reset(kind: str) -> None:
     spec = default_kind(kind)
-    s = st.session_state
-    for f, v in zip("chw", spec.DEFAULT_INPUT):
-        s[_key(kind, f)] = v
-    for f in spec.fields():
-        s[_key(kind, f)] = getattr(spec, f)
+    _put(spec, spec.DEFAULT_INPUT)
+
+
+def load_link(params: dict) -> str | None:
+    """A first visit's link with a v3 design ("?kind=C&in=768,17,17&c7=160"): its kind is picked and its numbers
+    put into the widgets. Returns what was wrong with the link, if anything."""
+    try:
+        found = kind_from_query(params)
+    except SpecError as e:
+        return f"The link's design was not loaded: {e}."
+    if found is not None:
+        st.session_state.bd_kind = found[0].KIND
+        _put(*found)
+    return None
+
+
+def clear_link() -> None:
+    """Showing a v1 block: its link holds none of a v3 design's keys."""
+    for k in [k for k in st.query_params if k in query_keys()]:
+        del st.query_params[k]
+
+
+def _write_link(spec: KindSpec, shape: tuple[int, int, int]) -> None:
+    query = kind_to_query(spec, shape)
+    for k in [k for k in st.query_params if k in urlstate.KEYS or (k in query_keys() and k not in query)]:
+        del st.query_params[k]
+    if {k: st.query_params.get(k) for k in query} != query:
+        st.query_params.update(query)  # the link reproduces the design
 
 
 def _editor(kind: str, col) -> None:
@@ -58,6 +100,7 @@ def render(kind: str) -> None:
         except SpecError as e:
             st.error(plain(f"Invalid input: {e}"))
             return
+        _write_link(spec, shape)
         st.markdown(f"### Output {report.concat_text()}")
         st.caption(
             f"Inception v3 block {spec.TITLE}, as torchvision builds it (every conv: no bias, BatchNorm, ReLU). "

@@ -86,3 +86,28 @@ def test_e_lists_its_halves_and_v1_is_unchanged():
     at.radio(key="bd_kind").set_value("v1").run()
     assert not at.exception
     assert any(m.value.startswith("### Output 28×28×(64+128+32+32)") for m in at.markdown)
+
+
+def _query(at: AppTest) -> dict[str, str]:
+    return {k: v[-1] if isinstance(v, list) else v for k, v in at.query_params.items()}
+
+
+def test_the_link_reproduces_a_v3_design_and_v1_links_stay_as_they_were():
+    at = _run("C")
+    at.number_input(key="v3_C_c7").set_value(160).run()
+    assert _query(at) == {"kind": "C", "in": "768,17,17", "c7": "160"}
+    link = _query(at)
+    fresh = AppTest.from_file(PAGE, default_timeout=60)
+    fresh.query_params.update(link)
+    fresh.run()
+    assert not fresh.exception and fresh.radio(key="bd_kind").value == "C"
+    assert fresh.number_input(key="v3_C_c7").value == 160
+    report = kind_report(InceptionCSpec(c7=160), (768, 17, 17))
+    assert {m.label: m.value for m in fresh.metric}["Parameters"] == f"{report.cost.params:,}"
+    fresh.radio(key="bd_kind").set_value("v1").run()  # back to v1: its own link, no v3 key left
+    assert not set(_query(fresh)) & {"kind", "in", "c7"} and "b1" in _query(fresh)
+    bad = AppTest.from_file(PAGE, default_timeout=60)
+    bad.query_params.update({"kind": "C", "n": "4"})
+    bad.run()
+    assert not bad.exception
+    assert any("n must be odd" in e.value for e in bad.error) and bad.radio(key="bd_kind").value == "v1"

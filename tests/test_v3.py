@@ -279,3 +279,22 @@ def test_net_walk_of_torchvisions_inception_v3():
             halves = [refs[s.path] for s in layers if s.half]
             expected = torch.cat(halves, 1) if halves else refs[layers[-1].path]
             assert torch.allclose(parts["b2"], expected, atol=1e-4), b
+
+
+def test_kind_links_round_trip_and_refusals_name_the_parameter():
+    from gnet.v3 import kind_from_query, kind_to_query
+
+    for kind in KIND_SPECS:
+        spec = kind_with(default_kind(kind), {kind_fields(kind)[0]: 7})
+        assert kind_from_query(kind_to_query(spec, spec.DEFAULT_INPUT)) == (spec, spec.DEFAULT_INPUT)
+    assert kind_to_query(default_kind("A"), (192, 35, 35)) == {"kind": "A", "in": "192,35,35"}  # defaults left out
+    assert kind_from_query({"b1": "64"}) is None and kind_from_query({"kind": "v1"}) is None
+    for params, message in [
+        ({"kind": "Z"}, "unknown block kind 'Z'"),
+        ({"kind": "A", "branch1x1": "６４"}, "link parameter branch1x1 must be a whole number"),
+        ({"kind": "A", "in": "1,2"}, "link parameter in must be C,H,W"),
+        ({"kind": "D", "in": "768,2,2"}, "at least 3×3"),
+        ({"kind": "C", "n": "6"}, "n must be odd"),
+    ]:
+        with pytest.raises(SpecError, match=message):
+            kind_from_query(params)
