@@ -22,6 +22,11 @@ from gnet.v3 import (
 from pages.forms import NUMBER
 from pages.ui import plain
 
+# Where torchvision's layers (which its weights need) differ from the v3 paper's figures (pytorch/vision#798).
+DIFFERENCES = {
+    "A": " Unlike the paper's figure 5, torchvision's b2 keeps a 5×5 (b3 has the two 3×3) (pytorch/vision#798).",
+}
+
 
 def _key(kind: str, field: str) -> str:
     return f"v3_{kind}_{field}"
@@ -104,7 +109,7 @@ def render(kind: str) -> None:
         st.markdown(f"### Output {report.concat_text()}")
         st.caption(
             f"Inception v3 block {spec.TITLE}, as torchvision builds it (every conv: no bias, BatchNorm, ReLU). "
-            f"PyTorch shapes: {chw(report.input_shape)} → {chw(report.output_shape)}."
+            f"PyTorch shapes: {chw(report.input_shape)} → {chw(report.output_shape)}." + (DIFFERENCES.get(kind, ""))
         )
         with st.container(horizontal=True, gap="large"):
             st.metric("Parameters", f"{report.cost.params:,}", width="content")

@@ -48,6 +48,7 @@ def test_each_kind_shows_its_block_and_savings(kind, headline):
     for s in savings:
         assert f"**{s.title}**" in text
     assert f"Saves **{headline}**" in text
+    assert ("keeps a 5×5" in text) == (kind == "A")  # where torchvision differs from the paper's figure, it says so
     shown = _frames(at)[1:]
     assert [list(f["multiplications"]) for f in shown] == [[o.cost.multiplications for o in s.options] for s in savings]
 
