@@ -197,7 +197,7 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
 
     x = sub.add_parser("export", help="a network or block as ONNX (Netron, ONNX Runtime) or torch.export (.pt2)")
     xnet = x.add_mutually_exclusive_group()
-    xnet.add_argument("--preset", choices=list(NETWORK_PRESETS))
+    xnet.add_argument("--preset", choices=[*NETWORK_PRESETS, *V3_PRESETS])
     xnet.add_argument("--network", metavar="FILE.json", help="a network, as the Network Explorer exports it")
     xnet.add_argument("--block", metavar="FILE.json", help="a block design, as the Block Designer exports it")
     xsrc = x.add_mutually_exclusive_group()
@@ -889,7 +889,11 @@ def _export(args: argparse.Namespace) -> int:
         elif args.block:
             ex = block_exportable(_block_file(args.block), shape)
         else:
-            ex = network_exportable(network_preset(args.preset) if args.preset else _spec_file(args.network), shape)
+            if args.preset in V3_PRESETS:
+                spec = V3_PRESETS[args.preset]()
+            else:
+                spec = network_preset(args.preset) if args.preset else _spec_file(args.network)
+            ex = network_exportable(spec, shape)
         export_file(ex, args.format, out, args.batch, args.dynamic_batch)
     except (CheckpointError, ExportError) as e:
         raise UsageError(str(e).replace("\n", " ")) from None

@@ -34,10 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from gnet.analysis import validate_network
+from gnet.analysis import plan_report
 from gnet.checkpoints import CheckpointError, atomic_write_bytes, load_checkpoint
-from gnet.plan import block_steps, layer_plan
-from gnet.spec import BlockDesign, NetworkSpec, SpecError, googlenet_imagenet, with_input
+from gnet.plan import Plan, block_steps, layer_plan
+from gnet.spec import BlockDesign, NetworkSpec, SpecError, googlenet_imagenet
+from gnet.v3 import InceptionV3Spec, v3_plan
+
+AnyNetwork = NetworkSpec | InceptionV3Spec  # a GoogLeNet or an Inception v3
 
 FORMATS = ("onnx", "pt2")
 SUFFIX = {"onnx": ".onnx", "pt2": ".pt2"}
@@ -100,15 +103,23 @@ def _seeded_untrained(make: Any) -> nn.Module:
         return make()
 
 
-def _input_spec(spec: NetworkSpec, input_shape: tuple[int, int, int] | None) -> NetworkSpec:
-    """The spec at another input (C, H, W); SpecError if the network cannot take it."""
+def _plan(spec: AnyNetwork) -> Plan:
+    return v3_plan(spec) if isinstance(spec, InceptionV3Spec) else layer_plan(spec)
+
+
+def _input_spec(spec: AnyNetwork, input_shape: tuple[int, int, int] | None) -> AnyNetwork:
+    """The spec at another input (C, H, W), checked as the analysis checks it (fields, sizes, caps):
+    SpecError if the network cannot take it."""
     if input_shape is None:
-        return validate_network(spec)
+        plan_report(_plan(spec))
+        return spec
     c, h, w = input_shape
     try:
-        return validate_network(with_input(spec, c, (h, w)))
+        spec = dataclasses.replace(spec, in_channels=c, input_size=(h, w))
+        plan_report(_plan(spec))
     except SpecError as e:
         raise SpecError(f"{spec.name} cannot take a {c}×{h}×{w} input: {e}") from None
+    return spec
 
 
 def _same_channels(spec: NetworkSpec, input_shape: tuple[int, int, int] | None, what: str) -> None:
@@ -145,10 +156,11 @@ def _untrained_preprocess(c: int, h: int, w: int) -> str:
     )
 
 
-def _network_paths(spec: NetworkSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _network_paths(spec: AnyNetwork) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Every step's module path, and those whose outputs get names: the top-level modules and the branches."""
-    plan = layer_plan(spec)
-    branches = [p for block in plan.blocks() for p in plan.branch_paths(block).values()]
+    plan = _plan(spec)
+    # Inception v3's multi-layer branches are no module (its layers sit on the block): no scope to find them by.
+    branches = [p for b in plan.blocks() for p in plan.branch_paths(b).values() if not plan.step(p).virtual]
     return tuple(s.path for s in plan.steps), tuple(s.path for s in plan.top_level()) + tuple(branches)
 
 
@@ -157,12 +169,20 @@ def _block_paths(design: BlockDesign) -> tuple[tuple[str, ...], tuple[str, ...]]
     return paths, tuple(p for p in paths if "." not in p)  # branch1 … branch4
 
 
-def network_exportable(spec: NetworkSpec, input_shape: tuple[int, int, int] | None = None) -> Exportable:
-    """A network with seeded random weights (untrained), at its own input or `input_shape`."""
+def _build(spec: AnyNetwork) -> nn.Module:
+    if isinstance(spec, InceptionV3Spec):
+        from gnet.v3_modules import build_v3
+
+        return build_v3(spec)
     from gnet.network import build
 
+    return build(spec)
+
+
+def network_exportable(spec: AnyNetwork, input_shape: tuple[int, int, int] | None = None) -> Exportable:
+    """A GoogLeNet or an Inception v3 with seeded random weights (untrained), at its own input or `input_shape`."""
     spec = _input_spec(spec, input_shape)
-    module = _seeded_untrained(lambda: build(spec)).eval()
+    module = _seeded_untrained(lambda: _build(spec)).eval()
     c, (h, w) = spec.in_channels, spec.input_size
     return Exportable(
         module,

@@ -39,6 +39,7 @@ from gnet.spec import (
     with_input,
 )
 from gnet.train import TrainConfig, train
+from gnet.v3 import V3_PRESETS, InceptionV3Spec, v3_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 # Non-square and odd-sized, with every variant switched on that changes the graph: H and W must not swap.
@@ -50,7 +51,11 @@ TINY = dataclasses.replace(
     network_preset("mini"), name="tiny", input_size=(12, 12), stages=network_preset("mini").stages[:1], stage_pools=()
 )
 FIXED = ("block",)  # also exported at a fixed batch of 1 (every export costs seconds: the others are dynamic only)
-TARGETS = (*NETWORK_PRESETS, "block", "checkpoint")
+TARGETS = (*NETWORK_PRESETS, *V3_PRESETS, "block", "checkpoint")
+
+
+def preset(name: str) -> NetworkSpec | InceptionV3Spec:
+    return V3_PRESETS[name]() if name in V3_PRESETS else network_preset(name)
 
 
 # -- the exports: each made once, through the CLI -----------------------------------------------------
@@ -88,10 +93,14 @@ def _source_args(target: str, workdir: Path, checkpoint: Path) -> list[str]:
 
 
 class Exports:
-    """`python -m gnet export` of a target in a format, made on first use and kept for the module."""
+    """`python -m gnet export` of a target in a format, made on first use and kept for the module, with the
+    loaded ONNX models and the reference PyTorch modules (loading and building cost seconds for the big ones)."""
 
     def __init__(self, workdir: Path, checkpoint: Path) -> None:
-        self.workdir, self.checkpoint, self.files = workdir, checkpoint, {}
+        self.workdir, self.checkpoint = workdir, checkpoint
+        self.files: dict[tuple, Path] = {}
+        self.models: dict[Path, onnx.ModelProto] = {}
+        self.modules: dict[str, torch.nn.Module] = {}
 
     def __call__(self, target: str, fmt: str, dynamic: bool = True) -> Path:
         key = (target, fmt, dynamic)
@@ -102,32 +111,51 @@ class Exports:
             self.files[key] = out
         return self.files[key]
 
+    def onnx(self, target: str, dynamic: bool = True) -> onnx.ModelProto:
+        path = self(target, "onnx", dynamic)
+        if path not in self.models:
+            self.models[path] = onnx.load(path)
+        return self.models[path]
+
+    def reference(self, target: str) -> torch.nn.Module:
+        """The PyTorch module the file must equal: the same seeded random weights, or the checkpoint's."""
+        if target not in self.modules:
+            if target == "checkpoint":
+                self.modules[target] = load_checkpoint(self.checkpoint).build_model()
+            elif target == "block":
+                self.modules[target] = export.block_exportable(BLOCK).module
+            else:
+                self.modules[target] = export.network_exportable(preset(target)).module
+        return self.modules[target]
+
+    def example(self, target: str, n: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random input batch and the reference output for it."""
+        x = torch.randn(n, *input_shape(target, self.checkpoint), generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            return x, self.reference(target)(x)
+
 
 @pytest.fixture(scope="module")
 def exported(workdir, checkpoint) -> Exports:
     return Exports(workdir, checkpoint)
 
 
-def reference(target: str, checkpoint: Path) -> torch.nn.Module:
-    """The PyTorch module the file must equal: the same seeded random weights, or the checkpoint's."""
-    if target == "checkpoint":
-        return load_checkpoint(checkpoint).build_model()
-    if target == "block":
-        return export.block_exportable(BLOCK).module
-    return export.network_exportable(network_preset(target)).module
-
-
 def input_shape(target: str, checkpoint: Path) -> tuple[int, int, int]:
     if target == "block":
         return BLOCK.input_shape
-    spec = load_checkpoint(checkpoint).spec if target == "checkpoint" else network_preset(target)
+    spec = load_checkpoint(checkpoint).spec if target == "checkpoint" else preset(target)
     return (spec.in_channels, *spec.input_size)
 
 
-def run_onnx(data: bytes | Path, x: torch.Tensor) -> np.ndarray:
-    session = ort.InferenceSession(str(data) if isinstance(data, Path) else data, providers=["CPUExecutionProvider"])
-    (inp,) = session.get_inputs()
-    return session.run(None, {inp.name: x.numpy()})[0]
+def session(data: bytes | Path | onnx.ModelProto) -> ort.InferenceSession:
+    data = data.SerializeToString() if isinstance(data, onnx.ModelProto) else data
+    return ort.InferenceSession(str(data) if isinstance(data, Path) else data, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(s: ort.InferenceSession | bytes, x: torch.Tensor) -> np.ndarray:
+    s = s if isinstance(s, ort.InferenceSession) else session(s)
+    (inp,) = s.get_inputs()
+    return s.run(None, {inp.name: x.numpy()})[0]
 
 
 def max_diff(a: np.ndarray, b: torch.Tensor) -> float:
@@ -150,23 +178,18 @@ def metadata(model: onnx.ModelProto) -> dict[str, str]:
 
 # -- ONNX ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("target", TARGETS)
-def test_onnx_checks_and_equals_pytorch_at_batch_1_and_3(target, exported, checkpoint):
-    path = exported(target, "onnx")
-    model = onnx.load(path)
-    onnx.checker.check_model(model, full_check=True)
-    torch.manual_seed(1)
-    module = reference(target, checkpoint)
-    for n in (1, 3):
-        x = torch.randn(n, *input_shape(target, checkpoint))
-        with torch.no_grad():
-            assert max_diff(run_onnx(path, x), module(x)) <= 1e-4
+def test_onnx_checks_and_equals_pytorch_at_batch_1_and_3(target, exported):
+    model = exported.onnx(target)
+    onnx.checker.check_model(model)
+    x, ref = exported.example(target)  # batch 3; its first image is the batch-1 case (eval mode: images independent)
+    s = session(exported(target, "onnx"))
+    assert max_diff(run_onnx(s, x[:1]), ref[:1]) <= 1e-4
+    assert max_diff(run_onnx(s, x), ref) <= 1e-4
     if target in FIXED:
-        fixed = exported(target, "onnx", dynamic=False)
-        onnx.checker.check_model(onnx.load(fixed), full_check=True)
-        x = torch.randn(1, *input_shape(target, checkpoint))
-        with torch.no_grad():
-            assert max_diff(run_onnx(fixed, x), module(x)) <= 1e-4
-        assert shapes(onnx.load(fixed))[ort.InferenceSession(str(fixed)).get_inputs()[0].name][0] == 1
+        fixed = exported.onnx(target, dynamic=False)
+        onnx.checker.check_model(fixed, full_check=True)
+        assert max_diff(run_onnx(session(fixed), x[:1]), ref[:1]) <= 1e-4
+        assert shapes(fixed)["input"][0] == 1 and shapes(model)["input"][0] == "batch"
 
 
 def _summary(argv: list[str], capsys) -> dict:
@@ -177,7 +200,7 @@ def _summary(argv: list[str], capsys) -> dict:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_tensor_has_a_shape_and_block_outputs_are_the_summarys(target, exported, checkpoint, capsys):
-    model = onnx.load(exported(target, "onnx"))
+    model = exported.onnx(target)
     inferred = shapes(model)
     for node in model.graph.node:
         for name in node.output:
@@ -199,41 +222,58 @@ def test_every_tensor_has_a_shape_and_block_outputs_are_the_summarys(target, exp
         spec = load_checkpoint(checkpoint).spec
         report = summary_json(network_report(spec))
     else:
-        spec = network_preset(target)
+        spec = preset(target)
         report = _summary(["summary", "--preset", target, "--json"], capsys)
-    plan = layer_plan(spec)
+    plan = v3_plan(spec) if isinstance(spec, InceptionV3Spec) else layer_plan(spec)
     assert len(report["blocks"]) == len(plan.blocks()) > 0
-    for block in report["blocks"]:
-        path = f"inception{block['name']}"
+    for block, path in zip(report["blocks"], plan.blocks()):  # "3a" is inception3a, "5b" Mixed_5b
+        assert path.endswith(block["name"])
         assert inferred[path] == ["batch", *block["output_shape"]], path
         for branch in plan.branch_paths(path).values():
+            if plan.step(branch).virtual:  # an Inception v3 branch of several layers: no module, no tensor name
+                continue
             assert inferred[branch] == ["batch", *plan.step(branch).out_shape], branch
     assert inferred["logits"] == ["batch", report["output_shape"][0]]
 
 
-@pytest.mark.parametrize("target", ["googlenet-imagenet", "block"])
+# Layers whose module path must name a node (and be in its scopes), as the app and `summary` name them.
+PATHS = {
+    "googlenet-imagenet": (
+        ["conv1/Conv", "maxpool1/MaxPool", "inception3a.branch1/Conv", "inception3a.branch2.0/Conv"]
+        + ["inception3a.branch2.1/Conv", "inception3a.branch3.1/Conv", "inception3a.branch4.0/MaxPool"]
+        + ["inception3a/Concat", "inception5b/Concat"]
+    ),
+    "inception-v3-imagenet": [
+        "Conv2d_1a_3x3/Conv",
+        "Mixed_5b.branch5x5_2/Conv",
+        "Mixed_5b.branch_pool/Conv",
+        "Mixed_7b.branch3x3_2a/Conv",
+        "Mixed_7b/Concat",
+    ],
+    "block": ["branch1/Conv", "branch2.0/Conv", "branch2.1/Conv", "branch3.1/Conv", "branch4.0/MaxPool"],
+}
+
+
+@pytest.mark.parametrize("target", list(PATHS))
 def test_module_paths_are_in_node_names_and_metadata(target, exported):
-    model = onnx.load(exported(target, "onnx"))
+    model = exported.onnx(target)
     names = {n.name for n in model.graph.node}
     scopes = " ".join(p.value for n in model.graph.node for p in n.metadata_props)
-    prefix = "inception3a." if target != "block" else ""
-    for path in (f"{prefix}branch1", f"{prefix}branch2.0", f"{prefix}branch2.1", f"{prefix}branch3.1"):
-        assert f"{path}/Conv" in names and f"'{path}'" in scopes, path
-    assert f"{prefix}branch4.0/MaxPool" in names
-    if target != "block":
-        assert {"conv1/Conv", "maxpool1/MaxPool", "inception3a/Concat", "inception5b/Concat"} <= names
+    for name in PATHS[target]:
+        path = name.split("/")[0]
+        assert name in names and f"'{path}'" in scopes, name
     assert len(names) == len(model.graph.node)  # unique
     assert "stack_trace" not in scopes and str(ROOT) not in model.SerializeToString().decode("latin-1")
 
 
 def test_metadata_spec_preprocessing_run_and_epoch(exported, checkpoint):
-    meta = metadata(onnx.load(exported("googlenet-imagenet", "onnx")))
+    meta = metadata(exported.onnx("googlenet-imagenet"))
     assert NetworkSpec.from_json(meta[export.KEY_NETWORK]) == network_preset("googlenet-imagenet")
     assert json.loads(meta[export.KEY_PREPROCESS])["image_size"] == [224, 224]
     assert json.loads(meta[export.KEY_INPUT])["shape"] == ["batch", 3, 224, 224]
     assert "untrained" in meta[export.KEY_WEIGHTS]
     ckpt = load_checkpoint(checkpoint)
-    for meta in (metadata(onnx.load(exported("checkpoint", "onnx"))), _pt2_extra(exported("checkpoint", "pt2"))):
+    for meta in (metadata(exported.onnx("checkpoint")), _pt2_extra(exported("checkpoint", "pt2"))):
         assert NetworkSpec.from_json(meta[export.KEY_NETWORK]) == ckpt.spec
         info = json.loads(meta[export.KEY_CHECKPOINT])
         assert (info["run"], info["file"], info["epoch"]) == ("tiny", "best.pt", ckpt.extra["epoch"])
@@ -244,7 +284,7 @@ def test_metadata_spec_preprocessing_run_and_epoch(exported, checkpoint):
             ckpt.preprocess["mean"],
             ckpt.preprocess["std"],
         )
-    block_meta = metadata(onnx.load(exported("block", "onnx")))
+    block_meta = metadata(exported.onnx("block"))
     assert BlockDesign.from_json(block_meta[export.KEY_BLOCK]) == BLOCK
 
 
@@ -259,13 +299,11 @@ def _pt2_extra(path: Path) -> dict[str, str]:
 def test_pt2_reloads_and_gives_the_same_output(target, exported, checkpoint):
     path = exported(target, "pt2")
     extra = dict.fromkeys((export.KEY_NETWORK, export.KEY_BLOCK, export.KEY_INPUT), "")
-    program = torch.export.load(path, extra_files=extra)
-    module = reference(target, checkpoint)
-    loaded = program.module()
-    for n in (1, 3):
-        x = torch.randn(n, *input_shape(target, checkpoint))
-        with torch.no_grad():
-            torch.testing.assert_close(loaded(x), module(x), rtol=0, atol=1e-5)
+    loaded = torch.export.load(path, extra_files=extra).module()
+    x, ref = exported.example(target)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x[:1]), ref[:1], rtol=0, atol=1e-5)
+        torch.testing.assert_close(loaded(x), ref, rtol=0, atol=1e-5)
     assert json.loads(extra[export.KEY_INPUT])["shape"] == ["batch", *input_shape(target, checkpoint)]
     assert extra[export.KEY_BLOCK if target == "block" else export.KEY_NETWORK]
 
@@ -404,7 +442,7 @@ def test_block_designer_buttons_export_the_designed_block(deferred):
     at.run()
     at.session_state["bd_tab"] = "Export"
     at.run()
-    assert not at.exception
+    assert not at.exception, [e.stack_trace for e in at.exception]
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels[:2] == ["Download PyTorch code (.py)", "Download design (.json)"]
     assert labels[2:] == ["Download ONNX", "Download .pt2"]
@@ -423,7 +461,7 @@ def test_network_explorer_buttons_export_the_shown_network(deferred):
     at = AppTest.from_file(str(ROOT / "pages" / "network_explorer.py"), default_timeout=60)
     at.run()
     at.file_uploader(key="ne_upload").set_value(("tiny.json", TINY.to_json().encode(), "application/json")).run()
-    assert not at.exception
+    assert not at.exception, [e.stack_trace for e in at.exception]
     assert at.session_state["ne_network"] == TINY
     data = download(at, "Download ONNX", deferred)
     assert NetworkSpec.from_json(metadata(onnx.load_from_string(data))[export.KEY_NETWORK]) == TINY
@@ -439,7 +477,7 @@ def test_training_buttons_export_the_runs_best_checkpoint(deferred, checkpoint, 
     monkeypatch.setenv("GNET_RUNS_DIR", str(checkpoint.parents[2]))
     at = AppTest.from_file(str(ROOT / "pages" / "training.py"), default_timeout=60)
     at.run()
-    assert not at.exception
+    assert not at.exception, [e.stack_trace for e in at.exception]
     data = download(at, "Download ONNX", deferred)
     meta = metadata(onnx.load_from_string(data))
     assert json.loads(meta[export.KEY_CHECKPOINT])["run"] == "tiny"
@@ -457,7 +495,7 @@ def test_without_onnx_the_button_says_how_to_install_it(monkeypatch):
     at.run()
     at.session_state["bd_tab"] = "Export"
     at.run()
-    assert not at.exception
+    assert not at.exception, [e.stack_trace for e in at.exception]
     (button,) = [b for b in at.get("download_button") if b.proto.label == "Download ONNX"]
     assert button.proto.disabled
     assert any(export.ONNX_INSTALL in c.value for c in at.caption)
