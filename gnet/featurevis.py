@@ -512,8 +512,18 @@ def result_json(vis: Visualisation) -> dict[str, Any]:
     }
 
 
+class DamagedResult(VisError):
+    """A cache entry that is whole (its PNG matches the hash its JSON names) but not usable: the message says why;
+    making the picture again replaces it."""
+
+
+_META_NUMBERS = ("activation_start", "activation_end", "seconds")  # what the pages show from a result's JSON
+MAX_RESULT_SIDE = 4096
+
+
 def read_result(root: Path, key: str) -> CachedResult | None:
-    """A finished result, or None (missing, half-written, damaged or linked files count as missing)."""
+    """A finished result, or None (missing, half-written or linked files count as missing). DamagedResult for a
+    whole entry whose JSON lacks a field the pages show or whose PNG does not decode."""
     png_path, json_path = _result_paths(root, key)
     if not fsio.is_confined(root, png_path):
         return None
@@ -526,7 +536,37 @@ def read_result(root: Path, key: str) -> CachedResult | None:
         return None
     if hashlib.sha256(data).hexdigest() != meta.get("png_sha256"):
         return None
+    _check_result(key, data, meta)
     return CachedResult(key, data, meta)
+
+
+def _check_result(key: str, data: bytes, meta: dict[str, Any]) -> None:
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    bad = [k for k in _META_NUMBERS if not number(meta.get(k))]
+    steps = meta.get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        bad.append("steps")
+    if bad:
+        raise DamagedResult(f"the cached picture {key[:12]} has an incomplete description (no usable {', '.join(bad)})")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != "PNG" or max(im.size) > MAX_RESULT_SIDE:
+                raise DamagedResult(f"the cached picture {key[:12]} is not a PNG of at most {MAX_RESULT_SIDE} px")
+            im.load()
+    except DamagedResult:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # Pillow's decoding failures
+        raise DamagedResult(f"the cached picture {key[:12]} does not decode ({type(e).__name__})") from None
+
+
+def result_needed(root: Path, key: str) -> bool:
+    """Whether a job must (re)make this picture: it is missing or damaged."""
+    try:
+        return read_result(root, key) is None
+    except DamagedResult:
+        return True
 
 
 # ---------------------------------------------------------------------------
@@ -811,7 +851,7 @@ def run_job(path: Path, model: nn.Module, pre: Preprocess) -> JobInfo:
         )
         return read_job(path)
     should_stop = jobs.StopSignal(path).install((signal.SIGTERM,))  # elsewhere than the main thread: STOP only
-    pending = [t for t in targets if read_result(root, result_key(fingerprint, t, cfg)) is None]
+    pending = [t for t in targets if result_needed(root, result_key(fingerprint, t, cfg))]
     done = len(targets) - len(pending)
     write_job_status(path, "running", **base, done=done, step=0, batch=1, message="")
     device = next(model.parameters()).device

@@ -470,13 +470,31 @@ def _load_untrained(source: ModelSource) -> _Loaded:
 # Checkpoints written by training runs
 
 
+NAME_MAX, PATH_MAX = 255, 4096  # Linux's limits, in bytes: a longer name is refused by every call on it
+
+
+def _checked_path_text(text: str) -> str:
+    """A typed path the file system can be asked about at all (CheckpointError naming why not)."""
+    if "\x00" in text:
+        raise CheckpointError("the path contains a NUL character, which no file name can hold")
+    try:
+        raw = os.fsencode(text)
+    except UnicodeError:
+        raise CheckpointError("the path holds characters that cannot be a file name on this server") from None
+    if len(raw) >= PATH_MAX:
+        raise CheckpointError(f"the path is longer than the {PATH_MAX:,}-byte limit of a path")
+    if any(len(part) > NAME_MAX for part in raw.split(b"/")):
+        raise CheckpointError(f"a folder or file name in the path is longer than the {NAME_MAX}-byte limit")
+    return text
+
+
 def user_file(text: str) -> Path:
     """A file path typed or chosen in the app, confined to the folders the app may read:
     the torch hub cache, GNET_DATA_DIR and GNET_RUNS_DIR (symlinks and '..' resolved
     first), or exactly the operator's GNET_WEIGHTS file. CheckpointError otherwise."""
     from gnet.data import data_root
 
-    path = Path(text.strip()).expanduser()
+    path = Path(_checked_path_text(text.strip())).expanduser()
     resolved = path.resolve()
     env = os.environ.get("GNET_WEIGHTS", "").strip()
     if env and resolved == Path(env).expanduser().resolve():

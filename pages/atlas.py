@@ -219,13 +219,20 @@ root = fv.cache_root()
 fingerprint = fv.model_fingerprint(lm)
 found: dict[str, fv.CachedResult] = {}
 missing: list[fv.Target] = []
+damaged: list[str] = []
 for rs in resolved.values():
     for r in rs:
-        res = fv.read_result(root, fv.result_key(fingerprint, r.target, cfg))
+        try:
+            res = fv.read_result(root, fv.result_key(fingerprint, r.target, cfg))
+        except fv.DamagedResult as e:  # a hand-edited or foreign cache entry: made again with the missing ones
+            res = None
+            damaged.append(str(e))
         if res is None:
             missing.append(r.target)
         else:
             found[r.caption()] = res
+if damaged:
+    st.warning(plain(f"{len(damaged)} cached picture(s) cannot be used and count as missing: {damaged[0]}."))
 
 st.subheader(
     f"Block {layer_label}: {ex.channels()} channels, top {k} per branch"
