@@ -185,12 +185,12 @@ st.caption(
 if link_error := st.session_state.pop("bd_link_error", None):  # shown once; the next change rewrites the link
     st.error(plain(link_error))
 
-if "bd_kind" not in st.session_state and (v3_link_error := v3_designer.load_link(st.query_params.to_dict())):
+if "block_kind" not in st.session_state and (v3_link_error := v3_designer.load_link(st.query_params.to_dict())):
     st.error(plain(v3_link_error))  # a first visit's link with an Inception v3 design picks its kind
 kind = st.radio(
     "Block kind",
     KINDS,
-    key="bd_kind",
+    key="block_kind",
     horizontal=True,
     format_func=lambda k: "v1 (GoogLeNet)" if k == "v1" else KIND_SPECS[k].TITLE,
     help="GoogLeNet's block, or one of Inception v3's five kinds as torchvision builds them.",

@@ -7,6 +7,7 @@ import streamlit as st
 
 from gnet import urlstate
 from gnet.charts.tables import chw
+from gnet.export import v3_block_exportable
 from gnet.spec import SpecError
 from gnet.v3 import (
     KindSpec,
@@ -19,6 +20,7 @@ from gnet.v3 import (
     kind_with,
     query_keys,
 )
+from pages.export_buttons import export_buttons
 from pages.forms import NUMBER
 from pages.ui import plain
 
@@ -53,7 +55,7 @@ def load_link(params: dict) -> str | None:
     except SpecError as e:
         return f"The link's design was not loaded: {e}."
     if found is not None:
-        st.session_state.bd_kind = found[0].KIND
+        st.session_state.block_kind = found[0].KIND
         _put(*found)
     return None
 
@@ -173,10 +175,12 @@ def render(kind: str) -> None:
                 f"Saves **{saving.saved(best):.0%}** of the multiplications "
                 f"({base - saving.options[best].cost.multiplications:,} fewer per image)."
             )
-        st.download_button(
+        d1, d2, d3 = st.columns(3)
+        d1.download_button(
             "Download the spec (JSON)",
             data=kind_to_json(spec),
             file_name=f"inception_v3_{kind}.json",
             mime="application/json",
             key=f"v3_{kind}_download",
         )
+        export_buttons(lambda: v3_block_exportable(spec, shape), f"inception_v3_{kind}", f"v3_{kind}_dl", (d2, d3))

@@ -17,7 +17,7 @@ def _run(kind: str) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.run()
     assert not at.exception
-    at.radio(key="bd_kind").set_value(kind).run()
+    at.radio(key="block_kind").set_value(kind).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -84,7 +84,7 @@ def test_e_lists_its_halves_and_v1_is_unchanged():
     at = _run("E")
     rows = _frames(at)[0]
     assert list(rows["modules"][rows["branch"] == "b2 half"]) == ["branch3x3_2a", "branch3x3_2b"]
-    at.radio(key="bd_kind").set_value("v1").run()
+    at.radio(key="block_kind").set_value("v1").run()
     assert not at.exception
     assert any(m.value.startswith("### Output 28×28×(64+128+32+32)") for m in at.markdown)
 
@@ -101,14 +101,14 @@ def test_the_link_reproduces_a_v3_design_and_v1_links_stay_as_they_were():
     fresh = AppTest.from_file(PAGE, default_timeout=60)
     fresh.query_params.update(link)
     fresh.run()
-    assert not fresh.exception and fresh.radio(key="bd_kind").value == "C"
+    assert not fresh.exception and fresh.radio(key="block_kind").value == "C"
     assert fresh.number_input(key="v3_C_c7").value == 160
     report = kind_report(InceptionCSpec(c7=160), (768, 17, 17))
     assert {m.label: m.value for m in fresh.metric}["Parameters"] == f"{report.cost.params:,}"
-    fresh.radio(key="bd_kind").set_value("v1").run()  # back to v1: its own link, no v3 key left
+    fresh.radio(key="block_kind").set_value("v1").run()  # back to v1: its own link, no v3 key left
     assert not set(_query(fresh)) & {"kind", "in", "c7"} and "b1" in _query(fresh)
     bad = AppTest.from_file(PAGE, default_timeout=60)
     bad.query_params.update({"kind": "C", "n": "4"})
     bad.run()
     assert not bad.exception
-    assert any("n must be odd" in e.value for e in bad.error) and bad.radio(key="bd_kind").value == "v1"
+    assert any("n must be odd" in e.value for e in bad.error) and bad.radio(key="block_kind").value == "v1"
