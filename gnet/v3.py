@@ -989,7 +989,10 @@ def _aux_steps(spec: InceptionV3Spec, shape: Shape, rf) -> list[Step]:
     c, h, w = shape
     ph, pw = conv_out(h, 5, 3, 0), conv_out(w, 5, 3, 0)
     if ph < 5 or pw < 5:
-        raise SpecError(f"the aux head needs at least 17×17 at {spec.aux_block}, got {h}×{w}")
+        raise SpecError(
+            f"input {spec.input_size[0]}×{spec.input_size[1]} is too small for the aux head (it runs in training): "
+            f"it needs at least 17×17 at {spec.aux_block} (torchvision's 299×299 input), got {h}×{w}"
+        )
     n = AUX_NAME
     prf = _axes(rf, PoolSpec(5, 3))
     crf = _axes(prf, ConvSpec(768, 5))

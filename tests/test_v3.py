@@ -133,6 +133,9 @@ def test_kind_specs_validate_and_round_trip():
     assert InceptionV3Spec.from_json(spec.to_json()) == spec
     with pytest.raises(SpecError, match="30×30 is too small: Mixed_6a would output 0×0"):
         v3_plan(dataclasses.replace(spec, input_size=(30, 30)))
+    with pytest.raises(SpecError, match="input 150×150 is too small for the aux head .* got 7×7"):
+        v3_plan(dataclasses.replace(spec, input_size=(150, 150)))
+    assert v3_plan(dataclasses.replace(inception_v3_imagenet(aux=False), input_size=(75, 75))).step("Mixed_7c")
 
 
 def test_labels_and_halves():
