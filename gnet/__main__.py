@@ -35,6 +35,7 @@ from gnet.v3 import (
 )
 
 if TYPE_CHECKING:  # the CLI imports torch only for the commands that need it
+    from gnet.export import Exportable
     from gnet.pretrained import ModelSource
 
 
@@ -857,7 +858,6 @@ def _export(args: argparse.Namespace) -> int:
     from gnet.checkpoints import CheckpointError
     from gnet.export import (
         ExportError,
-        block_exportable,
         check_out_path,
         checkpoint_exportable,
         export_file,
@@ -887,7 +887,7 @@ def _export(args: argparse.Namespace) -> int:
         elif args.weights:
             ex = weights_exportable(args.weights, shape)
         elif args.block:
-            ex = block_exportable(_block_file(args.block), shape)
+            ex = _block_file(args.block, shape)
         else:
             if args.preset in V3_PRESETS:
                 spec = V3_PRESETS[args.preset]()
@@ -906,11 +906,26 @@ def _export(args: argparse.Namespace) -> int:
 TORCHVISION_PRESETS = ("googlenet-imagenet", "googlenet-imagenet-aux")
 
 
-def _block_file(name: str) -> BlockDesign:
+def _block_file(name: str, shape: tuple[int, ...] | None) -> Exportable:
+    """The Block Designer's JSON: a v1 design (block + input shape), or an Inception v3 kind's spec
+    (it has a "kind" and no input shape: --input gives it)."""
+    from gnet.export import block_exportable, v3_block_exportable
+    from gnet.v3 import kind_from_json
+
     try:
-        return BlockDesign.from_json(Path(name).read_bytes())
-    except OSError as e:
-        raise UsageError(f"cannot read {name}: {e.strerror}") from None
+        raw = read_design_file(name)  # bounded: a device, a pipe or a huge file exits 2 at once
+    except SpecError as e:
+        raise UsageError(str(e)) from None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None  # BlockDesign.from_json says what is wrong with it
+    try:
+        if isinstance(data, dict) and "kind" in data:
+            if shape is None:
+                raise UsageError(f"{name} is an Inception v3 block spec without an input shape: add --input C,H,W")
+            return v3_block_exportable(kind_from_json(raw), shape)
+        return block_exportable(BlockDesign.from_json(raw), shape)
     except SpecError as e:
         raise UsageError(f"{name}: {e}") from None
 

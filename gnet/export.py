@@ -38,7 +38,7 @@ from gnet.analysis import plan_report
 from gnet.checkpoints import CheckpointError, atomic_write_bytes, load_checkpoint
 from gnet.plan import Plan, block_steps, layer_plan
 from gnet.spec import BlockDesign, NetworkSpec, SpecError, googlenet_imagenet
-from gnet.v3 import InceptionV3Spec, v3_plan
+from gnet.v3 import InceptionV3Spec, KindSpec, block_plan_steps, kind_to_json, v3_plan
 
 AnyNetwork = NetworkSpec | InceptionV3Spec  # a GoogLeNet or an Inception v3
 
@@ -209,6 +209,30 @@ def block_exportable(design: BlockDesign, input_shape: tuple[int, int, int] | No
         *_block_paths(design),
         {
             KEY_BLOCK: design.to_json(),
+            KEY_PREPROCESS: _untrained_preprocess(c, h, w),
+            KEY_WEIGHTS: "untrained: random weights (seed 0)",
+        },
+        input_name="input",
+        output_name="output",
+    )
+
+
+def v3_block_exportable(spec: KindSpec, input_shape: tuple[int, int, int]) -> Exportable:
+    """An Inception v3 block of any kind (A–E) on its own (seeded random weights), as the Block Designer shows it."""
+    from gnet.v3_modules import InceptionV3Block
+
+    steps, _ = block_plan_steps(spec, input_shape)  # validates the spec and the input
+    c, h, w = input_shape
+    module = _seeded_untrained(lambda: InceptionV3Block(c, spec)).eval()
+    paths = tuple(s.path for s in steps)
+    design = {"input_shape": [c, h, w], "block": json.loads(kind_to_json(spec))}
+    return Exportable(
+        module,
+        (c, h, w),
+        paths,
+        tuple(s.path for s in steps if not s.virtual),  # its layers are the block's own modules: name each output
+        {
+            KEY_BLOCK: _json(design),
             KEY_PREPROCESS: _untrained_preprocess(c, h, w),
             KEY_WEIGHTS: "untrained: random weights (seed 0)",
         },
@@ -440,5 +464,6 @@ __all__ = [
     "export_pt2",
     "network_exportable",
     "onnx_available",
+    "v3_block_exportable",
     "weights_exportable",
 ]

@@ -39,7 +39,7 @@ from gnet.spec import (
     with_input,
 )
 from gnet.train import TrainConfig, train
-from gnet.v3 import V3_PRESETS, InceptionV3Spec, v3_plan
+from gnet.v3 import V3_PRESETS, InceptionV3Spec, default_kind, kind_from_json, kind_to_json, kind_with, v3_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 # Non-square and odd-sized, with every variant switched on that changes the graph: H and W must not swap.
@@ -349,6 +349,42 @@ def test_a_torchvision_weights_file_exports_as_torchvision_runs_it(tmp_path):
     assert NetworkSpec.from_json(extra[export.KEY_NETWORK]).input_size == (64, 64)
 
 
+# A small Inception v3 kind E (its split branches: halves concatenated) on a non-square input.
+V3_FIELDS = dict(branch1x1=8, branch3x3_1=8, branch3x3_2a=6, branch3x3_2b=6, branch3x3dbl_1=8, branch3x3dbl_2=8)
+V3_FIELDS |= dict(branch3x3dbl_3a=4, branch3x3dbl_3b=4, branch_pool=4)
+
+
+def test_an_inception_v3_block_spec_exports_at_the_input_given(workdir, capsys):
+    spec = kind_with(default_kind("E"), V3_FIELDS)
+    (workdir / "v3_E.json").write_text(kind_to_json(spec))  # what the Block Designer downloads for a v3 kind
+    onnx_out, pt2_out = workdir / "v3_E.onnx", workdir / "v3_E.pt2"
+    block = ["export", "--block", str(workdir / "v3_E.json"), "--dynamic-batch"]
+    assert main([*block, "--format", "onnx", "--out", str(onnx_out)]) == 2  # no input shape in a v3 spec
+    assert "add --input C,H,W" in capsys.readouterr().err
+    assert main([*block, "--input", "16,5,7", "--format", "onnx", "--out", str(onnx_out)]) == 0
+    assert main([*block, "--input", "16,5,7", "--format", "pt2", "--out", str(pt2_out)]) == 0
+    model = onnx.load(onnx_out)
+    onnx.checker.check_model(model, full_check=True)
+    sets = [a for k, v in V3_FIELDS.items() for a in ("--set", f"{k}={v}")]
+    report = _summary(["block", "--kind", "E", "--input", "16,5,7", *sets, "--json"], capsys)
+    inferred = shapes(model)
+    assert inferred["output"] == ["batch", *report["output_shape"]]
+    for branch in report["branches"]:  # each layer's output is named after its module; E's halves add up
+        mods, (c, h, w) = branch["modules"], branch["output_shape"]
+        ends = mods[-2:] if mods[-1].endswith("b") and mods[-2].endswith("a") else mods[-1:]
+        assert sum(inferred[m][1] for m in ends) == c and all(inferred[m][2:] == [h, w] for m in ends), branch
+    assert {"branch3x3_2a/Conv", "branch3x3_2b/Conv", "branch_pool/Conv"} <= {n.name for n in model.graph.node}
+    module = export.v3_block_exportable(spec, (16, 5, 7)).module
+    x = torch.randn(3, 16, 5, 7)
+    with torch.no_grad():
+        ref = module(x)
+        assert max_diff(run_onnx(onnx_out.read_bytes(), x[:1]), ref[:1]) <= 1e-4
+        assert max_diff(run_onnx(onnx_out.read_bytes(), x), ref) <= 1e-4
+        torch.testing.assert_close(torch.export.load(pt2_out).module()(x), ref, rtol=0, atol=1e-5)
+    design = json.loads(metadata(model)[export.KEY_BLOCK])
+    assert design["input_shape"] == [16, 5, 7] and kind_from_json(json.dumps(design["block"])) == spec
+
+
 # -- bad input ------------------------------------------------------------------------------------------
 def _tiny_stem_network(path: Path) -> Path:
     """mini with an unpadded 7×7 first conv: a 4×4 input cannot go through it."""
@@ -365,6 +401,7 @@ def _tiny_stem_network(path: Path) -> Path:
         (["--preset", "mini", "--format", "tflite"], "invalid choice: 'tflite'"),
         (["--network", "{dir}/missing.json", "--format", "onnx"], "cannot read"),
         (["--block", "{dir}/missing.json", "--format", "pt2"], "cannot read"),
+        (["--block", "/dev/zero", "--format", "pt2"], "not a regular file"),
         (["--checkpoint", "{dir}/missing.pt", "--format", "onnx"], "no checkpoint file"),
         (["--weights", "{dir}/missing.pth", "--format", "onnx"], "no weights file"),
         (["--network", "{dir}/small.json", "--input", "3,4,4", "--format", "onnx"], "conv1 would output 0×0"),
@@ -455,6 +492,20 @@ def test_block_designer_buttons_export_the_designed_block(deferred):
         assert max_diff(run_onnx(data, x), export.block_exportable(design).module(x)) <= 1e-4
     program = torch.export.load(io.BytesIO(download(at, "Download .pt2", deferred)))
     assert program.module()(x).shape == (2, design.block.out_channels, 28, 28)
+
+
+def test_block_designer_buttons_export_an_inception_v3_kind(deferred):
+    at = AppTest.from_file(str(ROOT / "pages" / "block_designer.py"), default_timeout=60)
+    at.run()
+    next(r for r in at.radio if r.label == "Block kind").set_value("E").run()
+    assert not at.exception, [e.stack_trace for e in at.exception]
+    data = download(at, "Download ONNX", deferred)
+    design = json.loads(metadata(onnx.load_from_string(data))[export.KEY_BLOCK])
+    spec, shape = kind_from_json(json.dumps(design["block"])), tuple(design["input_shape"])
+    assert spec == default_kind("E") and shape == (1280, 8, 8)  # the page's default: torchvision's Mixed_7b
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        assert max_diff(run_onnx(data, x), export.v3_block_exportable(spec, shape).module(x)) <= 1e-4
 
 
 def test_network_explorer_buttons_export_the_shown_network(deferred):
