@@ -164,7 +164,8 @@ def live_markup(at: AppTest) -> list[str]:
 def hostile_run(root, name: str, names: list[str], host: str = HOST):
     """A finished run whose every file-borne text is hostile: the checkpoint's classes (10, one per output of the
     mini network) and network name, samples.pt's labels, status.json's state message, device and precision,
-    config.json's network name, dataset and dataset notes. Returns the run folder."""
+    config.json's network name, dataset and dataset notes, telemetry's block, branch and head names. Returns the
+    run folder."""
     import dataclasses
     import io
 
@@ -196,6 +197,11 @@ def hostile_run(root, name: str, names: list[str], host: str = HOST):
     runs.write_status(
         run, "finished", message=names[4 % len(names)], device=names[5 % len(names)], precision=names[6 % len(names)]
     )
+    stats = {"out_rms": 1.0, "grad_rms": 0.1, "weight_norm": 2.0, "update_norm": 0.01}
+    branches = {"inception3a": {"b1": stats, names[8 % len(names)]: stats}, names[9 % len(names)]: {"b1": stats}}
+    aux = {"aux1": 0.4, names[7 % len(names)]: 0.5}
+    records = [{"kind": "telemetry", "step": s, "loss": 1.0, "aux_loss": aux, "branches": branches} for s in (1, 2)]
+    runs.append_jsonl(run / runs.TELEMETRY, records)  # a hand-edited telemetry file: names beside the real ones
     return run
 
 

@@ -4,6 +4,7 @@ grid with a step slider, one panel of lines per block, the aux heads' loss, and 
 from __future__ import annotations
 
 import math
+import re
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -16,14 +17,23 @@ from gnet.plan import short_label
 MAX_HEATMAP_FRAMES = 60  # the heatmap's step slider: every k-th telemetry record and the latest
 
 
+_MODULE_NAME = re.compile(r"[A-Za-z0-9_.]{1,64}")
+
+
+def module_name(name: object) -> bool:
+    """A block, branch or head name as the trainer writes them (module names: inception3a, b1, aux1). A name in a
+    hand-edited telemetry file that is not one is left out of every chart: plotly reads HTML in names."""
+    return isinstance(name, str) and _MODULE_NAME.fullmatch(name) is not None
+
+
 def telemetry_series(records: list[dict], stat: str) -> tuple[list[int], dict[tuple[str, str], list[float]]]:
     """Steps and, per (block, branch) in network order, the statistic at each step (nan where missing)."""
     steps = [int(r["step"]) for r in records]
     keys: dict[tuple[str, str], None] = {}
     for r in records:
         for blk, brs in r["branches"].items():
-            if isinstance(brs, dict):
-                keys.update({(blk, br): None for br in brs})
+            if isinstance(brs, dict) and module_name(blk):
+                keys.update({(blk, br): None for br in brs if module_name(br)})
     series: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
     for r in records:
         for blk, br in keys:
@@ -168,7 +178,11 @@ def aux_loss_fig(records: list[dict]) -> go.Figure:
         name="main head",
         line=dict(color=OTHER_COLOR),
     )
-    heads = list(dict.fromkeys(k for r in records if isinstance(r.get("aux_loss"), dict) for k in r["aux_loss"]))
+    heads = list(
+        dict.fromkeys(
+            k for r in records if isinstance(r.get("aux_loss"), dict) for k in r["aux_loss"] if module_name(k)
+        )
+    )
     for i, head in enumerate(heads):
         fig.add_scatter(
             x=steps,
