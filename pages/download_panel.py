@@ -12,6 +12,7 @@ import streamlit as st
 
 from gnet import downloads
 from gnet.pretrained import cancel_weights_download, ensure_pretrained_weights
+from pages.ui import plain
 
 POLL_S = 1.0
 
@@ -22,7 +23,7 @@ def show_progress(p: downloads.Progress | None, what: str) -> None:
         return
     st.progress(p.fraction or 0.0, text=f"Downloading {what}: {p.describe()}")
     if p.message:  # e.g. "the connection closed after …; trying again"
-        st.caption(p.message)
+        st.caption(plain(p.message))
 
 
 @st.fragment(run_every=POLL_S)

@@ -119,3 +119,15 @@ def test_no_sweeps_names_the_runs_folder_as_the_app_does_never_its_server_path(e
     shown = " ".join(str(e.value) for kind in ("caption", "info", "markdown", "error") for e in at.get(kind))
     assert "No sweeps yet in the runs folder (GNET_RUNS_DIR)." in shown
     assert str(env) not in shown
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_download_message_is_text(payload):
+    script = (
+        "from gnet.downloads import Progress\n"
+        "from pages.download_panel import show_progress\n"
+        f"show_progress(Progress('running', 10, 100, 5.0, 1, 3, {payload!r}), 'the weights')\n"
+    )
+    at = AppTest.from_string(script, default_timeout=30).run()
+    assert not at.exception
+    assert any(kind == "Markdown" for kind, *_ in sent(at)) and live_markup(at) == []
