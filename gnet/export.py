@@ -157,11 +157,12 @@ def _untrained_preprocess(c: int, h: int, w: int) -> str:
 
 
 def _network_paths(spec: AnyNetwork) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Every step's module path, and those whose outputs get names: the top-level modules and the branches."""
+    """Every step's module path, and those whose outputs get names: the top-level modules and the ones below."""
     plan = _plan(spec)
-    # Inception v3's multi-layer branches are no module (its layers sit on the block): no scope to find them by.
-    branches = [p for b in plan.blocks() for p in plan.branch_paths(b).values() if not plan.step(p).virtual]
-    return tuple(s.path for s in plan.steps), tuple(s.path for s in plan.top_level()) + tuple(branches)
+    # One level below the top: GoogLeNet's branches; Inception v3's layers, which sit on the block itself (its
+    # multi-layer branches are virtual: no module, so no scope to find them by).
+    inner = [s.path for s in plan.steps if s.depth == 1 and not s.virtual]
+    return tuple(s.path for s in plan.steps), tuple(s.path for s in plan.top_level()) + tuple(inner)
 
 
 def _block_paths(design: BlockDesign) -> tuple[tuple[str, ...], tuple[str, ...]]:

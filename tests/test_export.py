@@ -263,6 +263,8 @@ def test_module_paths_are_in_node_names_and_metadata(target, exported):
         path = name.split("/")[0]
         assert name in names and f"'{path}'" in scopes, name
     assert len(names) == len(model.graph.node)  # unique
+    if target == "inception-v3-imagenet":  # a layer of a branch that is no module: its tensor has its name
+        assert shapes(model)["Mixed_7b.branch3x3_2a"] == ["batch", 384, 8, 8]
     assert "stack_trace" not in scopes and str(ROOT) not in model.SerializeToString().decode("latin-1")
 
 
