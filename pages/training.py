@@ -90,7 +90,7 @@ def pending_run() -> None:
             _dismiss_pending()
             runs.start(root, name, {"train": cfg})
             st.session_state["tr_selected"] = name
-            st.success(f"{pretty} is downloaded. Started run {name}.")
+            st.success(f"{pretty} is downloaded. Started run {plain(name)}.")
             return
     except USER_ERRORS as e:
         _dismiss_pending()
@@ -214,7 +214,7 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
             else:
                 runs.start(root, name.strip(), {"train": cfg.to_dict()})
                 st.session_state["tr_selected"] = name.strip()
-                st.success(f"Started run {name.strip()}.")
+                st.success(f"Started run {plain(name.strip())}.")
         except USER_ERRORS as e:
             st.error(plain(f"Could not start the run: {e}"))
 
@@ -365,7 +365,7 @@ def show_telemetry(run_path: Path, info: runs.RunInfo) -> None:
 def show_run(run_path: Path, page_state: str) -> None:
     info = runs.read_run(run_path)
     if info.state == "missing":
-        st.warning(f"Run {run_path.name} no longer exists (it was deleted). Choose another run.")
+        st.warning(f"Run {plain(run_path.name)} no longer exists (it was deleted). Choose another run.")
         return
     if info.state != page_state:
         st.rerun()  # started, ended, stopped or died: refresh the table and the buttons too

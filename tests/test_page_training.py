@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -14,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from gnet import runs
 from gnet.spec import network_preset
+from pages.ui import WORD_JOINER
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 
@@ -38,9 +40,11 @@ def page() -> AppTest:
 
 
 def texts(at: AppTest) -> str:
-    return " ".join(
+    """The messages as the browser shows them: names from files and users arrive escaped (pages.ui.plain)."""
+    raw = " ".join(
         str(e.value) for kind in ("info", "success", "warning", "error", "caption", "markdown") for e in at.get(kind)
     )
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", raw).replace(WORD_JOINER, "")
 
 
 def shows_state(at: AppTest, state: str) -> bool:
