@@ -10,8 +10,10 @@ an HTML page in place of the file (captive portals, login pages, error pages), f
 than the server announced (a cut connection), a wrong SHA-256 (full digest, or the 8-digit
 prefix torchvision puts in its file names) or a wrong MD5 (torchvision's dataset checksums).
 A connection that sends nothing for `stall_s` seconds is given up (the socket timeout), and
-cut or stalled transfers are retried from the start a few times; wrong bytes are not, since
-the same server would send them again. A finished or failed download is remembered for the
+cut or stalled transfers are retried a few times; wrong bytes are not, since the same server
+would send them again. A retry resumes: it asks for the rest with `Range: bytes=N-` (and
+If-Range, so a changed file comes whole) and appends to the same partial file; a server that
+ignores Range (a 200 with the whole body) or answers another range starts the file over. A finished or failed download is remembered for the
 process, so reruns do not fetch again; `fetch(..., retry=True)` starts over after a failure.
 """
 
@@ -66,7 +68,7 @@ class Check:
 @dataclass(frozen=True)
 class Progress:
     state: str  # "running", "done", "failed" or "cancelled"
-    done: int  # bytes received in the current attempt
+    done: int  # bytes of the file so far (a resumed attempt goes on from what the earlier ones wrote)
     total: int | None  # bytes announced by the server (Content-Length), None if not sent
     speed: float  # bytes per second over the last few seconds
     attempt: int  # 1-based
@@ -128,6 +130,9 @@ class Download:
         self._done, self._total, self._attempt = 0, None, 0
         self._samples: deque[tuple[float, int]] = deque()  # (time, bytes so far) for the speed
         self._response: object | None = None  # the open HTTP response, so cancel() can wake a blocked read
+        self._tmp: Path | None = None  # the partial file, kept between attempts so a cut one resumes
+        self._validator = ""  # the first answer's ETag or Last-Modified, for If-Range
+        self._size: int | None = None  # the file's size as first announced
         self._thread = threading.Thread(target=self._run, name=f"gnet-download-{self.dest.name}", daemon=True)
 
     def start(self) -> Download:
@@ -170,7 +175,7 @@ class Download:
         try:
             for attempt in range(1, self.attempts + 1):
                 with self._lock:
-                    self._attempt, self._done, self._total = attempt, 0, None
+                    self._attempt = attempt  # done and total stay: a resumed attempt goes on from them
                     self._samples.clear()
                 try:
                     self._fetch_once()
@@ -201,6 +206,8 @@ class Download:
         except BaseException as e:  # a thread must always end in a state the pages can show
             self._end("failed", f"{type(e).__name__}: {str(e)[:200]}")
         finally:
+            if self._tmp is not None:  # moved into place when done; otherwise nothing half-written stays
+                self._tmp.unlink(missing_ok=True)
             self._finished.set()
 
     def _end(self, state: str, message: str) -> None:
@@ -219,24 +226,29 @@ class Download:
 
     def _fetch_once(self) -> None:
         self.dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.dest.with_name(f"{self.dest.name}.{uuid.uuid4().hex[:12]}.partial")
-        # only the digests that are checked (each costs CPU per byte)
+        if self._tmp is None:  # one partial file per download: a later attempt resumes from its bytes
+            self._tmp = self.dest.with_name(f"{self.dest.name}.{uuid.uuid4().hex[:12]}.partial")
+        tmp = self._tmp
+        offset = tmp.stat().st_size if tmp.is_file() else 0
+        resp, offset, total = self._open(offset)
+        # only the digests that are checked (each costs CPU per byte); a resumed file's first bytes are
+        # hashed from the disk, so the check covers every byte of the file, not only this attempt's
         sha = hashlib.sha256() if self.check.sha256 else None
         md5 = hashlib.md5(usedforsecurity=False) if self.check.md5 else None
         try:
-            request = urllib.request.Request(self.url, headers={"User-Agent": USER_AGENT})
-            # The timeout applies to the connect and to every read: it is the stall detector.
-            with urllib.request.urlopen(request, timeout=self.stall_s) as resp, open(tmp, "wb") as f:
+            with resp, open(tmp, "r+b" if offset else "wb") as f:
+                if offset:
+                    _hash_prefix(f, offset, sha, md5)
+                    f.seek(offset)
+                    f.truncate()
                 with self._lock:
                     self._response = resp
-                length = resp.headers.get("Content-Length", "")
-                total = int(length) if length.strip().isdigit() else None
-                with self._lock:
-                    self._total = total
+                    self._total, self._done = total, offset
                     self._message = ""
-                    self._samples.append((time.monotonic(), 0))
+                    self._samples.clear()
+                    self._samples.append((time.monotonic(), offset))
                 ctype = resp.headers.get("Content-Type", "")
-                n = 0
+                n = offset
                 while chunk := resp.read1(CHUNK):  # what has arrived, so progress and stalls show at once
                     if self._cancel.is_set():
                         raise _Cancelled
@@ -265,7 +277,69 @@ class Download:
         finally:
             with self._lock:
                 self._response = None
-            tmp.unlink(missing_ok=True)
+
+    def _open(self, offset: int) -> tuple[http.client.HTTPResponse, int, int | None]:
+        """The response for the file from `offset` on, as (response, offset it starts at, file size if known).
+
+        With bytes already written, asks for the rest (Range, and If-Range with the first answer's
+        ETag or Last-Modified, so a changed file comes whole). The answer is used as a resumption
+        only if it is a 206 whose Content-Range starts at `offset` and names the size seen before;
+        a 200 (a server that ignores Range, or a changed file), a 416 or another range restarts
+        from byte 0.
+        """
+        headers = {"User-Agent": USER_AGENT}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if self._validator:
+                headers["If-Range"] = self._validator
+        request = urllib.request.Request(self.url, headers=headers)
+        try:
+            # The timeout applies to the connect and to every read: it is the stall detector.
+            resp = urllib.request.urlopen(request, timeout=self.stall_s)
+        except urllib.error.HTTPError as e:
+            if offset and e.code == 416:  # the range lies beyond the file (it shrank): ask for all of it
+                e.close()
+                return self._open(0)
+            raise
+        if offset and resp.status == 206:
+            start, size = _content_range(resp.headers.get("Content-Range", ""))
+            if start == offset and size is not None and (self._size is None or size == self._size):
+                return resp, offset, size
+            resp.close()  # not the rest of the same file: start over
+            return self._open(0)
+        if resp.status != 200:
+            resp.close()
+            raise Refused(f"{self.check.what}: {self.url} answered HTTP {resp.status}, not the file")
+        length = resp.headers.get("Content-Length", "")
+        total = int(length) if length.strip().isdigit() else None
+        etag = resp.headers.get("ETag", "").strip()
+        # a weak ETag may not be used in If-Range (RFC 9110 13.1.5); Last-Modified then stands in
+        self._validator = etag if etag and not etag.startswith("W/") else resp.headers.get("Last-Modified", "")
+        self._size = total
+        return resp, 0, total
+
+
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    """(first byte, full size) of a `bytes first-last/size` Content-Range; None where absent or malformed."""
+    unit, _, rest = value.strip().partition(" ")
+    span, _, size = rest.partition("/")
+    first, _, last = span.partition("-")
+    if unit.lower() != "bytes" or not first.strip().isdigit() or not last.strip().isdigit():
+        return None, None
+    return int(first), int(size) if size.strip().isdigit() else None
+
+
+def _hash_prefix(f, n: int, *digests) -> None:
+    """Feed the first `n` bytes of the open file `f` to each digest that is not None."""
+    f.seek(0)
+    left = n
+    while left > 0 and (block := f.read(min(CHUNK, left))):
+        for d in digests:
+            if d is not None:
+                d.update(block)
+        left -= len(block)
+    if left:
+        raise _Cut("the partial file is shorter than it was")
 
 
 def _looks_like_html(first: bytes, content_type: str) -> bool:

@@ -1,9 +1,11 @@
 """A real HTTP server on 127.0.0.1 for the download tests, and small files in the real formats.
 
 `FileServer` serves bytes per path and can throttle, pause at a byte offset until the test
-releases it (progress seen mid-way without timing), cut the connection after N bytes for the
-first K requests, or send a web page instead. It counts requests per path. Nothing here
-reaches beyond loopback.
+releases it (progress seen mid-way without timing), cut the connection at a byte offset for
+the first K requests, or send a web page instead. It answers `Range: bytes=N-` with a 206
+(honouring If-Range against its ETag), or ignores Range when told to, and it can replace a
+file by a new version after a cut. It counts requests, Range headers and bytes sent per
+path. Nothing here reaches beyond loopback.
 """
 
 from __future__ import annotations
@@ -34,14 +36,22 @@ class Served:
     pause_at: int | None = None  # stop sending at this offset until `release` is set
     release: threading.Event = field(default_factory=threading.Event)
     paused: threading.Event = field(default_factory=threading.Event)  # set when a transfer reached pause_at
-    cut_after: int | None = None  # close the connection after this many bytes ...
-    cut_times: int = 0  # ... for this many requests; later requests get the whole file
+    cut_after: int | None = None  # close the connection when the transfer reaches this offset of the file ...
+    cut_times: int = 0  # ... for this many requests; later requests get the rest
+    ranges: bool = True  # False: Range is ignored, every answer is a 200 with the whole file
+    then: bytes | None = None  # after the first cut, the file is replaced by these bytes (a new version)
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.data).hexdigest()[:16] + '"'
 
 
 class FileServer:
     def __init__(self) -> None:
         self.files: dict[str, Served] = {}
         self.requests: Counter[str] = Counter()
+        self.range_headers: dict[str, list[str | None]] = {}  # per path, each request's Range header
+        self.sent: Counter[str] = Counter()  # body bytes written per path
         self._lock = threading.Lock()
         self._closing = threading.Event()
         outer = self
@@ -55,15 +65,32 @@ class FileServer:
                 if served is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
+                with outer._lock:
+                    outer.range_headers.setdefault(self.path, []).append(self.headers.get("Range"))
+                data = served.data
+                start = _range_start(self.headers.get("Range"), len(data)) if served.ranges else None
+                if_range = self.headers.get("If-Range")
+                if start is not None and if_range is not None and if_range != served.etag:
+                    start = None  # the client's copy is of another version: send the whole file
+                if start is None:
+                    self.send_response(200)
+                    start = 0
+                else:
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.send_header("Content-Type", served.content_type)
-                self.send_header("Content-Length", str(len(served.data)))
+                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("ETag", served.etag)
+                if served.ranges:
+                    self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 cut = served.cut_after if n_request <= served.cut_times else None
                 try:
-                    outer._send(self, served, cut)
+                    outer._send(self, served, data, start, cut)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (cancelled, or the test ended)
+                if cut is not None and served.then is not None:
+                    served.data, served.then = served.then, None
 
             def log_message(self, *args) -> None:
                 pass
@@ -73,8 +100,8 @@ class FileServer:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
-    def _send(self, handler: BaseHTTPRequestHandler, served: Served, cut: int | None) -> None:
-        data, sent, step = served.data, 0, 16 * 1024
+    def _send(self, handler: BaseHTTPRequestHandler, served: Served, data: bytes, sent: int, cut: int | None) -> None:
+        path, step = handler.path, 16 * 1024
         while sent < len(data):
             if served.pause_at is not None and sent >= served.pause_at and not served.release.is_set():
                 served.paused.set()
@@ -87,9 +114,13 @@ class FileServer:
             if cut is not None and end >= cut:
                 handler.wfile.write(data[sent:cut])
                 handler.wfile.flush()
+                with self._lock:
+                    self.sent[path] += max(0, cut - sent)
                 handler.close_connection = True
                 return  # fewer bytes than Content-Length said: a cut connection
             handler.wfile.write(data[sent:end])
+            with self._lock:
+                self.sent[path] += end - sent
             sent = end
             if served.rate:
                 time.sleep(step / served.rate)
@@ -111,6 +142,14 @@ class FileServer:
             served.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def _range_start(header: str | None, size: int) -> int | None:
+    """N of a `bytes=N-` Range header within the file, else None (no header, another form, out of range)."""
+    if not header or not header.startswith("bytes=") or not header.endswith("-"):
+        return None
+    first = header[len("bytes=") : -1]
+    return int(first) if first.isdigit() and int(first) < size else None
 
 
 # ---------------------------------------------------------------------------

@@ -140,6 +140,62 @@ def test_a_cut_download_is_retried_cleanly(online, server, monkeypatch):
     assert leftovers() == [pretrained.WEIGHTS_FILE]
 
 
+def test_a_cut_download_resumes_from_its_partial_file(online, server, monkeypatch):
+    size = len(torchvision_weights_bytes())
+    cut, pause = size // 3, 2 * size // 3
+    blob = mirror_weights(server, monkeypatch, cut_after=cut, cut_times=1, pause_at=pause)
+    served = server.files[WEIGHTS_PATH]
+    ensure_pretrained_weights()
+    assert served.paused.wait(30)  # the second request resumed at `cut` and is held at `pause`
+    while job().progress().done < pause:
+        assert not job().wait(0.02)
+    p = job().progress()
+    assert p.state == "running" and p.attempt == 2 and p.total == size  # the file's size, not the rest's
+    assert pause <= p.done < size and "attempt 2 of 3" in p.describe()
+    (partial,) = [n for n in leftovers() if n.endswith(".partial")]  # one file, appended to
+    assert (hub_weights_path().parent / partial).stat().st_size >= pause
+    served.release.set()
+    assert job().wait(60) and ensure_pretrained_weights().ok
+    assert server.range_headers[WEIGHTS_PATH] == [None, f"bytes={cut}-"]
+    assert server.sent[WEIGHTS_PATH] == size  # no byte was sent twice
+    assert hub_weights_path().read_bytes() == blob  # and the full-file SHA-256 held
+    assert leftovers() == [pretrained.WEIGHTS_FILE]
+
+
+def test_a_server_that_ignores_range_restarts_cleanly_from_zero(online, server, monkeypatch):
+    size = len(torchvision_weights_bytes())
+    blob = mirror_weights(server, monkeypatch, cut_after=size // 3, cut_times=1, ranges=False)
+    ensure_pretrained_weights()
+    assert job().wait(60) and ensure_pretrained_weights().ok
+    assert server.range_headers[WEIGHTS_PATH] == [None, f"bytes={size // 3}-"]  # asked, answered with a 200
+    assert server.sent[WEIGHTS_PATH] == size // 3 + size
+    assert hub_weights_path().read_bytes() == blob and job().progress().done == size
+    assert leftovers() == [pretrained.WEIGHTS_FILE]
+
+
+def test_a_file_changed_between_attempts_comes_whole(online, server):
+    old, new = bytes(range(256)) * 2000, bytes(reversed(range(256))) * 1900
+    server.add("/f.bin", old, cut_after=100_000, cut_times=1, then=new)
+    dest = online / "out" / "f.bin"
+    d = downloads.fetch(server.url("/f.bin"), dest, downloads.Check(sha256=sha256(new)))
+    assert d.wait(60) and d.progress().state == "done", d.progress().message
+    assert server.range_headers["/f.bin"] == [None, "bytes=100000-"]  # If-Range carried the old ETag
+    assert server.sent["/f.bin"] == 100_000 + len(new) and dest.read_bytes() == new
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["f.bin"]
+
+
+def test_a_resumed_file_with_the_wrong_hash_is_refused(online, server):
+    blob = bytes(range(256)) * 2000
+    server.add("/f.bin", blob, cut_after=200_000, cut_times=1)
+    dest = online / "out" / "f.bin"
+    d = downloads.fetch(server.url("/f.bin"), dest, downloads.Check(sha256="0" * 64, what="the file"))
+    assert d.wait(60)
+    p = d.progress()
+    assert p.state == "failed" and "wrong SHA-256" in p.message and f"{len(blob):,} bytes" in p.message
+    assert server.range_headers["/f.bin"] == [None, "bytes=200000-"] and server.sent["/f.bin"] == len(blob)
+    assert list(dest.parent.iterdir()) == []  # neither the file nor its partial
+
+
 def test_a_partial_file_left_by_a_killed_server_is_removed(online, server, monkeypatch):
     blob = mirror_weights(server, monkeypatch)
     folder = hub_weights_path().parent
