@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import math
 import os
 import signal
 import socket
@@ -118,7 +119,8 @@ def _started_at(pid: int) -> float | None:
 
 
 def _is_pid(pid: Any) -> bool:
-    return isinstance(pid, int) and not isinstance(pid, bool) and pid > 0
+    """A number that can be a pid (a pid_t: os.kill and waitpid overflow on a bigger one from a file)."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31
 
 
 def pid_alive(pid: Any) -> bool:
@@ -164,7 +166,12 @@ def recorded_alive(record: Mapping[str, Any]) -> bool:
 def _serves(pid: int, kind: Kind, path: Path) -> bool:
     """The process' command line names this job's folder with the kind's flag (relative to its own cwd)."""
     try:
-        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+        for _ in range(50):  # empty for a moment while the process is exec'ing (just spawned)
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if raw:
+                break
+            time.sleep(0.01)
+        argv = [a.decode(errors="replace") for a in raw.split(b"\0")]
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
@@ -203,9 +210,14 @@ def write_status(path: Path, kind: Kind, state: str, merge: bool = False, **fiel
 
 
 def _num(value: Any, default: float = 0.0) -> float:
+    """A time from a file someone may have edited: anything but a finite number is the default."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return default
-    return float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        return default
+    return value if math.isfinite(value) else default
 
 
 def launch_record(path: Path, kind: Kind, status: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,10 +238,12 @@ def alive(path: Path, kind: Kind, status: Mapping[str, Any], last_sign: float | 
 
     last_sign: the latest time the job showed life (e.g. a heartbeat); the status' "updated" counts too."""
     record: Mapping[str, Any] = status if _is_pid(status.get("pid")) else launch_record(path, kind, status)
-    sign = max(_num(last_sign), _num(status.get("updated")))
+    now = time.time()
+    # a sign from further in the future than clocks drift apart was written by hand: it is no sign of life
+    signs = [t for t in (_num(last_sign), _num(status.get("updated"))) if t <= now + kind.stale_s]
     if status.get("host") == socket.gethostname() and _is_pid(record.get("pid")):
         return recorded_alive(record)
-    return time.time() - sign <= kind.stale_s
+    return bool(signs) and now - max(signs) <= kind.stale_s
 
 
 def is_stale_start(status: Mapping[str, Any], within_s: float) -> bool:

@@ -152,7 +152,8 @@ def _entry(folder: Path, key: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     png = folder / f"{key}.png"
     Image.new("RGB", (4, 4), "red").save(png)
-    meta = {"layer": "inception3a", "png_sha256": hashlib.sha256(png.read_bytes()).hexdigest()}
+    meta = {"layer": "inception3a", "branch": "b1", "channel": 0, "output_channel": 0, "steps": 4, "seconds": 0.1}
+    meta |= {"activation_start": 0.1, "activation_end": 0.9, "png_sha256": hashlib.sha256(png.read_bytes()).hexdigest()}
     (folder / f"{key}.json").write_text(json.dumps(meta))
 
 

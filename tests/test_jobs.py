@@ -62,8 +62,9 @@ def test_start_time_is_field_22_of_proc_stat_and_tells_processes_apart(bystander
     fields = Path(f"/proc/{bystander.pid}/stat").read_text().rpartition(")")[2].split()
     assert jobs.process_start(bystander.pid) == int(fields[19])  # field 22 = the 20th after "(comm)"
     assert jobs.process_start(os.getpid()) != jobs.process_start(bystander.pid) or os.getpid() == bystander.pid
-    for nonsense in (None, 0, -1, True, "12", 1.5):
-        assert jobs.process_start(nonsense) is None
+    for nonsense in (None, 0, -1, True, "12", 1.5, 2**31, 2**70):  # from a file: a pid_t or nothing
+        assert jobs.process_start(nonsense) is None and not jobs.pid_alive(nonsense)
+        assert not jobs.recorded_alive({"pid": nonsense, "pid_start": 1})
     me = jobs.this_process()
     assert me["pid"] == os.getpid() and me["host"] == socket.gethostname()
     assert jobs.recorded_alive(me)
@@ -82,6 +83,10 @@ def test_a_reused_pid_never_reads_as_alive_for_any_kind_of_job(tmp_path, bystand
     job.mkdir(parents=True)
     fv.write_job_status(job, "running", **reused)
     assert fv.read_job(job).state == "died"
+    # a status time from the future (or "Infinity") does not keep a job on another host alive for ever
+    for forever in (float("inf"), 1e300, 10**400):
+        runs.write_status(run, "running", host="another-host", pid=4321, updated=forever)
+        assert runs.read_run(run).state == "died"
     # an older record without a start time counts only for a process that had started when it was written
     runs.write_status(run, "running", pid=bystander.pid, host=socket.gethostname(), updated=time.time() - 3600)
     assert runs.read_run(run).state == "died"
