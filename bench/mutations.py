@@ -201,8 +201,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "zombie-reads-as-alive",
         "guards",
-        "gnet/runs.py",
-        (("if os.waitpid(pid, os.WNOHANG)[0] == pid:", "if False:  # no reaping"), ('in ("Z", "X"):', "in ():")),
+        "gnet/jobs.py",
+        (("if os.waitpid(pid, os.WNOHANG)[0] == pid:", "if False:  # no reaping"), ('in ("Z", "X"))', "in ())")),
         ("tests/test_runs.py::test_unreaped_child_zombie_reads_as_died",),
     ),
 )
