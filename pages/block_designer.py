@@ -142,7 +142,7 @@ def _bottleneck_tab(spec: BlockSpec, shape: tuple[int, int, int]) -> None:
 
 def _export_tab(design: BlockDesign) -> None:
     code = _code(design.to_json())
-    d1, d2, d3, d4 = st.columns(4)
+    d1 = d2 = d3 = d4 = st.container(horizontal=True)  # side by side, each as wide as its label
     d1.download_button(
         "Download PyTorch code (.py)", code, file_name="inception_block.py", mime="text/x-python", key="bd_dl_code"
     )

@@ -6,6 +6,7 @@ never on a rerun. Without the optional onnx packages the ONNX button is disabled
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,11 @@ PT2_HELP = (
     "A torch.export program: `torch.export.load(path).module()` runs it with torch alone. Any batch size. "
     "Built when clicked."
 )
+
+
+def file_stem(name: str) -> str:
+    """A download's file name from a network's name (which a loaded JSON file chose): letters, digits, . _ -."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "network"
 
 
 def _builder(make: Callable[[], Exportable], fmt: str) -> Callable[[], bytes]:

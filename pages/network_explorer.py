@@ -13,7 +13,7 @@ from gnet.export import network_exportable
 from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, network_preset, with_input
 from pages import compare_ui
-from pages.export_buttons import export_buttons
+from pages.export_buttons import export_buttons, file_stem
 from pages.forms import NUMBER, block_editor, edited_block, load_block
 from pages.handoff import offer_network, send_block
 from pages.ui import plain, show_html, use_app_navigation
@@ -291,14 +291,14 @@ with right:
 
     st.markdown("#### Export")
     code = _code(spec_json)
-    d1, d2, d3, d4 = st.columns(4)
+    d1 = d2 = d3 = d4 = st.container(horizontal=True)  # side by side, each as wide as its label
     d1.download_button(
         "Download network (.json)", spec_json, file_name="googlenet.json", mime="application/json", key="ne_dl_json"
     )
     d2.download_button(
         "Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python", key="ne_dl_code"
     )
-    export_buttons(lambda: network_exportable(NetworkSpec.from_json(spec_json)), "googlenet", "ne_dl", (d3, d4))
+    export_buttons(lambda spec=network: network_exportable(spec), file_stem(network.name), "ne_dl", (d3, d4))
     st.caption("The Training page can train this network as it is now (edits included).")
     # lazy: highlighting this long code in the browser took ~80 ms of every edit while it sat collapsed
     code_box = st.expander("PyTorch code", key="ne_code_open", on_change="rerun")

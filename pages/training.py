@@ -458,7 +458,7 @@ if last is not None:
     )
     best = str(info.checkpoint("best") or last)
     export_buttons(  # the best checkpoint (the last one before a first best exists), exported when clicked
-        lambda: checkpoint_exportable(best), f"{selected}-{Path(best).stem}", "tr_export", (a2, a2)
+        lambda path=best: checkpoint_exportable(path), f"{selected}-{Path(best).stem}", "tr_export", (a2, a2)
     )
     if a3.button("Open in Feature Maps", key="tr_open_fm"):
         send_checkpoint(best)

@@ -175,7 +175,7 @@ def render(kind: str) -> None:
                 f"Saves **{saving.saved(best):.0%}** of the multiplications "
                 f"({base - saving.options[best].cost.multiplications:,} fewer per image)."
             )
-        d1, d2, d3 = st.columns(3)
+        d1 = d2 = d3 = st.container(horizontal=True)  # side by side, each as wide as its label
         d1.download_button(
             "Download the spec (JSON)",
             data=kind_to_json(spec),
