@@ -413,6 +413,7 @@ def _tiny_stem_network(path: Path) -> Path:
         (["--checkpoint", "{ckpt}", "--preset", "mini", "--format", "pt2"], "carries its own network"),
         (["--weights", "{ckpt}", "--preset", "mini", "--format", "pt2"], "--weights is torchvision's GoogLeNet"),
         (["--preset", "mini", "--batch", "0", "--format", "pt2"], "batch size must be a whole number from 1"),
+        (["--preset", "mini", "--batch", "257", "--format", "onnx"], "from 1 to 256, got 257"),
         (["--format", "onnx"], "choose what to export"),
     ],
 )
