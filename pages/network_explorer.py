@@ -1,17 +1,23 @@
-"""Network Explorer: whole GoogLeNets layer by layer; edit any block, export the result."""
+"""Network Explorer: whole GoogLeNets layer by layer; edit any block, export the result. Inception v3 is shown
+the same way (its layers, per-axis receptive fields, torchinfo), without the GoogLeNet block editor."""
 
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import codegen, urlstate
-from gnet.analysis import NetworkReport, network_report, validate_network
+from gnet.analysis import NetworkReport, network_report, plan_report, validate_network
 from gnet.charts import network as network_charts
+from gnet.charts import v3_network as v3_charts
 from gnet.charts.tables import chw, layer_branch_color, rows_csv, table_html
 from gnet.export import network_exportable
 from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, network_preset, with_input
+from gnet.v3 import V3_PRESETS, InceptionV3Spec, v3_plan
 from pages import compare_ui
 from pages.export_buttons import export_buttons, file_stem
 from pages.forms import NUMBER, block_editor, edited_block, load_block
@@ -34,11 +40,30 @@ FIGURES = {
 }
 
 
+V3_FIGURES = {"rf": v3_charts.receptive_field_fig, "sunburst": network_charts.params_sunburst_fig}
+
+AnyNetwork = NetworkSpec | InceptionV3Spec
+
+
+def _preset(name: str) -> AnyNetwork:
+    return V3_PRESETS[name]() if name in V3_PRESETS else network_preset(name)
+
+
+def _from_json(spec_json: str) -> AnyNetwork:
+    is_v3 = json.loads(spec_json).get("family") == InceptionV3Spec.family
+    return InceptionV3Spec.from_json(spec_json) if is_v3 else NetworkSpec.from_json(spec_json)
+
+
+def _report(spec: AnyNetwork) -> NetworkReport:
+    return plan_report(v3_plan(spec)) if isinstance(spec, InceptionV3Spec) else network_report(spec)
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _figure(spec_json: str, which: str) -> go.Figure:
     """One chart, cached by the network (building these Figures was most of a rerun's work). Shared like a model
     and never changed: st.plotly_chart only reads a Figure (a dict it would re-validate, slowly)."""
-    return FIGURES[which](network_report(NetworkSpec.from_json(spec_json)))
+    spec = _from_json(spec_json)
+    return (V3_FIGURES if isinstance(spec, InceptionV3Spec) else FIGURES)[which](_report(spec))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -48,11 +73,16 @@ def _code(spec_json: str) -> str:
 
 @st.cache_data(max_entries=16, show_spinner="Building the module and running torchinfo…")
 def _torchinfo(spec_json: str) -> tuple[str, int, int]:
-    summary = torchinfo_summary(NetworkSpec.from_json(spec_json))
+    spec, model = _from_json(spec_json), None
+    if isinstance(spec, InceptionV3Spec):
+        from gnet.v3_modules import InceptionV3  # torchvision's module layout, so its summary is torchvision's
+
+        model = InceptionV3(spec)
+    summary = torchinfo_summary(spec, model=model)
     return str(summary), int(summary.total_params), int(summary.total_mult_adds)
 
 
-def _set_network(spec: NetworkSpec) -> None:
+def _set_network(spec: AnyNetwork) -> None:
     """Replace the network; the input widgets and the block editor re-read it."""
     s = st.session_state
     s.ne_network = spec
@@ -63,14 +93,18 @@ def _set_network(spec: NetworkSpec) -> None:
 
 def _on_preset() -> None:
     if st.session_state.ne_preset is not None:
-        _set_network(network_preset(st.session_state.ne_preset))
+        _set_network(_preset(st.session_state.ne_preset))
         st.session_state.ne_source = st.session_state.ne_preset  # what "undo all edits" reloads
         st.session_state.ne_upload_error = None
 
 
 def _on_input() -> None:
     s = st.session_state
-    s.ne_network = with_input(s.ne_network, int(s.ne_c), (int(s.ne_h), int(s.ne_w)))
+    c, hw = int(s.ne_c), (int(s.ne_h), int(s.ne_w))
+    if isinstance(s.ne_network, InceptionV3Spec):
+        s.ne_network = dataclasses.replace(s.ne_network, in_channels=c, input_size=hw)
+    else:
+        s.ne_network = with_input(s.ne_network, c, hw)
 
 
 def _on_upload() -> None:
@@ -86,7 +120,7 @@ def _on_upload() -> None:
 
 
 def _on_reset() -> None:
-    _set_network(network_preset(st.session_state.ne_source))
+    _set_network(_preset(st.session_state.ne_source))
 
 
 def _form_key(field: str) -> str:
@@ -102,13 +136,14 @@ def _on_apply() -> None:
         s.ne_edit_error = f"Block {s.ne_block} was not changed: {e}"
 
 
-def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
+def layer_table(network: AnyNetwork, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
+    v3 = isinstance(network, InceptionV3Spec)
     expand = st.toggle(
         "Show the layers inside each block",
         key="ne_expand",
         help="Every conv and pool of each branch, with its own shape, params and mult-adds.",
     )
-    rows = network_charts.layer_rows(report, expand=expand)
+    rows = (v3_charts if v3 else network_charts).layer_rows(report, expand=expand)
     rows.append(
         {
             "layer": "total",
@@ -125,7 +160,9 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
             rows,
             help={
                 "receptive field (px)": "Input pixels one output unit sees, along each side (Araujo et al., "
-                "Distill 2019); it may reach into the padding."
+                "Distill 2019); it may reach into the padding.",
+                v3_charts.RF_COLUMN: "Input pixels one output unit sees, height × width where they differ: a 1×n "
+                "kernel widens the field along the width only, an n×1 along the height (Araujo et al., Distill 2019).",
             },
             row_color=layer_branch_color,
             max_height_px=760 if not expand else 900,
@@ -145,7 +182,10 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
         "The totals equal torchinfo's for the built module: mult-adds of one eval-mode forward"
         + (", which does not run the aux heads (their cost is listed below)." if network.aux else ".")
     )
-    if network.aux:
+    if v3 and network.aux:
+        st.markdown("**Auxiliary classifier** (torchvision's InceptionAux after Mixed_6e; it runs in training only)")
+        show_html(table_html(v3_charts.aux_rows(report)))
+    elif network.aux:
         st.markdown("**Auxiliary classifiers** (training only; their loss counts with weight 0.3)")
         show_html(table_html(network_charts.aux_rows(report)))
     with st.expander("torchinfo's summary of the built module"):
@@ -168,10 +208,13 @@ def layer_table(network: NetworkSpec, report: NetworkReport, t: dict[str, int], 
 
 
 @st.fragment  # switching a tab, expanding the table, torchinfo: rerun these tabs alone, and only the open one runs
-def network_tabs(network: NetworkSpec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
+def network_tabs(network: AnyNetwork, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
     for key in ("ne_expand", "ne_torchinfo"):  # the table's toggles keep their state while another tab is open
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
+    if isinstance(network, InceptionV3Spec):
+        v3_tabs(network, report, t, spec_json)
+        return
     tab_table, tab_depth, tab_rf, tab_blocks, tab_params = st.tabs(
         ["Layers", "Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"],
         key="ne_tab",
@@ -192,39 +235,30 @@ def network_tabs(network: NetworkSpec, report: NetworkReport, t: dict[str, int],
                     )
 
 
-compare_ui.network_link(_set_network)  # a shared A/B link sets the network first
-if "ne_network" not in st.session_state:
-    _set_network(network_preset(DEFAULT_PRESET))
-    st.session_state.ne_source = DEFAULT_PRESET
-if "ne_c" not in st.session_state:  # widget state is dropped when the user visits another page
-    _set_network(st.session_state.ne_network)
-
-st.title("Network Explorer")
-network: NetworkSpec = st.session_state.ne_network
-source = st.session_state.get("ne_source")
-if source is not None:  # a preset: its description is ours; a file's name and description are not shown as markdown
-    changed = [n for (n, b), (_, p) in zip(network.blocks(), network_preset(source).blocks()) if b != p]
-    st.caption(network_preset(source).description + (f" **Edited:** {', '.join(changed)}." if changed else ""))
-else:
-    st.caption("A network loaded from a file.")
-
-left, right = st.columns([1, 3], gap="large")
-with left:
-    st.selectbox(
-        "Preset",
-        list(NETWORK_PRESETS),
-        key="ne_preset",
-        index=None,
-        placeholder="Load a preset…",
-        on_change=_on_preset,
-        help="googlenet-imagenet-aux adds the paper's auxiliary heads after 4a and 4d.",
+def v3_tabs(network: InceptionV3Spec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
+    """Inception v3's tabs: the layer table, the per-axis receptive field and where the parameters live (the depth
+    and per-block cost charts are drawn for GoogLeNet's four-branch blocks only)."""
+    tab_table, tab_rf, tab_params = st.tabs(
+        ["Layers", "Receptive field", "Where the parameters live"], key="ne_tab_v3", on_change="rerun"
     )
-    st.markdown("**Input** (C×H×W)")
-    c1, c2, c3 = st.columns(3)
-    c1.number_input("C", key="ne_c", on_change=_on_input, **NUMBER)
-    c2.number_input("H", key="ne_h", on_change=_on_input, **NUMBER)
-    c3.number_input("W", key="ne_w", on_change=_on_input, **NUMBER)
+    if tab_table.open:
+        with tab_table:
+            layer_table(network, report, t, spec_json)
+    for tab, which in ((tab_rf, "rf"), (tab_params, "sunburst")):
+        if tab.open:
+            with tab:
+                st.plotly_chart(_figure(spec_json, which), theme="streamlit", key=f"ne_v3_{which}")
+                if which == "rf":
+                    st.caption(
+                        "Filled markers: a branch's field along the height; open ones: along the width. Each branch "
+                        "ends square (a 1×7 is followed by a 7×1), but inside it a 1×n layer sees a wider than tall "
+                        "patch: the layer table, expanded, gives every layer's H×W; `python -m gnet receptive-field "
+                        "--preset inception-v3-imagenet` lists size_hw, jump_hw and start_hw."
+                    )
 
+
+def v1_block_editor(network: NetworkSpec) -> None:
+    """GoogLeNet's block editor (the Block Designer's form): apply an edit to one block, or open it there."""
     st.markdown("**Edit a block**")
     names = network.block_names()
     if st.session_state.get("ne_block") not in names:
@@ -248,6 +282,67 @@ with left:
             design = BlockDesign(block, shape)
             send_block(block_name, design)
             st.switch_page("pages/block_designer.py", query_params=urlstate.design_to_query(design))
+
+
+def v3_export(network: InceptionV3Spec, spec_json: str) -> None:
+    st.markdown("#### Export")
+    st.download_button(
+        "Download network (.json)",
+        spec_json,
+        file_name=f"{network.name}.json",
+        mime="application/json",
+        key="ne_v3_dl_json",
+    )
+    st.caption(
+        "`python -m gnet export --preset inception-v3-imagenet` writes it as ONNX or .pt2. The PyTorch code, "
+        "Compare A/B, sweeps and the Training hand-off are for GoogLeNet networks: pick a GoogLeNet preset for them."
+    )
+
+
+compare_ui.network_link(_set_network)  # a shared A/B link sets the network first
+if "ne_network" not in st.session_state:
+    _set_network(network_preset(DEFAULT_PRESET))
+    st.session_state.ne_source = DEFAULT_PRESET
+if "ne_c" not in st.session_state:  # widget state is dropped when the user visits another page
+    _set_network(st.session_state.ne_network)
+
+st.title("Network Explorer")
+network: AnyNetwork = st.session_state.ne_network
+is_v3 = isinstance(network, InceptionV3Spec)
+source = st.session_state.get("ne_source")
+if source is not None and is_v3:
+    st.caption(_preset(source).description)
+elif source is not None:  # a preset: its description is ours; a file's name and description are not shown as markdown
+    changed = [n for (n, b), (_, p) in zip(network.blocks(), network_preset(source).blocks()) if b != p]
+    st.caption(network_preset(source).description + (f" **Edited:** {', '.join(changed)}." if changed else ""))
+else:
+    st.caption("A network loaded from a file.")
+
+left, right = st.columns([1, 3], gap="large")
+with left:
+    st.selectbox(
+        "Preset",
+        [*NETWORK_PRESETS, *V3_PRESETS],
+        key="ne_preset",
+        index=None,
+        placeholder="Load a preset…",
+        on_change=_on_preset,
+        help="googlenet-imagenet-aux adds the paper's auxiliary heads after 4a and 4d; inception-v3-imagenet is "
+        "torchvision's Inception v3 (299×299).",
+    )
+    st.markdown("**Input** (C×H×W)")
+    c1, c2, c3 = st.columns(3)
+    c1.number_input("C", key="ne_c", on_change=_on_input, **NUMBER)
+    c2.number_input("H", key="ne_h", on_change=_on_input, **NUMBER)
+    c3.number_input("W", key="ne_w", on_change=_on_input, **NUMBER)
+
+    if is_v3:
+        st.info(
+            "Block editing here is for GoogLeNet's blocks. Inception v3's Mixed blocks (kinds A–E) are designed "
+            "one at a time on the Block Designer page; here they are as torchvision builds them."
+        )
+    else:
+        v1_block_editor(network)
     st.button("Undo edits", key="ne_reset", on_click=_on_reset, disabled=st.session_state.get("ne_source") is None)
     st.file_uploader("Load a network (JSON)", type=["json"], key="ne_upload", on_change=_on_upload)
     if st.session_state.get("ne_upload_error"):
@@ -255,12 +350,13 @@ with left:
 
 with right:
     try:
-        report = network_report(network)
+        report = _report(network)
     except SpecError as e:
         offer_network(None)  # the Training page must not train what is not shown
         st.error(plain(f"Invalid network: {e}"))
         st.stop()
-    offer_network(network)  # the Training page offers to train this one
+    # the Training page offers to train this one (its trainer builds GoogLeNets)
+    offer_network(None if is_v3 else network)
     spec_json = network.to_json()
     t = network_charts.totals(report)
     with st.container(horizontal=True, gap="large"):  # exact numbers: let them take their width and wrap
@@ -289,6 +385,9 @@ with right:
 
     network_tabs(network, report, t, spec_json)
 
+    if is_v3:
+        v3_export(network, spec_json)
+        st.stop()  # Compare A/B and sweeps edit and train GoogLeNet designs
     st.markdown("#### Export")
     code = _code(spec_json)
     d1 = d2 = d3 = d4 = st.container(horizontal=True)  # side by side, each as wide as its label

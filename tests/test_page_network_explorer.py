@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gnet.analysis import network_report
+from gnet.analysis import network_report, plan_report
 from gnet.spec import BlockSpec, NetworkSpec, network_preset, with_input
 from tests.pagetest import html_tables
 
@@ -250,3 +250,56 @@ def test_the_block_editor_is_the_block_designer_s_and_edits_every_setting():
     assert at.session_state["ne_network"].block("3a") == edited
     source = "\n".join((Path(PAGE).parent / p).read_text() for p in ("block_designer.py", "network_explorer.py"))
     assert "BN_CHOICES =" not in source and "MAX_TYPED =" not in source and 'number_input("b1' not in source
+
+
+def test_inception_v3_preset_shows_its_layers_fields_per_axis_and_torchinfo():
+    """inception-v3-imagenet: totals and rows from its plan (torchvision's 27,161,264 params), the field per axis
+    (a 1×7 widens only the width), the per-axis chart, torchinfo equal to the table; the GoogLeNet block editor
+    is replaced by a message, and the Training page is not offered a network it cannot train."""
+    import json
+
+    from gnet.v3 import inception_v3_imagenet, v3_plan
+
+    at = _run()
+    at.selectbox(key="ne_preset").set_value("inception-v3-imagenet").run()
+    assert not at.exception
+    plan = v3_plan(inception_v3_imagenet())
+    report = plan_report(plan)
+    m = _metrics(at)
+    assert m["Parameters"] == "27,161,264" == f"{report.params_total:,}"
+    assert m["Mult-adds"] == f"{report.cost.mult_adds:,}"
+    assert (at.number_input(key="ne_h").value, at.number_input(key="ne_w").value) == (299, 299)
+    table = html_tables(at)[0].set_index("layer")
+    assert (
+        table.loc["total", "params"] == report.params_total
+        and table.loc["Mixed_6a", "note"] == "b1 384 | b2 96 | b3 288"
+    )
+    assert table.loc["Mixed_5b", "receptive field (px, H×W)"] == plan.step("Mixed_5b").size_hw[0] == 63
+    assert "AuxLogits.conv1" in table.index  # the aux head's layers, after Mixed_6e
+    assert not any(b.label.startswith("Apply to") for b in at.button) and "designed_network" not in at.session_state
+    assert any("Block editing here is for GoogLeNet" in i.value for i in at.info)
+    at.toggle(key="ne_expand").set_value(True).run()
+    table = html_tables(at)[0].set_index("layer")
+    h, w = plan.step("Mixed_6b.branch7x7_2").size_hw
+    assert h < w and table.loc["Mixed_6b.branch7x7_2", "receptive field (px, H×W)"] == f"{h}×{w}"
+    h, w = plan.step("Mixed_6b.branch7x7_3").size_hw
+    assert h == w and table.loc["Mixed_6b.branch7x7_3", "receptive field (px, H×W)"] == h
+    at.session_state["ne_tab_v3"] = "Receptive field"
+    at.run()
+    assert not at.exception
+    chart = json.loads(next(c for c in at.get("plotly_chart") if "receptive field" in c.proto.spec).proto.spec)
+    traces = {t["name"]: t for t in chart["data"]}
+    b2h, b2w = traces["b2 (height)"], traces["b2 (width)"]
+    assert b2h["x"] == b2w["x"] == plan.blocks()
+    assert [b2h["y"], b2w["y"]] == [[plan.branch_steps(b)["b2"].size_hw[i] for b in plan.blocks()] for i in (0, 1)]
+    assert b2h["y"] == b2w["y"]  # a C branch is square again at its end (1×7 then 7×1): the table shows inside it
+    at.session_state["ne_tab_v3"] = "Layers"
+    at.run()
+    at.toggle(key="ne_torchinfo").set_value(True).run()
+    assert not at.exception
+    assert at.success[0].value.startswith(f"torchinfo: {report.params_total:,} params, {report.cost.mult_adds:,}")
+    assert "the same as the table" in at.success[0].value and "Mixed_7c" in at.code[0].value
+    at.selectbox(key="ne_preset").set_value("googlenet-imagenet").run()  # back to GoogLeNet: everything as before
+    assert not at.exception
+    _expect(at, network_preset("googlenet-imagenet"))
+    assert any(b.label == "Apply to 3a" for b in at.button)
