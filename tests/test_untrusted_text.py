@@ -86,10 +86,14 @@ def test_training_page_shows_a_hostile_run_as_text(env, i):
     assert live_markup(at) == []
 
 
-def test_feature_maps_shows_hostile_classes_and_network_name_as_text(env):
-    run = hostile_run(env / "runs", "hostile", PAYLOADS)
-    at = run_page("feature_maps", {"fm_checkpoint": str(run / "checkpoints" / "last.pt")})
-    assert sent(at) and live_markup(at) == []
+@pytest.mark.parametrize("names", [PAYLOADS, [p for p in PAYLOADS if "<a href" in p]], ids=["all", "html"])
+def test_feature_maps_shows_hostile_classes_and_network_name_as_text(env, names):
+    run = hostile_run(env / "runs", "hostile", names)
+    state = {"fm_checkpoint": str(run / "checkpoints" / "last.pt"), "fm_ablate_inception3a": ["b1"]}
+    at = run_page("feature_maps", state)
+    kinds = {kind for kind, *_ in sent(at)}
+    assert "PlotlyChart" in kinds  # the ablation's bars name the classes
+    assert live_markup(at) == []
 
 
 def test_explain_shows_hostile_classes_as_text(env):

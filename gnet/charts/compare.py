@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from html import escape
-
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gnet.analysis import NetworkReport
-from gnet.charts.tables import Shape, chw
+from gnet.charts.tables import Shape, chw, plotly_text
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.compare import Comparison, align_names, network_receptive_fields, pareto_front
 from gnet.plan import short_label
@@ -32,12 +30,6 @@ def compare_table(c: Comparison) -> list[dict[str, object]]:
             row[f"Δ {label}"] = r.delta(metric)
         out.append(row)
     return out
-
-
-def plotly_text(text: str) -> str:
-    """A name (a file's, a network's) as plotly text: plotly reads its own HTML subset (<a href>, <b>, <span>)
-    and entities in names and hover templates, and %{...} in templates; escaped, it shows as written."""
-    return escape(str(text), quote=False).replace("%{", "%\u200b{")
 
 
 def depth_compare_fig(a: NetworkReport, b: NetworkReport, label_a: str = "A", label_b: str = "B") -> go.Figure:

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
 from gnet.charts.branches import Bar, Grid, Segment, share_bars_svg, unit_grid_fig
+from gnet.charts.tables import plotly_text
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.plan import ReceptiveField, short_label
 from gnet.raster import LUT, ascii_label, font, hex_rgb
@@ -318,6 +319,7 @@ def branch_activation_share_svg(groups: list[str], shares: list[float], kernels:
 def ablation_bars_fig(labels: list[str], before: list[float], after: list[float], zeroed: list[str]) -> go.Figure:
     """The top-5 classes' probabilities before and after zeroing the chosen branches, side by side."""
     fig = go.Figure()
+    labels = [plotly_text(x) for x in labels]  # class names from a checkpoint
     fig.add_bar(x=labels, y=before, name="before", marker_color=OTHER_COLOR)
     fig.add_bar(x=labels, y=after, name=f"without {', '.join(zeroed)}", marker_color="#D55E00")
     fig.update_layout(

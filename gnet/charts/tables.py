@@ -34,6 +34,13 @@ def _numeric_cell(v: object) -> bool:
 _BRANCH_OF_PATH = re.compile(r"^inception\w+\.branch(\d)")
 
 
+def plotly_text(text: str) -> str:
+    """A name (a file's, a network's, a class's) as plotly text: plotly reads its own HTML subset (<a href>, <b>,
+    <span>) and entities in names, category labels and hover templates, and %{...} in templates; escaped, it shows
+    as written."""
+    return escape(str(text), quote=False).replace("%{", "%\u200b{")
+
+
 def table_html(
     rows: list[dict[str, object]],
     help: dict[str, str] | None = None,
