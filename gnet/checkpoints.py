@@ -1,6 +1,7 @@
 """Project checkpoints: a model's weights together with everything needed to rebuild it.
 
-A checkpoint carries its NetworkSpec, preprocessing and class names (as
+A checkpoint carries its network spec (a GoogLeNet NetworkSpec or an InceptionV3Spec, told
+apart by the spec's "family"), preprocessing and class names (as
 nanoGPT puts model arguments in its checkpoint), so it rebuilds its own model.
 Files are written atomically (temp file + os.replace) and read with
 `torch.load(weights_only=True)`, so a crafted pickle cannot run code.
@@ -18,9 +19,10 @@ from typing import Any
 
 import torch
 
-from gnet.analysis import validate_network
+from gnet.analysis import plan_report, validate_network
 from gnet.fsio import atomic_write_bytes  # re-exported: train.py and the CLI import it from here
 from gnet.spec import NetworkSpec, SpecError
+from gnet.v3 import InceptionV3Spec, network_from_dict, v3_plan
 
 FORMAT = "gnet-checkpoint-v1"
 MAX_CHECKPOINT_BYTES = 2_000_000_000
@@ -32,7 +34,7 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    spec: NetworkSpec
+    spec: NetworkSpec | InceptionV3Spec
     model_state: dict[str, torch.Tensor]
     classes: list[str]
     preprocess: dict[str, Any]  # {"image_size": [H, W], "mean": [...], "std": [...], "in_channels": C}
@@ -40,9 +42,14 @@ class Checkpoint:
 
     def build_model(self) -> torch.nn.Module:
         """The network with these weights, in eval mode, on the CPU."""
-        from gnet.network import GoogLeNet
+        if isinstance(self.spec, InceptionV3Spec):
+            from gnet.v3_modules import InceptionV3
 
-        model = GoogLeNet(self.spec)
+            model: torch.nn.Module = InceptionV3(self.spec)
+        else:
+            from gnet.network import GoogLeNet
+
+            model = GoogLeNet(self.spec)
         try:
             model.load_state_dict(self.model_state)
         except RuntimeError as e:
@@ -122,6 +129,14 @@ def describe_load_failure(path: Path, e: BaseException) -> str:
     return f"{path.name} could not be loaded: {type(e).__name__}."
 
 
+def validate_any(spec: NetworkSpec | InceptionV3Spec) -> NetworkSpec | InceptionV3Spec:
+    """The spec, if it can be built (fields, sizes, caps): SpecError otherwise."""
+    if isinstance(spec, InceptionV3Spec):
+        plan_report(v3_plan(spec))
+        return spec
+    return validate_network(spec)
+
+
 def checkpoint_from_dict(raw: Any) -> Checkpoint:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(
@@ -129,7 +144,7 @@ def checkpoint_from_dict(raw: Any) -> Checkpoint:
             f"(expected format {FORMAT!r}); for torchvision weights use the weights-file option instead"
         )
     try:
-        spec = validate_network(NetworkSpec.from_dict(raw["spec"]))
+        spec = validate_any(network_from_dict(raw["spec"]))
     except SpecError as e:
         raise CheckpointError(f"the network spec inside the checkpoint is invalid: {e}") from None
     state = raw.get("model")

@@ -17,6 +17,11 @@ squares and the losses are all-reduced, so a record equals the single-process fi
 batch: the gradient of the global mean loss is each rank's gradient / world size. Parameters are the
 same on every rank, so their norms need no reduction.
 
+An Inception v3 branch of several layers is no module of its own (torchvision runs them in the block's
+forward): its output is its last layer's, or for E's split branches its two halves' together (the sums of
+squares of both), and its parameters are all its layers'. A branch that is only a functional pool (B's and
+D's max-pool) has neither: its statistics are NaN.
+
 With --compile in one process, telemetry steps call the plain module (the same parameters): hooks on a
 compiled module's submodules would make it recompile. Under DDP with --compile they go through the compiled
 module, which may then recompile for the hooked variant.
@@ -31,27 +36,60 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from gnet.network import GoogLeNet
+from gnet.plan import CONV
 
 
-def branch_modules(model: GoogLeNet) -> dict[str, dict[str, nn.Module]]:
-    """{"inception3a": {"b1": module, ...}, ...} in network order, from the network's layer plan."""
+@dataclass(frozen=True)
+class LayeredBranch:
+    """A branch that is no module: the modules whose outputs make its output, and those holding its parameters."""
+
+    outputs: tuple[nn.Module, ...]
+    layers: tuple[nn.Module, ...]
+
+
+Branch = nn.Module | LayeredBranch
+
+
+def _outputs(b: Branch) -> tuple[nn.Module, ...]:
+    return b.outputs if isinstance(b, LayeredBranch) else (b,)
+
+
+def _parameters(b: Branch) -> list[nn.Parameter]:
+    return [p for m in b.layers for p in m.parameters()] if isinstance(b, LayeredBranch) else list(b.parameters())
+
+
+def branch_modules(model: nn.Module) -> dict[str, dict[str, Branch]]:
+    """{"inception3a": {"b1": module, ...}, ...} in network order, from the network's layer plan (a GoogLeNet's
+    or an Inception v3's: gnet.network.GoogLeNet, gnet.v3_modules.InceptionV3)."""
     plan = model.plan
-    return {
-        blk: {br: model.get_submodule(path) for br, path in plan.branch_paths(blk).items()} for blk in plan.blocks()
-    }
+    out: dict[str, dict[str, Branch]] = {}
+    for blk in plan.blocks():
+        out[blk] = {}
+        for br, path in plan.branch_paths(blk).items():
+            step = plan.step(path)
+            if not step.virtual:
+                out[blk][br] = model.get_submodule(path)
+                continue
+            convs = [s for s in plan.steps if s.block == blk and s.branch == br and s.kind == CONV and not s.virtual]
+            halves = [s for s in convs if s.half]
+            last = halves or convs[-1:]
+            out[blk][br] = LayeredBranch(
+                tuple(model.get_submodule(s.path) for s in last), tuple(model.get_submodule(s.path) for s in convs)
+            )
+    return out
 
 
 class BranchProbe:
     """Branch statistics of one training step; attach before the forward pass, detach after backward."""
 
-    def __init__(self, branches: dict[str, dict[str, nn.Module]]) -> None:
+    def __init__(self, branches: dict[str, dict[str, Branch]]) -> None:
         self.branches = branches
         self.keys = [(blk, br) for blk, d in branches.items() for br in d]
         self._handles: list[Any] = []
@@ -64,7 +102,8 @@ class BranchProbe:
         self._out = {k: [] for k in self.keys}
         self._grad = {k: [] for k in self.keys}
         for key in self.keys:
-            self._handles.append(self.branches[key[0]][key[1]].register_forward_hook(self._forward_hook(key)))
+            for m in _outputs(self.branches[key[0]][key[1]]):
+                self._handles.append(m.register_forward_hook(self._forward_hook(key)))
         return self
 
     def detach(self) -> None:
@@ -81,7 +120,7 @@ class BranchProbe:
         return hook
 
     def _params(self, key: tuple[str, str]) -> list[torch.Tensor]:
-        return [p.detach() for p in self.branches[key[0]][key[1]].parameters()]
+        return [p.detach() for p in _parameters(self.branches[key[0]][key[1]])]
 
     @torch.no_grad()
     def before_step(self) -> None:
@@ -211,7 +250,7 @@ class TensorBoardWriter:
         if self.writer is None:
             return
         for blk, branches in branch_modules(model).items():
-            flat = torch.cat([p.detach().float().flatten().cpu() for b in branches.values() for p in b.parameters()])
+            flat = torch.cat([p.detach().float().flatten().cpu() for b in branches.values() for p in _parameters(b)])
             self.writer.add_histogram(f"weights/{blk}", flat, step)
 
     def close(self) -> None:

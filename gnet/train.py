@@ -56,7 +56,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from gnet import jobs, runs
-from gnet.analysis import network_report, validate_network
+from gnet.analysis import NetworkReport, network_report, plan_report, validate_network
 from gnet.checkpoints import (
     Checkpoint,
     CheckpointError,
@@ -84,12 +84,32 @@ from gnet.train_options import (  # noqa: F401  (re-exported: the page and older
     ConfigError,
     TrainConfig,
 )
+from gnet.v3 import V3_PRESETS, InceptionV3Spec, network_from_dict, network_from_json, v3_plan
+
+AnyNetwork = NetworkSpec | InceptionV3Spec
 
 
-def model_spec(cfg: TrainConfig, in_channels: int, num_classes: int) -> NetworkSpec:
+def _report(spec: AnyNetwork) -> NetworkReport:
+    return plan_report(v3_plan(spec)) if isinstance(spec, InceptionV3Spec) else network_report(spec)
+
+
+def _build(spec: AnyNetwork) -> torch.nn.Module:
+    if isinstance(spec, InceptionV3Spec):
+        from gnet.v3_modules import build_v3
+
+        return build_v3(spec)
+    return build(spec)
+
+
+def model_spec(cfg: TrainConfig, in_channels: int, num_classes: int) -> AnyNetwork:
     """The network adapted to the dataset (channels, classes), image size, aux heads and BatchNorm."""
-    spec = NetworkSpec.from_dict(cfg.network)
+    spec = network_from_dict(cfg.network)
     size = (cfg.image_size, cfg.image_size) if cfg.image_size else spec.input_size
+    if isinstance(spec, InceptionV3Spec):  # every conv has BatchNorm; the aux head is the spec's own
+        spec = dataclasses.replace(spec, in_channels=in_channels, input_size=size, num_classes=num_classes)
+        _report(spec)
+        check_memory(spec, cfg.batch_size)
+        return spec
     # --aux adds the heads; a spec that already has them (googlenet-imagenet-aux, an edited one) keeps them
     spec = dataclasses.replace(with_input(spec, in_channels, size), num_classes=num_classes, aux=cfg.aux or spec.aux)
     if cfg.batch_norm and not spec.batch_norm:
@@ -103,10 +123,10 @@ def model_spec(cfg: TrainConfig, in_channels: int, num_classes: int) -> NetworkS
     return spec
 
 
-def check_memory(spec: NetworkSpec, batch_size: int, available: int | None = None) -> None:
+def check_memory(spec: AnyNetwork, batch_size: int, available: int | None = None) -> None:
     """Refuse, before anything is allocated, a batch whose activations (kept for the backward
     pass, plus their gradients: about 2 × fp32 per output element) exceed half this machine's memory."""
-    need = 2 * 4 * batch_size * network_report(spec).activation_elements
+    need = 2 * 4 * batch_size * _report(spec).activation_elements
     if available is None:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > available // 2:
@@ -420,7 +440,7 @@ class Reporter:
     def start(
         self,
         cfg: TrainConfig,
-        spec: NetworkSpec,
+        spec: AnyNetwork,
         data: Dataset,
         preprocess: dict[str, Any],
         samples: tuple[torch.Tensor, torch.Tensor],
@@ -628,7 +648,7 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
     amp = autocast_dtype(device, cfg.amp)
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
     torch.backends.cudnn.benchmark = True
-    size = cfg.image_size or NetworkSpec.from_dict(cfg.network).input_size[0]
+    size = cfg.image_size or network_from_dict(cfg.network).input_size[0]
     data = load_dataset(
         cfg.dataset,
         cfg.data_dir,
@@ -650,7 +670,7 @@ def prepare(cfg: TrainConfig, run: Path, ddp: Distributed, resume: bool) -> Job:
     }
     train_loader, test_loader = make_loaders(cfg, data, ddp, spec.input_size, stats)
     torch.manual_seed(cfg.seed)
-    raw_model = build(spec).to(device, memory_format=torch.channels_last)
+    raw_model = _build(spec).to(device, memory_format=torch.channels_last)
     opt = make_optimizer(raw_model, cfg)
     total_steps = cfg.epochs * train_loader.steps
     reporter = Reporter(
@@ -786,7 +806,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, should_stop: Callab
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The network, then one flag per option of gnet.train_options (defaults None: the recipe decides)."""
     net = p.add_mutually_exclusive_group()
-    net.add_argument("--preset", choices=list(NETWORK_PRESETS), help="a network preset")
+    net.add_argument("--preset", choices=[*NETWORK_PRESETS, *V3_PRESETS], help="a network preset")
     net.add_argument("--spec", metavar="FILE.json", help="a network spec saved from the app")
     for o in OPTIONS.values():
         if o.cli_flag is None:
@@ -809,14 +829,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    if args.preset:
+    if args.preset in V3_PRESETS:
+        network = V3_PRESETS[args.preset]()
+    elif args.preset:
         network = network_preset(args.preset)
     elif args.spec:
         try:
             text = Path(args.spec).read_bytes()
         except OSError as e:
             raise ConfigError(f"cannot read the spec file {args.spec}: {e.strerror}") from None
-        network = NetworkSpec.from_json(text)
+        network = network_from_json(text)
     else:
         raise ConfigError("choose a network with --preset NAME or --spec FILE.json")
     overrides = {o.name: getattr(args, o.name) for o in OPTIONS.values() if o.cli_flag and o.name != "recipe"}
@@ -883,7 +905,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 # Helpers for the page
 
 
-def preflight(cfg: TrainConfig) -> NetworkSpec:
+def preflight(cfg: TrainConfig) -> AnyNetwork:
     """The network as the run will build it, checked before launching: it fits the dataset's channels and
     classes and the image size (SpecError if not; ConfigError when the dataset cannot be read)."""
     try:

@@ -23,6 +23,7 @@ from typing import Any
 
 from gnet.data import DATASET_CHOICES, is_dataset_name
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, network_preset
+from gnet.v3 import InceptionV3Spec, network_from_dict
 
 MAX_EPOCHS = 1000
 MAX_BATCH = 4096
@@ -220,11 +221,13 @@ class TrainConfig:
     )
 
     @staticmethod
-    def from_recipe(recipe: str, network: NetworkSpec | dict[str, Any], **overrides: Any) -> TrainConfig:
+    def from_recipe(
+        recipe: str, network: NetworkSpec | InceptionV3Spec | dict[str, Any], **overrides: Any
+    ) -> TrainConfig:
         """A recipe's settings, with any non-None override on top."""
         if recipe not in RECIPES:
             raise ConfigError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-        net = network.to_dict() if isinstance(network, NetworkSpec) else network
+        net = network.to_dict() if isinstance(network, (NetworkSpec, InceptionV3Spec)) else network
         values = {**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}}
         return TrainConfig(network=net, recipe=recipe, **values).validate()
 
@@ -245,7 +248,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         for o in OPTIONS.values():
             o.validate(getattr(self, o.name))
-        NetworkSpec.from_dict(self.network)  # SpecError names the bad field
+        network_from_dict(self.network)  # SpecError names the bad field
         return self
 
 

@@ -48,6 +48,7 @@ from gnet.spec import (
     MAX_SPATIAL,
     BlockSpec,
     ConvSpec,
+    NetworkSpec,
     PoolSpec,
     SpecError,
     _check_int,
@@ -906,11 +907,8 @@ class InceptionV3Spec:
         d = {k: v for k, v in d.items() if k != "family"}
         _check_keys(d, tuple(f.name for f in dataclasses.fields(InceptionV3Spec)), "Inception v3 spec")
         try:
-            stem = (
-                tuple((n, (ConvSpec if x.pop("type") == "conv" else PoolSpec)(**x)) for n, x in d.pop("stem"))
-                if "stem" in d
-                else STEM
-            )
+            # the layers are read from copies: the caller's dict (a checkpoint's, a run's config) stays as it was
+            stem = tuple(_stem_layer(n, x) for n, x in d.pop("stem")) if "stem" in d else STEM
             blocks = tuple((n, kind_from_dict(b)) for n, b in d.pop("blocks", []))
         except (TypeError, ValueError, AttributeError) as e:
             if isinstance(e, SpecError):
@@ -921,6 +919,13 @@ class InceptionV3Spec:
     @staticmethod
     def from_json(text: str | bytes) -> InceptionV3Spec:
         return InceptionV3Spec.from_dict(_parse_json(text))
+
+
+def _stem_layer(name: str, x: Any) -> tuple[str, ConvSpec | PoolSpec]:
+    if not isinstance(x, dict) or x.get("type") not in ("conv", "maxpool"):
+        raise SpecError(f'stem layer {_show(name)} must be an object with "type": "conv" or "maxpool"')
+    fields = {k: v for k, v in x.items() if k != "type"}
+    return name, (ConvSpec if x["type"] == "conv" else PoolSpec)(**fields)
 
 
 def inception_v3_imagenet(aux: bool = True) -> InceptionV3Spec:
@@ -934,7 +939,43 @@ def inception_v3_imagenet(aux: bool = True) -> InceptionV3Spec:
     )
 
 
-V3_PRESETS = {"inception-v3-imagenet": inception_v3_imagenet}
+def mini_v3() -> InceptionV3Spec:
+    """A small Inception v3 that trains on a CPU: one block of each kind A–E at CIFAR size, with the aux head.
+
+    torchvision's aux head needs a 17×17 map (after its 5×5/3 pool, a 5×5 conv): the stem keeps the input's size
+    and B halves it, so the input is at least 35×35; at 36×36 B gives 17×17 and D 8×8. Channels are about a tenth of torchvision's."""
+    return InceptionV3Spec(
+        name="mini-v3",
+        input_size=(36, 36),
+        num_classes=10,
+        stem=(("Conv2d_1a_3x3", ConvSpec(24, 3, 1, 1)), ("Conv2d_2b_3x3", ConvSpec(32, 3, 1, 1))),
+        blocks=(
+            ("Mixed_5b", InceptionASpec(16, 16, 24, 16, 24, 24, 16)),
+            ("Mixed_6a", InceptionBSpec(64, 16, 24, 24)),
+            ("Mixed_6b", InceptionCSpec(48, 24, 48, 48, 48)),
+            ("Mixed_7a", InceptionDSpec(48, 64, 48, 48, 48, 48)),
+            ("Mixed_7b", InceptionESpec(48, 48, 48, 48, 64, 48, 48, 48, 48)),
+        ),
+        aux=True,
+        aux_block="Mixed_6b",
+        dropout=0.2,
+        description="A small Inception v3 for 32×32 datasets (trained at 36×36): one block of each kind A–E, "
+        "with the aux head after the 17×17 block.",
+    )
+
+
+V3_PRESETS = {"inception-v3-imagenet": inception_v3_imagenet, "mini-v3": mini_v3}
+
+
+def network_from_dict(d: Any) -> NetworkSpec | InceptionV3Spec:
+    """A GoogLeNet NetworkSpec or an InceptionV3Spec from its dict (a checkpoint's or a run's), by its "family"."""
+    if isinstance(d, dict) and d.get("family") == InceptionV3Spec.family:
+        return InceptionV3Spec.from_dict(d)
+    return NetworkSpec.from_dict(d)
+
+
+def network_from_json(text: str | bytes) -> NetworkSpec | InceptionV3Spec:
+    return network_from_dict(_parse_json(text))
 
 
 def v3_plan(spec: InceptionV3Spec) -> Plan:
@@ -1049,6 +1090,9 @@ __all__ = [
     "Saving",
     "Option",
     "inception_v3_imagenet",
+    "mini_v3",
+    "network_from_dict",
+    "network_from_json",
     "v3_plan",
     "V3_PRESETS",
     "STEM",

@@ -343,3 +343,45 @@ def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_record
     assert train(cfg, run, resume=True) == "finished"
     steps = [r["step"] for r in runs.read_metrics(run)]
     assert steps == straight  # the same records once, not the killed process's copy as well
+
+
+def test_mini_v3_trains_through_the_cli_and_its_checkpoint_opens_in_the_views(tmp_path, capsys):
+    """The small Inception v3 (kinds A–E, aux head) trains on the synthetic dataset through `python -m gnet train`;
+    its checkpoint carries its v3 spec (round trip) and loads as a Net that Feature Maps, Explain and Block Anatomy
+    read, every block keyed by its module path."""
+    import math
+
+    from gnet import anatomy as A
+    from gnet import features as F
+    from gnet.attribution import explain
+    from gnet.pretrained import ModelSource, load_model
+    from gnet.v3 import InceptionV3Spec, mini_v3, network_from_dict
+    from tests.test_anatomy import check
+
+    run = tmp_path / "run"
+    argv = ["train", "--preset", "mini-v3", "--epochs", "1", "--batch-size", "20", "--device", "cpu"]
+    argv += ["--synthetic-train", "40", "--synthetic-test", "20", "--seed", "1", "--run-dir", str(run)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"
+    assert [r["epoch"] for r in runs.read_metrics(run, "epoch")] == [1]
+    path = run / "checkpoints" / "last.pt"
+    ck = load_checkpoint(path)
+    assert isinstance(ck.spec, InceptionV3Spec) and ck.spec == dataclasses.replace(mini_v3(), num_classes=10)
+    assert network_from_dict(json.loads(json.dumps(ck.spec.to_dict()))) == ck.spec
+    assert json.loads((run / "config.json").read_text())["spec"]["family"] == "inception-v3"
+    (tel,) = [r for r in runs.read_telemetry(run) if r["step"] == 1]  # telemetry on step 1, the aux head's loss
+    assert set(tel["branches"]) == {"Mixed_5b", "Mixed_6a", "Mixed_6b", "Mixed_7a", "Mixed_7b"}
+    assert set(tel["aux_loss"]) == {"aux1"} and math.isfinite(tel["aux_loss"]["aux1"])
+    for blk, br in (("Mixed_5b", "b3"), ("Mixed_6b", "b2"), ("Mixed_7b", "b2")):  # several layers; E's two halves
+        stats = tel["branches"][blk][br]
+        assert all(math.isfinite(stats[k]) and stats[k] > 0 for k in ("out_rms", "grad_rms", "weight_norm")), stats
+
+    net = load_model(ModelSource("checkpoint", str(path)))
+    assert net.trained and net.plan.blocks() == ["Mixed_5b", "Mixed_6a", "Mixed_6b", "Mixed_7a", "Mixed_7b"]
+    x = torch.rand(1, 3, 36, 36, generator=torch.Generator().manual_seed(0))
+    ex = F.extract(net, x, F.layers(net)[-1].label)  # Feature Maps: the last block, E's halves in its branches
+    assert sum(g.shape[0] for g in ex.groups.values()) == 288 and list(ex.groups) == ["b1", "b2", "b3", "b4"]
+    explanation = explain(net, x)  # Explain: every block and branch, B and D with three
+    assert explanation.block_names() == net.plan.blocks() and list(explanation.blocks["Mixed_6a"]) == ["b1", "b2", "b3"]
+    check(net, x, "Mixed_6b", "b2", 3, 2, 2)  # Block Anatomy: a 1×1 → 1×7 → 7×1 unit equals the module's
+    assert isinstance(A.anatomy(net, x, "Mixed_7b", "b3", 48 + 10, 1, 1), A.Anatomy)
