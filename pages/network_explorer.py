@@ -286,15 +286,17 @@ def v1_block_editor(network: NetworkSpec) -> None:
 
 def v3_export(network: InceptionV3Spec, spec_json: str) -> None:
     st.markdown("#### Export")
-    st.download_button(
+    row = st.container(horizontal=True)
+    row.download_button(
         "Download network (.json)",
         spec_json,
         file_name=f"{network.name}.json",
         mime="application/json",
         key="ne_v3_dl_json",
     )
+    export_buttons(lambda spec=network: network_exportable(spec), file_stem(network.name), "ne_v3_dl", (row, row))
     st.caption(
-        "`python -m gnet export --preset inception-v3-imagenet` writes it as ONNX or .pt2. The PyTorch code, "
+        "`python -m gnet export --preset inception-v3-imagenet` writes the same files. The PyTorch code, "
         "Compare A/B, sweeps and the Training hand-off are for GoogLeNet networks: pick a GoogLeNet preset for them."
     )
 

@@ -525,6 +525,10 @@ def test_network_explorer_buttons_export_the_shown_network(deferred):
         assert max_diff(run_onnx(data, x), ref) <= 1e-4
         program = torch.export.load(io.BytesIO(download(at, "Download .pt2", deferred)))
         torch.testing.assert_close(program.module()(x), ref, rtol=0, atol=1e-5)
+    at.selectbox(key="ne_preset").set_value("inception-v3-imagenet").run()  # its buttons too (built on click)
+    assert not at.exception, [e.stack_trace for e in at.exception]
+    labels = {b.proto.label: b.proto.deferred_file_id for b in at.get("download_button")}
+    assert labels["Download ONNX"] and labels["Download .pt2"]
 
 
 def test_training_buttons_export_the_runs_best_checkpoint(deferred, checkpoint, monkeypatch):
