@@ -376,6 +376,8 @@ def test_mini_v3_trains_through_the_cli_and_its_checkpoint_opens_in_the_views(tm
         stats = tel["branches"][blk][br]
         assert all(math.isfinite(stats[k]) and stats[k] > 0 for k in ("out_rms", "grad_rms", "weight_norm")), stats
 
+    preds = predictions(run)  # the Training page's sample predictions
+    assert len(preds) == 8 and preds[0].image.shape == (36, 36, 3) and 0 < preds[0].confidence <= 1
     net = load_model(ModelSource("checkpoint", str(path)))
     assert net.trained and net.plan.blocks() == ["Mixed_5b", "Mixed_6a", "Mixed_6b", "Mixed_7a", "Mixed_7b"]
     x = torch.rand(1, 3, 36, 36, generator=torch.Generator().manual_seed(0))
