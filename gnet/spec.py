@@ -377,7 +377,6 @@ def _parse_json(text: str | bytes) -> Any:
         raise SpecError("not valid JSON for a spec: nested too deeply") from None
 
 
-BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(BlockSpec))
 NETWORK_FIELDS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
 NETWORK_REQUIRED = tuple(f.name for f in dataclasses.fields(NetworkSpec) if f.default is dataclasses.MISSING)
 
