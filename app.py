@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.ui import device_badge, run_page
+from ui.common import device_badge, run_page
 
 st.set_page_config(page_title="Inception Explorer", page_icon=":material/hub:", layout="wide")
 

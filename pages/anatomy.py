@@ -1,6 +1,6 @@
 """Block Anatomy: how one unit of one branch is computed from the user's image, step by step, with the model's numbers.
 
-Thin page: the shared model/image pickers (pages/sources.py), gnet.anatomy for the numbers, gnet.charts.anatomy for
+Thin page: the shared model/image pickers (ui/sources.py), gnet.anatomy for the numbers, gnet.charts.anatomy for
 the drawings. The branch runs once per (model, image, block) (cached); a unit is read from that run in milliseconds.
 The animation plays in its own iframe from precomputed frames: a frame never reruns the page.
 """
@@ -22,9 +22,9 @@ from gnet.features import jpeg_bytes
 from gnet.images import ImageError
 from gnet.net import Net
 from gnet.plan import parse_label, short_label
-from pages.anatomy_link import unit_from_query
-from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
-from pages.ui import branch_chip, plain, show_html, use_app_navigation
+from ui.anatomy_link import unit_from_query
+from ui.common import branch_chip, plain, show_html, use_app_navigation
+from ui.sources import choose_model, decoded, load_chosen, prepared, read_image
 
 use_app_navigation()
 

@@ -24,8 +24,8 @@ from gnet.images import ImageError, load, preprocess, to_tensor
 from gnet.net import Net
 from gnet.plan import parse_label, short_label
 from gnet.pretrained import ModelSource
-from pages.sources import SAMPLES, cached_model, choose_model, file_mtime, load_chosen, read_image
-from pages.ui import branch_chip, page_link, plain, use_app_navigation
+from ui.common import branch_chip, page_link, plain, use_app_navigation
+from ui.sources import SAMPLES, cached_model, choose_model, file_mtime, load_chosen, read_image
 
 use_app_navigation()
 

@@ -12,12 +12,12 @@ from gnet.colors import BRANCH_COLORS
 from gnet.export import block_exportable
 from gnet.spec import BlockDesign, BlockSpec, SpecError, block_presets
 from gnet.v3 import KIND_SPECS, KINDS
-from pages import compare_ui, v3_designer
-from pages.anatomy_link import anatomy_link
-from pages.export_buttons import export_buttons
-from pages.forms import NUMBER, block_editor, edited_block, load_block
-from pages.handoff import editing_block, return_block, set_editing_block, take_block
-from pages.ui import branch_chip, plain, show_html, use_app_navigation
+from ui import compare_sections, v3_designer
+from ui.anatomy_link import anatomy_link
+from ui.common import branch_chip, plain, show_html, use_app_navigation
+from ui.export_buttons import export_buttons
+from ui.forms import NUMBER, block_editor, edited_block, load_block
+from ui.handoff import editing_block, return_block, set_editing_block, take_block
 
 use_app_navigation()
 
@@ -327,4 +327,4 @@ with right:
         with tab_export:
             _export_tab(design)
 
-compare_ui.block_compare_section(design)  # full width, below both columns
+compare_sections.block_compare_section(design)  # full width, below both columns

@@ -1,6 +1,6 @@
 """Explain: which branch of which block carries the evidence for a class.
 
-Thin page: the shared model/image pickers (pages/sources.py), gnet.attribution for the numbers,
+Thin page: the shared model/image pickers (ui/sources.py), gnet.attribution for the numbers,
 gnet.charts.explain for the figures. Results are cached per (model, image, target).
 """
 
@@ -19,10 +19,10 @@ from gnet.devices import describe, pick_device
 from gnet.images import ImageError
 from gnet.net import Net
 from gnet.plan import short_label
-from pages import explain_data as D
-from pages.anatomy_link import anatomy_link
-from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
-from pages.ui import branch_chip, plain, show_html, use_app_navigation
+from ui import explain_data as D
+from ui.anatomy_link import anatomy_link
+from ui.common import branch_chip, plain, show_html, use_app_navigation
+from ui.sources import choose_model, decoded, load_chosen, prepared, read_image
 
 use_app_navigation()
 

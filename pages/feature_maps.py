@@ -19,9 +19,9 @@ from gnet.colors import BRANCH_COLORS
 from gnet.devices import describe, pick_device
 from gnet.images import ImageError, LoadedImage
 from gnet.net import Net
-from pages.anatomy_link import anatomy_link
-from pages.sources import choose_model, decoded, load_chosen, prepared, read_image
-from pages.ui import branch_chip, page_link, plain, show_html, use_app_navigation
+from ui.anatomy_link import anatomy_link
+from ui.common import branch_chip, page_link, plain, show_html, use_app_navigation
+from ui.sources import choose_model, decoded, load_chosen, prepared, read_image
 
 use_app_navigation()
 

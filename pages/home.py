@@ -1,6 +1,6 @@
 import streamlit as st
 
-from pages.ui import use_app_navigation
+from ui.common import use_app_navigation
 
 use_app_navigation()
 

@@ -18,11 +18,11 @@ from gnet.export import network_exportable
 from gnet.network import torchinfo_summary
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, network_preset, with_input
 from gnet.v3 import V3_PRESETS, InceptionV3Spec, v3_plan
-from pages import compare_ui
-from pages.export_buttons import export_buttons, file_stem
-from pages.forms import NUMBER, block_editor, edited_block, load_block
-from pages.handoff import offer_network, send_block
-from pages.ui import plain, show_html, use_app_navigation
+from ui import compare_sections
+from ui.common import plain, show_html, use_app_navigation
+from ui.export_buttons import export_buttons, file_stem
+from ui.forms import NUMBER, block_editor, edited_block, load_block
+from ui.handoff import offer_network, send_block
 
 use_app_navigation()
 
@@ -301,7 +301,7 @@ def v3_export(network: InceptionV3Spec, spec_json: str) -> None:
     )
 
 
-compare_ui.network_link(_set_network)  # a shared A/B link sets the network first
+compare_sections.network_link(_set_network)  # a shared A/B link sets the network first
 if "ne_network" not in st.session_state:
     _set_network(network_preset(DEFAULT_PRESET))
     st.session_state.ne_source = DEFAULT_PRESET
@@ -407,5 +407,5 @@ with right:
         with code_box:
             st.code(code, language="python")
 
-compare_ui.network_compare_section(network)
-compare_ui.sweep_section(network, st.session_state.get("ne_source"))
+compare_sections.network_compare_section(network)
+compare_sections.sweep_section(network, st.session_state.get("ne_source"))

@@ -33,11 +33,11 @@ from gnet.spec import NetworkSpec, SpecError, network_preset
 from gnet.telemetry import tensorboard_available
 from gnet.train import ConfigError, TrainConfig, predictions, preflight
 from gnet.train_options import OPTIONS, RECIPES, TRAIN_PRESETS
-from pages.download_panel import dataset_download as dataset_download_panel
-from pages.export_buttons import export_buttons
-from pages.forms import option_input
-from pages.handoff import designed_network, send_checkpoint
-from pages.ui import plain, show_html, use_app_navigation
+from ui.common import plain, show_html, use_app_navigation
+from ui.download_panel import dataset_download as dataset_download_panel
+from ui.export_buttons import export_buttons
+from ui.forms import option_input
+from ui.handoff import designed_network, send_checkpoint
 
 use_app_navigation()
 

@@ -145,7 +145,7 @@ def screenshot(page, name: str) -> Path:
 
 def assert_no_exception(page) -> None:
     """No Streamlit exception box, and app.py's safety net did not catch one either."""
-    from pages.ui import PAGE_FAILED
+    from ui.common import PAGE_FAILED
 
     assert page.locator("[data-testid='stException']").count() == 0, page.inner_text("body")[:2000]
     assert PAGE_FAILED.split(".")[0] not in page.inner_text("body")

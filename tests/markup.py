@@ -6,7 +6,7 @@ browser reads it:
 - a markdown field (bodies, captions, alerts, labels, help, radio and select-slider options, metric values,
   image captions, progress text, toasts): no image, link, raw HTML, entity, autolink, Streamlit directive or
   maths may remain once the backslash-escaped characters are set aside;
-- our own HTML (markdown with allow_html): one CommonMark HTML block (pages.ui.show_html: the first tag alone
+- our own HTML (markdown with allow_html): one CommonMark HTML block (ui.common.show_html: the first tag alone
   on the first line, no blank line), so markdown is never parsed inside it; only the charts' own tags, and no
   URL or script in an attribute;
 - a plotly figure: no plotly pseudo-HTML (<a href>, <b>, <span>, <img>) in a string that holds a name.
@@ -139,7 +139,7 @@ def problems(kind: str, path: str, text: str, fields: dict) -> list[str]:
         found = []
         # a CommonMark HTML block: its first tag alone on the first line, and no blank line to end it early
         if not re.match(r"<[A-Za-z][^>\n]*>\n", text) or re.search(r"\n[ \t]*\n", text):
-            found.append("HTML not shown through pages.ui.show_html: markdown is parsed inside it")
+            found.append("HTML not shown through ui.common.show_html: markdown is parsed inside it")
         tags = _Tags()
         tags.feed(text)
         return found + tags.problems

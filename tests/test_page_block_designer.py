@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from gnet.analysis import block_report
 from gnet.spec import CHANNEL_FIELDS, PAPER_BLOCK_INPUTS, PAPER_BLOCKS, BlockDesign, BlockSpec, block_presets
 from gnet.urlstate import design_to_query
-from pages.handoff import BLOCK_HANDOFF, EXPLORER_NETWORK, BlockHandoff
+from ui.handoff import BLOCK_HANDOFF, EXPLORER_NETWORK, BlockHandoff
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "block_designer.py")
 NG = block_presets()["Ng's example (28×28×192, seed 002)"]

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from gnet import runs
 from gnet.spec import network_preset
-from pages.ui import WORD_JOINER
+from ui.common import WORD_JOINER
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
 
@@ -40,7 +40,7 @@ def page() -> AppTest:
 
 
 def texts(at: AppTest) -> str:
-    """The messages as the browser shows them: names from files and users arrive escaped (pages.ui.plain)."""
+    """The messages as the browser shows them: names from files and users arrive escaped (ui.common.plain)."""
     raw = " ".join(
         str(e.value) for kind in ("info", "success", "warning", "error", "caption", "markdown") for e in at.get(kind)
     )

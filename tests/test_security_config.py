@@ -44,7 +44,7 @@ def test_page_failure_net_shows_no_traceback():
 
     script = (
         "import streamlit as st\n"
-        "from pages.ui import run_page\n"
+        "from ui.common import run_page\n"
         "def broken():\n"
         "    raise RuntimeError('secret /etc/path detail')\n"
         "run_page(st.navigation([st.Page(broken, title='Broken')]))\n"
@@ -61,16 +61,16 @@ def test_app_routes_every_page_through_the_safety_net(monkeypatch):
 
     from streamlit.testing.v1 import AppTest
 
-    import pages.ui
+    import ui.common
 
     def broken() -> None:  # every page calls this first
         raise RuntimeError("secret /etc/path detail")
 
-    monkeypatch.setattr(pages.ui, "use_app_navigation", broken)
+    monkeypatch.setattr(ui.common, "use_app_navigation", broken)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception, at.exception
     shown = " ".join(e.value for e in at.error)
-    assert pages.ui.PAGE_FAILED in shown and "/etc/path" not in shown
+    assert ui.common.PAGE_FAILED in shown and "/etc/path" not in shown
     # and statically: the one page app.py runs goes through run_page, nothing runs a page directly
     tree = ast.parse((ROOT / "app.py").read_text())
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]

@@ -19,9 +19,9 @@ from gnet import featurevis as fv
 from gnet.checkpoints import Checkpoint, CheckpointError, save_checkpoint
 from gnet.network import build
 from gnet.pretrained import ModelSource, load_model, user_file
-from pages.ui import PAGE_FAILED
 from tests.pagetest import offline_env, texts
 from tests.test_featurevis import tiny_spec
+from ui.common import PAGE_FAILED
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted(p for d in ("gnet", "pages") for p in (ROOT / d).rglob("*.py")) + [ROOT / "app.py"]
+SOURCES = sorted(p for d in ("gnet", "pages", "ui") for p in (ROOT / d).rglob("*.py")) + [ROOT / "app.py"]
 
 # The module definitions (they are the source of the names) and the two places that read them.
 DEFINES_MODULES = {"gnet/blocks.py", "gnet/network.py"}
@@ -81,3 +81,14 @@ def test_the_checker_finds_a_hand_walk(tmp_path):
     finally:
         bad.unlink()
     assert len(found) == 4, found
+
+
+def test_the_pages_folder_holds_only_pages():
+    """Every file in pages/ is a page app.py lists; the helpers they share live in ui/."""
+    tree = ast.parse((ROOT / "app.py").read_text())
+    listed = {
+        n.args[0].value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and ast.unparse(n.func) == "st.Page" and isinstance(n.args[0], ast.Constant)
+    }
+    assert {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")} == listed

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from gnet.spec import mini
-from pages.ui import WORD_JOINER, plain, show_html
 from tests.fuzzing import fuzz_settings
 from tests.markup import MARKER, hostile_run, hostile_sweep, live_markup, payloads, problems, sent
 from tests.pagetest import offline_env
+from ui.common import WORD_JOINER, plain, show_html
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 PAYLOADS = payloads()
@@ -66,7 +66,7 @@ def test_show_html_sends_one_html_block(payload, monkeypatch):
     from html import escape
 
     sent_bodies: list[str] = []
-    monkeypatch.setattr("pages.ui.st.markdown", lambda body, **kw: sent_bodies.append(body))
+    monkeypatch.setattr("ui.common.st.markdown", lambda body, **kw: sent_bodies.append(body))
     svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" aria-label="{escape(payload)}">\n\n'
         f"<text>{escape(payload, quote=False)}</text></svg>"
@@ -129,7 +129,7 @@ def test_no_sweeps_names_the_runs_folder_as_the_app_does_never_its_server_path(e
 def test_a_download_message_is_text(payload):
     script = (
         "from gnet.downloads import Progress\n"
-        "from pages.download_panel import show_progress\n"
+        "from ui.download_panel import show_progress\n"
         f"show_progress(Progress('running', 10, 100, 5.0, 1, 3, {payload!r}), 'the weights')\n"
     )
     at = AppTest.from_string(script, default_timeout=30).run()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from pages.ui import WORD_JOINER
 from tests.appserver import app_server
 from tests.conftest import assert_no_exception, screenshot
 from tests.e2e import streamlit_ui as ui
 from tests.loopback import FileServer
 from tests.markup import MARKER, hostile_run, payloads
+from ui.common import WORD_JOINER
 
 pytestmark = pytest.mark.e2e
 

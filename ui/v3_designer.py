@@ -20,9 +20,9 @@ from gnet.v3 import (
     kind_with,
     query_keys,
 )
-from pages.export_buttons import export_buttons
-from pages.forms import NUMBER
-from pages.ui import plain
+from ui.common import plain
+from ui.export_buttons import export_buttons
+from ui.forms import NUMBER
 
 # Where torchvision's layers (which its weights need) differ from the v3 paper's figures (pytorch/vision#798).
 DIFFERENCES = {

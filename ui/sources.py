@@ -30,9 +30,9 @@ from gnet.pretrained import (
     v3_hub_weights_path,
 )
 from gnet.spec import SpecError
-from pages.download_panel import weights_download
-from pages.handoff import requested_checkpoint
-from pages.ui import plain
+from ui.common import plain
+from ui.download_panel import weights_download
+from ui.handoff import requested_checkpoint
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]

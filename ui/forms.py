@@ -15,7 +15,7 @@ import streamlit as st
 from gnet import urlstate
 from gnet.spec import CHANNEL_FIELDS, BlockSpec
 from gnet.train_options import OPTIONS
-from pages.ui import branch_chip
+from ui.common import branch_chip
 
 # -- training options
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 from gnet import downloads
 from gnet.pretrained import cancel_weights_download, ensure_pretrained_weights
-from pages.ui import plain
+from ui.common import plain
 
 POLL_S = 1.0
 

@@ -22,8 +22,8 @@ from gnet.compare import compare_blocks, compare_networks, load_design
 from gnet.data import dataset_choices
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, block_presets, network_preset
 from gnet.train_options import OPTIONS, TRAIN_PRESETS
-from pages.forms import option_input
-from pages.ui import plain
+from ui.common import plain
+from ui.forms import option_input
 
 PINNED, PRESET, FILE = "the pinned design", "a preset", "a JSON file"
 POLL_S = 1.5
