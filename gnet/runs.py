@@ -47,7 +47,6 @@ from gnet.metrics import EpochRecord, MetricRecord, StepRecord
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ACTIVE = jobs.ACTIVE
-FINAL = ("finished", "stopped", "failed", "died")
 HEARTBEAT_EVERY_S = 2.0
 HEARTBEAT_STALE_S = jobs.TRAINING.stale_s  # no heartbeat for this long (and no pid to check on this host) → died
 PROJECT_ROOT = jobs.PROJECT_ROOT
