@@ -7,8 +7,6 @@ The animation plays in its own iframe from precomputed frames: a frame never rer
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 import torch
@@ -17,14 +15,12 @@ from PIL import Image
 from gnet import anatomy as A
 from gnet.charts import anatomy as C
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
-from gnet.devices import describe, pick_device
 from gnet.features import jpeg_bytes
-from gnet.images import ImageError
 from gnet.net import Net
 from gnet.plan import parse_label, short_label
 from ui.anatomy_link import unit_from_query
 from ui.common import branch_chip, plain, show_html, use_app_navigation
-from ui.sources import choose_model, decoded, load_chosen, prepared, read_image
+from ui.sources import choose_model_and_image
 
 use_app_navigation()
 
@@ -226,26 +222,8 @@ st.caption(
     "the model's own numbers. Tensor shapes are C×H×W; positions are (row, column)."
 )
 
-source, standing_in = choose_model("an", families=True)  # GoogLeNet or Inception v3, then the source
-lm = load_chosen(source, standing_in, pick_device())
-if not lm.trained:
-    st.warning(f"**{plain(lm.label)}.** The numbers are those of random filters, not of a trained network.")
-st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
-if lm.note:
-    st.caption(lm.note)
-
-picked = read_image("an")
-if picked is None:
-    st.info("Upload an image or pick a sample.")
-    st.stop()
-data, what = picked
-mkey, ikey = lm.key, hashlib.sha256(data).hexdigest()
-try:
-    loaded = decoded(ikey, data)
-    cropped, x = prepared(ikey, mkey, loaded.image, lm.preprocess)
-except ImageError as e:
-    st.error(f"Could not use {plain(what)}: {plain(e)}")
-    st.stop()
+chosen = choose_model_and_image("an", "The numbers are those of random filters, not of a trained network.")
+lm, mkey, ikey, what, cropped, x = chosen.lm, chosen.lm.key, chosen.image_key, chosen.what, chosen.cropped, chosen.x
 st.caption(f"{what}: what the network sees is {cropped.height}×{cropped.width} (H×W)")
 try:
     anatomy_view(lm, mkey, ikey, x, cropped)

@@ -6,8 +6,6 @@ gnet.charts.explain for the figures. Results are cached per (model, image, targe
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 import torch
@@ -15,14 +13,13 @@ from PIL import Image
 
 from gnet import attribution as A
 from gnet.charts import explain as C
-from gnet.devices import describe, pick_device
-from gnet.images import ImageError
+from gnet.devices import describe
 from gnet.net import Net
 from gnet.plan import short_label
 from ui import explain_data as D
 from ui.anatomy_link import anatomy_link
 from ui.common import branch_chip, plain, show_html, use_app_navigation
-from ui.sources import choose_model, decoded, load_chosen, prepared, read_image
+from ui.sources import choose_model_and_image
 
 use_app_navigation()
 
@@ -188,28 +185,10 @@ st.caption(
     "Tensor shapes are C×H×W; positions are (row, column)."
 )
 
-source, standing_in = choose_model("ex", families=True)  # GoogLeNet or Inception v3, then the source
-lm = load_chosen(source, standing_in, pick_device())
-if not lm.trained:
-    st.warning(
-        f"**{plain(lm.label)}.** The explanations show what random filters do, not what a trained network learned."
-    )
-st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
-if lm.note:
-    st.caption(lm.note)
-
-picked = read_image("ex")
-if picked is None:
-    st.info("Upload an image or pick a sample.")
-    st.stop()
-data, what = picked
-mkey, ikey = lm.key, hashlib.sha256(data).hexdigest()
-try:
-    loaded = decoded(ikey, data)
-    cropped, x = prepared(ikey, mkey, loaded.image, lm.preprocess)
-except ImageError as e:
-    st.error(f"Could not use {plain(what)}: {plain(e)}")
-    st.stop()
+chosen = choose_model_and_image(
+    "ex", "The explanations show what random filters do, not what a trained network learned."
+)
+lm, mkey, ikey, what, cropped, x = chosen.lm, chosen.lm.key, chosen.image_key, chosen.what, chosen.cropped, chosen.x
 
 
 @st.fragment  # switching the target or the colour scale reruns this part alone: the pickers and receptive fields stay

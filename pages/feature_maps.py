@@ -5,8 +5,6 @@ Thin page: widgets in, gnet.images / gnet.pretrained / gnet.features calls, imag
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 import torch
@@ -16,12 +14,12 @@ from gnet import features as F
 from gnet.charts.explain import ablation_bars_fig, branch_activation_share_svg
 from gnet.charts.tables import table_html
 from gnet.colors import BRANCH_COLORS
-from gnet.devices import describe, pick_device
-from gnet.images import ImageError, LoadedImage
+from gnet.devices import describe
+from gnet.images import LoadedImage
 from gnet.net import Net
 from ui.anatomy_link import anatomy_link
-from ui.common import branch_chip, page_link, plain, show_html, use_app_navigation
-from ui.sources import choose_model, decoded, load_chosen, prepared, read_image
+from ui.common import branch_chip, page_link, show_html, use_app_navigation
+from ui.sources import choose_model_and_image
 
 use_app_navigation()
 
@@ -196,28 +194,9 @@ def show_ablation(lm: Net, ex: F.Extraction) -> None:
 st.title("Feature Maps")
 st.caption("What each branch of a GoogLeNet block responds to in your image. Tensor shapes are C×H×W.")
 
-source, standing_in = choose_model(families=True)  # GoogLeNet or Inception v3, then the source
-lm = load_chosen(source, standing_in, pick_device())  # a broken stand-in checkpoint: the untrained net
-model_key = lm.key
-
-if not lm.trained:
-    st.warning(f"**{plain(lm.label)}.** The maps show what random filters do, not what a trained network learned.")
-st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
-if lm.note:
-    st.caption(lm.note)
-
-picked = read_image()
-if picked is None:
-    st.info("Upload an image or pick a sample.")
-    st.stop()
-data, what = picked
-image_key = hashlib.sha256(data).hexdigest()
-try:
-    loaded = decoded(image_key, data)
-    cropped, x = prepared(image_key, model_key, loaded.image, lm.preprocess)
-except ImageError as e:
-    st.error(f"Could not use {plain(what)}: {plain(e)}")
-    st.stop()
+chosen = choose_model_and_image("fm", "The maps show what random filters do, not what a trained network learned.")
+lm, model_key, image_key, what = chosen.lm, chosen.lm.key, chosen.image_key, chosen.what
+loaded, cropped, x = chosen.loaded, chosen.cropped, chosen.x
 
 
 @st.fragment  # the layer, the channel count and everything they drive rerun without the model and image pickers

@@ -7,7 +7,9 @@ separate choices; the loaded model is cached once per process for all of them.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -15,7 +17,8 @@ import torch
 from PIL import Image
 
 from gnet.checkpoints import CheckpointError
-from gnet.images import FORMAT_NAMES, LoadedImage, Preprocess, load, preprocess
+from gnet.devices import describe, pick_device
+from gnet.images import FORMAT_NAMES, ImageError, LoadedImage, Preprocess, load, preprocess
 from gnet.net import Net
 from gnet.pretrained import (
     V3_SOURCES,
@@ -223,3 +226,43 @@ def read_image(prefix: str = "fm") -> tuple[bytes, str] | None:
     if sample:
         return (SAMPLES / sample).read_bytes(), f"sample {sample}"
     return None
+
+
+@dataclass(frozen=True)
+class ChosenInput:
+    """The network and the image a page runs it on, ready for a forward pass."""
+
+    lm: Net
+    image_key: str  # the sha256 of the image's bytes: the caches' key
+    what: str  # "your upload" or "sample NAME"
+    loaded: LoadedImage
+    cropped: Image.Image  # what the network sees
+    x: torch.Tensor
+
+
+def choose_model_and_image(prefix: str, untrained_note: str) -> ChosenInput:
+    """The preamble of the pages that run a network on the user's image: the model picker (GoogLeNet or
+    Inception v3, then the source), the network line, the image picker and its preprocessing. Stops the page
+    with a message where there is no image yet or it cannot be used; `untrained_note` says what random filters
+    mean for this page's output."""
+    source, standing_in = choose_model(prefix, families=True)
+    lm = load_chosen(source, standing_in, pick_device())  # a broken stand-in checkpoint: the untrained net
+    if not lm.trained:
+        st.warning(f"**{plain(lm.label)}.** {untrained_note}")
+    st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
+    if lm.note:
+        st.caption(lm.note)
+
+    picked = read_image(prefix)
+    if picked is None:
+        st.info("Upload an image or pick a sample.")
+        st.stop()
+    data, what = picked
+    image_key = hashlib.sha256(data).hexdigest()
+    try:
+        loaded = decoded(image_key, data)
+        cropped, x = prepared(image_key, lm.key, loaded.image, lm.preprocess)
+    except ImageError as e:
+        st.error(f"Could not use {plain(what)}: {plain(e)}")
+        st.stop()
+    return ChosenInput(lm, image_key, what, loaded, cropped, x)
