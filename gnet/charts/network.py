@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gnet.analysis import LayerRow, NetworkReport, total
+from gnet.analysis import Cost, LayerRow, NetworkReport, total
 from gnet.charts.tables import chw
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.plan import Step, short_label
@@ -14,6 +14,31 @@ from gnet.spec import BRANCHES
 
 # ---------------------------------------------------------------------------
 # Tables
+
+
+def layer_row(r: LayerRow, rf_column: str, rf: object, note: str = "") -> dict[str, object]:
+    """One row of a Network Explorer layer table (GoogLeNet's and Inception v3's): the receptive field is given
+    by the caller, a side for GoogLeNet, per axis for v3."""
+    return {
+        "layer": r.name,
+        "type": r.kind,
+        "output (C×H×W)": chw(r.output_shape),
+        "params": r.cost.params,
+        "mult-adds": r.cost.mult_adds,
+        rf_column: rf,
+        "note": note,
+    }
+
+
+def aux_row(head: str, block: str, input_shape: tuple[int, ...], cost: Cost) -> dict[str, object]:
+    """One row of the aux-head table: where the head attaches and what it costs."""
+    return {
+        "head": head,
+        "attaches after": block,
+        "input (C×H×W)": chw(input_shape),
+        "params": cost.params,
+        "mult-adds": cost.mult_adds,
+    }
 
 
 def layer_rows(report: NetworkReport, expand: bool = False) -> list[dict[str, object]]:
@@ -25,17 +50,7 @@ def layer_rows(report: NetworkReport, expand: bool = False) -> list[dict[str, ob
     out: list[dict[str, object]] = []
 
     def add(r: LayerRow, note: str = "") -> None:
-        out.append(
-            {
-                "layer": r.name,
-                "type": r.kind,
-                "output (C×H×W)": chw(r.output_shape),
-                "params": r.cost.params,
-                "mult-adds": r.cost.mult_adds,
-                "receptive field (px)": rf_size(report, r.name),
-                "note": note,
-            }
-        )
+        out.append(layer_row(r, "receptive field (px)", rf_size(report, r.name), note))
 
     for r in main:
         note = ""
@@ -71,15 +86,7 @@ def aux_rows(report: NetworkReport) -> list[dict[str, object]]:
     out = []
     for i, b in enumerate(report.spec.aux_blocks(), start=1):
         cost = total(r.cost for r in report.rows if r.group == f"aux{i}")
-        out.append(
-            {
-                "head": f"aux{i}",
-                "attaches after": b,
-                "input (C×H×W)": chw(report.blocks[b].output_shape),
-                "params": cost.params,
-                "mult-adds": cost.mult_adds,
-            }
-        )
+        out.append(aux_row(f"aux{i}", b, report.blocks[b].output_shape, cost))
     return out
 
 
@@ -213,6 +220,33 @@ _RF_MARKERS = {
 }
 
 
+def main_path_fig(names: list[str], sizes: list[int], hovers: list[str]) -> go.Figure:
+    """A receptive-field figure begun with the main path's field, layer by layer, in grey."""
+    fig = go.Figure()
+    fig.add_scatter(
+        x=names,
+        y=sizes,
+        mode="lines+markers",
+        name="layer output",
+        line=dict(color=OTHER_COLOR),
+        customdata=hovers,
+        hovertemplate="%{customdata}<extra></extra>",
+    )
+    return fig
+
+
+def add_input_side(fig: go.Figure, report: NetworkReport) -> None:
+    """The dotted line at the input's longer side: above it a unit sees the whole image (and padding)."""
+    side = max(report.input_shape[1:])
+    fig.add_hline(
+        y=side,
+        line_dash="dot",
+        line_color=OTHER_COLOR,
+        annotation_text=f"input {side} px",
+        annotation_position="top left",
+    )
+
+
 def receptive_field_fig(report: NetworkReport) -> go.Figure:
     """Receptive field along depth: the main path in grey, each block's four branches in their colours.
 
@@ -226,16 +260,7 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
     def hover(s: Step) -> str:
         return f"{s.path}: {s.rf.size} px, jump {s.rf.jump}, first centre {s.rf.start:g}"
 
-    fig = go.Figure()
-    fig.add_scatter(
-        x=names,
-        y=[s.rf.size for s in main],
-        mode="lines+markers",
-        name="layer output",
-        line=dict(color=OTHER_COLOR),
-        customdata=[hover(s) for s in main],
-        hovertemplate="%{customdata}<extra></extra>",
-    )
+    fig = main_path_fig(names, [s.rf.size for s in main], [hover(s) for s in main])
     blocks = plan.blocks()
     for br in BRANCHES:
         steps = [plan.branch_steps(b)[br] for b in blocks]
@@ -249,14 +274,7 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
             customdata=[hover(s) for s in steps],
             hovertemplate="%{customdata}<extra></extra>",
         )
-    side = max(report.input_shape[1:])
-    fig.add_hline(
-        y=side,
-        line_dash="dot",
-        line_color=OTHER_COLOR,
-        annotation_text=f"input {side} px",
-        annotation_position="top left",
-    )
+    add_input_side(fig, report)
     fig.update_xaxes(categoryorder="array", categoryarray=names)
     fig.update_yaxes(title="receptive field (input pixels)", rangemode="tozero")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.15))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from gnet.analysis import LayerRow, NetworkReport, total
-from gnet.charts.tables import chw
+from gnet.charts.network import add_input_side, aux_row, layer_row, main_path_fig
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.plan import Step, short_label
 
@@ -36,17 +36,7 @@ def layer_rows(report: NetworkReport, expand: bool = False) -> list[dict[str, ob
     out: list[dict[str, object]] = []
 
     def add(r: LayerRow, note: str = "") -> None:
-        out.append(
-            {
-                "layer": r.name,
-                "type": r.kind,
-                "output (C×H×W)": chw(r.output_shape),
-                "params": r.cost.params,
-                "mult-adds": r.cost.mult_adds,
-                RF_COLUMN: rf_text(_step(report, r.name)),
-                "note": note,
-            }
-        )
+        out.append(layer_row(r, RF_COLUMN, rf_text(_step(report, r.name)), note))
 
     for r in report.summary_rows():
         if r.group.startswith("aux") or r.name.split(".")[0] in aux_after.values():
@@ -70,15 +60,7 @@ def aux_rows(report: NetworkReport) -> list[dict[str, object]]:
     out = []
     for block, head in report.plan.aux_after().items():
         cost = total(r.cost for r in report.rows if r.name.startswith(f"{head}."))
-        out.append(
-            {
-                "head": head,
-                "attaches after": block,
-                "input (C×H×W)": chw(report.blocks[short_label(block)].output_shape),
-                "params": cost.params,
-                "mult-adds": cost.mult_adds,
-            }
-        )
+        out.append(aux_row(head, block, report.blocks[short_label(block)].output_shape, cost))
     return out
 
 
@@ -94,16 +76,7 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
         (h, w), (jh, jw) = s.size_hw, s.jump_hw
         return f"{s.path}: {h}×{w} px (H×W), jump {jh}×{jw}"
 
-    fig = go.Figure()
-    fig.add_scatter(
-        x=names,
-        y=[s.size_hw[0] for s in main],
-        mode="lines+markers",
-        name="layer output",
-        line=dict(color=OTHER_COLOR),
-        customdata=[hover(s) for s in main],
-        hovertemplate="%{customdata}<extra></extra>",
-    )
+    fig = main_path_fig(names, [s.size_hw[0] for s in main], [hover(s) for s in main])
     blocks = plan.blocks()
     branches = sorted({br for b in blocks for br in plan.branch_steps(b)})
     for br in branches:
@@ -121,14 +94,7 @@ def receptive_field_fig(report: NetworkReport) -> go.Figure:
                 customdata=[hover(s) for _, s in steps],
                 hovertemplate="%{customdata}<extra></extra>",
             )
-    side = max(report.input_shape[1:])
-    fig.add_hline(
-        y=side,
-        line_dash="dot",
-        line_color=OTHER_COLOR,
-        annotation_text=f"input {side} px",
-        annotation_position="top left",
-    )
+    add_input_side(fig, report)
     fig.update_xaxes(categoryorder="array", categoryarray=names)
     fig.update_yaxes(title_text="receptive field (px)", rangemode="tozero")
     fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h"))
