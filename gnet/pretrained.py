@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import GoogLeNet_Weights, Inception_V3_Weights
+from torchvision.models import GoogLeNet_Weights, Inception_V3_Weights, WeightsEnum
 from torchvision.models import googlenet as tv_googlenet
 from torchvision.models import inception_v3 as tv_inception_v3
 
@@ -237,21 +237,13 @@ def load_model(source: ModelSource, device: torch.device | None = None) -> Net:
 
 
 def _load_pretrained(source: ModelSource) -> _Loaded:
-    path = hub_weights_path()
-    if not path.is_file():
-        log.warning("pretrained weights not found at %s", path)
-        raise CheckpointError(
-            f"the pretrained weights are not in the cache ({SYMBOLIC_WEIGHTS_PATH}). {how_to_get_weights()}"
-        )
-    try:
-        # torchvision's weights API, as googlenet(weights=...) calls it, but with weights_only=True.
-        state = WEIGHTS.get_state_dict(progress=False, check_hash=True, weights_only=True)
-    except Exception as e:
-        log.warning("unreadable pretrained weights at %s: %s", path, e)
-        raise CheckpointError(
-            describe_load_failure(path, e) + f" Delete `{SYMBOLIC_WEIGHTS_PATH}` on the server "
-            "(its real path is in the server log) and download it again."
-        ) from None
+    state = _cached_state(
+        WEIGHTS,
+        hub_weights_path(),
+        SYMBOLIC_WEIGHTS_PATH,
+        "pretrained weights",
+        f"the pretrained weights are not in the cache ({SYMBOLIC_WEIGHTS_PATH}). {how_to_get_weights()}",
+    )
     model = _torchvision_model(state, "the cached pretrained weights")
     return _Loaded(
         module=model,
@@ -271,25 +263,59 @@ def _load_weights_file(source: ModelSource) -> _Loaded:
     raw = torch_load_safely(path)
     if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
         return _load_project_checkpoint(ModelSource("checkpoint", source.path))
-    state = raw
-    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
-        state = raw["state_dict"]
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(
-            "this file holds no state_dict (a dict of tensors); "
-            "expected torchvision GoogLeNet weights such as googlenet-1378be20.pth"
-        )
+    state = _tensor_state(raw, "torchvision GoogLeNet weights such as googlenet-1378be20.pth")
     model = _torchvision_model(state, f"the weights in {path.name}")
-    n = model.fc.out_features
-    classes = imagenet_categories() if n == 1000 else [f"class {i}" for i in range(n)]
     return _Loaded(
         module=model,
         label=f"torchvision GoogLeNet, weights file {path.name}",
         trained=True,
-        classes=classes,
+        classes=_classes(model.fc.out_features),
         preprocess=imagenet_preprocess(),
         note=TRANSFORM_NOTE,
     )
+
+
+def _cached_state(
+    weights: WeightsEnum, path: Path, shown_path: str, what: str, missing: str
+) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision's cached weights file at `path` (`shown_path` is what the user is told):
+    CheckpointError with `missing` where there is none, and with how to fix it where it is unreadable."""
+    if not path.is_file():
+        log.warning("%s not found at %s", what, path)
+        raise CheckpointError(missing)
+    try:  # torchvision's weights API, as googlenet/inception_v3(weights=...) call it, but with weights_only=True
+        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+    except Exception as e:
+        log.warning("unreadable pretrained weights at %s: %s", path, e)
+        raise CheckpointError(
+            describe_load_failure(path, e) + f" Delete `{shown_path}` on the server "
+            "(its real path is in the server log) and download it again."
+        ) from None
+
+
+def _tensor_state(raw: object, expected: str) -> dict[str, torch.Tensor]:
+    """A weights file's state dict: the file itself or its "state_dict" entry, a non-empty dict of tensors."""
+    state = raw
+    if isinstance(raw, dict) and isinstance(raw.get("state_dict"), dict):
+        state = raw["state_dict"]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"this file holds no state_dict (a dict of tensors); expected {expected}")
+    return state
+
+
+def _classes(n: int) -> list[str]:
+    """ImageNet's category names for a 1000-way head, numbered classes for any other."""
+    return imagenet_categories() if n == 1000 else [f"class {i}" for i in range(n)]
+
+
+def _load_state(model: nn.Module, state: dict[str, torch.Tensor], misfit: str) -> None:
+    """load_state_dict, its RuntimeError cut to the first lines after `misfit` as a CheckpointError."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = " ".join(lines[1:3])[:300] if len(lines) > 1 else lines[0][:300]
+        raise CheckpointError(f"{misfit}: {detail}") from None
 
 
 def _torchvision_model(state: dict[str, torch.Tensor], what: str) -> nn.Module:
@@ -301,12 +327,7 @@ def _torchvision_model(state: dict[str, torch.Tensor], what: str) -> nn.Module:
     model = tv_googlenet(
         weights=None, aux_logits=aux, transform_input=True, init_weights=False, num_classes=fc.shape[0]
     )
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        detail = " ".join(lines[1:3])[:300] if len(lines) > 1 else lines[0][:300]
-        raise CheckpointError(f"{what} do not fit torchvision's GoogLeNet: {detail}") from None
+    _load_state(model, state, f"{what} do not fit torchvision's GoogLeNet")
     if aux:  # the pretrained aux heads are not trained (torchvision drops them too)
         model.aux_logits, model.aux1, model.aux2 = False, None, None
     return model
@@ -355,22 +376,15 @@ def ensure_v3_weights(
 
 def _load_v3(source: ModelSource) -> _Loaded:
     if source.kind == "pretrained":
-        path = v3_hub_weights_path()
-        if not path.is_file():
-            log.warning("pretrained Inception v3 weights not found at %s", path)
-            raise CheckpointError(
-                f"the pretrained Inception v3 weights are not in the cache ($TORCH_HOME/hub/checkpoints/"
-                f"{V3_WEIGHTS_FILE}); put torchvision's file there (from {V3_WEIGHTS.url}) or set "
-                "GNET_V3_WEIGHTS_URL (+ GNET_V3_WEIGHTS_SHA256) to a mirror"
-            )
-        try:  # torchvision's weights API, as inception_v3(weights=...) calls it, but with weights_only=True
-            state = V3_WEIGHTS.get_state_dict(progress=False, check_hash=True, weights_only=True)
-        except Exception as e:
-            log.warning("unreadable pretrained weights at %s: %s", path, e)
-            raise CheckpointError(
-                describe_load_failure(path, e) + f" Delete `$TORCH_HOME/hub/checkpoints/{V3_WEIGHTS_FILE}` on the "
-                "server (its real path is in the server log) and download it again."
-            ) from None
+        state = _cached_state(
+            V3_WEIGHTS,
+            v3_hub_weights_path(),
+            f"$TORCH_HOME/hub/checkpoints/{V3_WEIGHTS_FILE}",
+            "pretrained Inception v3 weights",
+            f"the pretrained Inception v3 weights are not in the cache ($TORCH_HOME/hub/checkpoints/"
+            f"{V3_WEIGHTS_FILE}); put torchvision's file there (from {V3_WEIGHTS.url}) or set "
+            "GNET_V3_WEIGHTS_URL (+ GNET_V3_WEIGHTS_SHA256) to a mirror",
+        )
         model = _torchvision_v3(state, "the cached pretrained Inception v3 weights")
         label = "torchvision Inception v3, ImageNet weights (IMAGENET1K_V1)"
         return _Loaded(model, label, True, imagenet_categories(), v3_preprocess(), V3_TRANSFORM_NOTE)
@@ -378,19 +392,10 @@ def _load_v3(source: ModelSource) -> _Loaded:
         path = Path(source.path).expanduser()
         if not source.path.strip() or not path.is_file():
             raise CheckpointError(f"no weights file at the path given ({path.name!r} not found)")
-        state = torch_load_safely(path)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CheckpointError(
-                f"this file holds no state_dict (a dict of tensors); expected torchvision Inception v3 weights "
-                f"such as {V3_WEIGHTS_FILE}"
-            )
+        state = _tensor_state(torch_load_safely(path), f"torchvision Inception v3 weights such as {V3_WEIGHTS_FILE}")
         model = _torchvision_v3(state, f"the weights in {path.name}")
-        n = model.fc.out_features
-        classes = imagenet_categories() if n == 1000 else [f"class {i}" for i in range(n)]
         label = f"torchvision Inception v3, weights file {path.name}"
-        return _Loaded(model, label, True, classes, v3_preprocess(), V3_TRANSFORM_NOTE)
+        return _Loaded(model, label, True, _classes(model.fc.out_features), v3_preprocess(), V3_TRANSFORM_NOTE)
     if source.kind == "untrained":
         from gnet.v3 import inception_v3_imagenet
         from gnet.v3_modules import build_v3
@@ -411,12 +416,7 @@ def _torchvision_v3(state: dict[str, torch.Tensor], what: str) -> nn.Module:
     model = tv_inception_v3(
         weights=None, aux_logits=aux, transform_input=True, init_weights=False, num_classes=fc.shape[0]
     )
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        detail = " ".join(lines[1:3])[:300] if len(lines) > 1 else lines[0][:300]
-        raise CheckpointError(f"{what} do not fit torchvision's Inception v3: {detail}") from None
+    _load_state(model, state, f"{what} do not fit torchvision's Inception v3")
     return model
 
 
