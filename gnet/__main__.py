@@ -35,7 +35,10 @@ from gnet.v3 import (
 )
 
 if TYPE_CHECKING:  # the CLI imports torch only for the commands that need it
+    import torch
+
     from gnet.export import Exportable
+    from gnet.net import Net
     from gnet.pretrained import ModelSource
 
 
@@ -694,9 +697,10 @@ def _model_source(args: argparse.Namespace) -> ModelSource:
     return ModelSource("pretrained")
 
 
-def _explain(args: argparse.Namespace) -> int:
+def _network_and_input(args: argparse.Namespace) -> tuple[Net, torch.Tensor]:
+    """explain / anatomy: the network the model flags choose and args.image prepared as its input; an unreadable
+    image or network is a UsageError."""
     # torch is imported here, not at the top, so `block` and `summary` start without it.
-    from gnet.attribution import AttributionError, explain, explain_text
     from gnet.checkpoints import CheckpointError
     from gnet.devices import pick_device
     from gnet.images import ImageError, load, preprocess
@@ -712,10 +716,20 @@ def _explain(args: argparse.Namespace) -> int:
         image = load(data).image
         lm = load_model(source, pick_device())
         _, x = preprocess(image, lm.preprocess)
-        ex = explain(lm, x, args.target, lm.classes)
     except ImageError as e:
         raise UsageError(f"cannot use the image {args.image!r}: {e}") from None
-    except (CheckpointError, AttributionError) as e:
+    except CheckpointError as e:
+        raise UsageError(str(e).replace("\n", " ")) from None
+    return lm, x
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from gnet.attribution import AttributionError, explain, explain_text
+
+    lm, x = _network_and_input(args)
+    try:
+        ex = explain(lm, x, args.target, lm.classes)
+    except AttributionError as e:
         raise UsageError(str(e).replace("\n", " ")) from None
     print(json.dumps(ex.to_json()) if args.json else explain_text(ex, lm.label))
     return 0
@@ -724,30 +738,16 @@ def _explain(args: argparse.Namespace) -> int:
 def _anatomy(args: argparse.Namespace) -> int:
     # torch is imported here, not at the top, so `block` and `summary` start without it.
     from gnet.anatomy import AnatomyError, anatomy, anatomy_text
-    from gnet.checkpoints import CheckpointError
-    from gnet.devices import pick_device
-    from gnet.images import ImageError, load, preprocess
     from gnet.plan import parse_label
-    from gnet.pretrained import load_model
 
     row, col = _ints(args.at, 2, "--at")
+    lm, x = _network_and_input(args)
     try:
-        with open(args.image, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise UsageError(f"cannot read the image {args.image!r}: {e.strerror or e}") from None
-    source = _model_source(args)
-    try:
-        image = load(data).image
-        lm = load_model(source, pick_device())
         block, _ = parse_label(lm.plan, args.block)
-        _, x = preprocess(image, lm.preprocess)
         a = anatomy(lm, x, block, args.branch, args.channel, row, col)
-    except ImageError as e:
-        raise UsageError(f"cannot use the image {args.image!r}: {e}") from None
     except KeyError as e:  # parse_label: the message names the valid blocks
         raise UsageError(str(e.args[0])) from None
-    except (CheckpointError, AnatomyError) as e:
+    except AnatomyError as e:
         raise UsageError(str(e).replace("\n", " ")) from None
     print(json.dumps(a.to_json()) if args.json else anatomy_text(a, lm.label))
     return 0
