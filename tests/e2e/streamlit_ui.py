@@ -94,8 +94,9 @@ def install(target: Page | BrowserContext) -> None:
 
 
 @contextlib.contextmanager
-def new_page(browser: Browser, width: int = 1400, height: int = 1000, timeout_ms: int = 30_000) -> Iterator[Page]:
-    """A page in its own browser context, watched from the start."""
+def new_page(browser: Browser, width: int = 1400, height: int = 1000, timeout_ms: int = 60_000) -> Iterator[Page]:
+    """A page in its own browser context, watched from the start. Its default timeout for every wait is generous:
+    waiting costs nothing where the machine is fast, and 2 shared cores beside a training job are not."""
     ctx = browser.new_context(viewport={"width": width, "height": height})
     install(ctx)
     try:
