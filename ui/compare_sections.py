@@ -18,7 +18,7 @@ import streamlit as st
 from gnet import runs, sweeps, urlstate
 from gnet.analysis import network_report
 from gnet.charts import compare as compare_charts
-from gnet.compare import compare_blocks, compare_networks, load_design
+from gnet.compare import Comparison, compare_blocks, compare_networks, load_design
 from gnet.data import dataset_choices
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, block_presets, network_preset
 from gnet.train_options import OPTIONS, TRAIN_PRESETS
@@ -69,6 +69,25 @@ def _pick_a(prefix: str, presets: dict[str, object], loader: Callable[[bytes], o
         return None, "A"
 
 
+def _show_in_link(query: dict[str, str]) -> None:
+    """The pinned comparison into the page's link, written only where it differs (each write is a history entry)."""
+    if {k: st.query_params.get(k) for k in query} != query:
+        st.query_params.update(query)
+
+
+def _comparison_footer(c: Comparison, file_name: str, key: str, in_link: bool, what: str) -> None:
+    """Below a comparison: its JSON download and, where the link holds both sides, how to share it."""
+    st.download_button(
+        "Download the comparison (.json)",
+        json.dumps(c.as_dict()),
+        file_name=file_name,
+        mime="application/json",
+        key=key,
+    )
+    if in_link:
+        st.caption(f"This page's link now holds both {what}: copy the address bar to share the comparison.")
+
+
 # ---------------------------------------------------------------------------
 # Block Designer
 
@@ -105,9 +124,7 @@ def block_compare_section(design: BlockDesign) -> None:
         pinned = s.get("bd_cmp_a")
         a_keys = {k for k in st.query_params if k.startswith("a") and urlstate.has_design({k[1:]: ""})}
         if pinned is not None and s.get("bd_cmp_source", PINNED) == PINNED:  # the link carries A beside B
-            query = urlstate.design_to_query(pinned, prefix="a")
-            if {k: st.query_params.get(k) for k in query} != query:
-                st.query_params.update(query)
+            _show_in_link(urlstate.design_to_query(pinned, prefix="a"))
         elif a_keys:
             for k in a_keys:
                 del st.query_params[k]
@@ -116,15 +133,7 @@ def block_compare_section(design: BlockDesign) -> None:
         c = compare_blocks(a, design, label_a, "B (this page)")
         _table(compare_charts.compare_table(c))
         st.plotly_chart(compare_charts.block_compare_fig(c), theme="streamlit", key="bd_cmp_fig")
-        st.download_button(
-            "Download the comparison (.json)",
-            json.dumps(c.as_dict()),
-            file_name="block_comparison.json",
-            mime="application/json",
-            key="bd_cmp_dl",
-        )
-        if pinned is not None:
-            st.caption("This page's link now holds both designs: copy the address bar to share the comparison.")
+        _comparison_footer(c, "block_comparison.json", "bd_cmp_dl", pinned is not None, "designs")
 
 
 # ---------------------------------------------------------------------------
@@ -174,9 +183,7 @@ def network_compare_section(network: NetworkSpec) -> None:
         a, label_a = _pick_a("ne", presets, _load_network, "network")
         pinned = s.get("ne_cmp_a")
         if pinned is not None and s.get("ne_cmp_source", PINNED) == PINNED:
-            query = {"na": urlstate.network_to_query(pinned), "nb": urlstate.network_to_query(network)}
-            if {k: st.query_params.get(k) for k in query} != query:
-                st.query_params.update(query)
+            _show_in_link({"na": urlstate.network_to_query(pinned), "nb": urlstate.network_to_query(network)})
         else:
             for k in urlstate.NETWORK_KEYS:
                 if k in st.query_params:
@@ -200,15 +207,7 @@ def network_compare_section(network: NetworkSpec) -> None:
             theme="streamlit",
             key="ne_cmp_depth",
         )
-        st.download_button(
-            "Download the comparison (.json)",
-            json.dumps(c.as_dict()),
-            file_name="network_comparison.json",
-            mime="application/json",
-            key="ne_cmp_dl",
-        )
-        if pinned is not None:
-            st.caption("This page's link now holds both networks: copy the address bar to share the comparison.")
+        _comparison_footer(c, "network_comparison.json", "ne_cmp_dl", pinned is not None, "networks")
 
 
 # ---------------------------------------------------------------------------
