@@ -72,14 +72,26 @@ class GoogLeNet(nn.Module):
         return (x, *aux_out) if aux_out else x
 
 
-def _module(plan: Plan, step: Step) -> nn.Module:
-    """The module for one top-level step."""
+def layer_module(step: Step) -> nn.Module:
+    """The module for a top-level step that is a plain layer (a stem conv or max-pool, the head's pool, dropout
+    and fc), built alike for GoogLeNet and Inception v3; blocks and aux heads are each network's own."""
     if step.kind == CONV:
         c = step.spec
         return ConvBlock(step.in_shape[0], c.out_channels, c.kernel, c.stride, c.padding, batch_norm=step.batch_norm)
     if step.kind == MAXPOOL:
         p = step.spec
         return nn.MaxPool2d(p.kernel, p.stride, padding=p.padding, ceil_mode=p.ceil_mode)
+    if step.kind == ADAPTIVE_AVGPOOL:
+        return nn.AdaptiveAvgPool2d(step.spec)
+    if step.kind == DROPOUT:
+        return nn.Dropout(step.spec)
+    if step.kind == LINEAR:
+        return nn.Linear(step.in_shape[0], step.spec)
+    raise AssertionError(f"no module for a top-level {step.kind} step")
+
+
+def _module(plan: Plan, step: Step) -> nn.Module:
+    """The module for one top-level step."""
     if step.kind == BLOCK:
         return InceptionBlock(step.in_shape[0], step.spec)
     if step.kind == AUX:
@@ -92,13 +104,7 @@ def _module(plan: Plan, step: Step) -> nn.Module:
             conv.batch_norm,
             dropout.spec,
         )
-    if step.kind == ADAPTIVE_AVGPOOL:
-        return nn.AdaptiveAvgPool2d(step.spec)
-    if step.kind == DROPOUT:
-        return nn.Dropout(step.spec)
-    if step.kind == LINEAR:
-        return nn.Linear(step.in_shape[0], step.spec)
-    raise AssertionError(f"no module for a top-level {step.kind} step")
+    return layer_module(step)
 
 
 def init_weights(model: nn.Module) -> nn.Module:

@@ -15,8 +15,8 @@ from torch import nn
 
 from gnet.analysis import plan_report, steps_block_report
 from gnet.blocks import ConvBlock
-from gnet.network import init_weights
-from gnet.plan import ADAPTIVE_AVGPOOL, AUX, AVGPOOL, BLOCK, CONV, DROPOUT, LINEAR, MAXPOOL, Step
+from gnet.network import init_weights, layer_module
+from gnet.plan import AUX, AVGPOOL, BLOCK, CONV, Step
 from gnet.spec import MAX_PARAMS, SpecError
 from gnet.v3 import InceptionV3Spec, KindSpec, Layer, block_plan_steps, v3_plan
 
@@ -127,23 +127,11 @@ class InceptionV3(nn.Module):
 
 
 def _module(step: Step) -> nn.Module:
-    if step.kind == CONV:
-        c = step.spec
-        return ConvBlock(step.in_shape[0], c.out_channels, c.kernel, c.stride, c.padding, batch_norm=True)
-    if step.kind == MAXPOOL:
-        p = step.spec
-        return nn.MaxPool2d(p.kernel, p.stride, padding=p.padding, ceil_mode=p.ceil_mode)
     if step.kind == BLOCK:
         return InceptionV3Block(step.in_shape[0], step.spec)
     if step.kind == AUX:
         return InceptionAux(step.in_shape[0], step.out_shape[0])
-    if step.kind == ADAPTIVE_AVGPOOL:
-        return nn.AdaptiveAvgPool2d(step.spec)
-    if step.kind == DROPOUT:
-        return nn.Dropout(step.spec)
-    if step.kind == LINEAR:
-        return nn.Linear(step.in_shape[0], step.spec)
-    raise AssertionError(f"no module for a top-level {step.kind} step")
+    return layer_module(step)  # the stem's convs are BatchNorm convs (their steps say batch_norm=True)
 
 
 def build_v3(spec: InceptionV3Spec) -> InceptionV3:
