@@ -215,46 +215,62 @@ def network_tabs(network: AnyNetwork, report: NetworkReport, t: dict[str, int], 
     if isinstance(network, InceptionV3Spec):
         v3_tabs(network, report, t, spec_json)
         return
-    tab_table, tab_depth, tab_rf, tab_blocks, tab_params = st.tabs(
-        ["Layers", "Shapes along depth", "Receptive field", "Cost per block", "Where the parameters live"],
-        key="ne_tab",
-        on_change="rerun",
+    layer_and_figure_tabs(
+        network,
+        report,
+        t,
+        spec_json,
+        {
+            "Shapes along depth": "depth",
+            "Receptive field": "rf",
+            "Cost per block": "blocks",
+            "Where the parameters live": "sunburst",
+        },
+        ("ne_tab", "ne"),
+        "The receptive field of a unit: the input pixels it can see, per side (kernel, stride and padding of every "
+        "layer before it; Araujo et al., Distill 2019). `python -m gnet receptive-field --preset NAME` lists every "
+        "layer's size, jump and start.",
     )
+
+
+def layer_and_figure_tabs(
+    network: AnyNetwork,
+    report: NetworkReport,
+    t: dict[str, int],
+    spec_json: str,
+    figures: dict[str, str],
+    keys: tuple[str, str],
+    rf_caption: str,
+) -> None:
+    """A "Layers" tab (the layer table), then a tab per figure (its label → _figure's name) with `rf_caption` under
+    the receptive field; only the open tab runs. `keys`: the tabs' widget key and the figures' key prefix."""
+    tab_table, *tabs = st.tabs(["Layers", *figures], key=keys[0], on_change="rerun")
     if tab_table.open:
         with tab_table:
             layer_table(network, report, t, spec_json)
-    for tab, which in ((tab_depth, "depth"), (tab_rf, "rf"), (tab_blocks, "blocks"), (tab_params, "sunburst")):
+    for tab, which in zip(tabs, figures.values(), strict=True):
         if tab.open:
             with tab:
-                st.plotly_chart(_figure(spec_json, which), theme="streamlit", key=f"ne_{which}")
+                st.plotly_chart(_figure(spec_json, which), theme="streamlit", key=f"{keys[1]}_{which}")
                 if which == "rf":
-                    st.caption(
-                        "The receptive field of a unit: the input pixels it can see, per side (kernel, stride "
-                        "and padding of every layer before it; Araujo et al., Distill 2019). `python -m gnet "
-                        "receptive-field --preset NAME` lists every layer's size, jump and start."
-                    )
+                    st.caption(rf_caption)
 
 
 def v3_tabs(network: InceptionV3Spec, report: NetworkReport, t: dict[str, int], spec_json: str) -> None:
     """Inception v3's tabs: the layer table, the per-axis receptive field and where the parameters live (the depth
     and per-block cost charts are drawn for GoogLeNet's four-branch blocks only)."""
-    tab_table, tab_rf, tab_params = st.tabs(
-        ["Layers", "Receptive field", "Where the parameters live"], key="ne_tab_v3", on_change="rerun"
+    layer_and_figure_tabs(
+        network,
+        report,
+        t,
+        spec_json,
+        {"Receptive field": "rf", "Where the parameters live": "sunburst"},
+        ("ne_tab_v3", "ne_v3"),
+        "Filled markers: a branch's field along the height; open ones: along the width. Each branch ends square (a "
+        "1×7 is followed by a 7×1), but inside it a 1×n layer sees a wider than tall patch: the layer table, "
+        "expanded, gives every layer's H×W; `python -m gnet receptive-field --preset inception-v3-imagenet` lists "
+        "size_hw, jump_hw and start_hw.",
     )
-    if tab_table.open:
-        with tab_table:
-            layer_table(network, report, t, spec_json)
-    for tab, which in ((tab_rf, "rf"), (tab_params, "sunburst")):
-        if tab.open:
-            with tab:
-                st.plotly_chart(_figure(spec_json, which), theme="streamlit", key=f"ne_v3_{which}")
-                if which == "rf":
-                    st.caption(
-                        "Filled markers: a branch's field along the height; open ones: along the width. Each branch "
-                        "ends square (a 1×7 is followed by a 7×1), but inside it a 1×n layer sees a wider than tall "
-                        "patch: the layer table, expanded, gives every layer's H×W; `python -m gnet receptive-field "
-                        "--preset inception-v3-imagenet` lists size_hw, jump_hw and start_hw."
-                    )
 
 
 def v1_block_editor(network: NetworkSpec) -> None:
