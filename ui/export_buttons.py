@@ -33,31 +33,30 @@ def _builder(make: Callable[[], Exportable], fmt: str) -> Callable[[], bytes]:
     return lambda: export_bytes(make(), fmt, dynamic_batch=True)
 
 
+def _format_button(
+    slot: Any, label: str, make: Callable[[], Exportable], fmt: str, stem: str, key: str, help_text: str
+) -> None:
+    """One format's download button: the file is built on the click (`on_click="ignore"`: no rerun)."""
+    slot.download_button(
+        label,
+        data=_builder(make, fmt),
+        file_name=f"{stem}.{fmt}",
+        mime=MIME[fmt],
+        key=f"{key}_{fmt}",
+        on_click="ignore",
+        help=help_text,
+    )
+
+
 def export_buttons(make: Callable[[], Exportable], stem: str, key: str, slots: Sequence[Any] | None = None) -> None:
     """Two download buttons for what `make()` builds (called only on a click, in a server thread: it must
     not touch st.session_state). `slots`: two containers (e.g. columns) to put them in."""
     onnx_slot, pt2_slot = slots if slots is not None else st.columns(2)
     if onnx_available():
-        onnx_slot.download_button(
-            "Download ONNX",
-            data=_builder(make, "onnx"),
-            file_name=f"{stem}.onnx",
-            mime=MIME["onnx"],
-            key=f"{key}_onnx",
-            on_click="ignore",
-            help=ONNX_HELP,
-        )
+        _format_button(onnx_slot, "Download ONNX", make, "onnx", stem, key, ONNX_HELP)
     else:
         onnx_slot.download_button(
             "Download ONNX", data=b"", file_name=f"{stem}.onnx", key=f"{key}_onnx", disabled=True, help=ONNX_HELP
         )
         onnx_slot.caption(onnx_missing_message())
-    pt2_slot.download_button(
-        "Download .pt2",
-        data=_builder(make, "pt2"),
-        file_name=f"{stem}.pt2",
-        mime=MIME["pt2"],
-        key=f"{key}_pt2",
-        on_click="ignore",
-        help=PT2_HELP,
-    )
+    _format_button(pt2_slot, "Download .pt2", make, "pt2", stem, key, PT2_HELP)
