@@ -181,21 +181,39 @@ def _build(spec: AnyNetwork) -> nn.Module:
     return build(spec)
 
 
-def network_exportable(spec: AnyNetwork, input_shape: tuple[int, int, int] | None = None) -> Exportable:
-    """A GoogLeNet or an Inception v3 with seeded random weights (untrained), at its own input or `input_shape`."""
-    spec = _input_spec(spec, input_shape)
-    module = _seeded_untrained(lambda: _build(spec)).eval()
-    c, (h, w) = spec.in_channels, spec.input_size
+def _untrained_exportable(
+    make: Callable[[], nn.Module],
+    input_shape: tuple[int, int, int],
+    paths: tuple[str, ...],
+    outputs: tuple[str, ...],
+    design_key: str,
+    design_json: str,
+    input_name: str = "image",
+    output_name: str = "logits",
+) -> Exportable:
+    """A network or block with seeded random weights: its design (JSON) under `design_key` in the metadata, beside
+    the untrained preprocessing and weights notes."""
+    c, h, w = input_shape
     return Exportable(
-        module,
+        _seeded_untrained(make).eval(),
         (c, h, w),
-        *_network_paths(spec),
+        paths,
+        outputs,
         {
-            KEY_NETWORK: spec.to_json(),
+            design_key: design_json,
             KEY_PREPROCESS: _untrained_preprocess(c, h, w),
             KEY_WEIGHTS: "untrained: random weights (seed 0)",
         },
+        input_name=input_name,
+        output_name=output_name,
     )
+
+
+def network_exportable(spec: AnyNetwork, input_shape: tuple[int, int, int] | None = None) -> Exportable:
+    """A GoogLeNet or an Inception v3 with seeded random weights (untrained), at its own input or `input_shape`."""
+    spec = _input_spec(spec, input_shape)
+    c, (h, w) = spec.in_channels, spec.input_size
+    return _untrained_exportable(lambda: _build(spec), (c, h, w), *_network_paths(spec), KEY_NETWORK, spec.to_json())
 
 
 def block_exportable(design: BlockDesign, input_shape: tuple[int, int, int] | None = None) -> Exportable:
@@ -203,17 +221,13 @@ def block_exportable(design: BlockDesign, input_shape: tuple[int, int, int] | No
     from gnet.blocks import InceptionBlock
 
     design = BlockDesign(design.block, input_shape or design.input_shape).validate()
-    c, h, w = design.input_shape
-    module = _seeded_untrained(lambda: InceptionBlock(c, design.block)).eval()
-    return Exportable(
-        module,
-        (c, h, w),
+    c = design.input_shape[0]
+    return _untrained_exportable(
+        lambda: InceptionBlock(c, design.block),
+        design.input_shape,
         *_block_paths(design),
-        {
-            KEY_BLOCK: design.to_json(),
-            KEY_PREPROCESS: _untrained_preprocess(c, h, w),
-            KEY_WEIGHTS: "untrained: random weights (seed 0)",
-        },
+        KEY_BLOCK,
+        design.to_json(),
         input_name="input",
         output_name="output",
     )
@@ -225,19 +239,14 @@ def v3_block_exportable(spec: KindSpec, input_shape: tuple[int, int, int]) -> Ex
 
     steps, _ = block_plan_steps(spec, input_shape)  # validates the spec and the input
     c, h, w = input_shape
-    module = _seeded_untrained(lambda: InceptionV3Block(c, spec)).eval()
-    paths = tuple(s.path for s in steps)
     design = {"input_shape": [c, h, w], "block": json.loads(kind_to_json(spec))}
-    return Exportable(
-        module,
+    return _untrained_exportable(
+        lambda: InceptionV3Block(c, spec),
         (c, h, w),
-        paths,
+        tuple(s.path for s in steps),
         tuple(s.path for s in steps if not s.virtual),  # its layers are the block's own modules: name each output
-        {
-            KEY_BLOCK: _json(design),
-            KEY_PREPROCESS: _untrained_preprocess(c, h, w),
-            KEY_WEIGHTS: "untrained: random weights (seed 0)",
-        },
+        KEY_BLOCK,
+        _json(design),
         input_name="input",
         output_name="output",
     )
