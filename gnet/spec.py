@@ -48,6 +48,18 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def check_network_fields(name: Any, in_channels: Any, input_size: Any, num_classes: Any) -> None:
+    """The fields every network spec has, GoogLeNet's and Inception v3's: name, input channels and size, classes."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 80:
+        raise SpecError("name must be 1 to 80 characters")
+    _check_int("in_channels", in_channels, 1, MAX_CHANNELS)
+    if not isinstance(input_size, (tuple, list)) or len(input_size) != 2:
+        raise SpecError(f"input_size must be [height, width], got {_show(input_size)}")
+    _check_int("input height", input_size[0], 1, MAX_SPATIAL)
+    _check_int("input width", input_size[1], 1, MAX_SPATIAL)
+    _check_int("num_classes", num_classes, 1, MAX_CLASSES)
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(f"{name} must be a whole number from {lo} to {hi:,}, got {_show(value)}")
@@ -256,14 +268,7 @@ class NetworkSpec:
         check (`gnet.plan.layer_plan`) and whether the network fits the caps the analysis's
         (`gnet.analysis.validate_network` does all three): they walk the network, which
         this module, below them, cannot."""
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 80:
-            raise SpecError("name must be 1 to 80 characters")
-        _check_int("in_channels", self.in_channels, 1, MAX_CHANNELS)
-        if not isinstance(self.input_size, (tuple, list)) or len(self.input_size) != 2:
-            raise SpecError(f"input_size must be [height, width], got {_show(self.input_size)}")
-        _check_int("input height", self.input_size[0], 1, MAX_SPATIAL)
-        _check_int("input width", self.input_size[1], 1, MAX_SPATIAL)
-        _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
+        check_network_fields(self.name, self.in_channels, self.input_size, self.num_classes)
         if not isinstance(self.description, str) or len(self.description) > 2000:
             raise SpecError("description must be text of at most 2,000 characters")
         if (

@@ -44,7 +44,6 @@ from gnet.plan import (
 )
 from gnet.spec import (
     MAX_CHANNELS,
-    MAX_CLASSES,
     MAX_SPATIAL,
     BlockSpec,
     ConvSpec,
@@ -56,6 +55,7 @@ from gnet.spec import (
     _normalise,
     _parse_json,
     _show,
+    check_network_fields,
 )
 
 KINDS = ("v1", "A", "B", "C", "D", "E")
@@ -849,14 +849,7 @@ class InceptionV3Spec:
         return (self.aux_block,) if self.aux else ()
 
     def validate_fields(self) -> InceptionV3Spec:
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 80:
-            raise SpecError("name must be 1 to 80 characters")
-        _check_int("in_channels", self.in_channels, 1, MAX_CHANNELS)
-        if not isinstance(self.input_size, tuple) or len(self.input_size) != 2:
-            raise SpecError(f"input_size must be [height, width], got {_show(self.input_size)}")
-        _check_int("input height", self.input_size[0], 1, MAX_SPATIAL)
-        _check_int("input width", self.input_size[1], 1, MAX_SPATIAL)
-        _check_int("num_classes", self.num_classes, 1, MAX_CLASSES)
+        check_network_fields(self.name, self.in_channels, self.input_size, self.num_classes)  # a list is a tuple here
         if not isinstance(self.stem, tuple) or len(self.stem) > 32:
             raise SpecError("stem must be a list of at most 32 [name, layer] pairs")
         for item in self.stem:
