@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,17 @@ def check_network_fields(name: Any, in_channels: Any, input_size: Any, num_class
     _check_int("input height", input_size[0], 1, MAX_SPATIAL)
     _check_int("input width", input_size[1], 1, MAX_SPATIAL)
     _check_int("num_classes", num_classes, 1, MAX_CLASSES)
+
+
+def check_blocks(blocks: Iterable[tuple[str, Any]], cls: type, what: str) -> None:
+    """Each (name, block) of a network is a `cls` (`what` in the message) and valid; its errors name the block."""
+    for name, b in blocks:
+        if not isinstance(b, cls):
+            raise SpecError(f"block {name} must be {what}")
+        try:
+            b.validate()
+        except SpecError as e:
+            raise SpecError(f"block {name}: {e}") from None
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
@@ -288,13 +300,7 @@ class NetworkSpec:
         _check_int("number of stages", len(self.stages), 1, MAX_STAGES)
         for i, stage in enumerate(self.stages):
             _check_int(f"stage {i + 3} block count", len(stage), 1, MAX_BLOCKS_PER_STAGE)
-        for name, b in self.blocks():
-            if not isinstance(b, BlockSpec):
-                raise SpecError(f"block {name} must be a block spec")
-            try:
-                b.validate()
-            except SpecError as e:
-                raise SpecError(f"block {name}: {e}") from None
+        check_blocks(self.blocks(), BlockSpec, "a block spec")
         if len(self.stage_pools) != len(self.stages) - 1:
             raise SpecError(f"{len(self.stages)} stages need {len(self.stages) - 1} pools between them")
         for i, p in enumerate(self.stage_pools):

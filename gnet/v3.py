@@ -55,6 +55,7 @@ from gnet.spec import (
     _normalise,
     _parse_json,
     _show,
+    check_blocks,
     check_network_fields,
 )
 
@@ -858,13 +859,7 @@ class InceptionV3Spec:
             item[1].validate(f"stem layer {item[0]}")
         if not isinstance(self.blocks, tuple) or not self.blocks:
             raise SpecError("an Inception v3 network needs at least one block")
-        for name, b in self.blocks:
-            if not isinstance(b, _Kind):
-                raise SpecError(f"block {name} must be a block kind spec")
-            try:
-                b.validate()
-            except SpecError as e:
-                raise SpecError(f"block {name}: {e}") from None
+        check_blocks(self.blocks, _Kind, "a block kind spec")
         if self.aux and self.aux_block not in self.block_names():
             raise SpecError(f"the aux head attaches to {self.aux_block}, which this network lacks")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
