@@ -160,10 +160,7 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
     w.add_argument("--quiet", action="store_true", help="no progress lines")
     e = sub.add_parser("explain", help="which branch of which block carries the evidence for a class")
     e.add_argument("image", metavar="IMAGE")
-    src = e.add_mutually_exclusive_group()
-    src.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
-    src.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
-    src.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
+    _add_model_source(e, "random weights (seed 0): the numbers mean nothing")
     e.add_argument("--target", metavar="INDEX_OR_NAME", help="class index or name (default: the top-1 class)")
     e.add_argument("--model", choices=MODELS, default="googlenet", help=MODEL_HELP)
     e.add_argument("--json", action="store_true")
@@ -174,10 +171,7 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
     an.add_argument("--branch", required=True, metavar="bK", help="b1, b2, ... in concatenation order")
     an.add_argument("--channel", required=True, type=int, metavar="C", help="a channel of the branch's output")
     an.add_argument("--at", required=True, metavar="ROW,COL", help="the unit's position on the branch's output map")
-    asrc = an.add_mutually_exclusive_group()
-    asrc.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
-    asrc.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
-    asrc.add_argument("--untrained", action="store_true", help="random weights (seed 0): the numbers mean nothing")
+    _add_model_source(an, "random weights (seed 0): the numbers mean nothing")
     an.add_argument("--model", choices=MODELS, default="googlenet", help=MODEL_HELP)
     an.add_argument("--json", action="store_true")
 
@@ -185,10 +179,7 @@ def make_parser(with_train: bool = True, v3_kind: bool = False) -> Parser:
     v.add_argument("--layer", metavar="BLOCK", help="an Inception block, e.g. inception4b or 4b")
     v.add_argument("--branch", choices=("b1", "b2", "b3", "b4"), help="default: the whole block (v3's B, D: b1-b3)")
     v.add_argument("--channel", type=int, metavar="N", help="in the branch (without --branch: in the block output)")
-    vsrc = v.add_mutually_exclusive_group()
-    vsrc.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
-    vsrc.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
-    vsrc.add_argument("--untrained", action="store_true", help="random weights (seed 0)")
+    _add_model_source(v, "random weights (seed 0)")
     v.add_argument("--model", choices=MODELS, default="googlenet", help=MODEL_HELP)
     v.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     v.add_argument("--steps", type=int, default=256)
@@ -667,6 +658,14 @@ def _sweep(args: argparse.Namespace) -> int:
         print("the sweep did not finish every run; continue it with --resume", file=sys.stderr)
         return 1
     return 0
+
+
+def _add_model_source(p: argparse.ArgumentParser, untrained_help: str) -> None:
+    """explain, anatomy, visualize: --weights, --checkpoint or --untrained (one at most; _model_source reads them)."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--weights", metavar="FILE", help="a torchvision GoogLeNet state_dict (default: the pretrained)")
+    src.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of this project's training runs")
+    src.add_argument("--untrained", action="store_true", help=untrained_help)
 
 
 def _model_source(args: argparse.Namespace) -> ModelSource:
