@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -69,6 +70,17 @@ def _pick_a(prefix: str, presets: dict[str, object], loader: Callable[[bytes], o
         return None, "A"
 
 
+def _pin_and_clear(pin_slot: Any, clear_slot: Any, prefix: str, own: object, what: str) -> None:
+    """The Pin (the page's own design becomes A, held in the link) and Clear A buttons; each reruns the page."""
+    s = st.session_state
+    if pin_slot.button(f"Pin this {what} as A", key=f"{prefix}_cmp_pin", help=f"Then edit the {what}: it becomes B."):
+        s[f"{prefix}_cmp_a"], s[f"{prefix}_cmp_open"], s[f"{prefix}_cmp_source"] = own, True, PINNED
+        st.rerun()
+    if clear_slot.button("Clear A", key=f"{prefix}_cmp_clear", disabled=s.get(f"{prefix}_cmp_a") is None):
+        s[f"{prefix}_cmp_a"] = None
+        st.rerun()
+
+
 def _show_in_link(query: dict[str, str]) -> None:
     """The pinned comparison into the page's link, written only where it differs (each write is a history entry)."""
     if {k: st.query_params.get(k) for k in query} != query:
@@ -114,12 +126,7 @@ def block_compare_section(design: BlockDesign) -> None:
             s.bd_cmp_open = True
     with st.expander("Compare A / B", expanded=bool(s.get("bd_cmp_open"))):
         c1, c2 = st.columns(2)
-        if c1.button("Pin this design as A", key="bd_cmp_pin", help="Then edit the design: it becomes B."):
-            s.bd_cmp_a, s.bd_cmp_open, s.bd_cmp_source = design, True, PINNED
-            st.rerun()
-        if c2.button("Clear A", key="bd_cmp_clear", disabled=s.get("bd_cmp_a") is None):
-            s.bd_cmp_a = None
-            st.rerun()
+        _pin_and_clear(c1, c2, "bd", design, "design")
         a, label_a = _pick_a("bd", block_presets(), _load_block, "block design")
         pinned = s.get("bd_cmp_a")
         a_keys = {k for k in st.query_params if k.startswith("a") and urlstate.has_design({k[1:]: ""})}
@@ -172,12 +179,7 @@ def network_compare_section(network: NetworkSpec) -> None:
         st.error(plain(error))
     with st.expander("Compare A / B", expanded=bool(s.get("ne_cmp_open"))):
         c1, c2, c3 = st.columns(3)
-        if c1.button("Pin this network as A", key="ne_cmp_pin", help="Then edit the network: it becomes B."):
-            s.ne_cmp_a, s.ne_cmp_open, s.ne_cmp_source = network, True, PINNED
-            st.rerun()
-        if c2.button("Clear A", key="ne_cmp_clear", disabled=s.get("ne_cmp_a") is None):
-            s.ne_cmp_a = None
-            st.rerun()
+        _pin_and_clear(c1, c2, "ne", network, "network")
         branches = c3.toggle("Rows per branch too", key="ne_cmp_branches")
         presets = {n: network_preset(n) for n in NETWORK_PRESETS}
         a, label_a = _pick_a("ne", presets, _load_network, "network")
