@@ -24,6 +24,7 @@ layer plan (gnet.plan, Araujo et al. 2019).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,14 +156,17 @@ def pct(p: float) -> str:
 
 
 def resolve_target(target: int | str | None, logits: np.ndarray | torch.Tensor, classes: Sequence[str]) -> int:
-    """None -> the top-1 class; an int or a digit string -> that index; otherwise a class name
-    (case-insensitive, exact). AttributionError for anything else."""
+    """None -> the top-1 class; an int or a string of ASCII digits -> that index; otherwise a class name
+    (case-insensitive, exact). AttributionError for anything else, an empty name included (it is not "top-1":
+    leave the target out for that)."""
     n = int(logits.shape[-1])
-    if target is None or (isinstance(target, str) and not target.strip()):
+    if target is None:
         return int(np.argmax(np.asarray(logits, dtype=np.float64)))
+    if isinstance(target, str) and not target.strip():
+        raise AttributionError("the target is empty: give a class index or name, or leave it out for the top-1 class")
     if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         idx = int(target)
-    elif isinstance(target, str) and target.strip().lstrip("-").isdigit():
+    elif isinstance(target, str) and re.fullmatch(r"-?[0-9]{1,9}", target.strip()):  # not isdigit(): it takes '²'
         idx = int(target.strip())
     elif isinstance(target, str):
         want = target.strip().casefold()

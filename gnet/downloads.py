@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -311,7 +312,7 @@ class Download:
             resp.close()
             raise Refused(f"{self.check.what}: {self.url} answered HTTP {resp.status}, not the file")
         length = resp.headers.get("Content-Length", "")
-        total = int(length) if length.strip().isdigit() else None
+        total = _whole(length)
         etag = resp.headers.get("ETag", "").strip()
         # a weak ETag may not be used in If-Range (RFC 9110 13.1.5); Last-Modified then stands in
         self._validator = etag if etag and not etag.startswith("W/") else resp.headers.get("Last-Modified", "")
@@ -324,9 +325,15 @@ def _content_range(value: str) -> tuple[int | None, int | None]:
     unit, _, rest = value.strip().partition(" ")
     span, _, size = rest.partition("/")
     first, _, last = span.partition("-")
-    if unit.lower() != "bytes" or not first.strip().isdigit() or not last.strip().isdigit():
+    if unit.lower() != "bytes" or _whole(first) is None or _whole(last) is None:
         return None, None
-    return int(first), int(size) if size.strip().isdigit() else None
+    return _whole(first), _whole(size)
+
+
+def _whole(text: str) -> int | None:
+    """A header's byte count: ASCII digits only (str.isdigit() also takes '²', which int() refuses)."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
 def _hash_prefix(f, n: int, *digests) -> None:

@@ -293,7 +293,11 @@ def test_resolve_target():
     logits = np.array([0.1, 3.0, -1.0])
     classes = ["tabby", "Egyptian cat", "tiger"]
     assert A.resolve_target(None, logits, classes) == 1
-    assert A.resolve_target("", logits, classes) == 1
+    for empty in ("", "  "):  # an empty --target is a mistake, not a request for the top-1 class
+        with pytest.raises(A.AttributionError, match="the target is empty"):
+            A.resolve_target(empty, logits, classes)
+    with pytest.raises(A.AttributionError, match="unknown class '²'"):  # str.isdigit() took it, int() refused
+        A.resolve_target("²", logits, classes)
     assert A.resolve_target(2, logits, classes) == 2
     assert A.resolve_target(" 0 ", logits, classes) == 0
     assert A.resolve_target("egyptian CAT", logits, classes) == 1

@@ -101,6 +101,7 @@ def bad_weights(home: Path) -> Path:
         (["explain", "{cat}", "--checkpoint", "{home}/text.jpg"], "is not a PyTorch file"),
         (["explain", "{cat}", "--checkpoint", "{home}/mini.pt", "--target", "tabby"], "unknown class 'tabby'"),
         (["explain", "{cat}", "--checkpoint", "{home}/mini.pt", "--target", "10"], "out of range"),
+        (["explain", "{cat}", "--checkpoint", "{home}/mini.pt", "--target", ""], "the target is empty"),
         (["explain", "{cat}"], "use --weights FILE, --checkpoint FILE or --untrained"),
         (["explain", "{cat}", "--untrained", "--weights", "x.pth"], "not allowed with"),
     ],

@@ -375,3 +375,14 @@ def test_without_mirrors_the_official_sources_and_checks_apply(online):
     assert data.dataset_class("fashion-mnist") is tvd.FashionMNIST and data.dataset_class("cifar10") is tvd.CIFAR10
     files, _ = data._remote_files("cifar10", online / "data")
     assert files[0].url == tvd.CIFAR10.url and files[0].md5 == tvd.CIFAR10.tgz_md5
+
+
+def test_header_numbers_are_ascii_digits_only():
+    """A Content-Length or Content-Range with '²' (str.isdigit() takes it, int() refuses) reads as absent."""
+    from gnet.downloads import _content_range, _whole
+
+    assert _whole(" 1234 ") == 1234 and _whole("²") is None and _whole("１２") is None and _whole("") is None
+    assert _content_range("bytes 10-19/20") == (10, 20)
+    assert _content_range("bytes 10-19/*") == (10, None)
+    assert _content_range("bytes ²-19/20") == (None, None)
+    assert _content_range("bytes 10-19/²") == (10, None)
