@@ -67,6 +67,7 @@ from gnet.checkpoints import (
 )
 from gnet.data import DataError, Dataset, dataset_shape, load_dataset, subset, to_model_input
 from gnet.devices import autocast_dtype, describe, pick_device
+from gnet.fsio import ConfinementError, confined
 from gnet.metrics import EpochRecord, StepRecord
 from gnet.network import build
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, SpecError, network_preset, with_input
@@ -949,8 +950,13 @@ def _samples(path: Path, ck: Checkpoint, n: int) -> tuple[torch.Tensor, torch.Te
 
 def predictions(run: Path, which: str = "last", n: int = 8) -> list[Prediction]:
     """The checkpoint's predictions on the run's first few test images (CheckpointError if unusable)."""
-    ck = load_checkpoint(run / "checkpoints" / f"{which}.pt")
-    x, y = _samples(run / "samples.pt", ck, n)
+    try:  # files under a run are untrusted: never follow a link out of it
+        ckpt_path = confined(run, run / "checkpoints" / f"{which}.pt", "checkpoint")
+        samples_path = confined(run, run / "samples.pt", "sample file")
+    except ConfinementError as e:
+        raise CheckpointError(str(e)) from None
+    ck = load_checkpoint(ckpt_path)
+    x, y = _samples(samples_path, ck, n)
     model = ck.build_model()
     pre = ck.preprocess
     try:

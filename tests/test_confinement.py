@@ -266,3 +266,24 @@ def test_a_log_that_is_a_link_is_not_written_through(root, outside):
     with pytest.raises(sweeps.SweepError, match="could not start the sweep's scheduler"):
         sweeps.launch(sweep)
     assert sweeps.scheduler_state(sweep) == "ended" and target.read_bytes() == before
+
+
+@pytest.mark.parametrize("level", ["checkpoints", "checkpoint", "samples"])
+def test_the_training_pages_predictions_follow_no_link(root, outside, level):
+    """The sample predictions load a checkpoint and samples.pt from the run: a link there is refused by name."""
+    from gnet.checkpoints import CheckpointError
+    from gnet.train import predictions
+
+    run = runs.create(root / "r", {})
+    (outside / "samples.pt").write_bytes(SECRET)
+    if level == "checkpoints":
+        (run / "checkpoints").rmdir()
+        (run / "checkpoints").symlink_to(outside / "checkpoints")
+    elif level == "checkpoint":
+        (run / "checkpoints" / "last.pt").symlink_to(outside / "checkpoints" / "last.pt")
+    else:
+        (run / "checkpoints" / "last.pt").write_bytes(b"not read: the samples are checked first")
+        (run / "samples.pt").symlink_to(outside / "samples.pt")
+    with pytest.raises(CheckpointError, match="symbolic link") as e:
+        predictions(run)
+    assert str(outside) not in str(e.value)
