@@ -424,7 +424,9 @@ def scheduler_state(sweep: Sweep) -> str:
         return "ended"
     if state == "starting":
         launched = jobs.launch_record(sweep.path, jobs.SCHEDULER, data)
-        if jobs.is_stale_start(data, STARTING_S) or (launched and not jobs.recorded_alive(launched)):
+        if launched and jobs.recorded_alive(launched):
+            return "starting"  # alive, just slow to begin (at nice 10 on a busy machine that takes a minute)
+        if launched or jobs.is_stale_start(data, STARTING_S):
             return "ended"  # launched but never got going (see scheduler.log)
     return state
 

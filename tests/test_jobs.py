@@ -222,6 +222,11 @@ def test_a_double_clicked_resume_launches_one_scheduler(tmp_path, monkeypatch):
         assert sweeps.scheduler_state(sweep) == "starting"
         with pytest.raises(sweeps.SweepError, match="already starting"):
             sweeps.launch(sweep)
+        # Slow to begin (nice 10 on a busy machine) is not dead: past the starting allowance, still "starting",
+        # so the page keeps watching the sweep instead of reading "scheduler ended" for good.
+        monkeypatch.setattr(sweeps, "STARTING_S", 0.0)
+        time.sleep(0.05)
+        assert sweeps.scheduler_state(sweep) == "starting"
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -372,7 +377,9 @@ def test_a_scheduler_killed_anywhere_leaves_readable_files_and_resumes(tmp_path,
     for f in [sweep.path / sweeps.SCHEDULER_FILE, *sweep.path.glob("*/status.json")]:
         if f.exists():
             assert fsio.read_json(f) is not None, f  # whole: every write is a rename
-    assert sweeps.scheduler_state(sweep) in ("ended", "none")  # the lock died with it
+    state = sweeps.scheduler_state(sweep)
+    # the lock died with it; on a quiet machine the latest kills may land after the sweep finished
+    assert state in ("ended", "none") or (state == "done" and all(r.state == "finished" for r in sweeps.rows(sweep)))
     assert all(r.state != "running" for r in sweeps.rows(sweep))  # a run in its name reads died, not running
 
     def fake_spawn(path: Path, extra: list[str]) -> int:
