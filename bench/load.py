@@ -60,6 +60,23 @@ async def _settle(page) -> None:
     )
 
 
+async def _choose_sample(page, sample: str) -> None:
+    """Pick a sample in the select box; a rerun that lands meanwhile closes its list (the flake the e2e helper
+    handles), so the list is re-opened, a bounded number of times, until the option can be clicked."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    box = page.get_by_role("combobox", name="…or use a sample image")
+    for attempt in range(6):
+        await _settle(page)
+        await box.click(timeout=TIMEOUT_MS)
+        try:
+            await page.get_by_role("option", name=sample, exact=True).click(timeout=15_000)
+            return
+        except PlaywrightTimeout:  # the list closed under a rerun
+            if attempt == 5:
+                raise
+
+
 async def _check_clean(page, where: str, res: Result) -> None:
     body = await page.inner_text("body")
     if await page.locator("[data-testid='stException']").count() or "Something went wrong" in body:
@@ -71,8 +88,7 @@ async def feature_maps(page, url: str, sample: str, res: Result, i: int) -> None
     await page.get_by_text("or use a sample image").first.wait_for(timeout=TIMEOUT_MS)
     await _settle(page)
     t = time.perf_counter()
-    await page.get_by_role("combobox", name="…or use a sample image").click()
-    await page.get_by_role("option", name=sample, exact=True).click()
+    await _choose_sample(page, sample)
     await page.get_by_text(f"sample {sample}:").first.wait_for(timeout=TIMEOUT_MS)
     await _settle(page)
     res.fm_seconds.append(time.perf_counter() - t)
@@ -108,8 +124,7 @@ async def explain(page, url: str, sample: str, res: Result, i: int) -> None:
     await page.get_by_text("or use a sample image").first.wait_for(timeout=TIMEOUT_MS)
     await _settle(page)
     t = time.perf_counter()
-    await page.get_by_role("combobox", name="…or use a sample image").click()
-    await page.get_by_role("option", name=sample, exact=True).click()
+    await _choose_sample(page, sample)
     await page.get_by_text(f"sample {sample}: what the network sees").first.wait_for(timeout=TIMEOUT_MS)
     await page.get_by_text("Largest drops").first.wait_for(timeout=TIMEOUT_MS)
     await _settle(page)
