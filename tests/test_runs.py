@@ -493,9 +493,15 @@ def test_a_live_pid_on_this_host_outweighs_an_old_heartbeat(tmp_path):
     me = jobs.this_process()  # pid and start time, as the trainer records itself
     runs.write_status(run, "running", **me, updated=old)
     assert runs.read_run(run).state == "running"  # a long validation pass, not a death
-    del me["pid_start"]  # an older record without a start time: the process must predate the record
-    runs.write_status(run, "running", **me, updated=old)
-    assert runs.read_run(run).state == "died"
+    # An older record without a start time: the process must predate the record. A process started now does
+    # not predate a record from long ago (this test's own process may: a long suite runs for many minutes).
+    young = subprocess.Popen(["sleep", "30"])
+    try:
+        runs.write_status(run, "running", pid=young.pid, host=socket.gethostname(), updated=old)
+        assert runs.read_run(run).state == "died"
+    finally:
+        young.kill()
+        young.wait()
     runs.write_status(run, "running", host=socket.gethostname(), updated=old)  # no pid: time decides
     assert runs.read_run(run).state == "died"
     runs.write_status(run, "running", host=socket.gethostname())
