@@ -1,4 +1,4 @@
-"""Issue 6 load test in the suite: 16 concurrent browser sessions on loopback (bench/load.py)."""
+"""The load test in the suite: 16 concurrent browser sessions on loopback (bench/load.py)."""
 
 import asyncio
 import concurrent.futures
@@ -13,7 +13,7 @@ from tests.conftest import chromium_or_skip
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.timeout(600)  # 16 Chromium sessions share the machine's 2 cores: about 3 minutes
+@pytest.mark.timeout(900)  # 16 Chromium sessions share the machine's 2 cores: 3 to 9 minutes, longer on a busy machine
 def test_sixteen_concurrent_sessions_get_their_own_correct_answers(capsys):
     chromium_or_skip()
     spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
