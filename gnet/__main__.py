@@ -784,7 +784,7 @@ def _visualize(args: argparse.Namespace) -> int:
         path = Path(args.job_dir)
         try:
             kind, model_path = fv.job_source(path)  # job.json checked: its shape, the model path's confinement
-            lm = load_model(ModelSource(kind, model_path), device)
+            lm = load_model(ModelSource(kind, model_path, fv.job_model(path)), device)
             fv.run_job(path, lm.module, lm.preprocess)
         except (CheckpointError, fv.VisError) as e:
             fv.write_job_status(path, "failed", pid=os.getpid(), message=str(e).replace("\n", " "))

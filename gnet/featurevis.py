@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -50,9 +52,11 @@ from gnet import fsio, jobs
 from gnet.features import FeatureError, find_layer
 from gnet.fsio import atomic_write_bytes
 from gnet.images import Preprocess, crop_for_model, to_tensor
-from gnet.net import Net, as_net, content_key, plan_of
-from gnet.plan import short_label
+from gnet.net import Net, PlanBranch, as_net, content_key, plan_of
+from gnet.plan import CONV, layer_plan, short_label
 from gnet.runs import read_json, runs_root, write_json
+from gnet.spec import NetworkSpec, SpecError
+from gnet.v3 import MODELS, InceptionV3Spec, v3_plan
 
 # Lucid's square root of ImageNet's colour correlation matrix, columns scaled to unit max norm.
 _COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -177,6 +181,30 @@ def resolve(net: Net | nn.Module, target: Target) -> ResolvedTarget:
     return ResolvedTarget(t, lay.label, width, offset)
 
 
+@dataclass(frozen=True)
+class Half:
+    """One of the two layers an Inception v3 E branch ends in, side by side: its channels in the branch."""
+
+    path: str  # e.g. "Mixed_7b.branch3x3_2a"
+    kernel: str  # "1×3"
+    first: int  # its first channel in the branch's output
+    width: int
+
+    def holds(self, channel: int) -> bool:
+        return self.first <= channel < self.first + self.width
+
+
+def halves(net: Net | nn.Module, block: str, branch: str) -> list[Half]:
+    """The halves of a split branch (Inception v3's E: 1×3 ‖ 3×1, concatenated), in order; [] for any other."""
+    out, first = [], 0
+    for step in as_net(net).plan.branch_layers(block, branch):
+        if step.half:
+            kh, kw = step.spec.kernel
+            out.append(Half(step.path, f"{kh}×{kw}", first, step.out_shape[0]))
+            first += step.out_shape[0]
+    return out
+
+
 def from_output_channel(net: Net | nn.Module, layer: str, out_channel: int) -> Target:
     """A block-output channel index → the branch it sits in and its index there."""
     net = as_net(net)
@@ -188,6 +216,41 @@ def from_output_channel(net: Net | nn.Module, layer: str, out_channel: int) -> T
             return Target(lay, b, out_channel - start)
         start += widths[b]
     raise VisError(f"{short_label(lay)} has output channels 0 to {start - 1}, got {out_channel}")
+
+
+MIN_SIZE, MAX_SIZE = 32, 512
+
+
+def _reaches(spec: NetworkSpec | InceptionV3Spec, block: str, size: int) -> bool:
+    """Whether a size × size image leaves `block`'s output at least 1×1 (the layer plan's shapes). An Inception v3
+    is planned only up to the block, so a later block's grid reduction does not count; no aux head either."""
+    try:
+        if isinstance(spec, InceptionV3Spec):
+            names = spec.block_names()
+            kept = spec.blocks[: names.index(block) + 1] if block in names else spec.blocks
+            v3_plan(dataclasses.replace(spec, input_size=(size, size), blocks=kept, aux=False))
+        else:
+            layer_plan(dataclasses.replace(spec, input_size=(size, size), aux=False))
+    except SpecError:
+        return False
+    return True
+
+
+def min_size(net: Net | nn.Module, block: str) -> int:
+    """The smallest image side (MIN_SIZE..MAX_SIZE) at which block `block` still has an output: Inception v3
+    shrinks its input by 8 before Mixed_5b and by 32 before Mixed_7b, so its deep blocks need more than 32 px."""
+    return _min_size(as_net(net).plan.spec, block)
+
+
+@functools.lru_cache(maxsize=64)  # specs are frozen (hashable); a page asks on every rerun
+def _min_size(spec: NetworkSpec | InceptionV3Spec, block: str) -> int:
+    lo, hi = MIN_SIZE, MAX_SIZE
+    if not _reaches(spec, block, hi):
+        return hi + 1
+    while lo < hi:  # the output shrinks with the input: bisect for the first size that reaches the block
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _reaches(spec, block, mid) else (mid + 1, hi)
+    return lo
 
 
 # ---------------------------------------------------------------------------
@@ -269,17 +332,37 @@ class RedirectedReLU(torch.autograd.Function):
         return torch.where(alive.view(-1, *([1] * (g.ndim - 1))), relu_grad, redirected)
 
 
-def _run_branch(branch: nn.Module, h: torch.Tensor, redirect: bool) -> torch.Tensor:
-    """A branch's output; redirect=True swaps its final ReLU for RedirectedReLU (same values)."""
-    mods = list(branch) if isinstance(branch, nn.Sequential) else [branch]
-    last = mods[-1]
-    conv, bn = getattr(last, "conv", None), getattr(last, "bn", None)
-    if not redirect or not isinstance(conv, nn.Conv2d):  # not conv → (BN) → ReLU: run it as it is
-        return branch(h)
-    for m in mods[:-1]:
-        h = m(h)
+def _redirected(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """A conv → (BN) → ReLU layer with its ReLU swapped for RedirectedReLU (same values); other layers as they are."""
+    conv, bn = getattr(layer, "conv", None), getattr(layer, "bn", None)
+    if not isinstance(conv, nn.Conv2d):
+        return layer(h)
     z = conv(h)
     return RedirectedReLU.apply(bn(z) if isinstance(bn, nn.Module) else z)
+
+
+def _run_branch(net: Net, block: str, branch: str, h: torch.Tensor, redirect: bool) -> torch.Tensor:
+    """A branch's output; redirect=True swaps its final ReLU (each half's, for Inception v3's split E branches)
+    for RedirectedReLU. The branch is the Net's own (net.branch_module); a branch that is several plan steps
+    (a PlanBranch) runs its leading steps as one PlanBranch, then its last layer (or two halves) redirected."""
+    module = net.branch_module(block, branch)
+    if not redirect:
+        return module(h)
+    if isinstance(module, PlanBranch):
+        steps = net.plan.branch_layers(block, branch)
+        halves = [s for s in steps if s.half]
+        lead = [s for s in steps if not s.half] if halves else steps[:-1]
+        last = halves or steps[-1:]
+        if any(s.kind != CONV for s in last):  # ends in a pool: nothing to redirect
+            return module(h)
+        if lead:
+            h = PlanBranch(net.module, lead)(h)
+        outs = [_redirected(net.submodule(s.path), h) for s in last]
+        return torch.cat(outs, 1) if halves else outs[0]
+    mods = list(module) if isinstance(module, nn.Sequential) else [module]
+    for m in mods[:-1]:
+        h = m(h)
+    return _redirected(mods[-1], h)
 
 
 def objectives(
@@ -292,7 +375,7 @@ def objectives(
     wanted = {t.target.branch for t in targets}
     order = list(net.branch_paths(block))
     need = order if None in wanted else [b for b in order if b in wanted]
-    outs = {b: _run_branch(net.branch_module(block, b), h, redirect) for b in need}
+    outs = {b: _run_branch(net, block, b, h, redirect) for b in need}
     values = []
     for i, t in enumerate(targets):
         if t.target.branch is None:
@@ -351,6 +434,12 @@ def visualize(
     resolved = [resolve(model, t) for t in targets]
     if len({r.target.layer for r in resolved}) != 1:
         raise VisError("all targets of one batch must be in the same block")
+    smallest = min_size(model, resolved[0].target.layer)
+    if cfg.size < smallest:
+        raise VisError(
+            f"{resolved[0].label} needs an image of at least {smallest}×{smallest} px "
+            f"(its input shrinks to nothing below that), got {cfg.size}"
+        )
     device = next(model.parameters()).device
     n, c, size = len(resolved), pre.in_channels, cfg.size
     if c not in (1, 3):
@@ -698,6 +787,8 @@ def start_job(
     cfg.validate()
     if not targets:
         raise VisError("nothing to visualise")
+    if source.get("model", "googlenet") not in MODELS:
+        raise VisError(f"unknown network family {source.get('model')!r}; choose one of {', '.join(MODELS)}")
     jid = job_id(fingerprint, layer, targets, cfg)
     path = root / "jobs" / jid
     try:
@@ -765,6 +856,7 @@ class JobRequest:
     source_kind: str
     source_path: str
     fingerprint: str
+    source_model: str  # the family (gnet.v3.MODELS): which network an untrained or pretrained source is
     layer: str
     targets: tuple[Target, ...]
     config: VisConfig
@@ -792,10 +884,14 @@ def read_request(path: Path) -> JobRequest:
     )
     if not ok_targets or not raw_targets:
         raise VisError("the job's job.json is not usable (targets are not [branch, channel] pairs)")
+    model = src.get("model", "googlenet")  # jobs written before the family was recorded are GoogLeNet's
+    if model not in MODELS:
+        raise VisError(f"the job's job.json names no known network family ({', '.join(MODELS)})")
     return JobRequest(
         source_kind=str(src.get("kind", "")),
         source_path=str(src.get("path", "")),
         fingerprint=fingerprint,
+        source_model=model,
         layer=layer,
         targets=tuple(Target(layer, b, c) for b, c in raw_targets),
         config=VisConfig.from_dict(job.get("config")),
@@ -823,6 +919,11 @@ def job_source(path: Path) -> tuple[str, str]:
             except fsio.ConfinementError as e:
                 raise VisError(str(e)) from None
     return kind, model_path
+
+
+def job_model(path: Path) -> str:
+    """The network family (googlenet, inception-v3) a job's job.json names, for the job process to load."""
+    return read_request(path).source_model
 
 
 def batch_size(device: torch.device) -> int:

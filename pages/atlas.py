@@ -24,8 +24,9 @@ from gnet.images import ImageError, load, preprocess, to_tensor
 from gnet.net import Net
 from gnet.plan import parse_label, short_label
 from gnet.pretrained import ModelSource
+from gnet.v3 import InceptionV3Spec
 from ui.common import branch_chip, page_link, plain, use_app_navigation
-from ui.sources import SAMPLES, cached_model, choose_model, file_mtime, load_chosen, read_image
+from ui.sources import SAMPLES, choose_model, load_chosen, read_image
 
 use_app_navigation()
 
@@ -51,14 +52,26 @@ def _select(layer: str, branch: str, channel: int) -> None:
     st.session_state["at_selected"] = (layer, branch, channel)
 
 
+def halves_text(lm: Net, layer: str, branch: str) -> str:
+    """An E branch's two halves and their channels, e.g. "ch 0–383: 1×3 (Mixed_7b.branch3x3_2a) ‖ ..."."""
+    parts = [f"ch {h.first}–{h.first + h.width - 1}: {h.kernel} ({h.path})" for h in fv.halves(lm, layer, branch)]
+    return " ‖ ".join(parts)
+
+
 def show_grid(
-    resolved: dict[str, list[fv.ResolvedTarget]], found: dict[str, fv.CachedResult], key: str, ex: F.Extraction
+    lm: Net,
+    resolved: dict[str, list[fv.ResolvedTarget]],
+    found: dict[str, fv.CachedResult],
+    key: str,
+    ex: F.Extraction,
 ) -> None:
     for b, targets in resolved.items():
         st.markdown(
             branch_chip(b, f"{b}: {ex.kernel_labels.get(b, '')}")
             + f" · channels {ex.offsets[b]}–{ex.offsets[b] + ex.groups[b].shape[0] - 1} of the block output"
         )
+        if split := halves_text(lm, ex.layer.module, b):  # Inception v3's E: two layers side by side
+            st.caption(f"Two halves side by side, concatenated: {split}")
         per_row = 4  # four across: the full "4b·b3 ch 5 | out 389" fits a button, tiles line up
         for start in range(0, len(targets), per_row):
             cols = st.columns(per_row)
@@ -82,7 +95,11 @@ def show_selected(lm: Net, layer: str, cropped: Image.Image, found: dict[str, fv
     r = fv.resolve(lm, fv.Target(*sel))
     with st.container(border=True):
         head, close = st.columns([5, 1])
-        head.markdown(branch_chip(r.target.branch, r.caption()))
+        half = next((h for h in fv.halves(lm, layer, r.target.branch) if h.holds(r.target.channel)), None)
+        head.markdown(
+            branch_chip(r.target.branch, r.caption())
+            + (f" · channel {r.target.channel - half.first} of the {half.kernel} half ({half.path})" if half else "")
+        )
         close.button("Close", key="at_close", on_click=st.session_state.pop, args=("at_selected",))
         a, b, c = st.columns(3)
         res = found.get(r.caption())
@@ -131,7 +148,9 @@ def start(
     root: Path, source: ModelSource, fingerprint: str, layer: str, missing: list[fv.Target], cfg: fv.VisConfig
 ) -> None:
     try:
-        job = fv.start_job(root, {"kind": source.kind, "path": source.path}, fingerprint, layer, missing, cfg)
+        job = fv.start_job(
+            root, {"kind": source.kind, "path": source.path, "model": source.model}, fingerprint, layer, missing, cfg
+        )
     except fv.VisError as e:  # every worker busy, or a cache folder that is not usable
         st.session_state["at_busy"] = str(e)
         return
@@ -140,13 +159,11 @@ def start(
 
 
 @st.cache_data(show_spinner="Measuring branch specialisation on the images and their grey copies…", max_entries=16)
-def _specialisation(
-    kind: str, path: str, mtime: float, device: str, digest: str, upload: bytes | None
-) -> fv.Specialisation:
-    """Over the sample images and the user's upload (digest keys the cache; the bytes ride along)."""
-    lm = cached_model(kind, path, mtime, device)
+def _specialisation(model_key: str, digest: str, _lm: Net, _upload: bytes | None) -> fv.Specialisation:
+    """Over the sample images and the user's upload, on the page's own Net (its key and the upload's digest key
+    the cache; the network and the bytes ride along)."""
     images = [load((SAMPLES / p).read_bytes()).image for p in sorted(os.listdir(SAMPLES)) if p.endswith(".jpg")]
-    return fv.specialisation(lm, lm.preprocess, images + ([load(upload).image] if upload else []))
+    return fv.specialisation(_lm, _lm.preprocess, images + ([load(_upload).image] if _upload else []))
 
 
 DISTILL = (
@@ -158,6 +175,15 @@ DISTILL = (
     'BatchNorm and was ported from TensorFlow (and its "5×5" branch is really 3×3), so the exact channels '
     "and branches differ; look for the pattern, not for Distill's unit numbers."
 )
+DISTILL_V3 = (
+    "**What to look for.** Distill's *Branch Specialization* (Voss et al., 2021) found by hand that in "
+    "InceptionV1 similar features gather in the same branch (mixed3a's colour detectors mostly in one branch, "
+    "mixed3b's curve detectors in its 5×5 branch). Inception v3 was not part of that study: the charts measure the "
+    "same two signs for its eleven Mixed blocks, where the branches differ in kind (factorised 1×n + n×1 stacks, "
+    "stride-2 grid reductions, E's side-by-side 1×3 ‖ 3×1 halves). torchvision's Inception v3 weights were ported "
+    "from TensorFlow and its layers follow TF-Slim rather than the paper's figures in places (pytorch/vision#798)."
+)
+SIZES = [32, 64, 96, 128, 160, 224]
 
 
 # ---------------------------------------------------------------------------
@@ -173,15 +199,18 @@ page_link(
     icon=":material/image_search:",
 )
 
-source, standing_in = choose_model("at")
+source, standing_in = choose_model("at", families=True)
 device = pick_device()
 lm = load_chosen(source, standing_in, device)
+v3 = isinstance(lm.spec, InceptionV3Spec)
 if not lm.trained:
     st.warning(
         f"**{plain(lm.label)}.** Its channels were never trained: the pictures show what random filters "
         "respond to, not learned features."
     )
 st.markdown(f"**Network:** {plain(lm.label)} · **device:** {describe(lm.device)}")
+if lm.note:
+    st.caption(plain(lm.note))
 
 picked = read_image("at")
 if picked is None:
@@ -197,17 +226,33 @@ except ImageError as e:
 blocks = fv.block_names(lm)
 labels = [short_label(b) for b in blocks]
 c1, c2, c3 = st.columns([1, 2, 2])
-layer_label = c1.selectbox("Block", labels, index=labels.index("4b") if "4b" in labels else 0, key="at_block")
+default = next((labels.index(b) for b in ("4b", "6b") if b in labels), 0)
+layer_label = c1.selectbox("Block", labels, index=default, key="at_block")
 order = c2.radio("Channels", list(ORDERS), format_func=ORDERS.__getitem__, horizontal=True, key="at_order")
 k = c3.slider("Channels per branch", 1, 16, 6, key="at_k")
+layer, _ = parse_label(lm.plan, layer_label)
+smallest = fv.min_size(lm, layer)  # Inception v3's deep blocks need more than 32 px to have an output at all
+sizes = [v for v in SIZES if v >= smallest] or [max(SIZES)]
+if st.session_state.get("at_size") not in (None, *sizes):  # a size the block cannot take: its smallest that works
+    st.session_state["at_size"] = sizes[0]
 with st.expander("Optimisation settings"):
     s1, s2, s3, s4 = st.columns(4)
-    size = s1.select_slider("Image size (px)", [32, 64, 96, 128, 160, 224], value=128, key="at_size")
+    size = s1.select_slider(
+        "Image size (px)",
+        sizes,
+        value=128 if 128 in sizes else sizes[0],
+        key="at_size",
+        help=f"Block {layer_label} needs at least {smallest}×{smallest} px." if smallest > SIZES[0] else None,
+    )
     steps = s2.number_input("Steps", 16, 2048, 256, 16, key="at_steps")
     lr = s3.number_input("Learning rate (Adam)", 0.005, 1.0, 0.05, 0.005, format="%.3f", key="at_lr")
     seed = s4.number_input("Seed", 0, 2**31 - 1, 0, 1, key="at_seed")
 cfg = fv.VisConfig(size=int(size), steps=int(steps), lr=float(lr), seed=int(seed), jitter=min(8, int(size) // 4))
-layer, _ = parse_label(lm.plan, layer_label)
+if v3:
+    st.caption(
+        f"Inception v3 takes {lm.preprocess.crop[0]}×{lm.preprocess.crop[1]} photos; the pictures are optimised at "
+        f"the size above (smaller is faster; a 128×128 channel takes well under a minute on a CPU)."
+    )
 
 ex = F.extract(lm, x, layer)
 resolved: dict[str, list[fv.ResolvedTarget]] = {}
@@ -264,14 +309,11 @@ if st.session_state.get("at_busy"):
     st.warning(plain(st.session_state["at_busy"]))
 
 show_selected(lm, layer, cropped, found)
-show_grid(resolved, found, layer_label, ex)
+show_grid(lm, resolved, found, layer_label, ex)
 
 st.subheader("Branch specialisation")
 upload = data if what == "your upload" else None
-mtime = file_mtime(lm.source.path) if lm.source.path else 0.0
-spec = _specialisation(
-    lm.source.kind, lm.source.path, mtime, str(device), hashlib.sha256(upload or b"").hexdigest(), upload
-)
+spec = _specialisation(lm.key, hashlib.sha256(upload or b"").hexdigest(), lm, upload)
 st.plotly_chart(
     specialisation_fig(
         spec.blocks(),
@@ -291,4 +333,4 @@ st.caption(
 )
 if spec.grey_network:
     st.info("This network takes greyscale input: it cannot see colour, so every colour sensitivity is 0.")
-st.markdown(DISTILL)
+st.markdown(DISTILL_V3 if v3 else DISTILL)
