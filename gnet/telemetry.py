@@ -20,7 +20,10 @@ same on every rank, so their norms need no reduction.
 An Inception v3 branch of several layers is no module of its own (torchvision runs them in the block's
 forward): its output is its last layer's, or for E's split branches its two halves' together (the sums of
 squares of both), and its parameters are all its layers'. A branch that is only a functional pool (B's and
-D's max-pool) has neither: its statistics are NaN.
+D's max-pool) has no module and no parameters: its output (and gradient) statistics are read from its channels
+of the block's output, and its weight and update norms are None ("no parameters"; null in telemetry.jsonl,
+left out of the TensorBoard events, a gap in the charts). No statistic is ever NaN: one that cannot be measured
+is None.
 
 With --compile in one process, telemetry steps call the plain module (the same parameters): hooks on a
 compiled module's submodules would make it recompile. Under DDP with --compile they go through the compiled
@@ -48,10 +51,14 @@ from gnet.plan import CONV
 
 @dataclass(frozen=True)
 class LayeredBranch:
-    """A branch that is no module: the modules whose outputs make its output, and those holding its parameters."""
+    """A branch that is no module: the modules whose outputs make its output, and those holding its parameters.
+
+    `channels` (lo, hi): the branch's output is channels lo:hi of its one output module's (a pool-only branch,
+    read from the block's concatenated output); None: the outputs' whole tensors."""
 
     outputs: tuple[nn.Module, ...]
     layers: tuple[nn.Module, ...]
+    channels: tuple[int, int] | None = None
 
 
 Branch = nn.Module | LayeredBranch
@@ -65,6 +72,10 @@ def _parameters(b: Branch) -> list[nn.Parameter]:
     return [p for m in b.layers for p in m.parameters()] if isinstance(b, LayeredBranch) else list(b.parameters())
 
 
+def _channels(b: Branch) -> tuple[int, int] | None:
+    return b.channels if isinstance(b, LayeredBranch) else None
+
+
 def branch_modules(model: nn.Module) -> dict[str, dict[str, Branch]]:
     """{"inception3a": {"b1": module, ...}, ...} in network order, from the network's layer plan (a GoogLeNet's
     or an Inception v3's: gnet.network.GoogLeNet, gnet.v3_modules.InceptionV3)."""
@@ -72,12 +83,17 @@ def branch_modules(model: nn.Module) -> dict[str, dict[str, Branch]]:
     out: dict[str, dict[str, Branch]] = {}
     for blk in plan.blocks():
         out[blk] = {}
+        lo = 0  # the branch's first channel in the block's output (branches are concatenated in this order)
         for br, path in plan.branch_paths(blk).items():
             step = plan.step(path)
+            channels, lo = (lo, lo + step.out_shape[0]), lo + step.out_shape[0]
             if not step.virtual:
                 out[blk][br] = model.get_submodule(path)
                 continue
             convs = [s for s in plan.steps if s.block == blk and s.branch == br and s.kind == CONV and not s.virtual]
+            if not convs:  # a functional pool only (v3's B and D): its channels of the block's output, no parameters
+                out[blk][br] = LayeredBranch((model.get_submodule(blk),), (), channels)
+                continue
             halves = [s for s in convs if s.half]
             last = halves or convs[-1:]
             out[blk][br] = LayeredBranch(
@@ -102,8 +118,9 @@ class BranchProbe:
         self._out = {k: [] for k in self.keys}
         self._grad = {k: [] for k in self.keys}
         for key in self.keys:
-            for m in _outputs(self.branches[key[0]][key[1]]):
-                self._handles.append(m.register_forward_hook(self._forward_hook(key)))
+            b = self.branches[key[0]][key[1]]
+            for m in _outputs(b):
+                self._handles.append(m.register_forward_hook(self._forward_hook(key, _channels(b))))
         return self
 
     def detach(self) -> None:
@@ -111,11 +128,19 @@ class BranchProbe:
             h.remove()
         self._handles.clear()
 
-    def _forward_hook(self, key: tuple[str, str]) -> Callable[..., None]:
+    def _forward_hook(self, key: tuple[str, str], channels: tuple[int, int] | None) -> Callable[..., None]:
+        def part(t: torch.Tensor) -> torch.Tensor:  # the branch's channels of a block's output, or all of it
+            return t if channels is None else t[:, channels[0] : channels[1]]
+
         def hook(module: nn.Module, inputs: Any, out: torch.Tensor) -> None:
-            self._out[key].append((out.detach().float().square().sum(), out.numel()))
+            o = part(out.detach())
+            self._out[key].append((o.float().square().sum(), o.numel()))
             if out.requires_grad:
-                out.register_hook(lambda g: self._grad[key].append((g.float().square().sum(), g.numel())))
+                out.register_hook(grad_hook)
+
+        def grad_hook(g: torch.Tensor) -> None:
+            g = part(g)
+            self._grad[key].append((g.float().square().sum(), g.numel()))
 
         return hook
 
@@ -167,15 +192,17 @@ class BranchProbe:
         reduced = all_sum(values[: 2 * n] + counts + values[2 * n : 2 * n + m])
         ss, cnt, loss_means = reduced[: 2 * n], reduced[2 * n : 4 * n], [v / world for v in reduced[4 * n :]]
         norms = values[2 * n + m :]
-        branches: dict[str, dict[str, dict[str, float]]] = {}
+        branches: dict[str, dict[str, dict[str, float | None]]] = {}
         for i, (blk, br) in enumerate(self.keys):
             o_ss, o_n, g_ss, g_n = ss[i], cnt[i], ss[n + i], cnt[n + i]
+            # None, never NaN, for what was not measured: a branch without parameters (a pool) has no weight norm
+            has_params = bool(norms) and bool(_parameters(self.branches[blk][br]))
             branches.setdefault(blk, {})[br] = {
-                "out_rms": math.sqrt(o_ss / o_n) if o_n else float("nan"),
+                "out_rms": math.sqrt(o_ss / o_n) if o_n else None,
                 # each rank's loss is the mean over its shard: the global mean's gradient is 1/world of it
-                "grad_rms": math.sqrt(g_ss / g_n) / world if g_n else float("nan"),
-                "weight_norm": norms[2 * i] if norms else float("nan"),
-                "update_norm": norms[2 * i + 1] if norms else float("nan"),
+                "grad_rms": math.sqrt(g_ss / g_n) / world if g_n else None,
+                "weight_norm": norms[2 * i] if has_params else None,
+                "update_norm": norms[2 * i + 1] if has_params else None,
             }
         self._out, self._grad, self._norms = {}, {}, []
         return {
@@ -241,8 +268,8 @@ class TensorBoardWriter:
     def telemetry(self, rec: dict[str, Any]) -> None:
         values = {f"aux/{k}_loss": v for k, v in rec["aux_loss"].items()}
         for blk, brs in rec["branches"].items():
-            for br, stats in brs.items():
-                values.update({f"branch/{blk}/{br}/{s}": v for s, v in stats.items()})
+            for br, stats in brs.items():  # None (a branch without parameters has no weight norm): no event
+                values.update({f"branch/{blk}/{br}/{s}": v for s, v in stats.items() if v is not None})
         self.scalars(rec["step"], values)
 
     def histograms(self, step: int, model: nn.Module) -> None:

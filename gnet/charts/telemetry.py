@@ -49,20 +49,36 @@ def _log10(v: float) -> float | None:
     return math.log10(v) if math.isfinite(v) and v > 0 else None
 
 
-def _grid(series: dict[tuple[str, str], list[float]], i: int, run: str = "") -> Grid:
+NO_PARAMETER_STATS = ("weight_norm", "update_norm")  # None for a branch without parameters (v3's B and D pools)
+
+
+def _gap_text(stat: str) -> str:
+    """What a branch the block has, but without a value of `stat`, says in its cell's hover."""
+    return "— (no parameters: a pool-only branch)" if stat in NO_PARAMETER_STATS else "— (not measured)"
+
+
+def _grid(series: dict[tuple[str, str], list[float]], i: int, stat: str, run: str = "") -> Grid:
     """The blocks × branches grid at record i: log10 of the values for the colours (None where missing), the
-    values themselves in the hover."""
+    values themselves in the hover. A branch without a value (None in the record: a pool-only branch's weight
+    norm) reads "—"; a branch the block does not have stays blank."""
     blocks = list(dict.fromkeys(b for b, _ in series))
     branches = list(dict.fromkeys(br for _, br in series))
-    cells = [[series[(b, br)][i] if (b, br) in series else float("nan") for br in branches] for b in blocks]
+    cells = [[series[(b, br)][i] if (b, br) in series else None for br in branches] for b in blocks]
     rows = [short_label(b) for b in blocks]
-    texts = [[f"{v:.4g}" if math.isfinite(v) else "" for v in row] for row in cells]
+    texts = [["" if v is None else f"{v:.4g}" if math.isfinite(v) else "—" for v in row] for row in cells]
+    hovers = [
+        [
+            f"{run} {b} {br}: {_gap_text(stat) if t == '—' else t}".lstrip() if t else f"{run} {b} has no {br}".lstrip()
+            for br, t in zip(branches, row)
+        ]
+        for b, row in zip(rows, texts)
+    ]
     return Grid(
         rows=rows,
         branches=branches,
-        values=[[_log10(v) for v in row] for row in cells],
+        values=[[None if v is None else _log10(v) for v in row] for row in cells],
         texts=texts,
-        hovers=[[f"{run} {b} {br}: {t}".lstrip() for br, t in zip(branches, row)] for b, row in zip(rows, texts)],
+        hovers=hovers,
     )
 
 
@@ -90,11 +106,11 @@ def telemetry_heatmap_fig(records: list[dict], stat: str, label: str = "") -> go
         fig.update_layout(height=120, title=f"{label or stat}: no telemetry records yet")
         return fig
     lo, hi = _color_range([series])
-    last = _grid(series, len(steps) - 1)
+    last = _grid(series, len(steps) - 1, stat)
     fig.add_trace(last.heatmap(lo, hi, colorbar=_log_colorbar(lo, hi)))
     shown = thinned(list(range(len(steps))), MAX_HEATMAP_FRAMES)  # frame i is record i; the latest is always one
     fig.frames = [
-        go.Frame(data=[_grid(series, i).heatmap(lo, hi, colorbar=_log_colorbar(lo, hi))], name=str(steps[i]))
+        go.Frame(data=[_grid(series, i, stat).heatmap(lo, hi, colorbar=_log_colorbar(lo, hi))], name=str(steps[i]))
         for i in shown
     ]
     last.style_axes(fig)
@@ -138,25 +154,29 @@ def telemetry_lines_fig(records: list[dict], stat: str, label: str = "") -> go.F
         shared_xaxes=True,
         vertical_spacing=0.08,
     )
+    in_legend: set[str] = set()
     for i, blk in enumerate(blocks):
         for br in dict.fromkeys(b for _, b in series):
-            if (blk, br) not in series:
+            # log y: a value that is not positive, or None (a pool-only branch has no weight norm), is a gap
+            ys = [v if v > 0 else None for v in series.get((blk, br), ())]
+            if not any(y is not None for y in ys):  # no line at all: the branch is left out of this panel
                 continue
             fig.add_trace(
                 go.Scatter(
                     x=steps,
-                    y=[v if v > 0 else None for v in series[(blk, br)]],
+                    y=ys,
                     mode="lines+markers",
                     marker=dict(size=4),
                     name=br,
                     legendgroup=br,
-                    showlegend=i == 0,
+                    showlegend=br not in in_legend,
                     line=dict(color=BRANCH_COLORS.get(br, OTHER_COLOR), width=1.5),
                     hovertemplate=f"{blk} {br} step %{{x}}: %{{y:.4g}}<extra></extra>",
                 ),
                 row=i // cols + 1,
                 col=i % cols + 1,
             )
+            in_legend.add(br)
     fig.update_yaxes(type="log")
     fig.update_layout(
         height=max(260, 220 * rows),
@@ -218,7 +238,7 @@ def telemetry_compare_fig(runs_records: dict[str, list[dict]], stat: str, label:
         series = all_series[n]
         if not runs_records[n] or not series:
             continue
-        grid = _grid(series, -1, run=n)
+        grid = _grid(series, -1, stat, run=n)
         fig.add_trace(grid.heatmap(lo, hi, colorbar=_log_colorbar(lo, hi), showscale=j == 0), row=1, col=j + 1)
         grid.style_axes(fig, row=1, col=j + 1)
     fig.update_layout(
