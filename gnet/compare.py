@@ -9,6 +9,11 @@ an empty other side (its cost counts as 0 in Δ, its shape and receptive field a
 
 Receptive fields (gnet.plan) are in input pixels (network rows) or in the block's input
 pixels (block rows); None where the plan has none (the auxiliary heads' adaptive pools).
+
+A GoogLeNet and an Inception v3 share no module names beyond the head, so they are compared per stage
+instead: the stem, then each grid of Inception blocks in order (GoogLeNet's 28×28, 14×14 and 7×7 at 224²
+against v3's 35×35, 17×17 and 8×8 at 299²; a stage pool or grid-reduction block counts in the grid it
+outputs), the head and the aux heads. Each stage's values are the sums of its layers' from the same reports.
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from gnet.analysis import BlockReport, NetworkReport, block_report, network_report
-from gnet.plan import block_steps, layer_plan
+from gnet.analysis import BlockReport, LayerRow, NetworkReport, block_report, plan_report, total
+from gnet.plan import Plan, block_steps, layer_plan, short_label
 from gnet.spec import BlockDesign, BlockSpec, NetworkSpec, SpecError, _parse_json
+from gnet.v3 import InceptionV3Spec, v3_plan
 
-Design = BlockDesign | NetworkSpec
+AnyNetwork = NetworkSpec | InceptionV3Spec
+Design = BlockDesign | AnyNetwork
 COSTS = ("params", "mult_adds", "multiplications")
 METRICS = (*COSTS, "rf")
-DETAILS = ("layers", "branches")
+DETAILS = ("layers", "branches", "stages")
 
 
 @dataclass(frozen=True)
@@ -99,9 +106,19 @@ def block_receptive_fields(spec: BlockSpec) -> dict[str, int]:
     return {**rf, "total": max(rf.values())}
 
 
-def network_receptive_fields(spec: NetworkSpec) -> dict[str, int | None]:
+def plan_of_spec(spec: AnyNetwork) -> Plan:
+    """The layer plan of a GoogLeNet or an Inception v3 spec (SpecError for one that cannot be built)."""
+    return v3_plan(spec) if isinstance(spec, InceptionV3Spec) else layer_plan(spec)
+
+
+def report_of(spec: AnyNetwork) -> NetworkReport:
+    """gnet.analysis's report of either family, read from its layer plan."""
+    return plan_report(plan_of_spec(spec))
+
+
+def network_receptive_fields(spec: AnyNetwork) -> dict[str, int | None]:
     """Receptive field size (input pixels) at the output of every module, by module path."""
-    return {s.path: s.rf.size if s.rf else None for s in layer_plan(spec).steps}
+    return {s.path: s.rf.size if s.rf else None for s in plan_of_spec(spec).steps}
 
 
 # ---------------------------------------------------------------------------
@@ -156,36 +173,95 @@ def compare_blocks(a: BlockDesign, b: BlockDesign, label_a: str = "A", label_b: 
     return _merge("block", label_a, label_b, rows_a, rows_b, total_a, total_b, "concat")
 
 
+def _block_kind(report: NetworkReport, row: LayerRow) -> str:
+    """ "inception" for a GoogLeNet block (as before); an Inception v3 block names its kind, e.g. "inception C"."""
+    kind = getattr(report.blocks[row.group].spec, "KIND", None)
+    return f"inception {kind}" if isinstance(report.spec, InceptionV3Spec) and kind else row.kind
+
+
 def _network_rows(report: NetworkReport, detail: str) -> tuple[dict[str, tuple[str, Side]], Side]:
+    if detail == "stages":
+        return _stage_rows(report)
     rf = network_receptive_fields(report.spec)
     rows: dict[str, tuple[str, Side]] = {}
     for r in report.summary_rows():
         c = r.cost
-        rows[r.name] = (r.kind, Side(r.output_shape, c.params, c.mult_adds, c.multiplications, rf.get(r.name)))
+        kind = _block_kind(report, r) if r.group in report.blocks else r.kind
+        rows[r.name] = (kind, Side(r.output_shape, c.params, c.mult_adds, c.multiplications, rf.get(r.name)))
         if detail == "branches" and r.group in report.blocks:
+            paths = report.plan.branch_paths(r.name) if report.plan else {}
             for i, br in enumerate(report.blocks[r.group].branches):
-                path = f"{r.name}.branch{i + 1}"
+                path = paths.get(br.name, f"{r.name}.branch{i + 1}")  # GoogLeNet's: inception3a.branch2
                 bc = br.cost
                 rows[path] = (
                     f"{br.name} {br.label}",
                     Side(br.output_shape, bc.params, bc.mult_adds, bc.multiplications, rf.get(path)),
                 )
+    return rows, _network_total(report, rf)
+
+
+def _network_total(report: NetworkReport, rf: dict[str, int | None]) -> Side:
     c = report.cost
     # params: the whole module (aux heads included); mult-adds: the eval forward (aux heads not run), as torchinfo
-    total = Side(report.output_shape, report.params_total, c.mult_adds, c.multiplications, rf["fc"])
-    return rows, total
+    return Side(report.output_shape, report.params_total, c.mult_adds, c.multiplications, rf["fc"])
+
+
+def _stage_rows(report: NetworkReport) -> tuple[dict[str, tuple[str, Side]], Side]:
+    """Rows "stem", "grid 1" … "grid N" (the Inception blocks by the grid they output, a stage pool or grid
+    reduction with the grid it makes), "head" and "aux": each the sum of its summary rows, its shape and
+    receptive field those of its last row."""
+    rf = network_receptive_fields(report.spec)
+    aux_heads = set(report.plan.aux_after().values()) if report.plan else set()
+    groups: dict[str, list[LayerRow]] = {}
+    grids: list[tuple[int, ...]] = []
+    seen_block = False
+    for r in report.summary_rows():
+        if r.group in aux_heads or r.group.startswith("aux"):
+            name = "aux"
+        elif r.group == "head":
+            name = "head"
+        elif r.group in report.blocks or seen_block:
+            seen_block = True
+            hw = tuple(r.output_shape[1:])
+            if not grids or grids[-1] != hw:
+                grids.append(hw)
+            name = f"grid {len(grids)}"
+        else:
+            name = "stem"
+        groups.setdefault(name, []).append(r)
+    rows: dict[str, tuple[str, Side]] = {}
+    for name, members in groups.items():
+        c, last = total(m.cost for m in members), members[-1]
+        blocks = [short_label(m.name) for m in members if m.group in report.blocks]
+        if name.startswith("grid"):
+            h, w = last.output_shape[1:]
+            others = len(members) - len(blocks)
+            kind = f"{blocks[0]}–{blocks[-1]}" if len(blocks) > 1 else (blocks[0] if blocks else "")
+            kind += f"{' + ' if blocks else ''}{others} pool{'s' * (others != 1)}" if others else ""
+            kind += f" at {h}×{w}"
+        else:
+            kind = f"{len(members)} layer{'s' * (len(members) != 1)}"
+        rows[name] = (kind, Side(last.output_shape, c.params, c.mult_adds, c.multiplications, rf.get(last.name)))
+    return rows, _network_total(report, rf)
+
+
+def same_family(a: AnyNetwork, b: AnyNetwork) -> bool:
+    return isinstance(a, InceptionV3Spec) == isinstance(b, InceptionV3Spec)
 
 
 def compare_networks(
-    a: NetworkSpec, b: NetworkSpec, detail: str = "layers", label_a: str = "A", label_b: str = "B"
+    a: AnyNetwork, b: AnyNetwork, detail: str = "layers", label_a: str = "A", label_b: str = "B"
 ) -> Comparison:
-    """Rows per layer (blocks summed; detail="branches" adds each block's four branches).
+    """Rows per layer (blocks summed; detail="branches" adds each block's branches), or per stage
+    (detail="stages"; always for a GoogLeNet against an Inception v3, which share no layer names).
 
     The total's receptive field is the classifier's (the last block's, widened by the global pool's window)."""
     if detail not in DETAILS:
         raise SpecError(f"detail must be one of {', '.join(DETAILS)}, got {detail!r}")
-    rows_a, total_a = _network_rows(network_report(a), detail)
-    rows_b, total_b = _network_rows(network_report(b), detail)
+    if not same_family(a, b):
+        detail = "stages"
+    rows_a, total_a = _network_rows(report_of(a), detail)
+    rows_b, total_b = _network_rows(report_of(b), detail)
     return _merge("network", label_a, label_b, rows_a, rows_b, total_a, total_b, "network")
 
 
@@ -193,7 +269,7 @@ def compare(a: Design, b: Design, detail: str = "layers", label_a: str = "A", la
     """Compare like with like: two block designs or two networks."""
     if isinstance(a, BlockDesign) and isinstance(b, BlockDesign):
         return compare_blocks(a, b, label_a, label_b)
-    if isinstance(a, NetworkSpec) and isinstance(b, NetworkSpec):
+    if isinstance(a, AnyNetwork) and isinstance(b, AnyNetwork):
         return compare_networks(a, b, detail, label_a, label_b)
     what = {True: "a block design", False: "a network"}
     raise SpecError(
@@ -242,8 +318,11 @@ def read_design_file(path: str | os.PathLike, limit: int = MAX_DESIGN_BYTES) -> 
 
 
 def load_design(text: str | bytes) -> Design:
-    """A block design ({"input_shape", "block"}) or a network spec, from the app's JSON export."""
+    """A block design ({"input_shape", "block"}), a GoogLeNet network spec or an Inception v3 spec
+    ({"family": "inception-v3", ...}), from the app's JSON export."""
     data = _parse_json(text)
+    if isinstance(data, dict) and data.get("family") == InceptionV3Spec.family:
+        return InceptionV3Spec.from_dict(data)
     if isinstance(data, dict) and "block" in data and "stages" not in data:
         return BlockDesign.from_dict(data)
     if isinstance(data, dict) and "stages" in data:

@@ -405,23 +405,24 @@ with right:
 
     if is_v3:
         v3_export(network, spec_json)
-        st.stop()  # Compare A/B and sweeps edit and train GoogLeNet designs
-    st.markdown("#### Export")
-    code = _code(spec_json)
-    d1 = d2 = d3 = d4 = st.container(horizontal=True)  # side by side, each as wide as its label
-    d1.download_button(
-        "Download network (.json)", spec_json, file_name="googlenet.json", mime="application/json", key="ne_dl_json"
-    )
-    d2.download_button(
-        "Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python", key="ne_dl_code"
-    )
-    export_buttons(lambda spec=network: network_exportable(spec), file_stem(network.name), "ne_dl", (d3, d4))
-    st.caption("The Training page can train this network as it is now (edits included).")
-    # lazy: highlighting this long code in the browser took ~80 ms of every edit while it sat collapsed
-    code_box = st.expander("PyTorch code", key="ne_code_open", on_change="rerun")
-    if code_box.open:
-        with code_box:
-            st.code(code, language="python")
+    else:
+        st.markdown("#### Export")
+        code = _code(spec_json)
+        d1 = d2 = d3 = d4 = st.container(horizontal=True)  # side by side, each as wide as its label
+        d1.download_button(
+            "Download network (.json)", spec_json, file_name="googlenet.json", mime="application/json", key="ne_dl_json"
+        )
+        d2.download_button(
+            "Download PyTorch code (.py)", code, file_name="googlenet.py", mime="text/x-python", key="ne_dl_code"
+        )
+        export_buttons(lambda spec=network: network_exportable(spec), file_stem(network.name), "ne_dl", (d3, d4))
+        st.caption("The Training page can train this network as it is now (edits included).")
+        # lazy: highlighting this long code in the browser took ~80 ms of every edit while it sat collapsed
+        code_box = st.expander("PyTorch code", key="ne_code_open", on_change="rerun")
+        if code_box.open:
+            with code_box:
+                st.code(code, language="python")
 
-compare_sections.network_compare_section(network)
-compare_sections.sweep_section(network, st.session_state.get("ne_source"))
+compare_sections.network_compare_section(network)  # either family on either side
+if not is_v3:  # sweeps train GoogLeNet designs
+    compare_sections.sweep_section(network, st.session_state.get("ne_source"))

@@ -17,12 +17,12 @@ from typing import Any
 import streamlit as st
 
 from gnet import runs, sweeps, urlstate
-from gnet.analysis import network_report
 from gnet.charts import compare as compare_charts
-from gnet.compare import Comparison, compare_blocks, compare_networks, load_design
+from gnet.compare import AnyNetwork, Comparison, compare_blocks, compare_networks, load_design, report_of, same_family
 from gnet.data import dataset_choices
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, block_presets, network_preset
 from gnet.train_options import OPTIONS, TRAIN_PRESETS
+from gnet.v3 import V3_PRESETS, InceptionV3Spec
 from ui.common import plain
 from ui.forms import option_input
 
@@ -147,9 +147,9 @@ def block_compare_section(design: BlockDesign) -> None:
 # Network Explorer
 
 
-def _load_network(data: bytes) -> NetworkSpec:
+def _load_network(data: bytes) -> AnyNetwork:
     design = load_design(data)
-    if not isinstance(design, NetworkSpec):
+    if not isinstance(design, AnyNetwork):
         raise SpecError("it is a block design; compare blocks on the Block Designer")
     return design
 
@@ -172,8 +172,9 @@ def network_link(set_network: Callable[[NetworkSpec], None]) -> None:
         s.ne_cmp_link_error = f"The link's comparison was not loaded: {e}."
 
 
-def network_compare_section(network: NetworkSpec) -> None:
-    """A/B/Δ per layer (or per branch) and the depth plots overlaid; `network` (the page's own) is B."""
+def network_compare_section(network: AnyNetwork) -> None:
+    """A/B/Δ per layer (or per branch) and the depth plots overlaid; `network` (the page's own) is B. A GoogLeNet
+    against an Inception v3 (either side) is compared per stage: they share no layer names."""
     s = st.session_state
     if error := s.pop("ne_cmp_link_error", None):
         st.error(plain(error))
@@ -181,10 +182,12 @@ def network_compare_section(network: NetworkSpec) -> None:
         c1, c2, c3 = st.columns(3)
         _pin_and_clear(c1, c2, "ne", network, "network")
         branches = c3.toggle("Rows per branch too", key="ne_cmp_branches")
-        presets = {n: network_preset(n) for n in NETWORK_PRESETS}
+        presets = {**{n: network_preset(n) for n in NETWORK_PRESETS}, **{n: V3_PRESETS[n]() for n in V3_PRESETS}}
         a, label_a = _pick_a("ne", presets, _load_network, "network")
         pinned = s.get("ne_cmp_a")
-        if pinned is not None and s.get("ne_cmp_source", PINNED) == PINNED:
+        # the link's encoding holds GoogLeNet specs: a comparison with an Inception v3 is not written into it
+        linkable = not any(isinstance(x, InceptionV3Spec) for x in (pinned, network))
+        if pinned is not None and s.get("ne_cmp_source", PINNED) == PINNED and linkable:
             _show_in_link({"na": urlstate.network_to_query(pinned), "nb": urlstate.network_to_query(network)})
         else:
             for k in urlstate.NETWORK_KEYS:
@@ -194,10 +197,17 @@ def network_compare_section(network: NetworkSpec) -> None:
             return
         try:
             c = compare_networks(a, network, "branches" if branches else "layers", label_a, "B (this page)")
-            report_a = network_report(a)
+            report_a, report_b = report_of(a), report_of(network)
         except SpecError as e:
             st.error(plain(f"A cannot be compared: {e}"))
             return
+        if not same_family(a, network):
+            st.info(
+                "A GoogLeNet and an Inception v3 share no layer names, so the rows are stages: the stem, each grid "
+                "of Inception blocks in order (a stage pool or grid-reduction block counts in the grid it makes), "
+                "the head and the aux heads. Their inputs differ too (224² against 299²): the totals are each "
+                "network at its own input."
+            )
         t = c.total
         m1, m2, m3 = st.columns(3)
         m1.metric("Params, B", f"{t.b.params:,}", f"{t.delta('params'):+,}", delta_color="inverse")
@@ -205,11 +215,11 @@ def network_compare_section(network: NetworkSpec) -> None:
         m3.metric("Receptive field, B", f"{t.b.rf:,} px", f"{t.delta('rf'):+,}", delta_color="off")
         _table(compare_charts.compare_table(c))
         st.plotly_chart(
-            compare_charts.depth_compare_fig(report_a, network_report(network), label_a, "B (this page)"),
+            compare_charts.depth_compare_fig(report_a, report_b, label_a, "B (this page)"),
             theme="streamlit",
             key="ne_cmp_depth",
         )
-        _comparison_footer(c, "network_comparison.json", "ne_cmp_dl", pinned is not None, "networks")
+        _comparison_footer(c, "network_comparison.json", "ne_cmp_dl", pinned is not None and linkable, "networks")
 
 
 # ---------------------------------------------------------------------------

@@ -33,27 +33,35 @@ def compare_table(c: Comparison) -> list[dict[str, object]]:
 
 
 def depth_compare_fig(a: NetworkReport, b: NetworkReport, label_a: str = "A", label_b: str = "B") -> go.Figure:
-    """Spatial size, channels and receptive field along depth for A and B, overlaid (layers aligned by name)."""
+    """Spatial size, channels and receptive field along depth for A and B, overlaid (layers aligned by name).
+    Two networks that share no layer names past the input (a GoogLeNet and an Inception v3) are drawn against
+    their depth, the layer's position along the main path, each named on hover."""
     label_a, label_b = plotly_text(label_a), plotly_text(label_b)  # "A (the uploaded file's name)"
     panels = ("spatial size H", "channels C", "receptive field (input pixels)")
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, subplot_titles=panels)
 
     def series(report: NetworkReport) -> dict[str, tuple[Shape, int | None]]:
         rf = network_receptive_fields(report.spec)
-        rows = [r for r in report.summary_rows() if not r.group.startswith("aux") and r.name not in ("avgpool", "fc")]
+        aux = set(report.plan.aux_after().values()) if report.plan else set()
+        rows = [
+            r
+            for r in report.summary_rows()
+            if not r.group.startswith("aux") and r.group not in aux and r.name not in ("avgpool", "fc")
+        ]
         return {
             "input": (report.input_shape, 1),
             **{short_label(r.name): (r.output_shape, rf[r.name]) for r in rows},
         }
 
     sa, sb = series(a), series(b)
+    by_depth = not (set(sa) & set(sb)) - {"input"}
     order = [x for pair in align_names(list(sa), list(sb)) for x in pair if x is not None]
     order = list(dict.fromkeys(order))
     for s, label, color, dash in ((sa, label_a, A_COLOR, "solid"), (sb, label_b, B_COLOR, "dash")):
-        names = [n for n in order if n in s]
+        names = list(s) if by_depth else [n for n in order if n in s]
         for row, pick in ((1, lambda v: v[0][1]), (2, lambda v: v[0][0]), (3, lambda v: v[1])):
             fig.add_scatter(
-                x=names,
+                x=list(range(len(names))) if by_depth else names,
                 y=[pick(s[n]) for n in names],
                 mode="lines+markers",
                 name=label,
@@ -62,10 +70,17 @@ def depth_compare_fig(a: NetworkReport, b: NetworkReport, label_a: str = "A", la
                 row=row,
                 col=1,
                 line=dict(color=color, dash=dash),
-                customdata=[chw(s[n][0]) for n in names],
-                hovertemplate=f"{label} %{{x}}: %{{y:,}} (%{{customdata}} C×H×W)<extra></extra>",
+                customdata=[[n, chw(s[n][0])] for n in names] if by_depth else [chw(s[n][0]) for n in names],
+                hovertemplate=(
+                    f"{label} %{{customdata[0]}} (depth %{{x}}): %{{y:,}} (%{{customdata[1]}} C×H×W)<extra></extra>"
+                    if by_depth
+                    else f"{label} %{{x}}: %{{y:,}} (%{{customdata}} C×H×W)<extra></extra>"
+                ),
             )
-    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    if by_depth:
+        fig.update_xaxes(title_text="depth (layers along the main path)", row=3, col=1)
+    else:
+        fig.update_xaxes(categoryorder="array", categoryarray=order)
     fig.update_yaxes(rangemode="tozero")
     fig.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.08))
     return fig
