@@ -14,6 +14,7 @@ from PIL import Image
 
 from gnet import anatomy as A
 from gnet.charts import anatomy as C
+from gnet.charts.branches import unit_grid
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.features import jpeg_bytes
 from gnet.net import Net
@@ -21,6 +22,7 @@ from gnet.plan import parse_label, short_label
 from ui.anatomy_link import unit_from_query
 from ui.common import branch_chip, plain, show_html, use_app_navigation
 from ui.sources import choose_model_and_image
+from ui.unit_picker import clicked, unit_picker
 
 use_app_navigation()
 
@@ -33,9 +35,9 @@ def traces(model_key: str, image_key: str, block: str, _lm: Net, _x: torch.Tenso
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def picker(model_key: str, image_key: str, block: str, branch: str, channel: int, _t: A.Trace) -> dict:
-    """Per channel, not per unit: moving the unit leaves the chart as it is in the browser. Shared, read-only."""
+    """Per channel, not per unit (the unit is outlined at mount). Shared, read-only."""
     h, w = _t.output.shape[1:]
-    return C.unit_picker(_t.output[channel], branch, f"{_t.label} channel {channel}, {h}×{w}: click a unit")
+    return unit_grid(_t.output[channel], branch, f"{_t.label} channel {channel}, {h}×{w}: click a unit", "output")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -77,17 +79,11 @@ def apply_link(lm: Net) -> None:
         st.session_state["an_link_pending"] = {k for k in ("channel", "row", "col") if getattr(linked, k) is not None}
 
 
-def _apply_click() -> None:
-    """A click on the unit picker (its selection, read before the inputs exist) sets row and column."""
-    event = st.session_state.get("an_pick_chart")
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
-    if not points or not isinstance(points[0].get("x"), (int, float)):
-        return
-    p = points[0]
-    key = (p.get("x"), p.get("y"))  # a new point only: a kept selection must not undo a typed or linked unit
-    if key != st.session_state.get("an_last_click"):
-        st.session_state["an_last_click"] = key
-        st.session_state["an_row"], st.session_state["an_col"] = int(p["y"]), int(p["x"])
+def _apply_click(hh: int, ww: int) -> None:
+    """A click on the unit picker (sent once, read before the inputs exist) sets row and column."""
+    unit = clicked("an_pick", hh, ww)
+    if unit is not None:
+        st.session_state["an_row"], st.session_state["an_col"] = unit
 
 
 def _clamp(key: str, hi: int, default: int) -> int:
@@ -157,7 +153,7 @@ def anatomy_view(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.
         peak = np.unravel_index(int(np.argmax(t.output)), t.output.shape)
         st.session_state["an_channel"], st.session_state["an_row"], st.session_state["an_col"] = (int(v) for v in peak)
     st.session_state["an_for"] = (block, branch)
-    _apply_click()
+    _apply_click(hh, ww)
     channel = _clamp("an_channel", ch_n - 1, 0)
     row, col = _clamp("an_row", hh - 1, 0), _clamp("an_col", ww - 1, 0)
     channel = int(c3.number_input(f"Channel (0–{ch_n - 1})", 0, ch_n - 1, key="an_channel"))
@@ -167,14 +163,8 @@ def anatomy_view(lm: Net, mkey: str, ikey: str, x: torch.Tensor, cropped: Image.
     color = BRANCH_COLORS.get(branch, OTHER_COLOR)
 
     left, mid, right = st.columns([4, 3, 3])
-    left.plotly_chart(
-        picker(mkey, ikey, block, branch, channel, t),
-        theme="streamlit",
-        key="an_pick_chart",
-        on_select="rerun",
-        selection_mode="points",
-        config={"displayModeBar": False},
-    )
+    with left:
+        unit_picker(picker(mkey, ikey, block, branch, channel, t), (row, col), key="an_pick")
     with mid:
         if t.rf is not None:
             st.image(

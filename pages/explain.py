@@ -20,6 +20,7 @@ from ui import explain_data as D
 from ui.anatomy_link import anatomy_link
 from ui.common import branch_chip, plain, show_html, use_app_navigation
 from ui.sources import choose_model_and_image
+from ui.unit_picker import clicked, unit_picker
 
 use_app_navigation()
 
@@ -93,17 +94,11 @@ def show_ablation(ex: A.Explanation) -> None:
         st.markdown("\n".join(f"- {plain(s)}" for s in C.drop_sentences(ex, 5)))
 
 
-def _apply_click(ex: A.Explanation) -> None:
-    """A click on the unit-picker chart (its selection, read before the inputs exist) sets row and col."""
-    event = st.session_state.get("ex_pick_chart")
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
-    if not points:
-        return
-    p = points[0]
-    key = (st.session_state.get("ex_rf_block"), st.session_state.get("ex_rf_branch"), p.get("x"), p.get("y"))
-    if key != st.session_state.get("ex_last_click") and isinstance(p.get("x"), (int, float)):
-        st.session_state["ex_last_click"] = key
-        st.session_state["ex_row"], st.session_state["ex_col"] = int(p["y"]), int(p["x"])
+def _apply_click(hh: int, ww: int) -> None:
+    """A click on the unit picker (sent once, read before the inputs exist) sets row and col."""
+    unit = clicked("ex_pick", hh, ww)
+    if unit is not None:
+        st.session_state["ex_row"], st.session_state["ex_col"] = unit
 
 
 def show_receptive_fields(
@@ -126,7 +121,7 @@ def show_receptive_fields(
     branch = c2.selectbox("Branch", branches, key="ex_rf_branch", format_func=lambda b: f"{b} ({labels[b]})")
     cam = ex.blocks[block][branch].gradcam
     hh, ww = cam.shape
-    _apply_click(ex)
+    _apply_click(hh, ww)
     if "ex_row" not in st.session_state:  # first visit: the map's peak
         st.session_state["ex_row"], st.session_state["ex_col"] = (
             int(v) for v in np.unravel_index(cam.argmax(), cam.shape)
@@ -149,14 +144,8 @@ def show_receptive_fields(
         st.error(plain(e))
         return
     left, mid, right = st.columns([4, 3, 3])
-    left.plotly_chart(
-        D.unit_picker(mkey, ikey, block, branch, row, col, ex),
-        theme="streamlit",
-        key="ex_pick_chart",
-        on_select="rerun",
-        selection_mode="points",
-        config={"displayModeBar": False},
-    )
+    with left:
+        unit_picker(D.unit_picker(mkey, ikey, block, branch, ex), (row, col), key="ex_pick")
     t = rf.theory[branch]
     jpegs = D.rf_jpegs(mkey, ikey, block, row, col, branch, rf, cropped)
     mid.image(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -83,3 +84,13 @@ def html_tables(at: AppTest) -> list[pd.DataFrame]:
         for header, *rows in parser.tables:
             out.append(pd.DataFrame([[_number(c) for c in r] for r in rows], columns=header))
     return out
+
+
+def unit_pickers(at: AppTest) -> dict[str, dict]:
+    """The unit pickers (ui/unit_picker.py) by title: the data the browser's grid is drawn from."""
+    return {
+        data["title"]: data
+        for c in at.get("bidi_component")
+        if c.proto.component_name == "gnet.unit_picker"
+        for data in [json.loads(c.proto.json)]
+    }

@@ -23,6 +23,7 @@ from gnet import attribution as A
 from gnet.blocks import BRANCH_ATTRS
 from gnet.charts.explain import ablation_heatmap, evidence_heatmap, gradcam_grid, rf_box, rf_image, unit_picker
 from gnet.checkpoints import Checkpoint, save_checkpoint
+from gnet.colors import BRANCH_COLORS
 from gnet.images import load, preprocess
 from gnet.network import build
 from gnet.plan import short_label
@@ -363,7 +364,7 @@ def test_figures_carry_the_numbers():
     assert (
         f"{biggest_drop.before:.2%} → {biggest_drop.after:.2%}" in cell.find("{http://www.w3.org/2000/svg}title").text
     )
-    pick = unit_picker(ex, "inception4a", "b3", 2, 5)
+    pick = unit_picker(ex, "inception4a", "b3")
     # the oracle: the branch's output from a forward hook, averaged over its channels
     seen = {}
     handle = model.inception4a.branch3.register_forward_hook(lambda m, i, o: seen.setdefault("out", o.detach()))
@@ -371,10 +372,13 @@ def test_figures_carry_the_numbers():
         model(x)
     handle.remove()
     want = seen["out"][0].mean(0).numpy()
-    assert len(pick.data[0].x) == want.size
-    np.testing.assert_allclose(np.array(pick.data[0].marker.color), want.ravel(), rtol=1e-5, atol=1e-7)
-    # the same for every target: switching the target leaves the chart (and its element) unchanged
-    assert unit_picker(A.explain(model, x, 7), "inception4a", "b3", 2, 5).to_json() == pick.to_json()
+    assert (pick["h"], pick["w"]) == want.shape and len(pick["fills"]) == len(pick["values"]) == want.size
+    np.testing.assert_allclose(np.array(pick["values"]), want.ravel(), rtol=1e-3, atol=1e-7)  # 4 digits, as hovered
+    # light grey at the minimum, the branch's colour at the maximum, row-major
+    assert pick["fills"][int(want.argmin())] == "#f2f2f2"
+    assert pick["fills"][int(want.argmax())] == BRANCH_COLORS["b3"].lower()
+    # the same for every target: switching the target leaves the grid's data unchanged
+    assert unit_picker(A.explain(model, x, 7), "inception4a", "b3") == pick
     img = load(SAMPLES[0].read_bytes()).image.resize((32, 32))
     shared, per_row = gradcam_grid(ex, img, "shared"), gradcam_grid(ex, img, "row")
     assert shared.size == per_row.size and shared.tobytes() != per_row.tobytes()

@@ -106,11 +106,18 @@ def test_checkpoint_link_click_and_numbers(env):
     bn_text = " ".join("".join(t.itertext()) for t in svgs(at)[2].iter("{http://www.w3.org/2000/svg}text"))
     assert f"BatchNorm: {fmt(bn.input)} × {fmt(bn.scale)} + ({fmt(bn.shift)}) = {fmt(bn.out)}" in bn_text
     # a click on the picker moves the unit; the chain follows
-    at.session_state["an_pick_chart"] = {"selection": {"points": [{"x": 1, "y": 6}]}}
+    at.session_state["an_pick"] = {"unit": [6, 1]}  # what the picker's click sends (row, col)
     run(at)
+    del at.session_state["an_pick"]  # a click is sent once (a trigger); AppTest keeps what a test sets
     assert "How 4a·b4 (6, 1), channel 3, is computed" in texts(at, "subheader")
     b = A.anatomy(net, x, "inception4a", "b4", 3, 6, 1)
     assert f"= **{fmt(b.value)}**" in unit_line(at)
+    # what no click of the picker sends (off the map, not whole numbers) moves nothing
+    for bad in ({"unit": [99, 1]}, {"unit": ["2", 2]}, {"unit": [True, 2]}, {"unit": [1]}, "junk"):
+        at.session_state["an_pick"] = bad
+        run(at)
+        assert not at.exception and "How 4a·b4 (6, 1), channel 3, is computed" in texts(at, "subheader")
+    del at.session_state["an_pick"]
     # typing a channel works too; the animated layer can be switched
     at.number_input(key="an_channel").set_value(0)
     at.selectbox(key="an_anim_layer").set_value("inception4a.branch4.0")

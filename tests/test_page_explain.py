@@ -5,7 +5,6 @@ a change of target, the ablation grid's numbers, picking a receptive field, bad 
 from __future__ import annotations
 
 import base64
-import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,7 +17,7 @@ from gnet import attribution as A
 from gnet.images import load, preprocess
 from gnet.plan import short_label
 from gnet.pretrained import ModelSource, load_model
-from tests.pagetest import offline_env, run_page, texts
+from tests.pagetest import offline_env, run_page, texts, unit_pickers
 from tests.test_attribution import write_d2l_checkpoint
 from tests.test_checkpoint_loading import CLASSES, write_checkpoint
 from tests.test_pretrained import write_hub_weights
@@ -35,15 +34,6 @@ def env(tmp_path, monkeypatch):
 
 def run(at: AppTest | None = None) -> AppTest:
     return run_page(PAGE, at, 240)
-
-
-def charts(at: AppTest) -> dict[str, dict]:
-    """The plotly figures by title (their JSON as the browser receives it)."""
-    out = {}
-    for c in at.get("plotly_chart"):
-        fig = json.loads(c.proto.spec)
-        out[fig["layout"]["title"]["text"]] = fig
-    return out
 
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -200,17 +190,25 @@ def test_pick_a_receptive_field(env):
     for b in A.BRANCHES:
         assert f"{b} (" in caps and f"theoretical {sizes[b]}×{sizes[b]} px" in caps
     assert "The four branches of 3b at (2, 13)" in texts(at, "markdown")
-    picker = next(f for t, f in charts(at).items() if "click a unit" in t)
-    assert picker["layout"]["title"]["text"].startswith("3b·b3 mean activation, 16×16")
-    assert arr(picker["data"][0]["x"]).size == 16 * 16
-    # another target class: the picker is sent again exactly as it was (so the browser keeps it as it is)
-    spec = next(c.proto.spec for c in at.get("plotly_chart") if "click a unit" in c.proto.spec)
+    picker = next(d for t, d in unit_pickers(at).items() if "click a unit" in t)
+    assert picker["title"].startswith("3b·b3 mean activation, 16×16")
+    assert (picker["h"], picker["w"], len(picker["fills"])) == (16, 16, 16 * 16) and picker["selected"] == [2, 13]
+    # another target class: the picker's data is sent again exactly as it was (the browser keeps its grid)
     _, x = preprocess(load(FIRST_SAMPLE.read_bytes()).image, lm.preprocess)
     second = int(np.argsort(-A.predict(lm.module, x), kind="stable")[1])
     at.selectbox(key="ex_top5").set_value(second)
     run(at)
     assert f"(class {second})" in target_line(at)
-    assert next(c.proto.spec for c in at.get("plotly_chart") if "click a unit" in c.proto.spec) == spec
+    assert unit_pickers(at)[picker["title"]] == picker
+    # a click on the picker moves the unit (what its click sends: row, col)
+    at.session_state["ex_pick"] = {"unit": [5, 3]}
+    run(at)
+    del at.session_state["ex_pick"]  # a click is sent once; AppTest keeps what a test sets
+    assert "The four branches of 3b at (5, 3)" in texts(at, "markdown")
+    assert unit_pickers(at)[picker["title"]]["selected"] == [5, 3]
+    at.number_input(key="ex_row").set_value(2)
+    at.number_input(key="ex_col").set_value(13)
+    run(at)
 
     # a smaller block: the position is clamped to its 8×8 grid, nothing breaks
     at.selectbox(key="ex_rf_block").set_value("inception4b")

@@ -9,7 +9,6 @@ they show, so a rerun that changes neither redraws nor re-encodes them.
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 from PIL import Image
@@ -86,9 +85,7 @@ def rf_jpegs(
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def unit_picker(
-    model_key: str, image_key: str, block: str, branch: str, row: int, col: int, _ex: A.Explanation
-) -> go.Figure:
-    """The receptive-field section's picker: the same for every target (it shows activations), so it is built
-    once per unit and block; shared by the sessions, read-only."""
-    return C.unit_picker(_ex, block, branch, row, col)
+def unit_picker(model_key: str, image_key: str, block: str, branch: str, _ex: A.Explanation) -> dict:
+    """The receptive-field section's picker: the same for every target and unit (it shows activations; the unit is
+    outlined at mount), so it is built once per branch; shared by the sessions, read-only."""
+    return C.unit_picker(_ex, block, branch)

@@ -281,53 +281,6 @@ def layer_svgs(a: Anatomy) -> list[tuple[str, list[str]]]:
     return out
 
 
-def unit_picker(fmap: np.ndarray, branch: str, title: str) -> dict:
-    """The branch's output channel at its resolution as clickable cells (plotly heatmaps send no click selections).
-
-    A plain figure dict: building a go.Figure validates every property (~170 ms for 784 points on a busy 2-core
-    machine). It does not depend on the picked unit, so moving the unit leaves the chart as it is in the browser (a
-    changed figure is remounted); the unit is marked on the image, in the heading and in the animation."""
-    hh, ww = fmap.shape
-    rr, cc = np.mgrid[0:hh, 0:ww]
-    size = max(6, min(28, 400 // max(hh, ww)))
-    lo, hi = float(fmap.min()), float(fmap.max())
-    return {
-        "data": [
-            {
-                "type": "scatter",
-                "x": cc.ravel().tolist(),
-                "y": rr.ravel().tolist(),
-                "mode": "markers",
-                "marker": {
-                    "symbol": "square",
-                    "size": size,
-                    "color": np.round(fmap.ravel().astype(np.float64), 5).tolist(),
-                    "colorscale": [[0, "#f2f2f2"], [1, BRANCH_COLORS.get(branch, OTHER_COLOR)]],
-                    "cmin": lo,
-                    "cmax": hi if hi > lo else lo + 1.0,
-                    "showscale": False,
-                    "line": {"width": 0},
-                },
-                "hovertemplate": "row %{y}, col %{x}<br>%{marker.color:.4g}<extra></extra>",
-            }
-        ],
-        "layout": {
-            "xaxis": {"range": [-0.5, ww - 0.5], "showgrid": False, "zeroline": False, "title": {"text": "col"}},
-            "yaxis": {
-                "range": [hh - 0.5, -0.5],
-                "showgrid": False,
-                "zeroline": False,
-                "title": {"text": "row"},
-                "scaleanchor": "x",
-            },
-            "height": 420,
-            "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-            "clickmode": "event+select",
-            "title": {"text": title},
-        },
-    }
-
-
 def rf_image(image: Image.Image, rf: ReceptiveField, row: int, col: int, color: str, size: int = 320) -> Image.Image:
     """The network's input with the unit's theoretical receptive field as a box."""
     img = image.convert("RGB")

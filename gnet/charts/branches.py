@@ -4,7 +4,7 @@ A `Grid` is one number per block (row) and branch (column), with the text each c
 is drawn as inline SVG (`Grid.svg`, for the charts that change with every input) or as a plotly heatmap trace
 (`Grid.heatmap`, where a chart needs plotly: the telemetry heatmap's step slider, several panels on one scale).
 `share_bars_svg` draws stacked bars of branch shares, vertical or horizontal, signed shares below zero.
-`unit_grid_fig` shows one branch's map as units to click (Explain's and Anatomy's unit pickers).
+`unit_grid` is one branch's map as units to click (Explain's and Anatomy's unit pickers, ui/unit_picker.py).
 """
 
 from __future__ import annotations
@@ -236,39 +236,23 @@ def share_bars_svg(
     return svg_doc(width, round(y + 14), body, label)
 
 
-def unit_grid_fig(
-    fmap: np.ndarray, branch: str, row: int, col: int, title: str, what: str = "", height: int = 460, px: int = 420
-) -> go.Figure:
-    """One branch's map at its own resolution as clickable cells (a scatter of squares: plotly heatmaps send no
-    click selections), from light grey to the branch's colour, the picked unit (row, col) outlined. what: the
-    value's name in the hover; px: about the grid's side in pixels."""
+def unit_grid(fmap: np.ndarray, branch: str, title: str, what: str = "", px: int = 420) -> dict:
+    """One branch's map at its own resolution as cells to click (ui/unit_picker.py draws them in the browser), from
+    light grey at the map's minimum to the branch's colour at its maximum. Plain JSON: the fills are computed here,
+    so the browser only lays out squares. what: the value's name in the hover; px: about the grid's side."""
     hh, ww = fmap.shape
-    rr, cc = np.mgrid[0:hh, 0:ww]
-    lo, hi = float(fmap.min()), float(fmap.max())
-    fig = go.Figure(
-        go.Scatter(
-            x=cc.ravel(),
-            y=rr.ravel(),
-            mode="markers",
-            customdata=np.stack([rr.ravel(), cc.ravel()], 1),
-            marker=dict(
-                symbol="square",
-                size=max(6, min(28, px // max(hh, ww))),
-                color=fmap.ravel(),
-                colorscale=[[0, "#f2f2f2"], [1, branch_color(branch)]],
-                cmin=lo,
-                cmax=hi if hi > lo else lo + 1.0,
-                showscale=False,
-                line=dict(width=0),
-            ),
-            hovertemplate=f"row %{{customdata[0]}}, col %{{customdata[1]}}<br>{what + ' ' if what else ''}"
-            "%{marker.color:.4g}<extra></extra>",
-        )
-    )
-    fig.add_shape(
-        type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color="black", width=3)
-    )
-    fig.update_xaxes(range=[-0.5, ww - 0.5], showgrid=False, zeroline=False, title="col")
-    fig.update_yaxes(range=[hh - 0.5, -0.5], showgrid=False, zeroline=False, title="row", scaleanchor="x")
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select", title=title)
-    return fig
+    v = np.asarray(fmap, np.float64).ravel()
+    lo, hi = float(v.min()), float(v.max())
+    t = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+    light = np.array([0xF2, 0xF2, 0xF2], np.float64)
+    full = np.array([int(branch_color(branch)[i : i + 2], 16) for i in (1, 3, 5)], np.float64)
+    rgb = np.rint(light + t[:, None] * (full - light)).astype(int)
+    return {
+        "h": hh,
+        "w": ww,
+        "cell": max(6, min(28, px // max(hh, ww))),
+        "fills": [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb],
+        "values": [float(f"{x:.4g}") for x in v],
+        "title": title,
+        "what": what,
+    }

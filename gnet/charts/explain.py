@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from gnet.charts.branches import Bar, Grid, Segment, share_bars_svg, unit_grid_fig
+from gnet.charts.branches import Bar, Grid, Segment, share_bars_svg, unit_grid
 from gnet.charts.tables import plotly_text
 from gnet.colors import BRANCH_COLORS, OTHER_COLOR
 from gnet.plan import ReceptiveField, short_label
@@ -236,12 +236,12 @@ def drop_sentences(ex: Explanation, n: int = 5) -> list[str]:
     return [d.sentence(ex.label) for d in ex.largest_drops(n)]
 
 
-def unit_picker(ex: Explanation, block: str, branch: str, row: int, col: int) -> go.Figure:
-    """One branch's units, coloured by the branch's mean activation, to click; the picked one outlined. It does not
-    depend on the target class, so switching the target leaves this chart as it is (no redraw in the browser)."""
+def unit_picker(ex: Explanation, block: str, branch: str) -> dict:
+    """One branch's units, coloured by the branch's mean activation, to click (ui/unit_picker.py). It depends
+    neither on the target class nor on the unit, so switching either leaves the grid's data as it is."""
     act = ex.blocks[block][branch].activation
     title = f"{short_label(block)}·{branch} mean activation, {act.shape[0]}×{act.shape[1]}: click a unit"
-    return unit_grid_fig(act, branch, row, col, title, what="mean activation")
+    return unit_grid(act, branch, title, what="mean activation")
 
 
 def rf_box(rf: ReceptiveField, row: int, col: int, hw: tuple[int, int]) -> tuple[float, float, float, float]:

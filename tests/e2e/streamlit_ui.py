@@ -154,16 +154,13 @@ def _retry(page: Page, what: str, attempt: Callable[[], str | None], attempts: i
     raise fail(page, f"{what}: failed {attempts} times; last: {why}")
 
 
-def click(
-    page: Page, target: Locator, until: Locator | None = None, timeout_ms: int = UNTIL_TIMEOUT_MS, force: bool = False
-) -> None:
+def click(page: Page, target: Locator, until: Locator | None = None, timeout_ms: int = UNTIL_TIMEOUT_MS) -> None:
     """Click `target` on an idle app, then wait for the rerun it starts to finish (and for `until` to show).
     Only a click that did not happen (the element was missing, replaced or covered) is tried again: a button that
-    starts something is never pressed twice. `force`: click where it is even when another element is on top
-    (a plotly point, under the chart's drag layer that takes the click)."""
+    starts something is never pressed twice."""
 
     def attempt() -> None:
-        target.click(timeout=STEP_TIMEOUT_MS, force=force)
+        target.click(timeout=STEP_TIMEOUT_MS)
 
     _retry(page, f"click {target}", attempt)
     wait_idle(page, after_action=True)

@@ -61,11 +61,10 @@ def test_chain_animation_and_click(app_server, page):
     screenshot(page, "anatomy_untrained")
 
     # a clicked unit: the top-left cell of the picker (3a·b2, 28×28) moves the chain to (0, 0)
-    picker = page.locator("[data-testid='stPlotlyChart']").first
-    picker.scroll_into_view_if_needed()
-    point = picker.locator("g.points path.point").first
+    point = page.locator(".gnet-unit-picker rect[data-r='0'][data-c='0']")
     point.wait_for(timeout=30_000)
-    ui.click(page, point, until=page.get_by_text(re.compile(r"How 3a·b2 \(0, 0\), channel")), force=True)
+    assert page.locator(".gnet-unit-picker rect[data-r]").count() == 28 * 28
+    ui.click(page, point, until=page.get_by_text(re.compile(r"How 3a·b2 \(0, 0\), channel")))
     body = page.inner_text("body")
     assert re.search(r"Unit: 3a·b2 channel \d+ at \(0, 0\)", body)
     assert_no_exception(page)

@@ -36,7 +36,7 @@ def test_upload_shows_the_grid_and_a_click_picks_a_unit(app_server, page):
     assert ui.images_decoded(page, images) == 8  # input, grid, the unit's two views, the four branches
     grid = images.nth(1).element_handle()
     assert page.evaluate("e => [e.naturalWidth, e.naturalHeight]", grid)[1] > 9 * 112  # 9 rows of thumbnails
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 1  # the unit picker (click to pick)
+    assert page.locator(".gnet-unit-picker rect[data-r]").count() == 14 * 14  # the unit picker of 4d (click to pick)
     shares = page.locator('svg[aria-label^="each block\'s share"] g.share')
     assert shares.count() >= 9 and shares.first.locator("title").count() == 1  # one segment per non-zero share
     for grid_title in ("Where the evidence for", "Zeroing one branch"):  # the two 9×4 SVG grids, hover titles kept
@@ -46,11 +46,9 @@ def test_upload_shows_the_grid_and_a_click_picks_a_unit(app_server, page):
     screenshot(page, "explain_upload")
 
     # click the top-left cell of the unit picker (4d·b1, 14×14): row and column follow
-    picker = page.locator("[data-testid='stPlotlyChart']").first
-    picker.scroll_into_view_if_needed()
-    point = picker.locator("g.points path.point").first
+    point = page.locator(".gnet-unit-picker rect[data-r='0'][data-c='0']")
     point.wait_for(timeout=30_000)
-    ui.click(page, point, until=page.get_by_text("The four branches of 4d at (0, 0)"), timeout_ms=120_000, force=True)
+    ui.click(page, point, until=page.get_by_text("The four branches of 4d at (0, 0)"), timeout_ms=120_000)
     assert_no_exception(page)
     screenshot(page, "explain_rf_click")
 
