@@ -23,7 +23,7 @@ from typing import Any
 
 from gnet.data import DATASET_CHOICES, is_dataset_name
 from gnet.spec import NETWORK_PRESETS, NetworkSpec, network_preset
-from gnet.v3 import InceptionV3Spec, network_from_dict
+from gnet.v3 import V3_PRESETS, InceptionV3Spec, network_from_dict
 
 MAX_EPOCHS = 1000
 MAX_BATCH = 4096
@@ -33,9 +33,23 @@ SCHEDULES = ("constant", "onecycle")
 AMP_MODES = ("auto", "bf16", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 RECIPE_NAMES = ("seed", "improved")
-# The network presets the Training and sweep forms offer: every preset but the one with aux heads,
-# which a run gets from the aux option instead.
+# The GoogLeNet presets the Training and sweep forms offer: every preset but the one with aux heads, which a run
+# gets from the aux option instead. Sweeps (gnet.sweeps) vary GoogLeNet blocks only, so these are their bases.
 TRAIN_PRESETS = tuple(n for n in NETWORK_PRESETS if not network_preset(n).aux)
+# The Inception v3 presets the Training page offers besides: the small one, which trains on a CPU (its aux head
+# is its own; the full ImageNet v3 is for the pretrained weights).
+TRAIN_V3_PRESETS = ("mini-v3",)
+# Everything the Training page offers, in its order.
+TRAINING_PAGE_PRESETS = TRAIN_PRESETS + TRAIN_V3_PRESETS
+
+
+def train_preset(name: str) -> NetworkSpec | InceptionV3Spec:
+    """A preset of TRAINING_PAGE_PRESETS by name (KeyError for another name)."""
+    if name in TRAIN_V3_PRESETS:
+        return V3_PRESETS[name]()
+    if name in TRAIN_PRESETS:
+        return network_preset(name)
+    raise KeyError(f"no training preset {name!r}; choose one of {', '.join(TRAINING_PAGE_PRESETS)}")
 
 
 class ConfigError(ValueError):

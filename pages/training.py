@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from gnet import fsio, runs
+from gnet.analysis import network_report, plan_report
 from gnet.charts import telemetry as telemetry_charts
 from gnet.charts.training import compare_runs_fig, thinned, training_curves_svg
 from gnet.checkpoints import CheckpointError
@@ -29,10 +30,11 @@ from gnet.data import (
 )
 from gnet.export import checkpoint_exportable
 from gnet.metrics import EpochRecord, StepRecord
-from gnet.spec import NetworkSpec, SpecError, network_preset
+from gnet.spec import NetworkSpec, SpecError
 from gnet.telemetry import tensorboard_available
 from gnet.train import ConfigError, TrainConfig, predictions, preflight
-from gnet.train_options import OPTIONS, RECIPES, TRAIN_PRESETS
+from gnet.train_options import OPTIONS, RECIPES, TRAINING_PAGE_PRESETS, train_preset
+from gnet.v3 import InceptionV3Spec, network_from_json, v3_plan
 from ui.common import plain, show_html, use_app_navigation
 from ui.download_panel import dataset_download as dataset_download_panel
 from ui.export_buttons import export_buttons
@@ -136,12 +138,38 @@ def pending_run() -> None:
     c2.button("Don't start this run", key="tr_pending_dismiss", on_click=_dismiss_pending)
 
 
-def network_choices() -> dict[str, NetworkSpec]:
-    nets = {name: network_preset(name) for name in TRAIN_PRESETS}
+SMALL_PRESETS = ("mini", "mini-v3")  # CPU-sized: a short run by default
+
+
+def network_choices() -> dict[str, NetworkSpec | InceptionV3Spec]:
+    nets = {name: train_preset(name) for name in TRAINING_PAGE_PRESETS}
     designed = designed_network()
     if designed is not None:
         nets = {DESIGNED: designed, **nets}
     return nets
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def network_caption(spec_json: str) -> str:
+    """What the chosen network is, from its own spec (a GoogLeNet's or an Inception v3's), as defined: the run
+    adapts its input channels and classes to the dataset."""
+    spec = network_from_json(spec_json)
+    try:
+        report = plan_report(v3_plan(spec)) if isinstance(spec, InceptionV3Spec) else network_report(spec)
+    except SpecError as e:
+        return f"This network cannot be built: {e}"
+    size = f"{spec.input_size[0]}×{spec.input_size[1]}"
+    if isinstance(spec, InceptionV3Spec):
+        kinds = ", ".join(f"{type(b).KIND} ({n})" for n, b in spec.blocks)
+        aux = f"its own aux head after {spec.aux_block}" if spec.aux else "no aux head"
+        return (
+            f"Inception v3: blocks {kinds}; {aux}; BatchNorm on every conv. {report.params_total:,} parameters "
+            f"at {size} with {spec.num_classes} classes."
+        )
+    return (
+        f"GoogLeNet: {len(spec.block_names())} Inception blocks. {report.params_total:,} parameters at {size} "
+        f"with {spec.num_classes} classes."
+    )
 
 
 with st.expander("Start a new run", expanded=not runs.list_runs(root)):
@@ -152,7 +180,8 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
         list(nets),
         index=list(nets).index("mini") if DESIGNED not in nets else 0,
         key="tr_network",
-        help="Presets, or the network you edited on the Network Explorer page.",
+        help="Presets (GoogLeNet's, and the small Inception v3 mini-v3), or the network you edited on the "
+        "Network Explorer page.",
     )
     dataset = option_input(c2, "dataset", OPTIONS["dataset"].default, "tr_dataset", choices=dataset_choices())
     recipe = c3.radio(
@@ -160,15 +189,28 @@ with st.expander("Start a new run", expanded=not runs.list_runs(root)):
     )
     r = RECIPES[recipe]
     spec = nets[net_name]
+    v3 = isinstance(spec, InceptionV3Spec)
+    st.caption(plain(network_caption(spec.to_json())))
     c1, c2, c3, c4 = st.columns(4)
     image_size = option_input(c1, "image_size", spec.input_size[0], f"tr_size_{net_name}")
-    epochs = option_input(c2, "epochs", r["epochs"] if net_name != "mini" else 3, f"tr_epochs_{recipe}")
+    epochs = option_input(c2, "epochs", 3 if net_name in SMALL_PRESETS else r["epochs"], f"tr_epochs_{recipe}")
     batch = option_input(c3, "batch_size", r["batch_size"], f"tr_batch_{recipe}")
     device = option_input(c4, "device", "auto", "tr_device", choices=["auto", "cpu", "cuda"])
     c1, c2, c3, c4 = st.columns(4)
     optimizer = option_input(c1, "optimizer", r["optimizer"], f"tr_opt_{recipe}")
     lr = option_input(c2, "lr", r["lr"], f"tr_lr_{recipe}")
-    aux = option_input(c3, "aux", False, "tr_aux")
+    if v3:  # v3's aux head is part of its spec (torchvision's InceptionAux); the option adds GoogLeNet's heads
+        c3.checkbox(
+            OPTIONS["aux"].label,
+            value=spec.aux,
+            disabled=True,
+            key="tr_aux_v3",
+            help="An Inception v3 has its aux head in its spec (after "
+            f"{spec.aux_block}), trained with loss weight 0.3.",
+        )
+        aux = False
+    else:
+        aux = option_input(c3, "aux", False, "tr_aux")
     seed = option_input(c4, "seed", 0, "tr_seed")
     c1, c2, c3 = st.columns(3)
     max_train = c1.number_input(

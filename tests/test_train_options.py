@@ -140,6 +140,10 @@ def test_the_option_table_and_the_dataset_list_import_no_torch():
 
 def test_the_training_forms_offer_every_preset_but_the_aux_one():
     assert train_options.TRAIN_PRESETS == ("d2l-fashion96", "googlenet-imagenet", "mini")
+    # the Training page also trains the small Inception v3; sweeps vary GoogLeNet blocks, so their bases stay these
+    assert train_options.TRAINING_PAGE_PRESETS == (*train_options.TRAIN_PRESETS, "mini-v3")
+    with pytest.raises(KeyError, match="no training preset 'inception-v3-imagenet'"):
+        train_options.train_preset("inception-v3-imagenet")
 
 
 def test_preflight_reads_the_dataset_s_channels_and_classes(tmp_path):
