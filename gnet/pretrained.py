@@ -23,6 +23,7 @@ the builder does (load, drop the untrained aux heads).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -38,7 +39,13 @@ from torchvision.models import inception_v3 as tv_inception_v3
 
 from gnet import downloads, fsio
 from gnet.checkpoints import FORMAT as CHECKPOINT_FORMAT
-from gnet.checkpoints import CheckpointError, describe_load_failure, load_checkpoint, torch_load_safely
+from gnet.checkpoints import (
+    CheckpointError,
+    describe_load_failure,
+    load_checkpoint,
+    sniff_torch_file,
+    torch_load_safely,
+)
 from gnet.images import Preprocess
 from gnet.net import Net
 from gnet.runs import SWEEP_FILE, runs_root
@@ -532,3 +539,31 @@ def _mtime(p: Path) -> float:
         return p.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def checkpoint_family(path: Path) -> str | None:
+    """The network family ("googlenet", "inception-v3") a project checkpoint's own spec names; None for a file
+    that is not readable as one. Cheap: memory-mapped (the tensors are not read), once per file version."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _checkpoint_family(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _checkpoint_family(path: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        sniff_torch_file(Path(path))
+        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip torch file, or not loadable safely: not listed (loading it would say why)
+        return None
+    spec = raw.get("spec") if isinstance(raw, dict) else None
+    if not isinstance(spec, dict):
+        return None
+    return "inception-v3" if spec.get("family") == "inception-v3" else "googlenet"
+
+
+def find_v3_checkpoints(root: Path | None = None, limit: int = 200) -> list[Path]:
+    """find_checkpoints' files whose network is an Inception v3 (an InceptionV3Spec), newest first."""
+    return [p for p in find_checkpoints(root, limit) if checkpoint_family(p) == "inception-v3"]

@@ -23,9 +23,11 @@ from gnet.net import Net
 from gnet.pretrained import (
     V3_SOURCES,
     ModelSource,
+    checkpoint_family,
     ensure_pretrained_weights,
     ensure_v3_weights,
     find_checkpoints,
+    find_v3_checkpoints,
     how_to_get_weights,
     hub_weights_path,
     load_model,
@@ -95,6 +97,7 @@ def choose_model(prefix: str = "fm", families: bool = False) -> tuple[ModelSourc
     Offline, says what it could not get and what it shows instead. families=True asks for the family first
     (GoogLeNet or Inception v3), then the source."""
     if families:
+        _land_on_handoff_family(prefix)
         family = st.radio(
             "Family",
             list(FAMILY_LABELS),
@@ -161,10 +164,61 @@ def choose_model(prefix: str = "fm", families: bool = False) -> tuple[ModelSourc
     return fallback, True
 
 
+def _family(path: str) -> str | None:
+    """The family of a checkpoint in the app's own folders (gnet.pretrained.user_file); None elsewhere or unreadable."""
+    try:
+        return checkpoint_family(user_file(path))
+    except CheckpointError:
+        return None
+
+
+def _land_on_handoff_family(prefix: str) -> None:
+    """A checkpoint just sent by the Training page opens in its own family, selected: an Inception v3 run's on
+    the Inception v3 picker. Once per hand-off (the widgets are set before they are drawn), so the user's later
+    choices stand."""
+    requested, s = requested_checkpoint(prefix), st.session_state
+    if not requested or s.get(f"{prefix}_handoff_seen") == requested:
+        return
+    s[f"{prefix}_handoff_seen"] = requested
+    family = _family(requested)
+    if family == "inception-v3":
+        s[f"{prefix}_family"] = family
+        s[f"{prefix}_v3_source"] = "checkpoint"
+        s[f"{prefix}_v3_ckpt_path"] = requested
+    elif family is not None:
+        s[f"{prefix}_family"] = family
+
+
+# The v3 picker's sources, in the GoogLeNet picker's order: a training checkpoint of a v3 run is among them.
+V3_PICKER_SOURCES = ("pretrained", "checkpoint", *(k for k in V3_SOURCES if k != "pretrained"))
+
+
+def _choose_v3_checkpoint(prefix: str) -> ModelSource:
+    """A training checkpoint whose network is an Inception v3 (the runs folder's, and one the Training page sent)."""
+    found = [str(p) for p in find_v3_checkpoints()]
+    requested = requested_checkpoint(prefix)
+    if requested and requested not in found and _family(requested) == "inception-v3":
+        found.insert(0, requested)
+    if not found:
+        st.info(
+            "No Inception v3 training checkpoints yet (looked for `*/checkpoints/*.pt` of v3 runs under "
+            "GNET_RUNS_DIR). Train the mini-v3 preset on the Training page, or pick another source."
+        )
+        st.stop()
+    if st.session_state.get(f"{prefix}_v3_ckpt_path") not in (None, *found):  # deleted since: the newest instead
+        del st.session_state[f"{prefix}_v3_ckpt_path"]
+    path = st.selectbox("Checkpoint", found, key=f"{prefix}_v3_ckpt_path", format_func=run_and_file)
+    # A project checkpoint names its family in its own spec: the checkpoint loader builds an Inception v3 from it.
+    return ModelSource("checkpoint", _confined(path))
+
+
 def _choose_v3(prefix: str) -> tuple[ModelSource, bool]:
-    """The sources of an Inception v3: torchvision's pretrained weights, a weights file, random weights."""
-    labels = {k: SOURCE_LABELS[k] for k in V3_SOURCES}
+    """The sources of an Inception v3: torchvision's pretrained weights, a training checkpoint of a v3 run, a
+    weights file, random weights."""
+    labels = {k: SOURCE_LABELS[k] for k in V3_PICKER_SOURCES}
     kind = st.radio("Network", list(labels), format_func=labels.__getitem__, horizontal=True, key=f"{prefix}_v3_source")
+    if kind == "checkpoint":
+        return _choose_v3_checkpoint(prefix), False
     if kind == "weights":
         typed = st.text_input("Path to a torchvision Inception v3 weights file (.pth)", key=f"{prefix}_v3_weights_path")
         if not typed.strip():
