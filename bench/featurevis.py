@@ -1,4 +1,4 @@
-"""Speed of channel visualisation (gnet.featurevis.visualize) on the GoogLeNet architecture.
+"""Speed of channel visualisation (gnet.featurevis.visualize) on the GoogLeNet or Inception v3 architecture.
 
 Targets: on CPU, 128×128 and 256 steps in at most 60 s; on a CUDA GPU, 224×224 and
 512 steps in at most 5 s. The weights do not change the cost, so the seeded untrained network
@@ -9,6 +9,7 @@ the CLI and the jobs use (BatchNorm folded, channels last), extrapolated from no
     python bench/featurevis.py                    # CPU figure (and CUDA when present)
     python bench/featurevis.py --quick            # 32 steps, figures scaled to the full step count
     python bench/featurevis.py --threads 2 --layer inception4b --branch b3 --channel 5
+    python bench/featurevis.py --model inception-v3   # Mixed_6b·b3 (its 1×7/7×1 stack) by default
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 import torch
 
 from gnet import featurevis as fv
-from gnet.pretrained import ModelSource, hub_weights_path, load_model
+from gnet.pretrained import ModelSource, hub_weights_path, load_model, v3_hub_weights_path
 
 
 def seconds(model: torch.nn.Module, pre, target: fv.Target, cfg: fv.VisConfig) -> tuple[float, float, float]:
@@ -33,9 +34,10 @@ def seconds(model: torch.nn.Module, pre, target: fv.Target, cfg: fv.VisConfig) -
 
 
 def run(device: torch.device, size: int, steps: int, budget_s: float, args: argparse.Namespace) -> None:
-    source = ModelSource("pretrained") if hub_weights_path().is_file() else ModelSource("untrained")
-    lm = load_model(source, device)
-    target = fv.Target(args.layer, args.branch, args.channel)
+    cached = (v3_hub_weights_path() if args.model == "inception-v3" else hub_weights_path()).is_file()
+    lm = load_model(ModelSource("pretrained" if cached else "untrained", model=args.model), device)
+    layer = args.layer or ("Mixed_6b" if args.model == "inception-v3" else "inception4b")
+    target = fv.Target(layer, args.branch, args.channel)
     fast = fv.private_copy(lm.module)
     run_steps = 32 if args.quick else steps
     seconds(fast, lm.preprocess, target, fv.VisConfig(size=size, steps=2))  # warm-up (allocator, kernels)
@@ -64,7 +66,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--layer", default="inception4b")
+    p.add_argument("--model", choices=("googlenet", "inception-v3"), default="googlenet")
+    p.add_argument("--layer", default=None, help="default: inception4b (GoogLeNet), Mixed_6b (Inception v3)")
     p.add_argument("--branch", default="b3")
     p.add_argument("--channel", type=int, default=5)
     args = p.parse_args()
