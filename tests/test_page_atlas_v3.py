@@ -99,17 +99,27 @@ def test_untrained_inception_v3_blocks_halves_and_a_finished_job(env):
     assert f"channel {within} of the {half} half" in texts(at, "markdown")
 
 
-def test_a_mini_v3_checkpoint_in_the_atlas(env):
+def test_a_mini_v3_checkpoint_in_the_atlas_and_its_job(env):
     path = env / "runs" / "v3run" / "checkpoints" / "last.pt"
     path.parent.mkdir(parents=True)
     torch.manual_seed(1)
     pre = {"image_size": [36, 36], "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26], "in_channels": 3}
     save_checkpoint(path, Checkpoint(mini_v3(), build_v3(mini_v3()).state_dict(), CLASSES, pre, {"epoch": 2}))
-    at = page({"at_source": "checkpoint", "at_size": 32, "at_k": 2})
+    settings = {"at_family": "inception-v3", "at_v3_source": "checkpoint", "at_size": 32, "at_steps": 16, "at_k": 2}
+    at = page(settings)
     assert "checkpoint v3run/last.pt (mini-v3, epoch 2)" in texts(at, "markdown")
     assert at.selectbox(key="at_block").options == ["5b", "6a", "6b", "7a", "7b"]
     assert "Block 6b: 192 channels, top 2 per branch" in texts(at, "subheader")  # mini-v3's C: 48 per branch
     assert len(tiles(at, "6b")) == 8
-    assert "Visualise the 8 missing channels (32×32 px, 256 steps)" in [b.label for b in at.button]
     traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert traces[0]["y"] == ["5b", "6a", "6b", "7a", "7b"]
+    at.button(key="at_start").click()
+    run(at)
+    for _ in range(240):  # the job process loads the checkpoint as an Inception v3
+        if "at_job" not in at.session_state:
+            break
+        time.sleep(0.5)
+        run(at)
+    assert "All 8 pictures are cached for these settings." in texts(at, "caption"), texts(at, "warning")
+    [job] = fv.list_jobs(env / "runs" / ".featurevis")
+    assert job.state == "finished" and fv.job_source(job.path) == ("checkpoint", str(path))
