@@ -41,7 +41,6 @@ import dataclasses
 import io
 import math
 import os
-import signal
 import socket
 import sys
 import threading
@@ -167,20 +166,6 @@ class Pace:
         per_step = (elapsed - self.first_elapsed) / (step - self.first_step)
         per_eval = self.eval_s / self.evals if self.evals else 0.0
         return per_step * (total_steps - step) + per_eval * evals_left
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT (and the STOP file): finish the step, checkpoint, status 'stopped'."""
-
-    requested = False
-
-    @classmethod
-    def install(cls) -> None:
-        def handler(signum: int, frame: Any) -> None:
-            cls.requested = True
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------------------
@@ -432,7 +417,6 @@ class Reporter:
     def __init__(self, run: Path, main: bool, status_base: dict[str, Any]) -> None:
         self.run, self.main, self.status_base = run, main, status_base
         self.last_path, self.best_path = run / "checkpoints" / "last.pt", run / "checkpoints" / "best.pt"
-        self.stop_file = run / "STOP"
         self._beat_stop = threading.Event()
         self._t_status = 0.0
         self.tb: TensorBoardWriter | None = None
@@ -482,7 +466,7 @@ class Reporter:
             runs.touch_heartbeat(self.run)
 
     def wants_stop(self, should_stop: Callable[[int], bool] | None, step: int) -> bool:
-        return StopFlag.requested or self.stop_file.exists() or (should_stop is not None and should_stop(step))
+        return jobs.stop_requested(self.run) or (should_stop is not None and should_stop(step))
 
     def step(self, rec: StepRecord, state: TrainState, eta: float | None, force_status: bool) -> None:
         if not self.main:
@@ -551,7 +535,7 @@ class Reporter:
             elapsed_s=state.elapsed_s,
             best_acc=state.best_acc,
         )
-        self.stop_file.unlink(missing_ok=True)
+        jobs.clear_stop(self.run)
 
 
 # ---------------------------------------------------------------------------
@@ -879,9 +863,9 @@ def run_from_args(args: argparse.Namespace) -> int:
             runs.write_status(run, "failed", message=str(e), **jobs.this_process())
         print(f"error: {e}", file=sys.stderr)
         return 2
-    StopFlag.install()
+    signalled = jobs.StopSignal().install()  # SIGTERM / SIGINT: finish the step, checkpoint, status "stopped"
     try:
-        state = train(cfg, run, resume=resume)
+        state = train(cfg, run, resume=resume, should_stop=lambda step: signalled())
     except (ConfigError, SpecError, DataError, CheckpointError) as e:
         if main:
             runs.write_status(run, "failed", message=str(e), pid=os.getpid(), host=socket.gethostname())
