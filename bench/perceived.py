@@ -385,11 +385,7 @@ def anatomy(page, url: str, tries: int, warmup: int) -> list[Result]:
         k = 29 * (i + 1) % (28 * 28)  # row-major points of the picker
         point = page.locator(f".gnet-unit-picker rect[data-r='{k // 28}'][data-c='{k % 28}']")
 
-        def act() -> None:
-            point.hover()  # a hand moves onto the unit before it clicks; timing starts at the click
-            point.click()
-
-        return (act, ("text", [f"How 3a·b2 ({k // 28}, {k % 28}), channel"]))
+        return (point.click, ("text", [f"How 3a·b2 ({k // 28}, {k % 28}), channel"]))
 
     out.append(_measure(page, "Block Anatomy: click a unit on the picker", tries, warmup, click))
     branches = ["b3 (1×1 → 3×3)", "b4 (3×3 max-pool → 1×1)", "b2 (1×1 → 3×3)"]
