@@ -118,6 +118,11 @@ def show_receptive_fields(
     branches = list(ex.blocks[block])  # b1..bN: Inception v3's grid reductions have three
     if st.session_state.get("ex_rf_branch") not in branches:
         st.session_state.pop("ex_rf_branch", None)
+    elif st.session_state.get("ex_rf_for") != block:
+        # Inception v3's blocks label the same branch key differently ("b1 (1×1)" in 5b, "b1 (3×3/2)" in 6a): a
+        # keyed box keeps showing its old label unless its value is sent again
+        st.session_state["ex_rf_branch"] = st.session_state["ex_rf_branch"]
+    st.session_state["ex_rf_for"] = block
     branch = c2.selectbox("Branch", branches, key="ex_rf_branch", format_func=lambda b: f"{b} ({labels[b]})")
     cam = ex.blocks[block][branch].gradcam
     hh, ww = cam.shape
