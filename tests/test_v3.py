@@ -260,6 +260,8 @@ def test_receptive_fields_per_axis_match_the_gradient():
     assert checked == 4 + 2 + 2 * 2 + 1
 
 
+# torchvision notes that eval-mode tracing drops the aux head's nodes: the walk is compared in eval mode, as the app runs
+@pytest.mark.filterwarnings("ignore:NOTE. The nodes obtained by tracing the model in eval mode")
 def test_net_walk_of_torchvisions_inception_v3():
     """Net reads torchvision's Inception3 through the preset's plan: its walk gives the module's logits, every
     main-path output, and each branch as torchvision computes it (E's halves concatenated)."""
