@@ -24,7 +24,6 @@ from ui.common import plain
 from ui.export_buttons import export_buttons
 from ui.forms import NUMBER
 
-COST_COLUMNS = ("params", "mult-adds", "multiplications")  # the branch table's exact counts, with separators
 # Where torchvision's layers (which its weights need) differ from the v3 paper's figures (pytorch/vision#798).
 DIFFERENCES = {
     "A": " Unlike the paper's figure 5, torchvision's b2 keeps a 5×5 (b3 has the two 3×3) (pytorch/vision#798).",
@@ -155,7 +154,6 @@ def render(kind: str) -> None:
             key=f"v3_{kind}_table",
             # the shapes and costs first: the long module lists last, where they no longer push them out of view
             column_order=("branch", "layers", "output (H×W×C)", "params", "mult-adds", "multiplications", "modules"),
-            column_config={k: st.column_config.NumberColumn(format="localized") for k in COST_COLUMNS},
         )
         if any(b.halves for b in report.branches):
             st.caption("‖: the two halves read the same input and are concatenated (the expanded filter bank).")
