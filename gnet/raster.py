@@ -29,8 +29,8 @@ def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def ascii_label(text: str) -> str:
-    """Pillow's built-in font has no × or →; images spell them in ASCII."""
-    return text.replace("×", "x").replace("→", "->").replace("·", "|")
+    """Pillow's built-in font has no ×, →, · or ‖ (E's halves side by side); images spell them in ASCII."""
+    return text.replace("×", "x").replace("→", "->").replace("·", "|").replace("‖", "||")
 
 
 def hex_rgb(hex_color: str) -> np.ndarray:

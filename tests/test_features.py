@@ -22,7 +22,9 @@ from gnet.analysis import network_report
 from gnet.colors import BRANCH_COLORS
 from gnet.images import load, preprocess
 from gnet.pretrained import ModelSource, load_model
+from gnet.raster import ascii_label
 from gnet.spec import googlenet_imagenet
+from gnet.v3 import V3_PRESETS, v3_plan
 
 SAMPLES = sorted((Path(__file__).resolve().parent.parent / "assets" / "samples").glob("*.jpg"))
 
@@ -211,3 +213,21 @@ def test_concurrent_sessions_never_mix_activations(untrained):
         assert np.array_equal(o1, o2) and torch.equal(l1, l2) and torch.equal(a1, a2)
     # and the images really differ, so a mix-up could not go unnoticed
     assert not np.array_equal(sequential[0][0], sequential[1][0])
+
+
+def test_every_branch_label_draws_in_ascii():
+    """The mosaics' titles use Pillow's font, which lacks ×, →, · and ‖: every label of every v3 block (E's halves
+    side by side included) and of GoogLeNet's blocks comes out in ASCII, with nothing dropped."""
+    labels = [
+        label
+        for make in V3_PRESETS.values()
+        for plan in [v3_plan(make())]
+        for block in plan.blocks()
+        for label in plan.step(block).spec.branch_labels().values()
+    ]
+    labels += list(F.branch_kernel_labels(load_model(ModelSource("untrained")).module.inception3a).values())
+    assert any("‖" in t for t in labels) and any("→" in t for t in labels)
+    for text in labels:
+        drawn = ascii_label(f"6b·b2: {text}")
+        assert drawn.isascii(), drawn
+        assert len(drawn) >= len(f"6b·b2: {text}")  # spelled out, never dropped
