@@ -639,8 +639,8 @@ def _n_by_n(n: int, c: int, hw: tuple[int, int]) -> Saving:
             Option(f"one {n}×{n} conv {_arrow([c, c])}", _stack([c, c], [(n, n)], hw)),
             Option(f"1×{n} then {n}×1 {_arrow([c, c, c])}", _stack([c, c, c], [(1, n), (n, 1)], hw)),
         ),
-        f"{n}² = {n * n} weights per channel pair against 2×{n} = {2 * n}: the same {n}×{n} field for "
-        f"1 − {2 * n}/{n * n} of the cost fewer multiplications.",
+        f"{n}² = {n * n} weights per channel pair against 2×{n} = {2 * n}: the same {n}×{n} field with "
+        f"1 − {2 * n}/{n * n} = {1 - 2 / n:.0%} fewer multiplications.",
     )
 
 

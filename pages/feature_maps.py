@@ -192,7 +192,9 @@ def show_ablation(lm: Net, ex: F.Extraction) -> None:
 # ---------------------------------------------------------------------------
 
 st.title("Feature Maps")
-st.caption("What each branch of a GoogLeNet block responds to in your image. Tensor shapes are C×H×W.")
+st.caption(
+    "What each branch of an Inception block (GoogLeNet or Inception v3) responds to in your image. Tensor shapes are C×H×W."
+)
 
 chosen = choose_model_and_image("fm", "The maps show what random filters do, not what a trained network learned.")
 lm, model_key, image_key, what = chosen.lm, chosen.lm.key, chosen.image_key, chosen.what

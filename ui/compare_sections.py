@@ -43,8 +43,8 @@ def _table(rows: list[dict[str, object]]) -> None:
         height=min(35 * (len(rows) + 1) + 3, 760),
     )
     st.caption(
-        "Δ = B − A. RF: receptive field in input pixels (the layer plan's; blank for the aux heads). "
-        "A row only one design has shows '–' on the other side and counts as 0 in Δ."
+        "Δ = B − A. RF: receptive field in input pixels (the layer plan's; None for the aux heads). "
+        "A row only one design has shows '–' (shape) and None (numbers) on the other side, and counts as 0 in Δ."
     )
 
 

@@ -30,6 +30,10 @@ DIFFERENCES = {
 }
 
 
+# counts with thousands separators, still numbers (right-aligned, sortable)
+COUNTS = {k: st.column_config.NumberColumn(format="localized") for k in ("params", "mult-adds", "multiplications")}
+
+
 def _key(kind: str, field: str) -> str:
     return f"v3_{kind}_{field}"
 
@@ -154,6 +158,7 @@ def render(kind: str) -> None:
             key=f"v3_{kind}_table",
             # the shapes and costs first: the long module lists last, where they no longer push them out of view
             column_order=("branch", "layers", "output (H×W×C)", "params", "mult-adds", "multiplications", "modules"),
+            column_config=COUNTS,
         )
         if any(b.halves for b in report.branches):
             st.caption("‖: the two halves read the same input and are concatenated (the expanded filter bank).")
@@ -174,6 +179,7 @@ def render(kind: str) -> None:
                 ],
                 hide_index=True,
                 width="stretch",
+                column_config=COUNTS,
             )
             if saving.explanation:
                 st.caption(saving.explanation)

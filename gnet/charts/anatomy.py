@@ -94,11 +94,14 @@ def conv_svg(step: ConvStep, color: str, width: int = 720) -> str:
     cell = max(8.0, min(40.0, 120 / max(kh, kw)))
     vmax_x = float(np.nanmax(np.abs(step.inputs[c0]))) or 1.0
     vmax_w = float(np.max(np.abs(step.kernel[c0]))) or 1.0
-    body += _grid(10, y + 16, step.inputs[c0], cell, vmax_x, f"input ch {c0}")
-    gx = 10 + kw * cell + 30
+    # each grid centred in a slot as wide as its title at least (a 7×1 window is one 17 px column)
+    slot = max(kw * cell, 90.0)
+    inset = (slot - kw * cell) / 2
+    body += _grid(10 + inset, y + 16, step.inputs[c0], cell, vmax_x, f"input ch {c0}")
+    gx = 10 + slot + 30
     body.append(svg_text(gx - 15, y + 16 + kh * cell / 2, "⊙", 16))
-    body += _grid(gx, y + 16, step.kernel[c0], cell, vmax_w, f"kernel ch {c0}")
-    ex = gx + kw * cell + 12
+    body += _grid(gx + inset, y + 16, step.kernel[c0], cell, vmax_w, f"kernel ch {c0}")
+    ex = gx + slot + 12
     body.append(svg_text(ex, y + 16 + kh * cell / 2, f"Σ = {fmt(top[0][1])}", 12, "start"))
     # the strip: one cell per input channel
     sy = y + 16 + kh * cell + 30
