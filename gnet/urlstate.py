@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 
 from gnet.spec import NETWORK_PRESETS, BlockDesign, BlockSpec, NetworkSpec, SpecError, network_preset
+from gnet.v3 import V3_PRESETS, InceptionV3Spec, network_from_json, v3_plan
 
 # UI label -> (b3_kernel, factorize)
 B3_VARIANTS: dict[str, tuple[int, bool]] = {
@@ -150,30 +151,36 @@ def with_b3_variant(spec: BlockSpec, label: str) -> BlockSpec:
 
 # ---------------------------------------------------------------------------
 # Whole networks in a link (the Network Explorer's A/B comparison): a preset's name, or
-# "z." + the spec's compact JSON, zlib-compressed and base64url-encoded (a GoogLeNet is ~1 kB).
+# "z." + the spec's compact JSON, zlib-compressed and base64url-encoded (a GoogLeNet is ~1 kB, an Inception v3 ~2 kB).
 
 NETWORK_KEYS = ("na", "nb")  # design A, design B (the page's own network)
 MAX_LINK_CHARS = 16_000
 MAX_LINK_JSON = 200_000
 
 
-def network_to_query(spec: NetworkSpec) -> str:
+def network_to_query(spec: NetworkSpec | InceptionV3Spec) -> str:
     for name in NETWORK_PRESETS:
         if network_preset(name) == spec:
+            return name
+    for name, make in V3_PRESETS.items():
+        if make() == spec:
             return name
     text = json.dumps(spec.to_dict(), separators=(",", ":")).encode()
     return "z." + base64.urlsafe_b64encode(zlib.compress(text, 9)).decode().rstrip("=")
 
 
-def network_from_query(value: str | Sequence[str], key: str = "nb") -> NetworkSpec:
-    """The network in a link value; SpecError naming the key for anything that is not one."""
+def network_from_query(value: str | Sequence[str], key: str = "nb") -> NetworkSpec | InceptionV3Spec:
+    """The network in a link value (a GoogLeNet or an Inception v3, told by its JSON's "family"); SpecError naming
+    the key for anything that is not one."""
     text = (value if isinstance(value, str) else (list(value)[-1] if len(value) else "")).strip()
     if text in NETWORK_PRESETS:
         return network_preset(text)
+    if text in V3_PRESETS:
+        return V3_PRESETS[text]()
     if not text.startswith("z.") or len(text) > MAX_LINK_CHARS:
         raise SpecError(
-            f"link parameter {key} must be a preset name ({', '.join(NETWORK_PRESETS)}) or an encoded "
-            "network (copy the whole link)"
+            f"link parameter {key} must be a preset name ({', '.join([*NETWORK_PRESETS, *V3_PRESETS])}) or an "
+            "encoded network (copy the whole link)"
         )
     try:
         packed = base64.urlsafe_b64decode(text[2:] + "=" * (-len(text[2:]) % 4))
@@ -184,6 +191,9 @@ def network_from_query(value: str | Sequence[str], key: str = "nb") -> NetworkSp
     if inflater.unconsumed_tail:
         raise SpecError(f"link parameter {key} holds more than {MAX_LINK_JSON:,} bytes; a network is a few kB")
     try:
-        return NetworkSpec.from_json(raw)
+        spec = network_from_json(raw)
+        if isinstance(spec, InceptionV3Spec):
+            v3_plan(spec)  # every layer fits (NetworkSpec.from_json checks its own)
+        return spec
     except SpecError as e:
         raise SpecError(f"link parameter {key}: {e}") from None

@@ -4,18 +4,20 @@ and the Network Explorer's comparison offers the v3 presets on either side."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from gnet import urlstate
 from gnet.__main__ import main
 from gnet.analysis import plan_report
 from gnet.compare import compare, compare_networks, load_design, report_of
 from gnet.network import build
 from gnet.plan import layer_plan
-from gnet.spec import network_preset
+from gnet.spec import SpecError, network_preset
 from gnet.v3 import inception_v3_imagenet, mini_v3, v3_plan
 from gnet.v3_modules import build_v3
 
@@ -134,3 +136,40 @@ def test_network_explorer_compares_googlenet_against_a_v3_preset_and_back(runs_r
     assert t.loc["total", "params A"] == report_of(network_preset("mini")).params_total
     figs = [c for c in at.get("plotly_chart") if c.key == "ne_cmp_depth"]
     assert len(figs) == 1 and "depth (layers along the main path)" in figs[0].proto.spec
+
+
+def test_a_v3_network_round_trips_through_a_link():
+    """A link value names a v3 preset, or carries an edited v3 (its JSON's family tells it from a GoogLeNet)."""
+    assert urlstate.network_to_query(mini_v3()) == "mini-v3"
+    assert urlstate.network_from_query("inception-v3-imagenet") == inception_v3_imagenet()
+    edited = dataclasses.replace(mini_v3(), num_classes=7, dropout=0.2)
+    value = urlstate.network_to_query(edited)
+    assert value.startswith("z.") and urlstate.network_from_query(value) == edited
+    too_small = dataclasses.replace(mini_v3(), input_size=(20, 20))  # its grids shrink to nothing
+    with pytest.raises(SpecError, match="link parameter nb: "):
+        urlstate.network_from_query(urlstate.network_to_query(too_small))
+
+
+def test_a_pinned_v3_comparison_is_in_the_link_and_the_link_reopens_it(runs_root):
+    at = AppTest.from_file(str(PAGES / "network_explorer.py"), default_timeout=120)
+    at.run()
+    at.selectbox(key="ne_preset").set_value("mini-v3").run()
+    at.button(key="ne_cmp_pin").click().run()  # A: mini-v3
+    at.selectbox(key="ne_preset").set_value("mini").run()  # B: a GoogLeNet
+    assert not at.exception
+    q = {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items() if k in urlstate.NETWORK_KEYS}
+    assert q == {"na": "mini-v3", "nb": "mini"}
+    assert any("link now holds both networks" in c.value for c in at.caption)
+    want = compare_table(at).loc["total", "params A"]
+    assert want == report_of(mini_v3()).params_total
+
+    again = AppTest.from_file(str(PAGES / "network_explorer.py"), default_timeout=120)
+    for k, v in q.items():
+        again.query_params[k] = v
+    again.run()
+    assert not again.exception
+    t = compare_table(again)
+    assert (
+        t.loc["total", "params A"] == want
+        and t.loc["total", "params B"] == report_of(network_preset("mini")).params_total
+    )

@@ -22,7 +22,7 @@ from gnet.compare import AnyNetwork, Comparison, compare_blocks, compare_network
 from gnet.data import dataset_choices
 from gnet.spec import NETWORK_PRESETS, BlockDesign, NetworkSpec, SpecError, block_presets, network_preset
 from gnet.train_options import OPTIONS, TRAIN_PRESETS
-from gnet.v3 import V3_PRESETS, InceptionV3Spec
+from gnet.v3 import V3_PRESETS
 from ui.common import plain
 from ui.forms import option_input
 
@@ -154,7 +154,7 @@ def _load_network(data: bytes) -> AnyNetwork:
     return design
 
 
-def network_link(set_network: Callable[[NetworkSpec], None]) -> None:
+def network_link(set_network: Callable[[AnyNetwork], None]) -> None:
     """Before the page reads its network: a link's B becomes the page's network and its A is pinned (once)."""
     s = st.session_state
     if "ne_cmp_link_read" in s:
@@ -165,7 +165,7 @@ def network_link(set_network: Callable[[NetworkSpec], None]) -> None:
         if "nb" in params:
             b = urlstate.network_from_query(params["nb"], "nb")
             set_network(b)
-            s.ne_source = params["nb"] if params["nb"] in NETWORK_PRESETS else None
+            s.ne_source = params["nb"] if params["nb"] in (*NETWORK_PRESETS, *V3_PRESETS) else None
         if "na" in params:
             s.ne_cmp_a, s.ne_cmp_open, s.ne_cmp_source = urlstate.network_from_query(params["na"], "na"), True, PINNED
     except SpecError as e:
@@ -185,9 +185,7 @@ def network_compare_section(network: AnyNetwork) -> None:
         presets = {**{n: network_preset(n) for n in NETWORK_PRESETS}, **{n: V3_PRESETS[n]() for n in V3_PRESETS}}
         a, label_a = _pick_a("ne", presets, _load_network, "network")
         pinned = s.get("ne_cmp_a")
-        # the link's encoding holds GoogLeNet specs: a comparison with an Inception v3 is not written into it
-        linkable = not any(isinstance(x, InceptionV3Spec) for x in (pinned, network))
-        if pinned is not None and s.get("ne_cmp_source", PINNED) == PINNED and linkable:
+        if pinned is not None and s.get("ne_cmp_source", PINNED) == PINNED:
             _show_in_link({"na": urlstate.network_to_query(pinned), "nb": urlstate.network_to_query(network)})
         else:
             for k in urlstate.NETWORK_KEYS:
@@ -219,7 +217,7 @@ def network_compare_section(network: AnyNetwork) -> None:
             theme="streamlit",
             key="ne_cmp_depth",
         )
-        _comparison_footer(c, "network_comparison.json", "ne_cmp_dl", pinned is not None and linkable, "networks")
+        _comparison_footer(c, "network_comparison.json", "ne_cmp_dl", pinned is not None, "networks")
 
 
 # ---------------------------------------------------------------------------
