@@ -373,6 +373,7 @@ def _train_mini_v3(app_server: str, app_home: Path, page) -> None:
     page.set_viewport_size({"width": 1400, "height": 2600})
     ui.open_app(page, app_server, "/training")
     page.get_by_role("heading", name="Training").wait_for()
+    ui.open_expander(page, "Start a new run")  # collapsed once the shared app has runs (test_training_e2e's)
     ui.choose(page, "Network", "mini-v3")
     spec = train_preset("mini-v3")
     report = plan_report(v3_plan(spec))
