@@ -166,42 +166,30 @@ async def _check_clean(page, where: str, res: Result) -> None:
         res.errors.append(f"{where}: {body[:300]!r}")
 
 
-async def feature_maps(page, url: str, sample: str, res: Result, i: int) -> None:
+async def feature_maps(page, url: str, sample: str, res: Result, i: int, v3: bool = False) -> None:
+    """Feature Maps on the session's sample; v3: on the untrained Inception v3 first (the family, then the source,
+    timed with the sample: the family switch is what such a session adds)."""
     await page.goto(f"{url}/feature_maps")
     await page.get_by_text("or use a sample image").first.wait_for(timeout=TIMEOUT_MS)
     await _settle(page)
     t = time.perf_counter()
+    if v3:
+        family = page.locator("[data-testid='stRadio']").filter(has_text="Family")
+        await family.get_by_text("Inception v3", exact=True).click()
+        await _settle(page)
+        # The v3 picker's own "Network" radio (offline, its pretrained default stands in with the same untrained v3).
+        source = page.locator("[data-testid='stRadio']").filter(has_text="Network")
+        await source.get_by_text("Untrained (random weights)", exact=True).click()
+        await page.get_by_text(V3_LABEL).first.wait_for(timeout=TIMEOUT_MS)
     await _choose_sample(page, sample)
     await page.get_by_text(f"sample {sample}:").first.wait_for(timeout=TIMEOUT_MS)
+    if v3:
+        await page.get_by_text(f"Layer {V3_LAYER}: ").first.wait_for(timeout=TIMEOUT_MS)
     await _settle(page)
-    res.fm_seconds.append(time.perf_counter() - t)
+    (res.fm_v3_seconds if v3 else res.fm_seconds).append(time.perf_counter() - t)
     captions = await page.get_by_text(STATS).all_inner_texts()
     res.fm_text[i] = "\n".join(captions)
-    await _check_clean(page, f"session {i} feature maps", res)
-
-
-async def feature_maps_v3(page, url: str, sample: str, res: Result, i: int) -> None:
-    """Feature Maps on the untrained Inception v3: the family, then the source, then the sample (timed together:
-    the family switch is what this session adds)."""
-    await page.goto(f"{url}/feature_maps")
-    await page.get_by_text("or use a sample image").first.wait_for(timeout=TIMEOUT_MS)
-    await _settle(page)
-    t = time.perf_counter()
-    family = page.locator("[data-testid='stRadio']").filter(has_text="Family")
-    await family.get_by_text("Inception v3", exact=True).click()
-    await _settle(page)
-    # The v3 picker's own "Network" radio (offline, its pretrained default stands in with the same untrained v3).
-    source = page.locator("[data-testid='stRadio']").filter(has_text="Network")
-    await source.get_by_text("Untrained (random weights)", exact=True).click()
-    await page.get_by_text(V3_LABEL).first.wait_for(timeout=TIMEOUT_MS)
-    await _choose_sample(page, sample)
-    await page.get_by_text(f"sample {sample}:").first.wait_for(timeout=TIMEOUT_MS)
-    await page.get_by_text(f"Layer {V3_LAYER}: ").first.wait_for(timeout=TIMEOUT_MS)
-    await _settle(page)
-    res.fm_v3_seconds.append(time.perf_counter() - t)
-    captions = await page.get_by_text(STATS).all_inner_texts()
-    res.fm_text[i] = "\n".join(captions)
-    await _check_clean(page, f"session {i} feature maps (Inception v3)", res)
+    await _check_clean(page, f"session {i} feature maps" + (" (Inception v3)" if v3 else ""), res)
 
 
 async def block_designer(page, url: str, b1: int, res: Result, i: int) -> None:
@@ -251,7 +239,7 @@ async def session(browser, url: str, i: int, res: Result, v3: bool = False, only
     page.set_default_navigation_timeout(TIMEOUT_MS)
     page.set_default_timeout(TIMEOUT_MS)
     try:
-        await (feature_maps_v3 if v3 else feature_maps)(page, url, SAMPLES[i % len(SAMPLES)], res, i)
+        await feature_maps(page, url, SAMPLES[i % len(SAMPLES)], res, i, v3)
         if not only_fm:
             await block_designer(page, url, 8 + i, res, i)
             await explain(page, url, SAMPLES[i % len(SAMPLES)], res, i)
