@@ -57,7 +57,9 @@ def rendered(markdown: str) -> str:
 @given(st.text(max_size=120) | st.sampled_from(PAYLOADS))
 def test_plain_shows_any_text_as_typed_and_never_as_markup(text):
     out = plain(text)
-    assert rendered(out) == re.sub(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+", " ", text)
+    # a joiner typed in the text is as invisible as the ones plain() adds (CI's hypothesis found text='\u2060')
+    shown = re.sub(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+", " ", text).replace(WORD_JOINER, "")
+    assert rendered(out) == shown
     assert problems("Markdown", "Markdown.body", MARKER + out, {}) == []
 
 
