@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
+from xdist.scheduler import LoadScopeScheduling
 
 from tests.appserver import CHROMIUM_ARGS, ROOT, AppServer
 from tests.appserver import app_server as start_app_server
@@ -63,6 +64,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     test that needs an untouched server (no runs yet, no cached pictures) sees one in every pass."""
     if e2e_repeats() > 1:
         items.sort(key=_repeat_of)  # stable: each pass keeps the collection's order
+
+
+class BrowserTestsTogether(LoadScopeScheduling):
+    """pytest-xdist's scheduler for .ci/run's `-n 2`: the browser tests (tests/e2e) are one unit, run in order by
+    one worker, as without xdist (they share one app server, and two Chromiums beside the 16-session load test
+    starved each other); every other test goes to whichever worker is free. (xdist's own `--dist loadgroup`
+    marks a group in the test's node id, which pytest 9.2 no longer lets a plugin change.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "browser" if nodeid.startswith("e2e/") else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> BrowserTestsTogether:
+    return BrowserTestsTogether(config, log)
 
 
 def _repeat_of(item: pytest.Item) -> int:
