@@ -26,16 +26,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from gnet.devices import cpu_streams
 from gnet.net import Net, NetError, as_net
 from gnet.plan import ReceptiveField, short_label
 from gnet.spec import BRANCHES
+
+T = TypeVar("T")
 
 
 class AttributionError(ValueError):
@@ -196,13 +201,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _zeroed_copies(parts: Sequence[torch.Tensor]) -> torch.Tensor:
-    """(4, C, H, W): the block's concatenated output four times, copy k with branch k set to zero."""
-    batch = torch.cat(parts, dim=1).repeat(len(parts), 1, 1, 1)
-    o = 0
-    for k, p in enumerate(parts):
-        batch[k, o : o + p.shape[1]] = 0
-        o += p.shape[1]
+def _zeroed_copies(parts: Sequence[torch.Tensor], which: Sequence[int]) -> torch.Tensor:
+    """(len(which), C, H, W): the block's concatenated output once per branch k in `which`, with branch k
+    set to zero."""
+    batch = torch.cat(parts, dim=1).repeat(len(which), 1, 1, 1)
+    starts = [0]
+    for p in parts:
+        starts.append(starts[-1] + p.shape[1])
+    for row, k in enumerate(which):
+        batch[row, starts[k] : starts[k + 1]] = 0
     return batch
 
 
@@ -213,21 +220,51 @@ def predict(net: Net | nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def _ablated_logits(net: Net, parts: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
-    """Logits of every one-branch ablation, block by block in network order (rows 4i..4i+3: block i's
-    b1..b4 zeroed). Each block's 4 ablated copies are built from its saved branch outputs and join
-    one batch that travels on through the rest of the network with the earlier blocks' copies:
-    the same arithmetic as 9 separate tails of batch 4, in far fewer (larger) kernel calls."""
-    carry: torch.Tensor | None = None
-    prev = None
-    for block in net.blocks():
-        if carry is not None:
-            carry = net.run(carry, after=prev, upto=block)
-        zeroed = _zeroed_copies([p.detach() for p in parts[block].values()])
-        carry = zeroed if carry is None else torch.cat([carry, zeroed])
-        prev = block
-    if carry is None:
+    """Logits of every one-branch ablation, block by block in network order (row k: the k-th branch in
+    network order zeroed). Each block's ablated copies are built from its saved branch outputs and join one
+    batch that travels on through the rest of the network with the earlier blocks' copies: the same arithmetic
+    as a separate tail per block, in far fewer (larger) kernel calls.
+
+    On a CPU the copies are dealt alternately to `devices.cpu_streams` independent streams, each a thread
+    of its own (the ops release the GIL), so an idle 2-core machine runs both halves at once; a copy's
+    arithmetic is the same in either stream."""
+    rows = [(block, k) for block in net.blocks() for k in range(len(parts[block]))]
+    if not rows:
         raise AttributionError("this network has no Inception blocks")
-    return net.head(prev, carry)
+    return torch.stack(_dealt(len(rows), net.device, lambda share: _ablation_stream(net, parts, set(share), rows)))
+
+
+def _dealt(n: int, device: torch.device, work: Callable[[list[int]], Sequence[T]]) -> list[T]:
+    """work(indices) for items 0..n-1 (it returns their results in that order), dealt alternately to
+    `devices.cpu_streams` threads (torch's ops release the GIL); the results in item order."""
+    streams = max(1, min(cpu_streams(device), n))
+    shares = [list(range(s, n, streams)) for s in range(streams)]
+    if streams == 1:
+        return list(work(shares[0]))
+    with ThreadPoolExecutor(streams) as pool:
+        outs = list(pool.map(work, shares))
+    results: list[T] = [None] * n  # type: ignore[list-item]  (every slot is filled below)
+    for share, out in zip(shares, outs):
+        for i, r in zip(share, out):
+            results[i] = r
+    return results
+
+
+def _ablation_stream(
+    net: Net, parts: dict[str, dict[str, torch.Tensor]], share: set[int], rows: list[tuple[str, int]]
+) -> Sequence[torch.Tensor]:
+    """The logits of the ablations `share` (indices into `rows`), in their order (one row each)."""
+    with torch.inference_mode():  # per thread: a stream's thread starts outside the caller's mode
+        carry, prev = torch.empty(0), None  # no copies yet: nothing to run through a block
+        for block in net.blocks():
+            mine = [k for i, (b, k) in enumerate(rows) if b == block and i in share]
+            if len(carry):
+                carry = net.run(carry, after=prev, upto=block)
+            if mine:
+                zeroed = _zeroed_copies([p.detach() for p in parts[block].values()], mine)
+                carry = torch.cat([carry, zeroed]) if len(carry) else zeroed
+            prev = block if len(carry) else None
+        return net.head(prev, carry).unbind(0)
 
 
 def ablation_logits(net: Net | nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -442,13 +479,15 @@ def receptive_fields(net: Net | nn.Module, x: torch.Tensor, block: str, row: int
         hh, ww = parts[0].shape[2], parts[0].shape[3]
         if not (0 <= row < hh and 0 <= col < ww):
             raise AttributionError(f"position ({row}, {col}) is outside {short_label(block)}'s {hh}×{ww} grid")
+
         # One forward, four backward passes through the kept graph (measured faster on CPU than a
-        # batch of 4 copies or a vmapped backward: the forward up to the block is shared).
-        grads = [
-            torch.autograd.grad(p[0, :, row, col].sum(), [xin], retain_graph=k < len(parts) - 1)[0]
-            for k, p in enumerate(parts)
-        ]
-        g = torch.cat(grads)
+        # batch of 4 copies or a vmapped backward: the forward up to the block is shared). On a CPU the
+        # backward passes run in parallel streams (autograd runs a CPU backward on its calling thread).
+        def backward(ks: list[int]) -> list[torch.Tensor]:
+            with torch.enable_grad():
+                return [torch.autograd.grad(parts[k][0, :, row, col].sum(), [xin], retain_graph=True)[0] for k in ks]
+
+        g = torch.cat(_dealt(len(parts), net.device, backward))
     maps_np = g.detach().abs().sum(dim=1).float().cpu().numpy()
     return EmpiricalRF(
         block,

@@ -45,6 +45,16 @@ def cpu_has_amx_bf16() -> bool:
         return False
 
 
+def cpu_streams(device: torch.device, cpu_count: int | None = None) -> int:
+    """Independent streams one large CPU request may split its batch into: each runs in its own thread on
+    `inference_threads()` cores, so together they fill the machine when it is idle, and when a core is busy
+    elsewhere a stream only runs slower (no OpenMP team waits on it). 1 off the CPU."""
+    if device.type != "cpu":
+        return 1
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, cores // inference_threads(cores))
+
+
 def describe(device: torch.device) -> str:
     """A short label for the UI, e.g. 'cuda (NVIDIA H100 80GB HBM3)' or 'cpu (2 threads)'."""
     if device.type == "cuda":

@@ -119,6 +119,21 @@ def test_ablations_computed_once_serve_every_target():
     assert_untouched(model)
 
 
+@pytest.mark.parametrize("streams", [2, 3, 40])
+def test_ablations_split_into_streams_equal_one_stream(streams, monkeypatch):
+    """The CPU deals the ablated copies to parallel streams (threads): every row, in network order, equals the
+    one-stream batch, more streams than copies included; and the hooked runs still agree."""
+    model = mini_model(4)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    monkeypatch.setattr(A, "cpu_streams", lambda device: 1)
+    one = A.ablation_logits(model, x)
+    monkeypatch.setattr(A, "cpu_streams", lambda device: streams)
+    split = A.ablation_logits(model, x)
+    np.testing.assert_allclose(split, one, rtol=0, atol=1e-5)
+    check_against_hooks(model, x, A.explain(model, x, 2))
+    assert_untouched(model)
+
+
 def test_explain_many_equals_one_explanation_per_target():
     model = mini_model(5)
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))

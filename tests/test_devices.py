@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gnet.devices import autocast_dtype, cpu_has_amx_bf16, describe, inference_threads, pick_device
+from gnet.devices import autocast_dtype, cpu_has_amx_bf16, cpu_streams, describe, inference_threads, pick_device
 
 
 def _cpuinfo_flags() -> set[str]:
@@ -45,6 +45,12 @@ def test_bad_device_name_is_refused():
 
 def test_inference_threads_leave_cores_for_other_work():
     assert [inference_threads(n) for n in (1, 2, 3, 4, 8, 16, 64)] == [1, 1, 1, 2, 4, 4, 4]
+
+
+def test_cpu_streams_fill_the_cores_in_teams_of_inference_threads():
+    cpu = torch.device("cpu")
+    assert [cpu_streams(cpu, n) for n in (1, 2, 3, 4, 8, 16, 64)] == [1, 2, 3, 2, 2, 4, 16]
+    assert cpu_streams(torch.device("cuda"), 64) == 1  # one GPU stream: its batch is already parallel
 
 
 @pytest.mark.parametrize(
