@@ -1,7 +1,9 @@
 """Explain speed: one 224×224 image through GoogLeNet, everything the page computes:
 36 per-branch Grad-CAM maps + grad×act (one forward, one backward), 36 branch ablations
-(9 batches of 4 from the saved block outputs) and one receptive field (the picked unit in all
-four branches of its block, one batched forward + backward to the input).
+(each block's 4 copies built from the saved block outputs, carried on in one batch) and one receptive
+field (the picked unit in all four branches of its block: one forward, four backward passes to the input).
+On a CPU the ablated copies and the backward passes are dealt to gnet.devices.cpu_streams threads of
+inference_threads() cores each (2 threads of 1 on a 2-core machine).
 
 Targets: ≤ 1.5 s on a 2-core CPU, ≤ 50 ms on a CUDA GPU. With --model inception-v3: one 299×299
 image through Inception v3, its 11 Mixed blocks × their branches (42 maps and ablations, a receptive
