@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from gnet.images import Preprocess, crop_for_model, to_tensor
 from gnet.network import build
 from gnet.pretrained import ModelSource, load_model
 from gnet.spec import BlockSpec, ConvSpec, NetworkSpec, PoolSpec
+from tests.patience import BACKGROUND_S, wait_until
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
 FAST = fv.VisConfig(size=32, steps=64, jitter=2, lr=0.1)
@@ -371,14 +371,14 @@ def test_at_most_n_jobs_and_the_same_request_joins_the_running_job(trained, tmp_
     )
 
 
-def wait_for(path: Path, ok, timeout: float = 120.0) -> fv.JobInfo:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+def wait_for(path: Path, ok, timeout: float = BACKGROUND_S) -> fv.JobInfo:
+    def reached() -> fv.JobInfo | None:
         info = fv.read_job(path)
-        if ok(info):
-            return info
-        time.sleep(0.2)
-    raise AssertionError(f"job never got there: {fv.read_job(path)} {(path / 'log.txt').read_text()[-2000:]}")
+        return info if ok(info) else None
+
+    return wait_until(
+        reached, lambda: f"job never got there: {fv.read_job(path)} {(path / 'log.txt').read_text()[-2000:]}", timeout
+    )
 
 
 def test_killed_job_process_leaves_no_half_written_result(trained, tmp_path, monkeypatch):

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from gnet import featurevis as fv
 from gnet.checkpoints import Checkpoint, save_checkpoint
 from gnet.network import build
 from tests.pagetest import run_page, texts
+from tests.patience import wait_until
 from tests.test_featurevis import tiny_spec
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "atlas.py")
@@ -97,11 +97,9 @@ def test_a_job_fills_the_grid_and_a_second_session_sees_it_at_once(ckpt):
     at.button(key="at_start").click()
     run(at)
     assert at.session_state["at_job"]
-    for _ in range(240):  # the job is a separate process: poll as the page's fragment does
-        if "at_job" not in at.session_state:
-            break
-        time.sleep(0.5)
-        run(at)
+    wait_until(  # the job is a separate process: poll as the page's fragment does
+        lambda: "at_job" not in run(at).session_state, lambda: str(texts(at)), every=0.5
+    )
     assert "All 8 pictures are cached for these settings." in texts(at, "caption"), texts(at, "warning")
     jobs = fv.list_jobs(ckpt / "runs" / ".featurevis")
     assert [j.state for j in jobs] == ["finished"]

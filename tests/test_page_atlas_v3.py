@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from gnet.checkpoints import Checkpoint, save_checkpoint
 from gnet.v3 import mini_v3
 from gnet.v3_modules import build_v3
 from tests.pagetest import offline_env, run_page, texts
+from tests.patience import wait_until
 from tests.test_checkpoint_loading import CLASSES
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "atlas.py")
@@ -45,16 +45,12 @@ def tiles(at: AppTest, block: str) -> list[str]:
     return [b.label for b in at.button if re.match(rf"^{block}·b[1-4] ch \d+ \| out \d+$", b.label)]
 
 
-def run_job(at: AppTest, polls: int) -> None:
+def run_job(at: AppTest) -> None:
     """Start the page's visualisation job and rerun every 0.5 s until the page has no job running."""
     at.button(key="at_start").click()
     run(at)
     assert at.session_state["at_job"]
-    for _ in range(polls):
-        if "at_job" not in at.session_state:
-            break
-        time.sleep(0.5)
-        run(at)
+    wait_until(lambda: "at_job" not in run(at).session_state, lambda: str(texts(at)), every=0.5)
 
 
 def test_untrained_inception_v3_blocks_halves_and_a_finished_job(env):
@@ -74,7 +70,7 @@ def test_untrained_inception_v3_blocks_halves_and_a_finished_job(env):
     assert len(strongest["6a"]) == 3 and len(strongest["7a"]) == 3 and len(strongest["7b"]) == 4  # B, D, E
     assert all(sum(row) == pytest.approx(1.0) for row in strongest.values())
 
-    run_job(at, 300)  # a separate process loads the untrained v3 and optimises the four channels
+    run_job(at)  # a separate process loads the untrained v3 and optimises the four channels
     assert "All 4 pictures are cached for these settings." in texts(at, "caption"), texts(at, "warning")
     [job] = fv.list_jobs(env / "runs" / ".featurevis")
     assert job.state == "finished" and fv.job_model(job.path) == "inception-v3"
@@ -118,7 +114,7 @@ def test_a_mini_v3_checkpoint_in_the_atlas_and_its_job(env):
     assert len(tiles(at, "6b")) == 8
     traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert traces[0]["y"] == ["5b", "6a", "6b", "7a", "7b"]
-    run_job(at, 240)  # the job process loads the checkpoint as an Inception v3
+    run_job(at)  # the job process loads the checkpoint as an Inception v3
     assert "All 8 pictures are cached for these settings." in texts(at, "caption"), texts(at, "warning")
     [job] = fv.list_jobs(env / "runs" / ".featurevis")
     assert job.state == "finished" and fv.job_source(job.path) == ("checkpoint", str(path))

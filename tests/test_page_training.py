@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from gnet import runs
 from gnet.spec import network_preset
+from tests.patience import BACKGROUND_S, wait_until
 from ui.common import WORD_JOINER
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "training.py")
@@ -69,15 +70,15 @@ def start_tiny(at: AppTest, name: str, epochs: int) -> None:
     assert f"Started run {name}" in texts(at), texts(at)
 
 
-def poll(at: AppTest, until, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+def poll(at: AppTest, until, timeout: float = BACKGROUND_S) -> None:
+    """Rerun the page as its fragment does until `until` holds (the run is a process of its own)."""
+
+    def shown() -> bool:
         at.run()
         assert not at.exception
-        if until(at):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out; page shows: {texts(at)[:1500]}")
+        return bool(until(at))
+
+    wait_until(shown, lambda: f"page shows: {texts(at)[:1500]}", timeout, every=0.5)
 
 
 def test_empty_runs_folder(root):

@@ -57,7 +57,6 @@ def test_a_mini_v3_run_trains_live_with_telemetry_and_predictions_then_stops_and
             and "true:" in texts(a)
             and a.get("plotly_chart")
         ),
-        timeout=240,
     )
     assert at.dataframe[0].value["network"].tolist() == ["mini-v3"]
     records = runs.read_telemetry(root / "v3run")
@@ -81,9 +80,9 @@ def test_a_mini_v3_run_trains_live_with_telemetry_and_predictions_then_stops_and
     # stop, resume, stop: as for a GoogLeNet run
     at.button(key="tr_stop").click().run()
     assert not at.exception
-    poll(at, lambda a: shows_state(a, "stopped") and a.button(key="tr_resume"), timeout=120)
+    poll(at, lambda a: shows_state(a, "stopped") and a.button(key="tr_resume"))
     at.button(key="tr_resume").click().run()
-    poll(at, lambda a: shows_state(a, "running"), timeout=120)
+    poll(at, lambda a: shows_state(a, "running"))
     runs.request_stop(runs.run_dir(root, "v3run"))
-    poll(at, lambda a: shows_state(a, "stopped"), timeout=120)
+    poll(at, lambda a: shows_state(a, "stopped"))
     assert at.button(key="tr_open_fm")  # its checkpoint opens in the views (tests/test_page_v3_checkpoint.py)

@@ -24,6 +24,7 @@ from gnet.analysis import network_report
 from gnet.checkpoints import load_checkpoint
 from gnet.compare import pareto_front
 from gnet.spec import NetworkSpec, network_preset
+from tests.patience import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -277,10 +278,12 @@ def test_killed_sweep_resumes(tmp_path):
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     second = sweep_dir / "factorize"
     try:
-        deadline = time.time() + 180
-        while not (second / "checkpoints" / "last.pt").is_file():  # the second run has checkpointed an epoch
-            assert time.time() < deadline and proc.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(0.05)
+
+        def checkpointed() -> bool:  # the second run has checkpointed an epoch
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            return (second / "checkpoints" / "last.pt").is_file()
+
+        wait_until(checkpointed, lambda: str(runs.read_json(second / "status.json")), every=0.05)
         proc.kill()
         pid = runs.read_run(second).status.get("pid")
         os.kill(pid, signal.SIGKILL)
