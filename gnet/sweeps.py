@@ -459,8 +459,9 @@ def run(
 ) -> list[Row]:
     """Start the variants' runs (at most `parallel` at once, within the cap) and wait until all have ended.
 
-    resume=True also resumes stopped or killed runs from their checkpoints (once each). A STOP file in
-    the sweep directory, SIGTERM or SIGINT stops the active runs gracefully (they checkpoint) and returns.
+    resume=True also resumes stopped or killed runs from their checkpoints (once each), and a run a killed
+    scheduler left "starting" once it reads died. A STOP file in the sweep directory, SIGTERM or SIGINT stops
+    the active runs gracefully (they checkpoint) and returns.
     At most one scheduler serves a sweep: SweepError when another holds its lock."""
     _check_place(sweep.path)
     try:
@@ -493,7 +494,11 @@ def _run_locked(
         if runs.read_run(sweep.run_path(v)).state == "missing" and (why := check_config(sweep.configs[v])):
             refused[v] = why
     _write_scheduler(sweep, "running", started=time.time(), refused=refused)
-    to_resume = {v for v in sweep.variants if resume and runs.read_run(sweep.run_path(v)).state in RESUMABLE}
+    first = {v: runs.read_run(sweep.run_path(v)) for v in sweep.variants} if resume else {}
+    to_resume = {v for v, i in first.items() if i.state in RESUMABLE}
+    # Still active when this scheduler began: launched by a scheduler killed since (it may have died before its
+    # trainer wrote a pid, so the run reads "starting" until stale). If it then reads died, resume it too, once.
+    orphans = {v for v, i in first.items() if i.active}
     final_state = "done"
     last: list[Row] | None = None
     while True:
@@ -503,6 +508,10 @@ def _run_locked(
             if fsio.is_confined(sweep.path, sweep.run_path(v))
         }
         mine = [v for v, i in infos.items() if i.active]
+        for v in [v for v in orphans if v in infos and not infos[v].active]:
+            orphans.discard(v)
+            if infos[v].state == "died":
+                to_resume.add(v)
         if stop():
             for v in mine:
                 with contextlib.suppress(runs.RunError):

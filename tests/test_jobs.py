@@ -390,3 +390,29 @@ def test_a_scheduler_killed_anywhere_leaves_readable_files_and_resumes(tmp_path,
     rows = sweeps.run(sweeps.read(sweep.path), resume=True, poll_s=0.02, install_signals=False)
     assert [r.state for r in rows] == ["finished"] * 4
     assert sweeps.scheduler_state(sweep) == "done"
+
+
+def test_a_run_left_starting_by_a_killed_scheduler_is_resumed_once_it_reads_died(tmp_path, monkeypatch):
+    """The scheduler died between writing a run's "starting" and its trainer's first status (no pid anywhere):
+    the run reads active until stale, then died; the next scheduler waits for that, then resumes it."""
+    sweep = _sweep(tmp_path, variants=("base", "no-reduce"))
+    orphan = sweep.run_path("no-reduce")
+    runs.create(orphan, {"train": sweep.configs["no-reduce"]})
+    stale_in = 1.0
+    runs.write_status(
+        orphan, "starting", host=socket.gethostname(), updated=time.time() - jobs.TRAINING.stale_s + stale_in
+    )
+    assert runs.read_run(orphan).active
+    resumed: list[str] = []
+
+    def fake_spawn(path: Path, extra: list[str]) -> int:
+        resumed.append(path.name) if extra == ["--resume"] else None
+        runs.write_status(path, "finished", **jobs.this_process())
+        return os.getpid()
+
+    monkeypatch.setattr(runs, "_spawn", fake_spawn)
+    t0 = time.monotonic()
+    rows = sweeps.run(sweeps.read(sweep.path), resume=True, poll_s=0.02, install_signals=False)
+    assert [r.state for r in rows] == ["finished", "finished"]
+    assert resumed == [orphan.name]  # resumed, and only the orphan
+    assert time.monotonic() - t0 >= stale_in * 0.9  # it waited for the staleness rule, not guessed
