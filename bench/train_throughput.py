@@ -18,7 +18,7 @@ Prints images/s (median over the timed steps) for each and the ratio ours / refe
 Target on the 2-core CPU: ≥ 1.5× (aim 2×).
 
 Also, from the same run, two limits the fp32 trainer is measured against:
-  * the machine's fp32 matmul peak: the best of at least 10 n×n matmuls at each of several sizes up to 4096²
+  * the machine's fp32 matmul peak (TF32 on CUDA, as cuDNN's convs): the best of at least 10 n×n matmuls at each of several sizes up to 4096²
     (a single size and few repeats under-measures it: the trainer once read as 125 % of such a "peak");
   * the trainer's own convolutions alone: every conv of the network at the shapes the trainer runs it
     (batch, channels_last, fp32), forward and backward (input and weight gradients, no input gradient for the
@@ -187,14 +187,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def convs_use_tf32(device: torch.device) -> bool:
+    """On CUDA, cuDNN runs fp32 convolutions on TF32 tensor cores by default while matmuls stay strict fp32: a
+    strict-fp32 peak is one the trainer's convs would beat."""
+    return device.type == "cuda" and torch.backends.cudnn.allow_tf32
+
+
 def matmul_peak(device: torch.device, sizes: tuple[int, ...] = PEAK_SIZES, repeats: int = 10) -> tuple[float, int]:
-    """fp32 FLOP/s of the best n×n matmul (2n³ FLOPs) over `sizes`, `repeats` timed at each after a warm-up;
-    and the size that reached it."""
+    """FLOP/s of the best n×n matmul (2n³ FLOPs) over `sizes`, `repeats` timed at each after a warm-up, at the
+    convs' precision (`convs_use_tf32`); and the size that reached it."""
     best, at = 0.0, 0
-    # On CUDA, cuDNN runs fp32 convolutions on TF32 tensor cores by default while matmuls stay strict fp32:
-    # the peak is measured at the convs' precision, or the trainer would beat its own "limit".
     strict = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = device.type == "cuda" and torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = convs_use_tf32(device)
     try:
         for n in sizes:
             a, b, out = (torch.randn(n, n, device=device) for _ in range(3))
@@ -352,7 +356,7 @@ def main() -> None:
         )
         peak, peak_n = matmul_peak(device)
         sizes = ", ".join(f"{n}²" for n in PEAK_SIZES)
-        precision = "TF32, as cuDNN's convs" if device.type == "cuda" and torch.backends.cudnn.allow_tf32 else "fp32"
+        precision = "TF32, as cuDNN's convs" if convs_use_tf32(device) else "fp32"
         print(
             f"{precision} matmul peak (best of 10 at each of {sizes}): {peak / 1e9:8.1f} GFLOP/s, reached at {peak_n}²"
         )
